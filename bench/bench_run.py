@@ -1,0 +1,839 @@
+"""Benchmark: a day's ``Engine.run(as_of)`` with the shipped default pack on a SQLite book,
+beside a naive durable-rules peer.
+
+The targets (issue #engine-speed): ``run(as_of)`` on a book of 1M open receivables over 100k
+customers under 10 s wall and 1.5 GB peak RSS on a 2-core machine, at least 20x faster than
+the same book posted through durable-rules one receivable at a time; and the cost of a day
+as a function of book size (100k, 300k, 1M) at a fixed number of due steps.
+
+Books (generated once with ``Ledger.apply_all``, cached under ``--cache-dir`` by size, core,
+customers and seed, reused when present):
+
+* the *spread* book (``--book``, default 1M): every receivable open, due dates spread evenly
+  over 548 days (~18 months) centred on ``as_of`` (days past due -274 .. +273, each day
+  holding ``size / 548`` items), so each day brings the same number of due steps;
+* the *fixed-steps* series (``--sizes``): the first ``--core`` receivables (default: the
+  smallest size) spread as above; every further receivable is an open retention
+  instalment due 400-899 days after ``as_of``, which no step, alert or lock can reach on the
+  day, so the number of due steps stays the same while the book grows.
+
+Customers (``--customers``, default 100k) have a contact (time zone, locale), salesperson,
+sales manager, credit grade, limit and terms and a company profile; receivables go to them
+round-robin.
+
+Per book, each in a fresh subprocess (so ``ru_maxrss`` is per measurement) on a fresh copy
+of the cached file:
+
+* ``first``: ``engine.run(as_of - 1, first_run=True)`` on the untouched book (timed); the
+  resulting file is cached as the book's "day 0";
+* ``steady``: ``engine.run(as_of)`` on a copy of day 0 (timed): a normal day's run;
+* ``peer``: durable-rules (``durable_rules`` 2.x): the dunning ladder's conditions as one
+  ruleset, one ``post`` per open receivable read from the same SQLite file, facts computed in
+  Python per receivable; counts what matched.
+
+    python bench/bench_run.py --sizes 100000,300000,1000000
+    python bench/bench_run.py --quick
+    python bench/bench_run.py --sizes 100000,300000,1000000 --profile
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import gc
+import io
+import json
+import os
+import platform
+import pstats
+import random
+import resource
+import shutil
+import sqlite3
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+AS_OF = date(2025, 9, 17)  # a Wednesday, three weeks clear of China's National Day week
+SPAN = 548  # days of due dates in the spread part of a book (~18 months)
+FIRST_OFFSET = -(SPAN // 2)  # days *before* as_of of the earliest due date in the spread
+RETENTION_FROM, RETENTION_DAYS = 400, 500  # retention items: due as_of + 400 .. + 899
+CURRENCY = "CNY"
+CLOCK = datetime(2025, 1, 1, 9, 0, tzinfo=UTC)
+TARGET_SECONDS = 10.0
+TARGET_RSS_MIB = 1536.0
+TARGET_RATIO = 20.0
+#: Peak RSS per decision of a whole-book first run (3,428 MiB for 511k decisions, 100k book):
+#: a first run expected to need more than --mem-cap-gib is not attempted, only run in slices.
+FIRST_RUN_BYTES_PER_DECISION = 7_000
+BOOK_FORMAT = 1  # bump when the generator changes: cached books are keyed by it
+
+#: The default ladder ("standard" in rules/default/dunning.yaml) as days past due at which each
+#: step fires; the peer's rules are written from it, and it is checked against the loaded pack.
+LADDER_DAYS: dict[str, tuple[int, ...]] = {
+    "before-due": (-7,),
+    "due-day": (0,),
+    "formal-notice": (1, 8, 15),
+    "sms-3": (3,),
+    "call-16": (16,),
+    "escalate-31": (31,),
+    "legal-91": (91,),
+}
+LADDER_MIN_BALANCE = 100
+LIVE = ("open", "partially_paid", "disputed", "promised")
+
+REGIONS = ("华东", "华北", "华南", "西南", "华中", "东北", "Export")
+GRADES = (  # grade, share %, credit limit, payment terms, prepayment %
+    ("A", 20, 5_000_000, 90, 0),
+    ("B", 40, 2_000_000, 60, 0),
+    ("C", 30, 800_000, 30, 0),
+    ("D", 10, 200_000, 0, 50),
+)
+ZONES = (
+    ("Asia/Shanghai", 90),
+    ("Asia/Hong_Kong", 4),
+    ("Europe/Berlin", 3),
+    ("America/New_York", 3),
+)
+PRODUCT_LINES = ("machinery", "spare-parts", "service", "software", "consumables")
+
+
+# -- the book --------------------------------------------------------------------------------------
+def book_path(cache: Path, size: int, core: int, customers: int, seed: int) -> Path:
+    core = min(core, size)
+    return cache / f"book-v{BOOK_FORMAT}-n{size}-core{core}-c{customers}-s{seed}.db"
+
+
+def day0_path(book: Path, mode: str = "first") -> Path:
+    tag = "" if mode == "first" else f"-{mode}"
+    return book.with_name(f"{book.stem}-day0{tag}-{AS_OF - timedelta(1)}.db")
+
+
+def customer_id(c: int) -> str:
+    return f"C{c:06d}"
+
+
+def _pick(rng: random.Random, table: tuple[tuple[Any, ...], ...], share_col: int) -> Any:
+    x = rng.randrange(100)
+    for row in table:
+        x -= row[share_col]
+        if x < 0:
+            return row
+    return table[-1]
+
+
+def customer_events(customers: int, seed: int) -> Iterator[Any]:
+    from arflow import events as ev
+    from arflow.domain import CompanyProfile, Contact, CreditProfile, Customer
+    from arflow.money import Money
+
+    rng = random.Random(f"customers-{seed}")
+    for c in range(customers):
+        grade, _share, limit, terms, prepay = _pick(rng, GRADES, 1)
+        zone = _pick(rng, ZONES, 1)[0]
+        zh = zone in ("Asia/Shanghai", "Asia/Hong_Kong")
+        no_limit = rng.randrange(100) < 3
+        yield ev.CustomerRegistered(
+            event_id=f"cust-{c}",
+            occurred_at=CLOCK,
+            actor="bench",
+            customer=Customer(
+                id=customer_id(c),
+                name=f"客户{c:06d}有限公司" if zh else f"Customer {c:06d} Ltd",
+                region=REGIONS[c % len(REGIONS)] if zh else "Export",
+                salesperson=f"sales{c % 400:03d}",
+                sales_manager=f"manager{c % 40:02d}",
+                contacts=[
+                    Contact(
+                        name=f"联系人{c}" if zh else f"Contact {c}",
+                        email=f"ap{c}@cust{c}.example.cn",
+                        phone=f"+86139{c:08d}",
+                        preferred_channel="sms" if c % 10 == 0 else "email",
+                        locale="zh_CN" if zh else "en",
+                        timezone=zone,
+                    )
+                ],
+                credit=CreditProfile(
+                    grade=grade,
+                    credit_limit=None if no_limit else Money.of(limit, CURRENCY),
+                    payment_terms_days=terms,
+                    prepayment_percent=Decimal(prepay),
+                ),
+                profile=CompanyProfile(
+                    enterprise_type=rng.choice(("state_owned", "listed", "private", "foreign")),
+                    registered_capital=Money.of(rng.choice((1, 5, 20, 100)) * 1_000_000, CURRENCY),
+                    established_on=date(1990 + rng.randrange(34), 1 + rng.randrange(12), 1),
+                    industry=rng.choice(PRODUCT_LINES),
+                    industry_risk=1 + rng.randrange(5),
+                    bank_reference=rng.choice(("good", "good", "fair", "poor")),
+                ),
+            ),
+        )
+
+
+def due_offsets(size: int, core: int, seed: int) -> list[int]:
+    """Days past due on ``AS_OF`` of receivable ``i``: the first ``core`` spread evenly over
+    ``SPAN`` days (shuffled), the rest retention items far in the future (negative)."""
+    core = min(core, size)
+    spread = [FIRST_OFFSET + k % SPAN for k in range(core)]
+    random.Random(f"due-{seed}").shuffle(spread)
+    future = [-(RETENTION_FROM + k % RETENTION_DAYS) for k in range(size - core)]
+    return [-o for o in spread] + future
+
+
+def expected_due_steps(offsets: list[int], as_of: date = AS_OF) -> int:
+    """(receivable, step) pairs of the default ladder that fall due on ``as_of``."""
+    shift = (as_of - AS_OF).days
+    days = Counter(o + shift for o in offsets)
+    return sum(days[d] for ds in LADDER_DAYS.values() for d in ds)
+
+
+def expected_first_decisions(offsets: list[int], customers: int) -> int:
+    """About how many decisions the first run (on ``AS_OF - 1``) makes: every ladder step
+    already due (the stale ones recorded as skipped), the 30-day alert, a lock per customer."""
+    per_item = Counter(o - 1 for o in offsets if o - 1 >= -7)
+    days = sorted(d for ds in LADDER_DAYS.values() for d in ds)
+    steps = sum(n * sum(1 for d in days if d <= p) for p, n in per_item.items())
+    alerts = sum(n for p, n in per_item.items() if p > 30)
+    return steps + alerts + min(customers, alerts)
+
+
+def invoice_events(size: int, core: int, customers: int, seed: int) -> Iterator[Any]:
+    from arflow import events as ev
+    from arflow.money import Money
+
+    rng = random.Random(f"invoices-{seed}")
+    offsets = due_offsets(size, core, seed)
+    for i, past_due in enumerate(offsets):
+        due = AS_OF - timedelta(past_due)
+        retention = i >= core
+        if retention:
+            issued = AS_OF - timedelta(rng.randrange(1, 90))
+            cents = rng.randrange(100_000, 2_000_000)
+        else:
+            issued = due - timedelta(rng.choice((30, 30, 60, 90)))
+            # 2% below the ladder's minimum balance (100 CNY): their steps are skipped
+            small = rng.randrange(50) == 0
+            cents = rng.randrange(1_000, 9_999) if small else rng.randrange(50_000, 10_000_000)
+        yield ev.InvoiceIssued(
+            event_id=f"inv-{i}",
+            occurred_at=CLOCK,
+            actor="bench",
+            number=f"INV{i:08d}",
+            customer_id=customer_id(i % customers),
+            issue_date=issued,
+            due_date=due,
+            amount=Money.of(Decimal(cents).scaleb(-2), CURRENCY),
+            product_line=PRODUCT_LINES[i % len(PRODUCT_LINES)],
+            tags=("retention",) if retention else (),
+        )
+
+
+def checkpoint(db: Path) -> None:
+    """Fold the WAL into the file so the file alone is the book (copies are then whole)."""
+    conn = sqlite3.connect(db)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    for suffix in ("-wal", "-shm"):
+        Path(f"{db}{suffix}").unlink(missing_ok=True)
+
+
+def build_book(args: argparse.Namespace) -> dict[str, Any]:
+    from itertools import chain, islice
+
+    from arflow import Ledger
+
+    target = Path(args.db)
+    tmp = target.with_name(target.name + ".building")
+    remove_db(tmp)
+    ledger = Ledger(f"sqlite:///{tmp}")
+    events = chain(
+        customer_events(args.customers, args.seed),
+        invoice_events(args.size, args.core, args.customers, args.seed),
+    )
+    total = args.customers + args.size
+    done = 0
+    t0 = time.perf_counter()
+    while True:
+        chunk = list(islice(events, 50_000))
+        if not chunk:
+            break
+        done += ledger.apply_all(chunk)
+        rate = done / (time.perf_counter() - t0)
+        print(f"  built {done}/{total} events ({rate:.0f}/s)", file=sys.stderr, flush=True)
+    seconds = time.perf_counter() - t0
+    ledger.store.close()  # type: ignore[attr-defined]
+    checkpoint(tmp)
+    tmp.rename(target)
+    return {"events": done, "seconds": round(seconds, 1), "events_per_s": round(done / seconds)}
+
+
+def remove_db(db: Path) -> None:
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        Path(f"{db}{suffix}").unlink(missing_ok=True)
+
+
+# -- measurements (in the child process) ------------------------------------------------------------
+def peak_rss_mib() -> float:
+    """Peak resident set size of this process so far (``ru_maxrss`` is KiB on Linux)."""
+    kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    if sys.platform == "darwin":  # bytes there
+        kib //= 1024
+    return kib / 1024
+
+
+def cpu_seconds() -> float:
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
+
+
+class Timer:
+    """Wall and CPU time of the measured region; with ``profile_to``, a cProfile of it."""
+
+    def __init__(self, profile_to: str | None) -> None:
+        self.profile_to = profile_to
+        self.seconds = self.cpu = 0.0
+        self._prof: cProfile.Profile | None = None
+
+    def __enter__(self) -> Timer:
+        gc.collect()
+        if self.profile_to:
+            self._prof = cProfile.Profile()
+            self._prof.enable()
+        self._c0 = cpu_seconds()
+        self._t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.seconds = time.perf_counter() - self._t0
+        self.cpu = cpu_seconds() - self._c0
+        if self._prof is not None:
+            self._prof.disable()
+            self._prof.dump_stats(str(self.profile_to))
+
+
+def check_ladder(pack: Any) -> None:
+    """The peer's hard-coded ladder must be the pack's: same steps, same days past due."""
+    (ladder,) = [lad for lad in pack.ladders if lad.id == "standard"]
+    anchors = {"due": AS_OF, "issue": AS_OF - timedelta(30)}
+    got = {
+        st.id: tuple(
+            (occ - AS_OF).days
+            for occ in st.schedule.occurrences(
+                anchors, pack.calendar, start=AS_OF - timedelta(30), end=AS_OF + timedelta(200)
+            )
+        )
+        for st in ladder.steps
+    }
+    if got != LADDER_DAYS or ladder.min_balance != LADDER_MIN_BALANCE:
+        raise SystemExit(f"the default ladder changed: {got}, min {ladder.min_balance}")
+
+
+def run_engine(args: argparse.Namespace, timer: Timer) -> dict[str, Any]:
+    from arflow import Ledger
+    from arflow.engine import Engine
+    from arflow.rules import default_pack_path
+
+    class SliceEngine(Engine):
+        """A first run restricted to the customers of one slice (``--slice i --slices k``).
+
+        On a book's very first run nothing is locked yet, so the monolithic run's decisions
+        for a customer depend only on that customer's receivables: k slices, run one after
+        the other on the same file, leave the same book and decision ledger as one run."""
+
+        def candidates(self, as_of: date, since: date | None) -> list[Any]:
+            cands = super().candidates(as_of, since)
+            return [r for r in cands if int(r.customer_id[1:]) % args.slices == args.slice]
+
+        def _locked_customers(self) -> list[Any]:
+            return []  # customers locked by an earlier slice are another slice's
+
+    as_of = date.fromisoformat(args.as_of)
+    t0 = time.perf_counter()
+    ledger = Ledger(f"sqlite:///{args.db}")
+    engine = (SliceEngine if args.slices else Engine)(ledger, default_pack_path())
+    setup = time.perf_counter() - t0
+    check_ladder(engine.pack)
+    if args.locks_only:
+        # day 0 of a daily operator: the locks every earlier day placed are in place
+        engine.pack.ladders, engine.pack.alerts, engine.pack.patterns = [], [], []
+    since = date.fromisoformat(args.since) if args.since else None
+    with timer:
+        result = engine.run(as_of, first_run=args.first_run, since=since)
+    plan = result.plan
+    kinds = Counter(f"{d.kind}/{d.status}" for d in plan.decisions + plan.skipped)
+    steps_today = sum(
+        1 for d in plan.decisions + plan.skipped if d.kind == "dunning" and d.occurrence == as_of
+    )
+    ledger.store.close()  # type: ignore[attr-defined]
+    checkpoint(Path(args.db))  # so the parent can keep this file as the next day's book
+    return {
+        "setup_s": round(setup, 2),
+        "candidates": plan.candidates,
+        "recorded": result.recorded,
+        "skipped": result.skipped,
+        "failures": len(result.failures),
+        "due_steps": steps_today,
+        "decisions": dict(sorted(kinds.items())),
+    }
+
+
+def run_peer(args: argparse.Namespace, timer: Timer) -> dict[str, Any]:
+    """durable-rules, naively: facts per receivable in Python, one ``post`` each."""
+    from durable.engine import MessageNotHandledException
+    from durable.lang import get_host, m, ruleset, when_all
+
+    as_of = date.fromisoformat(args.as_of)
+    matched: Counter[str] = Counter()
+
+    def counter(step: str) -> Any:
+        def action(c: Any) -> None:
+            matched[step] += 1
+
+        action.__name__ = step.replace("-", "_")
+        return action
+
+    t0 = time.perf_counter()
+    with ruleset("ladder"):
+        for step, days in LADDER_DAYS.items():
+            for d in days:
+                when_all(
+                    (m.days_past_due == d)
+                    & (m.undisputed_balance >= LADDER_MIN_BALANCE)
+                    & (m.dunning_block == False)  # noqa: E712  (durable's DSL needs ==)
+                    & (m.promised == False)  # noqa: E712
+                )(counter(step))
+    host = get_host()
+    setup = time.perf_counter() - t0
+    posted = unhandled = 0
+    post_s = 0.0
+    live = ",".join(f"'{s}'" for s in LIVE)
+    with timer:
+        conn = sqlite3.connect(args.db)
+        rows = conn.execute(f"SELECT data FROM ar_receivable WHERE state IN ({live})")
+        for (data,) in rows:
+            r = json.loads(data)
+            balance = Decimal(r["open_balance"]["amount"])
+            undisputed = balance - min(balance, Decimal(r["disputed_amount"]["amount"]))
+            message = {
+                "sid": str(posted % 8),  # a few sessions: durable allows at most 1024
+                "id": r["id"],
+                "customer_id": r["customer_id"],
+                "days_past_due": (as_of - date.fromisoformat(r["due_date"])).days,
+                "balance": float(balance),
+                "undisputed_balance": float(undisputed),
+                "dunning_level": r["dunning_level"],
+                "dunning_block": r["dunning_block"],
+                "promised": r["state"] == "promised",
+                "state": r["state"],
+            }
+            p0 = time.perf_counter()
+            try:
+                host.post("ladder", message)
+            except MessageNotHandledException:
+                unhandled += 1
+            post_s += time.perf_counter() - p0
+            posted += 1
+        conn.close()
+    return {
+        "setup_s": round(setup, 2),
+        "posted": posted,
+        "unhandled": unhandled,
+        "matched": sum(matched.values()),
+        "matched_by_step": dict(sorted(matched.items())),
+        "post_s": round(post_s, 2),
+    }
+
+
+def child(args: argparse.Namespace) -> None:
+    if args.mem_cap_gib:
+        cap = int(args.mem_cap_gib * 1024**3)
+        resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+    if args.child == "build":
+        print(json.dumps(build_book(args)))
+        return
+    import arflow.engine  # noqa: F401  (imports and model building stay out of the timings)
+
+    timer = Timer(args.profile_to)
+    out = run_peer(args, timer) if args.child == "peer" else run_engine(args, timer)
+    out.update(
+        what=args.child,
+        loadavg_1m=round(os.getloadavg()[0], 2),
+        seconds=round(timer.seconds, 3),
+        cpu_s=round(timer.cpu, 2),
+        peak_rss_mib=round(peak_rss_mib(), 1),
+    )
+    print(json.dumps(out))
+
+
+# -- the parent: one subprocess per measurement, then the report -------------------------------------
+def run_child(args: argparse.Namespace, what: str, extra: list[str]) -> dict[str, Any]:
+    cmd = [sys.executable, __file__, "--child", what, "--mem-cap-gib", str(args.mem_cap_gib)]
+    print(f"[{time.strftime('%H:%M:%S')}] {what} {' '.join(extra)}", file=sys.stderr, flush=True)
+    t0 = time.perf_counter()
+    err = None if what == "build" else subprocess.PIPE  # a build's progress shows as it goes
+    try:
+        proc = subprocess.run(
+            cmd + extra, stdout=subprocess.PIPE, stderr=err, text=True, timeout=args.timeout
+        )
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {args.timeout:.0f} s"}
+    if proc.stderr:
+        sys.stderr.write(proc.stderr)
+    if proc.returncode != 0:
+        last = (proc.stderr or "").strip().splitlines()[-1:] or [f"exit code {proc.returncode}"]
+        failed = {"error": last[0][:120], "after_s": round(time.perf_counter() - t0)}
+        print(f"  FAILED {failed}", file=sys.stderr, flush=True)
+        return failed
+    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    print(f"  {json.dumps(result)}", file=sys.stderr, flush=True)
+    return result
+
+
+def fresh_copy(src: Path, work: Path, name: str) -> Path:
+    dst = work / name
+    remove_db(dst)
+    shutil.copyfile(src, dst)
+    return dst
+
+
+def profile_summary(path: Path, top: int) -> str:
+    """The functions the time goes to: own time (tottime) and, for arflow's own code and the
+    store, inclusive time (cumtime), each as a share of the profiled total."""
+    out = io.StringIO()
+    st = pstats.Stats(str(path), stream=out)
+    total = st.total_tt  # type: ignore[attr-defined]
+    rows = st.stats  # type: ignore[attr-defined]
+
+    def name(func: tuple[str, int, str]) -> str:
+        file, line, fn = func
+        short = file.split("site-packages/")[-1].split("src/")[-1]
+        return f"{short}:{line}({fn})" if line else fn
+
+    lines = [f"profiled total {total:.2f} s (cProfile inflates pure-Python code)"]
+    lines.append("  own time (tottime):")
+    by_tt = sorted(rows.items(), key=lambda kv: kv[1][2], reverse=True)[:top]
+    for func, (_cc, nc, tt, _ct, _callers) in by_tt:
+        lines.append(f"    {100 * tt / total:5.1f}%  {tt:7.2f} s  {nc:>9}  {name(func)}")
+    lines.append("  inclusive time (cumtime), arflow code:")
+    ours = [kv for kv in rows.items() if "arflow" in kv[0][0]]
+    by_ct = sorted(ours, key=lambda kv: kv[1][3], reverse=True)[:top]
+    for func, (_cc, nc, _tt, ct, _callers) in by_ct:
+        lines.append(f"    {100 * ct / total:5.1f}%  {ct:7.2f} s  {nc:>9}  {name(func)}")
+    return "\n".join(lines)
+
+
+def measure_book(
+    args: argparse.Namespace, label: str, size: int, core: int, work: Path
+) -> dict[str, Any]:
+    cache = Path(args.cache_dir)
+    book = book_path(cache, size, core, args.customers, args.seed)
+    offsets = due_offsets(size, core, args.seed)
+    row: dict[str, Any] = {
+        "label": label,
+        "size": size,
+        "core": min(core, size),
+        "customers": args.customers,
+        "book": str(book),
+        "due_steps_expected": expected_due_steps(offsets),
+        "candidates_expected": sum(1 for o in offsets if o in _steady_window_days()),
+        "first_decisions_expected": expected_first_decisions(offsets, args.customers),
+    }
+    common = ["--customers", str(args.customers), "--seed", str(args.seed)]
+    if not book.exists():
+        extra = ["--db", str(book), "--size", str(size), "--core", str(core), *common]
+        row["build"] = run_child(args, "build", extra)
+        if "error" in row["build"]:
+            return row
+    row["db_mib"] = round(book.stat().st_size / 2**20)
+    day0 = day0_path(book, args.day0)
+    day_before = str(AS_OF - timedelta(1))
+
+    if args.day0 == "previous":
+        # (b') the book as a daily operator leaves it: the previous day was run as a normal
+        # day (since = that day, nothing to catch up); the steady day follows it
+        if not day0.exists():
+            db = fresh_copy(book, work, "previous.db")
+            locks = ["--db", str(db), "--as-of", day_before, "--first-run", "--locks-only"]
+            row["locks"] = run_child(args, "first", locks)
+            prev = ["--db", str(db), "--as-of", day_before, "--since", day_before]
+            row["previous"] = run_child(args, "first", prev)
+            if "error" not in row["previous"]:
+                db.rename(day0)
+            remove_db(db)
+        return _steady_and_peer(args, row, book, day0, work)
+
+    # (b) the first run on the whole book, the day before: its result is the steady day's book
+    first = ["--as-of", day_before, "--first-run"]
+    need_gib = row["first_decisions_expected"] * FIRST_RUN_BYTES_PER_DECISION / 2**30
+    if need_gib > args.mem_cap_gib:
+        row["first"] = {
+            "error": f"not attempted: ~{row['first_decisions_expected']:,} decisions x "
+            f"~{FIRST_RUN_BYTES_PER_DECISION / 1000:.0f} kB = ~{need_gib:.0f} GiB "
+            f"> {args.mem_cap_gib:g} GiB cap",
+            "after_s": 0,
+        }
+    else:
+        db = fresh_copy(book, work, "first.db")
+        row["first"] = run_child(args, "first", ["--db", str(db), *first])
+        if "error" not in row["first"] and not day0.exists():
+            db.rename(day0)
+        remove_db(db)
+    slices = args.slices or -(-size // 100_000)
+    if not day0.exists() and slices > 1:
+        # The whole-book first run did not fit: bring the book to day 0 in customer slices.
+        db = fresh_copy(book, work, "seed.db")
+        parts = []
+        for i in range(slices):
+            extra = ["--db", str(db), *first, "--slice", str(i), "--slices", str(slices)]
+            parts.append(run_child(args, "first", extra))
+            if "error" in parts[-1]:
+                break
+        row["first_sliced"] = {
+            "slices": slices,
+            "seconds": round(sum(x.get("seconds", 0) for x in parts), 2),
+            "cpu_s": round(sum(x.get("cpu_s", 0) for x in parts), 2),
+            "peak_rss_mib": max(x.get("peak_rss_mib", 0) for x in parts),
+            "decisions": dict(sum((Counter(x.get("decisions", {})) for x in parts), Counter())),
+            "parts": parts,
+        }
+        if not any("error" in x for x in parts):
+            db.rename(day0)
+        remove_db(db)
+    return _steady_and_peer(args, row, book, day0, work)
+
+
+def _steady_and_peer(
+    args: argparse.Namespace, row: dict[str, Any], book: Path, day0: Path, work: Path
+) -> dict[str, Any]:
+    if not day0.exists():
+        return row
+
+    # (a) the steady-state day
+    db = fresh_copy(day0, work, "steady.db")
+    row["steady"] = run_child(args, "steady", ["--db", str(db), "--as-of", str(AS_OF)])
+    remove_db(db)
+
+    if not args.no_peer:
+        db = fresh_copy(book, work, "peer.db")
+        row["peer"] = run_child(args, "peer", ["--db", str(db), "--as-of", str(AS_OF)])
+        remove_db(db)
+
+    if args.profile and row["label"] == args.profile_label:
+        for what, src, extra in (("steady", day0, ["--as-of", str(AS_OF)]),):
+            prof = Path(args.cache_dir) / f"{book.stem}-{what}.prof"
+            db = fresh_copy(src, work, f"profile-{what}.db")
+            got = run_child(args, what, ["--db", str(db), *extra, "--profile-to", str(prof)])
+            remove_db(db)
+            if "error" not in got:
+                row[f"profile_{what}"] = {"file": str(prof), "seconds": got["seconds"]}
+                row[f"profile_{what}"]["summary"] = profile_summary(prof, args.top)
+    return row
+
+
+def _steady_window_days() -> set[int]:
+    """Days past due on ``AS_OF`` of the receivables the steady day's run reads as candidates
+    (the default pack's windows: ladder steps, the 30-day alert and lock thresholds)."""
+    return {-7, 0, *range(1, 17), 31, 91}
+
+
+def fmt_s(x: dict[str, Any] | None) -> str:
+    if not x:
+        return "-"
+    if "error" in x:
+        return x["error"]
+    return f"{x['seconds']:.2f}"
+
+
+def fmt_rss(x: dict[str, Any] | None) -> str:
+    if not x or "error" in x:
+        return "-"
+    return f"{x['peak_rss_mib']:.0f}"
+
+
+def source_state() -> str:
+    """The commit measured, and whether src/ had uncommitted changes."""
+    here = Path(__file__).resolve().parent.parent
+
+    def git(*a: str) -> str:
+        proc = subprocess.run(["git", *a], cwd=here, capture_output=True, text=True, check=False)
+        return proc.stdout.strip()
+
+    head = git("rev-parse", "--short", "HEAD") or "?"
+    dirty = git("status", "--porcelain", "--", "src")
+    return f"commit {head}" + (f" (src/ modified: {dirty.replace(chr(10), '; ')})" if dirty else "")
+
+
+def report(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
+    out = [
+        f"arflow {args.version} {source_state()}, Python {platform.python_version()}, "
+        f"{platform.machine()}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; "
+        f"as_of {AS_OF} (steady day); day 0 ({AS_OF - timedelta(1)}): "
+        + (
+            "the locks earlier days placed, then a normal previous day (--day0 previous)"
+            if args.day0 == "previous"
+            else "a whole-book first run with catch-up (--day0 first)"
+        ),
+        "",
+        "| book | receivables | due steps | candidates | steady wall s | steady CPU s "
+        "| steady RSS MiB | day-0 wall s | day-0 RSS MiB | peer wall s (post s) "
+        "| peer RSS MiB | peer / steady |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        st, fi, pe = r.get("steady"), r.get("first") or r.get("previous"), r.get("peer")
+        ok = st and "error" not in st
+        first_s, first_rss = fmt_s(fi), fmt_rss(fi)
+        if fi and "error" in fi:
+            first_s = "not run" if fi.get("after_s") == 0 else f"failed after {fi['after_s']} s"
+            sl = r.get("first_sliced")
+            if sl:
+                first_s += f"; {sl['slices']} slices: {sl['seconds']:.1f}"
+                first_rss = f"{sl['peak_rss_mib']:.0f} (per slice)"
+        ratio = "-"
+        if ok and pe and "error" not in pe:
+            ratio = f"{pe['seconds'] / st['seconds']:.1f}x"
+        peer = fmt_s(pe)
+        if pe and "error" not in pe:
+            peer += f" ({pe['post_s']:.1f})"
+        out.append(
+            f"| {r['label']} | {r['size']:,} | "
+            f"{st['due_steps'] if ok else r['due_steps_expected']:,} | "
+            f"{st['candidates'] if ok else '-'} | {fmt_s(st)} | "
+            f"{st['cpu_s'] if ok else '-'} | {fmt_rss(st)} | {first_s} | {first_rss} | "
+            f"{peer} | {fmt_rss(pe)} | {ratio} |"
+        )
+    out.append("")
+    for r in rows:
+        st, pe = r.get("steady") or {}, r.get("peer") or {}
+        out.append(
+            f"{r['label']}: {r['size']:,} receivables ({r['core']:,} spread over {SPAN} days), "
+            f"{r['customers']:,} customers, {r.get('db_mib', '?')} MiB; "
+            f"expected due steps {r['due_steps_expected']:,}"
+        )
+        if "decisions" in st:
+            out.append(f"  steady decisions: {st['decisions']}")
+        if "matched" in pe:
+            out.append(
+                f"  peer: posted {pe['posted']:,}, matched {pe['matched']:,} "
+                f"{pe['matched_by_step']}, unhandled {pe['unhandled']:,}"
+            )
+        lk = r.get("locks") or {}
+        if "decisions" in lk:
+            out.append(f"  day 0, locks placed: {lk['decisions']}, CPU {lk['cpu_s']} s")
+        fi = r.get("first") or r.get("previous") or {}
+        if "decisions" in fi:
+            out.append(f"  day-0 decisions: {fi['decisions']}, CPU {fi['cpu_s']} s")
+        if "error" in fi:
+            out.append(f"  first run failed: {fi}")
+        sl = r.get("first_sliced")
+        if sl:
+            out.append(
+                f"  first run in {sl['slices']} customer slices: {sl['seconds']} s wall, "
+                f"{sl['cpu_s']} s CPU, peak RSS per slice {sl['peak_rss_mib']} MiB, "
+                f"decisions {sl['decisions']}"
+            )
+        if "build" in r:
+            out.append(f"  built: {r['build']}")
+    for r in rows:
+        for what in ("steady", "first"):
+            p = r.get(f"profile_{what}")
+            if p:
+                out += ["", f"profile of {r['label']} {what} ({p['file']}):", p["summary"]]
+    verdict = []
+    for r in rows:
+        st = r.get("steady")
+        if st and "error" not in st and r["size"] >= 1_000_000:
+            verdict.append(
+                f"{r['label']}: steady {st['seconds']:.2f} s (target < {TARGET_SECONDS:.0f} s: "
+                f"{'met' if st['seconds'] < TARGET_SECONDS else 'MISSED'}), peak RSS "
+                f"{st['peak_rss_mib']:.0f} MiB (target < {TARGET_RSS_MIB:.0f}: "
+                f"{'met' if st['peak_rss_mib'] < TARGET_RSS_MIB else 'MISSED'})"
+            )
+    if not verdict:
+        verdict = ["(the targets are for 1M receivables; no such book in this run)"]
+    return "\n".join([*out, "", *verdict])
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--sizes", help="fixed-steps series sizes (100000,300000,1000000)")
+    p.add_argument("--book", type=int, help="spread book size (1000000; 0: none)")
+    p.add_argument("--core", type=int, default=0, help="spread part of the series (min size)")
+    p.add_argument("--customers", type=int, help="customers (100000)")
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument(
+        "--quick", action="store_true", help="5k book, 500 customers, 1k-5k series: < 1 min"
+    )
+    p.add_argument("--no-peer", action="store_true")
+    p.add_argument(
+        "--day0",
+        choices=["previous", "first"],
+        default="previous",
+        help="how the book reaches the day before the steady day: a normal previous day "
+        "(default) or a whole-book first run with catch-up (timed; needs much memory)",
+    )
+    p.add_argument("--since", default="", help=argparse.SUPPRESS)
+    p.add_argument("--locks-only", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--profile", action="store_true", help="cProfile steady and first run too")
+    p.add_argument("--profile-label", default="", help="which book to profile (spread-N)")
+    p.add_argument("--top", type=int, default=18, help="profile lines to show")
+    p.add_argument("--cache-dir", default="/tmp/arflow-bench")
+    p.add_argument("--out", default="", help="results JSON (default: in --cache-dir)")
+    p.add_argument("--timeout", type=float, default=7200, help="seconds per measurement")
+    p.add_argument("--mem-cap-gib", type=float, default=14, help="address-space cap per child")
+    p.add_argument(
+        "--slices", type=int, default=0, help="customer slices for a first run that fails (auto)"
+    )
+    p.add_argument("--slice", type=int, default=0, help=argparse.SUPPRESS)
+    # child-only
+    p.add_argument("--child", default="", help=argparse.SUPPRESS)
+    p.add_argument("--db", default="", help=argparse.SUPPRESS)
+    p.add_argument("--size", type=int, default=0, help=argparse.SUPPRESS)
+    p.add_argument("--as-of", default="", help=argparse.SUPPRESS)
+    p.add_argument("--first-run", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--profile-to", default="", help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.child:
+        child(args)
+        return
+    quick = {"sizes": "1000,5000", "book": 5_000, "customers": 500}
+    full = {"sizes": "100000,300000,1000000", "book": 1_000_000, "customers": 100_000}
+    for k, v in (quick if args.quick else full).items():
+        if getattr(args, k) is None:
+            setattr(args, k, v)
+    sizes = sorted({int(s) for s in args.sizes.split(",") if s.strip()})
+    core = args.core or (min(sizes) if sizes else args.book)
+    args.profile_label = args.profile_label or f"spread-{args.book}"
+    import arflow
+
+    args.version = getattr(arflow, "__version__", "?")
+    cache = Path(args.cache_dir)
+    cache.mkdir(parents=True, exist_ok=True)
+    work = cache / f"work-{os.getpid()}"
+    work.mkdir()
+    books = [(f"fixed-{s}", s, core) for s in sizes]
+    if args.book:
+        books.append((f"spread-{args.book}", args.book, args.book))
+    rows = []
+    t0 = time.perf_counter()
+    out = Path(args.out) if args.out else cache / f"results-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    try:
+        for label, size, c in books:
+            rows.append(measure_book(args, label, size, c, work))
+            out.write_text(json.dumps(rows, indent=1, default=str))  # partial results survive
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    text = report(rows, args)
+    print(text)
+    print(f"\n(total {time.perf_counter() - t0:.0f} s; results in {out})", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

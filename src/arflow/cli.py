@@ -1,0 +1,453 @@
+"""The ``arflow`` command. It uses the public API only."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from datetime import date, timedelta
+from typing import Any
+
+from . import ArflowError, Dispatcher, Ledger, MemoryAdapter, Money, UnknownObject
+from .demo import sample_events
+
+DEFAULT_DB = "sqlite:///arflow.db"
+
+
+def _db_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--db",
+        default=os.environ.get("ARFLOW_DB", DEFAULT_DB),
+        help="store URL: sqlite:///file.db, postgresql+psycopg://..., memory:// "
+        f"(default $ARFLOW_DB or {DEFAULT_DB})",
+    )
+
+
+def _money(m: dict[str, Money]) -> str:
+    return ", ".join(str(v) for v in m.values()) or "0"
+
+
+def _print_customer(ledger: Ledger, customer_id: str) -> None:
+    c = ledger.customer(customer_id)
+    credit = c.credit
+    print(f"{c.id}  {c.name}")
+    print(
+        f"  region {c.region or '-'} · salesperson {c.salesperson or '-'} · grade "
+        f"{credit.grade or '-'} · limit {credit.credit_limit or '-'} · terms "
+        f"{credit.payment_terms_days}d"
+    )
+    items = ledger.open_items(c.id)
+    for r in items:
+        extra = f" (disputed {r.disputed_amount})" if r.disputed_amount else ""
+        print(
+            f"    {r.id:<12} issued {r.issue_date} due {r.due_date}  {r.state:<15}"
+            f" open {r.open_balance}{extra}"
+        )
+    if not items:
+        print("    no open items")
+    avail = ledger.credit_available(c.id)
+    print(
+        f"  balance {_money(ledger.balance(c.id))} · exposure {_money(ledger.exposure(c.id))}"
+        f" · credit available {avail if avail is not None else '-'}"
+        f" · unapplied credit {_money(ledger.unapplied_credit(c.id))}"
+    )
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Load the sample book, print it, then run the default rules on it as of a date."""
+    from .engine import Engine
+    from .rules import default_pack_path
+
+    ledger = Ledger(args.db)
+    applied = ledger.apply_all(sample_events())
+    print(f"arflow demo: book at {ledger.store.url} ({applied} new events applied)\n")
+    for c in sorted(ledger.store.all("customer"), key=lambda c: c.id):
+        _print_customer(ledger, c.id)
+        print()
+    engine = Engine(ledger, args.rules or [str(default_pack_path())])
+    result = engine.run(args.as_of, first_run=engine.last_run() is None)
+    plan = result.plan
+    print(
+        f"rules ({engine.pack.name}) as of {args.as_of}: {result.recorded} new decision(s), "
+        f"{result.skipped} skipped, {len(plan.notices)} notice(s)"
+    )
+    _print_decisions(plan, verbose=args.verbose)
+    if not result.recorded:
+        print("  nothing new: every decision for this day is already recorded")
+    # deliver through the in-process adapter: what an SMTP server, an SMS gateway or a task
+    # queue would receive (pass real adapters to `arflow dispatch` for that)
+    sink = MemoryAdapter()
+    stats = Dispatcher(ledger.store, sink, clock=lambda: _end_of(args.as_of), worker="demo").run()
+    print(
+        f"\noutbox: {stats.sent} message(s) delivered to the in-process adapter, "
+        f"{stats.retried} to retry, {stats.dead} dead"
+    )
+    for m in sink.sent:
+        who = ", ".join(m.to)
+        print(f"  {m.channel:<5} {m.locale or '-':<5} to {who:<32} {m.subject or m.text[:60]!s}")
+    return 0
+
+
+def _end_of(day: date) -> Any:
+    from datetime import UTC, datetime
+
+    return datetime(day.year, day.month, day.day, 23, 59, tzinfo=UTC)
+
+
+def cmd_dispatch(args: argparse.Namespace) -> int:
+    """Deliver what the outbox holds through the adapters named by URL."""
+    from .actions import adapter_from_url
+    from .outbox import RetryPolicy
+
+    adapters = {}
+    for channel in ("email", "sms", "task", "webhook"):
+        url = getattr(args, channel)
+        if url:
+            adapters[channel] = adapter_from_url(url)
+    if not adapters:
+        raise ArflowError("name at least one adapter: --email smtp://..., --sms, --task, --webhook")
+    ledger = Ledger(args.db)
+    limits = {}
+    for item in args.rate or ():
+        channel, _, per_s = item.partition("=")
+        limits[channel] = float(per_s)
+    dispatcher = Dispatcher(
+        ledger.store,
+        adapters,
+        ledger=ledger,
+        batch=args.batch,
+        lease=timedelta(seconds=args.lease),
+        retry=RetryPolicy(max_attempts=args.max_attempts),
+        rate_limits=limits,
+        channels=list(adapters),
+    )
+    try:
+        stats = dispatcher.run(idle_exit=not args.forever, poll=args.poll)
+    finally:
+        for adapter in adapters.values():
+            close = getattr(adapter, "close", None)
+            if callable(close):
+                close()
+    print(f"dispatch: {stats.sent} sent, {stats.retried} to retry, {stats.dead} dead")
+    for e in stats.errors:
+        print(f"  dead: {e}")
+    return 0
+
+
+def cmd_outbox(args: argparse.Namespace) -> int:
+    """List, inspect and retry the outbox."""
+    from .outbox import instant, micros
+
+    store = Ledger(args.db).store
+    if args.action == "retry":
+        from datetime import UTC, datetime
+
+        keys = None if args.all else args.keys
+        if keys is not None and not keys:
+            raise ArflowError("name the keys to retry, or --all for every dead letter")
+        n = store.outbox_retry(keys, micros(datetime.now(UTC)))
+        print(f"{n} dead letter(s) queued again")
+        return 0
+    counts = store.outbox_counts()
+    status = "dead" if args.action == "dead" else args.status
+    print(" · ".join(f"{k} {v}" for k, v in counts.items()))
+    for r in store.outbox(status=status, limit=args.limit):
+        when = instant(r.sent_at if r.status == "sent" else r.next_at)
+        print(f"  {r.status:<8} {r.channel:<7} {r.attempts:>2}x {when:%Y-%m-%d %H:%M} {r.key}")
+        if r.last_error and (r.status != "sent" or args.verbose):
+            print(f"           {r.last_error}")
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    ledger = Ledger(args.db)
+    if args.kind == "customer":
+        _print_customer(ledger, args.id)
+    else:
+        obj = ledger.get(args.kind, args.id)
+        print(obj.model_dump_json(indent=2))
+    if args.audit or args.kind != "customer":
+        print("\naudit trail:")
+        for a in ledger.audit_trail(args.kind, args.id):
+            bal = f" balance {a.before_balance} -> {a.after_balance}" if a.after_balance else ""
+            print(
+                f"  {a.occurred_at:%Y-%m-%d %H:%M} {a.actor:<12} {a.event_type:<18}"
+                f" {a.before_state or '-'} -> {a.after_state or '-'}{bal}  {a.summary}"
+            )
+    return 0
+
+
+def _engine(args: argparse.Namespace, ledger: Ledger | None = None) -> Any:
+    from .engine import Engine
+    from .rules import default_pack_path
+
+    rules = args.rules or [str(default_pack_path())]
+    return Engine(ledger or Ledger(args.db), rules)
+
+
+def _print_decisions(plan: Any, *, verbose: bool = False) -> None:
+    for d in plan.decisions:
+        acts = ", ".join(
+            f"{a.type}{'→' + '+'.join(a.to) if a.to else ''}"
+            f"{'(' + a.template + ')' if a.template else ''}"
+            for a in d.actions
+        )
+        rule = d.rule + (f"/{d.step}" if d.step else "")
+        print(f"  {d.status:<8} {d.kind:<9} {rule:<26} {d.subject_id:<12} {acts}")
+        if verbose:
+            print(f"           key {d.key}")
+    for d in plan.skipped if verbose else []:
+        rule = d.rule + (f"/{d.step}" if d.step else "")
+        print(f"  skipped  {d.kind:<9} {rule:<26} {d.subject_id:<12} {d.reason}")
+    for f in plan.failures:
+        print(f"  FAILED   {f.subject_kind} {f.subject_id}: {f.error}")
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    engine = _engine(args)
+    plan = engine.plan(args.as_of, first_run=args.first_run)
+    if args.json:
+        out = {
+            "as_of": args.as_of.isoformat(),
+            "since": plan.since.isoformat() if plan.since else None,
+            "decisions": [d.model_dump(mode="json") for d in plan.decisions],
+            "skipped": [d.model_dump(mode="json") for d in plan.skipped],
+            "notices": [n.model_dump(mode="json") for n in plan.notices],
+            "failures": [f.__dict__ for f in plan.failures],
+        }
+        print(json.dumps(out, ensure_ascii=False, indent=2))
+        return 0
+    print(
+        f"plan for {args.as_of} ({len(plan.decisions)} decision(s), "
+        f"{len(plan.skipped)} skipped, {len(plan.notices)} notice(s)):"
+    )
+    _print_decisions(plan, verbose=args.verbose)
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    engine = _engine(args)
+    result = engine.run(args.as_of, first_run=args.first_run)
+    print(
+        f"run {args.as_of}: {result.recorded} recorded, {result.skipped} skipped, "
+        f"{len(result.failures)} failed"
+    )
+    _print_decisions(result.plan, verbose=args.verbose)
+    return 1 if result.failures else 0
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    engine = _engine(args)
+    print(json.dumps(engine.explain(args.key), ensure_ascii=False, indent=2))
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    """Day by day on a copy of the book: the real one is not touched."""
+    source = Ledger(args.db)
+    copy = Ledger("memory://")
+    copy.replay(source.store)
+    engine = _engine(args, copy)
+    day = args.date_from
+    first = True
+    while day <= args.date_to:
+        result = engine.run(day, first_run=first)
+        first = False
+        if result.plan.decisions or result.failures or args.verbose:
+            print(f"{day} ({day:%a}): {result.recorded} decision(s)")
+            _print_decisions(result.plan, verbose=args.verbose)
+        day += timedelta(1)
+    return 0
+
+
+def cmd_lint(args: argparse.Namespace) -> int:
+    from .rules import default_pack_path
+    from .rules.lint import lint
+    from .rules.loader import RuleLoadError, load_pack
+
+    paths = args.paths or [str(default_pack_path())]
+    try:
+        pack = load_pack(paths)
+    except RuleLoadError as exc:
+        for p in exc.problems:
+            print(f"error: {p}")
+        return 1
+    warnings = lint(pack)
+    for w in warnings:
+        print(f"warning: {w}")
+    template_problems = _check_templates(pack, paths)
+    for t in template_problems:
+        print(f"error: {t}")
+    if template_problems:
+        return 1
+    n_steps = sum(len(x.steps) for x in pack.ladders)
+    print(
+        f"{pack.name}: {len(pack.ladders)} ladder(s), {n_steps} step(s), "
+        f"{len(pack.locks)} lock(s), {len(pack.alerts)} alert(s), "
+        f"{len(pack.patterns)} pattern(s): "
+        f"{'ok' if not warnings else f'{len(warnings)} warning(s)'}"
+    )
+    return 0
+
+
+def _check_templates(pack: Any, paths: Sequence[str]) -> list[str]:
+    """Every template a rule names, in every required locale, renders against a full
+    sample context: a misspelled variable fails here, not in a customer's inbox."""
+    from pathlib import Path
+
+    from .templates import TemplateSet, check
+
+    folders = {(p if p.is_dir() else p.parent) / "templates" for p in map(Path, paths)}
+    out: list[str] = []
+    for folder in sorted(folders):
+        if folder.is_dir():
+            out += check(
+                TemplateSet.load(folder), pack.templates, locales=tuple(pack.settings.locales)
+            )
+    return out
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from .importer import import_files
+
+    ledger = Ledger(args.db)
+    report = import_files(ledger, args.paths)
+    print(report)
+    return 0
+
+
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="arflow", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("demo", help="load a sample book, print it, and run the default rules")
+    _db_arg(p)
+    p.add_argument("--as-of", type=_date, default=date(2026, 11, 23), help="YYYY-MM-DD")
+    p.add_argument("--rules", action="append", help="rule files or folders")
+    p.add_argument("-v", "--verbose", action="store_true", help="show keys and skips")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("show", help="show a customer (balances, open items) or any object")
+    _db_arg(p)
+    p.add_argument(
+        "kind",
+        choices=[
+            "customer",
+            "receivable",
+            "payment",
+            "contract",
+            "order",
+            "dispute",
+            "promise",
+            "credit_note",
+            "milestone",
+        ],
+    )
+    p.add_argument("id")
+    p.add_argument("--audit", action="store_true", help="also print the audit trail")
+    p.set_defaults(func=cmd_show)
+
+    def engine_args(p: argparse.ArgumentParser) -> None:
+        _db_arg(p)
+        p.add_argument(
+            "--rules",
+            action="append",
+            help="rule files or folders (default: the shipped default pack); may repeat",
+        )
+        p.add_argument("-v", "--verbose", action="store_true", help="show keys and skips")
+
+    for name, func, text in (
+        ("plan", cmd_plan, "what the rules decide for a date (a dry run: nothing recorded)"),
+        ("run", cmd_run, "decide and record a date; running it again adds nothing"),
+    ):
+        p = sub.add_parser(name, help=text)
+        engine_args(p)
+        p.add_argument("--as-of", type=_date, required=True, help="YYYY-MM-DD")
+        p.add_argument(
+            "--first-run",
+            action="store_true",
+            help="count every past step (catch-up policy applies)",
+        )
+        if name == "plan":
+            p.add_argument("--json", action="store_true", help="machine-readable output")
+        p.set_defaults(func=func)
+
+    p = sub.add_parser("explain", help="why a recorded decision was made")
+    engine_args(p)
+    p.add_argument("key")
+    p.set_defaults(func=cmd_explain)
+
+    p = sub.add_parser("simulate", help="run day by day on a copy of the book")
+    engine_args(p)
+    p.add_argument("--from", dest="date_from", type=_date, required=True)
+    p.add_argument("--to", dest="date_to", type=_date, required=True)
+    p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("lint", help="check rule files: errors with file:line, and warnings")
+    p.add_argument("paths", nargs="*", help="rule files or folders (default: shipped pack)")
+    p.set_defaults(func=cmd_lint)
+
+    p = sub.add_parser("dispatch", help="deliver the outbox through adapters named by URL")
+    _db_arg(p)
+    p.add_argument("--email", help="smtp://user:pass@host:587?starttls=1&from=ar@example.com")
+    p.add_argument("--sms", help="sms+https://gateway/send?profile=generic")
+    p.add_argument("--task", help="celery+redis://...?task=..., rq+redis://...?func=...")
+    p.add_argument("--webhook", help="webhook+https://host/path?secret_env=NAME")
+    p.add_argument("--batch", type=int, default=50, help="messages claimed at a time")
+    p.add_argument("--max-attempts", type=int, default=8, help="then a dead letter")
+    p.add_argument(
+        "--lease",
+        type=float,
+        default=300.0,
+        help="seconds a claim holds; a crashed dispatcher's claims are taken over after it",
+    )
+    p.add_argument("--rate", action="append", help="CHANNEL=PER_SECOND, e.g. sms=5")
+    p.add_argument("--forever", action="store_true", help="keep polling when idle")
+    p.add_argument("--poll", type=float, default=2.0, help="seconds between polls when idle")
+    p.set_defaults(func=cmd_dispatch)
+
+    p = sub.add_parser("outbox", help="list, inspect and retry the outbox")
+    _db_arg(p)
+    p.add_argument("action", choices=["list", "dead", "retry"])
+    p.add_argument("keys", nargs="*", help="retry: the dead letters to queue again")
+    p.add_argument("--all", action="store_true", help="retry: every dead letter")
+    p.add_argument("--status", choices=["pending", "sending", "sent", "dead"])
+    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("-v", "--verbose", action="store_true")
+    p.set_defaults(func=cmd_outbox)
+
+    p = sub.add_parser("import", help="import customers, contracts, invoices, payments")
+    _db_arg(p)
+    p.add_argument("paths", nargs="+", help="CSV or JSON files (see docs/import.md)")
+    p.set_defaults(func=cmd_import)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except BrokenPipeError:
+        # The reader (``arflow demo | head``) went away: stop quietly, as Unix tools do.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
+    except UnknownObject as exc:
+        print(f"arflow: {exc}", file=sys.stderr)
+        return 2
+    except ArflowError as exc:
+        print(f"arflow: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,421 @@
+"""The business objects of the receivables book, as immutable pydantic models.
+
+Objects never change in place: the ledger replaces an object with a new version
+(``obj.model_copy(update=...)``) inside a transaction, so a refused event cannot leave a
+half-changed object behind.
+"""
+
+from __future__ import annotations
+
+import calendar as _calendar
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from .money import Money, Seq, to_decimal
+
+__all__ = [
+    "Allocation",
+    "AuditRecord",
+    "CompanyProfile",
+    "Contact",
+    "Contract",
+    "CreditNote",
+    "CreditProfile",
+    "Customer",
+    "Dispute",
+    "DueRule",
+    "Milestone",
+    "Money",
+    "Order",
+    "OrderLock",
+    "OrderState",
+    "Payment",
+    "PaymentNode",
+    "Project",
+    "PromiseStatus",
+    "PromiseToPay",
+    "Receivable",
+    "ReceivableState",
+]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+
+def _percent(v: Any) -> Decimal:
+    d = to_decimal(v, "percent")
+    if not 0 <= d <= 100:
+        raise ValueError(f"percent {d} is outside 0..100")
+    return d
+
+
+Channel = Literal["email", "sms", "phone", "letter"]
+
+
+class Contact(_Model):
+    """A person at the customer who receives reminders."""
+
+    name: str
+    email: str | None = None
+    phone: str | None = None
+    preferred_channel: Channel = "email"
+    locale: str = "en"
+    timezone: str = "UTC"
+    role: str | None = None
+    email_invalid: bool = False  # the address bounced: not used again until corrected
+    phone_invalid: bool = False  # the gateway said the number is invalid
+    unsubscribed: bool = False  # asked for no more reminders by e-mail or SMS
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {v!r}") from None
+        return v
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, v: str | None) -> str | None:
+        if v is not None and ("@" not in v or v.startswith("@") or v.endswith("@")):
+            raise ValueError(f"{v!r} is not an e-mail address")
+        return v
+
+
+class CreditProfile(_Model):
+    """What the credit policy grants a customer: grade, limit, terms, blocks."""
+
+    grade: Literal["A", "B", "C", "D"] | None = None
+    credit_limit: Money | None = None
+    payment_terms_days: int = Field(default=30, ge=0, le=3650)
+    prepayment_percent: Decimal = Decimal(0)
+    order_block: bool = False
+    dunning_block: bool = False
+    dunning_block_reason: str | None = None
+
+    @field_validator("prepayment_percent", mode="before")
+    @classmethod
+    def _pp(cls, v: Any) -> Decimal:
+        return _percent(v)
+
+
+class CompanyProfile(_Model):
+    """What credit scoring knows about the company behind a customer."""
+
+    enterprise_type: Literal["state_owned", "listed", "private", "foreign", "individual"] | None = (
+        None
+    )
+    registered_capital: Money | None = None
+    established_on: date | None = None
+    industry: str | None = None
+    industry_risk: int | None = Field(default=None, ge=1, le=5, description="1 low .. 5 high")
+    third_party_rating: str | None = None
+    bank_reference: Literal["good", "fair", "poor"] | None = None
+
+
+class OrderLock(_Model):
+    """A hold on new orders placed by a lock rule: for the whole customer, one contract or
+    one order type. It stays until the rule's cause is gone."""
+
+    lock_id: str
+    scope: Literal["customer", "contract", "order_type"] = "customer"
+    ref: str | None = None
+    since: date
+    reason: str = ""
+
+
+class Customer(_Model):
+    id: str = Field(min_length=1)
+    name: str = Field(min_length=1)
+    region: str | None = None
+    salesperson: str | None = None
+    sales_manager: str | None = None
+    contacts: Seq[Contact] = ()
+    credit: CreditProfile = CreditProfile()
+    profile: CompanyProfile = CompanyProfile()
+    tags: Seq[str] = ()
+    locks: Seq[OrderLock] = ()
+
+    @property
+    def orders_blocked(self) -> bool:
+        """A manual order block or any lock on the whole customer."""
+        return self.credit.order_block or any(lk.scope == "customer" for lk in self.locks)
+
+
+class DueRule(_Model):
+    """When a payment falls due.
+
+    ``basis="invoice_date", days=60`` is "net 60"; ``end_of_month=True, days=30`` is "end of
+    month + 30"; ``basis="milestone", milestone_id="acceptance", days=30`` is "30 days after
+    acceptance".
+    """
+
+    basis: Literal["invoice_date", "milestone"] = "invoice_date"
+    milestone_id: str | None = None
+    days: int = Field(default=30, ge=0, le=3650)
+    end_of_month: bool = False
+
+    @model_validator(mode="after")
+    def _milestone_named(self) -> DueRule:
+        if (self.basis == "milestone") != (self.milestone_id is not None):
+            raise ValueError("a milestone basis needs milestone_id, and only it")
+        return self
+
+    def due_date(self, invoice_date: date, milestone_date: date | None = None) -> date:
+        start = invoice_date
+        if self.basis == "milestone" and milestone_date is not None:
+            start = max(milestone_date, invoice_date)
+        if self.end_of_month:
+            last = _calendar.monthrange(start.year, start.month)[1]
+            start = start.replace(day=last)
+        return start + timedelta(days=self.days)
+
+
+class PaymentNode(_Model):
+    """One instalment of a contract: a fixed amount or a percentage, and when it is due."""
+
+    id: str = Field(min_length=1)
+    label: str = ""
+    amount: Money | None = None
+    percent: Decimal | None = None
+    due: DueRule = DueRule()
+
+    @field_validator("percent", mode="before")
+    @classmethod
+    def _pc(cls, v: Any) -> Decimal | None:
+        return None if v is None else _percent(v)
+
+    @model_validator(mode="after")
+    def _one_of(self) -> PaymentNode:
+        if (self.amount is None) == (self.percent is None):
+            raise ValueError(f"payment node {self.id!r} needs exactly one of amount or percent")
+        return self
+
+
+class Contract(_Model):
+    id: str = Field(min_length=1)
+    customer_id: str
+    title: str = ""
+    signed_on: date
+    amount: Money
+    project_id: str | None = None
+    salesperson: str | None = None
+    payment_nodes: Seq[PaymentNode] = ()
+
+    @model_validator(mode="after")
+    def _nodes_fit(self) -> Contract:
+        cur = self.amount.currency
+        fixed = Decimal(0)
+        pct = Decimal(0)
+        ids: set[str] = set()
+        for n in self.payment_nodes:
+            if n.id in ids:
+                raise ValueError(f"payment node id {n.id!r} appears twice")
+            ids.add(n.id)
+            if n.amount is not None:
+                if n.amount.currency != cur:
+                    raise ValueError(f"payment node {n.id!r} is in {n.amount.currency}, not {cur}")
+                fixed += n.amount.amount
+            else:
+                pct += n.percent or Decimal(0)
+        if fixed + self.amount.amount * pct / 100 > self.amount.amount:
+            raise ValueError("payment nodes add up to more than the contract amount")
+        return self
+
+    def node(self, node_id: str) -> PaymentNode | None:
+        return next((n for n in self.payment_nodes if n.id == node_id), None)
+
+    def node_amount(self, node: PaymentNode) -> Money:
+        if node.amount is not None:
+            return node.amount
+        return self.amount * ((node.percent or Decimal(0)) / 100)
+
+
+class Project(_Model):
+    id: str = Field(min_length=1)
+    customer_id: str
+    name: str = ""
+
+
+class Milestone(_Model):
+    id: str = Field(min_length=1)
+    contract_id: str
+    project_id: str | None = None
+    name: str = ""
+    planned_date: date | None = None
+    actual_date: date | None = None
+    status: Literal["planned", "done"] = "planned"
+
+
+class ReceivableState(StrEnum):
+    OPEN = "open"
+    PARTIALLY_PAID = "partially_paid"
+    PAID = "paid"
+    DISPUTED = "disputed"
+    PROMISED = "promised"
+    WRITTEN_OFF = "written_off"
+    CREDITED = "credited"
+
+
+CLOSED_RECEIVABLE_STATES = frozenset(
+    {ReceivableState.PAID, ReceivableState.WRITTEN_OFF, ReceivableState.CREDITED}
+)
+
+
+class Receivable(_Model):
+    """An invoice, or one instalment of one, and what is still open on it.
+
+    ``open_balance == amount - paid - credited - written_off`` always, and never negative.
+    ``disputed_amount`` is the part under dispute: the rest can still be dunned.
+    """
+
+    id: str = Field(min_length=1, description="the invoice number")
+    customer_id: str
+    contract_id: str | None = None
+    payment_node_id: str | None = None
+    order_id: str | None = None
+    issue_date: date
+    due_date: date
+    amount: Money
+    paid: Money
+    credited: Money
+    written_off: Money
+    disputed_amount: Money
+    open_balance: Money
+    state: ReceivableState = ReceivableState.OPEN
+    dunning_level: int = 0
+    dunning_block: bool = False
+    dunning_block_reason: str | None = None
+    salesperson: str | None = None
+    region: str | None = None
+    product_line: str | None = None
+    tags: Seq[str] = ()
+    promise_id: str | None = None
+    closed_on: date | None = None
+    last_dunned_on: date | None = None
+    risk_level: Literal["low", "medium", "high"] | None = None
+
+    @property
+    def currency(self) -> str:
+        return self.amount.currency
+
+    @property
+    def is_closed(self) -> bool:
+        return self.state in CLOSED_RECEIVABLE_STATES
+
+    @property
+    def has_reductions(self) -> bool:
+        """Whether anything was paid or credited: decides open vs partially paid."""
+        return bool(self.paid) or bool(self.credited)
+
+    @property
+    def undisputed_balance(self) -> Money:
+        return self.open_balance - self.open_balance.min(self.disputed_amount)
+
+
+class Allocation(_Model):
+    """Part of a payment applied to one receivable."""
+
+    payment_id: str
+    receivable_id: str
+    amount: Money
+
+
+class Payment(_Model):
+    id: str = Field(min_length=1)
+    customer_id: str
+    amount: Money
+    received_on: date
+    reference: str | None = None
+    allocations: Seq[Allocation] = ()
+    unapplied: Money
+    reversed: bool = False
+
+
+class CreditNote(_Model):
+    """A credit against one invoice, or (with no invoice) a credit on the customer's account."""
+
+    id: str = Field(min_length=1)
+    customer_id: str
+    receivable_id: str | None = None
+    amount: Money
+    issued_on: date
+    reason: str = ""
+    unapplied: Money
+
+
+class Dispute(_Model):
+    id: str = Field(min_length=1)
+    customer_id: str
+    receivable_id: str
+    amount: Money
+    reason_code: str
+    opened_on: date
+    note: str = ""
+    status: Literal["open", "resolved"] = "open"
+    resolution: str | None = None
+    resolved_on: date | None = None
+
+
+class PromiseStatus(StrEnum):
+    OPEN = "open"
+    KEPT = "kept"
+    BROKEN = "broken"
+    PARTIALLY_KEPT = "partially_kept"
+
+
+class PromiseToPay(_Model):
+    id: str = Field(min_length=1)
+    customer_id: str
+    receivable_ids: Seq[str]
+    amount: Money
+    promised_date: date
+    promised_by: str
+    made_on: date
+    status: PromiseStatus = PromiseStatus.OPEN
+    received: Money
+
+
+class OrderState(StrEnum):
+    SUBMITTED = "submitted"
+    PENDING_APPROVAL = "pending_approval"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    SHIPPED = "shipped"
+    INVOICED = "invoiced"
+
+
+class Order(_Model):
+    id: str = Field(min_length=1)
+    customer_id: str
+    amount: Money
+    submitted_on: date
+    order_type: str | None = None
+    contract_id: str | None = None
+    state: OrderState = OrderState.SUBMITTED
+    decided_by: str | None = None
+    receivable_id: str | None = None
+
+
+class AuditRecord(_Model):
+    """One change to one object: who, when, why, and the state and balance before and after."""
+
+    event_id: str
+    event_type: str
+    subject_kind: str
+    subject_id: str
+    actor: str
+    occurred_at: datetime
+    reason: str | None = None
+    summary: str = ""
+    before_state: str | None = None
+    after_state: str | None = None
+    before_balance: Money | None = None
+    after_balance: Money | None = None

@@ -1,0 +1,144 @@
+"""The lifecycles of a receivable and an order, declared once as data.
+
+Each lifecycle is one class-level ``transitions.Machine`` with no models attached (a
+machine per object costs 71 s and 685 MB for 100k objects). State stays a plain field on
+the immutable domain object; :func:`move` runs the machine on a throw-away subject and
+returns the new state, or raises :class:`~arflow.errors.IllegalTransition`.
+The same declaration draws the diagrams in ``docs/concepts.md`` (:func:`mermaid`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from transitions import Machine, MachineError
+
+from .domain import OrderState, ReceivableState
+from .errors import IllegalTransition
+
+R = ReceivableState
+OS = OrderState
+
+_LIVE = [R.OPEN, R.PARTIALLY_PAID, R.DISPUTED, R.PROMISED]
+
+#: Receivable transitions. ``dest=None`` is an internal move (state kept, move allowed);
+#: ``conditions="has_reductions"`` picks partially_paid over open when something was paid.
+RECEIVABLE_TRANSITIONS: list[dict[str, Any]] = [
+    {"trigger": "part_pay", "source": [R.OPEN, R.PARTIALLY_PAID], "dest": R.PARTIALLY_PAID},
+    {"trigger": "part_pay", "source": [R.DISPUTED, R.PROMISED], "dest": None},
+    {"trigger": "settle", "source": _LIVE, "dest": R.PAID},
+    {"trigger": "credit_in_full", "source": _LIVE, "dest": R.CREDITED},
+    {"trigger": "dispute", "source": [R.OPEN, R.PARTIALLY_PAID, R.PROMISED], "dest": R.DISPUTED},
+    {"trigger": "dispute", "source": R.DISPUTED, "dest": None},
+    {
+        "trigger": "resolve_dispute",
+        "source": R.DISPUTED,
+        "dest": R.PARTIALLY_PAID,
+        "conditions": "has_reductions",
+    },
+    {"trigger": "resolve_dispute", "source": R.DISPUTED, "dest": R.OPEN},
+    {"trigger": "promise", "source": [R.OPEN, R.PARTIALLY_PAID], "dest": R.PROMISED},
+    *(
+        t
+        for trig in ("break_promise", "keep_promise")
+        for t in (
+            {
+                "trigger": trig,
+                "source": R.PROMISED,
+                "dest": R.PARTIALLY_PAID,
+                "conditions": "has_reductions",
+            },
+            {"trigger": trig, "source": R.PROMISED, "dest": R.OPEN},
+        )
+    ),
+    {
+        "trigger": "reopen",
+        "source": [R.PAID, R.PARTIALLY_PAID, R.OPEN],
+        "dest": R.PARTIALLY_PAID,
+        "conditions": "has_reductions",
+    },
+    {"trigger": "reopen", "source": [R.PAID, R.PARTIALLY_PAID, R.OPEN], "dest": R.OPEN},
+    {"trigger": "reopen", "source": [R.DISPUTED, R.PROMISED], "dest": None},
+    {"trigger": "write_off", "source": _LIVE, "dest": R.WRITTEN_OFF},
+]
+
+ORDER_TRANSITIONS: list[dict[str, Any]] = [
+    {"trigger": "request_approval", "source": OS.SUBMITTED, "dest": OS.PENDING_APPROVAL},
+    {"trigger": "approve", "source": [OS.SUBMITTED, OS.PENDING_APPROVAL], "dest": OS.APPROVED},
+    {"trigger": "reject", "source": [OS.SUBMITTED, OS.PENDING_APPROVAL], "dest": OS.REJECTED},
+    {"trigger": "ship", "source": OS.APPROVED, "dest": OS.SHIPPED},
+    {"trigger": "invoice", "source": [OS.APPROVED, OS.SHIPPED], "dest": OS.INVOICED},
+]
+
+
+def _machine(states: list[str], initial: str, transitions: list[dict[str, Any]]) -> Machine:
+    def name(s: Any) -> Any:
+        # transitions names Enum states by member name; we want the stored values.
+        if isinstance(s, list):
+            return [str(x) for x in s]
+        return None if s is None else str(s)
+
+    plain = [{**t, "source": name(t["source"]), "dest": name(t["dest"])} for t in transitions]
+    return Machine(
+        model=None,
+        states=states,
+        initial=initial,
+        transitions=plain,
+        auto_transitions=False,
+        send_event=False,
+    )
+
+
+RECEIVABLE_MACHINE = _machine([s.value for s in R], R.OPEN.value, RECEIVABLE_TRANSITIONS)
+ORDER_MACHINE = _machine([s.value for s in OS], OS.SUBMITTED.value, ORDER_TRANSITIONS)
+
+
+@dataclass
+class _Subject:
+    state: str
+    has_reductions: bool = False
+
+
+def move(
+    machine: Machine,
+    kind: str,
+    object_id: str,
+    state: str,
+    trigger: str,
+    *,
+    has_reductions: bool = False,
+) -> str:
+    """Apply ``trigger`` to an object in ``state``; return the state it ends in."""
+    event = machine.events.get(trigger)
+    if event is None:
+        raise IllegalTransition(kind, object_id, str(state), trigger)
+    subject = _Subject(str(state), has_reductions)
+    try:
+        ok = event.trigger(subject)
+    except MachineError:
+        raise IllegalTransition(kind, object_id, str(state), trigger) from None
+    if not ok:
+        raise IllegalTransition(kind, object_id, str(state), trigger)
+    return subject.state
+
+
+def allowed_triggers(machine: Machine, state: str) -> list[str]:
+    """Triggers that have at least one transition out of ``state``."""
+    return sorted(name for name, ev in machine.events.items() if str(state) in ev.transitions)
+
+
+def mermaid(transitions: list[dict[str, Any]], initial: str) -> str:
+    """A mermaid ``stateDiagram-v2`` drawn from a transition declaration."""
+    lines = ["stateDiagram-v2", f"    [*] --> {initial}"]
+    seen: set[tuple[str, str, str]] = set()
+    for t in transitions:
+        sources = t["source"] if isinstance(t["source"], list) else [t["source"]]
+        for src in sources:
+            dest = src if t["dest"] is None else t["dest"]
+            label = t["trigger"] + (" [paid before]" if t.get("conditions") else "")
+            key = (str(src), str(dest), label)
+            if key not in seen:
+                seen.add(key)
+                lines.append(f"    {src} --> {dest}: {label}")
+    return "\n".join(lines) + "\n"

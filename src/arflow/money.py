@@ -1,0 +1,214 @@
+"""Money: an exact ``Decimal`` amount with an ISO 4217 currency.
+
+Amounts are rounded (half up) to the currency's minor unit when a ``Money`` is made, and
+arithmetic across currencies is refused: converting needs an explicit rate, which is a
+business decision, not an accident of addition.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Annotated, Any, TypeAlias, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Strict, model_validator
+
+from .errors import CurrencyMismatch
+
+# Active ISO 4217 codes (2024 list) and their minor units where they differ from 2.
+_ISO_4217 = frozenset(
+    """
+    AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BOV BRL BSD
+    BTN BWP BYN BZD CAD CDF CHE CHF CHW CLF CLP CNY COP COU CRC CUP CVE CZK DJF DKK DOP DZD
+    EGP ERN ETB EUR FJD FKP GBP GEL GHS GIP GMD GNF GTQ GYD HKD HNL HTG HUF IDR ILS INR IQD
+    IRR ISK JMD JOD JPY KES KGS KHR KMF KPW KRW KWD KYD KZT LAK LBP LKR LRD LSL LYD MAD MDL
+    MGA MKD MMK MNT MOP MRU MUR MVR MWK MXN MXV MYR MZN NAD NGN NIO NOK NPR NZD OMR PAB PEN
+    PGK PHP PKR PLN PYG QAR RON RSD RUB RWF SAR SBD SCR SDG SEK SGD SHP SLE SOS SRD SSP STN
+    SVC SYP SZL THB TJS TMT TND TOP TRY TTD TWD TZS UAH UGX USD USN UYI UYU UYW UZS VED VES
+    VND VUV WST XAF XCD XCG XOF XPF YER ZAR ZMW ZWG
+    """.split()
+)
+_MINOR_UNITS: dict[str, int] = {
+    **dict.fromkeys(
+        "BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX UYI VND VUV XAF XOF XPF".split(), 0
+    ),
+    **dict.fromkeys("BHD IQD JOD KWD LYD OMR TND".split(), 3),
+    "CLF": 4,
+    "UYW": 4,
+}
+_QUANTUM = {n: Decimal(1).scaleb(-n) for n in range(5)}
+
+
+T = TypeVar("T")
+
+
+if TYPE_CHECKING:
+    Seq: TypeAlias = Sequence[T]
+else:
+    # An immutable sequence field that also accepts a list (strict mode takes only tuples).
+    # Field-level non-strictness, not a before-validator: a before-validator would make the
+    # items validate as Python input, so stored JSON (dates as text) would no longer parse.
+    Seq = Annotated[tuple[T, ...], Strict(False)]
+
+
+def minor_unit(currency: str) -> int:
+    """Digits after the decimal point for ``currency`` (2 for most, 0 for JPY, 3 for KWD)."""
+    return _MINOR_UNITS.get(currency, 2)
+
+
+def check_currency(code: object) -> str:
+    """Return ``code`` if it is an active ISO 4217 code, else raise ``ValueError``."""
+    if not isinstance(code, str) or code not in _ISO_4217:
+        raise ValueError(f"{code!r} is not an ISO 4217 currency code")
+    return code
+
+
+def to_decimal(value: object, what: str = "amount") -> Decimal:
+    """Turn a ``Decimal``, ``int`` or numeric string into a finite ``Decimal``.
+
+    Floats are refused: ``0.1`` is not a price anybody wrote down.
+    """
+    if isinstance(value, bool | float):
+        raise ValueError(f"{what} must be a Decimal, int or string, not {type(value).__name__}")
+    if isinstance(value, Decimal):
+        d = value
+    elif type(value) is str:
+        try:
+            d = Decimal(value)
+        except InvalidOperation:
+            try:
+                d = Decimal(value.strip().replace(",", "").replace("_", ""))
+            except InvalidOperation:
+                raise ValueError(f"{what} {value!r} is not a number") from None
+    elif isinstance(value, int):
+        d = Decimal(value)
+    elif isinstance(value, str):
+        try:
+            d = Decimal(value.strip().replace(",", "").replace("_", ""))
+        except InvalidOperation:
+            raise ValueError(f"{what} {value!r} is not a number") from None
+    else:
+        raise ValueError(f"{what} must be a Decimal, int or string, not {type(value).__name__}")
+    if not d.is_finite():
+        raise ValueError(f"{what} {value!r} is not a finite number")
+    return d
+
+
+class Money(BaseModel):
+    """An amount in one currency, exact to the currency's minor unit."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    amount: Decimal
+    currency: str
+
+    @model_validator(mode="before")
+    @classmethod
+    def _normalise(cls, data: Any) -> Any:
+        # Hot: every stored receivable holds six of these. Keep the common paths short.
+        if isinstance(data, dict):
+            cur = data.get("currency")
+            if cur not in _ISO_4217:
+                check_currency(cur)
+            amt = data.get("amount")
+            d = amt if type(amt) is Decimal else to_decimal(amt)
+            if not d.is_finite():
+                raise ValueError(f"amount {amt!r} is not a finite number")
+            d = d.quantize(_QUANTUM[_MINOR_UNITS.get(cur, 2)], rounding=ROUND_HALF_UP)  # type: ignore[arg-type]
+            return {"amount": d + 0 if d.is_zero() else d, "currency": cur}
+        return data
+
+    @classmethod
+    def of(cls, amount: Decimal | int | str, currency: str) -> Money:
+        """``Money.of("1200.50", "CNY")``."""
+        return cls(amount=amount, currency=currency)
+
+    @classmethod
+    def zero(cls, currency: str) -> Money:
+        return cls(amount=Decimal(0), currency=currency)
+
+    def _same(self, other: Money, op: str) -> None:
+        if not isinstance(other, Money):
+            raise TypeError(f"cannot {op} Money and {type(other).__name__}")
+        if other.currency != self.currency:
+            raise CurrencyMismatch(self.currency, other.currency, op)
+
+    def __add__(self, other: Money) -> Money:
+        self._same(other, "add")
+        return Money(amount=self.amount + other.amount, currency=self.currency)
+
+    def __sub__(self, other: Money) -> Money:
+        self._same(other, "subtract")
+        return Money(amount=self.amount - other.amount, currency=self.currency)
+
+    def __neg__(self) -> Money:
+        return Money(amount=-self.amount, currency=self.currency)
+
+    def __mul__(self, factor: Decimal | int) -> Money:
+        if isinstance(factor, float):
+            raise TypeError("multiply Money by a Decimal or int, not a float")
+        return Money(amount=self.amount * factor, currency=self.currency)
+
+    def __lt__(self, other: Money) -> bool:
+        self._same(other, "compare")
+        return self.amount < other.amount
+
+    def __le__(self, other: Money) -> bool:
+        self._same(other, "compare")
+        return self.amount <= other.amount
+
+    def __gt__(self, other: Money) -> bool:
+        self._same(other, "compare")
+        return self.amount > other.amount
+
+    def __ge__(self, other: Money) -> bool:
+        self._same(other, "compare")
+        return self.amount >= other.amount
+
+    def __bool__(self) -> bool:
+        return self.amount != 0
+
+    def __str__(self) -> str:
+        return f"{self.amount:,.{minor_unit(self.currency)}f} {self.currency}"
+
+    @property
+    def is_positive(self) -> bool:
+        return self.amount > 0
+
+    def min(self, other: Money) -> Money:
+        self._same(other, "compare")
+        return self if self.amount <= other.amount else other
+
+    def split(self, weights: Sequence[Decimal | int]) -> list[Money]:
+        """Split into parts proportional to ``weights`` that add up exactly to ``self``.
+
+        Rounding leftovers go to the parts in order, one minor unit each, so that
+        ``sum(parts) == self`` always holds.
+        """
+        if not weights or any(Decimal(w) < 0 for w in weights):
+            raise ValueError("weights must be a non-empty list of non-negative numbers")
+        total_w = sum(Decimal(w) for w in weights)
+        if total_w == 0:
+            raise ValueError("weights must not all be zero")
+        q = _QUANTUM[minor_unit(self.currency)]
+        parts = [
+            (self.amount * Decimal(w) / total_w).quantize(q, rounding="ROUND_DOWN") for w in weights
+        ]
+        rest = self.amount - sum(parts)
+        step = q if rest >= 0 else -q
+        i = 0
+        while rest != 0:
+            parts[i % len(parts)] += step
+            rest -= step
+            i += 1
+        return [Money(amount=p, currency=self.currency) for p in parts]
+
+
+def total(items: Iterable[Money], currency: str) -> Money:
+    """Sum of ``items``, all in ``currency`` (zero when empty)."""
+    acc = Decimal(0)
+    for m in items:
+        if m.currency != currency:
+            raise CurrencyMismatch(currency, m.currency, "sum")
+        acc += m.amount
+    return Money(amount=acc, currency=currency)

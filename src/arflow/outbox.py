@@ -1,0 +1,589 @@
+"""The outbox: decided actions become rendered messages in the transaction that records the
+decisions, and a :class:`Dispatcher` delivers them through adapters, exactly once in effect.
+
+Writing (:class:`Composer`, used by ``Engine.run``, ``Engine.release`` and ``Engine.handle``):
+the decisions of one transaction are grouped into notices (one e-mail per customer listing
+every invoice), each notice is rendered with the pack's templates in the reader's locale, and
+the message is queued under the notice's key. A key already queued is left alone, so a run
+repeated, or two runners at once, queue nothing twice. A message that cannot be rendered is
+queued as a dead letter carrying the error: nothing decided disappears silently.
+
+Delivering (:class:`Dispatcher`): claim due messages (several dispatchers may run at once:
+PostgreSQL hands each message to one of them with ``FOR UPDATE SKIP LOCKED``), deliver each
+through the adapter for its channel, record the outcome. A temporary failure is retried with
+exponential backoff and jitter until ``max_attempts``; then, or at once on a permanent
+failure, the message is a dead letter (``arflow outbox dead``, ``arflow outbox retry``) and
+its next fallback channel, pre-rendered at decision time, is queued instead. A bounce, an
+invalid number or an unsubscribe is recorded on the contact (``ContactFeedback``, audited),
+so the next step does not use that channel. A dispatcher that dies mid-batch leaves its
+claims to expire (``lease``); another dispatcher (or it, restarted) takes them over.
+
+The guarantee: at-least-once delivery to the adapter, with the same idempotency key on every
+attempt. A message is repeated only when a dispatcher dies after the receiver accepted it and
+before the outbox recorded that; the repeat carries the same key (``Message-ID``, task id,
+``Idempotency-Key``) so the receiver can drop it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import random
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from .actions import (
+    CHANNEL_OF,
+    Adapter,
+    DeliveryError,
+    Message,
+    PermanentFailure,
+    TemporaryFailure,
+)
+from .domain import Contact, Customer, Receivable
+from .errors import ArflowError
+from .events import ContactFeedback
+from .rules.schema import Action
+from .store.base import OutboxRecord, Settle, Store, StoreTx
+
+if TYPE_CHECKING:
+    from .engine import Decision, Notice
+    from .ledger import Ledger
+    from .rules.loader import RulePack
+    from .templates import TemplateSet
+
+log = logging.getLogger("arflow.outbox")
+
+
+def micros(at: datetime) -> int:
+    """An aware instant as UTC microseconds since the epoch (how the outbox stores time)."""
+    if at.tzinfo is None:
+        raise ArflowError(f"instant {at!r} has no time zone")
+    delta = at.astimezone(UTC) - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def instant(us: int | None) -> datetime | None:
+    if us is None:
+        return None
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=us)
+
+
+# -- composing messages from decisions ---------------------------------------------------------
+
+
+class Composer:
+    """Renders the outbound actions of decisions into messages and queues them."""
+
+    def __init__(
+        self, pack: RulePack, templates: TemplateSet | None = None, store: Store | None = None
+    ) -> None:
+        self.pack = pack
+        self._templates = templates
+        self.store = store
+
+    @property
+    def templates(self) -> TemplateSet | None:
+        if self._templates is None and self.pack.template_dirs:
+            from .templates import TemplateSet
+
+            self._templates = TemplateSet.load(self.pack.template_dirs[0])
+        return self._templates
+
+    def queue(self, tx: StoreTx, decisions: Sequence[Decision], at: datetime) -> int:
+        """Queue a message for every outbound action of ``decisions``; returns how many."""
+        from .engine import group_notices
+
+        n = 0
+        for notice in group_notices(decisions):
+            if notice.action.type not in CHANNEL_OF:
+                continue
+            mine = [d for d in decisions if d.key in notice.decision_keys]
+            tx.add_outbox(self._record(tx, notice, mine, at))
+            n += 1
+        return n
+
+    def _record(
+        self, tx: StoreTx, notice: Notice, decisions: list[Decision], at: datetime
+    ) -> OutboxRecord:
+        send_at = max((d.send_at for d in decisions if d.send_at is not None), default=at)
+        base = dict(
+            key=notice.key,
+            channel=CHANNEL_OF[notice.action.type],
+            customer_id=notice.customer_id,
+            created_at=micros(at),
+            next_at=micros(max(send_at, at)),
+        )
+        try:
+            message = self.compose(tx, notice, decisions)
+        except ArflowError as exc:
+            return OutboxRecord(
+                **base,  # type: ignore[arg-type]
+                body="{}",
+                status="dead",
+                last_error=f"could not be rendered: {exc}",
+            )
+        return OutboxRecord(
+            **{**base, "channel": message.channel},  # type: ignore[arg-type]
+            body=message.model_dump_json(),
+        )
+
+    def compose(self, tx: StoreTx, notice: Notice, decisions: list[Decision]) -> Message:
+        """The message for ``notice``, with its fallbacks; raises on a rendering error."""
+        a = notice.action
+        customer: Customer | None = tx.get("customer", notice.customer_id)
+        if customer is None:
+            raise ArflowError(f"unknown customer {notice.customer_id!r}")
+        first = decisions[0]
+        as_of = first.as_of
+        chain = [CHANNEL_OF[a.type], *(c for c in a.fallback if c != CHANNEL_OF[a.type])]
+        built: list[Message] = []
+        for i, channel in enumerate(chain):
+            to = self._addresses(customer, a.to, channel, first.recipients)
+            cc = self._addresses(customer, a.cc, channel, first.recipients)
+            if channel == "task" and i > 0 and not to:
+                to = tuple(x for x in (customer.salesperson,) if x)
+            if not to and i + 1 < len(chain):
+                continue  # no address on this channel: the next one is the message
+            key = notice.key if not built else f"{notice.key}~{channel}"
+            built.append(
+                self._render(tx, key, channel, a, customer, notice, decisions, to, cc, as_of)
+            )
+        if not built:
+            raise ArflowError(f"no channel reaches {', '.join(a.to)} of {customer.id}")
+        head, *rest = built
+        return head.model_copy(update={"fallbacks": tuple(rest)})
+
+    def _addresses(
+        self,
+        customer: Customer,
+        roles: Iterable[str],
+        channel: str,
+        recipients: Mapping[str, str | None],
+    ) -> tuple[str, ...]:
+        out: list[str] = []
+        for role in roles:
+            if role == "customer":
+                contact = _reachable(customer.contacts, channel)
+                addr = None
+                if contact is not None:
+                    addr = contact.phone if channel == "sms" else contact.email
+                    if channel == "task":
+                        addr = customer.salesperson
+            else:
+                addr = recipients.get(role)
+                if addr is None:
+                    addr = self.pack.roles.get(role) or _person(customer, role)
+            if addr and addr not in out:
+                out.append(addr)
+        return tuple(out)
+
+    def _render(
+        self,
+        tx: StoreTx,
+        key: str,
+        channel: str,
+        a: Action,
+        customer: Customer,
+        notice: Notice,
+        decisions: list[Decision],
+        to: tuple[str, ...],
+        cc: tuple[str, ...],
+        as_of: date,
+    ) -> Message:
+        from .templates import build_context
+
+        receivables: list[Receivable] = [
+            r for sid in notice.subject_ids if (r := tx.get("receivable", sid)) is not None
+        ]
+        first = decisions[0]
+        if not receivables:
+            receivables = self._items_of(tx, first, customer, as_of)
+        extra: dict[str, Any] = {}
+        if first.kind == "approval":
+            extra["order"] = tx.get("order", first.subject_id)
+        if first.kind == "milestone":
+            contract = tx.get("contract", first.subject_id)
+            extra["contract"] = contract
+            if contract is not None:
+                node_id = first.why.get("payment_node")
+                extra["node"] = next((n for n in contract.payment_nodes if n.id == node_id), None)
+            extra["milestone"] = tx.get("milestone", str(first.why.get("milestone")))
+        ratio = first.why.get("facts", {}).get("customer.exposure_ratio")
+        if ratio is not None:
+            extra["exposure_ratio"] = Decimal(str(ratio))
+        contact = customer.contacts[0] if customer.contacts else None
+        ctx = build_context(
+            customer,
+            receivables,
+            as_of=as_of,
+            company_name=self.pack.settings.company_name or "",
+            contact=contact,
+            **{k: v for k, v in extra.items() if v is not None},
+        )
+        customer_facing = "customer" in a.to
+        locale = (
+            contact.locale
+            if customer_facing and contact is not None
+            else self.pack.settings.locales[0]
+        )
+        subject = text = html = None
+        used_locale = None
+        template = a.template
+        if channel != CHANNEL_OF[a.type] and template is not None:
+            variant = f"{template}_{channel}"
+            template = variant if variant in self.pack.templates else template
+        if template is not None:
+            ts = self.templates
+            if ts is None:
+                raise ArflowError(f"template {template!r}: the pack has no templates folder")
+            got = ts.render(template, locale, ctx)
+            subject, text, html, used_locale = got.subject, got.text, got.html, got.locale
+            if channel == "sms":
+                subject, html = None, None
+        due = None
+        if a.due_in:
+            from .calendar import Offset
+
+            due = Offset.parse(f"due+{a.due_in}").resolve({"due": as_of}, self.pack.calendar)
+        data: dict[str, Any] = {"invoices": list(notice.subject_ids)}
+        if a.attach_history:
+            data["history"] = [
+                {
+                    "subject": f"{rec.subject_kind}:{rec.subject_id}",
+                    "at": rec.occurred_at.isoformat(),
+                    "actor": rec.actor,
+                    "event": rec.event_type,
+                    "reason": rec.reason,
+                }
+                for sid in notice.subject_ids
+                for rec in (self.store.audit_trail("receivable", sid) if self.store else [])
+            ]
+        return Message(
+            key=key,
+            channel=channel,
+            action=a.type if channel == CHANNEL_OF[a.type] else channel,
+            customer_id=customer.id,
+            to=to,
+            cc=cc,
+            subject=subject,
+            text=text or "",
+            html=html,
+            locale=used_locale,
+            priority=a.priority,
+            due=due,
+            url=a.url,
+            template=template,
+            rule=first.rule,
+            decision_keys=notice.decision_keys,
+            subject_ids=notice.subject_ids,
+            data=data,
+        )
+
+    def _items_of(
+        self, tx: StoreTx, d: Decision, customer: Customer, as_of: date
+    ) -> list[Receivable]:
+        """The invoices a message about a customer or a promise lists: the promise's items;
+        for a customer its overdue items, else all its open ones."""
+        if d.subject_kind == "promise":
+            promise = tx.get("promise", d.subject_id)
+            ids = promise.receivable_ids if promise is not None else ()
+            return [r for rid in ids if (r := tx.get("receivable", rid)) is not None]
+        if d.subject_kind != "customer":
+            return []
+        from .ledger import LIVE_STATES
+
+        live = tx.find("receivable", customer_id=customer.id, states=LIVE_STATES)
+        overdue = [r for r in live if r.due_date < as_of]
+        return overdue or live
+
+
+def _reachable(contacts: Sequence[Contact], channel: str) -> Contact | None:
+    """The first contact that can still be reached on ``channel``."""
+    for c in contacts:
+        if c.unsubscribed and channel in ("email", "sms"):
+            continue
+        if channel == "email" and c.email and not c.email_invalid:
+            return c
+        if channel == "sms" and c.phone and not c.phone_invalid:
+            return c
+        if channel == "task":
+            return c
+    return None
+
+
+def _person(customer: Customer, role: str) -> str | None:
+    if role == "salesperson":
+        return customer.salesperson
+    if role == "sales_manager":
+        return customer.sales_manager
+    return None
+
+
+# -- delivering -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with jitter: attempt n waits ``base * 2**(n-1)``, at most ``cap``,
+    less a random part of up to ``jitter`` of it (so dispatchers retrying together spread)."""
+
+    max_attempts: int = 8
+    base: timedelta = timedelta(seconds=30)
+    cap: timedelta = timedelta(hours=6)
+    jitter: float = 0.5
+
+    def delay(self, attempt: int, rng: random.Random) -> timedelta:
+        raw: timedelta = min(self.cap, self.base * (2 ** max(0, attempt - 1)))
+        factor = 1 - self.jitter * rng.random()
+        return timedelta(seconds=raw.total_seconds() * factor)
+
+
+@dataclass
+class DispatchStats:
+    claimed: int = 0
+    sent: int = 0
+    retried: int = 0
+    dead: int = 0
+    fallbacks: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def add(self, other: DispatchStats) -> None:
+        self.claimed += other.claimed
+        self.sent += other.sent
+        self.retried += other.retried
+        self.dead += other.dead
+        self.fallbacks += other.fallbacks
+        self.errors.extend(other.errors)
+
+
+class _Bucket:
+    """A token bucket: at most ``rate`` deliveries per second on one channel."""
+
+    def __init__(self, rate: float, sleep: Callable[[float], None]) -> None:
+        self.rate = rate
+        self.sleep = sleep
+        self.next_free = time.monotonic()
+        self.lock = threading.Lock()
+
+    def take(self) -> None:
+        with self.lock:
+            now = time.monotonic()
+            wait = self.next_free - now
+            self.next_free = max(now, self.next_free) + 1.0 / self.rate
+        if wait > 0:
+            self.sleep(wait)
+
+
+def system_clock() -> datetime:
+    """The dispatcher's clock: the edge where arflow reads the wall clock."""
+    return datetime.now(UTC)
+
+
+class Dispatcher:
+    """Delivers queued messages through adapters; safe to run several at once."""
+
+    def __init__(
+        self,
+        store: Store,
+        adapters: Mapping[str, Adapter] | Adapter,
+        *,
+        ledger: Ledger | None = None,
+        worker: str | None = None,
+        batch: int = 50,
+        lease: timedelta = timedelta(minutes=5),
+        retry: RetryPolicy | None = None,
+        rate_limits: Mapping[str, float] | None = None,
+        channels: Iterable[str] | None = None,
+        clock: Callable[[], datetime] = system_clock,
+        rng: random.Random | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        on_sent: Callable[[OutboxRecord, Message], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.adapters: dict[str, Adapter] = (
+            dict(adapters)
+            if isinstance(adapters, Mapping)
+            else dict.fromkeys(("email", "sms", "task", "webhook"), adapters)
+        )
+        if ledger is None:
+            from .ledger import Ledger
+
+            ledger = Ledger(store)
+        self.ledger = ledger
+        self.worker = worker or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+        self.batch = batch
+        self.lease = lease
+        self.retry = retry or RetryPolicy()
+        self.channels = None if channels is None else list(channels)
+        self.clock = clock
+        self.rng = rng or random.Random()
+        self.sleep = sleep
+        self.on_sent = on_sent
+        self._buckets = {ch: _Bucket(r, sleep) for ch, r in (rate_limits or {}).items() if r > 0}
+
+    def run_once(self) -> DispatchStats:
+        """Claim one batch of due messages and deliver them."""
+        stats = DispatchStats()
+        now = micros(self.clock())
+        lease = int(self.lease.total_seconds() * 1_000_000)
+        claimed = self.store.outbox_claim(self.worker, now, self.batch, lease, self.channels)
+        stats.claimed = len(claimed)
+        for rec in claimed:
+            self._one(rec, stats)
+        return stats
+
+    def run(
+        self,
+        *,
+        stop: threading.Event | None = None,
+        idle_exit: bool = True,
+        poll: float = 1.0,
+        max_batches: int | None = None,
+    ) -> DispatchStats:
+        """Deliver batch after batch; with ``idle_exit`` stop when nothing is due."""
+        total = DispatchStats()
+        batches = 0
+        while stop is None or not stop.is_set():
+            got = self.run_once()
+            total.add(got)
+            batches += 1
+            if max_batches is not None and batches >= max_batches:
+                break
+            if got.claimed == 0:
+                if idle_exit:
+                    break
+                if stop is not None:
+                    stop.wait(poll)
+                else:
+                    self.sleep(poll)
+        return total
+
+    def _one(self, rec: OutboxRecord, stats: DispatchStats) -> None:
+        try:
+            message = Message.model_validate_json(rec.body)
+        except ValueError as exc:
+            self._settle(rec, Settle("dead", self._now(), error=f"unreadable message: {exc}"))
+            stats.dead += 1
+            return
+        adapter = self.adapters.get(message.channel)
+        if adapter is None:
+            self._dead(rec, message, f"no adapter for channel {message.channel!r}", stats)
+            return
+        bucket = self._buckets.get(message.channel)
+        if bucket is not None:
+            bucket.take()
+        try:
+            receipt = adapter.deliver(message)
+        except DeliveryError as exc:
+            if exc.feedback is not None:
+                self._feedback(rec, message, exc)
+            if isinstance(exc, PermanentFailure) or not exc.temporary:
+                self._dead(rec, message, str(exc), stats)
+            else:
+                self._again(rec, message, str(exc), stats)
+            return
+        except Exception as exc:  # an adapter's bug or an unexpected error: retry it
+            self._again(rec, message, f"{type(exc).__name__}: {exc}", stats)
+            return
+        self._settle(rec, Settle("sent", self._now(), receipt=receipt))
+        stats.sent += 1
+        if self.on_sent is not None:
+            self.on_sent(rec, message)
+
+    def _now(self) -> int:
+        return micros(self.clock())
+
+    def _again(self, rec: OutboxRecord, message: Message, error: str, stats: DispatchStats) -> None:
+        if rec.attempts >= self.retry.max_attempts:
+            self._dead(rec, message, f"gave up after {rec.attempts} attempts: {error}", stats)
+            return
+        now = self._now()
+        wait = self.retry.delay(rec.attempts, self.rng)
+        self._settle(
+            rec, Settle("pending", now, next_at=now + int(wait.total_seconds() * 1e6), error=error)
+        )
+        stats.retried += 1
+        log.info("retry %s in %s: %s", rec.key, wait, error)
+
+    def _dead(self, rec: OutboxRecord, message: Message, error: str, stats: DispatchStats) -> None:
+        follow = None
+        if message.fallbacks:
+            nxt, *rest = message.fallbacks
+            nxt = nxt.model_copy(update={"fallbacks": tuple(rest)})
+            now = self._now()
+            follow = OutboxRecord(
+                key=nxt.key,
+                channel=nxt.channel,
+                customer_id=nxt.customer_id,
+                body=nxt.model_dump_json(),
+                created_at=now,
+                next_at=now,
+            )
+            stats.fallbacks += 1
+        self._settle(rec, Settle("dead", self._now(), error=error, follow_up=follow))
+        stats.dead += 1
+        stats.errors.append(f"{rec.key}: {error}")
+        log.warning("dead letter %s: %s", rec.key, error)
+
+    def _settle(self, rec: OutboxRecord, change: Settle) -> None:
+        if not self.store.outbox_settle(rec.key, change):
+            log.warning("outbox %s was settled by another dispatcher", rec.key)
+
+    def _feedback(self, rec: OutboxRecord, message: Message, exc: DeliveryError) -> None:
+        """Record a bounce, an invalid number or an unsubscribe on the contact (audited)."""
+        address = exc.address or (message.to[0] if message.to else None)
+        if address is None or exc.feedback is None:
+            return
+        digest = hashlib.sha256(f"{rec.key}|{address}".encode()).hexdigest()[:24]
+        try:
+            self.ledger.apply(
+                ContactFeedback(
+                    event_id=f"feedback:{digest}",
+                    occurred_at=self.clock(),
+                    actor="arflow-dispatcher",
+                    reason=f"{message.channel} to {address}: {exc}",
+                    customer_id=message.customer_id,
+                    address=address,
+                    channel="sms" if message.channel == "sms" else "email",
+                    feedback=exc.feedback,
+                )
+            )
+        except ArflowError as err:  # the contact changed since: nothing to mark
+            log.info("feedback for %s not recorded: %s", address, err)
+
+
+def deliver_all(
+    store: Store,
+    adapters: Mapping[str, Adapter] | Adapter,
+    **options: Any,
+) -> DispatchStats:
+    """Deliver everything due now, then return (a one-shot dispatcher)."""
+    return Dispatcher(store, adapters, **options).run()
+
+
+def adapters_from_urls(urls: Mapping[str, str]) -> dict[str, Adapter]:
+    """``{"email": "smtp://...", "sms": "sms+https://..."}`` to adapters, by channel."""
+    from .actions import adapter_from_url
+
+    return {channel: adapter_from_url(url) for channel, url in urls.items()}
+
+
+__all__ = [
+    "Composer",
+    "DispatchStats",
+    "Dispatcher",
+    "RetryPolicy",
+    "TemporaryFailure",
+    "adapters_from_urls",
+    "deliver_all",
+    "instant",
+    "micros",
+]

@@ -1,0 +1,688 @@
+"""Loading a rule pack: YAML files checked by the schema, with file:line for every error.
+
+YAML is read with the safe loader (no tags that build Python objects) and composed into
+nodes first, so every key and value keeps the line it was written on. Then:
+
+1. the schema (:mod:`arflow.rules.schema`) checks shape and types, one section and one rule
+   at a time, so a mistake in one rule does not hide the problems of the others;
+2. every condition is parsed and type-checked against the facts of its subject;
+3. every offset or recurrence is parsed; every role and template is looked up;
+4. ids must be unique, levels must not go down, grades must be listed from the top.
+
+All problems of all files are collected, in file and line order, and raised together as
+:class:`RuleLoadError`, so a rule author fixes a pack in one pass. Nothing in a rule file
+is executed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+import pydantic
+import yaml
+
+from ..errors import ValidationError
+from .expr import Condition, ExpressionError, Type, condition
+from .facts import fact_types
+from .schema import BUILTIN_ROLES, Action, RuleFile, Settings
+
+Path_ = tuple[str | int, ...]
+_LIST_SECTIONS = ("ladders", "locks", "alerts", "milestones", "approvals", "patterns")
+_SAFE_TAGS = frozenset(yaml.constructor.SafeConstructor.yaml_constructors) - {None}
+
+
+@dataclass(frozen=True)
+class Problem:
+    file: str
+    line: int
+    rule: str | None
+    message: str
+
+    def __str__(self) -> str:
+        where = f" [{self.rule}]" if self.rule else ""
+        return f"{self.file}:{self.line}:{where} {self.message}"
+
+
+class RuleLoadError(ValidationError):
+    """A rule pack that cannot be loaded; ``problems`` has file, line, rule id, message."""
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        self.problems = sorted(problems, key=lambda p: (p.file, p.line))
+        shown = "\n".join(str(p) for p in self.problems[:50])
+        more = f"\n... and {len(self.problems) - 50} more" if len(self.problems) > 50 else ""
+        super().__init__(f"{len(self.problems)} problem(s) in the rules:\n{shown}{more}")
+
+
+# -- YAML with lines ------------------------------------------------------------------------------
+
+
+class _Lines:
+    """Where each key and value of a YAML document was written (1-based lines)."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source.splitlines()
+        self.value: dict[Path_, yaml.Node] = {}
+        self.key: dict[Path_, int] = {}
+
+    def line(self, path: Path_) -> int:
+        """The line of the key naming ``path`` (or of its value), else of its nearest parent."""
+        for n in range(len(path), -1, -1):
+            p = path[:n]
+            if p in self.key:
+                return self.key[p]
+            if p in self.value:
+                return self.value[p].start_mark.line + 1
+        return 1
+
+    def text_line(self, path: Path_, column: int) -> int:
+        """The line of character ``column`` of the scalar at ``path``, which may span lines
+        (``when: >-`` blocks, long plain scalars): lines are joined by one character."""
+        node = self.value.get(path)
+        if not isinstance(node, yaml.ScalarNode):
+            return self.line(path)
+        first, last = node.start_mark.line, node.end_mark.line
+        if node.style in ("|", ">"):
+            parts = [ln.strip() for ln in self.source[first + 1 : last + 1]]
+            base = first + 1
+        else:
+            parts = [self.source[first][node.start_mark.column :].strip(" \"'")]
+            parts += [ln.strip() for ln in self.source[first + 1 : last + 1]]
+            base = first
+        parts = [p for p in parts if p] or [""]
+        at = 0
+        for i, part in enumerate(parts):
+            if column < at + len(part) + 1:
+                return base + i + 1
+            at += len(part) + 1
+        return base + len(parts)
+
+
+def _to_data(
+    node: yaml.Node, path: Path_, lines: _Lines, found: list[tuple[Path_, int, str]]
+) -> Any:
+    lines.value[path] = node
+    tag = node.tag
+    if tag not in _SAFE_TAGS:
+        found.append((path, node.start_mark.line + 1, f"not allowed in a rule file: tag {tag}"))
+        return None
+    if isinstance(node, yaml.MappingNode):
+        out: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                found.append((path, key_node.start_mark.line + 1, "a key must be plain text"))
+                continue
+            key = key_node.value
+            if key in out:
+                found.append(
+                    ((*path, key), key_node.start_mark.line + 1, f"key {key!r} appears twice")
+                )
+            lines.key[(*path, key)] = key_node.start_mark.line + 1
+            out[key] = _to_data(value_node, (*path, key), lines, found)
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [_to_data(v, (*path, i), lines, found) for i, v in enumerate(node.value)]
+    if tag == "tag:yaml.org,2002:float":
+        # exact decimals from the text as written: 0.95 must not become 0.9499999...
+        try:
+            return Decimal(str(node.value).replace("_", ""))
+        except InvalidOperation:
+            pass  # .inf / .nan: the schema refuses them
+    try:
+        return yaml.constructor.SafeConstructor().construct_object(node, deep=True)
+    except yaml.constructor.ConstructorError as exc:
+        found.append((path, node.start_mark.line + 1, f"not allowed in a rule file: {exc.problem}"))
+        return None
+
+
+def _yaml_problem(file: str, exc: yaml.YAMLError) -> Problem:
+    if not isinstance(exc, yaml.MarkedYAMLError):
+        return Problem(file, 1, None, f"not valid YAML: {exc}")
+    mark = exc.problem_mark or exc.context_mark
+    line = mark.line + 1 if mark is not None else 1
+    msg = f"not valid YAML: {exc.problem}"
+    if exc.context and "flow" in exc.context and exc.context_mark is not None:
+        opened = exc.context_mark.line + 1
+        msg += f" ({exc.context} opened on line {opened} and not closed)"
+        line = opened
+    if exc.problem and "\t" in exc.problem:
+        msg += " (a tab: YAML indents with spaces only)"
+    return Problem(file, line, None, msg)
+
+
+def _read(path: Path, problems: list[Problem]) -> tuple[Any, _Lines] | None:
+    file = str(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        problems.append(Problem(file, 1, None, f"cannot read: {exc}"))
+        return None
+    lines = _Lines(text)
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        problems.append(_yaml_problem(file, exc))
+        return None
+    if node is None:
+        return {}, lines
+    found: list[tuple[Path_, int, str]] = []
+    data = _to_data(node, (), lines, found)
+    for p, line, msg in found:
+        problems.append(Problem(file, line, _rule_id(data, p), msg))
+    if not isinstance(data, dict):
+        problems.append(Problem(file, 1, None, "a rule file must be a mapping of sections"))
+        return None
+    return data, lines
+
+
+def _rule_id(data: Any, loc: Sequence[str | int]) -> str | None:
+    """The id of the innermost rule (ladder, step, lock...) that ``loc`` points into."""
+    found: str | None = None
+    cur = data
+    for part in loc:
+        try:
+            cur = cur[part]
+        except (KeyError, IndexError, TypeError):
+            break
+        if isinstance(cur, dict) and isinstance(cur.get("id"), str):
+            found = cur["id"] if found is None else f"{found}/{cur['id']}"
+    return found
+
+
+def _message(err: Any) -> tuple[Path_, str]:
+    """Where a pydantic error points and what to tell a rule author."""
+    loc = tuple(
+        p for p in err["loc"] if not (isinstance(p, str) and p.startswith(("function-", "literal")))
+    )
+    msg: str = err["msg"].removeprefix("Value error, ")
+    kind = err["type"]
+    if kind == "extra_forbidden" and loc:
+        return loc, f"unknown field {loc[-1]!r}"
+    if kind == "missing" and loc:
+        return loc[:-1], f"missing field {loc[-1]!r}"
+    if kind in ("tuple_type", "list_type"):
+        msg = "should be a list"
+    return loc, msg
+
+
+def _without_unknown_fields(
+    key: str, index: int | None, part: Any, exc: pydantic.ValidationError
+) -> Any | None:
+    """``part`` without the unknown fields that made it invalid, if that is all that was
+    wrong with it (a typo such as ``min_amount`` must not hide the rest of the rule)."""
+    import copy
+
+    if any(e["type"] != "extra_forbidden" for e in exc.errors()):
+        return None
+    fixed = copy.deepcopy(part)
+    for e in exc.errors():
+        loc = list(e["loc"][1:] if index is None else e["loc"][2:])
+        if not loc:
+            return None  # the section itself is unknown: nothing to keep
+        node: Any = fixed
+        for p in loc[:-1]:
+            node = node[p]
+        if isinstance(node, dict):
+            node.pop(loc[-1], None)
+    try:
+        RuleFile.model_validate({key: [fixed] if index is not None else fixed})
+    except pydantic.ValidationError:
+        return None
+    return fixed
+
+
+def _validate(
+    file: str, data: dict[str, Any], lines: _Lines, problems: list[Problem]
+) -> tuple[RuleFile, dict[str, list[int]]]:
+    """The file's valid parts as a RuleFile; every invalid section or rule is a problem.
+
+    Validating rule by rule (not the file as a whole) keeps one mistake from hiding the
+    rest: the other rules are still checked for conditions, roles and templates."""
+    everything = {
+        k: list(range(len(v)))
+        for k, v in data.items()
+        if k in _LIST_SECTIONS and isinstance(v, list)
+    }
+    try:
+        return RuleFile.model_validate(data), everything
+    except pydantic.ValidationError:
+        pass
+    good: dict[str, Any] = {}
+    positions: dict[str, list[int]] = {}
+    for key, value in data.items():
+        items = (
+            list(enumerate(value)) if key in _LIST_SECTIONS and isinstance(value, list) else None
+        )
+        for index, part in items if items is not None else [(None, value)]:
+            try:
+                RuleFile.model_validate({key: [part] if index is not None else part})
+            except pydantic.ValidationError as exc:
+                pruned = _without_unknown_fields(key, index, part, exc)
+                seen: set[tuple[Path_, str]] = set()
+                errs = exc.errors()
+                for err in errs:
+                    loc, msg = _message(err)
+                    if index is not None and len(loc) > 1 and loc[1] == 0:
+                        loc = (loc[0], index, *loc[2:])
+                    deeper = any(
+                        len(e["loc"]) > len(err["loc"])
+                        and tuple(e["loc"][: len(err["loc"])]) == tuple(err["loc"])
+                        for e in errs
+                    )
+                    if deeper and "at least 1 item" in msg:
+                        continue  # a list emptied by its own bad items: noise
+                    if (loc, msg) in seen:
+                        continue
+                    seen.add((loc, msg))
+                    problems.append(Problem(file, lines.line(loc), _rule_id(data, loc), msg))
+                if pruned is None:
+                    continue
+                part = pruned  # reported above; the rest of the rule is still checked
+            if index is None:
+                good[key] = part
+            else:
+                good.setdefault(key, []).append(part)
+                positions.setdefault(key, []).append(index)
+    return RuleFile.model_validate(good), positions
+
+
+@dataclass(frozen=True)
+class CompiledStep:
+    ladder: str
+    id: str
+    level: int
+    at: str
+    schedule: Any  # arflow.calendar.Schedule
+    when: Condition | None
+    min_balance: Any
+    group: bool
+    actions: tuple[Action, ...]
+
+
+@dataclass(frozen=True)
+class CompiledLadder:
+    id: str
+    when: Condition | None
+    min_balance: Any
+    exempt_grades: tuple[str, ...]
+    steps: tuple[CompiledStep, ...]
+
+
+@dataclass(frozen=True)
+class CompiledRule:
+    """A lock, alert, milestone rule or approval tier with its compiled condition."""
+
+    kind: str
+    id: str
+    subject: str
+    when: Condition | None
+    spec: Any
+
+
+@dataclass
+class RulePack:
+    """Everything a pack says, checked and compiled, ready for the engine."""
+
+    name: str
+    files: list[str]
+    roles: dict[str, str] = field(default_factory=dict)
+    calendar: Any = None  # arflow.calendar.BusinessCalendar
+    settings: Settings = field(default_factory=Settings)
+    ladders: list[CompiledLadder] = field(default_factory=list)
+    locks: list[CompiledRule] = field(default_factory=list)
+    alerts: list[CompiledRule] = field(default_factory=list)
+    milestones: list[CompiledRule] = field(default_factory=list)
+    approvals: list[CompiledRule] = field(default_factory=list)
+    patterns: list[CompiledRule] = field(default_factory=list)
+    scoring: Any = None  # arflow.rules.schema.Scoring
+    templates: frozenset[str] = frozenset()
+    template_dirs: tuple[Path, ...] = ()
+
+    def all_roles(self) -> frozenset[str]:
+        return BUILTIN_ROLES | frozenset(self.roles)
+
+
+def _files(paths: Iterable[str | Path]) -> list[Path]:
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            out.extend(sorted([*p.glob("*.yaml"), *p.glob("*.yml")]))
+        else:
+            out.append(p)
+    return out
+
+
+def _templates(dirs: Iterable[Path]) -> frozenset[str]:
+    """Template names found in ``templates/`` folders: ``NAME.LOCALE.EXT`` gives NAME."""
+    names: set[str] = set()
+    for d in dirs:
+        if d.is_dir():
+            names.update(p.name.split(".", 1)[0] for p in d.iterdir() if p.is_file())
+    return frozenset(names)
+
+
+def load_pack(
+    paths: str | Path | Iterable[str | Path],
+    *,
+    templates: Iterable[str] | None = None,
+) -> RulePack:
+    """Load, check and compile the rule files at ``paths`` (files or folders) as one pack.
+
+    Templates are looked up in a ``templates/`` folder beside the files, or in the names
+    given. Raises :class:`RuleLoadError` listing every problem found.
+    """
+    from .. import calendar as cal
+
+    path_list = [paths] if isinstance(paths, str | Path) else list(paths)
+    files = _files(path_list)
+    problems: list[Problem] = []
+    if not files:
+        raise RuleLoadError(
+            [
+                Problem(
+                    str(path_list[0]) if path_list else "?", 1, None, "no rule files (*.yaml) found"
+                )
+            ]
+        )
+    template_names = (
+        frozenset(templates)
+        if templates is not None
+        else _templates({f.parent / "templates" for f in files})
+    )
+    parsed: list[tuple[str, RuleFile, _Lines, dict[str, list[int]]]] = []
+    for f in files:
+        got = _read(f, problems)
+        if got is None:
+            continue
+        data, lines = got
+        spec, positions = _validate(str(f), data, lines, problems)
+        parsed.append((str(f), spec, lines, positions))
+
+    pack = RulePack(
+        name="",
+        files=[str(f) for f in files],
+        templates=template_names,
+        template_dirs=tuple(
+            sorted({f.parent / "templates" for f in files if (f.parent / "templates").is_dir()})
+        ),
+    )
+    seen_ids: dict[tuple[str, str], str] = {}
+    for file, spec, lines, _pos in parsed:
+        if spec.pack and not pack.name:
+            pack.name = spec.pack
+        pack.roles.update(spec.roles)
+        if spec.settings is not None:
+            pack.settings = spec.settings
+        if spec.calendar is not None:
+            c = spec.calendar
+            days: dict[str, frozenset[Any]] = {}
+            for name in ("extra_holidays", "extra_workdays"):
+                ok = []
+                for i, text in enumerate(getattr(c, name)):
+                    try:
+                        ok.append(_iso(text))
+                    except ValueError as exc:
+                        problems.append(
+                            Problem(
+                                file,
+                                lines.line(("calendar", name, i)),
+                                None,
+                                f"{text!r} is not a date (YYYY-MM-DD): {exc}",
+                            )
+                        )
+                days[name] = frozenset(ok)
+            try:
+                pack.calendar = cal.BusinessCalendar(
+                    country=c.country,
+                    subdivision=c.subdivision,
+                    extra_holidays=days["extra_holidays"],
+                    extra_workdays=days["extra_workdays"],
+                )
+            except (ValueError, ValidationError) as exc:
+                problems.append(Problem(file, lines.line(("calendar", "country")), None, str(exc)))
+        if spec.settings is not None and spec.settings.send_window:
+            try:
+                cal.SendWindow.parse(spec.settings.send_window)
+            except ValueError as exc:
+                problems.append(
+                    Problem(
+                        file,
+                        lines.line(("settings", "send_window")),
+                        None,
+                        f"bad send_window {spec.settings.send_window!r}: {exc}",
+                    )
+                )
+        if spec.scoring is not None:
+            pack.scoring = spec.scoring
+    if pack.calendar is None:
+        pack.calendar = cal.BusinessCalendar()
+    roles = pack.all_roles()
+
+    for file, spec, lines, pos in parsed:
+
+        def problem(
+            path: Path_, message: str, rule: str | None, *, _f: str = file, _l: _Lines = lines
+        ) -> None:
+            problems.append(Problem(_f, _l.line(path), rule, message))
+
+        def cond(
+            text: str | None,
+            subject: str,
+            path: Path_,
+            rule: str,
+            *,
+            _l: _Lines = lines,
+            _f: str = file,
+        ) -> Condition | None:
+            if text is None:
+                return None
+            try:
+                return condition(text, fact_types(subject))
+            except ExpressionError as exc:
+                line = _l.text_line(path, exc.position)
+                msg = f"{exc.reason} at column {exc.position + 1} of {text!r}"
+                problems.append(Problem(_f, line, rule, msg))
+                return None
+
+        def unique(kind: str, rid: str, path: Path_, *, _f: str = file) -> None:
+            if (kind, rid) in seen_ids:
+                problem(path, f"{kind} id {rid!r} is also defined in {seen_ids[(kind, rid)]}", rid)
+            seen_ids[(kind, rid)] = _f
+
+        def actions(acts: Sequence[Action], path: Path_, rule: str) -> None:
+            for i, a in enumerate(acts):
+                for where in ("to", "cc"):
+                    for j, who in enumerate(getattr(a, where)):
+                        if who not in roles:
+                            problem(
+                                (*path, i, where, j),
+                                f"unknown role {who!r} (known: {', '.join(sorted(roles))})",
+                                rule,
+                            )
+                if a.template is not None and a.template not in pack.templates:
+                    problem((*path, i, "template"), f"unknown template {a.template!r}", rule)
+                if a.due_in is not None:
+                    try:
+                        cal.Offset.parse("due+" + a.due_in)
+                    except ValueError as exc:
+                        problem((*path, i, "due_in"), f"bad due_in {a.due_in!r}: {exc}", rule)
+
+        for li, ladder in enumerate(spec.ladders):
+            lp: Path_ = ("ladders", pos["ladders"][li])
+            unique("ladder", ladder.id, lp)
+            steps: list[CompiledStep] = []
+            step_ids: set[str] = set()
+            top_level = -1
+            for si, st in enumerate(ladder.steps):
+                sp: Path_ = (*lp, "steps", si)
+                rid = f"{ladder.id}/{st.id}"
+                if st.id in step_ids:
+                    problem(
+                        (*sp, "id"), f"step id {st.id!r} appears twice in ladder {ladder.id!r}", rid
+                    )
+                step_ids.add(st.id)
+                if st.level < top_level:
+                    problem(
+                        (*sp, "level"),
+                        f"level {st.level} is below the level {top_level} "
+                        "of an earlier step: levels must not go down along the ladder",
+                        rid,
+                    )
+                top_level = max(top_level, st.level)
+                try:
+                    schedule = cal.Schedule.parse(st.at)
+                except ValueError as exc:
+                    problem((*sp, "at"), f"bad 'at' {st.at!r}: {exc}", rid)
+                    schedule = None
+                when = cond(st.when, "receivable", (*sp, "when"), rid)
+                actions(st.actions, (*sp, "actions"), rid)
+                for ai, a in enumerate(st.actions):
+                    if a.type in ("block_orders", "unblock_orders"):
+                        problem(
+                            (*sp, "actions", ai),
+                            f"{a.type} belongs in a lock rule, which "
+                            "lifts itself when its cause is gone; a ladder step cannot",
+                            rid,
+                        )
+                steps.append(
+                    CompiledStep(
+                        ladder.id,
+                        st.id,
+                        st.level,
+                        st.at,
+                        schedule,
+                        when,
+                        st.min_balance,
+                        st.group,
+                        tuple(st.actions),
+                    )
+                )
+            pack.ladders.append(
+                CompiledLadder(
+                    ladder.id,
+                    cond(ladder.when, "receivable", (*lp, "when"), ladder.id),
+                    ladder.min_balance,
+                    tuple(ladder.exempt_grades),
+                    tuple(steps),
+                )
+            )
+        for i, lock in enumerate(spec.locks):
+            p: Path_ = ("locks", pos["locks"][i])
+            unique("lock", lock.id, p)
+            for j, who in enumerate(lock.notify):
+                if who not in roles:
+                    problem((*p, "notify", j), f"unknown role {who!r}", lock.id)
+            if lock.template is not None and lock.template not in pack.templates:
+                problem((*p, "template"), f"unknown template {lock.template!r}", lock.id)
+            pack.locks.append(
+                CompiledRule(
+                    "lock",
+                    lock.id,
+                    "customer",
+                    cond(lock.when, "customer", (*p, "when"), lock.id),
+                    lock,
+                )
+            )
+        for i, alert in enumerate(spec.alerts):
+            p = ("alerts", pos["alerts"][i])
+            unique("alert", alert.id, p)
+            actions(alert.actions, (*p, "actions"), alert.id)
+            pack.alerts.append(
+                CompiledRule(
+                    "alert",
+                    alert.id,
+                    alert.subject,
+                    cond(alert.when, alert.subject, (*p, "when"), alert.id),
+                    alert,
+                )
+            )
+        for i, ms in enumerate(spec.milestones):
+            p = ("milestones", pos["milestones"][i])
+            unique("milestone rule", ms.id, p)
+            actions(ms.actions, (*p, "actions"), ms.id)
+            pack.milestones.append(
+                CompiledRule(
+                    "milestone",
+                    ms.id,
+                    "customer",
+                    cond(ms.when, "customer", (*p, "when"), ms.id),
+                    ms,
+                )
+            )
+        for i, tier in enumerate(spec.approvals):
+            p = ("approvals", pos["approvals"][i])
+            unique("approval tier", tier.id, p)
+            for j, who in enumerate(tier.approvers):
+                if who not in roles:
+                    problem((*p, "approvers", j), f"unknown role {who!r}", tier.id)
+            if tier.template not in pack.templates:
+                problem((*p, "template"), f"unknown template {tier.template!r}", tier.id)
+            pack.approvals.append(
+                CompiledRule(
+                    "approval",
+                    tier.id,
+                    "order",
+                    cond(tier.when, "order", (*p, "when"), tier.id),
+                    tier,
+                )
+            )
+        for i, pat in enumerate(spec.patterns):
+            p = ("patterns", pos["patterns"][i])
+            unique("pattern", pat.id, p)
+            actions(pat.actions, (*p, "actions"), pat.id)
+            pack.patterns.append(
+                CompiledRule(
+                    "pattern",
+                    pat.id,
+                    "customer",
+                    cond(pat.when, "customer", (*p, "when"), pat.id),
+                    pat,
+                )
+            )
+        if len(pack.patterns) > 16:
+            problem(("patterns",), "at most 16 patterns per pack", None)
+        if spec.scoring is not None:
+            known = fact_types("customer")
+            for i, factor in enumerate(spec.scoring.factors):
+                fp: Path_ = ("scoring", "factors", i)
+                t = known.get(factor.fact)
+                if t is None:
+                    problem((*fp, "fact"), f"unknown fact {factor.fact!r}", None)
+                elif factor.bands is not None and t is not Type.NUMBER:
+                    problem(
+                        (*fp, "bands"),
+                        f"bands need a number, and {factor.fact} is a {t}: "
+                        "give 'points' by value instead",
+                        None,
+                    )
+                elif factor.points is not None and t not in (Type.STRING, Type.BOOL):
+                    problem(
+                        (*fp, "points"),
+                        f"points by value need text, and {factor.fact} is "
+                        f"a {t}: give 'bands' instead",
+                        None,
+                    )
+            grades = spec.scoring.grades
+            for gi in range(1, len(grades)):
+                if grades[gi].min_score > grades[gi - 1].min_score:
+                    problem(
+                        ("scoring", "grades", gi, "min_score"),
+                        "grades must be listed from the highest min_score down: grade "
+                        f"{grades[gi].grade} needs {grades[gi].min_score}, more than grade "
+                        f"{grades[gi - 1].grade} above it ({grades[gi - 1].min_score})",
+                        None,
+                    )
+                    break
+    if problems:
+        raise RuleLoadError(problems)
+    pack.name = pack.name or Path(files[0]).parent.name
+    return pack
+
+
+def _iso(text: str) -> Any:
+    from datetime import date
+
+    return date.fromisoformat(text)

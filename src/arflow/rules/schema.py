@@ -1,0 +1,317 @@
+"""The rule-file schema: what a YAML file under ``rules/`` may say.
+
+A file holds one or more sections: ``ladders`` (dunning), ``locks`` (order locks),
+``alerts`` (risk alerts), ``scoring`` (credit scoring and grade policy), ``milestones``
+(milestone to invoice) and ``approvals`` (approval tiers), plus ``roles``, ``calendar``
+and ``settings`` that the whole pack shares. The models here check shape and types;
+:mod:`arflow.rules.loader` adds the file:line of every error and checks conditions,
+offsets, templates and roles against what exists.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from ..money import Seq, to_decimal
+
+Id = Annotated[str, Field(min_length=1, max_length=80, pattern=r"^[A-Za-z0-9_.:-]+$")]
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def _dec(v: Any, info: ValidationInfo | None = None) -> Any:
+    what = info.field_name if info is not None and info.field_name else "value"
+    return None if v is None else to_decimal(v, what)
+
+
+def _one_or_many(v: Any) -> Any:
+    return [v] if isinstance(v, str) else v
+
+
+#: Who an action goes to. ``customer`` is the customer's contact (by preferred channel);
+#: ``salesperson`` and ``sales_manager`` come from the customer; the others from ``roles``.
+BUILTIN_ROLES = frozenset({"customer", "salesperson", "sales_manager"})
+ACTION_TYPES = (
+    "email",
+    "sms",
+    "task",
+    "notify",
+    "risk_flag",
+    "block_orders",
+    "unblock_orders",
+    "request_invoice",
+    "handover",
+    "webhook",
+    "charge",
+)
+
+
+class Action(_Spec):
+    """One thing to do when a step or rule fires."""
+
+    type: Literal[
+        "email",
+        "sms",
+        "task",
+        "notify",
+        "risk_flag",
+        "block_orders",
+        "unblock_orders",
+        "request_invoice",
+        "handover",
+        "webhook",
+        "charge",
+    ]
+    to: Seq[str] = ()
+    cc: Seq[str] = ()
+    template: str | None = None
+    fallback: Seq[Literal["email", "sms", "task"]] = ()
+    priority: Literal["low", "normal", "high", "urgent"] = "normal"
+    due_in: str | None = Field(default=None, description="task due, e.g. 2bd or 3d")
+    attach_history: bool = False
+    level: Literal["low", "medium", "high"] | None = None
+    scope: Literal["customer", "contract", "order_type"] = "customer"
+    order_type: str | None = None
+    reason: str | None = None
+    url: str | None = None
+    fee: Decimal | None = None
+    interest_rate: Decimal | None = Field(default=None, description="annual, e.g. 0.08")
+    day_count: Literal["act/365", "act/360", "30/360"] = "act/365"
+    interest_from: Literal["due", "last_dunning"] = "due"
+    exempt_grades: Seq[Literal["A", "B", "C", "D"]] = Field(
+        default=(), description="grades a charge is never booked for"
+    )
+
+    _many = field_validator("to", "cc", mode="before")(lambda cls, v: _one_or_many(v))
+    _d = field_validator("fee", "interest_rate", mode="before")(lambda cls, v, info: _dec(v, info))
+
+    @model_validator(mode="after")
+    def _needs(self) -> Action:
+        t = self.type
+        a = "an" if t[0] in "aeiou" else "a"
+        if t in ("email", "sms", "task", "notify", "handover") and not self.to:
+            raise ValueError(f"{a} {t} action needs 'to' (a role)")
+        if t in ("email", "sms", "task", "notify", "handover") and not self.template:
+            raise ValueError(f"{a} {t} action needs a 'template'")
+        if t == "risk_flag" and self.level is None:
+            raise ValueError("a risk_flag action needs a 'level' (low, medium, high)")
+        if t == "webhook" and not self.url:
+            raise ValueError("a webhook action needs a 'url'")
+        if t == "charge" and self.fee is None and self.interest_rate is None:
+            raise ValueError("a charge action needs a 'fee', an 'interest_rate', or both")
+        if self.scope == "order_type" and not self.order_type:
+            raise ValueError("scope order_type needs 'order_type'")
+        return self
+
+
+class Step(_Spec):
+    """A rung of a dunning ladder: when (an offset or a recurrence), if what, do what."""
+
+    id: Id
+    at: str = Field(description="due-7d, due, due+3bd, every 7d from due+1d until due+15d")
+    level: int = Field(ge=0, le=99)
+    when: str | None = None
+    min_balance: Decimal | None = None
+    group: bool = Field(default=True, description="merge into one notice per customer")
+    actions: Seq[Action] = Field(min_length=1)
+
+    _d = field_validator("min_balance", mode="before")(lambda cls, v, info: _dec(v, info))
+
+
+class Ladder(_Spec):
+    id: Id
+    description: str = ""
+    when: str | None = Field(default=None, description="which receivables follow this ladder")
+    min_balance: Decimal = Decimal(0)
+    exempt_grades: Seq[Literal["A", "B", "C", "D"]] = ()
+    steps: Seq[Step] = Field(min_length=1)
+
+    _d = field_validator("min_balance", mode="before")(lambda cls, v, info: _dec(v, info))
+
+
+class Lock(_Spec):
+    """Block new orders while a condition holds; lift it when it stops holding."""
+
+    id: Id
+    description: str = ""
+    when: str
+    scope: Literal["customer", "contract", "order_type"] = "customer"
+    order_type: str | None = None
+    notify: Seq[str] = ()
+    template: str | None = None
+
+    _many = field_validator("notify", mode="before")(lambda cls, v: _one_or_many(v))
+
+    @model_validator(mode="after")
+    def _scope(self) -> Lock:
+        if self.scope == "order_type" and not self.order_type:
+            raise ValueError("scope order_type needs 'order_type'")
+        if self.notify and not self.template:
+            raise ValueError("'notify' needs a 'template'")
+        return self
+
+
+class Alert(_Spec):
+    """A condition on a receivable, customer or order that calls for attention once."""
+
+    id: Id
+    description: str = ""
+    subject: Literal["receivable", "customer", "order"] = "receivable"
+    when: str
+    actions: Seq[Action] = Field(min_length=1)
+
+
+class PatternRule(_Spec):
+    """A pattern over one customer's history (promises, payments, the date), matched by
+    durable-rules: ``unpaid_promise`` (a promise with no payment by its date plus grace) or
+    ``late_payments`` (``count`` payments after their due date within ``window_days``)."""
+
+    id: Id
+    description: str = ""
+    match: Literal["unpaid_promise", "late_payments"]
+    when: str | None = Field(default=None, description="a condition on the customer")
+    grace_days: int | None = Field(
+        default=None, ge=0, le=60, description="unpaid_promise; default settings.promise_grace_days"
+    )
+    break_promise: bool = Field(default=True, description="unpaid_promise: record it broken")
+    count: int | None = Field(default=None, ge=1, le=12, description="late_payments")
+    window_days: int | None = Field(default=None, ge=1, le=3660, description="late_payments")
+    actions: Seq[Action] = ()
+
+    @model_validator(mode="after")
+    def _fits_match(self) -> PatternRule:
+        if self.match == "unpaid_promise" and (
+            self.count is not None or self.window_days is not None
+        ):
+            raise ValueError("'count' and 'window_days' are for match: late_payments")
+        if self.match == "late_payments":
+            if self.grace_days is not None:
+                raise ValueError("'grace_days' is for match: unpaid_promise")
+            if self.count is None or self.window_days is None:
+                raise ValueError("match: late_payments needs 'count' and 'window_days'")
+            if not self.actions:
+                raise ValueError("match: late_payments needs at least one action")
+        return self
+
+
+class Band(_Spec):
+    """Points for a numeric fact at or above ``min`` (the first matching band counts)."""
+
+    min: Decimal | None = None
+    points: Decimal
+
+    _d = field_validator("min", "points", mode="before")(lambda cls, v, info: _dec(v, info))
+
+
+class Factor(_Spec):
+    fact: str
+    weight: Decimal = Decimal(1)
+    points: dict[str, Decimal] | None = Field(default=None, description="by text value")
+    bands: Seq[Band] | None = None
+    missing: Decimal = Field(default=Decimal(0), description="points when the fact is null")
+
+    @field_validator("weight", "missing", mode="before")
+    @classmethod
+    def _dd(cls, v: Any, info: ValidationInfo) -> Any:
+        return _dec(v, info)
+
+    @field_validator("points", mode="before")
+    @classmethod
+    def _pp(cls, v: Any) -> Any:
+        return None if v is None else {str(k): _dec(x) for k, x in dict(v).items()}
+
+    @model_validator(mode="after")
+    def _one(self) -> Factor:
+        if (self.points is None) == (self.bands is None):
+            raise ValueError(f"factor {self.fact!r} needs exactly one of 'points' or 'bands'")
+        return self
+
+
+class GradePolicy(_Spec):
+    grade: Literal["A", "B", "C", "D"]
+    min_score: Decimal
+    credit_limit: Decimal
+    payment_terms_days: int = Field(ge=0, le=3650)
+    prepayment_percent: Decimal = Decimal(0)
+
+    _d = field_validator("min_score", "credit_limit", "prepayment_percent", mode="before")(
+        lambda cls, v, info: _dec(v, info)
+    )
+
+
+class Scoring(_Spec):
+    """Weighted score over customer facts; the grade is the first policy whose min_score
+    the score reaches; orders and contracts beyond the grade's policy need approval."""
+
+    currency: str = "CNY"
+    factors: Seq[Factor] = Field(min_length=1)
+    grades: Seq[GradePolicy] = Field(min_length=1)
+
+
+class MilestoneRule(_Spec):
+    """When a milestone that a payment node waits for is completed: ask to invoice."""
+
+    id: Id
+    when: str | None = None
+    actions: Seq[Action] = Field(min_length=1)
+
+
+class ApprovalTier(_Spec):
+    id: Id
+    when: str
+    approvers: Seq[str] = Field(min_length=1)
+    template: str
+
+    _many = field_validator("approvers", mode="before")(lambda cls, v: _one_or_many(v))
+
+
+class CalendarSpec(_Spec):
+    country: str | None = "CN"
+    subdivision: str | None = None
+    extra_holidays: Seq[str] = ()
+    extra_workdays: Seq[str] = ()
+
+
+class Settings(_Spec):
+    company_name: str = Field(default="", description="signs the messages templates render")
+    base_currency: str = "CNY"
+    catch_up: Literal["latest", "all", "none"] = Field(
+        default="latest",
+        description="after downtime: send only the latest due step (default), all, or none",
+    )
+    promise_grace_days: int = Field(default=3, ge=0, le=60)
+    send_window: str | None = "mon-fri 09:00-18:00"
+    group_by: Seq[Literal["customer", "level", "currency"]] = ("customer", "level", "currency")
+    review: bool = False
+    locales: Seq[str] = Field(
+        default=("en", "zh_CN"), description="every template must exist in these locales"
+    )
+
+
+class RuleFile(_Spec):
+    """One YAML file. Sections may be split across files of one pack in any way."""
+
+    pack: Id | None = None
+    description: str = ""
+    roles: dict[str, str] = Field(default_factory=dict)
+    calendar: CalendarSpec | None = None
+    settings: Settings | None = None
+    ladders: Seq[Ladder] = ()
+    locks: Seq[Lock] = ()
+    alerts: Seq[Alert] = ()
+    scoring: Scoring | None = None
+    milestones: Seq[MilestoneRule] = ()
+    approvals: Seq[ApprovalTier] = ()
+    patterns: Seq[PatternRule] = ()

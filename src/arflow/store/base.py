@@ -1,0 +1,566 @@
+"""What a store is: the kinds of object it keeps, and the small surface every backend offers.
+
+A backend implements five private hooks (``_load``, ``_find``, ``_has_events``, ``_write``
+and the transaction around them); the buffered unit of work in :class:`BufferedTx` is
+shared, so the memory, SQLite and PostgreSQL stores behave the same way by construction:
+reads see the transaction's own writes, writes reach the backend in bulk, and an event's
+changes can be dropped as a whole when the event is refused.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field, replace
+from datetime import date
+from typing import Any, Protocol, TypeVar
+
+from pydantic import BaseModel
+
+from ..domain import (
+    AuditRecord,
+    Contract,
+    CreditNote,
+    Customer,
+    Dispute,
+    Milestone,
+    Order,
+    Payment,
+    Project,
+    PromiseToPay,
+    Receivable,
+)
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One kind of object in the book and the columns a backend indexes it by."""
+
+    name: str
+    model: type[BaseModel]
+    customer_id: Callable[[Any], str | None]
+    state: Callable[[Any], str | None] = lambda _m: None
+    due_date: Callable[[Any], date | None] = lambda _m: None
+
+
+def _cust(m: Any) -> str | None:
+    return m.customer_id  # type: ignore[no-any-return]
+
+
+KINDS: dict[str, Kind] = {
+    k.name: k
+    for k in (
+        Kind("customer", Customer, lambda m: m.id, lambda m: "locked" if m.locks else "active"),
+        Kind("contract", Contract, _cust),
+        Kind("project", Project, _cust),
+        Kind("milestone", Milestone, lambda _m: None),
+        Kind("receivable", Receivable, _cust, lambda m: str(m.state), lambda m: m.due_date),
+        Kind("payment", Payment, _cust, lambda m: "reversed" if m.reversed else "applied"),
+        Kind("credit_note", CreditNote, _cust),
+        Kind("dispute", Dispute, _cust, lambda m: m.status),
+        Kind("promise", PromiseToPay, _cust, lambda m: str(m.status)),
+        Kind("order", Order, _cust, lambda m: str(m.state)),
+    )
+}
+KIND_OF: dict[type[BaseModel], Kind] = {k.model: k for k in KINDS.values()}
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def kind_of(obj: BaseModel) -> Kind:
+    return KIND_OF[type(obj)]
+
+
+def json_of(obj: BaseModel) -> str:
+    """``obj.model_dump_json()`` (all its defaults), minus the keyword handling: an import
+    writes three of these per invoice."""
+    return obj.__pydantic_serializer__.to_json(obj).decode()
+
+
+class StoreTx(Protocol):
+    """The unit of work the ledger applies events through."""
+
+    def get(self, kind: str, object_id: str) -> Any | None: ...
+    def find(
+        self, kind: str, *, customer_id: str, states: Iterable[str] | None = None
+    ) -> list[Any]: ...
+    def put(self, obj: BaseModel) -> None: ...
+    def iter_by_due(self, customer_id: str, states: Iterable[str]) -> Iterator[Any]:
+        """A customer's receivables in ``states``, oldest due date first (then issue date,
+        then number), loaded one by one: automatic allocation stops when the cash runs out."""
+        ...
+
+    def has_event(self, event_id: str) -> bool: ...
+    def add_event(self, event_id: str, event_type: str, body: str) -> None: ...
+    def add_audit(self, record: AuditRecord) -> None: ...
+    def begin_event(self) -> None: ...
+    def commit_event(self) -> None: ...
+    def abort_event(self) -> None: ...
+    def flush(self) -> None: ...
+    def known_decisions(self, keys: Iterable[str]) -> set[str]:
+        """Which of ``keys`` the decision ledger already holds (committed or staged)."""
+        ...
+
+    def add_decision(self, record: DecisionRecord) -> None: ...
+    def add_run(self, record: RunRecord) -> None: ...
+    def add_outbox(self, record: OutboxRecord) -> None: ...
+
+
+class Store(Protocol):
+    """A place the book lives. Backends: ``memory://``, SQLite, PostgreSQL."""
+
+    url: str
+
+    def transaction(self) -> AbstractContextManager[StoreTx]: ...
+    def get(self, kind: str, object_id: str) -> Any | None: ...
+    def find(
+        self, kind: str, *, customer_id: str | None = None, states: Iterable[str] | None = None
+    ) -> list[Any]:
+        """Objects of ``kind`` by customer and/or state (both indexed)."""
+        ...
+
+    def known_decisions(self, keys: Iterable[str]) -> set[str]: ...
+    def get_many(self, kind: str, ids: Iterable[str]) -> dict[str, Any]:
+        """Objects by id (missing ids are left out), in as few queries as the backend can."""
+        ...
+
+    def find_for_customers(self, kind: str, customer_ids: Iterable[str]) -> dict[str, list[Any]]:
+        """All objects of ``kind`` of each of ``customer_ids``, grouped by customer."""
+        ...
+
+    def all(self, kind: str) -> Iterator[Any]: ...
+    def event_log(self) -> Iterator[tuple[str, str]]:
+        """``(event_type, json_body)`` in the order the events were applied."""
+        ...
+
+    def event_count(self) -> int: ...
+    def audit_trail(self, kind: str, object_id: str) -> list[AuditRecord]: ...
+    def audit_count(self) -> int: ...
+    def audit_mark(self) -> int:
+        """The position of the latest audit record (0 for an empty book)."""
+        ...
+
+    def customers_changed_since(self, mark: int) -> set[str]:
+        """The customers whose objects were changed after audit position ``mark``."""
+        ...
+
+    def find_due(self, due_from: date, due_to: date, states: Iterable[str]) -> list[Any]:
+        """Receivables in ``states`` whose due date is in [due_from, due_to]: the sweep's
+        index, so a day's run reads what can fall due, not the whole book."""
+        ...
+
+    def decisions(
+        self, *, as_of: date | None = None, status: str | None = None
+    ) -> list[DecisionRecord]: ...
+    def decision(self, key: str) -> DecisionRecord | None: ...
+    def runs(self) -> list[RunRecord]: ...
+
+    # the outbox (see arflow.outbox): claimed and settled by dispatchers
+    def outbox_claim(
+        self,
+        worker: str,
+        now: int,
+        limit: int,
+        lease: int,
+        channels: Iterable[str] | None = None,
+    ) -> list[OutboxRecord]: ...
+    def outbox_settle(self, key: str, change: Settle) -> bool: ...
+    def outbox(
+        self, *, status: str | None = None, limit: int | None = None
+    ) -> list[OutboxRecord]: ...
+    def outbox_item(self, key: str) -> OutboxRecord | None: ...
+    def outbox_counts(self) -> dict[str, int]: ...
+    def outbox_retry(self, keys: Iterable[str] | None, now: int) -> int: ...
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class DecisionRecord:
+    """One decided action in the decision ledger; ``key`` is unique in the store."""
+
+    key: str
+    as_of: date
+    kind: str
+    customer_id: str
+    subject_id: str
+    status: str  # planned, released, skipped, held
+    body: str  # the decision as JSON
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """What one ``Engine.run`` did: counts, failures and why."""
+
+    as_of: date
+    body: str  # JSON
+
+
+@dataclass(frozen=True)
+class OutboxRecord:
+    """One action waiting for, or done with, delivery.
+
+    ``key`` is the action's idempotency key (unique in the store). Instants are UTC
+    microseconds since the epoch. ``status``: ``pending`` (due at ``next_at``), ``sending``
+    (claimed by ``claimed_by`` until ``lease_until``), ``sent``, ``dead``."""
+
+    key: str
+    channel: str
+    customer_id: str
+    body: str  # the message as JSON
+    status: str = "pending"
+    attempts: int = 0
+    next_at: int = 0
+    created_at: int = 0
+    claimed_by: str | None = None
+    lease_until: int | None = None
+    sent_at: int | None = None
+    last_error: str | None = None
+    receipt: str | None = None
+
+
+OUTBOX_STATUSES = ("pending", "sending", "sent", "dead")
+
+
+@dataclass(frozen=True)
+class Settle:
+    """The outcome of one delivery attempt, recorded by the dispatcher that claimed it.
+
+    ``status``: ``sent``, ``pending`` (retry at ``next_at``) or ``dead``. ``follow_up`` is
+    queued in the same transaction (the next channel of a fallback chain)."""
+
+    status: str
+    now: int
+    next_at: int | None = None
+    error: str | None = None
+    receipt: str | None = None
+    follow_up: OutboxRecord | None = None
+
+
+def claimable(r: OutboxRecord, now: int) -> bool:
+    """Due and pending, or claimed by a dispatcher whose lease ran out (it crashed)."""
+    if r.status == "pending":
+        return r.next_at <= now
+    return r.status == "sending" and r.lease_until is not None and r.lease_until < now
+
+
+def claimed(r: OutboxRecord, worker: str, now: int, lease: int) -> OutboxRecord:
+    return replace(
+        r, status="sending", claimed_by=worker, lease_until=now + lease, attempts=r.attempts + 1
+    )
+
+
+def settled(r: OutboxRecord, s: Settle) -> OutboxRecord:
+    return replace(
+        r,
+        status=s.status,
+        next_at=s.next_at if s.next_at is not None else r.next_at,
+        lease_until=None,
+        sent_at=s.now if s.status == "sent" else r.sent_at,
+        last_error=s.error if s.error is not None else r.last_error,
+        receipt=s.receipt if s.receipt is not None else r.receipt,
+    )
+
+
+def retried(r: OutboxRecord, now: int) -> OutboxRecord:
+    """A dead letter given a fresh start by an operator (``arflow outbox retry``)."""
+    return replace(r, status="pending", attempts=0, next_at=now, claimed_by=None, lease_until=None)
+
+
+@dataclass
+class _Layer:
+    objects: dict[tuple[str, str], BaseModel] = field(default_factory=dict)
+    by_customer: dict[tuple[str, str], set[str]] = field(default_factory=lambda: defaultdict(set))
+    events: list[tuple[str, str, str]] = field(default_factory=list)
+    event_ids: set[str] = field(default_factory=set)
+    audits: list[AuditRecord] = field(default_factory=list)
+    decisions: dict[str, DecisionRecord] = field(default_factory=dict)
+    runs: list[RunRecord] = field(default_factory=list)
+    outbox: dict[str, OutboxRecord] = field(default_factory=dict)
+    #: Keys of ``objects`` that the backend is known not to hold: written with a plain
+    #: INSERT instead of an upsert.
+    new: set[tuple[str, str]] = field(default_factory=set)
+
+    def put(self, obj: BaseModel) -> None:
+        k = kind_of(obj)
+        oid: str = obj.id  # type: ignore[attr-defined]
+        self.objects[(k.name, oid)] = obj
+        cust = k.customer_id(obj)
+        if cust is not None:
+            self.by_customer[(k.name, cust)].add(oid)
+
+    def merge(self, other: _Layer) -> None:
+        self.objects.update(other.objects)
+        for key, ids in other.by_customer.items():
+            self.by_customer[key] |= ids
+        self.events.extend(other.events)
+        self.event_ids |= other.event_ids
+        self.audits.extend(other.audits)
+        self.decisions.update(other.decisions)
+        self.runs.extend(other.runs)
+        for k, rec in other.outbox.items():
+            self.outbox.setdefault(k, rec)
+
+
+_NOTHING: Any = object()  # "no entry", where None means "the backend has no such object"
+
+
+class BufferedTx:
+    """Shared unit of work: a staging layer over the backend.
+
+    Writes go to the staged layer; an event's writes are undone as a whole (an undo log
+    kept from ``begin_event`` to ``commit_event``) when the event is refused. Reads look at
+    the staged layer, then at what this transaction already read from the backend (kept
+    until the transaction writes that key; at most ``_READ_CACHE`` objects), then at the
+    backend. ``prefetch`` reads ahead, in a few queries, what the next events will ask.
+    """
+
+    #: Objects read from the backend kept for later reads (the cache starts over past it).
+    _READ_CACHE = 100_000
+
+    def __init__(self) -> None:
+        self._staged = _Layer()
+        self._in_event = False
+        self._undo: list[tuple[Any, ...]] = []
+        self._marks = (0, 0, 0, 0)
+        # The backend's version of keys read in this transaction (None: it has none). An
+        # entry goes as soon as the transaction writes the key (the backend's version is
+        # then about to change), so it always tells what the backend holds.
+        self._read: dict[str, dict[str, Any]] = {kind: {} for kind in KINDS}
+        # Event ids the backend is known to hold / not to hold (from the last prefetch).
+        self._logged: set[str] = set()
+        self._unlogged: set[str] = set()
+
+    # -- backend hooks -------------------------------------------------------------------
+    def _load(self, kind: str, object_id: str) -> Any | None:
+        raise NotImplementedError
+
+    def _load_many(self, kind: str, object_ids: list[str]) -> dict[str, Any]:
+        """The backend's objects of ``kind`` by id (missing ids left out); backends that
+        can should do it in a few queries."""
+        found = {}
+        for oid in object_ids:
+            obj = self._load(kind, oid)
+            if obj is not None:
+                found[oid] = obj
+        return found
+
+    def _find(self, kind: str, customer_id: str, states: frozenset[str] | None) -> list[Any]:
+        """The backend's objects of ``kind`` for a customer, in ``states`` if given (an
+        indexed query: a payment must not parse every paid invoice of its customer)."""
+        raise NotImplementedError
+
+    def _has_event(self, event_id: str) -> bool:
+        raise NotImplementedError
+
+    def _has_events(self, event_ids: list[str]) -> set[str]:
+        """Which of ``event_ids`` the backend's log holds."""
+        return {e for e in event_ids if self._has_event(e)}
+
+    def _due_keys(self, customer_id: str, states: frozenset[str]) -> list[tuple[str, date]]:
+        """(id, due date) of the backend's receivables of a customer in ``states``."""
+        raise NotImplementedError
+
+    def _write(self, layer: _Layer) -> None:
+        """Write a staged layer to the backend, inside the backend's open transaction."""
+        raise NotImplementedError
+
+    def _known_decisions(self, keys: list[str]) -> set[str]:
+        raise NotImplementedError
+
+    # -- unit of work ----------------------------------------------------------------------
+    def get(self, kind: str, object_id: str) -> Any | None:
+        obj = self._staged.objects.get((kind, object_id))
+        if obj is not None:
+            return obj
+        read = self._read[kind]
+        obj = read.get(object_id, _NOTHING)
+        if obj is not _NOTHING:
+            return obj
+        obj = self._load(kind, object_id)
+        if len(read) >= self._READ_CACHE:
+            read.clear()
+        read[object_id] = obj
+        return obj
+
+    def prefetch(self, event_ids: list[str], ids: dict[str, list[str]]) -> None:
+        """Read ahead what the next events will ask, in a few queries: which of
+        ``event_ids`` the backend's log holds, and the objects named in ``ids`` (ids by
+        kind). Only a speed-up: reads give the same answers with or without it."""
+        staged = self._staged.event_ids
+        todo = [e for e in event_ids if e not in staged]
+        logged = self._has_events(todo) if todo else set()
+        self._logged = logged
+        self._unlogged = set(todo)
+        self._unlogged -= logged
+        objects = self._staged.objects
+        for kind, oids in ids.items():
+            read = self._read[kind]
+            if len(read) + len(oids) > self._READ_CACHE:
+                read.clear()
+            # not staged: a staged key's backend version is not kept (see ``put``)
+            wanted = [o for o in set(oids) if o not in read and (kind, o) not in objects]
+            if wanted:
+                found = self._load_many(kind, wanted)
+                for oid in wanted:
+                    read[oid] = found.get(oid)
+
+    def find(
+        self, kind: str, *, customer_id: str, states: Iterable[str] | None = None
+    ) -> list[Any]:
+        wanted = None if states is None else frozenset(str(s) for s in states)
+        found = {o.id: o for o in self._find(kind, customer_id, wanted)}
+        st = self._staged
+        for oid in st.by_customer.get((kind, customer_id), ()):
+            found[oid] = st.objects[(kind, oid)]  # staged versions win, any state
+        if wanted is None:
+            return list(found.values())
+        state_of = KINDS[kind].state
+        return [o for o in found.values() if state_of(o) in wanted]
+
+    def iter_by_due(self, customer_id: str, states: Iterable[str]) -> Iterator[Any]:
+        wanted = frozenset(str(s) for s in states)
+        due = dict(self._due_keys(customer_id, wanted))
+        st = self._staged
+        for oid in st.by_customer.get(("receivable", customer_id), ()):
+            r: Any = st.objects[("receivable", oid)]
+            if str(r.state) in wanted:
+                due[oid] = r.due_date
+            else:
+                due.pop(oid, None)
+        order = sorted(due.items(), key=lambda kv: (kv[1], kv[0]))
+        i = 0
+        while i < len(order):
+            j = i
+            while j < len(order) and order[j][1] == order[i][1]:
+                j += 1
+            same_day = [self.get("receivable", oid) for oid, _d in order[i:j]]
+            for r in sorted(
+                (r for r in same_day if r is not None), key=lambda r: (r.issue_date, r.id)
+            ):
+                if str(r.state) in wanted:
+                    yield r
+            i = j
+
+    def _target(self) -> _Layer:
+        return self._staged
+
+    def put(self, obj: BaseModel) -> None:
+        k = kind_of(obj)
+        oid: str = obj.id  # type: ignore[attr-defined]
+        key = (k.name, oid)
+        st = self._staged
+        before = st.objects.get(key)
+        # A key staged before keeps what it was (new or not). Otherwise the backend's version,
+        # if it was read, is about to change: forget it; if it was "none", the object is new.
+        fresh = before is None and self._read[k.name].pop(oid, _NOTHING) is None
+        st.objects[key] = obj
+        if fresh:
+            st.new.add(key)
+        cust = k.customer_id(obj)
+        added = None
+        if cust is not None:
+            ids = st.by_customer[(k.name, cust)]
+            if oid not in ids:
+                ids.add(oid)
+                added = (k.name, cust)
+        if self._in_event:
+            self._undo.append((key, before, fresh, added))
+
+    def has_event(self, event_id: str) -> bool:
+        if event_id in self._staged.event_ids:
+            return True
+        if event_id in self._unlogged:
+            return False
+        if event_id in self._logged:
+            return True
+        return self._has_event(event_id)
+
+    def add_event(self, event_id: str, event_type: str, body: str) -> None:
+        target = self._target()
+        target.events.append((event_id, event_type, body))
+        if event_id not in target.event_ids:
+            target.event_ids.add(event_id)
+            if self._in_event:
+                self._undo.append(("event", event_id))
+        self._unlogged.discard(event_id)  # it will be, once flushed
+
+    def add_audit(self, record: AuditRecord) -> None:
+        self._target().audits.append(record)
+
+    def known_decisions(self, keys: Iterable[str]) -> set[str]:
+        keys = list(keys)
+        staged = {k for k in keys if k in self._staged.decisions}
+        rest = [k for k in keys if k not in staged]
+        return staged | (self._known_decisions(rest) if rest else set())
+
+    def add_decision(self, record: DecisionRecord) -> None:
+        decisions = self._target().decisions
+        if self._in_event:
+            self._undo.append(("decision", record.key, decisions.get(record.key)))
+        decisions[record.key] = record
+
+    def add_run(self, record: RunRecord) -> None:
+        self._target().runs.append(record)
+
+    def add_outbox(self, record: OutboxRecord) -> None:
+        """Queue an action for delivery, in this transaction; a key already queued (here
+        or in the store) is left as it is."""
+        self._target().outbox.setdefault(record.key, record)
+
+    def begin_event(self) -> None:
+        st = self._staged
+        self._in_event = True
+        self._undo = []
+        self._marks = (len(st.events), len(st.audits), len(st.runs), len(st.outbox))
+
+    def commit_event(self) -> None:
+        self._in_event = False
+        self._undo = []
+
+    def abort_event(self) -> None:
+        """Undo what the event being applied wrote (nothing of it reaches the backend)."""
+        if not self._in_event:
+            return
+        st = self._staged
+        for entry in reversed(self._undo):
+            if entry[0] == "event":
+                st.event_ids.discard(entry[1])
+            elif entry[0] == "decision":
+                if entry[2] is None:
+                    del st.decisions[entry[1]]
+                else:
+                    st.decisions[entry[1]] = entry[2]
+            else:
+                key, before, fresh, added = entry
+                if before is None:
+                    del st.objects[key]
+                else:
+                    st.objects[key] = before
+                if fresh:
+                    st.new.discard(key)
+                if added is not None:
+                    st.by_customer[added].discard(key[1])
+        events, audits, runs, outbox = self._marks
+        del st.events[events:]
+        del st.audits[audits:]
+        del st.runs[runs:]
+        while len(st.outbox) > outbox:  # add_outbox only appends keys
+            st.outbox.popitem()
+        self.commit_event()
+
+    def flush(self) -> None:
+        """Hand what is staged to the backend (still inside the transaction)."""
+        self.commit_event()
+        st = self._staged
+        if st.objects or st.events or st.audits or st.decisions or st.runs or st.outbox:
+            self._write(self._staged)
+            self._staged = _Layer()
+
+
+def dump_book(store: Store) -> dict[str, dict[str, Any]]:
+    """Every object of the book as plain JSON data, by kind and id: for comparing books."""
+    return {
+        name: {o.id: o.model_dump(mode="json") for o in sorted(store.all(name), key=lambda o: o.id)}
+        for name in KINDS
+    }

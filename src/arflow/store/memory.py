@@ -1,0 +1,255 @@
+"""The in-memory store: for tests, simulations and small embedded uses.
+
+Writes become visible only when the transaction commits; one writer at a time.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import date
+from typing import Any
+
+from ..domain import AuditRecord
+from .base import (
+    KINDS,
+    OUTBOX_STATUSES,
+    BufferedTx,
+    DecisionRecord,
+    OutboxRecord,
+    RunRecord,
+    Settle,
+    _Layer,
+    claimable,
+    claimed,
+    retried,
+    settled,
+)
+
+
+class _MemoryTx(BufferedTx):
+    def __init__(self, store: MemoryStore) -> None:
+        super().__init__()
+        self._store = store
+        self._pending = _Layer()
+
+    def _load(self, kind: str, object_id: str) -> Any | None:
+        obj = self._pending.objects.get((kind, object_id))
+        return obj if obj is not None else self._store._objects[kind].get(object_id)
+
+    def _find(self, kind: str, customer_id: str, states: frozenset[str] | None) -> list[Any]:
+        found = {o.id: o for o in self._store._find(kind, customer_id)}
+        for oid in self._pending.by_customer.get((kind, customer_id), ()):
+            found[oid] = self._pending.objects[(kind, oid)]
+        return list(found.values())
+
+    def _has_event(self, event_id: str) -> bool:
+        return event_id in self._pending.event_ids or event_id in self._store._event_ids
+
+    def _due_keys(self, customer_id: str, states: frozenset[str]) -> list[tuple[str, date]]:
+        return [
+            (r.id, r.due_date)
+            for r in self._find("receivable", customer_id, states)
+            if str(r.state) in states
+        ]
+
+    def _write(self, layer: _Layer) -> None:
+        self._pending.merge(layer)
+
+    def _known_decisions(self, keys: list[str]) -> set[str]:
+        return {k for k in keys if k in self._pending.decisions or k in self._store._decisions}
+
+
+class MemoryStore:
+    """A book held in dictionaries."""
+
+    def __init__(self) -> None:
+        self.url = "memory://"
+        self._objects: dict[str, dict[str, Any]] = {k: {} for k in KINDS}
+        self._by_customer: dict[tuple[str, str], set[str]] = defaultdict(set)
+        self._events: list[tuple[str, str, str]] = []
+        self._event_ids: set[str] = set()
+        self._audit: list[AuditRecord] = []
+        self._audit_by_subject: dict[tuple[str, str], list[int]] = defaultdict(list)
+        self._decisions: dict[str, DecisionRecord] = {}
+        self._runs: list[RunRecord] = []
+        self._outbox: dict[str, OutboxRecord] = {}
+        self._lock = threading.RLock()
+
+    @contextmanager
+    def transaction(self) -> Iterator[_MemoryTx]:
+        with self._lock:
+            tx = _MemoryTx(self)
+            yield tx
+            tx.flush()
+            self._publish(tx._pending)
+
+    def _publish(self, layer: _Layer) -> None:
+        for (kind, oid), obj in layer.objects.items():
+            self._objects[kind][oid] = obj
+            cust = KINDS[kind].customer_id(obj)
+            if cust is not None:
+                self._by_customer[(kind, cust)].add(oid)
+        self._events.extend(layer.events)
+        self._event_ids |= layer.event_ids
+        for rec in layer.audits:
+            self._audit_by_subject[(rec.subject_kind, rec.subject_id)].append(len(self._audit))
+            self._audit.append(rec)
+        self._decisions.update(layer.decisions)
+        self._runs.extend(layer.runs)
+        for k, item in layer.outbox.items():
+            self._outbox.setdefault(k, item)
+
+    def _find(self, kind: str, customer_id: str) -> list[Any]:
+        objs = self._objects[kind]
+        return [objs[i] for i in self._by_customer.get((kind, customer_id), ())]
+
+    def get(self, kind: str, object_id: str) -> Any | None:
+        return self._objects[kind].get(object_id)
+
+    def find(
+        self, kind: str, *, customer_id: str | None = None, states: Iterable[str] | None = None
+    ) -> list[Any]:
+        if customer_id is None:
+            found = list(self._objects[kind].values())
+        else:
+            found = self._find(kind, customer_id)
+        if states is None:
+            return found
+        wanted = {str(s) for s in states}
+        return [o for o in found if KINDS[kind].state(o) in wanted]
+
+    def get_many(self, kind: str, ids: Iterable[str]) -> dict[str, Any]:
+        objs = self._objects[kind]
+        return {i: objs[i] for i in ids if i in objs}
+
+    def find_for_customers(self, kind: str, customer_ids: Iterable[str]) -> dict[str, list[Any]]:
+        return {c: found for c in customer_ids if (found := self._find(kind, c))}
+
+    def all(self, kind: str) -> Iterator[Any]:
+        return iter(list(self._objects[kind].values()))
+
+    def event_log(self) -> Iterator[tuple[str, str]]:
+        return iter([(t, body) for _id, t, body in self._events])
+
+    def event_count(self) -> int:
+        return len(self._events)
+
+    def audit_trail(self, kind: str, object_id: str) -> list[AuditRecord]:
+        return [self._audit[i] for i in self._audit_by_subject.get((kind, object_id), ())]
+
+    def audit_count(self) -> int:
+        return len(self._audit)
+
+    def find_due(self, due_from: date, due_to: date, states: Iterable[str]) -> list[Any]:
+        wanted = {str(s) for s in states}
+        return [
+            r
+            for r in self._objects["receivable"].values()
+            if due_from <= r.due_date <= due_to and str(r.state) in wanted
+        ]
+
+    def decisions(
+        self, *, as_of: date | None = None, status: str | None = None
+    ) -> list[DecisionRecord]:
+        return [
+            d
+            for d in self._decisions.values()
+            if (as_of is None or d.as_of == as_of) and (status is None or d.status == status)
+        ]
+
+    def decision(self, key: str) -> DecisionRecord | None:
+        return self._decisions.get(key)
+
+    def known_decisions(self, keys: Iterable[str]) -> set[str]:
+        return {k for k in keys if k in self._decisions}
+
+    def runs(self) -> list[RunRecord]:
+        return list(self._runs)
+
+    # -- change tracking ---------------------------------------------------------------------
+    def audit_mark(self) -> int:
+        return len(self._audit)
+
+    def customers_changed_since(self, mark: int) -> set[str]:
+        out: set[str] = set()
+        with self._lock:
+            for rec in self._audit[mark:]:
+                if rec.subject_kind == "customer":
+                    out.add(rec.subject_id)
+                    continue
+                obj = self._objects.get(rec.subject_kind, {}).get(rec.subject_id)
+                cid = None if obj is None else KINDS[rec.subject_kind].customer_id(obj)
+                if cid is not None:
+                    out.add(cid)
+        return out
+
+    # -- outbox ------------------------------------------------------------------------------
+    def outbox_claim(
+        self,
+        worker: str,
+        now: int,
+        limit: int,
+        lease: int,
+        channels: Iterable[str] | None = None,
+    ) -> list[OutboxRecord]:
+        wanted = None if channels is None else set(channels)
+        with self._lock:
+            ready = sorted(
+                (
+                    r
+                    for r in self._outbox.values()
+                    if (wanted is None or r.channel in wanted) and claimable(r, now)
+                ),
+                key=lambda r: (r.next_at, r.key),
+            )[:limit]
+            out = []
+            for r in ready:
+                new = claimed(r, worker, now, lease)
+                self._outbox[r.key] = new
+                out.append(new)
+            return out
+
+    def outbox_settle(self, key: str, change: Settle) -> bool:
+        with self._lock:
+            r = self._outbox.get(key)
+            if r is None or r.status != "sending":
+                return False
+            self._outbox[key] = settled(r, change)
+            if change.follow_up is not None:
+                self._outbox.setdefault(change.follow_up.key, change.follow_up)
+            return True
+
+    def outbox(self, *, status: str | None = None, limit: int | None = None) -> list[OutboxRecord]:
+        with self._lock:
+            rows = sorted(
+                (r for r in self._outbox.values() if status is None or r.status == status),
+                key=lambda r: (r.created_at, r.key),
+            )
+        return rows if limit is None else rows[:limit]
+
+    def outbox_item(self, key: str) -> OutboxRecord | None:
+        return self._outbox.get(key)
+
+    def outbox_counts(self) -> dict[str, int]:
+        with self._lock:
+            out = dict.fromkeys(OUTBOX_STATUSES, 0)
+            for r in self._outbox.values():
+                out[r.status] += 1
+            return out
+
+    def outbox_retry(self, keys: Iterable[str] | None, now: int) -> int:
+        with self._lock:
+            chosen = (
+                [k for k, r in self._outbox.items() if r.status == "dead"]
+                if keys is None
+                else [k for k in keys if k in self._outbox and self._outbox[k].status == "dead"]
+            )
+            for k in chosen:
+                self._outbox[k] = retried(self._outbox[k], now)
+            return len(chosen)
+
+    def close(self) -> None:
+        pass

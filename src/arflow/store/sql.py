@@ -1,0 +1,719 @@
+"""SQLite and PostgreSQL stores through SQLAlchemy 2 Core.
+
+Each kind of object is a table with the columns a query needs (id, customer, state, due
+date) and the whole object as JSON. Writers are serialised: ``BEGIN IMMEDIATE`` on SQLite,
+a transaction-scoped advisory lock on PostgreSQL, so the read-validate-write of an event
+never races another writer. The schema is created and upgraded by :func:`migrate`: a
+numbered list of steps recorded in ``arflow_schema``.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from datetime import date
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from ..domain import AuditRecord
+from ..errors import StoreError
+from .base import (
+    KINDS,
+    OUTBOX_STATUSES,
+    BufferedTx,
+    DecisionRecord,
+    OutboxRecord,
+    RunRecord,
+    Settle,
+    _Layer,
+    json_of,
+)
+
+metadata = sa.MetaData()
+_BigInt = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+OBJECT_TABLES: dict[str, sa.Table] = {
+    name: sa.Table(
+        f"ar_{name}",
+        metadata,
+        sa.Column("id", sa.String(200), primary_key=True),
+        sa.Column("customer_id", sa.String(200), nullable=True),
+        sa.Column("state", sa.String(40), nullable=True),
+        sa.Column("due_date", sa.Date, nullable=True),
+        sa.Column("data", sa.Text, nullable=False),
+        sa.Index(f"ix_ar_{name}_customer_state", "customer_id", "state"),
+    )
+    for name in KINDS
+}
+sa.Index(
+    "ix_ar_receivable_state_due",
+    OBJECT_TABLES["receivable"].c.state,
+    OBJECT_TABLES["receivable"].c.due_date,
+)
+
+EVENTS = sa.Table(
+    "ar_event",
+    metadata,
+    sa.Column("seq", _BigInt, primary_key=True, autoincrement=True),
+    sa.Column("event_id", sa.String(200), nullable=False, unique=True),
+    sa.Column("event_type", sa.String(60), nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+)
+AUDIT = sa.Table(
+    "ar_audit",
+    metadata,
+    sa.Column("seq", _BigInt, primary_key=True, autoincrement=True),
+    sa.Column("subject_kind", sa.String(40), nullable=False),
+    sa.Column("subject_id", sa.String(200), nullable=False),
+    sa.Column("event_id", sa.String(200), nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Index("ix_ar_audit_subject", "subject_kind", "subject_id"),
+)
+DECISIONS = sa.Table(
+    "ar_decision",
+    metadata,
+    sa.Column("key", sa.String(400), primary_key=True),
+    sa.Column("as_of", sa.Date, nullable=False),
+    sa.Column("kind", sa.String(40), nullable=False),
+    sa.Column("customer_id", sa.String(200), nullable=False),
+    sa.Column("subject_id", sa.String(200), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Index("ix_ar_decision_as_of", "as_of", "status"),
+)
+RUNS = sa.Table(
+    "ar_run",
+    metadata,
+    sa.Column("seq", _BigInt, primary_key=True, autoincrement=True),
+    sa.Column("as_of", sa.Date, nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+)
+OUTBOX = sa.Table(
+    "ar_outbox",
+    metadata,
+    sa.Column("key", sa.String(400), primary_key=True),
+    sa.Column("channel", sa.String(40), nullable=False),
+    sa.Column("customer_id", sa.String(200), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("next_at", sa.BigInteger, nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("claimed_by", sa.String(200), nullable=True),
+    sa.Column("lease_until", sa.BigInteger, nullable=True),
+    sa.Column("sent_at", sa.BigInteger, nullable=True),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("receipt", sa.Text, nullable=True),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Index("ix_ar_outbox_status_next", "status", "next_at"),
+)
+SCHEMA = sa.Table(
+    "arflow_schema",
+    sa.MetaData(),
+    sa.Column("version", sa.Integer, nullable=False),
+)
+
+
+_V1 = ["ar_event", "ar_audit", *(t.name for t in OBJECT_TABLES.values())]
+
+
+def _v1(conn: Connection) -> None:
+    """The book: objects, event log, audit trail."""
+    metadata.create_all(conn, tables=[metadata.tables[n] for n in _V1])
+
+
+def _v2(conn: Connection) -> None:
+    """The engine's decision ledger and run records."""
+    metadata.create_all(conn, tables=[DECISIONS, RUNS])
+
+
+def _v3(conn: Connection) -> None:
+    """The outbox: actions waiting for delivery, written with the decisions."""
+    metadata.create_all(conn, tables=[OUTBOX])
+
+
+#: Schema steps, oldest first. A new step is appended, never edited: version N of the
+#: schema is what steps 1..N made. Each runs in the transaction that records it.
+MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2, _v3]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def _lock(conn: Connection) -> None:
+    """Serialise the book's writers: one advisory lock per schema (so two books in two
+    schemas of one database do not wait for each other), released at commit."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(
+            sa.text("SELECT pg_advisory_xact_lock(hashtext('arflow:' || current_schema()))")
+        )
+
+
+def migrate(engine: Engine) -> int:
+    """Bring the schema to :data:`SCHEMA_VERSION`; return the version found before."""
+    with engine.connect() as conn, conn.begin():
+        _lock(conn)
+        SCHEMA.create(conn, checkfirst=True)
+        found = conn.execute(sa.select(sa.func.max(SCHEMA.c.version))).scalar() or 0
+        if found > SCHEMA_VERSION:
+            raise StoreError(
+                f"the database schema is version {found}, newer than this arflow "
+                f"(version {SCHEMA_VERSION}); upgrade arflow"
+            )
+        for version in range(found + 1, SCHEMA_VERSION + 1):
+            MIGRATIONS[version - 1](conn)
+            conn.execute(SCHEMA.insert().values(version=version))
+        return int(found)
+
+
+def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
+    dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    write = conn.get_execution_options().get("arflow_write", False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def _sqlite_setup(engine: Engine) -> None:
+    """Writers take SQLite's write lock at BEGIN (not at their first write), so the
+    read-validate-write of an event cannot interleave with another writer."""
+    if not sa.event.contains(engine, "connect", _sqlite_connect):
+        sa.event.listen(engine, "connect", _sqlite_connect)
+        sa.event.listen(engine, "begin", _sqlite_begin)
+
+
+def _row(kind: str, obj: Any) -> dict[str, Any]:
+    k = KINDS[kind]
+    return {
+        "id": obj.id,
+        "customer_id": k.customer_id(obj),
+        "state": k.state(obj),
+        "due_date": k.due_date(obj),
+        "data": json_of(obj),
+    }
+
+
+# Hot statements, built once: building a statement (and its cache key) per call cost more
+# than running it.
+_LOAD = {
+    k: sa.select(t.c.data).where(t.c.id == sa.bindparam("id")) for k, t in OBJECT_TABLES.items()
+}
+_FIND = {
+    k: sa.select(t.c.data).where(t.c.customer_id == sa.bindparam("cid"))
+    for k, t in OBJECT_TABLES.items()
+}
+_FIND_IN = {
+    k: sa.select(t.c.data).where(
+        t.c.customer_id == sa.bindparam("cid"), t.c.state.in_(sa.bindparam("st", expanding=True))
+    )
+    for k, t in OBJECT_TABLES.items()
+}
+_R = OBJECT_TABLES["receivable"]
+_DUE_KEYS = sa.select(_R.c.id, _R.c.due_date).where(
+    _R.c.customer_id == sa.bindparam("cid"), _R.c.state.in_(sa.bindparam("st", expanding=True))
+)
+_HAS_EVENT = sa.select(EVENTS.c.seq).where(EVENTS.c.event_id == sa.bindparam("eid"))
+#: Ids per ``IN (...)`` of a read-ahead query (SQLite allows 999 parameters at least).
+_IN_BATCH = 500
+
+
+@functools.cache
+def _select_in_sql(dialect: str, table: str, columns: str, key: str, n: int) -> str:
+    mark = "?" if dialect == "sqlite" else "%s"
+    return f"SELECT {columns} FROM {table} WHERE {key} IN ({', '.join([mark] * n)})"
+
+
+#: SQLite page cache (KiB) of a bulk transaction (``_SqlTx.bulk``): an import's indexes
+#: stay in memory instead of being spilled to the WAL and read back page by page.
+BULK_CACHE_KIB = 256 * 1024
+
+
+class _SqlTx(BufferedTx):
+    def __init__(self, conn: Connection) -> None:
+        super().__init__()
+        self._conn = conn
+        self._cache_size: int | None = None  # to restore after a bulk transaction
+
+    def bulk(self) -> None:
+        """This transaction writes a lot (``Ledger.apply_all``): on SQLite, give it a larger
+        page cache, until the transaction ends."""
+        if self._conn.dialect.name != "sqlite" or self._cache_size is not None:
+            return
+        before = int(self._conn.exec_driver_sql("PRAGMA cache_size").scalar() or 0)
+        # negative: KiB; positive: pages (4 KiB by default)
+        if (-before if before < 0 else before * 4) < BULK_CACHE_KIB:
+            self._cache_size = before
+            self._conn.exec_driver_sql(f"PRAGMA cache_size = -{BULK_CACHE_KIB}")
+
+    def _end_bulk(self) -> None:
+        """Back to the connection's own cache size, once the transaction is over (on the
+        driver's connection: through SQLAlchemy the pragma would begin a transaction)."""
+        if self._cache_size is not None:
+            driver = self._conn.connection.driver_connection
+            if driver is not None:
+                driver.execute(f"PRAGMA cache_size = {self._cache_size}")
+            self._cache_size = None
+
+    def _load(self, kind: str, object_id: str) -> Any | None:
+        data = self._conn.execute(_LOAD[kind], {"id": object_id}).scalar()
+        return None if data is None else KINDS[kind].model.model_validate_json(data)
+
+    def _find(self, kind: str, customer_id: str, states: frozenset[str] | None) -> list[Any]:
+        model = KINDS[kind].model
+        if states is None:
+            rows = self._conn.execute(_FIND[kind], {"cid": customer_id})
+        else:
+            rows = self._conn.execute(_FIND_IN[kind], {"cid": customer_id, "st": sorted(states)})
+        return [model.model_validate_json(d) for (d,) in rows]
+
+    def _due_keys(self, customer_id: str, states: frozenset[str]) -> list[tuple[str, date]]:
+        rows = self._conn.execute(_DUE_KEYS, {"cid": customer_id, "st": sorted(states)})
+        return [(i, d) for i, d in rows]
+
+    def _has_event(self, event_id: str) -> bool:
+        return self._conn.execute(_HAS_EVENT, {"eid": event_id}).first() is not None
+
+    def _load_many(self, kind: str, object_ids: list[str]) -> dict[str, Any]:
+        model = KINDS[kind].model
+        rows = self._select_in(f"ar_{kind}", "id, data", "id", object_ids)
+        return {oid: model.model_validate_json(d) for oid, d in rows}
+
+    def _has_events(self, event_ids: list[str]) -> set[str]:
+        return {e for (e,) in self._select_in("ar_event", "event_id", "event_id", event_ids)}
+
+    def _select_in(self, table: str, columns: str, key: str, values: list[str]) -> list[Any]:
+        """``SELECT columns FROM table WHERE key IN (values)``, a batch of values at a time,
+        through the driver (read-ahead queries: cheaper than an expanding bind)."""
+        dialect = self._conn.dialect.name
+        out: list[Any] = []
+        for i in range(0, len(values), _IN_BATCH):
+            part = values[i : i + _IN_BATCH]
+            sql = _select_in_sql(dialect, table, columns, key, len(part))
+            out.extend(self._conn.exec_driver_sql(sql, tuple(part)))
+        return out
+
+    def _known_decisions(self, keys: list[str]) -> set[str]:
+        found: set[str] = set()
+        for i in range(0, len(keys), 500):
+            q = sa.select(DECISIONS.c.key).where(DECISIONS.c.key.in_(keys[i : i + 500]))
+            found.update(self._conn.execute(q).scalars())
+        return found
+
+    def _write(self, layer: _Layer) -> None:
+        # Objects the backend is known not to hold (read as absent, see BufferedTx.put) are
+        # inserted; the others are upserted.
+        # The bulk of an import (new objects, events, audit records) goes to the driver as
+        # plain rows (``exec_driver_sql``): binding through the SQL expression costs more than
+        # SQLite takes to store them. The values are the ones the expression would bind.
+        conn = self._conn
+        dialect = conn.dialect.name
+        new = layer.new
+        inserts: dict[str, list[tuple[Any, ...]]] = {}
+        upserts: dict[str, list[dict[str, Any]]] = {}
+        day = _day_param(dialect)
+        for key, obj in layer.objects.items():
+            kind = key[0]
+            if key in new:
+                k = KINDS[kind]
+                due = k.due_date(obj)
+                inserts.setdefault(kind, []).append(
+                    (
+                        key[1],
+                        k.customer_id(obj),
+                        k.state(obj),
+                        None if due is None else day(due),
+                        json_of(obj),
+                    )
+                )
+            else:
+                upserts.setdefault(kind, []).append(_row(kind, obj))
+        for kind, rows in inserts.items():
+            self._insert_rows(f"ar_{kind}", _OBJECT_COLUMNS, rows)
+        for kind, dicts in upserts.items():
+            conn.execute(_upsert(dialect, kind), dicts)
+        if layer.events:
+            self._insert_rows("ar_event", _EVENT_COLUMNS, layer.events)
+        if layer.decisions:
+            self._conn.execute(
+                _upsert(self._conn.dialect.name, "decision"),
+                [d.__dict__ for d in layer.decisions.values()],
+            )
+        if layer.runs:
+            self._conn.execute(
+                RUNS.insert(), [{"as_of": r.as_of, "body": r.body} for r in layer.runs]
+            )
+        if layer.outbox:
+            self._conn.execute(
+                _insert_new(self._conn.dialect.name, "outbox"),
+                [r.__dict__ for r in layer.outbox.values()],
+            )
+        if layer.audits:
+            self._insert_rows(
+                "ar_audit",
+                _AUDIT_COLUMNS,
+                [(a.subject_kind, a.subject_id, a.event_id, json_of(a)) for a in layer.audits],
+            )
+
+    def _insert_rows(
+        self, table: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]]
+    ) -> None:
+        """INSERT ``rows`` with the driver's own ``executemany``, in this transaction (its
+        errors come out as through ``Connection.execute``: SQLAlchemy's ``DBAPIError``)."""
+        conn = self._conn
+        sql = _raw_insert(conn.dialect.name, table, columns)
+        dbapi_error = conn.dialect.loaded_dbapi.Error
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.executemany(sql, rows)
+        except dbapi_error as exc:
+            raise sa.exc.DBAPIError.instance(sql, None, exc, dbapi_error) from exc
+        finally:
+            cursor.close()
+
+
+_OBJECT_COLUMNS = ("id", "customer_id", "state", "due_date", "data")
+_EVENT_COLUMNS = ("event_id", "event_type", "body")
+_AUDIT_COLUMNS = ("subject_kind", "subject_id", "event_id", "body")
+
+
+@functools.cache
+def _raw_insert(dialect: str, table: str, columns: tuple[str, ...]) -> str:
+    """``INSERT INTO table (columns) VALUES (?, ...)`` in the driver's parameter style."""
+    mark = "?" if dialect == "sqlite" else "%s"
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join([mark] * len(columns))})"
+
+
+def _day_param(dialect: str) -> Callable[[date], Any]:
+    """A ``Date`` column's value as the driver is given it: SQLAlchemy stores dates in
+    SQLite as ``YYYY-MM-DD`` text; psycopg takes the ``date`` itself."""
+    return date.isoformat if dialect == "sqlite" else _same_day
+
+
+def _same_day(d: date) -> date:
+    return d
+
+
+@functools.cache
+def _insert_new(dialect: str, table: str) -> Any:
+    """INSERT ... ON CONFLICT DO NOTHING: a key already there is left as it is."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
+    return insert(metadata.tables[f"ar_{table}"]).on_conflict_do_nothing()
+
+
+def _outbox_row(row: Any) -> OutboxRecord:
+    return OutboxRecord(**row._mapping)
+
+
+@functools.cache
+def _upsert(dialect: str, kind: str) -> Any:
+    """INSERT ... ON CONFLICT DO UPDATE for a kind's table, built once per dialect."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
+    else:
+        raise StoreError(f"unsupported database {dialect!r}: use SQLite or PostgreSQL")
+    if kind == "decision":
+        stmt = insert(DECISIONS)
+        return stmt.on_conflict_do_update(
+            index_elements=[DECISIONS.c.key],
+            set_={"status": stmt.excluded.status, "body": stmt.excluded.body},
+        )
+    t = OBJECT_TABLES[kind]
+    stmt = insert(t)
+    return stmt.on_conflict_do_update(
+        index_elements=[t.c.id],
+        set_={c: stmt.excluded[c] for c in ("customer_id", "state", "due_date", "data")},
+    )
+
+
+class SqlStore:
+    """A book in SQLite or PostgreSQL. Pass a URL or a ready SQLAlchemy ``Engine``."""
+
+    def __init__(self, url_or_engine: str | Engine, *, upgrade: bool = True) -> None:
+        if isinstance(url_or_engine, str):
+            try:
+                engine = sa.create_engine(url_or_engine)
+            except (sa.exc.ArgumentError, ImportError) as exc:
+                raise StoreError(f"cannot open store {url_or_engine!r}: {exc}") from exc
+        else:
+            engine = url_or_engine
+        if engine.dialect.name not in ("sqlite", "postgresql"):
+            raise StoreError(f"unsupported database {engine.dialect.name!r}")
+        if engine.dialect.name == "sqlite":
+            _sqlite_setup(engine)
+        self.engine = engine
+        self.url = engine.url.render_as_string(hide_password=True)
+        if upgrade:
+            migrate(engine)
+
+    @contextmanager
+    def transaction(self) -> Iterator[_SqlTx]:
+        with self.engine.connect() as conn:
+            conn = conn.execution_options(arflow_write=True)
+            tx: _SqlTx | None = None
+            try:
+                with conn.begin():
+                    _lock(conn)
+                    tx = _SqlTx(conn)
+                    yield tx
+                    tx.flush()
+            finally:
+                if tx is not None:
+                    tx._end_bulk()
+
+    def _read(self) -> Any:
+        return self.engine.connect()
+
+    def get(self, kind: str, object_id: str) -> Any | None:
+        t = OBJECT_TABLES[kind]
+        with self._read() as conn:
+            data = conn.execute(sa.select(t.c.data).where(t.c.id == object_id)).scalar()
+        return None if data is None else KINDS[kind].model.model_validate_json(data)
+
+    def find(
+        self, kind: str, *, customer_id: str | None = None, states: Iterable[str] | None = None
+    ) -> list[Any]:
+        t = OBJECT_TABLES[kind]
+        q = sa.select(t.c.data)
+        if customer_id is not None:
+            q = q.where(t.c.customer_id == customer_id)
+        if states is not None:
+            q = q.where(t.c.state.in_([str(s) for s in states]))
+        model = KINDS[kind].model
+        with self._read() as conn:
+            return [model.model_validate_json(d) for (d,) in conn.execute(q)]
+
+    def get_many(self, kind: str, ids: Iterable[str]) -> dict[str, Any]:
+        t = OBJECT_TABLES[kind]
+        model = KINDS[kind].model
+        ids = list(ids)
+        out: dict[str, Any] = {}
+        with self._read() as conn:
+            for i in range(0, len(ids), 500):
+                q = sa.select(t.c.id, t.c.data).where(t.c.id.in_(ids[i : i + 500]))
+                out.update((k, model.model_validate_json(d)) for k, d in conn.execute(q))
+        return out
+
+    def find_for_customers(self, kind: str, customer_ids: Iterable[str]) -> dict[str, list[Any]]:
+        t = OBJECT_TABLES[kind]
+        model = KINDS[kind].model
+        ids = list(customer_ids)
+        out: dict[str, list[Any]] = {}
+        with self._read() as conn:
+            for i in range(0, len(ids), 500):
+                q = sa.select(t.c.customer_id, t.c.data).where(
+                    t.c.customer_id.in_(ids[i : i + 500])
+                )
+                for cid, d in conn.execute(q):
+                    out.setdefault(cid, []).append(model.model_validate_json(d))
+        return out
+
+    def all(self, kind: str) -> Iterator[Any]:
+        t = OBJECT_TABLES[kind]
+        model = KINDS[kind].model
+        with self._read() as conn:
+            result = conn.execution_options(yield_per=5000).execute(
+                sa.select(t.c.data).order_by(t.c.id)
+            )
+            for (d,) in result:
+                yield model.model_validate_json(d)
+
+    def event_log(self) -> Iterator[tuple[str, str]]:
+        with self._read() as conn:
+            result = conn.execution_options(yield_per=5000).execute(
+                sa.select(EVENTS.c.event_type, EVENTS.c.body).order_by(EVENTS.c.seq)
+            )
+            for t, body in result:
+                yield str(t), str(body)
+
+    def event_count(self) -> int:
+        with self._read() as conn:
+            return int(conn.execute(sa.select(sa.func.count()).select_from(EVENTS)).scalar() or 0)
+
+    def audit_trail(self, kind: str, object_id: str) -> list[AuditRecord]:
+        q = (
+            sa.select(AUDIT.c.body)
+            .where(AUDIT.c.subject_kind == kind, AUDIT.c.subject_id == object_id)
+            .order_by(AUDIT.c.seq)
+        )
+        with self._read() as conn:
+            return [AuditRecord.model_validate_json(b) for (b,) in conn.execute(q)]
+
+    def audit_count(self) -> int:
+        with self._read() as conn:
+            return int(conn.execute(sa.select(sa.func.count()).select_from(AUDIT)).scalar() or 0)
+
+    def find_due(self, due_from: date, due_to: date, states: Iterable[str]) -> list[Any]:
+        t = OBJECT_TABLES["receivable"]
+        q = sa.select(t.c.data).where(
+            t.c.state.in_([str(s) for s in states]), t.c.due_date.between(due_from, due_to)
+        )
+        model = KINDS["receivable"].model
+        with self._read() as conn:
+            return [model.model_validate_json(d) for (d,) in conn.execute(q)]
+
+    def decisions(
+        self, *, as_of: date | None = None, status: str | None = None
+    ) -> list[DecisionRecord]:
+        q = sa.select(DECISIONS).order_by(DECISIONS.c.key)
+        if as_of is not None:
+            q = q.where(DECISIONS.c.as_of == as_of)
+        if status is not None:
+            q = q.where(DECISIONS.c.status == status)
+        with self._read() as conn:
+            return [DecisionRecord(**row._mapping) for row in conn.execute(q)]
+
+    def known_decisions(self, keys: Iterable[str]) -> set[str]:
+        keys = list(keys)
+        found: set[str] = set()
+        with self._read() as conn:
+            for i in range(0, len(keys), 500):
+                q = sa.select(DECISIONS.c.key).where(DECISIONS.c.key.in_(keys[i : i + 500]))
+                found.update(conn.execute(q).scalars())
+        return found
+
+    def decision(self, key: str) -> DecisionRecord | None:
+        with self._read() as conn:
+            row = conn.execute(sa.select(DECISIONS).where(DECISIONS.c.key == key)).first()
+        return None if row is None else DecisionRecord(**row._mapping)
+
+    def runs(self) -> list[RunRecord]:
+        with self._read() as conn:
+            rows = conn.execute(sa.select(RUNS.c.as_of, RUNS.c.body).order_by(RUNS.c.seq))
+            return [RunRecord(as_of=a, body=b) for a, b in rows]
+
+    # -- change tracking ---------------------------------------------------------------------
+    def audit_mark(self) -> int:
+        with self._read() as conn:
+            return int(conn.execute(sa.select(sa.func.max(AUDIT.c.seq))).scalar() or 0)
+
+    def customers_changed_since(self, mark: int) -> set[str]:
+        q = sa.select(AUDIT.c.subject_kind, AUDIT.c.subject_id).where(AUDIT.c.seq > mark)
+        by_kind: dict[str, set[str]] = {}
+        with self._read() as conn:
+            for kind, oid in conn.execute(q):
+                by_kind.setdefault(str(kind), set()).add(str(oid))
+            out = by_kind.pop("customer", set())
+            for kind, ids in by_kind.items():
+                t = OBJECT_TABLES.get(kind)
+                if t is None:
+                    continue
+                listed = sorted(ids)
+                for i in range(0, len(listed), 500):
+                    chunk = listed[i : i + 500]
+                    rows = conn.execute(sa.select(t.c.customer_id).where(t.c.id.in_(chunk)))
+                    out.update(str(c) for (c,) in rows if c is not None)
+        return out
+
+    # -- outbox --------------------------------------------------------------------------------
+    # The dispatcher's statements run in short transactions of their own, without the book's
+    # writer lock: delivering mail must not wait for a day's run, nor hold it up.
+    @contextmanager
+    def _outbox_tx(self) -> Iterator[Connection]:
+        with self.engine.connect() as conn:
+            conn = conn.execution_options(arflow_write=True)
+            with conn.begin():
+                yield conn
+
+    def outbox_claim(
+        self,
+        worker: str,
+        now: int,
+        limit: int,
+        lease: int,
+        channels: Iterable[str] | None = None,
+    ) -> list[OutboxRecord]:
+        """Claim up to ``limit`` due actions. On PostgreSQL the rows are picked with
+        ``FOR UPDATE SKIP LOCKED``, so dispatchers running at once never claim the same
+        action and never wait for each other; SQLite serialises them (``BEGIN IMMEDIATE``)."""
+        o = OUTBOX.c
+        due = sa.or_(
+            sa.and_(o.status == "pending", o.next_at <= now),
+            sa.and_(o.status == "sending", o.lease_until < now),
+        )
+        pick = sa.select(o.key).where(due).order_by(o.next_at, o.key).limit(limit)
+        if channels is not None:
+            pick = pick.where(o.channel.in_(list(channels)))
+        with self._outbox_tx() as conn:
+            if conn.dialect.name == "postgresql":
+                pick = pick.with_for_update(skip_locked=True)
+            stmt = (
+                sa.update(OUTBOX)
+                .where(o.key.in_(pick.scalar_subquery()), due)
+                .values(
+                    status="sending",
+                    claimed_by=worker,
+                    lease_until=now + lease,
+                    attempts=o.attempts + 1,
+                )
+                .returning(*OUTBOX.c)
+            )
+            rows = [_outbox_row(r) for r in conn.execute(stmt)]
+        return sorted(rows, key=lambda r: (r.next_at, r.key))
+
+    def outbox_settle(self, key: str, change: Settle) -> bool:
+        """Record an attempt's outcome (only while the action is being sent) and queue its
+        follow-up, in one transaction."""
+        o = OUTBOX.c
+        values: dict[str, Any] = {"status": change.status, "lease_until": None}
+        if change.next_at is not None:
+            values["next_at"] = change.next_at
+        if change.status == "sent":
+            values["sent_at"] = change.now
+        if change.error is not None:
+            values["last_error"] = change.error
+        if change.receipt is not None:
+            values["receipt"] = change.receipt
+        with self._outbox_tx() as conn:
+            done = conn.execute(
+                sa.update(OUTBOX).where(o.key == key, o.status == "sending").values(**values)
+            ).rowcount
+            if done and change.follow_up is not None:
+                conn.execute(_insert_new(conn.dialect.name, "outbox"), [change.follow_up.__dict__])
+        return bool(done)
+
+    def outbox(self, *, status: str | None = None, limit: int | None = None) -> list[OutboxRecord]:
+        q = sa.select(OUTBOX).order_by(OUTBOX.c.created_at, OUTBOX.c.key)
+        if status is not None:
+            q = q.where(OUTBOX.c.status == status)
+        if limit is not None:
+            q = q.limit(limit)
+        with self._read() as conn:
+            return [_outbox_row(r) for r in conn.execute(q)]
+
+    def outbox_item(self, key: str) -> OutboxRecord | None:
+        with self._read() as conn:
+            row = conn.execute(sa.select(OUTBOX).where(OUTBOX.c.key == key)).first()
+        return None if row is None else _outbox_row(row)
+
+    def outbox_counts(self) -> dict[str, int]:
+        q = sa.select(OUTBOX.c.status, sa.func.count()).group_by(OUTBOX.c.status)
+        out = dict.fromkeys(OUTBOX_STATUSES, 0)
+        with self._read() as conn:
+            out.update({str(st): int(n) for st, n in conn.execute(q)})
+        return out
+
+    def outbox_retry(self, keys: Iterable[str] | None, now: int) -> int:
+        o = OUTBOX.c
+        stmt = (
+            sa.update(OUTBOX)
+            .where(o.status == "dead")
+            .values(status="pending", attempts=0, next_at=now, claimed_by=None, lease_until=None)
+        )
+        if keys is not None:
+            stmt = stmt.where(o.key.in_(list(keys)))
+        with self._outbox_tx() as conn:
+            return int(conn.execute(stmt).rowcount)
+
+    def close(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,104 @@
+"""The ``arflow`` command: demo, show."""
+
+from __future__ import annotations
+
+import pytest
+
+from arflow.cli import main
+
+
+def test_demo_builds_the_sample_book_once(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
+    db = f"sqlite:///{tmp_path / 'demo.db'}"
+    assert main(["demo", "--db", db]) == 0
+    first = capsys.readouterr().out
+    assert "(17 new events applied)" in first
+    assert "华东精密机械有限公司" in first
+    assert "INV-2002" in first and "disputed 12,500.00 CNY" in first
+    assert "exposure 175,700.00 CNY" in first  # open items + approved order SO-501
+    assert "rules (default) as of 2026-11-23: 4 new decision(s)" in first
+    assert "standard/formal-notice     INV-1002" in first
+    assert "lock      overdue-30                 C003" in first
+    assert main(["demo", "--db", db]) == 0
+    again = capsys.readouterr().out
+    assert "(0 new events applied)" in again
+    book = first.split("\n", 1)[1].split("rules (")[0]
+    assert again.split("\n", 1)[1].split("rules (")[0] == book
+    assert "0 new decision(s)" in again and "nothing new" in again
+
+
+def test_show_customer_receivable_and_unknown(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
+    db = f"sqlite:///{tmp_path / 'demo.db'}"
+    main(["demo", "--db", db])
+    capsys.readouterr()
+    assert main(["show", "--db", db, "customer", "C003"]) == 0
+    out = capsys.readouterr().out
+    assert "INV-3001" in out and "promised" in out
+    assert main(["show", "--db", db, "receivable", "INV-2002"]) == 0
+    out = capsys.readouterr().out
+    assert "audit trail:" in out
+    assert "partially_paid -> disputed" in out
+    assert main(["show", "--db", db, "customer", "NOPE"]) == 2
+    assert "unknown customer 'NOPE'" in capsys.readouterr().err
+
+
+def test_lint_plan_run_explain_simulate(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    db = f"sqlite:///{tmp_path / 'demo.db'}"
+    main(["demo", "--db", db, "--as-of", "2026-11-01"])
+    capsys.readouterr()
+    assert main(["lint"]) == 0
+    assert "default: 1 ladder(s), 7 step(s), 2 lock(s), 1 alert(s)" in capsys.readouterr().out
+
+    assert main(["plan", "--db", db, "--as-of", "2026-11-09", "--json"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert plan["since"] == "2026-11-02"
+    keys = [d["key"] for d in plan["decisions"]]
+    assert "dunning:standard:formal-notice:INV-1002:2026-11-09" in keys
+
+    assert main(["run", "--db", db, "--as-of", "2026-11-09"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"run 2026-11-09: {len(keys)} recorded")
+    assert main(["explain", "--db", db, "dunning:standard:formal-notice:INV-1002:2026-11-09"]) == 0
+    why = json.loads(capsys.readouterr().out)
+    assert why["why"]["occurrence"] == "2026-11-09"
+    assert why["why"]["facts"]["days_past_due"] == "1"
+
+    assert main(["simulate", "--db", db, "--from", "2026-11-10", "--to", "2026-11-20"]) == 0
+    sim = capsys.readouterr().out
+    assert "2026-11-16 (Mon)" in sim and "formal-notice" in sim
+    assert main(["plan", "--db", db, "--as-of", "2026-11-10", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["since"] == "2026-11-10"  # the copy, not the book
+
+
+def test_lint_reports_errors_with_file_and_line(
+    tmp_path, capsys: pytest.CaptureFixture[str]
+) -> None:  # type: ignore[no-untyped-def]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "ladders:\n  - id: x\n    steps:\n      - id: s\n        at: due-7x\n"
+        "        level: 0\n        actions: [{type: risk_flag, level: high}]\n"
+    )
+    assert main(["lint", str(bad)]) == 1
+    out = capsys.readouterr().out
+    assert f"error: {bad}:5: [x/s] bad 'at' 'due-7x'" in out
+
+
+def test_lint_checks_every_template_a_rule_names(
+    tmp_path, capsys: pytest.CaptureFixture[str]
+) -> None:  # type: ignore[no-untyped-def]
+    import shutil
+
+    from arflow.rules import default_pack_path
+
+    pack = tmp_path / "pack"
+    shutil.copytree(default_pack_path(), pack)
+    bad = pack / "templates" / "formal_notice.zh_CN.j2"
+    bad.write_text(
+        bad.read_text(encoding="utf-8").replace("contact.name", "contact.nmae"), encoding="utf-8"
+    )
+    (pack / "templates" / "overdue_sms.en.j2").unlink()
+    assert main(["lint", str(pack)]) == 1
+    out = capsys.readouterr().out
+    assert "formal_notice" in out and "nmae" in out
+    assert "overdue_sms" in out and "en" in out
