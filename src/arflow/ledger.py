@@ -77,6 +77,7 @@ from .events import (
 )
 from .lifecycle import ORDER_MACHINE, RECEIVABLE_MACHINE, move
 from .money import Money, total
+from .rows import plain_invoice_rows
 from .store import Store, StoreTx, open_store
 from .store.base import BufferedTx, json_of, kind_of
 
@@ -426,9 +427,10 @@ class Ledger:
     def _issue_plain(self, tx: BufferedTx, e: InvoiceIssued) -> bool:
         """``_apply_event`` of an InvoiceIssued without contract, payment node or order (the
         bulk of an import), minus the per-event bookkeeping. It reads and checks what
-        ``_invoice_issued`` does, in the same order, and builds the same receivable and audit
-        record with the same helpers; every check comes before the first write, so a refusal
-        has nothing to undo. False when the event id is logged already."""
+        ``_invoice_issued`` does, in the same order, and stages the same event, receivable
+        and audit record as their stored JSON (``arflow.rows``: no models built); every check
+        comes before the first write, so a refusal has nothing to undo. False when the event
+        id is logged already."""
         if tx.has_event(e.event_id):
             return False
         if tx.get("receivable", e.number) is not None:
@@ -439,11 +441,16 @@ class Ledger:
         if e.amount.amount <= 0:  # the message only when it is needed
             _positive(e.amount, f"invoice {e.number} amount")
         due = _due_by_terms(e, e.due_date, customer)
-        r = _issued(e, customer, due, e.salesperson or customer.salesperson)
-        rec = _audit(e, r, None, _issued_summary(e, due))
-        body = json_of(e)
-        tx.put(r)
-        tx.add_audit(rec)
+        body, data, audit = plain_invoice_rows(
+            e,
+            due,
+            e.salesperson or customer.salesperson,
+            e.region or customer.region,
+            _zero(e.amount.currency),
+            _issued_summary(e, due),
+        )
+        tx.put_row("receivable", e.number, e.customer_id, "open", due, data)
+        tx.add_audit_row(("receivable", e.number, e.event_id, audit))
         tx.add_event(e.event_id, e.type, body)
         return True
 

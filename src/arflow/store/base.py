@@ -267,19 +267,27 @@ def retried(r: OutboxRecord, now: int) -> OutboxRecord:
     return replace(r, status="pending", attempts=0, next_at=now, claimed_by=None, lease_until=None)
 
 
+#: A new object as stored: (customer id, state, due date, JSON of the model).
+ObjectRow = tuple[str | None, str, date | None, str]
+#: An audit record as stored: (subject kind, subject id, event id, JSON of the record).
+AuditRow = tuple[str, str, str, str]
+
+
 @dataclass
 class _Layer:
     objects: dict[tuple[str, str], BaseModel] = field(default_factory=dict)
     by_customer: dict[tuple[str, str], set[str]] = field(default_factory=lambda: defaultdict(set))
     events: list[tuple[str, str, str]] = field(default_factory=list)
     event_ids: set[str] = field(default_factory=set)
-    audits: list[AuditRecord] = field(default_factory=list)
+    audits: list[AuditRecord | AuditRow] = field(default_factory=list)
     decisions: dict[str, DecisionRecord] = field(default_factory=dict)
     runs: list[RunRecord] = field(default_factory=list)
     outbox: dict[str, OutboxRecord] = field(default_factory=dict)
     #: Keys of ``objects`` that the backend is known not to hold: written with a plain
     #: INSERT instead of an upsert.
     new: set[tuple[str, str]] = field(default_factory=set)
+    #: New objects staged as their stored row, not as models (``BufferedTx.put_row``).
+    rows: dict[tuple[str, str], ObjectRow] = field(default_factory=dict)
 
     def put(self, obj: BaseModel) -> None:
         k = kind_of(obj)
@@ -291,6 +299,8 @@ class _Layer:
 
     def merge(self, other: _Layer) -> None:
         self.objects.update(other.objects)
+        self.rows.update(other.rows)
+        self.new |= other.new
         for key, ids in other.by_customer.items():
             self.by_customer[key] |= ids
         self.events.extend(other.events)
@@ -317,6 +327,9 @@ class BufferedTx:
 
     #: Objects read from the backend kept for later reads (the cache starts over past it).
     _READ_CACHE = 100_000
+    #: Whether ``_write`` takes objects staged as rows (``put_row``) and audit records
+    #: staged as rows as they are; if not, they are turned into models before it is called.
+    _TAKES_ROWS = False
 
     def __init__(self) -> None:
         self._staged = _Layer()
@@ -373,6 +386,8 @@ class BufferedTx:
         obj = self._staged.objects.get((kind, object_id))
         if obj is not None:
             return obj
+        if self._staged.rows and (kind, object_id) in self._staged.rows:
+            return self._materialise((kind, object_id))
         read = self._read[kind]
         obj = read.get(object_id, _NOTHING)
         if obj is not _NOTHING:
@@ -412,7 +427,7 @@ class BufferedTx:
         found = {o.id: o for o in self._find(kind, customer_id, wanted)}
         st = self._staged
         for oid in st.by_customer.get((kind, customer_id), ()):
-            found[oid] = st.objects[(kind, oid)]  # staged versions win, any state
+            found[oid] = self._staged_object(kind, oid)  # staged versions win, any state
         if wanted is None:
             return list(found.values())
         state_of = KINDS[kind].state
@@ -423,7 +438,7 @@ class BufferedTx:
         due = dict(self._due_keys(customer_id, wanted))
         st = self._staged
         for oid in st.by_customer.get(("receivable", customer_id), ()):
-            r: Any = st.objects[("receivable", oid)]
+            r: Any = self._staged_object("receivable", oid)
             if str(r.state) in wanted:
                 due[oid] = r.due_date
             else:
@@ -445,11 +460,46 @@ class BufferedTx:
     def _target(self) -> _Layer:
         return self._staged
 
+    def _staged_object(self, kind: str, oid: str) -> Any:
+        found = self._staged.objects.get((kind, oid))
+        return found if found is not None else self._materialise((kind, oid))
+
+    def _materialise(self, key: tuple[str, str]) -> Any:
+        """Turn an object staged as a row into its model (it stays new)."""
+        st = self._staged
+        data = st.rows.pop(key)[3]
+        obj = KINDS[key[0]].model.model_validate_json(data)
+        st.objects[key] = obj
+        return obj
+
+    def put_row(
+        self, kind: str, oid: str, customer_id: str | None, state: str, due: date | None, data: str
+    ) -> None:
+        """Stage a *new* object as its stored row: ``data`` is exactly ``json_of`` of the
+        model, which is only built if something reads the object before it is written. For
+        bulk paths, outside an event (nothing to undo): the caller has checked, with
+        ``get``, that neither this transaction nor the backend holds the key."""
+        if self._in_event:
+            raise RuntimeError("put_row is for writes outside an event")
+        key = (kind, oid)
+        st = self._staged
+        self._read[kind].pop(oid, None)
+        st.rows[key] = (customer_id, state, due, data)
+        st.new.add(key)
+        if customer_id is not None:
+            st.by_customer[(kind, customer_id)].add(oid)
+
+    def add_audit_row(self, row: AuditRow) -> None:
+        """Stage an audit record as its stored row (see ``put_row``)."""
+        self._staged.audits.append(row)
+
     def put(self, obj: BaseModel) -> None:
         k = kind_of(obj)
         oid: str = obj.id  # type: ignore[attr-defined]
         key = (k.name, oid)
         st = self._staged
+        if key in st.rows:
+            self._materialise(key)
         before = st.objects.get(key)
         # A key staged before keeps what it was (new or not). Otherwise the backend's version,
         # if it was read, is about to change: forget it; if it was "none", the object is new.
@@ -553,7 +603,14 @@ class BufferedTx:
         """Hand what is staged to the backend (still inside the transaction)."""
         self.commit_event()
         st = self._staged
-        if st.objects or st.events or st.audits or st.decisions or st.runs or st.outbox:
+        if not self._TAKES_ROWS:
+            for key in list(st.rows):
+                self._materialise(key)
+            st.audits = [
+                AuditRecord.model_validate_json(a[3]) if isinstance(a, tuple) else a
+                for a in st.audits
+            ]
+        if st.objects or st.rows or st.events or st.audits or st.decisions or st.runs or st.outbox:
             self._write(self._staged)
             self._staged = _Layer()
 

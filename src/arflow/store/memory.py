@@ -95,6 +95,8 @@ class MemoryStore:
         self._events.extend(layer.events)
         self._event_ids |= layer.event_ids
         for rec in layer.audits:
+            if isinstance(rec, tuple):  # staged as a row (BufferedTx.flush turns them back)
+                rec = AuditRecord.model_validate_json(rec[3])
             self._audit_by_subject[(rec.subject_kind, rec.subject_id)].append(len(self._audit))
             self._audit.append(rec)
         self._decisions.update(layer.decisions)

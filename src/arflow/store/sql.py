@@ -235,6 +235,8 @@ BULK_CACHE_KIB = 256 * 1024
 
 
 class _SqlTx(BufferedTx):
+    _TAKES_ROWS = True
+
     def __init__(self, conn: Connection) -> None:
         super().__init__()
         self._conn = conn
@@ -333,6 +335,10 @@ class _SqlTx(BufferedTx):
                 )
             else:
                 upserts.setdefault(kind, []).append(_row(kind, obj))
+        for (kind, oid), (cust, state, due, data) in layer.rows.items():
+            inserts.setdefault(kind, []).append(
+                (oid, cust, state, None if due is None else day(due), data)
+            )
         for kind, rows in inserts.items():
             self._insert_rows(f"ar_{kind}", _OBJECT_COLUMNS, rows)
         for kind, dicts in upserts.items():
@@ -357,7 +363,12 @@ class _SqlTx(BufferedTx):
             self._insert_rows(
                 "ar_audit",
                 _AUDIT_COLUMNS,
-                [(a.subject_kind, a.subject_id, a.event_id, json_of(a)) for a in layer.audits],
+                [
+                    a
+                    if isinstance(a, tuple)
+                    else (a.subject_kind, a.subject_id, a.event_id, json_of(a))
+                    for a in layer.audits
+                ],
             )
 
     def _insert_rows(

@@ -1,0 +1,144 @@
+"""The stored rows a plain invoice creates, written without building models.
+
+An import is mostly ``InvoiceIssued`` events without contract, payment node or order. Each
+one writes three JSON documents: the event itself, the new receivable and its audit record.
+Building the receivable and the audit record as pydantic models only to serialise them
+again cost more than SQLite takes to store them, so :func:`plain_invoice_rows` writes the
+three documents directly from the already validated event.
+
+The output must be byte for byte what ``model_dump_json`` gives for the same models: the
+stored book, the event log and the audit trail are the same whichever path wrote them.
+``tests/test_rows.py`` checks that on generated events (any text, currency, tag list,
+time zone), and the field lists below are checked against the models when this module is
+imported, so that a new field cannot be forgotten here silently.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime
+from typing import Any
+
+from pydantic import TypeAdapter
+
+from .domain import AuditRecord, Receivable
+from .events import InvoiceIssued
+from .money import Money
+
+_RECEIVABLE_FIELDS = (
+    "id customer_id contract_id payment_node_id order_id issue_date due_date amount paid "
+    "credited written_off disputed_amount open_balance state dunning_level dunning_block "
+    "dunning_block_reason salesperson region product_line tags promise_id closed_on "
+    "last_dunned_on risk_level"
+).split()
+_AUDIT_FIELDS = (
+    "event_id event_type subject_kind subject_id actor occurred_at reason summary "
+    "before_state after_state before_balance after_balance"
+).split()
+_EVENT_FIELDS = (
+    "event_id occurred_at actor reason type number customer_id issue_date due_date amount "
+    "contract_id payment_node_id order_id salesperson region product_line tags"
+).split()
+for _model, _fields in (
+    (Receivable, _RECEIVABLE_FIELDS),
+    (AuditRecord, _AUDIT_FIELDS),
+    (InvoiceIssued, _EVENT_FIELDS),
+):
+    if list(_model.model_fields) != _fields:  # pragma: no cover - a developer's mistake
+        raise ImportError(f"arflow.rows is out of date with {_model.__name__}'s fields")
+
+_dumps = json.JSONEncoder(ensure_ascii=False, check_circular=False).encode
+_instant_json = TypeAdapter(datetime).dump_json
+
+#: JSON of strings seen before (ids of customers, actors, regions, tags repeat a lot).
+_TEXT: dict[str, str] = {}
+_TEXT_MAX = 50_000
+#: JSON of instants seen before, by (instant, UTC offset): equal instants in different
+#: offsets are written differently.
+_INSTANTS: dict[tuple[datetime, Any], str] = {}
+
+
+def _text(s: str | None) -> str:
+    if s is None:
+        return "null"
+    found = _TEXT.get(s)
+    if found is None:
+        found = _dumps(s)
+        if len(_TEXT) >= _TEXT_MAX:
+            _TEXT.clear()
+        _TEXT[s] = found
+    return found
+
+
+def _unique(s: str) -> str:
+    """JSON of a string unlikely to repeat (a number, an event id)."""
+    if s.isascii() and s.isprintable() and '"' not in s and "\\" not in s:
+        return f'"{s}"'
+    return _dumps(s)
+
+
+def _instant(at: datetime) -> str:
+    key = (at, at.utcoffset())
+    found = _INSTANTS.get(key)
+    if found is None:
+        found = _instant_json(at).decode()
+        if len(_INSTANTS) >= _TEXT_MAX:
+            _INSTANTS.clear()
+        _INSTANTS[key] = found
+    return found
+
+
+def _money(m: Money) -> str:
+    return f'{{"amount":"{m.amount}","currency":{_text(m.currency)}}}'
+
+
+def _day(d: date | None) -> str:
+    return "null" if d is None else f'"{d.isoformat()}"'
+
+
+def plain_invoice_rows(
+    e: InvoiceIssued,
+    due: date,
+    salesperson: str | None,
+    region: str | None,
+    zero: Money,
+    summary: str,
+) -> tuple[str, str, str]:
+    """(event, receivable, audit record) JSON of ``e``, a validated InvoiceIssued without
+    contract, payment node or order, due on ``due``: what ``Ledger._invoice_issued`` stores.
+    ``zero`` is the zero amount in the invoice's currency."""
+    number = _unique(e.number)
+    customer = _text(e.customer_id)
+    event_id = _unique(e.event_id)
+    actor = _text(e.actor)
+    at = _instant(e.occurred_at)
+    reason = _text(e.reason)
+    issued = _day(e.issue_date)
+    amount = _money(e.amount)
+    nothing = _money(zero)
+    tags = "[" + ",".join(_text(t) for t in e.tags) + "]"
+    event = (
+        f'{{"event_id":{event_id},"occurred_at":{at},"actor":{actor},"reason":{reason},'
+        f'"type":"InvoiceIssued","number":{number},"customer_id":{customer},'
+        f'"issue_date":{issued},"due_date":{_day(e.due_date)},"amount":{amount},'
+        f'"contract_id":null,"payment_node_id":null,"order_id":null,'
+        f'"salesperson":{_text(e.salesperson)},"region":{_text(e.region)},'
+        f'"product_line":{_text(e.product_line)},"tags":{tags}}}'
+    )
+    receivable = (
+        f'{{"id":{number},"customer_id":{customer},"contract_id":null,'
+        f'"payment_node_id":null,"order_id":null,"issue_date":{issued},'
+        f'"due_date":{_day(due)},"amount":{amount},"paid":{nothing},"credited":{nothing},'
+        f'"written_off":{nothing},"disputed_amount":{nothing},"open_balance":{amount},'
+        f'"state":"open","dunning_level":0,"dunning_block":false,'
+        f'"dunning_block_reason":null,"salesperson":{_text(salesperson)},'
+        f'"region":{_text(region)},"product_line":{_text(e.product_line)},"tags":{tags},'
+        f'"promise_id":null,"closed_on":null,"last_dunned_on":null,"risk_level":null}}'
+    )
+    audit = (
+        f'{{"event_id":{event_id},"event_type":"InvoiceIssued","subject_kind":"receivable",'
+        f'"subject_id":{number},"actor":{actor},"occurred_at":{at},"reason":{reason},'
+        f'"summary":{_unique(summary)},"before_state":null,"after_state":"open",'
+        f'"before_balance":null,"after_balance":{amount}}}'
+    )
+    return event, receivable, audit
