@@ -102,10 +102,11 @@ class Composer:
         from .engine import group_notices
 
         n = 0
+        at_ = {d.key: i for i, d in enumerate(decisions)}  # a notice's decisions, in order
         for notice in group_notices(decisions):
             if notice.action.type not in CHANNEL_OF:
                 continue
-            mine = [d for d in decisions if d.key in notice.decision_keys]
+            mine = [decisions[i] for i in sorted(at_[k] for k in notice.decision_keys)]
             tx.add_outbox(self._record(tx, notice, mine, at))
             n += 1
         return n
