@@ -436,6 +436,14 @@ def book_machine(make_store: Callable[[], Store]) -> type[RuleBasedStateMachine]
         def state_of(self, rid: str) -> R:
             return self.ledger.receivable(rid).state
 
+        def under_promise(self, rid: str) -> bool:
+            """Whether a promise still runs on the item (it survives a dispute)."""
+            pid = self.ledger.receivable(rid).promise_id
+            if pid is None:
+                return False
+            promise = self.store.get("promise", pid)
+            return promise is not None and promise.status == PromiseStatus.OPEN
+
         def ok(self, event: Any, *, check: bool = True) -> None:
             """Apply a valid event: it must be accepted, logged once and audited."""
             note(f"apply {describe(event)}")
@@ -797,7 +805,10 @@ def book_machine(make_store: Callable[[], Store]) -> type[RuleBasedStateMachine]
         def make_promise(self, data: st.DataObject) -> None:
             groups: dict[tuple[str, str], list[str]] = defaultdict(list)
             for r in self.model.live():
-                if self.state_of(r.id) in (R.OPEN, R.PARTIALLY_PAID):
+                # an item back to open from a dispute may still be under its promise
+                if self.state_of(r.id) in (R.OPEN, R.PARTIALLY_PAID) and not self.under_promise(
+                    r.id
+                ):
                     groups[(r.customer, r.currency)].append(r.id)
             if not groups:
                 return
@@ -1450,7 +1461,9 @@ def _promisable(mc: Any, data: st.DataObject, cust: str, cur: str, skip: str) ->
         (
             r
             for r in mc.model.live(cust, cur)
-            if r.id != skip and mc.state_of(r.id) in (R.OPEN, R.PARTIALLY_PAID)
+            if r.id != skip
+            and mc.state_of(r.id) in (R.OPEN, R.PARTIALLY_PAID)
+            and not mc.under_promise(r.id)
         ),
     )
     return [r.id] if r is not None and data.draw(st.booleans()) else []
@@ -1527,7 +1540,10 @@ def promise_in_another_currency(mc: Any, data: st.DataObject) -> Refusal:
 
 @refusal("promise")
 def promise_on_promised_invoice(mc: Any, data: st.DataObject) -> Refusal:
-    r = _draw(data, (r for r in mc.model.live() if mc.state_of(r.id) == R.PROMISED))
+    r = _draw(
+        data,
+        (r for r in mc.model.live() if mc.state_of(r.id) == R.PROMISED or mc.under_promise(r.id)),
+    )
     if r is None:
         return None
     ids = [*_promisable(mc, data, r.customer, r.currency, r.id), r.id]
@@ -1536,7 +1552,16 @@ def promise_on_promised_invoice(mc: Any, data: st.DataObject) -> Refusal:
 
 @refusal("disputed")
 def promise_on_disputed_invoice(mc: Any, data: st.DataObject) -> Refusal:
-    r = _draw(data, (r for r in mc.model.live() if mc.state_of(r.id) == R.DISPUTED))
+    # (one whose promise survived the dispute is refused as already promised: see
+    # promise_on_promised_invoice)
+    r = _draw(
+        data,
+        (
+            r
+            for r in mc.model.live()
+            if mc.state_of(r.id) == R.DISPUTED and not mc.under_promise(r.id)
+        ),
+    )
     if r is None:
         return None
     ids = [*_promisable(mc, data, r.customer, r.currency, r.id), r.id]
