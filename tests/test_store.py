@@ -33,3 +33,34 @@ def test_a_newer_schema_is_refused(tmp_path) -> None:  # type: ignore[no-untyped
         conn.execute(SCHEMA.insert().values(version=SCHEMA_VERSION + 1))
     with pytest.raises(StoreError, match="newer than this arflow"):
         SqlStore(s.engine)
+
+
+def test_customers_changed_since_a_mark_by_event_type(store) -> None:  # type: ignore[no-untyped-def]
+    """The daily run re-checks a lock only for customers changed since the last run; the
+    run's own dunning steps must not count as changes, a payment must."""
+    from arflow.events import DunningStepRecorded
+    from arflow.ledger import Ledger
+    from arflow.testing import BookBuilder, d
+
+    b = BookBuilder(Ledger(store))
+    b.customer("C1")
+    b.customer("C2")
+    b.invoice("INV-1", "C1", 100, issued="2026-01-01", due="2026-01-31")
+    b.invoice("INV-2", "C2", 100, issued="2026-01-01", due="2026-01-31")
+    mark = store.audit_mark()
+    assert store.customers_changed_since(mark) == set()
+    b.apply(
+        DunningStepRecorded(
+            **b._meta(d("2026-02-03")),
+            receivable_id="INV-1",
+            ladder="standard",
+            step="sms-3",
+            level=2,
+            decision_key="k1",
+            sent_on=d("2026-02-03"),
+        )
+    )
+    b.pay("PAY-1", "C2", 40, on="2026-02-04")
+    assert store.customers_changed_since(mark) == {"C1", "C2"}
+    assert store.customers_changed_since(mark, ignore={"DunningStepRecorded"}) == {"C2"}
+    assert store.customers_changed_since(store.audit_mark()) == set()

@@ -228,6 +228,11 @@ def _why(
 
 #: customer facts that can fall with time alone (counts over a trailing window)
 _WINDOWED_FACTS = frozenset({"customer.late_payments_180d", "customer.broken_promises_180d"})
+#: Events that change no customer fact a lock condition can read (a run's own dunning steps,
+#: risk flags and locks): a customer they touched need not be re-checked for a lift.
+_LOCK_NEUTRAL_EVENTS = frozenset(
+    {"DunningStepRecorded", "RiskFlagged", "OrderLockPlaced", "OrderLockLifted"}
+)
 
 _DUNNING_FACTS = (
     "balance",
@@ -497,8 +502,9 @@ class Engine:
             except Exception as exc:  # one bad item must not stop the run
                 plan.failures.append(Failure("receivable", r.id, f"{type(exc).__name__}: {exc}"))
         self._plan_patterns(plan, as_of, cache)
-        customers = set(cache) | {c.id for c in self._locked_customers(last_mark)}
-        for cid in sorted(customers):
+        locked = self._locked_customers(last_mark)
+        self._prefetch((c.id for c in locked), as_of, cache)  # in a few queries, not one each
+        for cid in sorted(cache):
             try:
                 self._plan_locks(plan, cid, as_of, cache)
             except ArflowError as exc:
@@ -526,7 +532,7 @@ class Engine:
         )
         if mark is None or windowed:
             return list(self.store.find("customer", states=["locked"]))
-        changed = self.store.customers_changed_since(mark)
+        changed = self.store.customers_changed_since(mark, ignore=_LOCK_NEUTRAL_EVENTS)
         return [c for c in self.store.get_many("customer", sorted(changed)).values() if c.locks]
 
     def _last_mark(self) -> int | None:

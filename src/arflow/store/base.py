@@ -141,8 +141,9 @@ class Store(Protocol):
         """The position of the latest audit record (0 for an empty book)."""
         ...
 
-    def customers_changed_since(self, mark: int) -> set[str]:
-        """The customers whose objects were changed after audit position ``mark``."""
+    def customers_changed_since(self, mark: int, ignore: Iterable[str] = ()) -> set[str]:
+        """The customers whose objects were changed after audit position ``mark`` by
+        events of a type not in ``ignore``."""
         ...
 
     def find_due(self, due_from: date, due_to: date, states: Iterable[str]) -> list[Any]:

@@ -175,10 +175,13 @@ class MemoryStore:
     def audit_mark(self) -> int:
         return len(self._audit)
 
-    def customers_changed_since(self, mark: int) -> set[str]:
+    def customers_changed_since(self, mark: int, ignore: Iterable[str] = ()) -> set[str]:
         out: set[str] = set()
+        skip = frozenset(ignore)
         with self._lock:
             for rec in self._audit[mark:]:
+                if rec.event_type in skip:
+                    continue
                 if rec.subject_kind == "customer":
                     out.add(rec.subject_id)
                     continue

@@ -608,8 +608,13 @@ class SqlStore:
         with self._read() as conn:
             return int(conn.execute(sa.select(sa.func.max(AUDIT.c.seq))).scalar() or 0)
 
-    def customers_changed_since(self, mark: int) -> set[str]:
+    def customers_changed_since(self, mark: int, ignore: Iterable[str] = ()) -> set[str]:
         q = sa.select(AUDIT.c.subject_kind, AUDIT.c.subject_id).where(AUDIT.c.seq > mark)
+        skip = sorted(ignore)
+        if skip:  # the event's type is in the log, beside the audit record's event id
+            q = q.join(EVENTS, EVENTS.c.event_id == AUDIT.c.event_id).where(
+                EVENTS.c.event_type.not_in(skip)
+            )
         by_kind: dict[str, set[str]] = {}
         with self._read() as conn:
             for kind, oid in conn.execute(q):
