@@ -64,3 +64,39 @@ def test_customers_changed_since_a_mark_by_event_type(store) -> None:  # type: i
     assert store.customers_changed_since(mark) == {"C1", "C2"}
     assert store.customers_changed_since(mark, ignore={"DunningStepRecorded"}) == {"C2"}
     assert store.customers_changed_since(store.audit_mark()) == set()
+
+
+def test_receivable_summaries_are_what_the_models_say(store) -> None:  # type: ignore[no-untyped-def]
+    """The daily run reads customers' receivables as summaries straight from the stored
+    JSON; they must agree with the models, in every state, and give the same facts."""
+    from datetime import date
+
+    from arflow.ledger import Ledger
+    from arflow.rules.facts import customer_facts
+    from arflow.summary import summary_of
+    from arflow.testing import BookBuilder
+
+    b = BookBuilder(Ledger(store))
+    b.customer("C1", limit=100_000)
+    b.customer("C2")
+    b.invoice("I1", "C1", 1_000, issued="2026-01-01", due="2026-01-31")
+    b.invoice("I2", "C1", 2_000, issued="2026-01-05", due="2026-02-04")
+    b.invoice("I3", "C1", 3_000, issued="2026-01-10", due="2026-02-09")
+    b.invoice("I4", "C1", 400, issued="2026-01-10", due="2026-02-09")
+    b.invoice("I5", "C2", 500, issued="2026-01-10", due="2026-02-09")
+    b.pay("P1", "C1", 1_000, on="2026-02-10", to=[("I1", 1_000)])  # paid late
+    b.pay("P2", "C1", 500, on="2026-02-01", to=[("I2", 500)])  # partially paid
+    b.dispute("D1", "I3", amount=1_000, on="2026-02-11")
+    b.credit("CN1", "C1", 400, invoice="I4", on="2026-02-12")
+    got = store.receivable_summaries(["C1", "C2", "C-none"])
+    models = store.find_for_customers("receivable", ["C1", "C2"])
+    assert set(got) == {"C1", "C2"}
+    for cid, rs in models.items():
+        assert sorted(got[cid]) == sorted(summary_of(r) for r in rs)
+    states = {s.id: s.state for s in got["C1"]}
+    assert states == {"I1": "paid", "I2": "partially_paid", "I3": "disputed", "I4": "credited"}
+    customer = b.ledger.customer("C1")
+    as_of = date(2026, 3, 1)
+    assert customer_facts(customer, got["C1"], [], [], as_of) == customer_facts(
+        customer, models["C1"], [], [], as_of
+    )

@@ -19,6 +19,7 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 from ..domain import Customer, Order, OrderState, PromiseStatus, PromiseToPay, Receivable
+from ..summary import CLOSED_STATES, ReceivableSummary, summary_of
 from .expr import Type
 
 T = Type
@@ -154,7 +155,7 @@ def _years(start: date, as_of: date) -> int:
 
 def customer_facts(
     customer: Customer,
-    receivables: Iterable[Receivable],
+    receivables: Iterable[Receivable | ReceivableSummary],
     orders: Iterable[Order],
     promises: Iterable[PromiseToPay],
     as_of: date,
@@ -174,16 +175,17 @@ def customer_facts(
     oldest_due: date | None = None
     days_to_pay: list[int] = []
     days_late: list[int] = []
-    for r in receivables:
+    for item in receivables:
+        r = summary_of(item)
         if r.currency != cur:
             continue
-        if not r.is_closed:
-            open_balance += r.open_balance.amount
+        if r.state not in CLOSED_STATES:
+            open_balance += r.open_amount
             if r.due_date < as_of:
-                overdue_balance += r.open_balance.amount
+                overdue_balance += r.open_amount
                 overdue_count += 1
                 oldest_due = r.due_date if oldest_due is None else min(oldest_due, r.due_date)
-            if r.disputed_amount:
+            if r.disputed:
                 open_disputes += 1
         elif r.state == "paid" and r.closed_on is not None:
             paid_count += 1

@@ -31,6 +31,7 @@ from ..domain import (
     PromiseToPay,
     Receivable,
 )
+from ..summary import ReceivableSummary
 
 
 @dataclass(frozen=True)
@@ -127,6 +128,13 @@ class Store(Protocol):
 
     def find_for_customers(self, kind: str, customer_ids: Iterable[str]) -> dict[str, list[Any]]:
         """All objects of ``kind`` of each of ``customer_ids``, grouped by customer."""
+        ...
+
+    def receivable_summaries(
+        self, customer_ids: Iterable[str]
+    ) -> dict[str, list[ReceivableSummary]]:
+        """``find_for_customers("receivable", ...)`` as summaries: what customer facts need,
+        without building the models."""
         ...
 
     def all(self, kind: str) -> Iterator[Any]: ...

@@ -13,6 +13,7 @@ from datetime import date
 from typing import Any
 
 from ..domain import AuditRecord
+from ..summary import ReceivableSummary, summary_of
 from .base import (
     KINDS,
     OUTBOX_STATUSES,
@@ -129,6 +130,14 @@ class MemoryStore:
 
     def find_for_customers(self, kind: str, customer_ids: Iterable[str]) -> dict[str, list[Any]]:
         return {c: found for c in customer_ids if (found := self._find(kind, c))}
+
+    def receivable_summaries(
+        self, customer_ids: Iterable[str]
+    ) -> dict[str, list[ReceivableSummary]]:
+        return {
+            c: [summary_of(r) for r in found]
+            for c, found in self.find_for_customers("receivable", customer_ids).items()
+        }
 
     def all(self, kind: str) -> Iterator[Any]:
         return iter(list(self._objects[kind].values()))

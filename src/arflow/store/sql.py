@@ -20,6 +20,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from ..domain import AuditRecord
 from ..errors import StoreError
+from ..summary import ReceivableSummary, summary_from_json
 from .base import (
     KINDS,
     OUTBOX_STATUSES,
@@ -527,6 +528,21 @@ class SqlStore:
                 )
                 for cid, d in conn.execute(q):
                     out.setdefault(cid, []).append(model.model_validate_json(d))
+        return out
+
+    def receivable_summaries(
+        self, customer_ids: Iterable[str]
+    ) -> dict[str, list[ReceivableSummary]]:
+        t = OBJECT_TABLES["receivable"]
+        ids = list(customer_ids)
+        out: dict[str, list[ReceivableSummary]] = {}
+        with self._read() as conn:
+            for i in range(0, len(ids), 500):
+                q = sa.select(t.c.customer_id, t.c.data).where(
+                    t.c.customer_id.in_(ids[i : i + 500])
+                )
+                for cid, d in conn.execute(q):
+                    out.setdefault(cid, []).append(summary_from_json(d))
         return out
 
     def all(self, kind: str) -> Iterator[Any]:

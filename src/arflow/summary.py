@@ -1,0 +1,60 @@
+"""A receivable as the daily run's customer facts read it, without the model."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from decimal import Decimal
+from typing import NamedTuple
+
+from .domain import CLOSED_RECEIVABLE_STATES, Receivable
+
+
+class ReceivableSummary(NamedTuple):
+    """What a customer's facts need of one of its receivables. A day's run reads these for
+    every receivable of the customers it looks at (closed ones included, for the payment
+    behaviour facts), straight from the stored JSON: four times cheaper than the model."""
+
+    id: str
+    state: str
+    currency: str
+    issue_date: date
+    due_date: date
+    open_amount: Decimal
+    disputed: bool
+    closed_on: date | None
+
+
+CLOSED_STATES = frozenset(str(s) for s in CLOSED_RECEIVABLE_STATES)
+
+
+def summary_of(r: Receivable | ReceivableSummary) -> ReceivableSummary:
+    if isinstance(r, ReceivableSummary):
+        return r
+    return ReceivableSummary(
+        r.id,
+        str(r.state),
+        r.currency,
+        r.issue_date,
+        r.due_date,
+        r.open_balance.amount,
+        bool(r.disputed_amount),
+        r.closed_on,
+    )
+
+
+def summary_from_json(data: str) -> ReceivableSummary:
+    """The summary of a receivable from its stored JSON (``json_of(receivable)``)."""
+    d = json.loads(data)
+    balance = d["open_balance"]
+    closed = d["closed_on"]
+    return ReceivableSummary(
+        d["id"],
+        d["state"],
+        balance["currency"],
+        date.fromisoformat(d["issue_date"]),
+        date.fromisoformat(d["due_date"]),
+        Decimal(balance["amount"]),
+        Decimal(d["disputed_amount"]["amount"]) != 0,
+        None if closed is None else date.fromisoformat(closed),
+    )
