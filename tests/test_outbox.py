@@ -408,3 +408,32 @@ def test_customer_supplied_text_is_never_evaluated_and_is_escaped_in_html(
     m = Message.model_validate_json(email.body)
     assert "{{ 7*7 }}" in m.text and "49" not in m.text  # printed, not evaluated
     assert m.html is not None and "<script>" not in m.html and "&lt;script&gt;" in m.html
+
+
+def test_a_risk_alert_task_carries_each_invoices_history(
+    b: BookBuilder,
+    pack,  # type: ignore[no-untyped-def]
+) -> None:
+    """The risk alert (over 30 days overdue) attaches the full audit trail of its invoices:
+    read for all of a run's notices at once, it must be each invoice's own, in order."""
+    b.invoice("I1", "C1", 1_000, issued="2026-01-01", due="2026-01-31")
+    b.invoice("I2", "C1", 2_000, issued="2026-01-02", due="2026-01-31")
+    b.pay("P1", "C1", 500, on="2026-02-20", to=[("I2", 500)])
+    Engine(b.ledger, pack).run(date(2026, 3, 5), first_run=True)
+    tasks = [
+        Message.model_validate_json(r.body)
+        for r in b.ledger.store.outbox()
+        if r.channel == "task" and "risk" in r.key
+    ]
+    assert tasks, [r.key for r in b.ledger.store.outbox()]
+    for m in tasks:
+        history = m.data["history"]
+        subjects = {h["subject"] for h in history}
+        assert subjects == {f"receivable:{i}" for i in m.subject_ids}
+        for sid in m.subject_ids:
+            mine = [h["event"] for h in history if h["subject"] == f"receivable:{sid}"]
+            trail = b.ledger.store.audit_trail("receivable", sid)
+            assert mine == [rec.event_type for rec in trail][: len(mine)]
+            assert mine[0] == "InvoiceIssued"
+    i2 = next(m for m in tasks if "I2" in m.subject_ids)
+    assert "PaymentReceived" in [h["event"] for h in i2.data["history"]]

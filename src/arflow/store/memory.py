@@ -151,6 +151,9 @@ class MemoryStore:
     def audit_trail(self, kind: str, object_id: str) -> list[AuditRecord]:
         return [self._audit[i] for i in self._audit_by_subject.get((kind, object_id), ())]
 
+    def audit_trails(self, kind: str, object_ids: Iterable[str]) -> dict[str, list[AuditRecord]]:
+        return {oid: found for oid in object_ids if (found := self.audit_trail(kind, oid))}
+
     def audit_count(self) -> int:
         return len(self._audit)
 

@@ -576,6 +576,20 @@ class SqlStore:
         with self._read() as conn:
             return [AuditRecord.model_validate_json(b) for (b,) in conn.execute(q)]
 
+    def audit_trails(self, kind: str, object_ids: Iterable[str]) -> dict[str, list[AuditRecord]]:
+        ids = sorted(set(object_ids))
+        out: dict[str, list[AuditRecord]] = {}
+        with self._read() as conn:
+            for i in range(0, len(ids), 500):
+                q = (
+                    sa.select(AUDIT.c.subject_id, AUDIT.c.body)
+                    .where(AUDIT.c.subject_kind == kind, AUDIT.c.subject_id.in_(ids[i : i + 500]))
+                    .order_by(AUDIT.c.seq)
+                )
+                for oid, body in conn.execute(q):
+                    out.setdefault(oid, []).append(AuditRecord.model_validate_json(body))
+        return out
+
     def audit_count(self) -> int:
         with self._read() as conn:
             return int(conn.execute(sa.select(sa.func.count()).select_from(AUDIT)).scalar() or 0)
