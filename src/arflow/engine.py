@@ -886,6 +886,7 @@ class Engine:
         when = at or datetime(as_of.year, as_of.month, as_of.day, tzinfo=UTC)
         with self.ledger.batch() as batch:
             fresh = batch.tx.known_decisions([d.key for d in plan.decisions + plan.skipped])
+            self._read_ahead(batch, [d for d in plan.decisions if d.key not in fresh])
             recorded = 0
             carried: list[Decision] = []
             for d in plan.decisions + plan.skipped:
@@ -916,6 +917,22 @@ class Engine:
                 )
             )
         return RunResult(as_of, recorded, len(plan.skipped), plan.failures, plan)
+
+    @staticmethod
+    def _read_ahead(batch: Batch, decisions: list[Decision]) -> None:
+        """Read what recording ``decisions`` will look up (whether their events are logged,
+        their receivables and customers) in a few queries instead of one each."""
+        prefetch = getattr(batch.tx, "prefetch", None)
+        todo = [d for d in decisions if d.status == "planned"]
+        if prefetch is None or not todo:
+            return
+        event_ids = [f"engine:{d.key}" for d in todo]
+        event_ids += [f"engine:{d.key}#{i}" for d in todo for i in range(len(d.actions))]
+        receivables = [d.subject_id for d in todo if d.subject_kind == "receivable"]
+        prefetch(
+            event_ids,
+            {"receivable": receivables, "customer": sorted({d.customer_id for d in todo})},
+        )
 
     def _effects(self, batch: Batch, d: Decision, at: datetime) -> None:
         """The book changes a decision implies, as audited events keyed by the decision."""
