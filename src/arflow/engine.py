@@ -29,6 +29,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict
 
+from ._gc import fewer_gc_passes
 from .domain import Customer, PromiseStatus, PromiseToPay, Receivable
 from .errors import ArflowError
 from .events import (
@@ -484,6 +485,10 @@ class Engine:
         last run; on the very first run, every past step counts and the catch-up policy
         decides which are sent).
         """
+        with fewer_gc_passes():
+            return self._plan(as_of, since=since, first_run=first_run)
+
+    def _plan(self, as_of: date, *, since: date | None, first_run: bool) -> Plan:
         if since is None and not first_run:
             last = self.last_run()
             since = None if last is None else last + timedelta(1)
@@ -882,6 +887,12 @@ class Engine:
         at: datetime | None = None,
     ) -> RunResult:
         """Plan ``as_of`` and record it in one transaction; a second run adds nothing."""
+        with fewer_gc_passes():
+            return self._run(as_of, since=since, first_run=first_run, at=at)
+
+    def _run(
+        self, as_of: date, *, since: date | None, first_run: bool, at: datetime | None
+    ) -> RunResult:
         plan = self.plan(as_of, since=since, first_run=first_run)
         when = at or datetime(as_of.year, as_of.month, as_of.day, tzinfo=UTC)
         with self.ledger.batch() as batch:

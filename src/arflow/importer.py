@@ -13,12 +13,9 @@ The columns, formats and rules are documented in ``docs/import.md``.
 from __future__ import annotations
 
 import csv
-import gc
 import json
 import re
-import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -27,6 +24,7 @@ from typing import Any, TextIO, TypeVar
 
 from pydantic import ValidationError as PydanticValidationError
 
+from ._gc import fewer_gc_passes
 from .errors import (
     ArflowError,
     ClosedItem,
@@ -1240,33 +1238,6 @@ def _refusal_column(kind: str, fmt: str, exc: ArflowError) -> str:
 
 
 # -- the entry point ----------------------------------------------------------------------------
-_gc_lock = threading.Lock()
-_gc_state: list[Any] = [0, None]  # imports running, thresholds to restore
-
-
-@contextmanager
-def _fewer_gc_passes() -> Iterator[None]:
-    """Run the cyclic garbage collector less often while importing.
-
-    An import allocates millions of short-lived, acyclic objects while the transaction's
-    staged writes (tens of thousands of models) stay alive: at the default thresholds the
-    collector keeps re-scanning those and takes 10-25% of the import's time. Thresholds
-    are restored when the last concurrent import ends.
-    """
-    with _gc_lock:
-        if _gc_state[0] == 0:
-            _gc_state[1] = gc.get_threshold()
-            gc.set_threshold(max(_gc_state[1][0], 100_000), *_gc_state[1][1:])
-        _gc_state[0] += 1
-    try:
-        yield
-    finally:
-        with _gc_lock:
-            _gc_state[0] -= 1
-            if _gc_state[0] == 0:
-                gc.set_threshold(*_gc_state[1])
-
-
 def _kind_of(path: Path, kind: str | None) -> str | None:
     if kind is not None:
         return kind
@@ -1333,7 +1304,7 @@ def import_files(
     plan.sort(key=lambda item: KINDS.index(item[2]))
     stream = _events(run, plan)
     try:
-        with _fewer_gc_passes():
+        with fewer_gc_passes():
             applied = ledger.apply_all(stream)
     except _Rejected:
         raise ImportRejected(_in_order(run, plan)) from None
