@@ -43,6 +43,45 @@ def summary_of(r: Receivable | ReceivableSummary) -> ReceivableSummary:
     )
 
 
+def summary_from_fields(
+    oid: str,
+    state: str,
+    currency: str,
+    issue_date: str,
+    due_date: str,
+    open_amount: str,
+    disputed_amount: str,
+    closed_on: str | None,
+) -> ReceivableSummary:
+    """The summary from the stored JSON's values, as text (a database's JSON functions
+    picked them out: ``open_balance.currency``, ``open_balance.amount``...)."""
+    return ReceivableSummary(
+        oid,
+        state,
+        currency,
+        _day(issue_date),
+        _day(due_date),
+        Decimal(open_amount),
+        disputed_amount not in _ZEROS and Decimal(disputed_amount) != 0,
+        None if closed_on is None else _day(closed_on),
+    )
+
+
+_ZEROS = frozenset({"0", "0.0", "0.00", "0.000", "0.0000"})
+#: Dates by their text: a book's due and issue dates repeat (a few thousand days in all).
+_DAYS: dict[str, date] = {}
+
+
+def _day(text: str) -> date:
+    found = _DAYS.get(text)
+    if found is None:
+        found = date.fromisoformat(text)
+        if len(_DAYS) >= 100_000:
+            _DAYS.clear()
+        _DAYS[text] = found
+    return found
+
+
 def summary_from_json(data: str) -> ReceivableSummary:
     """The summary of a receivable from its stored JSON (``json_of(receivable)``)."""
     d = json.loads(data)
