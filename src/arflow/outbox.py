@@ -110,12 +110,15 @@ class Composer:
         self._histories = (
             self.store.audit_trails("receivable", wanted) if wanted and self.store else {}
         )
-        for notice in notices:
-            if notice.action.type not in CHANNEL_OF:
-                continue
-            mine = [decisions[i] for i in sorted(at_[k] for k in notice.decision_keys)]
-            tx.add_outbox(self._record(tx, notice, mine, at))
-            n += 1
+        try:
+            for notice in notices:
+                if notice.action.type not in CHANNEL_OF:
+                    continue
+                mine = [decisions[i] for i in sorted(at_[k] for k in notice.decision_keys)]
+                tx.add_outbox(self._record(tx, notice, mine, at))
+                n += 1
+        finally:
+            self._histories = {}  # a later compose() reads the trail as it is then
         return n
 
     def _history(self, receivable_id: str) -> list[AuditRecord]:
