@@ -151,13 +151,21 @@ def run_floor(args: argparse.Namespace) -> dict[str, Any]:
         reader = csv.reader(fh)
         next(reader)
         conn.executemany("INSERT INTO invoice VALUES (?, ?, ?, ?, ?, ?, ?)", reader)
+    return _commit_and_check(conn, t0, c0, "invoice", args.rows)
+
+
+def _commit_and_check(
+    conn: sqlite3.Connection, t0: float, c0: float, table: str, rows: int
+) -> dict[str, Any]:
+    """Commit a floor's transaction, stop its clocks, and check that ``table`` holds
+    ``rows`` rows."""
     conn.execute("COMMIT")
     seconds = time.perf_counter() - t0
     cpu = cpu_seconds() - c0
-    (n,) = conn.execute("SELECT count(*) FROM invoice").fetchone()
+    (n,) = conn.execute(f"SELECT count(*) FROM {table}").fetchone()
     conn.close()
-    if n != args.rows:
-        raise SystemExit(f"check failed: {n} invoices in the floor table")
+    if n != rows:
+        raise SystemExit(f"check failed: {n} rows in the floor's {table} table, not {rows}")
     return {"seconds": seconds, "cpu_s": round(cpu, 2)}
 
 
@@ -229,14 +237,7 @@ def run_stored_floor(args: argparse.Namespace) -> dict[str, Any]:
             )
             done += part
         copy += 1
-    conn.execute("COMMIT")
-    seconds = time.perf_counter() - t0
-    cpu = cpu_seconds() - c0
-    (got,) = conn.execute("SELECT count(*) FROM ar_receivable").fetchone()
-    conn.close()
-    if got != args.rows:
-        raise SystemExit(f"check failed: {got} receivables in the stored-rows floor")
-    return {"seconds": seconds, "cpu_s": round(cpu, 2)}
+    return _commit_and_check(conn, t0, c0, "ar_receivable", args.rows)
 
 
 def child(args: argparse.Namespace) -> None:

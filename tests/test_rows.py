@@ -65,16 +65,20 @@ def invoices(draw: st.DrawFn) -> tuple[InvoiceIssued, Customer]:
     return event, customer
 
 
+def _due(e: InvoiceIssued, customer: Customer) -> date:
+    return e.due_date or e.issue_date + timedelta(days=customer.credit.payment_terms_days)
+
+
 def _by_models(e: InvoiceIssued, customer: Customer) -> tuple[str, str, str]:
     """What the general path (``Ledger._invoice_issued``) stores for ``e``."""
-    due = e.due_date or e.issue_date + timedelta(days=customer.credit.payment_terms_days)
+    due = _due(e, customer)
     r = _issued(e, customer, due, e.salesperson or customer.salesperson)
     audit = _audit(e, r, None, _issued_summary(e, due))
     return json_of(e), json_of(r), json_of(audit)
 
 
 def _by_rows(e: InvoiceIssued, customer: Customer) -> tuple[str, str, str]:
-    due = e.due_date or e.issue_date + timedelta(days=customer.credit.payment_terms_days)
+    due = _due(e, customer)
     return plain_invoice_rows(
         e,
         due,

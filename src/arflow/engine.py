@@ -229,8 +229,16 @@ def _why(
 
 #: customer facts that can fall with time alone (counts over a trailing window)
 _WINDOWED_FACTS = frozenset({"customer.late_payments_180d", "customer.broken_promises_180d"})
+
+
 #: Events that change no customer fact a lock condition can read (a run's own dunning steps,
 #: risk flags and locks): a customer they touched need not be re-checked for a lift.
+def _effect_id(d: Decision, action: int | None = None) -> str:
+    """The event id of a decision's effect on the book (of its action ``action``, if given):
+    keyed by the decision, so recording it twice is a no-op."""
+    return f"engine:{d.key}" if action is None else f"engine:{d.key}#{action}"
+
+
 _LOCK_NEUTRAL_EVENTS = frozenset(
     {"DunningStepRecorded", "RiskFlagged", "OrderLockPlaced", "OrderLockLifted"}
 )
@@ -937,8 +945,8 @@ class Engine:
         todo = [d for d in decisions if d.status == "planned"]
         if prefetch is None or not todo:
             return
-        event_ids = [f"engine:{d.key}" for d in todo]
-        event_ids += [f"engine:{d.key}#{i}" for d in todo for i in range(len(d.actions))]
+        event_ids = [_effect_id(d) for d in todo]
+        event_ids += [_effect_id(d, i) for d in todo for i in range(len(d.actions))]
         receivables = [d.subject_id for d in todo if d.subject_kind == "receivable"]
         prefetch(
             event_ids,
@@ -955,7 +963,7 @@ class Engine:
         if d.kind == "dunning" and d.level is not None and d.step is not None:
             batch.apply(
                 DunningStepRecorded(
-                    event_id=f"engine:{d.key}",
+                    event_id=_effect_id(d),
                     receivable_id=d.subject_id,
                     ladder=d.rule,
                     step=d.step,
@@ -970,7 +978,7 @@ class Engine:
             if promise is not None and promise.status == PromiseStatus.OPEN:
                 batch.apply(
                     PromiseBroken(
-                        event_id=f"engine:{d.key}",
+                        event_id=_effect_id(d),
                         promise_id=d.subject_id,
                         broken_on=d.as_of,
                         **meta,
@@ -980,12 +988,10 @@ class Engine:
             order = batch.tx.get("order", d.subject_id)
             if order is not None and order.state == "submitted":
                 batch.apply(
-                    OrderApprovalRequested(
-                        event_id=f"engine:{d.key}", order_id=d.subject_id, **meta
-                    )
+                    OrderApprovalRequested(event_id=_effect_id(d), order_id=d.subject_id, **meta)
                 )
         for i, a in enumerate(d.actions):
-            eid = f"engine:{d.key}#{i}"
+            eid = _effect_id(d, i)
             ref = {"order_type": a.order_type, "contract": d.why.get("ref")}.get(a.scope)
             if a.type == "charge":
                 self._charge(batch, d, a, eid, meta)

@@ -86,14 +86,13 @@ def summary_from_json(data: str) -> ReceivableSummary:
     """The summary of a receivable from its stored JSON (``json_of(receivable)``)."""
     d = json.loads(data)
     balance = d["open_balance"]
-    closed = d["closed_on"]
-    return ReceivableSummary(
+    return summary_from_fields(
         d["id"],
         d["state"],
         balance["currency"],
-        date.fromisoformat(d["issue_date"]),
-        date.fromisoformat(d["due_date"]),
-        Decimal(balance["amount"]),
-        Decimal(d["disputed_amount"]["amount"]) != 0,
-        None if closed is None else date.fromisoformat(closed),
+        d["issue_date"],
+        d["due_date"],
+        balance["amount"],
+        d["disputed_amount"]["amount"],
+        d["closed_on"],
     )

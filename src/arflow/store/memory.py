@@ -96,8 +96,9 @@ class MemoryStore:
         self._events.extend(layer.events)
         self._event_ids |= layer.event_ids
         for rec in layer.audits:
-            if isinstance(rec, tuple):  # staged as a row (BufferedTx.flush turns them back)
-                rec = AuditRecord.model_validate_json(rec[3])
+            # rows staged by put_row/add_audit_row are models again by now (flush: this
+            # backend does not take rows)
+            assert isinstance(rec, AuditRecord)
             self._audit_by_subject[(rec.subject_kind, rec.subject_id)].append(len(self._audit))
             self._audit.append(rec)
         self._decisions.update(layer.decisions)

@@ -220,13 +220,13 @@ _DUE_KEYS = sa.select(_R.c.id, _R.c.due_date).where(
     _R.c.customer_id == sa.bindparam("cid"), _R.c.state.in_(sa.bindparam("st", expanding=True))
 )
 _HAS_EVENT = sa.select(EVENTS.c.seq).where(EVENTS.c.event_id == sa.bindparam("eid"))
-#: ``receivable_summaries`` on SQLite: the summary's fields, in ``summary_from_fields``' order.
-_SUMMARY_SQLITE = (
-    "SELECT customer_id, id, state, json_extract(data, '$.open_balance.currency'), "
+#: ``receivable_summaries`` on SQLite: the customer, then the summary's fields in
+#: ``summary_from_fields``' order.
+_SUMMARY_SQLITE_COLUMNS = (
+    "customer_id, id, state, json_extract(data, '$.open_balance.currency'), "
     "json_extract(data, '$.issue_date'), json_extract(data, '$.due_date'), "
     "json_extract(data, '$.open_balance.amount'), "
-    "json_extract(data, '$.disputed_amount.amount'), json_extract(data, '$.closed_on') "
-    "FROM ar_receivable WHERE customer_id IN ({})"
+    "json_extract(data, '$.disputed_amount.amount'), json_extract(data, '$.closed_on')"
 )
 #: Ids per ``IN (...)`` of a read-ahead query (SQLite allows 999 parameters at least).
 _IN_BATCH = 500
@@ -548,15 +548,17 @@ class SqlStore:
             if conn.dialect.name == "sqlite":
                 # SQLite picks the fields out of the JSON itself (three times cheaper than
                 # parsing the whole document in Python)
-                for i in range(0, len(ids), 500):
-                    part = ids[i : i + 500]
-                    sql = _SUMMARY_SQLITE.format(", ".join("?" * len(part)))
+                for i in range(0, len(ids), _IN_BATCH):
+                    part = ids[i : i + _IN_BATCH]
+                    sql = _select_in_sql(
+                        "sqlite", "ar_receivable", _SUMMARY_SQLITE_COLUMNS, "customer_id", len(part)
+                    )
                     for cid, *fields in conn.exec_driver_sql(sql, tuple(part)):
                         out.setdefault(cid, []).append(summary_from_fields(*fields))
                 return out
-            for i in range(0, len(ids), 500):
+            for i in range(0, len(ids), _IN_BATCH):
                 q = sa.select(t.c.customer_id, t.c.data).where(
-                    t.c.customer_id.in_(ids[i : i + 500])
+                    t.c.customer_id.in_(ids[i : i + _IN_BATCH])
                 )
                 for cid, d in conn.execute(q):
                     out.setdefault(cid, []).append(summary_from_json(d))
@@ -597,10 +599,11 @@ class SqlStore:
         ids = sorted(set(object_ids))
         out: dict[str, list[AuditRecord]] = {}
         with self._read() as conn:
-            for i in range(0, len(ids), 500):
+            for i in range(0, len(ids), _IN_BATCH):
+                part = ids[i : i + _IN_BATCH]
                 q = (
                     sa.select(AUDIT.c.subject_id, AUDIT.c.body)
-                    .where(AUDIT.c.subject_kind == kind, AUDIT.c.subject_id.in_(ids[i : i + 500]))
+                    .where(AUDIT.c.subject_kind == kind, AUDIT.c.subject_id.in_(part))
                     .order_by(AUDIT.c.seq)
                 )
                 for oid, body in conn.execute(q):
