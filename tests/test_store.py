@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import types
+import typing
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
 import pytest
 import sqlalchemy as sa
+from pydantic import BaseModel
 
 from arflow import MemoryStore, StoreError, open_store
 from arflow.store.sql import SCHEMA, SCHEMA_VERSION, SqlStore, migrate
@@ -100,3 +107,75 @@ def test_receivable_summaries_are_what_the_models_say(store) -> None:  # type: i
     assert customer_facts(customer, got["C1"], [], [], as_of) == customer_facts(
         customer, models["C1"], [], [], as_of
     )
+
+
+def _admits_none(annotation: Any) -> bool:
+    if annotation is type(None):
+        return True
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return any(_admits_none(a) for a in typing.get_args(annotation))
+    if origin is typing.Annotated:
+        return _admits_none(typing.get_args(annotation)[0])
+    return False
+
+
+def _models_in(annotation: Any) -> Iterator[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        yield annotation
+    for arg in typing.get_args(annotation):
+        yield from _models_in(arg)
+
+
+def test_stored_json_can_leave_out_none_fields() -> None:
+    """``json_of`` leaves out fields that are None: that is only lossless if every field
+    that can hold None defaults to None, in every stored model and the models inside
+    them, and no stored model holds a dict (where a None value would be lost)."""
+    import arflow.events as events_module
+    from arflow.domain import AuditRecord
+    from arflow.store.base import KINDS
+
+    todo: list[type[BaseModel]] = [k.model for k in KINDS.values()] + [AuditRecord]
+    todo += [
+        c for c in vars(events_module).values() if isinstance(c, type) and issubclass(c, BaseModel)
+    ]
+    seen: set[type[BaseModel]] = set()
+    wrong: list[str] = []
+    while todo:
+        model = todo.pop()
+        if model in seen:
+            continue
+        seen.add(model)
+        for name, field in model.model_fields.items():
+            if _admits_none(field.annotation) and (
+                field.is_required() or field.get_default(call_default_factory=True) is not None
+            ):
+                wrong.append(f"{model.__name__}.{name}")
+            if "dict" in str(field.annotation).lower() or "Any" in str(field.annotation):
+                wrong.append(f"{model.__name__}.{name} (a mapping)")
+            todo.extend(_models_in(field.annotation))
+    assert len(seen) > 40
+    assert wrong == []
+
+
+def test_parse_once_reuses_a_parse_only_for_the_same_stored_text(tmp_path: Any) -> None:
+    from arflow import Ledger
+    from arflow.testing import BookBuilder
+
+    store = SqlStore(f"sqlite:///{tmp_path / 'p.db'}")
+    ledger = Ledger(store)
+    b = BookBuilder(ledger)
+    b.customer("C1", name="One")
+    b.invoice("I1", "C1", "100.00")
+    # outside the block: every read parses
+    assert store.get("receivable", "I1") is not store.get("receivable", "I1")
+    with store.parse_once():
+        first = store.get("receivable", "I1")
+        assert store.get("receivable", "I1") is first
+        assert store.get_many("receivable", ["I1"])["I1"] is first
+        with store.transaction() as tx:  # the transaction's reads share it too
+            assert tx.get("receivable", "I1") is first
+        b.pay("P1", "C1", "40.00")  # a new version of I1 is a new text: parsed anew
+        again = store.get("receivable", "I1")
+        assert again is not first and again.open_balance.amount == Decimal("60.00")
+    assert store._models.memo is None  # dropped when the block ends

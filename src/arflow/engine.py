@@ -20,6 +20,7 @@ import hashlib
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -330,6 +331,9 @@ class Engine:
 
         window = self.settings.send_window
         self._window = SendWindow.parse(window) if window else None
+        #: ``_send_at`` by (time zone, day): thousands of decisions share a few of them
+        self._send_at_by_zone: dict[tuple[str, date], datetime] = {}
+        self._send_at_basis: tuple[Any, Any] = (self._window, self.calendar)
         self._matcher: dr.PatternMatcher | None = None
         from .outbox import Composer
 
@@ -438,8 +442,18 @@ class Engine:
         if self._window is None:
             return None
         tz = customer.contacts[0].timezone if customer.contacts else "UTC"
-        start = datetime(as_of.year, as_of.month, as_of.day, tzinfo=ZoneInfo(tz))
-        return self._window.next_allowed(start, tz, self.calendar).astimezone(UTC)
+        basis = self._send_at_basis
+        if basis[0] is not self._window or basis[1] is not self.calendar:
+            self._send_at_by_zone.clear()  # computed under another window or calendar
+            self._send_at_basis = (self._window, self.calendar)
+        found = self._send_at_by_zone.get((tz, as_of))
+        if found is None:
+            start = datetime(as_of.year, as_of.month, as_of.day, tzinfo=ZoneInfo(tz))
+            found = self._window.next_allowed(start, tz, self.calendar).astimezone(UTC)
+            if len(self._send_at_by_zone) > 10_000:
+                self._send_at_by_zone.clear()
+            self._send_at_by_zone[(tz, as_of)] = found
+        return found
 
     def candidates(self, as_of: date, since: date | None) -> list[Receivable]:
         """Live receivables whose due date lets some step fire in [since, as_of]."""
@@ -895,7 +909,8 @@ class Engine:
         at: datetime | None = None,
     ) -> RunResult:
         """Plan ``as_of`` and record it in one transaction; a second run adds nothing."""
-        with fewer_gc_passes():
+        parse_once = getattr(self.store, "parse_once", None)  # plan and record read alike
+        with fewer_gc_passes(), parse_once() if parse_once is not None else nullcontext():
             return self._run(as_of, since=since, first_run=first_run, at=at)
 
     def _run(

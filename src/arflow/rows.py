@@ -6,8 +6,9 @@ Building the receivable and the audit record as pydantic models only to serialis
 again cost more than SQLite takes to store them, so :func:`plain_invoice_rows` writes the
 three documents directly from the already validated event.
 
-The output must be byte for byte what ``model_dump_json`` gives for the same models: the
-stored book, the event log and the audit trail are the same whichever path wrote them.
+The output must be byte for byte what ``json_of`` (``model_dump_json`` leaving out the
+fields that are None) gives for the same models: the stored book, the event log and the
+audit trail are the same whichever path wrote them.
 ``tests/test_rows.py`` checks that on generated events (any text, currency, tag list,
 time zone), and the field lists below are checked against the models when this module is
 imported, so that a new field cannot be forgotten here silently.
@@ -58,9 +59,7 @@ _TEXT_MAX = 50_000
 _INSTANTS: dict[tuple[datetime, Any], str] = {}
 
 
-def _text(s: str | None) -> str:
-    if s is None:
-        return "null"
+def _text(s: str) -> str:
     found = _TEXT.get(s)
     if found is None:
         found = _dumps(s)
@@ -68,6 +67,11 @@ def _text(s: str | None) -> str:
             _TEXT.clear()
         _TEXT[s] = found
     return found
+
+
+def _field(name: str, s: str | None) -> str:
+    """``,"name":"s"``, or nothing when ``s`` is None (stored JSON leaves None out)."""
+    return "" if s is None else f',"{name}":{_text(s)}'
 
 
 def _unique(s: str) -> str:
@@ -92,8 +96,8 @@ def _money(m: Money) -> str:
     return f'{{"amount":"{m.amount}","currency":{_text(m.currency)}}}'
 
 
-def _day(d: date | None) -> str:
-    return "null" if d is None else f'"{d.isoformat()}"'
+def _day(d: date) -> str:
+    return f'"{d.isoformat()}"'
 
 
 def plain_invoice_rows(
@@ -112,33 +116,31 @@ def plain_invoice_rows(
     event_id = _unique(e.event_id)
     actor = _text(e.actor)
     at = _instant(e.occurred_at)
-    reason = _text(e.reason)
+    reason = _field("reason", e.reason)
     issued = _day(e.issue_date)
     amount = _money(e.amount)
     nothing = _money(zero)
+    product_line = _field("product_line", e.product_line)
     tags = "[" + ",".join(_text(t) for t in e.tags) + "]"
+    event_due = "" if e.due_date is None else f',"due_date":{_day(e.due_date)}'
     event = (
-        f'{{"event_id":{event_id},"occurred_at":{at},"actor":{actor},"reason":{reason},'
+        f'{{"event_id":{event_id},"occurred_at":{at},"actor":{actor}{reason},'
         f'"type":"InvoiceIssued","number":{number},"customer_id":{customer},'
-        f'"issue_date":{issued},"due_date":{_day(e.due_date)},"amount":{amount},'
-        f'"contract_id":null,"payment_node_id":null,"order_id":null,'
-        f'"salesperson":{_text(e.salesperson)},"region":{_text(e.region)},'
-        f'"product_line":{_text(e.product_line)},"tags":{tags}}}'
+        f'"issue_date":{issued}{event_due},"amount":{amount}'
+        f"{_field('salesperson', e.salesperson)}{_field('region', e.region)}{product_line}"
+        f',"tags":{tags}}}'
     )
     receivable = (
-        f'{{"id":{number},"customer_id":{customer},"contract_id":null,'
-        f'"payment_node_id":null,"order_id":null,"issue_date":{issued},'
+        f'{{"id":{number},"customer_id":{customer},"issue_date":{issued},'
         f'"due_date":{_day(due)},"amount":{amount},"paid":{nothing},"credited":{nothing},'
         f'"written_off":{nothing},"disputed_amount":{nothing},"open_balance":{amount},'
-        f'"state":"open","dunning_level":0,"dunning_block":false,'
-        f'"dunning_block_reason":null,"salesperson":{_text(salesperson)},'
-        f'"region":{_text(region)},"product_line":{_text(e.product_line)},"tags":{tags},'
-        f'"promise_id":null,"closed_on":null,"last_dunned_on":null,"risk_level":null}}'
+        f'"state":"open","dunning_level":0,"dunning_block":false'
+        f"{_field('salesperson', salesperson)}{_field('region', region)}{product_line}"
+        f',"tags":{tags}}}'
     )
     audit = (
         f'{{"event_id":{event_id},"event_type":"InvoiceIssued","subject_kind":"receivable",'
-        f'"subject_id":{number},"actor":{actor},"occurred_at":{at},"reason":{reason},'
-        f'"summary":{_unique(summary)},"before_state":null,"after_state":"open",'
-        f'"before_balance":null,"after_balance":{amount}}}'
+        f'"subject_id":{number},"actor":{actor},"occurred_at":{at}{reason},'
+        f'"summary":{_unique(summary)},"after_state":"open","after_balance":{amount}}}'
     )
     return event, receivable, audit

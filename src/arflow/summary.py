@@ -83,7 +83,8 @@ def _day(text: str) -> date:
 
 
 def summary_from_json(data: str) -> ReceivableSummary:
-    """The summary of a receivable from its stored JSON (``json_of(receivable)``)."""
+    """The summary of a receivable from its stored JSON (``json_of(receivable)``, which
+    leaves out fields that are None)."""
     d = json.loads(data)
     balance = d["open_balance"]
     return summary_from_fields(
@@ -94,5 +95,5 @@ def summary_from_json(data: str) -> ReceivableSummary:
         d["due_date"],
         balance["amount"],
         d["disputed_amount"]["amount"],
-        d["closed_on"],
+        d.get("closed_on"),
     )

@@ -169,13 +169,26 @@ def _locale_of(ctx: Context) -> Locale:
     return got or Locale.parse(FALLBACK_LOCALE)
 
 
+@lru_cache(maxsize=65_536)
+def _currency_text(amount: str, currency: str, loc: Locale) -> str:
+    """Babel's ``format_currency``, remembered: a run's notices print the same amounts and
+    dates many times, and Babel takes tens of microseconds each. Keyed by the amount's
+    text, so that ``0`` and ``-0`` (equal as numbers) are told apart."""
+    return str(format_currency(Decimal(amount), currency, locale=loc))
+
+
+@lru_cache(maxsize=65_536)
+def _date_text(d: date, format: str, loc: Locale) -> str:
+    return str(format_date(d, format, locale=loc))
+
+
 def _format_money(value: Any, loc: Locale, currency: str | None = None) -> str:
     if isinstance(value, Money):
-        return format_currency(value.amount, value.currency, locale=loc)
+        return _currency_text(str(value.amount), value.currency, loc)
     if isinstance(value, list | tuple) and value and all(isinstance(v, Money) for v in value):
         return format_list([_format_money(v, loc) for v in value], locale=loc)
     if currency is not None and isinstance(value, int | Decimal | float | str):
-        return format_currency(Decimal(str(value)), currency, locale=loc)
+        return _currency_text(str(Decimal(str(value))), currency, loc)
     raise TypeError(f"money needs a Money (or a number and a currency), not {_kind(value)}")
 
 
@@ -191,7 +204,7 @@ def _date_filter(ctx: Context, value: Any, format: str = "medium") -> str:
     if isinstance(value, datetime):
         return format_datetime(value, format, locale=_locale_of(ctx))
     if isinstance(value, date):
-        return format_date(value, format, locale=_locale_of(ctx))
+        return _date_text(value, format, _locale_of(ctx))
     raise TypeError(f"date needs a date, not {_kind(value)}")
 
 
@@ -220,7 +233,7 @@ def _finalize(ctx: Context, value: Any) -> Any:
     if isinstance(value, datetime):
         return format_datetime(value, "medium", locale=_locale_of(ctx))
     if isinstance(value, date):
-        return format_date(value, "medium", locale=_locale_of(ctx))
+        return _date_text(value, "medium", _locale_of(ctx))
     if isinstance(value, Mapping):
         raise ValueError(f"prints the whole {_kind(value)}: print one of its fields")
     if isinstance(value, list | tuple) and any(isinstance(v, Mapping) for v in value):

@@ -74,9 +74,11 @@ def kind_of(obj: BaseModel) -> Kind:
 
 
 def json_of(obj: BaseModel) -> str:
-    """``obj.model_dump_json()`` (all its defaults), minus the keyword handling: an import
-    writes three of these per invoice."""
-    return obj.__pydantic_serializer__.to_json(obj).decode()
+    """How objects, events and audit records are stored: ``obj.model_dump_json()`` leaving
+    out the fields that are None. Every field that can be None defaults to None (checked
+    by ``tests/test_store.py``), so parsing gives the same object back; an invoice's three
+    documents are a quarter smaller, which an import of a million of them feels."""
+    return obj.__pydantic_serializer__.to_json(obj, exclude_none=True).decode()
 
 
 class StoreTx(Protocol):

@@ -243,12 +243,31 @@ def _select_in_sql(dialect: str, table: str, columns: str, key: str, n: int) -> 
 BULK_CACHE_KIB = 256 * 1024
 
 
+class _Models:
+    """Objects from their stored JSON. Within :meth:`SqlStore.parse_once`, a text parsed
+    before gives the object parsed then (objects are immutable): an engine run reads the
+    same receivables and customers to plan and again, in its transaction, to record."""
+
+    def __init__(self) -> None:
+        self.memo: dict[str, Any] | None = None
+
+    def parse(self, model: Any, data: str) -> Any:
+        memo = self.memo
+        if memo is None:
+            return model.model_validate_json(data)
+        got = memo.get(data)
+        if got is None or type(got) is not model:
+            got = memo[data] = model.model_validate_json(data)
+        return got
+
+
 class _SqlTx(BufferedTx):
     _TAKES_ROWS = True
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, models: _Models) -> None:
         super().__init__()
         self._conn = conn
+        self._models = models
         self._cache_size: int | None = None  # to restore after a bulk transaction
 
     def bulk(self) -> None:
@@ -273,7 +292,7 @@ class _SqlTx(BufferedTx):
 
     def _load(self, kind: str, object_id: str) -> Any | None:
         data = self._conn.execute(_LOAD[kind], {"id": object_id}).scalar()
-        return None if data is None else KINDS[kind].model.model_validate_json(data)
+        return None if data is None else self._models.parse(KINDS[kind].model, data)
 
     def _find(self, kind: str, customer_id: str, states: frozenset[str] | None) -> list[Any]:
         model = KINDS[kind].model
@@ -281,7 +300,7 @@ class _SqlTx(BufferedTx):
             rows = self._conn.execute(_FIND[kind], {"cid": customer_id})
         else:
             rows = self._conn.execute(_FIND_IN[kind], {"cid": customer_id, "st": sorted(states)})
-        return [model.model_validate_json(d) for (d,) in rows]
+        return [self._models.parse(model, d) for (d,) in rows]
 
     def _due_keys(self, customer_id: str, states: frozenset[str]) -> list[tuple[str, date]]:
         rows = self._conn.execute(_DUE_KEYS, {"cid": customer_id, "st": sorted(states)})
@@ -293,7 +312,7 @@ class _SqlTx(BufferedTx):
     def _load_many(self, kind: str, object_ids: list[str]) -> dict[str, Any]:
         model = KINDS[kind].model
         rows = self._select_in(f"ar_{kind}", "id, data", "id", object_ids)
-        return {oid: model.model_validate_json(d) for oid, d in rows}
+        return {oid: self._models.parse(model, d) for oid, d in rows}
 
     def _has_events(self, event_ids: list[str]) -> set[str]:
         return {e for (e,) in self._select_in("ar_event", "event_id", "event_id", event_ids)}
@@ -473,6 +492,7 @@ class SqlStore:
             _sqlite_setup(engine)
         self.engine = engine
         self.url = engine.url.render_as_string(hide_password=True)
+        self._models = _Models()
         if upgrade:
             migrate(engine)
 
@@ -484,7 +504,7 @@ class SqlStore:
             try:
                 with conn.begin():
                     _lock(conn)
-                    tx = _SqlTx(conn)
+                    tx = _SqlTx(conn, self._models)
                     yield tx
                     tx.flush()
             finally:
@@ -494,11 +514,24 @@ class SqlStore:
     def _read(self) -> Any:
         return self.engine.connect()
 
+    @contextmanager
+    def parse_once(self) -> Iterator[None]:
+        """While this lasts, an object read again with the same stored JSON is not parsed
+        again (the first parse is kept, in memory, until the block ends)."""
+        if self._models.memo is not None:
+            yield
+            return
+        self._models.memo = {}
+        try:
+            yield
+        finally:
+            self._models.memo = None
+
     def get(self, kind: str, object_id: str) -> Any | None:
         t = OBJECT_TABLES[kind]
         with self._read() as conn:
             data = conn.execute(sa.select(t.c.data).where(t.c.id == object_id)).scalar()
-        return None if data is None else KINDS[kind].model.model_validate_json(data)
+        return None if data is None else self._models.parse(KINDS[kind].model, data)
 
     def find(
         self, kind: str, *, customer_id: str | None = None, states: Iterable[str] | None = None
@@ -511,7 +544,7 @@ class SqlStore:
             q = q.where(t.c.state.in_([str(s) for s in states]))
         model = KINDS[kind].model
         with self._read() as conn:
-            return [model.model_validate_json(d) for (d,) in conn.execute(q)]
+            return [self._models.parse(model, d) for (d,) in conn.execute(q)]
 
     def get_many(self, kind: str, ids: Iterable[str]) -> dict[str, Any]:
         t = OBJECT_TABLES[kind]
@@ -521,7 +554,7 @@ class SqlStore:
         with self._read() as conn:
             for i in range(0, len(ids), 500):
                 q = sa.select(t.c.id, t.c.data).where(t.c.id.in_(ids[i : i + 500]))
-                out.update((k, model.model_validate_json(d)) for k, d in conn.execute(q))
+                out.update((k, self._models.parse(model, d)) for k, d in conn.execute(q))
         return out
 
     def find_for_customers(self, kind: str, customer_ids: Iterable[str]) -> dict[str, list[Any]]:
@@ -535,7 +568,7 @@ class SqlStore:
                     t.c.customer_id.in_(ids[i : i + 500])
                 )
                 for cid, d in conn.execute(q):
-                    out.setdefault(cid, []).append(model.model_validate_json(d))
+                    out.setdefault(cid, []).append(self._models.parse(model, d))
         return out
 
     def receivable_summaries(
@@ -621,7 +654,7 @@ class SqlStore:
         )
         model = KINDS["receivable"].model
         with self._read() as conn:
-            return [model.model_validate_json(d) for (d,) in conn.execute(q)]
+            return [self._models.parse(model, d) for (d,) in conn.execute(q)]
 
     def decisions(
         self, *, as_of: date | None = None, status: str | None = None
