@@ -9,6 +9,8 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from jinja2.exceptions import SecurityError, UndefinedError
 
 from arflow.domain import Contact, Customer, Receivable
@@ -549,3 +551,24 @@ def test_check_asks_for_the_locales_given(tmp_path: Path) -> None:
 def test_rendered_is_a_plain_value() -> None:
     got = SHIPPED.render("overdue_sms", "en", sample_context())
     assert got == Rendered(subject=None, text=got.text, html=None, locale="en")
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    locale=st.sampled_from(
+        ["zh_CN", "en", "en_GB", "es", "fr_FR", "de_CH", "hi_IN", "ar_EG", "ja", "sw"]
+    ),
+    currency=st.sampled_from(["CNY", "JPY", "KWD", "USD", "EUR", "CHF", "CLF", "INR"]),
+    amount=st.decimals(
+        min_value=-(10**15), max_value=10**15, allow_nan=False, allow_infinity=False, places=4
+    ),
+)
+def test_money_prints_as_babel_prints_it(locale: str, currency: str, amount: Decimal) -> None:
+    """The fast money formatting is Babel's ``format_currency``, character for character."""
+    from babel import Locale
+    from babel.numbers import format_currency
+
+    from arflow.templates import _currency_text
+
+    loc = Locale.parse(locale)
+    assert _currency_text(amount, currency, loc) == format_currency(amount, currency, locale=loc)
