@@ -78,23 +78,10 @@ def test_receivable_summaries_are_what_the_models_say(store) -> None:  # type: i
     JSON; they must agree with the models, in every state, and give the same facts."""
     from datetime import date
 
-    from arflow.ledger import Ledger
     from arflow.rules.facts import customer_facts
     from arflow.summary import summary_of
-    from arflow.testing import BookBuilder
 
-    b = BookBuilder(Ledger(store))
-    b.customer("C1", limit=100_000)
-    b.customer("C2")
-    b.invoice("I1", "C1", 1_000, issued="2026-01-01", due="2026-01-31")
-    b.invoice("I2", "C1", 2_000, issued="2026-01-05", due="2026-02-04")
-    b.invoice("I3", "C1", 3_000, issued="2026-01-10", due="2026-02-09")
-    b.invoice("I4", "C1", 400, issued="2026-01-10", due="2026-02-09")
-    b.invoice("I5", "C2", 500, issued="2026-01-10", due="2026-02-09")
-    b.pay("P1", "C1", 1_000, on="2026-02-10", to=[("I1", 1_000)])  # paid late
-    b.pay("P2", "C1", 500, on="2026-02-01", to=[("I2", 500)])  # partially paid
-    b.dispute("D1", "I3", amount=1_000, on="2026-02-11")
-    b.credit("CN1", "C1", 400, invoice="I4", on="2026-02-12")
+    b = _summary_book(store)
     got = store.receivable_summaries(["C1", "C2", "C-none"])
     models = store.find_for_customers("receivable", ["C1", "C2"])
     assert set(got) == {"C1", "C2"}
@@ -179,3 +166,59 @@ def test_parse_once_reuses_a_parse_only_for_the_same_stored_text(tmp_path: Any) 
         again = store.get("receivable", "I1")
         assert again is not first and again.open_balance.amount == Decimal("60.00")
     assert store._models.memo is None  # dropped when the block ends
+
+
+def _summary_book(store: Any) -> Any:
+    """Receivables in every state: paid late, partially paid, disputed, credited, open."""
+    from arflow.ledger import Ledger
+    from arflow.testing import BookBuilder
+
+    b = BookBuilder(Ledger(store))
+    b.customer("C1", limit=100_000)
+    b.customer("C2")
+    b.invoice("I1", "C1", 1_000, issued="2026-01-01", due="2026-01-31")
+    b.invoice("I2", "C1", 2_000, issued="2026-01-05", due="2026-02-04")
+    b.invoice("I3", "C1", 3_000, issued="2026-01-10", due="2026-02-09")
+    b.invoice("I4", "C1", 400, issued="2026-01-10", due="2026-02-09")
+    b.invoice("I5", "C2", 500, issued="2026-01-10", due="2026-02-09")
+    b.pay("P1", "C1", 1_000, on="2026-02-10", to=[("I1", 1_000)])  # paid late
+    b.pay("P2", "C1", 500, on="2026-02-01", to=[("I2", 500)])  # partially paid
+    b.dispute("D1", "I3", amount=1_000, on="2026-02-11")
+    b.credit("CN1", "C1", 400, invoice="I4", on="2026-02-12")
+    return b
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_a_book_from_before_summaries_gets_them_on_upgrade(store) -> None:  # type: ignore[no-untyped-def]
+    """Schema step 4 adds the receivables' summary column and fills it from the JSON; rows
+    without one are read from the JSON meanwhile."""
+    from arflow.summary import summary_of
+
+    assert isinstance(store, SqlStore)
+    _summary_book(store)
+    expected = {
+        cid: sorted(summary_of(r) for r in rs)
+        for cid, rs in store.find_for_customers("receivable", ["C1", "C2"]).items()
+    }
+
+    def summaries() -> dict[str, Any]:
+        got = store.receivable_summaries(["C1", "C2"])
+        return {cid: sorted(rs) for cid, rs in got.items()}
+
+    with store.engine.begin() as conn:  # rows an older arflow wrote: no summary
+        conn.execute(sa.text("UPDATE ar_receivable SET summary = NULL"))
+    assert summaries() == expected
+    with store.engine.begin() as conn:  # and a schema from before step 4
+        conn.execute(sa.text("ALTER TABLE ar_receivable DROP COLUMN summary"))
+        conn.execute(SCHEMA.delete().where(SCHEMA.c.version == 4))
+    upgraded = SqlStore(store.engine)
+    with store.engine.connect() as conn:
+        assert (
+            conn.execute(
+                sa.text("SELECT count(*) FROM ar_receivable WHERE summary IS NULL")
+            ).scalar()
+            == 0
+        )
+    assert {
+        cid: sorted(rs) for cid, rs in upgraded.receivable_summaries(["C1", "C2"]).items()
+    } == expected

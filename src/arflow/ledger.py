@@ -80,6 +80,7 @@ from .money import Money, total
 from .rows import plain_invoice_rows
 from .store import Store, StoreTx, open_store
 from .store.base import BufferedTx, json_of, kind_of
+from .summary import plain_summary_text
 
 R = ReceivableState
 LIVE_STATES = (R.OPEN, R.PARTIALLY_PAID, R.DISPUTED, R.PROMISED)
@@ -449,7 +450,8 @@ class Ledger:
             _zero(e.amount.currency),
             _issued_summary(e, due),
         )
-        tx.put_row("receivable", e.number, e.customer_id, "open", due, data)
+        summary = plain_summary_text(e.amount.currency, e.issue_date, e.amount.amount)
+        tx.put_row("receivable", e.number, e.customer_id, "open", due, data, summary)
         tx.add_audit_row(("receivable", e.number, e.event_id, audit))
         tx.add_event(e.event_id, e.type, body)
         return True

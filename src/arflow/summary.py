@@ -43,6 +43,35 @@ def summary_of(r: Receivable | ReceivableSummary) -> ReceivableSummary:
     )
 
 
+def summary_text(r: Receivable) -> str:
+    """The summary's fields that are not columns of their own, as SQL stores keep them
+    beside the JSON (``currency|issue date|open amount|disputed 0/1|closed on``), so that
+    reading summaries does not parse JSON."""
+    closed = "" if r.closed_on is None else r.closed_on.isoformat()
+    disputed = "1" if r.disputed_amount else "0"
+    return f"{r.currency}|{r.issue_date.isoformat()}|{r.open_balance.amount}|{disputed}|{closed}"
+
+
+def plain_summary_text(currency: str, issue_date: date, amount: Decimal) -> str:
+    """``summary_text`` of a new receivable: open for its whole amount, nothing disputed."""
+    return f"{currency}|{issue_date.isoformat()}|{amount}|0|"
+
+
+def summary_from_text(oid: str, state: str, due_date: date | str, text: str) -> ReceivableSummary:
+    """The summary from the id, state and due date columns and ``summary_text``."""
+    currency, issued, amount, disputed, closed = text.split("|")
+    return ReceivableSummary(
+        oid,
+        state,
+        currency,
+        _day(issued),
+        _day(due_date) if isinstance(due_date, str) else due_date,
+        Decimal(amount),
+        disputed == "1",
+        _day(closed) if closed else None,
+    )
+
+
 def summary_from_fields(
     oid: str,
     state: str,

@@ -283,7 +283,8 @@ def retried(r: OutboxRecord, now: int) -> OutboxRecord:
 
 
 #: A new object as stored: (customer id, state, due date, JSON of the model).
-ObjectRow = tuple[str | None, str, date | None, str]
+#: A new object as stored: (customer, state, due date, JSON, receivable summary text).
+ObjectRow = tuple[str | None, str, date | None, str, str | None]
 #: An audit record as stored: (subject kind, subject id, event id, JSON of the record).
 AuditRow = tuple[str, str, str, str]
 
@@ -488,18 +489,26 @@ class BufferedTx:
         return obj
 
     def put_row(
-        self, kind: str, oid: str, customer_id: str | None, state: str, due: date | None, data: str
+        self,
+        kind: str,
+        oid: str,
+        customer_id: str | None,
+        state: str,
+        due: date | None,
+        data: str,
+        summary: str | None = None,
     ) -> None:
         """Stage a *new* object as its stored row: ``data`` is exactly ``json_of`` of the
-        model, which is only built if something reads the object before it is written. For
-        bulk paths, outside an event (nothing to undo): the caller has checked, with
-        ``get``, that neither this transaction nor the backend holds the key."""
+        model, which is only built if something reads the object before it is written, and
+        ``summary`` of a receivable its ``summary_text``. For bulk paths, outside an event
+        (nothing to undo): the caller has checked, with ``get``, that neither this
+        transaction nor the backend holds the key."""
         if self._in_event:
             raise RuntimeError("put_row is for writes outside an event")
         key = (kind, oid)
         st = self._staged
         self._read[kind].pop(oid, None)
-        st.rows[key] = (customer_id, state, due, data)
+        st.rows[key] = (customer_id, state, due, data, summary)
         st.new.add(key)
         if customer_id is not None:
             st.by_customer[(kind, customer_id)].add(oid)

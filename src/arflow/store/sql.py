@@ -13,14 +13,19 @@ import functools
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import date
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from ..domain import AuditRecord
+from ..domain import AuditRecord, Receivable
 from ..errors import StoreError
-from ..summary import ReceivableSummary, summary_from_fields, summary_from_json
+from ..summary import (
+    ReceivableSummary,
+    summary_from_json,
+    summary_from_text,
+    summary_text,
+)
 from .base import (
     KINDS,
     OUTBOX_STATUSES,
@@ -45,6 +50,10 @@ OBJECT_TABLES: dict[str, sa.Table] = {
         sa.Column("state", sa.String(40), nullable=True),
         sa.Column("due_date", sa.Date, nullable=True),
         sa.Column("data", sa.Text, nullable=False),
+        *(
+            # what a day's customer facts read of every receivable (``summary_text``)
+            [sa.Column("summary", sa.String(120), nullable=True)] if name == "receivable" else []
+        ),
         sa.Index(f"ix_ar_{name}_customer_state", "customer_id", "state"),
     )
     for name in KINDS
@@ -135,9 +144,38 @@ def _v3(conn: Connection) -> None:
     metadata.create_all(conn, tables=[OUTBOX])
 
 
+def _v4(conn: Connection) -> None:
+    """Receivables keep their summary (``summary_text``) beside the JSON, filled in here
+    for the receivables already stored (a book created by step 1 of this version has the
+    column already)."""
+    columns = {c["name"] for c in sa.inspect(conn).get_columns("ar_receivable")}
+    if "summary" not in columns:
+        conn.execute(sa.text("ALTER TABLE ar_receivable ADD COLUMN summary VARCHAR(120)"))
+    sqlite = conn.dialect.name == "sqlite"
+
+    def field(path: str) -> str:
+        if sqlite:
+            return f"json_extract(data, '$.{path}')"
+        return "(data::json #>> '{" + path.replace(".", ",") + "}')"
+
+    number = "REAL" if sqlite else "NUMERIC"
+    disputed = (
+        f"CASE WHEN CAST({field('disputed_amount.amount')} AS {number}) = 0 THEN '0' ELSE '1' END"
+    )
+    parts = [
+        field("open_balance.currency"),
+        field("issue_date"),
+        field("open_balance.amount"),
+        disputed,
+        f"coalesce({field('closed_on')}, '')",
+    ]
+    summary = " || '|' || ".join(parts)
+    conn.execute(sa.text(f"UPDATE ar_receivable SET summary = {summary} WHERE summary IS NULL"))
+
+
 #: Schema steps, oldest first. A new step is appended, never edited: version N of the
 #: schema is what steps 1..N made. Each runs in the transaction that records it.
-MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2, _v3]
+MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2, _v3, _v4]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -191,13 +229,16 @@ def _sqlite_setup(engine: Engine) -> None:
 
 def _row(kind: str, obj: Any) -> dict[str, Any]:
     k = KINDS[kind]
-    return {
+    row = {
         "id": obj.id,
         "customer_id": k.customer_id(obj),
         "state": k.state(obj),
         "due_date": k.due_date(obj),
         "data": json_of(obj),
     }
+    if kind == "receivable":
+        row["summary"] = summary_text(obj)
+    return row
 
 
 # Hot statements, built once: building a statement (and its cache key) per call cost more
@@ -220,13 +261,10 @@ _DUE_KEYS = sa.select(_R.c.id, _R.c.due_date).where(
     _R.c.customer_id == sa.bindparam("cid"), _R.c.state.in_(sa.bindparam("st", expanding=True))
 )
 _HAS_EVENT = sa.select(EVENTS.c.seq).where(EVENTS.c.event_id == sa.bindparam("eid"))
-#: ``receivable_summaries`` on SQLite: the customer, then the summary's fields in
-#: ``summary_from_fields``' order.
-_SUMMARY_SQLITE_COLUMNS = (
-    "customer_id, id, state, json_extract(data, '$.open_balance.currency'), "
-    "json_extract(data, '$.issue_date'), json_extract(data, '$.due_date'), "
-    "json_extract(data, '$.open_balance.amount'), "
-    "json_extract(data, '$.disputed_amount.amount'), json_extract(data, '$.closed_on')"
+#: ``receivable_summaries``: the customer, then what ``summary_from_text`` takes (the JSON
+#: only where the summary column is empty).
+_SUMMARY_COLUMNS = (
+    "customer_id, id, state, due_date, summary, CASE WHEN summary IS NULL THEN data END"
 )
 #: Ids per ``IN (...)`` of a read-ahead query (SQLite allows 999 parameters at least).
 _IN_BATCH = 500
@@ -352,23 +390,24 @@ class _SqlTx(BufferedTx):
             if key in new:
                 k = KINDS[kind]
                 due = k.due_date(obj)
-                inserts.setdefault(kind, []).append(
-                    (
-                        key[1],
-                        k.customer_id(obj),
-                        k.state(obj),
-                        None if due is None else day(due),
-                        json_of(obj),
-                    )
+                row: tuple[Any, ...] = (
+                    key[1],
+                    k.customer_id(obj),
+                    k.state(obj),
+                    None if due is None else day(due),
+                    json_of(obj),
                 )
+                if kind == "receivable":
+                    row = (*row, summary_text(cast(Receivable, obj)))
+                inserts.setdefault(kind, []).append(row)
             else:
                 upserts.setdefault(kind, []).append(_row(kind, obj))
-        for (kind, oid), (cust, state, due, data) in layer.rows.items():
-            inserts.setdefault(kind, []).append(
-                (oid, cust, state, None if due is None else day(due), data)
-            )
+        for (kind, oid), (cust, state, due, data, summary) in layer.rows.items():
+            row = (oid, cust, state, None if due is None else day(due), data)
+            inserts.setdefault(kind, []).append((*row, summary) if kind == "receivable" else row)
         for kind, rows in inserts.items():
-            self._insert_rows(f"ar_{kind}", _OBJECT_COLUMNS, rows)
+            columns = _RECEIVABLE_COLUMNS if kind == "receivable" else _OBJECT_COLUMNS
+            self._insert_rows(f"ar_{kind}", columns, rows)
         for kind, dicts in upserts.items():
             conn.execute(_upsert(dialect, kind), dicts)
         if layer.events:
@@ -417,6 +456,7 @@ class _SqlTx(BufferedTx):
 
 
 _OBJECT_COLUMNS = ("id", "customer_id", "state", "due_date", "data")
+_RECEIVABLE_COLUMNS = (*_OBJECT_COLUMNS, "summary")
 _EVENT_COLUMNS = ("event_id", "event_type", "body")
 _AUDIT_COLUMNS = ("subject_kind", "subject_id", "event_id", "body")
 
@@ -471,7 +511,7 @@ def _upsert(dialect: str, kind: str) -> Any:
     stmt = insert(t)
     return stmt.on_conflict_do_update(
         index_elements=[t.c.id],
-        set_={c: stmt.excluded[c] for c in ("customer_id", "state", "due_date", "data")},
+        set_={c.name: stmt.excluded[c.name] for c in t.columns if c.name != "id"},
     )
 
 
@@ -574,27 +614,21 @@ class SqlStore:
     def receivable_summaries(
         self, customer_ids: Iterable[str]
     ) -> dict[str, list[ReceivableSummary]]:
-        t = OBJECT_TABLES["receivable"]
         ids = list(customer_ids)
         out: dict[str, list[ReceivableSummary]] = {}
         with self._read() as conn:
-            if conn.dialect.name == "sqlite":
-                # SQLite picks the fields out of the JSON itself (three times cheaper than
-                # parsing the whole document in Python)
-                for i in range(0, len(ids), _IN_BATCH):
-                    part = ids[i : i + _IN_BATCH]
-                    sql = _select_in_sql(
-                        "sqlite", "ar_receivable", _SUMMARY_SQLITE_COLUMNS, "customer_id", len(part)
-                    )
-                    for cid, *fields in conn.exec_driver_sql(sql, tuple(part)):
-                        out.setdefault(cid, []).append(summary_from_fields(*fields))
-                return out
+            dialect = conn.dialect.name
             for i in range(0, len(ids), _IN_BATCH):
-                q = sa.select(t.c.customer_id, t.c.data).where(
-                    t.c.customer_id.in_(ids[i : i + _IN_BATCH])
+                part = ids[i : i + _IN_BATCH]
+                sql = _select_in_sql(
+                    dialect, "ar_receivable", _SUMMARY_COLUMNS, "customer_id", len(part)
                 )
-                for cid, d in conn.execute(q):
-                    out.setdefault(cid, []).append(summary_from_json(d))
+                for cid, oid, state, due, summary, data in conn.exec_driver_sql(sql, tuple(part)):
+                    out.setdefault(cid, []).append(
+                        summary_from_json(data)
+                        if summary is None  # not written by this version: read the JSON
+                        else summary_from_text(oid, state, due, summary)
+                    )
         return out
 
     def all(self, kind: str) -> Iterator[Any]:
