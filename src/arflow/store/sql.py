@@ -441,24 +441,39 @@ class _SqlTx(BufferedTx):
     def _insert_rows(
         self, table: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]]
     ) -> None:
-        """INSERT ``rows`` with the driver's own ``executemany``, in this transaction (its
-        errors come out as through ``Connection.execute``: SQLAlchemy's ``DBAPIError``)."""
-        conn = self._conn
-        sql = _raw_insert(conn.dialect.name, table, columns)
-        dbapi_error = conn.dialect.loaded_dbapi.Error
-        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-        try:
+        """INSERT ``rows`` with the driver's own ``executemany``, in this transaction."""
+        sql = _raw_insert(self._conn.dialect.name, table, columns)
+        with _driver_cursor(self._conn, sql) as cursor:
             cursor.executemany(sql, rows)
-        except dbapi_error as exc:
-            raise sa.exc.DBAPIError.instance(sql, None, exc, dbapi_error) from exc
-        finally:
-            cursor.close()
 
 
 _OBJECT_COLUMNS = ("id", "customer_id", "state", "due_date", "data")
 _RECEIVABLE_COLUMNS = (*_OBJECT_COLUMNS, "summary")
 _EVENT_COLUMNS = ("event_id", "event_type", "body")
 _AUDIT_COLUMNS = ("subject_kind", "subject_id", "event_id", "body")
+
+
+@contextmanager
+def _driver_cursor(conn: Connection, sql: str) -> Iterator[Any]:
+    """A cursor of the driver itself, in the connection's current transaction, for work
+    where SQLAlchemy's own layer costs more than the database (bulk inserts, reads of
+    hundreds of thousands of small rows). Errors come out as through
+    ``Connection.execute``: SQLAlchemy's ``DBAPIError``."""
+    dbapi_error = conn.dialect.loaded_dbapi.Error
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        yield cursor
+    except dbapi_error as exc:
+        raise sa.exc.DBAPIError.instance(sql, None, exc, dbapi_error) from exc
+    finally:
+        cursor.close()
+
+
+def _driver_rows(conn: Connection, sql: str, params: tuple[Any, ...]) -> list[Any]:
+    """The rows of a read, through :func:`_driver_cursor`."""
+    with _driver_cursor(conn, sql) as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()  # type: ignore[no-any-return]
 
 
 @functools.cache
@@ -616,14 +631,14 @@ class SqlStore:
     ) -> dict[str, list[ReceivableSummary]]:
         ids = list(customer_ids)
         out: dict[str, list[ReceivableSummary]] = {}
-        with self._read() as conn:
+        with self._read() as conn, conn.begin():  # one snapshot for every batch
             dialect = conn.dialect.name
             for i in range(0, len(ids), _IN_BATCH):
                 part = ids[i : i + _IN_BATCH]
                 sql = _select_in_sql(
                     dialect, "ar_receivable", _SUMMARY_COLUMNS, "customer_id", len(part)
                 )
-                for cid, oid, state, due, summary, data in conn.exec_driver_sql(sql, tuple(part)):
+                for cid, oid, state, due, summary, data in _driver_rows(conn, sql, tuple(part)):
                     out.setdefault(cid, []).append(
                         summary_from_json(data)
                         if summary is None  # not written by this version: read the JSON
