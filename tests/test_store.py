@@ -166,6 +166,12 @@ def test_parse_once_reuses_a_parse_only_for_the_same_stored_text(tmp_path: Any) 
         again = store.get("receivable", "I1")
         assert again is not first and again.open_balance.amount == Decimal("60.00")
     assert store._models.memo is None  # dropped when the block ends
+    store._models.MEMO_MAX = 1  # bounded: past the bound it starts over, answers unchanged
+    with store.parse_once():
+        one = store.get("receivable", "I1")
+        assert store.get("customer", "C1").id == "C1"
+        assert store._models.memo is not None and len(store._models.memo) == 1
+        assert store.get("receivable", "I1") == one
 
 
 def _summary_book(store: Any) -> Any:

@@ -286,6 +286,9 @@ class _Models:
     before gives the object parsed then (objects are immutable): an engine run reads the
     same receivables and customers to plan and again, in its transaction, to record."""
 
+    #: Objects kept at most (a run over a whole large book must not keep all of them).
+    MEMO_MAX = 200_000
+
     def __init__(self) -> None:
         self.memo: dict[str, Any] | None = None
 
@@ -295,6 +298,8 @@ class _Models:
             return model.model_validate_json(data)
         got = memo.get(data)
         if got is None or type(got) is not model:
+            if len(memo) >= self.MEMO_MAX:
+                memo.clear()  # a bound, not a cache policy: beyond it, parse again
             got = memo[data] = model.model_validate_json(data)
         return got
 
