@@ -234,7 +234,11 @@ class _MoneyLayout:
         if not self.ok or not value.is_finite():
             return self._babel(value)
         head, tail = self.around[value.is_signed()]  # as Babel: -0 prints a minus
-        return f"{head}{self._number(value)}{tail}"
+        try:
+            number = self._number(value)
+        except ArithmeticError:  # past the decimal context's precision: Babel decides
+            return self._babel(value)
+        return f"{head}{number}{tail}"
 
 
 @lru_cache(maxsize=1024)

@@ -282,7 +282,6 @@ def retried(r: OutboxRecord, now: int) -> OutboxRecord:
     return replace(r, status="pending", attempts=0, next_at=now, claimed_by=None, lease_until=None)
 
 
-#: A new object as stored: (customer id, state, due date, JSON of the model).
 #: A new object as stored: (customer, state, due date, JSON, receivable summary text).
 ObjectRow = tuple[str | None, str, date | None, str, str | None]
 #: An audit record as stored: (subject kind, subject id, event id, JSON of the record).
