@@ -16,7 +16,7 @@ from datetime import date
 from typing import Any, cast
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, Dialect, Engine
 
 from ..domain import AuditRecord, Receivable
 from ..errors import StoreError
@@ -414,23 +414,17 @@ class _SqlTx(BufferedTx):
             columns = _RECEIVABLE_COLUMNS if kind == "receivable" else _OBJECT_COLUMNS
             self._insert_rows(f"ar_{kind}", columns, rows)
         for kind, dicts in upserts.items():
-            conn.execute(_upsert(dialect, kind), dicts)
+            _driver_write(conn, kind, dicts)
         if layer.events:
             self._insert_rows("ar_event", _EVENT_COLUMNS, layer.events)
         if layer.decisions:
-            self._conn.execute(
-                _upsert(self._conn.dialect.name, "decision"),
-                [d.__dict__ for d in layer.decisions.values()],
-            )
+            _driver_write(conn, "decision", [d.__dict__ for d in layer.decisions.values()])
         if layer.runs:
             self._conn.execute(
                 RUNS.insert(), [{"as_of": r.as_of, "body": r.body} for r in layer.runs]
             )
         if layer.outbox:
-            self._conn.execute(
-                _insert_new(self._conn.dialect.name, "outbox"),
-                [r.__dict__ for r in layer.outbox.values()],
-            )
+            _driver_write(conn, "outbox", [r.__dict__ for r in layer.outbox.values()])
         if layer.audits:
             self._insert_rows(
                 "ar_audit",
@@ -479,6 +473,32 @@ def _driver_rows(conn: Connection, sql: str, params: tuple[Any, ...]) -> list[An
     with _driver_cursor(conn, sql) as cursor:
         cursor.execute(sql, params)
         return cursor.fetchall()  # type: ignore[no-any-return]
+
+
+@functools.cache
+def _driver_statement(dialect: Dialect, what: str) -> tuple[str, tuple[str, ...]]:
+    """The SQL of an upsert (a kind's objects, ``decision``) or of the outbox's insert,
+    compiled once for the driver, with the order of its parameters when they are
+    positional."""
+    stmt = _insert_new(dialect.name, what) if what == "outbox" else _upsert(dialect.name, what)
+    compiled = stmt.compile(dialect=dialect)
+    return str(compiled), tuple(compiled.positiontup or ())
+
+
+def _driver_write(conn: Connection, what: str, rows: list[dict[str, Any]]) -> None:
+    """Run :func:`_driver_statement` for ``rows`` with the driver's ``executemany``: the
+    values SQLAlchemy would bind (on SQLite, dates as ``YYYY-MM-DD`` text), minus its
+    per-row work, which costs more than the database on a day's thousands of decisions."""
+    sql, order = _driver_statement(conn.dialect, what)
+    params: list[Any] = rows
+    if order:  # positional (SQLite)
+        params = [tuple(_driver_value(row[name]) for name in order) for row in rows]
+    with _driver_cursor(conn, sql) as cursor:
+        cursor.executemany(sql, params)
+
+
+def _driver_value(value: Any) -> Any:
+    return value.isoformat() if type(value) is date else value
 
 
 @functools.cache
