@@ -232,14 +232,14 @@ def _why(
 _WINDOWED_FACTS = frozenset({"customer.late_payments_180d", "customer.broken_promises_180d"})
 
 
-#: Events that change no customer fact a lock condition can read (a run's own dunning steps,
-#: risk flags and locks): a customer they touched need not be re-checked for a lift.
 def _effect_id(d: Decision, action: int | None = None) -> str:
     """The event id of a decision's effect on the book (of its action ``action``, if given):
     keyed by the decision, so recording it twice is a no-op."""
     return f"engine:{d.key}" if action is None else f"engine:{d.key}#{action}"
 
 
+#: Events that change no customer fact a lock condition can read (a run's own dunning steps,
+#: risk flags and locks): a customer they touched need not be re-checked for a lift.
 _LOCK_NEUTRAL_EVENTS = frozenset(
     {"DunningStepRecorded", "RiskFlagged", "OrderLockPlaced", "OrderLockLifted"}
 )
@@ -398,7 +398,7 @@ class Engine:
                 k: self.store.find_for_customers(k, chunk) for k in ("order", "promise")
             }
             # every receivable of the customer (closed ones feed the payment behaviour
-            # facts): summaries read from the stored JSON, not models
+            # facts): summaries, not models
             objs["receivable"] = dict(self.store.receivable_summaries(chunk))
             for cid in chunk:
                 c = customers.get(cid)

@@ -13,7 +13,8 @@ from .domain import CLOSED_RECEIVABLE_STATES, Receivable
 class ReceivableSummary(NamedTuple):
     """What a customer's facts need of one of its receivables. A day's run reads these for
     every receivable of the customers it looks at (closed ones included, for the payment
-    behaviour facts), straight from the stored JSON: four times cheaper than the model."""
+    behaviour facts) from a short text SQL stores keep beside the JSON (``summary_text``),
+    without building the model."""
 
     id: str
     state: str
@@ -47,14 +48,19 @@ def summary_text(r: Receivable) -> str:
     """The summary's fields that are not columns of their own, as SQL stores keep them
     beside the JSON (``currency|issue date|open amount|disputed 0/1|closed on``), so that
     reading summaries does not parse JSON."""
-    closed = "" if r.closed_on is None else r.closed_on.isoformat()
-    disputed = "1" if r.disputed_amount else "0"
-    return f"{r.currency}|{r.issue_date.isoformat()}|{r.open_balance.amount}|{disputed}|{closed}"
+    return _text(
+        r.currency, r.issue_date, r.open_balance.amount, bool(r.disputed_amount), r.closed_on
+    )
 
 
 def plain_summary_text(currency: str, issue_date: date, amount: Decimal) -> str:
     """``summary_text`` of a new receivable: open for its whole amount, nothing disputed."""
-    return f"{currency}|{issue_date.isoformat()}|{amount}|0|"
+    return _text(currency, issue_date, amount, False, None)
+
+
+def _text(currency: str, issued: date, amount: Decimal, disputed: bool, closed: date | None) -> str:
+    closed_text = "" if closed is None else closed.isoformat()
+    return f"{currency}|{issued.isoformat()}|{amount}|{'1' if disputed else '0'}|{closed_text}"
 
 
 def summary_from_text(oid: str, state: str, due_date: date | str, text: str) -> ReceivableSummary:
@@ -72,31 +78,6 @@ def summary_from_text(oid: str, state: str, due_date: date | str, text: str) -> 
     )
 
 
-def summary_from_fields(
-    oid: str,
-    state: str,
-    currency: str,
-    issue_date: str,
-    due_date: str,
-    open_amount: str,
-    disputed_amount: str,
-    closed_on: str | None,
-) -> ReceivableSummary:
-    """The summary from the stored JSON's values, as text (a database's JSON functions
-    picked them out: ``open_balance.currency``, ``open_balance.amount``...)."""
-    return ReceivableSummary(
-        oid,
-        state,
-        currency,
-        _day(issue_date),
-        _day(due_date),
-        Decimal(open_amount),
-        disputed_amount not in _ZEROS and Decimal(disputed_amount) != 0,
-        None if closed_on is None else _day(closed_on),
-    )
-
-
-_ZEROS = frozenset({"0", "0.0", "0.00", "0.000", "0.0000"})
 #: Dates by their text: a book's due and issue dates repeat (a few thousand days in all).
 _DAYS: dict[str, date] = {}
 
@@ -113,16 +94,18 @@ def _day(text: str) -> date:
 
 def summary_from_json(data: str) -> ReceivableSummary:
     """The summary of a receivable from its stored JSON (``json_of(receivable)``, which
-    leaves out fields that are None)."""
+    leaves out fields that are None): for rows stored without a summary text."""
     d = json.loads(data)
     balance = d["open_balance"]
-    return summary_from_fields(
+    disputed = d["disputed_amount"]["amount"]
+    closed = d.get("closed_on")
+    return ReceivableSummary(
         d["id"],
         d["state"],
         balance["currency"],
-        d["issue_date"],
-        d["due_date"],
-        balance["amount"],
-        d["disputed_amount"]["amount"],
-        d.get("closed_on"),
+        _day(d["issue_date"]),
+        _day(d["due_date"]),
+        Decimal(balance["amount"]),
+        Decimal(disputed) != 0,
+        None if closed is None else _day(closed),
     )

@@ -199,9 +199,9 @@ class _MoneyLayout:
         self.ok = True
         self.around: dict[bool, tuple[str, str]] = {}
         try:
+            number = self._number(Decimal("1234567.9"))
             for negative in (False, True):
                 probe = self._babel(Decimal("-1234567.9" if negative else "1234567.9"))
-                number = self._number(Decimal("1234567.9"))
                 head, found, tail = probe.partition(number)
                 if not found or number in tail:
                     raise ValueError(probe)

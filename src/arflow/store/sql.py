@@ -13,12 +13,12 @@ import functools
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import date
-from typing import Any, cast
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Dialect, Engine
 
-from ..domain import AuditRecord, Receivable
+from ..domain import AuditRecord
 from ..errors import StoreError
 from ..summary import (
     ReceivableSummary,
@@ -227,18 +227,15 @@ def _sqlite_setup(engine: Engine) -> None:
         sa.event.listen(engine, "begin", _sqlite_begin)
 
 
-def _row(kind: str, obj: Any) -> dict[str, Any]:
+def _object_values(kind: str, obj: Any, day: Callable[[date], Any]) -> tuple[Any, ...]:
+    """An object's row in ``_columns(kind)`` order, its due date as ``day`` hands it to
+    the driver (``_day_param``)."""
     k = KINDS[kind]
-    row = {
-        "id": obj.id,
-        "customer_id": k.customer_id(obj),
-        "state": k.state(obj),
-        "due_date": k.due_date(obj),
-        "data": json_of(obj),
-    }
+    due = k.due_date(obj)
+    values = (obj.id, k.customer_id(obj), k.state(obj), None if due is None else day(due))
     if kind == "receivable":
-        row["summary"] = summary_text(obj)
-    return row
+        return (*values, json_of(obj), summary_text(obj))
+    return (*values, json_of(obj))
 
 
 # Hot statements, built once: building a statement (and its cache key) per call cost more
@@ -354,22 +351,12 @@ class _SqlTx(BufferedTx):
 
     def _load_many(self, kind: str, object_ids: list[str]) -> dict[str, Any]:
         model = KINDS[kind].model
-        rows = self._select_in(f"ar_{kind}", "id, data", "id", object_ids)
+        rows = _select_in(self._conn, f"ar_{kind}", "id, data", "id", object_ids)
         return {oid: self._models.parse(model, d) for oid, d in rows}
 
     def _has_events(self, event_ids: list[str]) -> set[str]:
-        return {e for (e,) in self._select_in("ar_event", "event_id", "event_id", event_ids)}
-
-    def _select_in(self, table: str, columns: str, key: str, values: list[str]) -> list[Any]:
-        """``SELECT columns FROM table WHERE key IN (values)``, a batch of values at a time,
-        through the driver (read-ahead queries: cheaper than an expanding bind)."""
-        dialect = self._conn.dialect.name
-        out: list[Any] = []
-        for i in range(0, len(values), _IN_BATCH):
-            part = values[i : i + _IN_BATCH]
-            sql = _select_in_sql(dialect, table, columns, key, len(part))
-            out.extend(self._conn.exec_driver_sql(sql, tuple(part)))
-        return out
+        found = _select_in(self._conn, "ar_event", "event_id", "event_id", event_ids)
+        return {e for (e,) in found}
 
     def _known_decisions(self, keys: list[str]) -> set[str]:
         found: set[str] = set()
@@ -381,9 +368,9 @@ class _SqlTx(BufferedTx):
     def _write(self, layer: _Layer) -> None:
         # Objects the backend is known not to hold (read as absent, see BufferedTx.put) are
         # inserted; the others are upserted.
-        # The bulk of an import (new objects, events, audit records) goes to the driver as
-        # plain rows (``exec_driver_sql``): binding through the SQL expression costs more than
-        # SQLite takes to store them. The values are the ones the expression would bind.
+        # Everything but run records goes to the driver's own executemany as plain rows
+        # (``_driver_cursor``): binding through the SQL expression costs more than SQLite
+        # takes to store them. The values are the ones the expression would bind.
         conn = self._conn
         dialect = conn.dialect.name
         new = layer.new
@@ -392,33 +379,26 @@ class _SqlTx(BufferedTx):
         day = _day_param(dialect)
         for key, obj in layer.objects.items():
             kind = key[0]
+            values = _object_values(kind, obj, day)
             if key in new:
-                k = KINDS[kind]
-                due = k.due_date(obj)
-                row: tuple[Any, ...] = (
-                    key[1],
-                    k.customer_id(obj),
-                    k.state(obj),
-                    None if due is None else day(due),
-                    json_of(obj),
-                )
-                if kind == "receivable":
-                    row = (*row, summary_text(cast(Receivable, obj)))
-                inserts.setdefault(kind, []).append(row)
+                inserts.setdefault(kind, []).append(values)
             else:
-                upserts.setdefault(kind, []).append(_row(kind, obj))
+                upserts.setdefault(kind, []).append(dict(zip(_columns(kind), values, strict=True)))
         for (kind, oid), (cust, state, due, data, summary) in layer.rows.items():
-            row = (oid, cust, state, None if due is None else day(due), data)
-            inserts.setdefault(kind, []).append((*row, summary) if kind == "receivable" else row)
+            values = (oid, cust, state, None if due is None else day(due), data, summary)
+            inserts.setdefault(kind, []).append(values[: len(_columns(kind))])
         for kind, rows in inserts.items():
-            columns = _RECEIVABLE_COLUMNS if kind == "receivable" else _OBJECT_COLUMNS
-            self._insert_rows(f"ar_{kind}", columns, rows)
+            self._insert_rows(f"ar_{kind}", _columns(kind), rows)
         for kind, dicts in upserts.items():
             _driver_write(conn, kind, dicts)
         if layer.events:
             self._insert_rows("ar_event", _EVENT_COLUMNS, layer.events)
         if layer.decisions:
-            _driver_write(conn, "decision", [d.__dict__ for d in layer.decisions.values()])
+            _driver_write(
+                conn,
+                "decision",
+                [{**d.__dict__, "as_of": day(d.as_of)} for d in layer.decisions.values()],
+            )
         if layer.runs:
             self._conn.execute(
                 RUNS.insert(), [{"as_of": r.as_of, "body": r.body} for r in layer.runs]
@@ -448,6 +428,12 @@ class _SqlTx(BufferedTx):
 
 _OBJECT_COLUMNS = ("id", "customer_id", "state", "due_date", "data")
 _RECEIVABLE_COLUMNS = (*_OBJECT_COLUMNS, "summary")
+
+
+def _columns(kind: str) -> tuple[str, ...]:
+    return _RECEIVABLE_COLUMNS if kind == "receivable" else _OBJECT_COLUMNS
+
+
 _EVENT_COLUMNS = ("event_id", "event_type", "body")
 _AUDIT_COLUMNS = ("subject_kind", "subject_id", "event_id", "body")
 
@@ -468,11 +454,19 @@ def _driver_cursor(conn: Connection, sql: str) -> Iterator[Any]:
         cursor.close()
 
 
-def _driver_rows(conn: Connection, sql: str, params: tuple[Any, ...]) -> list[Any]:
-    """The rows of a read, through :func:`_driver_cursor`."""
-    with _driver_cursor(conn, sql) as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchall()  # type: ignore[no-any-return]
+def _select_in(
+    conn: Connection, table: str, columns: str, key: str, values: list[str]
+) -> list[Any]:
+    """``SELECT columns FROM table WHERE key IN (values)``, a batch of values at a time,
+    through :func:`_driver_cursor` (read-ahead queries: cheaper than an expanding bind)."""
+    out: list[Any] = []
+    for i in range(0, len(values), _IN_BATCH):
+        part = values[i : i + _IN_BATCH]
+        sql = _select_in_sql(conn.dialect.name, table, columns, key, len(part))
+        with _driver_cursor(conn, sql) as cursor:
+            cursor.execute(sql, tuple(part))
+            out.extend(cursor.fetchall())
+    return out
 
 
 @functools.cache
@@ -486,19 +480,15 @@ def _driver_statement(dialect: Dialect, what: str) -> tuple[str, tuple[str, ...]
 
 
 def _driver_write(conn: Connection, what: str, rows: list[dict[str, Any]]) -> None:
-    """Run :func:`_driver_statement` for ``rows`` with the driver's ``executemany``: the
-    values SQLAlchemy would bind (on SQLite, dates as ``YYYY-MM-DD`` text), minus its
-    per-row work, which costs more than the database on a day's thousands of decisions."""
+    """Run :func:`_driver_statement` for ``rows`` (values as the driver takes them: dates
+    through ``_day_param``) with the driver's ``executemany``, without SQLAlchemy's per-row
+    work, which costs more than the database on a day's thousands of decisions."""
     sql, order = _driver_statement(conn.dialect, what)
     params: list[Any] = rows
     if order:  # positional (SQLite)
-        params = [tuple(_driver_value(row[name]) for name in order) for row in rows]
+        params = [tuple(row[name] for name in order) for row in rows]
     with _driver_cursor(conn, sql) as cursor:
         cursor.executemany(sql, params)
-
-
-def _driver_value(value: Any) -> Any:
-    return value.isoformat() if type(value) is date else value
 
 
 @functools.cache
@@ -657,18 +647,13 @@ class SqlStore:
         ids = list(customer_ids)
         out: dict[str, list[ReceivableSummary]] = {}
         with self._read() as conn, conn.begin():  # one snapshot for every batch
-            dialect = conn.dialect.name
-            for i in range(0, len(ids), _IN_BATCH):
-                part = ids[i : i + _IN_BATCH]
-                sql = _select_in_sql(
-                    dialect, "ar_receivable", _SUMMARY_COLUMNS, "customer_id", len(part)
-                )
-                for cid, oid, state, due, summary, data in _driver_rows(conn, sql, tuple(part)):
-                    out.setdefault(cid, []).append(
-                        summary_from_json(data)
-                        if summary is None  # not written by this version: read the JSON
-                        else summary_from_text(oid, state, due, summary)
-                    )
+            rows = _select_in(conn, "ar_receivable", _SUMMARY_COLUMNS, "customer_id", ids)
+        for cid, oid, state, due, summary, data in rows:
+            out.setdefault(cid, []).append(
+                summary_from_json(data)
+                if summary is None  # not written by this version: read the JSON
+                else summary_from_text(oid, state, due, summary)
+            )
         return out
 
     def all(self, kind: str) -> Iterator[Any]:
