@@ -4,7 +4,12 @@ Writes ``customers.csv`` (``--customers`` rows) and ``invoices.csv`` (``--rows``
 round-robin over the customers) into a temporary folder, then measures, each in its own
 subprocess so that peak RSS (``ru_maxrss``) is its own:
 
-* ``import``: ``arflow.importer.import_files`` of both files into a new SQLite file;
+* ``import``: ``arflow.importer.import_files`` of both files into a new SQLite file, as it
+  runs by default on files this large: a second process reads and checks the files while
+  this one applies the events (its CPU time and peak RSS are reported beside the main
+  process's);
+* ``import-inline``: the same with ``reader_process=False``, everything in one process
+  (skip it with ``--no-inline``);
 * ``floor``: the cheapest way to land the same rows: ``csv.reader`` plus
   ``sqlite3.executemany`` into a bare table, one transaction, the pragmas arflow uses;
 * ``stored``: what SQLite alone takes to store what arflow stores per invoice (the
@@ -51,10 +56,19 @@ def peak_rss_mib() -> float:
     return kib / 1024
 
 
-def cpu_seconds() -> float:
-    """User + system CPU time of this process: on a shared machine, steadier than wall time."""
-    ru = resource.getrusage(resource.RUSAGE_SELF)
+def cpu_seconds(who: int = resource.RUSAGE_SELF) -> float:
+    """User + system CPU time of this process (or of its finished children): on a shared
+    machine, steadier than wall time."""
+    ru = resource.getrusage(who)
     return ru.ru_utime + ru.ru_stime
+
+
+def children_peak_rss_mib() -> float:
+    """Peak RSS of the largest finished child (the importer's reader process)."""
+    kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    if sys.platform == "darwin":
+        kib //= 1024
+    return kib / 1024
 
 
 def write_files(folder: Path, rows: int, customers: int) -> tuple[Path, Path]:
@@ -107,19 +121,27 @@ def run_import(args: argparse.Namespace) -> dict[str, Any]:
     paths = [folder / "invoices.csv", folder / "customers.csv"]
     prof = cProfile.Profile() if args.profile_to else None
     c0 = cpu_seconds()
+    k0 = cpu_seconds(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     if prof is not None:
         prof.enable()
-    report = import_files(ledger, paths)
+    report = import_files(ledger, paths, reader_process=args.child == "import")
     if prof is not None:
         prof.disable()
         prof.dump_stats(args.profile_to)
     seconds = time.perf_counter() - t0
     cpu = cpu_seconds() - c0
+    reader_cpu = cpu_seconds(resource.RUSAGE_CHILDREN) - k0
     logged = ledger.store.event_count()
     if report.applied != args.rows + args.customers or logged != report.applied:
         raise SystemExit(f"check failed: {report} / {logged} events in the book")
-    return {"seconds": seconds, "cpu_s": round(cpu, 2), "report": str(report)}
+    return {
+        "seconds": seconds,
+        "cpu_s": round(cpu, 2),
+        "reader_cpu_s": round(reader_cpu, 2),
+        "reader_peak_rss_mib": round(children_peak_rss_mib(), 1),
+        "report": str(report),
+    }
 
 
 FLOOR_SCHEMA = """
@@ -241,7 +263,7 @@ def run_stored_floor(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def child(args: argparse.Namespace) -> None:
-    if args.child == "import":
+    if args.child in ("import", "import-inline"):
         import arflow.importer  # noqa: F401  (imports and model building stay out of the timing)
 
         out = run_import(args)
@@ -307,7 +329,10 @@ def main() -> None:
     p.add_argument("--profile", help="profile the import with cProfile, write the stats here")
     p.add_argument("--profile-lines", type=int, default=35, help="rows per pstats listing")
     p.add_argument("--json", help="also write the raw results to this file")
-    p.add_argument("--child", choices=["import", "floor", "stored"], help=argparse.SUPPRESS)
+    p.add_argument("--no-inline", action="store_true", help="skip the one-process import")
+    p.add_argument(
+        "--child", choices=["import", "import-inline", "floor", "stored"], help=argparse.SUPPRESS
+    )
     p.add_argument("--workdir", help=argparse.SUPPRESS)
     p.add_argument("--profile-to", help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -333,33 +358,49 @@ def main() -> None:
             f"({size / 2**20:.0f} MiB of CSV) in {time.perf_counter() - t0:.1f} s",
             file=sys.stderr,
         )
+        inline_db = db.with_name(db.name + ".inline.db")
         results = [
             run_child(args, "floor", workdir, floor_db),
             run_child(args, "stored", workdir, stored_db),
             run_child(args, "import", workdir, db),
         ]
+        if not args.no_inline:
+            results.append(run_child(args, "import-inline", workdir, inline_db))
         if not args.db:
             db.unlink(missing_ok=True)
-        for path in (floor_db, stored_db):
+        for path in (floor_db, stored_db, inline_db):
             for suffix in ("", "-wal", "-shm"):
                 Path(f"{path}{suffix}").unlink(missing_ok=True)
-    floor, stored, imp = results
-    ok = imp["seconds"] < TARGET_SECONDS and imp["peak_rss_mib"] < TARGET_RSS_MIB
+    floor, stored, imp = results[:3]
+    inline = results[3] if len(results) > 3 else None
+    rss = imp["peak_rss_mib"] + imp["reader_peak_rss_mib"]  # both at their peaks at once
+    ok = imp["seconds"] < TARGET_SECONDS and rss < TARGET_RSS_MIB
     verdict = ("met" if ok else "MISSED") if args.rows >= 1_000_000 else "applies to 1M rows"
     lines = [
         f"{args.rows:,} invoices + {args.customers:,} customers from CSV into SQLite; {header}",
         "",
         "| what | wall time (s) | CPU time (s) | rows/s (wall) | peak RSS (MiB) |",
         "|---|---:|---:|---:|---:|",
-        f"| arflow import_files | {imp['seconds']:.1f} | {imp['cpu_s']:.1f} "
-        f"| {imp['rows_per_s']:,} | {imp['peak_rss_mib']:.0f} |",
+        f"| arflow import_files (reader process) | {imp['seconds']:.1f} "
+        f"| {imp['cpu_s']:.1f} + {imp['reader_cpu_s']:.1f} | {imp['rows_per_s']:,} "
+        f"| {imp['peak_rss_mib']:.0f} + {imp['reader_peak_rss_mib']:.0f} |",
+        *(
+            [
+                f"| arflow import_files (one process) | {inline['seconds']:.1f} "
+                f"| {inline['cpu_s']:.1f} | {inline['rows_per_s']:,} "
+                f"| {inline['peak_rss_mib']:.0f} |"
+            ]
+            if inline
+            else []
+        ),
         f"| floor: SQLite storing arflow's rows, prebuilt | {stored['seconds']:.1f} "
         f"| {stored['cpu_s']:.1f} | {stored['rows_per_s']:,} | {stored['peak_rss_mib']:.0f} |",
         f"| floor: csv + sqlite3.executemany | {floor['seconds']:.1f} | {floor['cpu_s']:.1f} "
         f"| {floor['rows_per_s']:,} | {floor['peak_rss_mib']:.0f} |",
         "",
         f"import is {imp['seconds'] / stored['seconds']:.1f}x what SQLite takes to store its "
-        f"rows and {imp['seconds'] / floor['seconds']:.0f}x the bare floor; target "
+        f"rows and {imp['seconds'] / floor['seconds']:.0f}x the bare floor; the CPU and RSS "
+        "figures of the reader-process import are the main process + the reader; target "
         f"(1M rows in < {TARGET_SECONDS} s, < {TARGET_RSS_MIB} MiB): {verdict}",
     ]
     print("\n".join(lines))

@@ -12,10 +12,11 @@ from hypothesis import strategies as st
 
 from arflow.domain import Contact, CreditProfile, Customer
 from arflow.events import InvoiceIssued
-from arflow.ledger import _audit, _issued, _issued_summary, _zero
+from arflow.ledger import _audit, _issued, _issued_summary
 from arflow.money import Money, minor_unit
-from arflow.rows import plain_invoice_rows
+from arflow.rows import plain_invoice, plain_rows
 from arflow.store.base import json_of
+from arflow.summary import summary_text
 
 # Any text pydantic can write: every code point but lone surrogates, quotes, backslashes,
 # control characters, non-ASCII and astral characters included.
@@ -78,15 +79,11 @@ def _by_models(e: InvoiceIssued, customer: Customer) -> tuple[str, str, str]:
 
 
 def _by_rows(e: InvoiceIssued, customer: Customer) -> tuple[str, str, str]:
-    due = _due(e, customer)
-    return plain_invoice_rows(
-        e,
-        due,
-        e.salesperson or customer.salesperson,
-        e.region or customer.region,
-        _zero(e.amount.currency),
-        _issued_summary(e, due),
+    p = plain_invoice(e)
+    receivable, audit = plain_rows(
+        p, _due(e, customer), e.salesperson or customer.salesperson, e.region or customer.region
     )
+    return p.body, receivable, audit
 
 
 @settings(max_examples=400)
@@ -94,6 +91,15 @@ def _by_rows(e: InvoiceIssued, customer: Customer) -> tuple[str, str, str]:
 def test_rows_are_what_the_models_serialise_to(case: tuple[InvoiceIssued, Customer]) -> None:
     event, customer = case
     assert _by_rows(event, customer) == _by_models(event, customer)
+    due = _due(event, customer)
+    r = _issued(event, customer, due, event.salesperson or customer.salesperson)
+    p = plain_invoice(event)
+    assert p.summary == summary_text(r)
+    assert (p.issued, p.due) == (
+        event.issue_date.toordinal(),
+        None if event.due_date is None else event.due_date.toordinal(),
+    )
+    assert (p.money, p.positive) == (str(event.amount), True)
 
 
 @given(invoices())

@@ -15,7 +15,8 @@ from __future__ import annotations
 import csv
 import json
 import re
-from collections.abc import Callable, Iterable, Iterator, Sequence
+import sys
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -43,9 +44,11 @@ from .events import (
     Event,
     InvoiceIssued,
     PaymentReceived,
+    parse_event,
 )
 from .ledger import Ledger
 from .money import Money, check_currency, minor_unit
+from .rows import PlainInvoice
 
 __all__ = ["COLUMNS", "KINDS", "ImportReport", "import_files"]
 
@@ -151,6 +154,8 @@ Where = tuple[str, int, str, str]  # file, row, kind, format
 #: How many recent events' rows are kept, for a ledger that reads ahead of the one it
 #: refuses and names it (``exc.event_id``).
 _RECENT = 4096
+#: Files larger than this in all are read by a second process (``arflow._reader``).
+READER_PROCESS_BYTES = 16 * 1024 * 1024
 #: Where a pydantic error location points in the input: (row, column).
 ColumnOf = Callable[[tuple[Any, ...]], tuple[int, str]]
 E = TypeVar("E", bound=BaseEvent)
@@ -1179,18 +1184,63 @@ def _file_events(
             yield row, event
 
 
-def _events(run: _Run, plan: list[tuple[int, Path, str, str]]) -> Iterator[Event]:
-    """The event stream fed to ``Ledger.apply_all``. Once any problem is known it stops
-    feeding the ledger (later rows may depend on the bad one) but keeps reading, so that
-    every bad row is reported; at the end it raises so the transaction rolls back."""
+def _sourced(run: _Run, plan: list[tuple[int, Path, str, str]]) -> Iterator[tuple[int, int, Event]]:
+    """(file number, row, event) for the events to hand to the ledger. Once any problem
+    is known it stops giving events (later rows may depend on the bad one) but keeps
+    reading, so that every bad row is reported; at the end it raises ``_Rejected`` so the
+    transaction rolls back."""
     for file_no, path, kind, fmt in plan:
         for row, event in _file_events(run, file_no, path, kind, fmt):
             run.counts[kind] += 1
-            if run.problems:
-                continue
-            run.handed_over(event.event_id, (run.files[file_no], row, kind, fmt))
+            if not run.problems:
+                yield file_no, row, event
+    if run.problems:
+        raise _Rejected
+
+
+def _events(
+    run: _Run, plan: list[tuple[int, Path, str, str]]
+) -> Generator[Event | PlainInvoice, None, None]:
+    """The event stream fed to ``Ledger.apply_all``, read in this process."""
+    kinds = {file_no: (kind, fmt) for file_no, _path, kind, fmt in plan}
+    try:
+        for file_no, row, event in _sourced(run, plan):
+            run.handed_over(event.event_id, (run.files[file_no], row, *kinds[file_no]))
             yield event
-    run.where = None
+    finally:
+        run.where = None
+
+
+def _from_reader(
+    run: _Run, plan: list[tuple[int, Path, str, str]]
+) -> Generator[Event | PlainInvoice, None, None]:
+    """The event stream fed to the ledger, read by a second process (``arflow._reader``):
+    the files are parsed and checked there while this process applies what it sent, so
+    an import uses both cores of a small machine. Plain invoices come as
+    :class:`~arflow.rows.PlainInvoice`, other events as their JSON. Problems and counts
+    arrive at the end, then ``_Rejected`` is raised as by :func:`_events`."""
+    from . import _reader
+
+    kinds = {file_no: (kind, fmt) for file_no, _path, kind, fmt in plan}
+    spec = {
+        "files": run.files,
+        "plan": [(file_no, str(path), kind, fmt) for file_no, path, kind, fmt in plan],
+        "actor": run.actor,
+        "now": run.now.isoformat(),
+    }
+    files = run.files
+    try:
+        for message in _reader.messages(spec):
+            if message[0] == "end":
+                run.problems.extend(message[1])
+                run.counts.update(message[2])
+                break
+            for file_no, row, item in message[1]:
+                event = parse_event(item) if type(item) is str else item
+                run.handed_over(event.event_id, (files[file_no], row, *kinds[file_no]))
+                yield event
+    finally:
+        run.where = None
     if run.problems:
         raise _Rejected
 
@@ -1259,6 +1309,7 @@ def import_files(
     kind: str | None = None,
     actor: str = "import",
     now: datetime | None = None,
+    reader_process: bool | None = None,
 ) -> ImportReport:
     """Import ERP export files into the book, all of them or nothing.
 
@@ -1268,6 +1319,9 @@ def import_files(
     then applies to every path. Files are applied customers first, payments last, whatever
     order they are given in. ``actor`` is recorded as who made the events; ``now`` is when
     customers were registered (rows without a date of their own), default the current time.
+    ``reader_process``: read and check the files in a second process while this one applies
+    them (about a third faster on a machine with two cores or more); default: when the
+    files hold more than 16 MiB.
 
     Raises :class:`ImportRejected` listing every bad row as (file, row, column, reason),
     with nothing imported. Rows already imported (same kind and key) are skipped.
@@ -1302,26 +1356,33 @@ def import_files(
         elif found is not None and fmt is not None:
             plan.append((file_no, path, found, fmt))
     plan.sort(key=lambda item: KINDS.index(item[2]))
-    stream = _events(run, plan)
+    if reader_process is None:
+        size = sum(path.stat().st_size for _file_no, path, _kind, _fmt in plan)
+        reader_process = size > READER_PROCESS_BYTES and bool(sys.executable)
+    stream: Generator[Event | PlainInvoice, None, None]
+    stream = _from_reader(run, plan) if reader_process else _events(run, plan)
     try:
-        with fewer_gc_passes():
-            applied = ledger.apply_all(stream)
-    except _Rejected:
-        raise ImportRejected(_in_order(run, plan)) from None
-    except ArflowError as exc:
-        # The refused event is the last one handed over, unless the ledger read ahead and
-        # says which it was.
-        where = run.recent.get(getattr(exc, "event_id", ""), run.where)
-        if where is None:
-            raise
-        file, row, kind_, fmt_ = where
-        run.problem(file, row, _refusal_column(kind_, fmt_, exc), str(exc))
         try:
-            for _ in stream:  # keep reading: report the bad rows further down too
-                pass
+            with fewer_gc_passes():
+                applied = ledger.apply_all(stream)
         except _Rejected:
-            pass
-        raise ImportRejected(_in_order(run, plan)) from exc
+            raise ImportRejected(_in_order(run, plan)) from None
+        except ArflowError as exc:
+            # The refused event is the last one handed over, unless the ledger read ahead and
+            # says which it was.
+            where = run.recent.get(getattr(exc, "event_id", ""), run.where)
+            if where is None:
+                raise
+            file, row, kind_, fmt_ = where
+            run.problem(file, row, _refusal_column(kind_, fmt_, exc), str(exc))
+            try:
+                for _ in stream:  # keep reading: report the bad rows further down too
+                    pass
+            except _Rejected:
+                pass
+            raise ImportRejected(_in_order(run, plan)) from exc
+    finally:
+        stream.close()  # stops the reader process, if any
     return ImportReport(
         files=tuple(run.files),
         customers=run.counts["customers"],

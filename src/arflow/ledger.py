@@ -77,10 +77,9 @@ from .events import (
 )
 from .lifecycle import ORDER_MACHINE, RECEIVABLE_MACHINE, move
 from .money import Money, total
-from .rows import plain_invoice_rows
+from .rows import PlainInvoice, plain_invoice, plain_rows
 from .store import Store, StoreTx, open_store
 from .store.base import BufferedTx, json_of, kind_of
-from .summary import plain_summary_text
 
 R = ReceivableState
 LIVE_STATES = (R.OPEN, R.PARTIALLY_PAID, R.DISPUTED, R.PROMISED)
@@ -110,6 +109,8 @@ class Applied:
 
 
 _ZEROS: dict[str, Money] = {}
+#: Dates by ordinal, for the bulk path (an import's due dates are a few thousand days).
+_DAYS: dict[int, date] = {}
 
 
 def _zero(currency: str) -> Money:
@@ -280,7 +281,7 @@ def _reads(event: BaseEvent, ids: dict[str, list[str]]) -> None:
         ids["customer"].append(event.contract.customer_id)
 
 
-def _prefetch(prefetch: Callable[..., None], chunk: list[Event]) -> None:
+def _prefetch(prefetch: Callable[..., None], chunk: list[Event | PlainInvoice]) -> None:
     event_ids: list[str] = []
     ids: dict[str, list[str]] = {
         "receivable": [],
@@ -291,7 +292,9 @@ def _prefetch(prefetch: Callable[..., None], chunk: list[Event]) -> None:
     }
     numbers, customers = ids["receivable"], ids["customer"]
     for event in chunk:
-        if type(event) is InvoiceIssued and event.contract_id is None and event.order_id is None:
+        if type(event) is PlainInvoice or (
+            type(event) is InvoiceIssued and event.contract_id is None and event.order_id is None
+        ):
             event_ids.append(event.event_id)
             numbers.append(event.number)
             customers.append(event.customer_id)
@@ -346,14 +349,16 @@ class Ledger:
         with self.store.transaction() as tx:
             yield Batch(self, tx)
 
-    def apply_all(self, events: Iterable[Event], *, flush_every: int = 250) -> int:
+    def apply_all(self, events: Iterable[Event | PlainInvoice], *, flush_every: int = 250) -> int:
         """Apply many events in one transaction: all of them, or (on the first refusal)
         none. Returns how many were applied (duplicates of logged events are skipped).
 
         Events are read a chunk ahead, so that the store can look up what the chunk needs
         in a few queries; they are still applied one by one, in order. A refusal names the
         refused event in ``exc.event_id``. When ``events`` raises, the events it gave before
-        are applied first (a refusal among them wins), then its exception goes on."""
+        are applied first (a refusal among them wins), then its exception goes on. Plain
+        invoices may come as :class:`~arflow.rows.PlainInvoice` (the importer's reader
+        process hands them over in that form)."""
         applied = 0
         done = 0
         it = iter(events)
@@ -364,7 +369,7 @@ class Ledger:
                 bulk()
             plain = tx if isinstance(tx, BufferedTx) and self._own_invoice_handler() else None
             while True:
-                chunk: list[Event] = []
+                chunk: list[Event | PlainInvoice] = []
                 failure: Exception | None = None
                 try:
                     for event in it:
@@ -377,19 +382,25 @@ class Ledger:
                     _prefetch(prefetch, chunk)
                 for event in chunk:
                     try:
-                        if (
+                        if type(event) is PlainInvoice:
+                            if plain is not None:
+                                applied += self._issue_plain(plain, event)
+                            elif self._apply_event(tx, parse_event(event.body)) is not None:
+                                applied += 1
+                        elif (
                             plain is not None
                             and type(event) is InvoiceIssued
                             and event.contract_id is None
                             and event.payment_node_id is None
                             and event.order_id is None
                         ):
-                            if self._issue_plain(plain, event):
-                                applied += 1
-                        elif self._apply_event(tx, event) is not None:
+                            applied += self._issue_plain(plain, plain_invoice(event))
+                        elif self._apply_event(tx, event) is not None:  # type: ignore[arg-type]
                             applied += 1
                     except ArflowError as exc:
-                        if isinstance(event, BaseEvent) and not hasattr(exc, "event_id"):
+                        if isinstance(event, BaseEvent | PlainInvoice) and not hasattr(
+                            exc, "event_id"
+                        ):
                             exc.event_id = event.event_id  # type: ignore[attr-defined]
                         raise
                     done += 1
@@ -425,35 +436,41 @@ class Ledger:
         tx.commit_event()
         return ctx
 
-    def _issue_plain(self, tx: BufferedTx, e: InvoiceIssued) -> bool:
+    def _issue_plain(self, tx: BufferedTx, p: PlainInvoice) -> bool:
         """``_apply_event`` of an InvoiceIssued without contract, payment node or order (the
         bulk of an import), minus the per-event bookkeeping. It reads and checks what
         ``_invoice_issued`` does, in the same order, and stages the same event, receivable
         and audit record as their stored JSON (``arflow.rows``: no models built); every check
         comes before the first write, so a refusal has nothing to undo. False when the event
         id is logged already."""
-        if tx.has_event(e.event_id):
+        if tx.has_event(p.event_id):
             return False
-        if tx.get("receivable", e.number) is not None:
-            raise DuplicateObject("receivable", e.number)
-        customer: Customer | None = tx.get("customer", e.customer_id)
+        if tx.get("receivable", p.number) is not None:
+            raise DuplicateObject("receivable", p.number)
+        customer: Customer | None = tx.get("customer", p.customer_id)
         if customer is None:
-            raise UnknownObject("customer", e.customer_id)
-        if e.amount.amount <= 0:  # the message only when it is needed
-            _positive(e.amount, f"invoice {e.number} amount")
-        due = _due_by_terms(e, e.due_date, customer)
-        body, data, audit = plain_invoice_rows(
-            e,
-            due,
-            e.salesperson or customer.salesperson,
-            e.region or customer.region,
-            _zero(e.amount.currency),
-            _issued_summary(e, due),
+            raise UnknownObject("customer", p.customer_id)
+        if not p.positive:
+            raise InvalidAmount(f"invoice {p.number} amount must be positive, got {p.money}")
+        due = p.due
+        if due is None:
+            due = p.issued + customer.credit.payment_terms_days
+        if due < p.issued:
+            raise InvalidDates(
+                f"invoice {p.number}: due date {date.fromordinal(due)} is before issue date "
+                f"{date.fromordinal(p.issued)}"
+            )
+        day = _DAYS.get(due)
+        if day is None:
+            if len(_DAYS) >= 100_000:
+                _DAYS.clear()
+            day = _DAYS[due] = date.fromordinal(due)
+        data, audit = plain_rows(
+            p, day, p.salesperson or customer.salesperson, p.region or customer.region
         )
-        summary = plain_summary_text(e.amount.currency, e.issue_date, e.amount.amount)
-        tx.put_row("receivable", e.number, e.customer_id, "open", due, data, summary)
-        tx.add_audit_row(("receivable", e.number, e.event_id, audit))
-        tx.add_event(e.event_id, e.type, body)
+        tx.put_row("receivable", p.number, p.customer_id, "open", day, data, p.summary)
+        tx.add_audit_row(("receivable", p.number, p.event_id, audit))
+        tx.add_event(p.event_id, "InvoiceIssued", p.body)
         return True
 
     def _own_invoice_handler(self) -> bool:

@@ -3,8 +3,10 @@
 An import is mostly ``InvoiceIssued`` events without contract, payment node or order. Each
 one writes three JSON documents: the event itself, the new receivable and its audit record.
 Building the receivable and the audit record as pydantic models only to serialise them
-again cost more than SQLite takes to store them, so :func:`plain_invoice_rows` writes the
-three documents directly from the already validated event.
+again cost more than SQLite takes to store them, so :func:`plain_invoice` writes the three
+documents directly from the already validated event, all but the few parts that depend on
+the customer (the due date by its payment terms, its salesperson and region), which
+:func:`plain_rows` adds.
 
 The output must be byte for byte what ``json_of`` (``model_dump_json`` leaving out the
 fields that are None) gives for the same models: the stored book, the event log and the
@@ -18,13 +20,14 @@ from __future__ import annotations
 
 import json
 from datetime import date, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import TypeAdapter
 
 from .domain import AuditRecord, Receivable
 from .events import InvoiceIssued
 from .money import Money
+from .summary import plain_summary_text
 
 _RECEIVABLE_FIELDS = (
     "id customer_id contract_id payment_node_id order_id issue_date due_date amount paid "
@@ -57,6 +60,8 @@ _TEXT_MAX = 50_000
 #: JSON of instants seen before, by (instant, UTC offset): equal instants in different
 #: offsets are written differently.
 _INSTANTS: dict[tuple[datetime, Any], str] = {}
+#: JSON of the zero amount, by currency.
+_ZEROS: dict[str, str] = {}
 
 
 def _text(s: str) -> str:
@@ -96,21 +101,43 @@ def _money(m: Money) -> str:
     return f'{{"amount":"{m.amount}","currency":{_text(m.currency)}}}'
 
 
+def _nothing(currency: str) -> str:
+    found = _ZEROS.get(currency)
+    if found is None:
+        found = _ZEROS[currency] = _money(Money.zero(currency))
+    return found
+
+
 def _day(d: date) -> str:
     return f'"{d.isoformat()}"'
 
 
-def plain_invoice_rows(
-    e: InvoiceIssued,
-    due: date,
-    salesperson: str | None,
-    region: str | None,
-    zero: Money,
-    summary: str,
-) -> tuple[str, str, str]:
-    """(event, receivable, audit record) JSON of ``e``, a validated InvoiceIssued without
-    contract, payment node or order, due on ``due``: what ``Ledger._invoice_issued`` stores.
-    ``zero`` is the zero amount in the invoice's currency."""
+class PlainInvoice(NamedTuple):
+    """A validated ``InvoiceIssued`` without contract, payment node or order, as the ledger's
+    bulk path applies it: whatever of its stored rows does not depend on the customer is
+    written already. :func:`plain_invoice` makes it from the event (in the ledger, or in the
+    importer's reader process, which hands it over as a tuple of strings and integers at a
+    fraction of the cost of a pydantic model); :func:`plain_rows` finishes the rows once the
+    customer is known. Only the ledger's bulk path and the importer use it."""
+
+    event_id: str
+    number: str
+    customer_id: str
+    issued: int  #: the issue date's ordinal
+    due: int | None  #: the due date's ordinal; None: by the customer's payment terms
+    salesperson: str | None
+    region: str | None
+    money: str  #: the amount as ``str(Money)`` (for messages)
+    positive: bool  #: whether the amount is above zero
+    body: str  #: the event's stored JSON
+    receivable: tuple[str, str, str]  #: the receivable's JSON before the due date, after
+    #: it up to the salesperson, and after the region
+    audit: tuple[str, str]  #: the audit record's JSON before and after the due date
+    summary: str  #: the receivable's summary column (``plain_summary_text``)
+
+
+def plain_invoice(e: InvoiceIssued) -> PlainInvoice:
+    """``e`` (without contract, payment node or order) made ready for the bulk path."""
     number = _unique(e.number)
     customer = _text(e.customer_id)
     event_id = _unique(e.event_id)
@@ -119,28 +146,57 @@ def plain_invoice_rows(
     reason = _field("reason", e.reason)
     issued = _day(e.issue_date)
     amount = _money(e.amount)
-    nothing = _money(zero)
+    nothing = _nothing(e.amount.currency)
     product_line = _field("product_line", e.product_line)
     tags = "[" + ",".join(_text(t) for t in e.tags) + "]"
     event_due = "" if e.due_date is None else f',"due_date":{_day(e.due_date)}'
-    event = (
+    body = (
         f'{{"event_id":{event_id},"occurred_at":{at},"actor":{actor}{reason},'
         f'"type":"InvoiceIssued","number":{number},"customer_id":{customer},'
         f'"issue_date":{issued}{event_due},"amount":{amount}'
         f"{_field('salesperson', e.salesperson)}{_field('region', e.region)}{product_line}"
         f',"tags":{tags}}}'
     )
+    money = str(e.amount)
+    # The audit summary is ``issued <money>, due <day>``: ASCII without quotes or
+    # backslashes (a currency code, digits, separators), so it is its own JSON text.
+    return PlainInvoice(
+        e.event_id,
+        e.number,
+        e.customer_id,
+        e.issue_date.toordinal(),
+        None if e.due_date is None else e.due_date.toordinal(),
+        e.salesperson,
+        e.region,
+        money,
+        e.amount.amount > 0,
+        body,
+        (
+            f'{{"id":{number},"customer_id":{customer},"issue_date":{issued},"due_date":',
+            f',"amount":{amount},"paid":{nothing},"credited":{nothing},'
+            f'"written_off":{nothing},"disputed_amount":{nothing},"open_balance":{amount},'
+            f'"state":"open","dunning_level":0,"dunning_block":false',
+            f'{product_line},"tags":{tags}}}',
+        ),
+        (
+            f'{{"event_id":{event_id},"event_type":"InvoiceIssued","subject_kind":"receivable",'
+            f'"subject_id":{number},"actor":{actor},"occurred_at":{at}{reason},'
+            f'"summary":"issued {money}, due ',
+            f'","after_state":"open","after_balance":{amount}}}',
+        ),
+        plain_summary_text(e.amount.currency, e.issue_date, e.amount.amount),
+    )
+
+
+def plain_rows(
+    p: PlainInvoice, due: date, salesperson: str | None, region: str | None
+) -> tuple[str, str]:
+    """(receivable, audit record) JSON of ``p`` due on ``due``, with the salesperson and
+    region it takes (its own, or else the customer's): what ``Ledger._invoice_issued``
+    stores."""
+    day = due.isoformat()
+    head, mid, tail = p.receivable
     receivable = (
-        f'{{"id":{number},"customer_id":{customer},"issue_date":{issued},'
-        f'"due_date":{_day(due)},"amount":{amount},"paid":{nothing},"credited":{nothing},'
-        f'"written_off":{nothing},"disputed_amount":{nothing},"open_balance":{amount},'
-        f'"state":"open","dunning_level":0,"dunning_block":false'
-        f"{_field('salesperson', salesperson)}{_field('region', region)}{product_line}"
-        f',"tags":{tags}}}'
+        f'{head}"{day}"{mid}{_field("salesperson", salesperson)}{_field("region", region)}{tail}'
     )
-    audit = (
-        f'{{"event_id":{event_id},"event_type":"InvoiceIssued","subject_kind":"receivable",'
-        f'"subject_id":{number},"actor":{actor},"occurred_at":{at}{reason},'
-        f'"summary":{_unique(summary)},"after_state":"open","after_balance":{amount}}}'
-    )
-    return event, receivable, audit
+    return receivable, f"{p.audit[0]}{day}{p.audit[1]}"
