@@ -24,6 +24,7 @@ from arflow import (
     UnknownObject,
     dump_book,
 )
+from arflow._gc import _FIRST_GENERATION
 from arflow.cli import main
 from arflow.importer import ImportReport, import_files, parse_amount
 from arflow.testing import BookBuilder
@@ -442,7 +443,7 @@ def test_gc_runs_less_often_during_an_import_only(tmp_path: Path) -> None:
     )
     with pytest.raises(ImportRejected, match="unknown customer 'C9'"):
         import_files(ledger, [bad], now=NOW)
-    assert during == [(max(before[0], 100_000), *before[1:])] * 2
+    assert during == [(max(before[0], _FIRST_GENERATION), *before[1:])] * 2
     assert gc.get_threshold() == before
 
 

@@ -6,6 +6,7 @@ import types
 import typing
 from collections.abc import Iterator
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,7 +14,7 @@ import sqlalchemy as sa
 from pydantic import BaseModel
 
 from arflow import MemoryStore, StoreError, open_store
-from arflow.store.sql import SCHEMA, SCHEMA_VERSION, SqlStore, migrate
+from arflow.store.sql import _SUMMARY_COLUMNS, SCHEMA, SCHEMA_VERSION, SqlStore, migrate
 
 
 def test_open_store_by_url(tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -215,8 +216,14 @@ def test_a_book_from_before_summaries_gets_them_on_upgrade(store) -> None:  # ty
         conn.execute(sa.text("UPDATE ar_receivable SET summary = NULL"))
     assert summaries() == expected
     with store.engine.begin() as conn:  # and a schema from before step 4
+        conn.execute(sa.text("DROP INDEX ix_ar_receivable_customer_summary"))
         conn.execute(sa.text("ALTER TABLE ar_receivable DROP COLUMN summary"))
-        conn.execute(SCHEMA.delete().where(SCHEMA.c.version == 4))
+        conn.execute(
+            sa.text(
+                "CREATE INDEX ix_ar_receivable_customer_state ON ar_receivable (customer_id, state)"
+            )
+        )
+        conn.execute(SCHEMA.delete().where(SCHEMA.c.version >= 4))
     upgraded = SqlStore(store.engine)
     with store.engine.connect() as conn:
         assert (
@@ -228,3 +235,16 @@ def test_a_book_from_before_summaries_gets_them_on_upgrade(store) -> None:  # ty
     assert {
         cid: sorted(rs) for cid, rs in upgraded.receivable_summaries(["C1", "C2"]).items()
     } == expected
+    indexes = {ix["name"] for ix in sa.inspect(store.engine).get_indexes("ar_receivable")}
+    assert "ix_ar_receivable_customer_summary" in indexes  # step 5
+    assert "ix_ar_receivable_customer_state" not in indexes
+
+
+def test_summaries_are_read_from_the_index_alone(tmp_path: Path) -> None:
+    """Schema step 5: the customer index of receivables covers the summaries' columns, so
+    SQLite answers ``receivable_summaries`` without visiting the rows and their JSON."""
+    store = SqlStore(f"sqlite:///{tmp_path / 'book.db'}")
+    sql = f"SELECT {_SUMMARY_COLUMNS} FROM ar_receivable WHERE customer_id IN (?, ?)"
+    with store.engine.connect() as conn:
+        plan = conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", ("C1", "C2")).all()
+    assert "COVERING INDEX ix_ar_receivable_customer_summary" in str(plan)

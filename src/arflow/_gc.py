@@ -8,6 +8,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+#: Allocations between two passes over the youngest objects inside the block (Python's
+#: default is 700). At 100,000 the collector still took a tenth of a day's run on a 1M
+#: book (31,000 customers and 36,500 receivables parsed while the plan grows); at
+#: 1,000,000 a pass comes every few seconds of work.
+_FIRST_GENERATION = 1_000_000
+
 _lock = threading.Lock()
 _state: list[Any] = [0, None]  # bulk sections running, thresholds to restore
 
@@ -26,7 +32,7 @@ def fewer_gc_passes() -> Iterator[None]:
     with _lock:
         if _state[0] == 0:
             _state[1] = gc.get_threshold()
-            gc.set_threshold(max(_state[1][0], 100_000), *_state[1][1:])
+            gc.set_threshold(max(_state[1][0], _FIRST_GENERATION), *_state[1][1:])
         _state[0] += 1
     try:
         yield

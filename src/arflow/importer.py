@@ -26,6 +26,7 @@ from typing import Any, TextIO, TypeVar
 from pydantic import ValidationError as PydanticValidationError
 
 from ._gc import fewer_gc_passes
+from ._reader import ReaderFailed
 from .errors import (
     ArflowError,
     ClosedItem,
@@ -50,7 +51,7 @@ from .ledger import Ledger
 from .money import Money, check_currency, minor_unit
 from .rows import PlainInvoice
 
-__all__ = ["COLUMNS", "KINDS", "ImportReport", "import_files"]
+__all__ = ["COLUMNS", "KINDS", "ImportReport", "ReaderFailed", "import_files"]
 
 #: The kinds of file, in the order they are applied (each may refer to the ones before).
 KINDS = ("customers", "contracts", "invoices", "payments")
