@@ -922,17 +922,17 @@ class Engine:
             fresh = batch.tx.known_decisions([d.key for d in plan.decisions + plan.skipped])
             self._read_ahead(batch, [d for d in plan.decisions if d.key not in fresh])
             recorded = 0
-            carried: list[Decision] = []
+            carried = [d for d in plan.decisions if d.key not in fresh and d.status == "planned"]
+            # rendered before the effects are booked: from the book the rules decided on
+            queued = self.composer.queue(batch.tx, carried, when)
             for d in plan.decisions + plan.skipped:
                 if d.key in fresh:
                     continue
                 batch.tx.add_decision(_record(d))
                 if d.status == "planned":
                     self._effects(batch, d, when)
-                    carried.append(d)
                 if d.status in ("planned", "held"):
                     recorded += 1
-            queued = self.composer.queue(batch.tx, carried, when)
             batch.tx.add_run(
                 RunRecord(
                     as_of=as_of,
@@ -1093,7 +1093,7 @@ class Engine:
         wanted = None if keys is None else set(keys)
         dropped, kept = set(drop), set(hold_customers)
         counts = {"released": 0, "dropped": 0, "held": 0}
-        carried: list[Decision] = []
+        released: list[tuple[Decision, datetime]] = []
         with self.ledger.batch() as batch:
             for d in self.proposal():
                 if d.key in dropped:
@@ -1108,17 +1108,16 @@ class Engine:
                 elif d.customer_id in kept or (wanted is not None and d.key not in wanted):
                     counts["held"] += 1
                 else:
-                    released = d.model_copy(update={"status": "planned"})
-                    batch.tx.add_decision(_record(released))
                     when = at or datetime(d.as_of.year, d.as_of.month, d.as_of.day, tzinfo=UTC)
-                    self._effects(batch, released, when)
-                    carried.append(released)
+                    released.append((d.model_copy(update={"status": "planned"}), when))
                     counts["released"] += 1
-            if carried:
-                moment = at or max(
-                    datetime(d.as_of.year, d.as_of.month, d.as_of.day, tzinfo=UTC) for d in carried
-                )
-                self.composer.queue(batch.tx, carried, moment)
+            if released:
+                # rendered before the effects are booked, as in run()
+                moment = at or max(when for _d, when in released)
+                self.composer.queue(batch.tx, [d for d, _when in released], moment)
+            for d, when in released:
+                batch.tx.add_decision(_record(d))
+                self._effects(batch, d, when)
         return counts
 
     def record(self, decisions: Iterable[Decision], at: datetime) -> int:
@@ -1127,15 +1126,16 @@ class Engine:
         with self.ledger.batch() as batch:
             ds = list(decisions)
             known = batch.tx.known_decisions([d.key for d in ds])
-            carried: list[Decision] = []
+            # rendered before the effects are booked, as in run()
+            self.composer.queue(
+                batch.tx, [d for d in ds if d.key not in known and d.status == "planned"], at
+            )
             for d in ds:
                 if d.key not in known:
                     batch.tx.add_decision(_record(d))
                     if d.status == "planned":
                         self._effects(batch, d, at)
-                        carried.append(d)
                     n += 1
-            self.composer.queue(batch.tx, carried, at)
         return n
 
     # -- events -------------------------------------------------------------------------------------

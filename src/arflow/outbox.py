@@ -51,7 +51,7 @@ from .domain import AuditRecord, Contact, Customer, Receivable
 from .errors import ArflowError
 from .events import ContactFeedback
 from .rules.schema import Action
-from .store.base import OutboxRecord, Settle, Store, StoreTx
+from .store.base import BookReader, OutboxRecord, Settle, Store, StoreTx
 
 if TYPE_CHECKING:
     from .engine import Decision, Notice
@@ -100,9 +100,20 @@ class Composer:
 
     def queue(self, tx: StoreTx, decisions: Sequence[Decision], at: datetime) -> int:
         """Queue a message for every outbound action of ``decisions``; returns how many."""
+        records = self.records(tx, decisions, at)
+        for rec in records:
+            tx.add_outbox(rec)
+        return len(records)
+
+    def records(
+        self, book: BookReader, decisions: Sequence[Decision], at: datetime
+    ) -> list[OutboxRecord]:
+        """The outbox records of ``decisions``: a message for every outbound action, rendered
+        from the book as ``book`` reads it (a transaction, or a store). The engine renders
+        them before it books the decisions' own effects: a message shows the book as the
+        rules saw it when they decided."""
         from .engine import group_notices
 
-        n = 0
         at_ = {d.key: i for i, d in enumerate(decisions)}  # a notice's decisions, in order
         notices = group_notices(decisions)
         # the histories the notices attach, read in a few queries rather than one each
@@ -110,16 +121,16 @@ class Composer:
         self._histories = (
             self.store.audit_trails("receivable", wanted) if wanted and self.store else {}
         )
+        out: list[OutboxRecord] = []
         try:
             for notice in notices:
                 if notice.action.type not in CHANNEL_OF:
                     continue
                 mine = [decisions[i] for i in sorted(at_[k] for k in notice.decision_keys)]
-                tx.add_outbox(self._record(tx, notice, mine, at))
-                n += 1
+                out.append(self._record(book, notice, mine, at))
         finally:
             self._histories = {}  # a later compose() reads the trail as it is then
-        return n
+        return out
 
     def _history(self, receivable_id: str) -> list[AuditRecord]:
         if receivable_id in self._histories:
@@ -127,7 +138,7 @@ class Composer:
         return self.store.audit_trail("receivable", receivable_id) if self.store else []
 
     def _record(
-        self, tx: StoreTx, notice: Notice, decisions: list[Decision], at: datetime
+        self, tx: BookReader, notice: Notice, decisions: list[Decision], at: datetime
     ) -> OutboxRecord:
         send_at = max((d.send_at for d in decisions if d.send_at is not None), default=at)
         base = dict(
@@ -151,7 +162,7 @@ class Composer:
             body=message.model_dump_json(),
         )
 
-    def compose(self, tx: StoreTx, notice: Notice, decisions: list[Decision]) -> Message:
+    def compose(self, tx: BookReader, notice: Notice, decisions: list[Decision]) -> Message:
         """The message for ``notice``, with its fallbacks; raises on a rendering error."""
         a = notice.action
         customer: Customer | None = tx.get("customer", notice.customer_id)
@@ -203,7 +214,7 @@ class Composer:
 
     def _render(
         self,
-        tx: StoreTx,
+        tx: BookReader,
         key: str,
         channel: str,
         a: Action,
@@ -304,7 +315,7 @@ class Composer:
         )
 
     def _items_of(
-        self, tx: StoreTx, d: Decision, customer: Customer, as_of: date
+        self, tx: BookReader, d: Decision, customer: Customer, as_of: date
     ) -> list[Receivable]:
         """The invoices a message about a customer or a promise lists: the promise's items;
         for a customer its overdue items, else all its open ones."""

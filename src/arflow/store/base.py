@@ -81,6 +81,16 @@ def json_of(obj: BaseModel) -> str:
     return obj.__pydantic_serializer__.to_json(obj, exclude_none=True).decode()
 
 
+class BookReader(Protocol):
+    """What reading objects needs: a transaction (which sees its own writes) and a store
+    (which sees what is committed) both do."""
+
+    def get(self, kind: str, object_id: str) -> Any | None: ...
+    def find(
+        self, kind: str, *, customer_id: str, states: Iterable[str] | None = None
+    ) -> list[Any]: ...
+
+
 class StoreTx(Protocol):
     """The unit of work the ledger applies events through."""
 
