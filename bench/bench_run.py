@@ -288,9 +288,17 @@ def peak_rss_mib() -> float:
     return kib / 1024
 
 
-def cpu_seconds() -> float:
-    ru = resource.getrusage(resource.RUSAGE_SELF)
+def cpu_seconds(who: int = resource.RUSAGE_SELF) -> float:
+    ru = resource.getrusage(who)
     return ru.ru_utime + ru.ru_stime
+
+
+def helpers_peak_rss_mib() -> float:
+    """Peak RSS of the largest finished child process (the run's helpers)."""
+    kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    if sys.platform == "darwin":
+        kib //= 1024
+    return kib / 1024
 
 
 class Timer:
@@ -298,7 +306,7 @@ class Timer:
 
     def __init__(self, profile_to: str | None) -> None:
         self.profile_to = profile_to
-        self.seconds = self.cpu = 0.0
+        self.seconds = self.cpu = self.helpers_cpu = 0.0
         self._prof: cProfile.Profile | None = None
 
     def __enter__(self) -> Timer:
@@ -307,12 +315,14 @@ class Timer:
             self._prof = cProfile.Profile()
             self._prof.enable()
         self._c0 = cpu_seconds()
+        self._k0 = cpu_seconds(resource.RUSAGE_CHILDREN)
         self._t0 = time.perf_counter()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.seconds = time.perf_counter() - self._t0
         self.cpu = cpu_seconds() - self._c0
+        self.helpers_cpu = cpu_seconds(resource.RUSAGE_CHILDREN) - self._k0
         if self._prof is not None:
             self._prof.disable()
             self._prof.dump_stats(str(self.profile_to))
@@ -357,7 +367,9 @@ def run_engine(args: argparse.Namespace, timer: Timer) -> dict[str, Any]:
     as_of = date.fromisoformat(args.as_of)
     t0 = time.perf_counter()
     ledger = Ledger(f"sqlite:///{args.db}")
-    engine = (SliceEngine if args.slices else Engine)(ledger, default_pack_path())
+    engine = (SliceEngine if args.slices else Engine)(
+        ledger, default_pack_path(), workers=args.engine_workers
+    )
     setup = time.perf_counter() - t0
     check_ladder(engine.pack)
     if args.locks_only:
@@ -467,7 +479,9 @@ def child(args: argparse.Namespace) -> None:
         loadavg_1m=round(os.getloadavg()[0], 2),
         seconds=round(timer.seconds, 3),
         cpu_s=round(timer.cpu, 2),
+        helpers_cpu_s=round(timer.helpers_cpu, 2),
         peak_rss_mib=round(peak_rss_mib(), 1),
+        helpers_peak_rss_mib=round(helpers_peak_rss_mib(), 1),
     )
     print(json.dumps(out))
 
@@ -630,10 +644,15 @@ def _steady_and_peer(
         return row
     upgrade_schema(day0)
 
-    # (a) the steady-state day
+    # (a) the steady-state day, in one process and in --workers processes
     db = fresh_copy(day0, work, "steady.db")
     row["steady"] = run_child(args, "steady", ["--db", str(db), "--as-of", str(AS_OF)])
     remove_db(db)
+    if args.workers > 1:
+        db = fresh_copy(day0, work, "steady.db")
+        extra = ["--db", str(db), "--as-of", str(AS_OF), "--engine-workers", str(args.workers)]
+        row["steady_workers"] = run_child(args, "steady", extra)
+        remove_db(db)
 
     if not args.no_peer:
         db = fresh_copy(book, work, "peer.db")
@@ -697,9 +716,10 @@ def report(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
         ),
         "",
         "| book | receivables | due steps | candidates | steady wall s | steady CPU s "
-        "| steady RSS MiB | day-0 wall s | day-0 RSS MiB | peer wall s (post s) "
+        f"| steady RSS MiB | {args.workers} processes: wall s | CPU s | RSS MiB "
+        "| day-0 wall s | day-0 RSS MiB | peer wall s (post s) "
         "| peer RSS MiB | peer / steady |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         st, fi, pe = r.get("steady"), r.get("first") or r.get("previous"), r.get("peer")
@@ -712,8 +732,18 @@ def report(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
                 first_s += f"; {sl['slices']} slices: {sl['seconds']:.1f}"
                 first_rss = f"{sl['peak_rss_mib']:.0f} (per slice)"
         ratio = "-"
+        sw = r.get("steady_workers")
+        sw_ok = sw and "error" not in sw
         if ok and pe and "error" not in pe:
             ratio = f"{pe['seconds'] / st['seconds']:.1f}x"
+            if sw_ok:
+                ratio += f" / {pe['seconds'] / sw['seconds']:.1f}x"
+        sw_cols = (
+            f"{sw['seconds']:.2f} | {sw['cpu_s']} + {sw['helpers_cpu_s']} "
+            f"| {sw['peak_rss_mib']:.0f} + {sw['helpers_peak_rss_mib']:.0f}"
+            if sw_ok
+            else f"{fmt_s(sw)} | - | -"
+        )
         peer = fmt_s(pe)
         if pe and "error" not in pe:
             peer += f" ({pe['post_s']:.1f})"
@@ -721,7 +751,7 @@ def report(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
             f"| {r['label']} | {r['size']:,} | "
             f"{st['due_steps'] if ok else r['due_steps_expected']:,} | "
             f"{st['candidates'] if ok else '-'} | {fmt_s(st)} | "
-            f"{st['cpu_s'] if ok else '-'} | {fmt_rss(st)} | {first_s} | {first_rss} | "
+            f"{st['cpu_s'] if ok else '-'} | {fmt_rss(st)} | {sw_cols} | {first_s} | {first_rss} | "
             f"{peer} | {fmt_rss(pe)} | {ratio} |"
         )
     out.append("")
@@ -763,14 +793,17 @@ def report(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
                 out += ["", f"profile of {r['label']} {what} ({p['file']}):", p["summary"]]
     verdict = []
     for r in rows:
-        st = r.get("steady")
-        if st and "error" not in st and r["size"] >= 1_000_000:
-            verdict.append(
-                f"{r['label']}: steady {st['seconds']:.2f} s (target < {TARGET_SECONDS:.0f} s: "
-                f"{'met' if st['seconds'] < TARGET_SECONDS else 'MISSED'}), peak RSS "
-                f"{st['peak_rss_mib']:.0f} MiB (target < {TARGET_RSS_MIB:.0f}: "
-                f"{'met' if st['peak_rss_mib'] < TARGET_RSS_MIB else 'MISSED'})"
-            )
+        for key, how in (("steady", "1 process"), ("steady_workers", f"{args.workers} processes")):
+            st = r.get(key)
+            if st and "error" not in st and r["size"] >= 1_000_000:
+                rss = st["peak_rss_mib"] + st.get("helpers_peak_rss_mib", 0)
+                verdict.append(
+                    f"{r['label']}, {how}: steady {st['seconds']:.2f} s (target < "
+                    f"{TARGET_SECONDS:.0f} s: "
+                    f"{'met' if st['seconds'] < TARGET_SECONDS else 'MISSED'}), peak RSS "
+                    f"{rss:.0f} MiB (target < {TARGET_RSS_MIB:.0f}: "
+                    f"{'met' if rss < TARGET_RSS_MIB else 'MISSED'})"
+                )
     if not verdict:
         verdict = ["(the targets are for 1M receivables; no such book in this run)"]
     return "\n".join([*out, "", *verdict])
@@ -807,7 +840,14 @@ def main() -> None:
         "--slices", type=int, default=0, help="customer slices for a first run that fails (auto)"
     )
     p.add_argument("--slice", type=int, default=0, help=argparse.SUPPRESS)
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="also measure the steady day with Engine(workers=N) (1: one process only)",
+    )
     # child-only
+    p.add_argument("--engine-workers", type=int, default=1, help=argparse.SUPPRESS)
     p.add_argument("--child", default="", help=argparse.SUPPRESS)
     p.add_argument("--db", default="", help=argparse.SUPPRESS)
     p.add_argument("--size", type=int, default=0, help=argparse.SUPPRESS)

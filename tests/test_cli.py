@@ -69,6 +69,10 @@ def test_lint_plan_run_explain_simulate(tmp_path, capsys: pytest.CaptureFixture[
     assert "2026-11-16 (Mon)" in sim and "formal-notice" in sim
     assert main(["plan", "--db", db, "--as-of", "2026-11-10", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["since"] == "2026-11-10"  # the copy, not the book
+    assert main(["plan", "--db", db, "--as-of", "2026-11-10", "--json"]) == 0
+    expected = len(json.loads(capsys.readouterr().out)["decisions"])
+    assert main(["run", "--db", db, "--as-of", "2026-11-10", "--workers", "2"]) == 0
+    assert capsys.readouterr().out.startswith(f"run 2026-11-10: {expected} recorded")
 
 
 def test_lint_reports_errors_with_file_and_line(

@@ -184,7 +184,7 @@ def _engine(args: argparse.Namespace, ledger: Ledger | None = None) -> Any:
     from .rules import default_pack_path
 
     rules = args.rules or [str(default_pack_path())]
-    return Engine(ledger or Ledger(args.db), rules)
+    return Engine(ledger or Ledger(args.db), rules, workers=getattr(args, "workers", 1))
 
 
 def _print_decisions(plan: Any, *, verbose: bool = False) -> None:
@@ -379,6 +379,14 @@ def build_parser() -> argparse.ArgumentParser:
         )
         if name == "plan":
             p.add_argument("--json", action="store_true", help="machine-readable output")
+        else:
+            p.add_argument(
+                "--workers",
+                type=int,
+                default=1,
+                help="processes to plan and render in, by slices of the customers (a large "
+                "day on a machine with cores to spare; SQLite file or PostgreSQL only)",
+            )
         p.set_defaults(func=func)
 
     p = sub.add_parser("explain", help="why a recorded decision was made")

@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
+import zlib
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
-from contextlib import nullcontext
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -29,8 +31,12 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict
+from sqlalchemy.engine import make_url
 
+from . import _planner
+from ._child import Child, WorkerFailed
 from ._gc import fewer_gc_passes
+from ._planner import pack_digest
 from .domain import Customer, PromiseStatus, PromiseToPay, Receivable
 from .errors import ArflowError
 from .events import (
@@ -54,7 +60,7 @@ from .rules.expr import Condition
 from .rules.facts import customer_facts, order_facts, receivable_facts
 from .rules.loader import CompiledLadder, CompiledStep, RulePack, load_pack
 from .rules.schema import Action, PatternRule, Scoring
-from .store.base import DecisionRecord, RunRecord
+from .store.base import DecisionRecord, OutboxRecord, RunRecord
 
 DecisionKind = Literal["dunning", "lock", "unlock", "alert", "milestone", "approval", "pattern"]
 Status = Literal["planned", "held", "skipped", "dropped"]
@@ -116,6 +122,9 @@ class Plan:
     failures: list[Failure] = field(default_factory=list)
     candidates: int = 0
     audit_mark: int | None = None  # the book's audit position when the plan was made
+    #: where the decisions of the receivables end and where those of the patterns end
+    #: (the customers' locks follow): :func:`merge_plans` keeps that order
+    segments: tuple[int, int] = (0, 0)
 
     @property
     def notices(self) -> list[Notice]:
@@ -315,16 +324,54 @@ def group_notices(decisions: Iterable[Decision]) -> list[Notice]:
     return out + singles
 
 
+def merge_plans(plans: Sequence[Plan]) -> Plan:
+    """One plan from the plans of disjoint slices of the customers for one day, in the
+    order a plan over every customer has: the receivables' decisions, then the patterns',
+    then the locks', each by customer (a customer's decisions keep their order: they all
+    come from one slice). The audit mark is the first plan's."""
+    first = plans[0]
+    tagged: list[tuple[int, str, Decision]] = []
+    for p in plans:
+        a, b = p.segments
+        for i, d in enumerate(p.decisions):
+            tagged.append((0 if i < a else 1 if i < b else 2, d.customer_id, d))
+    tagged.sort(key=lambda t: (t[0], t[1]))  # stable: keeps a customer's order
+    return Plan(
+        as_of=first.as_of,
+        since=first.since,
+        decisions=[d for _seg, _cid, d in tagged],
+        skipped=sorted((d for p in plans for d in p.skipped), key=lambda d: d.customer_id),
+        failures=[f for p in plans for f in p.failures],
+        candidates=sum(p.candidates for p in plans),
+        audit_mark=first.audit_mark,
+        segments=(sum(p.segments[0] for p in plans), sum(p.segments[1] for p in plans)),
+    )
+
+
 # -- the engine -------------------------------------------------------------------------------
 
 
 class Engine:
     """Evaluates one rule pack against one book."""
 
-    def __init__(self, ledger: Ledger, pack: RulePack | str | Path | Sequence[str | Path]):
+    def __init__(
+        self,
+        ledger: Ledger,
+        pack: RulePack | str | Path | Sequence[str | Path],
+        *,
+        workers: int = 1,
+    ):
+        if workers < 1:
+            raise ValueError(f"workers must be at least 1, not {workers}")
         self.ledger = ledger
         self.store = ledger.store
         self.pack = pack if isinstance(pack, RulePack) else load_pack(pack)
+        #: processes a run plans and renders in (see :meth:`run`)
+        self.workers = workers
+        #: where the pack was loaded from (None: given loaded), for the other processes
+        self._source = None if isinstance(pack, RulePack) else pack
+        #: the slice of the customers this engine plans for, (i, k): crc32(id) % k == i
+        self._slice: tuple[int, int] | None = None
         self.settings = self.pack.settings
         self.calendar = self.pack.calendar
         from .calendar import SendWindow
@@ -339,6 +386,33 @@ class Engine:
 
         #: renders outbound actions into the outbox, in the transaction that records them
         self.composer = Composer(self.pack, store=self.store)
+        self._as_loaded = self._shape()
+        self._digest = None if workers == 1 or self._source is None else pack_digest(self.pack)
+
+    # -- slices of the customers, for runs in several processes ---------------------------------
+    def _slice_filter(self) -> Callable[[str], bool] | None:
+        """Whether a customer is in this engine's slice (None: no slice, every customer)."""
+        if self._slice is None:
+            return None
+        i, k = self._slice
+        return lambda customer_id: zlib.crc32(customer_id.encode()) % k == i
+
+    def _shape(self) -> tuple[Any, ...]:
+        """What the engine decides with, as identities and text: if it is what it was when
+        the pack was loaded, another process loading the same files decides alike."""
+        p = self.pack
+        rules = (*p.ladders, *p.locks, *p.alerts, *p.milestones, *p.approvals, *p.patterns)
+        return (
+            type(self),
+            id(p),
+            tuple(map(id, rules)),
+            self.settings.model_dump_json(),
+            id(self.settings),
+            id(self.calendar),
+            id(self.composer),
+            tuple(sorted(p.roles.items())),
+            p.scoring is None or p.scoring.model_dump_json(),
+        )
 
     # -- life -------------------------------------------------------------------------------------
     def close(self) -> None:
@@ -463,7 +537,9 @@ class Engine:
             for st in ladder.steps:
                 lo, hi = schedule_reach(st.schedule)
                 if st.schedule.start.anchor != "due":
-                    return self.store.find_due(date.min, date.max, LIVE_STATES)
+                    return self.store.find_due(
+                        date.min, date.max, LIVE_STATES, customers=self._slice_filter()
+                    )
                 start = date.min if hi is None or first == date.min else first - timedelta(hi)
                 windows.append((start, as_of - timedelta(lo)))
         for rule in self.pack.alerts:
@@ -482,8 +558,9 @@ class Engine:
             else:
                 merged.append((lo_d, hi_d))
         seen: dict[str, Receivable] = {}
+        mine = self._slice_filter()
         for lo_d, hi_d in merged:
-            for r in self.store.find_due(lo_d, hi_d, LIVE_STATES):
+            for r in self.store.find_due(lo_d, hi_d, LIVE_STATES, customers=mine):
                 seen[r.id] = r
         return sorted(seen.values(), key=lambda r: (r.customer_id, r.due_date, r.id))
 
@@ -530,7 +607,9 @@ class Engine:
                 plan.failures.append(Failure("receivable", r.id, str(exc)))
             except Exception as exc:  # one bad item must not stop the run
                 plan.failures.append(Failure("receivable", r.id, f"{type(exc).__name__}: {exc}"))
+        after_receivables = len(plan.decisions)
         self._plan_patterns(plan, as_of, cache)
+        plan.segments = (after_receivables, len(plan.decisions))
         locked = self._locked_customers(last_mark)
         self._prefetch((c.id for c in locked), as_of, cache)  # in a few queries, not one each
         for cid in sorted(cache):
@@ -539,8 +618,13 @@ class Engine:
             except ArflowError as exc:
                 plan.failures.append(Failure("customer", cid, str(exc)))
         known = self._known([d.key for d in plan.decisions + plan.skipped])
-        plan.decisions = [d for d in plan.decisions if d.key not in known]
-        plan.skipped = [d for d in plan.skipped if d.key not in known]
+        if known:
+            plan.segments = (
+                sum(1 for d in plan.decisions[: plan.segments[0]] if d.key not in known),
+                sum(1 for d in plan.decisions[: plan.segments[1]] if d.key not in known),
+            )
+            plan.decisions = [d for d in plan.decisions if d.key not in known]
+            plan.skipped = [d for d in plan.skipped if d.key not in known]
         if self.settings.review:
             plan.decisions = [d.model_copy(update={"status": "held"}) for d in plan.decisions]
         return plan
@@ -559,9 +643,13 @@ class Engine:
         windowed = any(
             rule.when is not None and rule.when.facts & _WINDOWED_FACTS for rule in self.pack.locks
         )
+        mine = self._slice_filter()
         if mark is None or windowed:
-            return list(self.store.find("customer", states=["locked"]))
+            locked = self.store.find("customer", states=["locked"])
+            return [c for c in locked if mine is None or mine(c.id)]
         changed = self.store.customers_changed_since(mark, ignore=_LOCK_NEUTRAL_EVENTS)
+        if mine is not None:
+            changed = {c for c in changed if mine(c)}
         return [c for c in self.store.get_many("customer", sorted(changed)).values() if c.locks]
 
     def _last_mark(self) -> int | None:
@@ -769,8 +857,9 @@ class Engine:
             return
         overdue: dict[str, list[PromiseToPay]] = defaultdict(list)
         if any(r.spec.match == "unpaid_promise" for r in self.pack.patterns):
+            mine = self._slice_filter()
             for p in self.store.find("promise", states=[PromiseStatus.OPEN]):
-                if p.promised_date < as_of:
+                if p.promised_date < as_of and (mine is None or mine(p.customer_id)):
                     overdue[p.customer_id].append(p)
         customers = sorted(set(overdue) | set(cache))
         try:
@@ -818,7 +907,7 @@ class Engine:
         rules = {r.id: r for r in self.pack.patterns}
         out: list[Decision] = []
         seen: set[str] = set()
-        for cid, found in matcher.match_details(histories, as_of).items():
+        for cid, found in sorted(matcher.match_details(histories, as_of).items()):
             cf = cache[cid]
             customer: Customer = cf["_customer"]
             for name, obj in found:
@@ -916,41 +1005,129 @@ class Engine:
     def _run(
         self, as_of: date, *, since: date | None, first_run: bool, at: datetime | None
     ) -> RunResult:
-        plan = self.plan(as_of, since=since, first_run=first_run)
         when = at or datetime(as_of.year, as_of.month, as_of.day, tzinfo=UTC)
-        with self.ledger.batch() as batch:
-            fresh = batch.tx.known_decisions([d.key for d in plan.decisions + plan.skipped])
-            self._read_ahead(batch, [d for d in plan.decisions if d.key not in fresh])
-            recorded = 0
-            carried = [d for d in plan.decisions if d.key not in fresh and d.status == "planned"]
-            # rendered before the effects are booked: from the book the rules decided on
-            queued = self.composer.queue(batch.tx, carried, when)
-            for d in plan.decisions + plan.skipped:
-                if d.key in fresh:
-                    continue
-                batch.tx.add_decision(_record(d))
-                if d.status == "planned":
-                    self._effects(batch, d, when)
-                if d.status in ("planned", "held"):
-                    recorded += 1
-            batch.tx.add_run(
-                RunRecord(
-                    as_of=as_of,
-                    body=json.dumps(
-                        {
-                            "since": None if plan.since is None else plan.since.isoformat(),
-                            "candidates": plan.candidates,
-                            "audit_mark": plan.audit_mark,
-                            "recorded": recorded,
-                            "queued": queued,
-                            "skipped": len(plan.skipped),
-                            "failed": len(plan.failures),
-                            "failures": [f.__dict__ for f in plan.failures],
-                        }
-                    ),
+        spec = self._helper_spec(as_of, since, first_run, when)
+        with ExitStack() as stack:
+            helpers = [
+                stack.enter_context(_planner.start({**spec, "slice": (i, self.workers)}))
+                for i in range(1, self.workers)
+                if spec is not None
+            ]
+            if helpers:
+                self._slice = (0, self.workers)
+            try:
+                plan = self.plan(as_of, since=since, first_run=first_run)
+            finally:
+                self._slice = None
+            with self.ledger.batch() as batch:
+                # this process's slice is recorded while the helpers still plan theirs
+                recorded, queued = self._record_plan(batch, plan, when)
+                if helpers:
+                    batch.tx.flush()  # written while the helpers finish
+                plans = [plan]
+                for helper in helpers:
+                    theirs, rendered = self._helper_plan(helper, plan)
+                    more = self._record_plan(batch, theirs, when, rendered)
+                    recorded, queued = recorded + more[0], queued + more[1]
+                    plans.append(theirs)
+                plan = merge_plans(plans) if helpers else plan
+                batch.tx.add_run(
+                    RunRecord(
+                        as_of=as_of,
+                        body=json.dumps(
+                            {
+                                "since": None if plan.since is None else plan.since.isoformat(),
+                                "candidates": plan.candidates,
+                                "audit_mark": plan.audit_mark,
+                                "recorded": recorded,
+                                "queued": queued,
+                                "skipped": len(plan.skipped),
+                                "failed": len(plan.failures),
+                                "failures": [f.__dict__ for f in plan.failures],
+                            }
+                        ),
+                    )
                 )
-            )
         return RunResult(as_of, recorded, len(plan.skipped), plan.failures, plan)
+
+    def _record_plan(
+        self,
+        batch: Batch,
+        plan: Plan,
+        when: datetime,
+        rendered: list[OutboxRecord] | None = None,
+    ) -> tuple[int, int]:
+        """Record ``plan``'s decisions not recorded yet, their messages (``rendered``: by a
+        helper already) and their effects; (decisions recorded, messages queued)."""
+        known = batch.tx.known_decisions([d.key for d in plan.decisions + plan.skipped])
+        self._read_ahead(batch, [d for d in plan.decisions if d.key not in known])
+        carried = [d for d in plan.decisions if d.key not in known and d.status == "planned"]
+        # rendered before the effects are booked: from the book the rules decided on
+        if rendered is not None and not known:
+            for rec in rendered:
+                batch.tx.add_outbox(rec)
+            queued = len(rendered)
+        else:  # some were recorded by another run meanwhile: their notices change
+            queued = self.composer.queue(batch.tx, carried, when)
+        recorded = 0
+        for d in plan.decisions + plan.skipped:
+            if d.key in known:
+                continue
+            batch.tx.add_decision(_record(d))
+            if d.status == "planned":
+                self._effects(batch, d, when)
+            if d.status in ("planned", "held"):
+                recorded += 1
+        return recorded, queued
+
+    def _helper_spec(
+        self, as_of: date, since: date | None, first_run: bool, at: datetime
+    ) -> dict[str, Any] | None:
+        """What helper processes need to plan their slices of ``as_of`` like this engine;
+        None when the run stays in this process: one worker, a pack given already loaded or
+        changed since (its rules, settings, calendar or composer replaced: a helper loading
+        the files would not see it), a store another process cannot open (memory, SQLite
+        in memory, or opened from an engine object rather than a URL), or no interpreter
+        to start."""
+        if self.workers == 1 or self._source is None or not sys.executable:
+            return None
+        source = getattr(self.store, "source_url", None)
+        if source is None:
+            return None
+        url = make_url(source)
+        if url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"):
+            return None
+        if self._shape() != self._as_loaded or pack_digest(self.pack) != self._digest:
+            return None
+        pack = self._source
+        paths = [pack] if isinstance(pack, str | Path) else list(pack)
+        return {
+            "url": source,
+            "pack": [str(p) for p in paths],
+            "digest": self._digest,
+            "as_of": as_of.isoformat(),
+            "since": None if since is None else since.isoformat(),
+            "first_run": first_run,
+            "at": at.isoformat(),
+        }
+
+    @staticmethod
+    def _helper_plan(helper: Child, mine: Plan) -> tuple[Plan, list[OutboxRecord]]:
+        """A helper's plan of its slice and the outbox records it rendered for it."""
+        for message in helper.messages():
+            if message[0] == "end":
+                got, records = message[1], message[2]
+                plan = Plan(
+                    as_of=mine.as_of,
+                    since=mine.since,
+                    decisions=[Decision.model_validate_json(d) for d in got["decisions"]],
+                    skipped=[Decision.model_validate_json(d) for d in got["skipped"]],
+                    failures=[Failure(*f) for f in got["failures"]],
+                    candidates=got["candidates"],
+                    segments=tuple(got["segments"]),
+                )
+                return plan, [OutboxRecord(**r) for r in records]
+        raise WorkerFailed(f"{helper.what} sent no plan")  # pragma: no cover
 
     @staticmethod
     def _read_ahead(batch: Batch, decisions: list[Decision]) -> None:

@@ -170,9 +170,17 @@ class Store(Protocol):
         events of a type not in ``ignore``."""
         ...
 
-    def find_due(self, due_from: date, due_to: date, states: Iterable[str]) -> list[Any]:
+    def find_due(
+        self,
+        due_from: date,
+        due_to: date,
+        states: Iterable[str],
+        *,
+        customers: Callable[[str], bool] | None = None,
+    ) -> list[Any]:
         """Receivables in ``states`` whose due date is in [due_from, due_to]: the sweep's
-        index, so a day's run reads what can fall due, not the whole book."""
+        index, so a day's run reads what can fall due, not the whole book. ``customers``,
+        if given, says which customers' receivables to read (the others are not parsed)."""
         ...
 
     def decisions(

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import date
 from typing import Any
@@ -158,12 +158,21 @@ class MemoryStore:
     def audit_count(self) -> int:
         return len(self._audit)
 
-    def find_due(self, due_from: date, due_to: date, states: Iterable[str]) -> list[Any]:
+    def find_due(
+        self,
+        due_from: date,
+        due_to: date,
+        states: Iterable[str],
+        *,
+        customers: Callable[[str], bool] | None = None,
+    ) -> list[Any]:
         wanted = {str(s) for s in states}
         return [
             r
             for r in self._objects["receivable"].values()
-            if due_from <= r.due_date <= due_to and str(r.state) in wanted
+            if due_from <= r.due_date <= due_to
+            and str(r.state) in wanted
+            and (customers is None or customers(r.customer_id))
         ]
 
     def decisions(

@@ -580,6 +580,9 @@ class SqlStore:
             _sqlite_setup(engine)
         self.engine = engine
         self.url = engine.url.render_as_string(hide_password=True)
+        #: the URL the store was opened with, which another process can open again (None
+        #: when given an engine: its connect arguments cannot be repeated from outside)
+        self.source_url = url_or_engine if isinstance(url_or_engine, str) else None
         self._models = _Models()
         if upgrade:
             migrate(engine)
@@ -727,14 +730,25 @@ class SqlStore:
         with self._read() as conn:
             return int(conn.execute(sa.select(sa.func.count()).select_from(AUDIT)).scalar() or 0)
 
-    def find_due(self, due_from: date, due_to: date, states: Iterable[str]) -> list[Any]:
+    def find_due(
+        self,
+        due_from: date,
+        due_to: date,
+        states: Iterable[str],
+        *,
+        customers: Callable[[str], bool] | None = None,
+    ) -> list[Any]:
         t = OBJECT_TABLES["receivable"]
-        q = sa.select(t.c.data).where(
+        q = sa.select(t.c.customer_id, t.c.data).where(
             t.c.state.in_([str(s) for s in states]), t.c.due_date.between(due_from, due_to)
         )
         model = KINDS["receivable"].model
+        parse = self._models.parse
         with self._read() as conn:
-            return [self._models.parse(model, d) for (d,) in conn.execute(q)]
+            rows = conn.execute(q)
+            if customers is None:
+                return [parse(model, d) for _c, d in rows]
+            return [parse(model, d) for c, d in rows if customers(c)]
 
     def decisions(
         self, *, as_of: date | None = None, status: str | None = None

@@ -1,0 +1,303 @@
+"""A day's run in several processes (``Engine(..., workers=N)``): the engine plans one slice
+of the customers, helper processes plan the others and render their messages, and
+everything is recorded in one transaction. Whatever the number of workers, a run must
+leave the same book, decision ledger, outbox and run records; only the order in which the
+day's events are logged may differ (slice by slice)."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+import arflow._planner as planner
+from arflow import Ledger, dump_book
+from arflow._child import WorkerFailed
+from arflow.engine import Engine, merge_plans
+from arflow.rules.loader import load_pack
+from arflow.store.sql import SqlStore
+from arflow.testing import BookBuilder
+
+from .conftest import POSTGRES_URL, service_unavailable
+
+RULES = Path(__file__).resolve().parent.parent / "rules" / "default"
+DAYS = [date(2026, 3, 2) + timedelta(days=i) for i in range(4)]
+
+
+def build(b: BookBuilder, customers: int = 24) -> None:
+    """Customers with limits (locks on exposure and overdue items), invoices due around
+    the days run (every step of the ladder, alerts), payments, a dispute, promises to pay
+    (one left unpaid past its date: a pattern), orders."""
+    for c in range(customers):
+        cid = f"C{c:03d}"
+        b.customer(
+            cid,
+            limit=40_000 if c % 3 else 400_000,
+            grade="ABCD"[c % 4],
+            email=f"ap{c}@example.cn",
+            salesperson=f"sales{c % 5}",
+            sales_manager="manager",
+        )
+        for i in range(6):
+            due = DAYS[0] + timedelta(days=(c * 7 + i * 11) % 120 - 95)
+            number = f"INV-{c:03d}-{i}"
+            b.invoice(number, cid, 5_000 + 1_000 * i + c, issued=due - timedelta(30), due=due)
+        if c % 4 == 1:
+            b.pay(f"PAY-{c}", cid, 3_000, on=DAYS[0] - timedelta(3))
+        if c % 6 == 2:
+            b.dispute(f"D-{c}", f"INV-{c:03d}-1", 1_000, on=DAYS[0] - timedelta(10))
+        if c % 5 == 3:
+            b.promise(
+                f"PR-{c}",
+                cid,
+                [f"INV-{c:03d}-2"],
+                2_000,
+                by=DAYS[0] - timedelta(9),
+                on=DAYS[0] - timedelta(20),
+            )
+        if c % 7 == 4:
+            b.order(f"O-{c}", cid, 30_000, on=DAYS[0] - timedelta(5))
+            b.approve(f"O-{c}")
+
+
+def sqlite_rows(path: Path) -> dict[str, Any]:
+    """The book's tables; the event log and audit trail as multisets (their order, and so
+    their sequence numbers, follow the slices)."""
+    conn = sqlite3.connect(path)
+    try:
+        out: dict[str, Any] = {}
+        tables = [n for (n,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        for t in tables:
+            cols = [r[1] for r in conn.execute(f'PRAGMA table_info("{t}")') if r[1] != "seq"]
+            rows = conn.execute(f'SELECT {", ".join(cols)} FROM "{t}"').fetchall()
+            out[t] = sorted(rows, key=repr)
+        return out
+    finally:
+        conn.close()
+
+
+@pytest.fixture(scope="module")
+def book(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("workers") / "book.db"
+    ledger = Ledger(f"sqlite:///{path}")
+    build(BookBuilder(ledger))
+    ledger.store.close()  # type: ignore[attr-defined]
+    return path
+
+
+def copy(book: Path, folder: Path, name: str) -> Path:
+    dst = folder / name
+    shutil.copyfile(book, dst)
+    return dst
+
+
+def run_days(path: Path, workers: int, **kw: Any) -> list[tuple[int, int, int]]:
+    ledger = Ledger(f"sqlite:///{path}")
+    engine = Engine(ledger, RULES, workers=workers)
+    out = []
+    for day in DAYS:
+        r = engine.run(day, **kw)
+        out.append((r.recorded, r.skipped, len(r.failures)))
+    engine.close()
+    ledger.store.close()  # type: ignore[attr-defined]
+    return out
+
+
+@pytest.mark.parametrize("workers", [2, 3])
+def test_a_run_in_several_processes_leaves_the_same_book(
+    book: Path, tmp_path: Path, workers: int
+) -> None:
+    one, many = copy(book, tmp_path, "one.db"), copy(book, tmp_path, "many.db")
+    counts = run_days(one, 1)
+    assert sum(c[0] for c in counts) > 50  # dunning, alerts, locks and patterns fired
+    assert run_days(many, workers) == counts
+    expected = sqlite_rows(one)
+    assert sqlite_rows(many) == expected
+    kinds = {row[0].split(":")[0] for row in expected["ar_decision"]}
+    assert {"dunning", "alert", "lock", "pattern"} <= kinds
+
+
+def test_the_merged_plan_is_the_plan_of_one_process(book: Path, tmp_path: Path) -> None:
+    """The slices' plans, merged, are one process's plan, decision for decision and in its
+    order (the order the day's effects are booked in a one-process run)."""
+    ledger = Ledger(f"sqlite:///{copy(book, tmp_path, 'plan.db')}")
+    engine = Engine(ledger, RULES)
+    whole = engine.plan(DAYS[1], first_run=True)
+    parts = []
+    for i in range(3):
+        engine._slice = (i, 3)
+        parts.append(engine.plan(DAYS[1], first_run=True))
+    engine._slice = None
+    assert all(p.decisions for p in parts)
+    merged = merge_plans(parts)
+    assert merged.decisions == whole.decisions
+    assert merged.skipped == whole.skipped
+    assert merged.segments == whole.segments
+    assert merged.candidates == whole.candidates
+
+
+def test_review_mode_holds_the_same_decisions(book: Path, tmp_path: Path) -> None:
+    rules = tmp_path / "rules"
+    shutil.copytree(RULES, rules)
+    pack = rules / "pack.yaml"
+    pack.write_text(pack.read_text().replace("review: false", "review: true"))
+    paths = [copy(book, tmp_path, f"{n}.db") for n in ("one", "two")]
+    for path, workers in zip(paths, (1, 2), strict=True):
+        ledger = Ledger(f"sqlite:///{path}")
+        engine = Engine(ledger, rules, workers=workers)
+        assert engine.run(DAYS[0]).recorded > 10
+        ledger.store.close()  # type: ignore[attr-defined]
+    rows = sqlite_rows(paths[1])
+    assert rows == sqlite_rows(paths[0])
+    assert rows["ar_decision"] and not rows["ar_outbox"]  # held: nothing leaves
+
+
+def test_helpers_are_used_only_where_they_see_what_this_engine_sees(
+    book: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started: list[Any] = []
+    real = planner.start
+
+    def spy(spec: dict[str, Any]) -> Any:
+        started.append(spec["slice"])
+        return real(spec)
+
+    monkeypatch.setattr(planner, "start", spy)
+
+    def helpers(engine: Engine) -> int:
+        started.clear()
+        engine.plan(DAYS[0])  # planning alone never starts helpers
+        engine.run(DAYS[0])
+        return len(started)
+
+    path = copy(book, tmp_path, "a.db")
+    assert helpers(Engine(Ledger(f"sqlite:///{path}"), RULES, workers=2)) == 1
+    # a pack given loaded, a store in memory or opened from an engine object: one process
+    assert (
+        helpers(
+            Engine(Ledger(f"sqlite:///{copy(book, tmp_path, 'b.db')}"), load_pack(RULES), workers=2)
+        )
+        == 0
+    )
+    assert helpers(Engine(Ledger("memory://"), RULES, workers=2)) == 0
+    assert (
+        helpers(
+            Engine(
+                Ledger(SqlStore(sa.create_engine(f"sqlite:///{copy(book, tmp_path, 'c.db')}"))),
+                RULES,
+                workers=2,
+            )
+        )
+        == 0
+    )
+    # rules changed after loading: the helpers would load the files, so one process
+    changed = Engine(Ledger(f"sqlite:///{copy(book, tmp_path, 'd.db')}"), RULES, workers=2)
+    changed.pack.alerts = []
+    assert helpers(changed) == 0
+    assert helpers(Engine(Ledger(f"sqlite:///{copy(book, tmp_path, 'e.db')}"), RULES)) == 0
+
+
+def test_rule_files_edited_after_loading_keep_the_run_in_one_process(
+    book: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rules = tmp_path / "rules"
+    shutil.copytree(RULES, rules)
+    engine = Engine(Ledger(f"sqlite:///{copy(book, tmp_path, 'a.db')}"), rules, workers=2)
+    alerts = rules / "alerts.yaml"
+    alerts.write_text(alerts.read_text() + "\n# edited\n")
+    monkeypatch.setattr(planner, "start", lambda spec: pytest.fail("a helper was started"))
+    assert engine.run(DAYS[0]).recorded > 0
+
+
+def test_workers_must_be_at_least_one() -> None:
+    with pytest.raises(ValueError, match="workers must be at least 1"):
+        Engine(Ledger("memory://"), RULES, workers=0)
+
+
+def fake_python(folder: Path, script: str) -> str:
+    path = folder / "fake-python"
+    path.write_text(f"#!{sys.executable}\n{script}")
+    path.chmod(0o755)
+    return str(path)
+
+
+def test_a_helper_that_dies_fails_the_run_and_records_nothing(
+    book: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = copy(book, tmp_path, "a.db")
+    before = sqlite_rows(path)
+    engine = Engine(Ledger(f"sqlite:///{path}"), RULES, workers=2)
+    exe = fake_python(tmp_path, "import sys\nsys.stderr.write('killed')\nsys.exit(9)\n")
+    monkeypatch.setattr(sys, "executable", exe)
+    with pytest.raises(
+        WorkerFailed, match=r"helper process \(1, 2\) stopped \(exit code 9\): killed"
+    ):
+        engine.run(DAYS[0])
+    engine.ledger.store.close()  # type: ignore[attr-defined]
+    assert sqlite_rows(path) == before
+
+
+@pytest.fixture
+def pg_urls() -> Iterator[Callable[[], str]]:
+    """PostgreSQL URLs whose search path is a fresh schema, so that helper processes
+    opening the URL see the same book."""
+    schemas: list[str] = []
+    try:
+        admin = sa.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(sa.text("select 1"))
+    except Exception as exc:
+        service_unavailable("PostgreSQL", POSTGRES_URL, exc)
+
+    def make() -> str:
+        schema = f"t_{uuid.uuid4().hex[:12]}"
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+        schemas.append(schema)
+        sep = "&" if "?" in POSTGRES_URL else "?"
+        return f"{POSTGRES_URL}{sep}options=-csearch_path%3D{schema}"
+
+    yield make
+    with admin.connect() as conn:
+        for schema in schemas:
+            conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+    admin.dispose()
+
+
+def test_several_processes_on_postgresql(
+    pg_urls: Callable[[], str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started: list[Any] = []
+    real = planner.start
+    monkeypatch.setattr(planner, "start", lambda spec: started.append(spec) or real(spec))
+    books = []
+    for workers in (1, 2):
+        ledger = Ledger(pg_urls())
+        build(BookBuilder(ledger), customers=12)
+        engine = Engine(ledger, RULES, workers=workers)
+        for day in DAYS[:2]:
+            engine.run(day)
+        store = ledger.store
+        assert isinstance(store, SqlStore)
+        with store.engine.connect() as conn:
+            outbox = conn.execute(sa.text("SELECT key, body, next_at FROM ar_outbox")).all()
+        books.append(
+            (
+                dump_book(store),
+                sorted((r.key, r.status, r.body) for r in store.decisions()),
+                sorted(outbox),
+                [r.body for r in store.runs()],
+            )
+        )
+        store.close()
+    assert len(started) == 2  # a helper on each day of the two-worker book
+    assert books[1] == books[0]
+    assert len(books[0][1]) > 20
