@@ -223,18 +223,38 @@ def _why(
     extra: Mapping[str, Any],
     always: Iterable[str] = (),
 ) -> dict[str, Any]:
+    texts, used = _why_shape(tuple(conditions), tuple(always))
+    return {
+        "rule": rule,
+        **{k: _jsonable(v) for k, v in extra.items()},
+        "conditions": list(texts),
+        "facts": {k: _jsonable(facts.get(k)) for k in used},
+    }
+
+
+#: ``_why_shape`` by the identities of the conditions: a condition's hash walks its tree
+_WHY_SHAPES: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+
+
+def _why_shape(
+    conditions: tuple[Condition | None, ...], always: tuple[str, ...]
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The condition texts of a rule and the facts its explanation shows (those its
+    conditions read, and ``always``), sorted: the same for every decision of the rule."""
+    key = (*map(id, conditions), always)
+    found = _WHY_SHAPES.get(key)
+    if found is not None and all(a is b for a, b in zip(found[0], conditions, strict=True)):
+        return found[1], found[2]  # (the same objects: an id is not reused while they live)
     used: set[str] = set(always)
     texts = []
     for c in conditions:
         if c is not None:
             used |= c.facts
             texts.append(c.text)
-    return {
-        "rule": rule,
-        **{k: _jsonable(v) for k, v in extra.items()},
-        "conditions": texts,
-        "facts": {k: _jsonable(facts.get(k)) for k in sorted(used)},
-    }
+    if len(_WHY_SHAPES) >= 4096:
+        _WHY_SHAPES.clear()
+    _WHY_SHAPES[key] = (conditions, tuple(texts), tuple(sorted(used)))
+    return tuple(texts), tuple(sorted(used))
 
 
 #: customer facts that can fall with time alone (counts over a trailing window)
@@ -289,7 +309,7 @@ def group_notices(decisions: Iterable[Decision]) -> list[Notice]:
                 groups[key].append((d, a))
             else:
                 singles.append(
-                    Notice(
+                    Notice.model_construct(  # from validated parts: no need to check again
                         key=f"{d.key}#{i}",
                         customer_id=d.customer_id,
                         action=a,
@@ -306,7 +326,7 @@ def group_notices(decisions: Iterable[Decision]) -> list[Notice]:
         keys = tuple(sorted({d.key for d, _a in items}))
         as_of = items[0][0].as_of
         out.append(
-            Notice(
+            Notice.model_construct(
                 # the decisions' keys are in it: a second batch released from a review on
                 # the same day is a second notice, not a repeat of the first
                 key=(

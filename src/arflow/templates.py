@@ -125,6 +125,7 @@ class Rendered:
 # -- locales -----------------------------------------------------------------------------------
 
 
+@lru_cache(maxsize=1024)
 def normalize_locale(locale: str) -> str:
     """``zh-cn`` -> ``zh_CN``, ``zh-hans-cn`` -> ``zh_Hans_CN``: contacts' locales come from
     many systems, the file names use one spelling."""
@@ -369,7 +370,12 @@ class _Sandbox(ImmutableSandboxedEnvironment):
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         value = super().getattr(obj, attribute)
-        if isinstance(obj, _Record) and _missing(value) and not hasattr(obj, attribute):
+        if (
+            isinstance(value, Undefined)
+            and isinstance(obj, _Record)
+            and _missing(value)
+            and not hasattr(obj, attribute)
+        ):
             return self.undefined(
                 hint=f"{obj._kind!r} has no attribute {attribute!r}", obj=obj, name=attribute
             )
@@ -378,7 +384,8 @@ class _Sandbox(ImmutableSandboxedEnvironment):
     def getitem(self, obj: Any, argument: Any) -> Any:
         value = super().getitem(obj, argument)
         if (
-            isinstance(obj, _Record)
+            isinstance(value, Undefined)
+            and isinstance(obj, _Record)
             and _missing(value)
             and isinstance(argument, str)
             and not hasattr(obj, argument)
@@ -411,6 +418,10 @@ class TemplateSet:
             self._by_jinja_name.setdefault(path.name, path)
         self._text_env = self._environment(autoescape=False)
         self._html_env = self._environment(autoescape=True)
+        #: ``pick`` by (name, locale) and compiled templates by (autoescape, name, locale):
+        #: a run renders thousands of messages from a handful of templates
+        self._picked: dict[tuple[str, str], str] = {}
+        self._compiled: dict[tuple[bool, str, str], Template] = {}
 
     @classmethod
     def load(cls, folder: str | Path) -> TemplateSet:
@@ -461,7 +472,9 @@ class TemplateSet:
             got = contact.get("locale") if isinstance(contact, Mapping) else None
             locale = got if isinstance(got, str) and got else FALLBACK_LOCALE
         wanted = normalize_locale(locale) or FALLBACK_LOCALE
-        chosen = self.pick(name, wanted)
+        chosen = self._picked.get((name, wanted))
+        if chosen is None:
+            chosen = self._picked[(name, wanted)] = self.pick(name, wanted)
         return self._render(name, chosen, _format_locale(wanted, chosen), context)
 
     # -- internals ---------------------------------------------------------------------------------
@@ -486,8 +499,13 @@ class TemplateSet:
         return path.read_text(encoding="utf-8-sig"), str(path), lambda: True
 
     def _template(self, env: _Sandbox, name: str, locale: str) -> Template:
+        key = (env.autoescape is True, name, locale)
+        found = self._compiled.get(key)
+        if found is not None:
+            return found
         try:
-            return env.get_template(_jinja_name(name, locale))
+            found = self._compiled[key] = env.get_template(_jinja_name(name, locale))
+            return found
         except TemplateSyntaxError as exc:
             raise TemplateError(
                 name,

@@ -642,10 +642,10 @@ class SqlStore:
         model = KINDS[kind].model
         ids = list(ids)
         out: dict[str, Any] = {}
+        parse = self._models.parse
         with self._read() as conn:
-            for i in range(0, len(ids), 500):
-                q = sa.select(t.c.id, t.c.data).where(t.c.id.in_(ids[i : i + 500]))
-                out.update((k, self._models.parse(model, d)) for k, d in conn.execute(q))
+            rows = _select_in(conn, t.name, "id, data", "id", ids)
+        out.update((k, parse(model, d)) for k, d in rows)
         return out
 
     def find_for_customers(self, kind: str, customer_ids: Iterable[str]) -> dict[str, list[Any]]:
@@ -653,13 +653,11 @@ class SqlStore:
         model = KINDS[kind].model
         ids = list(customer_ids)
         out: dict[str, list[Any]] = {}
-        with self._read() as conn:
-            for i in range(0, len(ids), 500):
-                q = sa.select(t.c.customer_id, t.c.data).where(
-                    t.c.customer_id.in_(ids[i : i + 500])
-                )
-                for cid, d in conn.execute(q):
-                    out.setdefault(cid, []).append(self._models.parse(model, d))
+        parse = self._models.parse
+        with self._read() as conn, conn.begin():  # one snapshot for every batch
+            rows = _select_in(conn, t.name, "customer_id, data", "customer_id", ids)
+        for cid, d in rows:
+            out.setdefault(cid, []).append(parse(model, d))
         return out
 
     def receivable_summaries(
@@ -738,17 +736,23 @@ class SqlStore:
         *,
         customers: Callable[[str], bool] | None = None,
     ) -> list[Any]:
-        t = OBJECT_TABLES["receivable"]
-        q = sa.select(t.c.customer_id, t.c.data).where(
-            t.c.state.in_([str(s) for s in states]), t.c.due_date.between(due_from, due_to)
-        )
+        wanted = [str(s) for s in states]
         model = KINDS["receivable"].model
         parse = self._models.parse
         with self._read() as conn:
-            rows = conn.execute(q)
-            if customers is None:
-                return [parse(model, d) for _c, d in rows]
-            return [parse(model, d) for c, d in rows if customers(c)]
+            dialect = conn.dialect.name
+            mark = "?" if dialect == "sqlite" else "%s"
+            sql = (
+                "SELECT customer_id, data FROM ar_receivable WHERE state IN "
+                f"({', '.join([mark] * len(wanted))}) AND due_date BETWEEN {mark} AND {mark}"
+            )
+            day = _day_param(dialect)
+            with _driver_cursor(conn, sql) as cursor:
+                cursor.execute(sql, (*wanted, day(due_from), day(due_to)))
+                rows = cursor.fetchall()
+        if customers is None:
+            return [parse(model, d) for _c, d in rows]
+        return [parse(model, d) for c, d in rows if customers(c)]
 
     def decisions(
         self, *, as_of: date | None = None, status: str | None = None
