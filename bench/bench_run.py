@@ -644,20 +644,25 @@ def _steady_and_peer(
         return row
     upgrade_schema(day0)
 
-    # (a) the steady-state day, in one process and in --workers processes
-    db = fresh_copy(day0, work, "steady.db")
-    row["steady"] = run_child(args, "steady", ["--db", str(db), "--as-of", str(AS_OF)])
-    remove_db(db)
+    # (a) the steady-state day, in one process and in --workers processes, and the peer;
+    # each --repeat times, interleaved, the median kept (this machine's speed drifts)
+    measures = [("steady", day0, [])]
     if args.workers > 1:
-        db = fresh_copy(day0, work, "steady.db")
-        extra = ["--db", str(db), "--as-of", str(AS_OF), "--engine-workers", str(args.workers)]
-        row["steady_workers"] = run_child(args, "steady", extra)
-        remove_db(db)
-
+        measures.append(("steady_workers", day0, ["--engine-workers", str(args.workers)]))
     if not args.no_peer:
-        db = fresh_copy(book, work, "peer.db")
-        row["peer"] = run_child(args, "peer", ["--db", str(db), "--as-of", str(AS_OF)])
-        remove_db(db)
+        measures.append(("peer", book, []))
+    runs: dict[str, list[dict[str, Any]]] = {key: [] for key, _src, _extra in measures}
+    for _ in range(args.repeat):
+        for key, src, extra in measures:
+            what = "peer" if key == "peer" else "steady"
+            db = fresh_copy(src, work, f"{key}.db")
+            runs[key].append(
+                run_child(args, what, ["--db", str(db), "--as-of", str(AS_OF), *extra])
+            )
+            remove_db(db)
+    for key, got in runs.items():
+        row[key] = _median(got)
+        row[f"{key}_runs_s"] = [x.get("seconds") for x in got]
 
     if args.profile and row["label"] == args.profile_label:
         for what, src, extra in (("steady", day0, ["--as-of", str(AS_OF)]),):
@@ -669,6 +674,14 @@ def _steady_and_peer(
                 row[f"profile_{what}"] = {"file": str(prof), "seconds": got["seconds"]}
                 row[f"profile_{what}"]["summary"] = profile_summary(prof, args.top)
     return row
+
+
+def _median(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run of median wall time (the first failure, if any run failed)."""
+    failed = [x for x in runs if "error" in x]
+    if failed:
+        return failed[0]
+    return sorted(runs, key=lambda x: x["seconds"])[len(runs) // 2]
 
 
 def _steady_window_days() -> set[int]:
@@ -764,6 +777,9 @@ def report(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
         )
         if "decisions" in st:
             out.append(f"  steady decisions: {st['decisions']}")
+        for key in ("steady_runs_s", "steady_workers_runs_s", "peer_runs_s"):
+            if r.get(key):
+                out.append(f"  {key.removesuffix('_runs_s')} runs (s): {r[key]}")
         if "matched" in pe:
             out.append(
                 f"  peer: posted {pe['posted']:,}, matched {pe['matched']:,} "
@@ -840,6 +856,12 @@ def main() -> None:
         "--slices", type=int, default=0, help="customer slices for a first run that fails (auto)"
     )
     p.add_argument("--slice", type=int, default=0, help=argparse.SUPPRESS)
+    p.add_argument(
+        "--repeat",
+        type=int,
+        default=3,
+        help="runs of each steady day and of the peer, interleaved; the median is reported",
+    )
     p.add_argument(
         "--workers",
         type=int,
