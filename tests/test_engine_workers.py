@@ -29,6 +29,14 @@ from arflow.testing import BookBuilder
 from .conftest import POSTGRES_URL, service_unavailable
 
 RULES = Path(__file__).resolve().parent.parent / "rules" / "default"
+
+
+@pytest.fixture(autouse=True)
+def helpers_on_small_days(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These books are small: start helpers whatever the size of the day."""
+    monkeypatch.setattr(Engine, "helpers_from", 0)
+
+
 DAYS = [date(2026, 3, 2) + timedelta(days=i) for i in range(4)]
 
 
@@ -301,3 +309,20 @@ def test_several_processes_on_postgresql(
     assert len(started) == 2  # a helper on each day of the two-worker book
     assert books[1] == books[0]
     assert len(books[0][1]) > 20
+
+
+def test_helpers_start_only_for_days_as_large_as_helpers_from(
+    book: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started: list[Any] = []
+    real = planner.start
+    monkeypatch.setattr(planner, "start", lambda spec: started.append(spec) or real(spec))
+    monkeypatch.setattr(Engine, "helpers_from", 10_000)
+    engine = Engine(Ledger(f"sqlite:///{copy(book, tmp_path, 'a.db')}"), RULES, workers=2)
+    engine.run(DAYS[0])  # no run before: helpers
+    assert len(started) == 1
+    engine.run(DAYS[1])  # the last run read a few hundred candidates: one process
+    assert len(started) == 1
+    monkeypatch.setattr(Engine, "helpers_from", 10)
+    engine.run(DAYS[2])
+    assert len(started) == 2

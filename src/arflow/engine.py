@@ -374,6 +374,11 @@ def merge_plans(plans: Sequence[Plan]) -> Plan:
 class Engine:
     """Evaluates one rule pack against one book."""
 
+    #: With ``workers`` > 1, helpers are started only when the last run read at least
+    #: this many candidates (or on a first run): a helper takes about half a second to
+    #: start, more than a small day takes to plan.
+    helpers_from = 5_000
+
     def __init__(
         self,
         ledger: Ledger,
@@ -1107,8 +1112,8 @@ class Engine:
         None when the run stays in this process: one worker, a pack given already loaded or
         changed since (its rules, settings, calendar or composer replaced: a helper loading
         the files would not see it), a store another process cannot open (memory, SQLite
-        in memory, or opened from an engine object rather than a URL), or no interpreter
-        to start."""
+        in memory, or opened from an engine object rather than a URL), no interpreter to
+        start, or a small day (the last run read fewer than ``helpers_from`` candidates)."""
         if self.workers == 1 or self._source is None or not sys.executable:
             return None
         source = getattr(self.store, "source_url", None)
@@ -1119,6 +1124,11 @@ class Engine:
             return None
         if self._shape() != self._as_loaded or pack_digest(self.pack) != self._digest:
             return None
+        runs = self.store.runs()
+        if runs and not first_run:  # a day like the last one: worth a helper's start-up?
+            last = json.loads(runs[-1].body).get("candidates")
+            if isinstance(last, int) and last < self.helpers_from:
+                return None
         pack = self._source
         paths = [pack] if isinstance(pack, str | Path) else list(pack)
         return {
