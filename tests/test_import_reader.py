@@ -223,3 +223,13 @@ def test_a_reader_exception_is_raised_in_the_importing_process(
     with pytest.raises(OSError, match="disk went away"):
         import_files(ledger, csv_files(tmp_path), now=NOW, reader_process=True)
     assert ledger.store.event_count() == 0
+
+
+def test_no_interpreter_to_start_fails_the_import_and_changes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "no-such-python"))
+    ledger = Ledger(f"sqlite:///{tmp_path / 'book.db'}")
+    with pytest.raises(FileNotFoundError):
+        import_files(ledger, csv_files(tmp_path), now=NOW, reader_process=True)
+    assert ledger.store.event_count() == 0

@@ -49,12 +49,16 @@ class Child:
             f"{function}()\n"
         )
         self._errors: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 - closed by close()
-        self._proc = subprocess.Popen(
-            [sys.executable, "-c", boot],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=self._errors,
-        )
+        try:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-c", boot],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=self._errors,
+            )
+        except BaseException:
+            self._errors.close()
+            raise
         assert self._proc.stdin is not None
         try:
             payload = {**spec, "package": str(Path(arflow.__file__).resolve())}
