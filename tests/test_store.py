@@ -248,3 +248,12 @@ def test_summaries_are_read_from_the_index_alone(tmp_path: Path) -> None:
     with store.engine.connect() as conn:
         plan = conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", ("C1", "C2")).all()
     assert "COVERING INDEX ix_ar_receivable_customer_summary" in str(plan)
+
+
+def test_shared_url_is_what_another_process_can_open(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'book.db'}"
+    assert SqlStore(url).shared_url() == url
+    assert SqlStore("sqlite://").shared_url() is None  # in memory: this process only
+    assert SqlStore("sqlite:///:memory:").shared_url() is None
+    built = SqlStore(sa.create_engine(f"sqlite:///{tmp_path / 'other.db'}"))
+    assert built.shared_url() is None  # its connect arguments cannot be repeated

@@ -31,7 +31,6 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy.engine import make_url
 
 from . import _planner
 from ._child import Child, WorkerFailed
@@ -1116,11 +1115,9 @@ class Engine:
         start, or a small day (the last run read fewer than ``helpers_from`` candidates)."""
         if self.workers == 1 or self._source is None or not sys.executable:
             return None
-        source = getattr(self.store, "source_url", None)
+        shared_url = getattr(self.store, "shared_url", None)  # SQL stores only
+        source = shared_url() if shared_url is not None else None
         if source is None:
-            return None
-        url = make_url(source)
-        if url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"):
             return None
         if self._shape() != self._as_loaded or pack_digest(self.pack) != self._digest:
             return None

@@ -580,12 +580,22 @@ class SqlStore:
             _sqlite_setup(engine)
         self.engine = engine
         self.url = engine.url.render_as_string(hide_password=True)
-        #: the URL the store was opened with, which another process can open again (None
-        #: when given an engine: its connect arguments cannot be repeated from outside)
-        self.source_url = url_or_engine if isinstance(url_or_engine, str) else None
+        self._source_url = url_or_engine if isinstance(url_or_engine, str) else None
         self._models = _Models()
         if upgrade:
             migrate(engine)
+
+    def shared_url(self) -> str | None:
+        """A URL another process can open to read this very book: the one the store was
+        opened with, unless it is SQLite in memory (None then, and when the store was given
+        an engine, whose connect arguments cannot be repeated from outside)."""
+        source = self._source_url
+        if source is None:
+            return None
+        url = sa.engine.make_url(source)
+        if url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"):
+            return None
+        return source
 
     @contextmanager
     def transaction(self) -> Iterator[_SqlTx]:
