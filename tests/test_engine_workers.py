@@ -11,7 +11,7 @@ import sqlite3
 import sys
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -326,3 +326,22 @@ def test_helpers_start_only_for_days_as_large_as_helpers_from(
     monkeypatch.setattr(Engine, "helpers_from", 10)
     engine.run(DAYS[2])
     assert len(started) == 2
+
+
+def test_a_first_run_at_a_given_instant_is_the_same_in_several_processes(
+    book: Path, tmp_path: Path
+) -> None:
+    """Catch-up on a first run (stale steps recorded as skipped) and an explicit ``at``
+    (when the messages are queued) reach the helpers as they are."""
+    at = datetime(2026, 3, 3, 7, 30, tzinfo=UTC)
+    paths = [copy(book, tmp_path, f"{n}.db") for n in ("one", "two")]
+    results = []
+    for path, workers in zip(paths, (1, 2), strict=True):
+        ledger = Ledger(f"sqlite:///{path}")
+        result = Engine(ledger, RULES, workers=workers).run(DAYS[1], first_run=True, at=at)
+        results.append((result.recorded, result.skipped))
+        ledger.store.close()  # type: ignore[attr-defined]
+    assert results[0] == results[1] and results[0][1] > 0  # stale steps skipped
+    rows = sqlite_rows(paths[1])
+    assert rows == sqlite_rows(paths[0])
+    assert rows["ar_outbox"]
