@@ -60,7 +60,7 @@ from arflow import (
     Store,
     dump_book,
 )
-from arflow.engine import Decision, Engine, RunResult
+from arflow.engine import Decision, Engine, RunResult, merge_plans
 from arflow.errors import ValidationError
 from arflow.events import AllocationRequest, InvoiceIssued
 from arflow.rules.loader import RulePack, load_pack
@@ -324,6 +324,40 @@ def test_plan_is_a_pure_function_of_book_rules_and_date(
     assert fresh == plan
     assert again.notices == plan.notices
     assert state_of(runner.store) == before
+
+
+@settings(max_examples=30, **SETTINGS)
+@given(
+    scenarios(period=(10, 60)),
+    dates(START + timedelta(days=20), START + timedelta(days=220)),
+    st.booleans(),
+    st.none() | st.integers(1, 40),
+    st.integers(2, 4),
+)
+def test_the_plans_of_customer_slices_merge_into_the_plan(
+    sc: Scenario, as_of: date, first_run: bool, earlier: int | None, k: int
+) -> None:
+    """What a run in several processes relies on: the day's decisions about a customer do
+    not depend on the other customers, so the plans of the k slices of the customers,
+    merged, are the plan, decision for decision and in its order."""
+    runner = Runner(sc)
+    if earlier is not None:
+        runner.run(as_of - timedelta(days=earlier), first_run=True)
+    runner.apply_until(as_of)
+    engine = runner.engine
+    whole = engine.plan(as_of, first_run=first_run)
+    parts = []
+    for i in range(k):
+        engine._slice = (i, k)
+        try:
+            parts.append(engine.plan(as_of, first_run=first_run))
+        finally:
+            engine._slice = None
+    merged = merge_plans(parts)
+    assert merged.decisions == whole.decisions
+    assert merged.skipped == whole.skipped
+    assert (merged.candidates, merged.segments) == (whole.candidates, whole.segments)
+    assert sorted(map(repr, merged.failures)) == sorted(map(repr, whole.failures))
 
 
 # -- run twice adds nothing --------------------------------------------------------------------
