@@ -45,9 +45,8 @@ def serve() -> None:
 
 def _read(spec: dict[str, Any], send: Send) -> None:
     from ._gc import fewer_gc_passes
-    from .events import InvoiceIssued
     from .importer import _Rejected, _Run, _sourced
-    from .rows import plain_invoice
+    from .rows import is_plain, plain_invoice
     from .store.base import json_of
 
     run = _Run(len(spec["files"]), spec["actor"], datetime.fromisoformat(spec["now"]))
@@ -57,12 +56,7 @@ def _read(spec: dict[str, Any], send: Send) -> None:
     with fewer_gc_passes():
         try:
             for file_no, row, event in _sourced(run, plan):
-                if (
-                    type(event) is InvoiceIssued
-                    and event.contract_id is None
-                    and event.payment_node_id is None
-                    and event.order_id is None
-                ):
+                if is_plain(event):
                     batch.append((file_no, row, plain_invoice(event)))
                 else:
                     batch.append((file_no, row, json_of(event)))

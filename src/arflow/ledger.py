@@ -77,7 +77,7 @@ from .events import (
 )
 from .lifecycle import ORDER_MACHINE, RECEIVABLE_MACHINE, move
 from .money import Money, total
-from .rows import PlainInvoice, plain_invoice, plain_rows
+from .rows import PlainInvoice, is_plain, issued_summary, plain_invoice, plain_rows
 from .store import Store, StoreTx, open_store
 from .store.base import BufferedTx, json_of, kind_of
 
@@ -123,7 +123,11 @@ def _zero(currency: str) -> Money:
 
 def _positive(m: Money, what: str) -> None:
     if m.amount <= 0:
-        raise InvalidAmount(f"{what} must be positive, got {m}")
+        raise _not_positive(what, m)
+
+
+def _not_positive(what: str, amount: object) -> InvalidAmount:
+    return InvalidAmount(f"{what} must be positive, got {amount}")
 
 
 def _same_currency(a: Money, b: Money, where: str) -> None:
@@ -231,15 +235,27 @@ def _due_by_terms(e: InvoiceIssued, due: date | None, customer: Customer) -> dat
     """``due``, or else the customer's payment terms from the issue date; never before it."""
     if due is None:
         due = date.fromordinal(e.issue_date.toordinal() + customer.credit.payment_terms_days)
-    if due < e.issue_date:
-        raise InvalidDates(
-            f"invoice {e.number}: due date {due} is before issue date {e.issue_date}"
-        )
+    _not_before_issue(e.number, due, e.issue_date)
     return due
 
 
+def _not_before_issue(number: str, due: date, issued: date) -> None:
+    if due < issued:
+        raise InvalidDates(f"invoice {number}: due date {due} is before issue date {issued}")
+
+
+def _day_of(ordinal: int) -> date:
+    """The date of an ordinal, remembered (an import's dates are a few thousand days)."""
+    day = _DAYS.get(ordinal)
+    if day is None:
+        if len(_DAYS) >= 100_000:
+            _DAYS.clear()
+        day = _DAYS[ordinal] = date.fromordinal(ordinal)
+    return day
+
+
 def _issued_summary(e: InvoiceIssued, due: date) -> str:
-    return f"issued {e.amount}, due {due}"
+    return issued_summary(str(e.amount), due)
 
 
 def _move_receivable(r: Receivable, trigger: str, **update: Any) -> Receivable:
@@ -387,13 +403,7 @@ class Ledger:
                                 applied += self._issue_plain(plain, event)
                             elif self._apply_event(tx, parse_event(event.body)) is not None:
                                 applied += 1
-                        elif (
-                            plain is not None
-                            and type(event) is InvoiceIssued
-                            and event.contract_id is None
-                            and event.payment_node_id is None
-                            and event.order_id is None
-                        ):
+                        elif plain is not None and is_plain(event):
                             applied += self._issue_plain(plain, plain_invoice(event))
                         elif self._apply_event(tx, event) is not None:  # type: ignore[arg-type]
                             applied += 1
@@ -451,20 +461,9 @@ class Ledger:
         if customer is None:
             raise UnknownObject("customer", p.customer_id)
         if not p.positive:
-            raise InvalidAmount(f"invoice {p.number} amount must be positive, got {p.money}")
-        due = p.due
-        if due is None:
-            due = p.issued + customer.credit.payment_terms_days
-        if due < p.issued:
-            raise InvalidDates(
-                f"invoice {p.number}: due date {date.fromordinal(due)} is before issue date "
-                f"{date.fromordinal(p.issued)}"
-            )
-        day = _DAYS.get(due)
-        if day is None:
-            if len(_DAYS) >= 100_000:
-                _DAYS.clear()
-            day = _DAYS[due] = date.fromordinal(due)
+            raise _not_positive(f"invoice {p.number} amount", p.money)
+        day = _day_of(p.issued + customer.credit.payment_terms_days if p.due is None else p.due)
+        _not_before_issue(p.number, day, _day_of(p.issued))
         data, audit = plain_rows(
             p, day, p.salesperson or customer.salesperson, p.region or customer.region
         )

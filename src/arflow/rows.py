@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 from datetime import date, datetime
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeGuard
 
 from pydantic import TypeAdapter
 
@@ -132,8 +132,19 @@ class PlainInvoice(NamedTuple):
     body: str  #: the event's stored JSON
     receivable: tuple[str, str, str]  #: the receivable's JSON before the due date, after
     #: it up to the salesperson, and after the region
-    audit: tuple[str, str]  #: the audit record's JSON before and after the due date
+    audit: tuple[str, str]  #: the audit record's JSON before and after its summary
     summary: str  #: the receivable's summary column (``plain_summary_text``)
+
+
+def is_plain(event: object) -> TypeGuard[InvoiceIssued]:
+    """Whether ``event`` is an InvoiceIssued without contract, payment node or order: one
+    the bulk path takes (as :func:`plain_invoice` makes it)."""
+    return (
+        type(event) is InvoiceIssued
+        and event.contract_id is None
+        and event.payment_node_id is None
+        and event.order_id is None
+    )
 
 
 def plain_invoice(e: InvoiceIssued) -> PlainInvoice:
@@ -158,8 +169,6 @@ def plain_invoice(e: InvoiceIssued) -> PlainInvoice:
         f',"tags":{tags}}}'
     )
     money = str(e.amount)
-    # The audit summary is ``issued <money>, due <day>``: ASCII without quotes or
-    # backslashes (a currency code, digits, separators), so it is its own JSON text.
     return PlainInvoice(
         e.event_id,
         e.number,
@@ -180,9 +189,8 @@ def plain_invoice(e: InvoiceIssued) -> PlainInvoice:
         ),
         (
             f'{{"event_id":{event_id},"event_type":"InvoiceIssued","subject_kind":"receivable",'
-            f'"subject_id":{number},"actor":{actor},"occurred_at":{at}{reason},'
-            f'"summary":"issued {money}, due ',
-            f'","after_state":"open","after_balance":{amount}}}',
+            f'"subject_id":{number},"actor":{actor},"occurred_at":{at}{reason},"summary":',
+            f',"after_state":"open","after_balance":{amount}}}',
         ),
         plain_summary_text(e.amount.currency, e.issue_date, e.amount.amount),
     )
@@ -194,9 +202,14 @@ def plain_rows(
     """(receivable, audit record) JSON of ``p`` due on ``due``, with the salesperson and
     region it takes (its own, or else the customer's): what ``Ledger._invoice_issued``
     stores."""
-    day = due.isoformat()
     head, mid, tail = p.receivable
     receivable = (
-        f'{head}"{day}"{mid}{_field("salesperson", salesperson)}{_field("region", region)}{tail}'
+        f"{head}{_day(due)}{mid}{_field('salesperson', salesperson)}"
+        f"{_field('region', region)}{tail}"
     )
-    return receivable, f"{p.audit[0]}{day}{p.audit[1]}"
+    return receivable, f"{p.audit[0]}{_unique(issued_summary(p.money, due))}{p.audit[1]}"
+
+
+def issued_summary(money: str, due: date) -> str:
+    """The audit summary of an issued invoice: ``issued <amount>, due <date>``."""
+    return f"issued {money}, due {due}"
