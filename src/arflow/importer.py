@@ -1185,7 +1185,9 @@ def _file_events(
             yield row, event
 
 
-def _sourced(run: _Run, plan: list[tuple[int, Path, str, str]]) -> Iterator[tuple[int, int, Event]]:
+def _sourced(
+    run: _Run, plan: list[tuple[int, Path, str, str]]
+) -> Generator[tuple[int, int, Event], None, None]:
     """(file number, row, event) for the events to hand to the ledger. Once any problem
     is known it stops giving events (later rows may depend on the bad one) but keeps
     reading, so that every bad row is reported; at the end it raises ``_Rejected`` so the
@@ -1203,13 +1205,7 @@ def _events(
     run: _Run, plan: list[tuple[int, Path, str, str]]
 ) -> Generator[Event | PlainInvoice, None, None]:
     """The event stream fed to ``Ledger.apply_all``, read in this process."""
-    kinds = {file_no: (kind, fmt) for file_no, _path, kind, fmt in plan}
-    try:
-        for file_no, row, event in _sourced(run, plan):
-            run.handed_over(event.event_id, (run.files[file_no], row, *kinds[file_no]))
-            yield event
-    finally:
-        run.where = None
+    return _handed_over(run, plan, _sourced(run, plan))
 
 
 def _from_reader(
@@ -1217,31 +1213,48 @@ def _from_reader(
 ) -> Generator[Event | PlainInvoice, None, None]:
     """The event stream fed to the ledger, read by a second process (``arflow._reader``):
     the files are parsed and checked there while this process applies what it sent, so
-    an import uses both cores of a small machine. Plain invoices come as
-    :class:`~arflow.rows.PlainInvoice`, other events as their JSON. Problems and counts
-    arrive at the end, then ``_Rejected`` is raised as by :func:`_events`."""
+    an import uses both cores of a small machine."""
+    return _handed_over(run, plan, _read_by_reader(run, plan))
+
+
+def _handed_over(
+    run: _Run,
+    plan: list[tuple[int, Path, str, str]],
+    sourced: Generator[tuple[int, int, Event | PlainInvoice], None, None],
+) -> Generator[Event | PlainInvoice, None, None]:
+    """The events of ``sourced``, each remembered as handed to the ledger (with where it
+    came from, for a refusal's row); closing this closes ``sourced``."""
+    kinds = {file_no: (kind, fmt) for file_no, _path, kind, fmt in plan}
+    try:
+        for file_no, row, event in sourced:
+            run.handed_over(event.event_id, (run.files[file_no], row, *kinds[file_no]))
+            yield event
+    finally:
+        run.where = None
+        sourced.close()
+
+
+def _read_by_reader(
+    run: _Run, plan: list[tuple[int, Path, str, str]]
+) -> Generator[tuple[int, int, Event | PlainInvoice], None, None]:
+    """:func:`_sourced`, read by the reader process: plain invoices come as
+    :class:`~arflow.rows.PlainInvoice`, other events as their JSON; problems and counts
+    arrive at the end, then ``_Rejected`` is raised as by :func:`_sourced`."""
     from . import _reader
 
-    kinds = {file_no: (kind, fmt) for file_no, _path, kind, fmt in plan}
     spec = {
         "files": run.files,
         "plan": [(file_no, str(path), kind, fmt) for file_no, path, kind, fmt in plan],
         "actor": run.actor,
         "now": run.now.isoformat(),
     }
-    files = run.files
-    try:
-        for message in _reader.messages(spec):
-            if message[0] == "end":
-                run.problems.extend(message[1])
-                run.counts.update(message[2])
-                break
-            for file_no, row, item in message[1]:
-                event = parse_event(item) if type(item) is str else item
-                run.handed_over(event.event_id, (files[file_no], row, *kinds[file_no]))
-                yield event
-    finally:
-        run.where = None
+    for message in _reader.messages(spec):
+        if message[0] == "end":
+            run.problems.extend(message[1])
+            run.counts.update(message[2])
+            break
+        for file_no, row, item in message[1]:
+            yield file_no, row, parse_event(item) if type(item) is str else item
     if run.problems:
         raise _Rejected
 
