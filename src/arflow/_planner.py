@@ -57,9 +57,6 @@ def serve() -> None:
 
 
 def _plan(spec: dict[str, Any], send: Send) -> None:
-    from contextlib import nullcontext
-
-    from ._gc import fewer_gc_passes
     from .engine import Engine
     from .ledger import Ledger
     from .store.sql import SqlStore
@@ -73,8 +70,7 @@ def _plan(spec: dict[str, Any], send: Send) -> None:
     engine._slice = (i, k)
     as_of = date.fromisoformat(spec["as_of"])
     since = None if spec["since"] is None else date.fromisoformat(spec["since"])
-    parse_once = getattr(engine.store, "parse_once", None)
-    with fewer_gc_passes(), parse_once() if parse_once is not None else nullcontext():
+    with engine._bulk_reads():
         plan = engine.plan(as_of, since=since, first_run=spec["first_run"])
         planned = [d for d in plan.decisions if d.status == "planned"]
         at = datetime.fromisoformat(spec["at"])

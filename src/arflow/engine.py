@@ -21,8 +21,8 @@ import json
 import sys
 import zlib
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from contextlib import ExitStack, nullcontext
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -678,11 +678,13 @@ class Engine:
 
     def _last_mark(self) -> int | None:
         """The audit mark the latest run recorded (None: no run yet, or one from before)."""
-        runs = self.store.runs()
-        if not runs:
-            return None
-        mark = json.loads(runs[-1].body).get("audit_mark")
+        mark = self._last_run_says("audit_mark")
         return mark if isinstance(mark, int) else None
+
+    def _last_run_says(self, what: str) -> Any:
+        """What the latest run's record says of ``what`` (None: no run yet)."""
+        runs = self.store.runs()
+        return json.loads(runs[-1].body).get(what) if runs else None
 
     def _plan_receivable(
         self,
@@ -1022,9 +1024,17 @@ class Engine:
         at: datetime | None = None,
     ) -> RunResult:
         """Plan ``as_of`` and record it in one transaction; a second run adds nothing."""
-        parse_once = getattr(self.store, "parse_once", None)  # plan and record read alike
-        with fewer_gc_passes(), parse_once() if parse_once is not None else nullcontext():
+        with self._bulk_reads():
             return self._run(as_of, since=since, first_run=first_run, at=at)
+
+    @contextmanager
+    def _bulk_reads(self) -> Iterator[None]:
+        """Where a run (or a helper's slice of it) reads its thousands of objects: fewer
+        collector passes, and each stored object parsed once (planning, rendering and
+        recording read the same receivables and customers)."""
+        parse_once = getattr(self.store, "parse_once", None)
+        with fewer_gc_passes(), parse_once() if parse_once is not None else nullcontext():
+            yield
 
     def _run(
         self, as_of: date, *, since: date | None, first_run: bool, at: datetime | None
@@ -1121,9 +1131,8 @@ class Engine:
             return None
         if self._shape() != self._as_loaded or pack_digest(self.pack) != self._digest:
             return None
-        runs = self.store.runs()
-        if runs and not first_run:  # a day like the last one: worth a helper's start-up?
-            last = json.loads(runs[-1].body).get("candidates")
+        if not first_run:  # a day like the last one: worth a helper's start-up?
+            last = self._last_run_says("candidates")
             if isinstance(last, int) and last < self.helpers_from:
                 return None
         pack = self._source
