@@ -285,10 +285,14 @@ _SUMMARY_COLUMNS = "customer_id, id, state, due_date, summary"
 _IN_BATCH = 500
 
 
+def _marks(dialect: str, n: int) -> str:
+    """``n`` parameter marks in the driver's own style (sqlite3: ``?``, psycopg: ``%s``)."""
+    return ", ".join(["?" if dialect == "sqlite" else "%s"] * n)
+
+
 @functools.cache
 def _select_in_sql(dialect: str, table: str, columns: str, key: str, n: int) -> str:
-    mark = "?" if dialect == "sqlite" else "%s"
-    return f"SELECT {columns} FROM {table} WHERE {key} IN ({', '.join([mark] * n)})"
+    return f"SELECT {columns} FROM {table} WHERE {key} IN ({_marks(dialect, n)})"
 
 
 #: SQLite page cache (KiB) of a bulk transaction (``_SqlTx.bulk``): an import's indexes
@@ -512,8 +516,7 @@ def _driver_write(conn: Connection, what: str, rows: list[dict[str, Any]]) -> No
 @functools.cache
 def _raw_insert(dialect: str, table: str, columns: tuple[str, ...]) -> str:
     """``INSERT INTO table (columns) VALUES (?, ...)`` in the driver's parameter style."""
-    mark = "?" if dialect == "sqlite" else "%s"
-    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join([mark] * len(columns))})"
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({_marks(dialect, len(columns))})"
 
 
 def _day_param(dialect: str) -> Callable[[date], Any]:
@@ -751,10 +754,10 @@ class SqlStore:
         parse = self._models.parse
         with self._read() as conn:
             dialect = conn.dialect.name
-            mark = "?" if dialect == "sqlite" else "%s"
             sql = (
-                "SELECT customer_id, data FROM ar_receivable WHERE state IN "
-                f"({', '.join([mark] * len(wanted))}) AND due_date BETWEEN {mark} AND {mark}"
+                f"SELECT customer_id, data FROM ar_receivable WHERE state IN "
+                f"({_marks(dialect, len(wanted))}) AND due_date BETWEEN {_marks(dialect, 1)} "
+                f"AND {_marks(dialect, 1)}"
             )
             day = _day_param(dialect)
             with _driver_cursor(conn, sql) as cursor:
