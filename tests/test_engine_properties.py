@@ -301,20 +301,31 @@ def caught_up(occs: list[tuple[str, str, date]], as_of: date) -> set[tuple[str, 
 # -- plan is pure ------------------------------------------------------------------------------
 
 
-@settings(max_examples=30, **SETTINGS)
-@given(
+#: A book, a day to plan, whether it is a first run, and how many days before it a run
+#: was recorded (None: none), so that the decision ledger has something in it.
+PLAN_DAYS = (
     scenarios(period=(10, 60)),
     dates(START + timedelta(days=20), START + timedelta(days=220)),
     st.booleans(),
     st.none() | st.integers(1, 40),
 )
+
+
+def runner_on(sc: Scenario, as_of: date, earlier: int | None) -> Runner:
+    """The book of ``sc`` as of ``as_of``, after a first run ``earlier`` days before."""
+    runner = Runner(sc)
+    if earlier is not None:
+        runner.run(as_of - timedelta(days=earlier), first_run=True)
+    runner.apply_until(as_of)
+    return runner
+
+
+@settings(max_examples=30, **SETTINGS)
+@given(*PLAN_DAYS)
 def test_plan_is_a_pure_function_of_book_rules_and_date(
     sc: Scenario, as_of: date, first_run: bool, earlier: int | None
 ) -> None:
-    runner = Runner(sc)
-    if earlier is not None:  # a decision ledger with something in it, and a last run
-        runner.run(as_of - timedelta(days=earlier), first_run=True)
-    runner.apply_until(as_of)
+    runner = runner_on(sc, as_of, earlier)
     before = state_of(runner.store)
     plan = runner.engine.plan(as_of, first_run=first_run)
     assert plan.failures == []
@@ -327,24 +338,14 @@ def test_plan_is_a_pure_function_of_book_rules_and_date(
 
 
 @settings(max_examples=30, **SETTINGS)
-@given(
-    scenarios(period=(10, 60)),
-    dates(START + timedelta(days=20), START + timedelta(days=220)),
-    st.booleans(),
-    st.none() | st.integers(1, 40),
-    st.integers(2, 4),
-)
+@given(*PLAN_DAYS, st.integers(2, 4))
 def test_the_plans_of_customer_slices_merge_into_the_plan(
     sc: Scenario, as_of: date, first_run: bool, earlier: int | None, k: int
 ) -> None:
     """What a run in several processes relies on: the day's decisions about a customer do
     not depend on the other customers, so the plans of the k slices of the customers,
     merged, are the plan, decision for decision and in its order."""
-    runner = Runner(sc)
-    if earlier is not None:
-        runner.run(as_of - timedelta(days=earlier), first_run=True)
-    runner.apply_until(as_of)
-    engine = runner.engine
+    engine = runner_on(sc, as_of, earlier).engine
     whole = engine.plan(as_of, first_run=first_run)
     parts = []
     for i in range(k):
