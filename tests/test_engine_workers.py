@@ -27,6 +27,7 @@ from arflow.store.sql import SqlStore
 from arflow.testing import BookBuilder
 
 from .conftest import POSTGRES_URL, service_unavailable
+from .test_import_reader import fake_python
 
 RULES = Path(__file__).resolve().parent.parent / "rules" / "default"
 
@@ -228,13 +229,6 @@ def test_rule_files_edited_after_loading_keep_the_run_in_one_process(
 def test_workers_must_be_at_least_one() -> None:
     with pytest.raises(ValueError, match="workers must be at least 1"):
         Engine(Ledger("memory://"), RULES, workers=0)
-
-
-def fake_python(folder: Path, script: str) -> str:
-    path = folder / "fake-python"
-    path.write_text(f"#!{sys.executable}\n{script}")
-    path.chmod(0o755)
-    return str(path)
 
 
 def test_a_helper_that_dies_fails_the_run_and_records_nothing(

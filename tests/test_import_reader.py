@@ -184,7 +184,7 @@ def test_large_files_go_to_the_reader_process_by_default(
 
 def fake_python(folder: Path, script: str) -> str:
     """An executable standing in for ``sys.executable`` that runs ``script`` instead of
-    the reader."""
+    the child process arflow starts (the import's reader, the run's helpers)."""
     path = folder / "fake-python"
     path.write_text(f"#!{sys.executable}\n{script}")
     path.chmod(0o755)
