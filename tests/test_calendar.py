@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from dateutil.relativedelta import relativedelta  # type: ignore[import-untyped]
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from arflow.calendar import (
@@ -31,6 +31,7 @@ from arflow.calendar import (
     Step,
     WindowError,
 )
+from arflow.engine import _due_reach
 from arflow.errors import ValidationError
 
 CN = BusinessCalendar()
@@ -555,6 +556,22 @@ def test_schedule_properties(
     # a window [start, end] is the matching slice of the whole list
     start = day - timedelta(days=45)
     assert s.occurrences(anchors, cal, start=start, end=day) == [x for x in upto if x >= start]
+
+
+@PROPS
+@given(schedules(), dates, st.integers(0, 120), dates, calendars)
+def test_a_step_fires_only_within_its_reach_of_the_due_date(
+    s: Schedule, due: date, before: int, day: date, cal: BusinessCalendar
+) -> None:
+    """The daily run looks only at steps whose reach from the due date (``_due_reach``,
+    by arithmetic) meets the days it plans: every occurrence must lie inside it."""
+    reach = _due_reach(s)
+    assume(reach is not None)
+    assert reach is not None
+    lo, hi = reach
+    anchors = {"due": due, "issue": due - timedelta(days=before)}  # never due before issue
+    for occ in s.occurrences(anchors, cal, end=day + timedelta(days=400)):
+        assert lo <= (occ - due).days and (hi is None or (occ - due).days <= hi), (occ, reach)
 
 
 # -- send windows ---------------------------------------------------------------------------

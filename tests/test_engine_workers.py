@@ -1,6 +1,6 @@
 """A day's run in several processes (``Engine(..., workers=N)``): the engine plans one slice
-of the customers, helper processes plan the others and render their messages, and
-everything is recorded in one transaction. Whatever the number of workers, a run must
+of the customers, helper processes plan and record the others in transactions they never
+commit, and the engine writes what they staged in its own transaction. Whatever the number of workers, a run must
 leave the same book, decision ledger, outbox and run records; only the order in which the
 day's events are logged may differ (slice by slice)."""
 
@@ -22,6 +22,7 @@ import arflow._planner as planner
 from arflow import Ledger, dump_book
 from arflow._child import WorkerFailed
 from arflow.engine import Engine, merge_plans
+from arflow.ledger import Batch
 from arflow.rules.loader import load_pack
 from arflow.store.sql import SqlStore
 from arflow.testing import BookBuilder
@@ -339,3 +340,60 @@ def test_a_first_run_at_a_given_instant_is_the_same_in_several_processes(
     rows = sqlite_rows(paths[1])
     assert rows == sqlite_rows(paths[0])
     assert rows["ar_outbox"]
+
+
+def stage_slice(engine: Engine, store: SqlStore, day: date, at: datetime) -> tuple[Any, ...]:
+    """What a helper does: plan a slice, record it in a transaction that is never
+    committed; (plan, staged rows, counts)."""
+    with engine._bulk_reads():
+        plan = engine.plan(day)
+        with store.staging() as tx:
+            counts = engine._record_plan(Batch(engine.ledger, tx), plan, at)
+            rows = tx.staged_rows()
+    return plan, rows, counts
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_rows_staged_without_a_commit_are_written_by_another_transaction(
+    store_factory: Callable[[], Any],
+) -> None:
+    """A helper records its slice in ``SqlStore.staging()`` and hands the staged rows over;
+    written in the run's transaction, they leave the book a run in one process leaves."""
+    one, staged = store_factory(), store_factory()
+    for s in (one, staged):
+        build(BookBuilder(Ledger(s)), customers=8)
+    day = DAYS[0]
+    at = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    assert Engine(Ledger(one), RULES).run(day).recorded > 10
+    before = dump_book(staged)
+    plan, rows, counts = stage_slice(Engine(Ledger(staged), RULES), staged, day, at)
+    assert counts[0] == len(plan.decisions) > 10 and counts[1] > 0
+    assert dump_book(staged) == before and staged.decisions() == []  # nothing committed
+    with staged.transaction() as tx:
+        tx.write_rows(rows)
+    assert dump_book(staged) == dump_book(one)
+    assert staged.decisions() == one.decisions()
+    assert staged.outbox() == one.outbox()
+    assert sorted(staged.event_log()) == sorted(one.event_log())
+
+
+def test_a_slice_another_run_recorded_meanwhile_is_recorded_once(
+    book: Path, tmp_path: Path
+) -> None:
+    """A helper stages its slice against the committed book; if another run records the
+    day before the engine writes the rows, the engine records what is left instead."""
+    path = copy(book, tmp_path, "a.db")
+    store = SqlStore(f"sqlite:///{path}")
+    engine = Engine(Ledger(store), RULES)
+    day = DAYS[0]
+    at = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    engine._slice = (1, 2)
+    plan, rows, counts = stage_slice(engine, store, day, at)
+    engine._slice = None
+    assert counts[0] > 5
+    Engine(Ledger(store), RULES).run(day)  # the whole day, this slice's decisions too
+    after = sqlite_rows(path)
+    with engine.ledger.batch() as batch:
+        assert engine._record_helpers(batch, plan, rows, counts, at) == (0, 0)
+    assert sqlite_rows(path) == after
+    store.close()

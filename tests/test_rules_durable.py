@@ -609,11 +609,18 @@ def test_session_recycling_survives_thousands_of_evaluations_in_a_subprocess() -
 
 
 def test_durable_crashes_on_a_false_last_join_test_without_the_guard() -> None:
-    """Without the always-true closing test, durable reads past its join tests and dies."""
-    run = subprocess.run(
-        [sys.executable, "-c", _RECYCLE, "unguarded"], capture_output=True, text=True, timeout=120
-    )
-    assert run.returncode != 0
+    """Without the always-true closing test, durable reads past its join tests and dies.
+    It reads memory it does not own, so a run may be lucky once (seen once in hundreds of
+    runs, on a loaded machine): three tries, one crash needed."""
+    codes = []
+    for _ in range(3):
+        run = subprocess.run(
+            [sys.executable, "-c", _RECYCLE, "unguarded"], capture_output=True, timeout=120
+        )
+        codes.append(run.returncode)
+        if run.returncode != 0:
+            break
+    assert codes[-1] != 0, codes
 
 
 # -- the differential test: durable decides exactly like the predicates ------------------------

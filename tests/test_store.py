@@ -257,3 +257,54 @@ def test_shared_url_is_what_another_process_can_open(tmp_path: Path) -> None:
     assert SqlStore("sqlite:///:memory:").shared_url() is None
     built = SqlStore(sa.create_engine(f"sqlite:///{tmp_path / 'other.db'}"))
     assert built.shared_url() is None  # its connect arguments cannot be repeated
+
+
+def test_finds_read_ahead_answer_as_finds_read_one_by_one(store) -> None:  # type: ignore[no-untyped-def]
+    """``prefetch(..., customers=...)`` reads what ``find`` will answer for several customers
+    in a few queries; the answers stay those of a plain ``find`` while the transaction
+    stages changes and after it writes them to the backend."""
+    from arflow.ledger import Ledger
+    from arflow.testing import BookBuilder
+
+    ledger = Ledger(store)
+    b = BookBuilder(ledger)
+    for c in ("C1", "C2", "C3"):
+        b.customer(c)
+        for i in range(3):
+            b.invoice(f"{c}-{i}", c, 100 + i, issued="2026-01-01", due="2026-02-01")
+    b.pay("P0", "C2", 101, on="2026-01-10", to=[("C2-1", 101)])
+    live = ("open", "partially_paid", "overdue")
+
+    def answers(tx: Any) -> list[Any]:
+        return [
+            sorted((r.id, str(r.state)) for r in tx.find("receivable", customer_id=c, states=s))
+            for c in ("C1", "C2", "C3", "C4")
+            for s in (None, live)
+        ]
+
+    def in_batch(read_ahead: bool) -> list[list[Any]]:
+        """The answers before, during and after staged changes; rolled back after."""
+        seen: list[list[Any]] = []
+        with pytest.raises(_RolledBack), ledger.batch() as batch:
+            if read_ahead:
+                batch.tx.prefetch([], {}, {"receivable": ["C1", "C2", "C4"]})  # type: ignore[attr-defined]
+            seen.append(answers(batch.tx))
+            staged = BookBuilder(ledger)
+            staged.apply = batch.apply  # type: ignore[method-assign]
+            staged._seq = 100
+            staged.pay("P1", "C1", 100, on="2026-01-11", to=[("C1-0", 100)])
+            staged.invoice("C1-9", "C1", 50, issued="2026-01-11", due="2026-03-01")
+            seen.append(answers(batch.tx))
+            batch.tx.flush()
+            seen.append(answers(batch.tx))
+            raise _RolledBack
+        return seen
+
+    plain = in_batch(read_ahead=False)
+    assert plain[0] != plain[1] == plain[2]  # the staged changes show
+    assert {"C1-9"} <= {i for i, _ in plain[1][0]}
+    assert in_batch(read_ahead=True) == plain
+
+
+class _RolledBack(Exception):
+    pass

@@ -5,18 +5,22 @@ about one customer read that customer's receivables, orders, promises and paymen
 and its messages list its own invoices. With ``workers=N`` the engine plans one slice of
 the customers (``crc32(customer id) % N``) itself and starts N - 1 helper processes
 (``arflow._child``), each of which loads the same rule files, opens the same database,
-plans its slice and renders the messages of its decisions. The engine merges the plans in
-the order one plan over every customer has and records everything in one transaction, as
-a run in one process does: the book, the decision ledger and the outbox come out the same.
+plans its slice and records it the way the engine records a plan (messages rendered, the
+decisions' effects booked as events) in a transaction that reads the committed book and is
+never committed. It hands the rows that transaction staged to the engine, which writes
+them in its own transaction after its slice: the book, the decision ledger and the outbox
+come out as a run in one process leaves them (only the order of the day's events in the
+log differs, slice by slice). The engine merges the plans in the order one plan over
+every customer has.
 
-Message: ``("end", plan, records)`` with the plan's decisions and skipped decisions as
-JSON, its failures, candidates and segments, and the outbox records as dictionaries.
+Message: ``("end", plan, rows)`` with the plan's decisions and skipped decisions as JSON,
+its failures, candidates, segments and (decisions recorded, messages queued), and the
+staged rows (``arflow.store.sql.StagedRows``).
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
 from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,9 +29,7 @@ from ._child import Child, Send, WorkerFailed
 from ._child import serve as _serve
 
 if TYPE_CHECKING:
-    from .engine import Decision
     from .rules.loader import RulePack
-    from .store.base import Store
 
 
 def pack_digest(pack: RulePack) -> str:
@@ -58,23 +60,25 @@ def serve() -> None:
 
 def _plan(spec: dict[str, Any], send: Send) -> None:
     from .engine import Engine
-    from .ledger import Ledger
+    from .ledger import Batch, Ledger
     from .store.sql import SqlStore
 
     # the schema is current (the engine's process opened the book), and an upgrade would
     # wait for the writer's lock that process holds while it records its own slice
-    engine = Engine(Ledger(SqlStore(spec["url"], upgrade=False)), spec["pack"])
+    store = SqlStore(spec["url"], upgrade=False)
+    engine = Engine(Ledger(store), spec["pack"])
     if pack_digest(engine.pack) != spec["digest"]:
         raise WorkerFailed("the rule pack's files changed while the run started its helpers")
     i, k = spec["slice"]
     engine._slice = (i, k)
     as_of = date.fromisoformat(spec["as_of"])
+    at = datetime.fromisoformat(spec["at"])
     since = None if spec["since"] is None else date.fromisoformat(spec["since"])
     with engine._bulk_reads():
         plan = engine.plan(as_of, since=since, first_run=spec["first_run"])
-        planned = [d for d in plan.decisions if d.status == "planned"]
-        at = datetime.fromisoformat(spec["at"])
-        records = engine.composer.records(_ReadAhead(engine.store, planned), planned, at)
+        with store.staging() as tx:
+            counts = engine._record_plan(Batch(engine.ledger, tx), plan, at)
+            rows = tx.staged_rows()
     send(
         (
             "end",
@@ -84,34 +88,9 @@ def _plan(spec: dict[str, Any], send: Send) -> None:
                 "failures": [(f.subject_kind, f.subject_id, f.error) for f in plan.failures],
                 "candidates": plan.candidates,
                 "segments": plan.segments,
+                "counts": counts,
             },
-            [r.__dict__ for r in records],
+            rows,
         )
     )
-    close = getattr(engine.store, "close", None)
-    if close is not None:
-        close()
-
-
-class _ReadAhead:
-    """The store as the composer reads it, with the customers and receivables of the
-    decisions read in a few queries instead of one each."""
-
-    def __init__(self, store: Store, decisions: list[Decision]) -> None:
-        self.store = store
-        self.objects = {
-            "customer": store.get_many("customer", sorted({d.customer_id for d in decisions})),
-            "receivable": store.get_many(
-                "receivable",
-                sorted({d.subject_id for d in decisions if d.subject_kind == "receivable"}),
-            ),
-        }
-
-    def get(self, kind: str, object_id: str) -> Any | None:
-        found = self.objects.get(kind, {})
-        return found[object_id] if object_id in found else self.store.get(kind, object_id)
-
-    def find(
-        self, kind: str, *, customer_id: str, states: Iterable[str] | None = None
-    ) -> list[Any]:
-        return self.store.find(kind, customer_id=customer_id, states=states)
+    store.close()

@@ -16,6 +16,7 @@ customers those receivables belong to.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import sys
@@ -36,6 +37,7 @@ from . import _planner
 from ._child import Child, WorkerFailed
 from ._gc import fewer_gc_passes
 from ._planner import pack_digest
+from .calendar import Schedule
 from .domain import Customer, PromiseStatus, PromiseToPay, Receivable
 from .errors import ArflowError
 from .events import (
@@ -59,7 +61,7 @@ from .rules.expr import Condition
 from .rules.facts import customer_facts, order_facts, receivable_facts
 from .rules.loader import CompiledLadder, CompiledStep, RulePack, load_pack
 from .rules.schema import Action, PatternRule, Scoring
-from .store.base import DecisionRecord, OutboxRecord, RunRecord
+from .store.base import DecisionRecord, RunRecord
 
 DecisionKind = Literal["dunning", "lock", "unlock", "alert", "milestone", "approval", "pattern"]
 Status = Literal["planned", "held", "skipped", "dropped"]
@@ -167,6 +169,20 @@ def schedule_reach(schedule: Any) -> tuple[int, int | None]:
     if schedule.until is None:
         return lo, None
     return lo, _reach_days(schedule.until)[1]
+
+
+@functools.cache
+def _due_reach(schedule: Schedule) -> tuple[int, int | None] | None:
+    """``schedule_reach`` as calendar days after the *due date*, or None when the schedule
+    starts from another anchor. An ``until`` on the issue date is bounded as if on the due
+    date (a receivable is never due before it is issued); one on another anchor leaves the
+    reach open."""
+    if schedule.start.anchor != "due":
+        return None
+    lo, hi = schedule_reach(schedule)
+    if schedule.until is not None and schedule.until.anchor not in ("due", "issue"):
+        hi = None
+    return lo, hi
 
 
 def _lower_bound(cond: Condition | None, fact: str) -> int | None:
@@ -559,11 +575,12 @@ class Engine:
         first = date.min if since is None else since
         for ladder in self.pack.ladders:
             for st in ladder.steps:
-                lo, hi = schedule_reach(st.schedule)
-                if st.schedule.start.anchor != "due":
+                reach = _due_reach(st.schedule)
+                if reach is None:
                     return self.store.find_due(
                         date.min, date.max, LIVE_STATES, customers=self._slice_filter()
                     )
+                lo, hi = reach
                 start = date.min if hi is None or first == date.min else first - timedelta(hi)
                 windows.append((start, as_of - timedelta(lo)))
         for rule in self.pack.alerts:
@@ -760,8 +777,16 @@ class Engine:
         if ladder.when is not None and not ladder.when(facts):
             return
         due: list[tuple[date, CompiledStep]] = []
+        start = since if since is not None else date.min + timedelta(1)
+        # steps that cannot fire in [start, as_of] for this due date, by arithmetic
+        days = r.due_date.toordinal()
+        first, last = start.toordinal() - days, as_of.toordinal() - days
         for st in ladder.steps:
-            start = since if since is not None else date.min + timedelta(1)
+            reach = _due_reach(st.schedule)
+            if reach is not None and (
+                reach[0] > last or (reach[1] is not None and reach[1] < first)
+            ):
+                continue
             for occ in st.schedule.occurrences(anchors, self.calendar, start=start, end=as_of):
                 due.append((occ, st))
         if not due:
@@ -1060,8 +1085,8 @@ class Engine:
                     batch.tx.flush()  # written while the helpers finish
                 plans = [plan]
                 for helper in helpers:
-                    theirs, rendered = self._helper_plan(helper, plan)
-                    more = self._record_plan(batch, theirs, when, rendered)
+                    theirs, rows, counts = self._helper_plan(helper, plan)
+                    more = self._record_helpers(batch, theirs, rows, counts, when)
                     recorded, queued = recorded + more[0], queued + more[1]
                     plans.append(theirs)
                 plan = merge_plans(plans) if helpers else plan
@@ -1084,25 +1109,14 @@ class Engine:
                 )
         return RunResult(as_of, recorded, len(plan.skipped), plan.failures, plan)
 
-    def _record_plan(
-        self,
-        batch: Batch,
-        plan: Plan,
-        when: datetime,
-        rendered: list[OutboxRecord] | None = None,
-    ) -> tuple[int, int]:
-        """Record ``plan``'s decisions not recorded yet, their messages (``rendered``: by a
-        helper already) and their effects; (decisions recorded, messages queued)."""
+    def _record_plan(self, batch: Batch, plan: Plan, when: datetime) -> tuple[int, int]:
+        """Record ``plan``'s decisions not recorded yet, their messages and their effects;
+        (decisions recorded, messages queued)."""
         known = batch.tx.known_decisions([d.key for d in plan.decisions + plan.skipped])
         self._read_ahead(batch, [d for d in plan.decisions if d.key not in known])
         carried = [d for d in plan.decisions if d.key not in known and d.status == "planned"]
         # rendered before the effects are booked: from the book the rules decided on
-        if rendered is not None and not known:
-            for rec in rendered:
-                batch.tx.add_outbox(rec)
-            queued = len(rendered)
-        else:  # some were recorded by another run meanwhile: their notices change
-            queued = self.composer.queue(batch.tx, carried, when)
+        queued = self.composer.queue(batch.tx, carried, when)
         recorded = 0
         for d in plan.decisions + plan.skipped:
             if d.key in known:
@@ -1113,6 +1127,19 @@ class Engine:
             if d.status in ("planned", "held"):
                 recorded += 1
         return recorded, queued
+
+    def _record_helpers(
+        self, batch: Batch, plan: Plan, rows: Any, counts: tuple[int, int], when: datetime
+    ) -> tuple[int, int]:
+        """Write what a helper recorded of its slice (``rows``, staged against the
+        committed book) after this process's own; if another run recorded some of the
+        slice's decisions meanwhile, record the slice here instead, like this process's."""
+        write_rows = getattr(batch.tx, "write_rows", None)  # helpers need an SqlStore
+        keys = [d.key for d in plan.decisions + plan.skipped]
+        if write_rows is None or batch.tx.known_decisions(keys):
+            return self._record_plan(batch, plan, when)
+        write_rows(rows)
+        return counts
 
     def _helper_spec(
         self, as_of: date, since: date | None, first_run: bool, at: datetime
@@ -1148,11 +1175,12 @@ class Engine:
         }
 
     @staticmethod
-    def _helper_plan(helper: Child, mine: Plan) -> tuple[Plan, list[OutboxRecord]]:
-        """A helper's plan of its slice and the outbox records it rendered for it."""
+    def _helper_plan(helper: Child, mine: Plan) -> tuple[Plan, Any, tuple[int, int]]:
+        """A helper's plan of its slice, the rows it staged recording it, and (decisions
+        recorded, messages queued) in them."""
         for message in helper.messages():
             if message[0] == "end":
-                got, records = message[1], message[2]
+                got, rows = message[1], message[2]
                 plan = Plan(
                     as_of=mine.as_of,
                     since=mine.since,
@@ -1162,7 +1190,7 @@ class Engine:
                     candidates=got["candidates"],
                     segments=tuple(got["segments"]),
                 )
-                return plan, [OutboxRecord(**r) for r in records]
+                return plan, rows, tuple(got["counts"])
         raise WorkerFailed(f"{helper.what} sent no plan")  # pragma: no cover
 
     @staticmethod
@@ -1179,6 +1207,8 @@ class Engine:
         prefetch(
             event_ids,
             {"receivable": receivables, "customer": sorted({d.customer_id for d in todo})},
+            # a message about a customer lists its open invoices (``Composer._items_of``)
+            {"receivable": [d.customer_id for d in todo if d.subject_kind == "customer"]},
         )
 
     def _effects(self, batch: Batch, d: Decision, at: datetime) -> None:

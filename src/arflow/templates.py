@@ -422,6 +422,7 @@ class TemplateSet:
         #: a run renders thousands of messages from a handful of templates
         self._picked: dict[tuple[str, str], str] = {}
         self._compiled: dict[tuple[bool, str, str], Template] = {}
+        self._globals: dict[int, tuple[Template, dict[str, Any]]] = {}
 
     @classmethod
     def load(cls, folder: str | Path) -> TemplateSet:
@@ -537,7 +538,12 @@ class TemplateSet:
     ) -> dict[str, str]:
         """The output of the ``wanted`` blocks. The whole template runs once, so top-level
         ``{% import %}`` and ``{% set %}`` work; what it prints outside blocks is dropped."""
-        ctx = tmpl.new_context(variables)
+        # Template.new_context, without building a dict of the template's globals (a chain
+        # of the environment's and the template's) twice per message
+        flat = self._globals.get(id(tmpl))
+        if flat is None or flat[0] is not tmpl:
+            flat = self._globals[id(tmpl)] = (tmpl, dict(tmpl.globals))
+        ctx = env.context_class(env, {**flat[1], **variables}, tmpl.name, tmpl.blocks, flat[1])
         got: dict[str, str] = {}
 
         def capture(block: str, render: Callable[[Context], Iterator[str]]) -> Any:

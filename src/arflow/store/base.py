@@ -10,7 +10,7 @@ changes can be dropped as a whole when the event is refused.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from datetime import date
@@ -376,6 +376,16 @@ class BufferedTx:
         # Event ids the backend is known to hold / not to hold (from the last prefetch).
         self._logged: set[str] = set()
         self._unlogged: set[str] = set()
+        # The backend's objects of (kind, customer), every state, read ahead by ``prefetch``
+        # for ``find``; dropped when the transaction writes to the backend.
+        self._found: dict[tuple[str, str], list[Any]] = {}
+
+    def _forget_reads(self) -> None:
+        """Drop what this transaction read from the backend (it was written past it)."""
+        self._read = {kind: {} for kind in KINDS}
+        self._logged = set()
+        self._unlogged = set()
+        self._found = {}
 
     # -- backend hooks -------------------------------------------------------------------
     def _load(self, kind: str, object_id: str) -> Any | None:
@@ -395,6 +405,16 @@ class BufferedTx:
         """The backend's objects of ``kind`` for a customer, in ``states`` if given (an
         indexed query: a payment must not parse every paid invoice of its customer)."""
         raise NotImplementedError
+
+    def _find_many(self, kind: str, customer_ids: list[str]) -> dict[str, list[Any]]:
+        """The backend's objects of ``kind`` of each customer, every state (customers
+        without any left out); backends that can should do it in a few queries."""
+        found = {}
+        for cid in customer_ids:
+            objects = self._find(kind, cid, None)
+            if objects:
+                found[cid] = objects
+        return found
 
     def _has_event(self, event_id: str) -> bool:
         raise NotImplementedError
@@ -431,10 +451,22 @@ class BufferedTx:
         read[object_id] = obj
         return obj
 
-    def prefetch(self, event_ids: list[str], ids: dict[str, list[str]]) -> None:
+    def prefetch(
+        self,
+        event_ids: list[str],
+        ids: dict[str, list[str]],
+        customers: Mapping[str, Iterable[str]] | None = None,
+    ) -> None:
         """Read ahead what the next events will ask, in a few queries: which of
-        ``event_ids`` the backend's log holds, and the objects named in ``ids`` (ids by
-        kind). Only a speed-up: reads give the same answers with or without it."""
+        ``event_ids`` the backend's log holds, the objects named in ``ids`` (ids by
+        kind), and what ``find`` will answer for the customers named in ``customers`` (ids
+        by kind). Only a speed-up: reads give the same answers with or without it."""
+        for kind, cids in (customers or {}).items():
+            todo = sorted({c for c in cids if (kind, c) not in self._found})
+            if todo:
+                got = self._find_many(kind, todo)
+                for cid in todo:
+                    self._found[(kind, cid)] = got.get(cid, [])
         staged = self._staged.event_ids
         todo = [e for e in event_ids if e not in staged]
         logged = self._has_events(todo) if todo else set()
@@ -457,7 +489,10 @@ class BufferedTx:
         self, kind: str, *, customer_id: str, states: Iterable[str] | None = None
     ) -> list[Any]:
         wanted = None if states is None else frozenset(str(s) for s in states)
-        found = {o.id: o for o in self._find(kind, customer_id, wanted)}
+        ahead = self._found.get((kind, customer_id))
+        found = {
+            o.id: o for o in (ahead if ahead is not None else self._find(kind, customer_id, wanted))
+        }
         st = self._staged
         for oid in st.by_customer.get((kind, customer_id), ()):
             found[oid] = self._staged_object(kind, oid)  # staged versions win, any state
@@ -654,6 +689,7 @@ class BufferedTx:
         if st.objects or st.rows or st.events or st.audits or st.decisions or st.runs or st.outbox:
             self._write(self._staged)
             self._staged = _Layer()
+            self._found = {}
 
 
 def dump_book(store: Store) -> dict[str, dict[str, Any]]:

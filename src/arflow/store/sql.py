@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
@@ -376,6 +377,16 @@ class _SqlTx(BufferedTx):
         rows = _select_in(self._conn, f"ar_{kind}", "id, data", "id", object_ids)
         return {oid: self._models.parse(model, d) for oid, d in rows}
 
+    def _find_many(self, kind: str, customer_ids: list[str]) -> dict[str, list[Any]]:
+        model = KINDS[kind].model
+        rows = _select_in(
+            self._conn, f"ar_{kind}", "customer_id, data", "customer_id", customer_ids
+        )
+        found: dict[str, list[Any]] = {}
+        for cid, d in rows:
+            found.setdefault(cid, []).append(self._models.parse(model, d))
+        return found
+
     def _has_events(self, event_ids: list[str]) -> set[str]:
         found = _select_in(self._conn, "ar_event", "event_id", "event_id", event_ids)
         return {e for (e,) in found}
@@ -388,56 +399,70 @@ class _SqlTx(BufferedTx):
         return found
 
     def _write(self, layer: _Layer) -> None:
-        # Objects the backend is known not to hold (read as absent, see BufferedTx.put) are
-        # inserted; the others are upserted.
-        # Everything but run records goes to the driver's own executemany as plain rows
-        # (``_driver_cursor``): binding through the SQL expression costs more than SQLite
-        # takes to store them. The values are the ones the expression would bind.
-        conn = self._conn
-        dialect = conn.dialect.name
+        self._write_rows(self._rows(layer))
+
+    def _rows(self, layer: _Layer) -> StagedRows:
+        """A staged layer as the rows ``_write_rows`` writes (plain data, picklable).
+
+        Objects the backend is known not to hold (read as absent, see BufferedTx.put) are
+        inserted; the others are upserted."""
         new = layer.new
-        inserts: dict[str, list[tuple[Any, ...]]] = {}
-        upserts: dict[str, list[dict[str, Any]]] = {}
-        day = _day_param(dialect)
+        rows = StagedRows()
+        day = _day_param(self._conn.dialect.name)
         for key, obj in layer.objects.items():
             kind = key[0]
             values = _object_values(kind, obj, day)
             if key in new:
-                inserts.setdefault(kind, []).append(values)
+                rows.inserts.setdefault(f"ar_{kind}", []).append(values)
             else:
-                upserts.setdefault(kind, []).append(dict(zip(_columns(kind), values, strict=True)))
+                rows.upserts.setdefault(kind, []).append(
+                    dict(zip(_columns(kind), values, strict=True))
+                )
         for (kind, oid), (cust, state, due, data, summary) in layer.rows.items():
             values = (oid, cust, state, None if due is None else day(due), data, summary)
-            inserts.setdefault(kind, []).append(values[: len(_columns(kind))])
-        for kind, rows in inserts.items():
-            self._insert_rows(f"ar_{kind}", _columns(kind), rows)
-        for kind, dicts in upserts.items():
-            _driver_write(conn, kind, dicts)
+            rows.inserts.setdefault(f"ar_{kind}", []).append(values[: len(_columns(kind))])
         if layer.events:
-            self._insert_rows("ar_event", _EVENT_COLUMNS, layer.events)
+            rows.inserts["ar_event"] = list(layer.events)
         if layer.decisions:
-            _driver_write(
-                conn,
-                "decision",
-                [{**d.__dict__, "as_of": day(d.as_of)} for d in layer.decisions.values()],
-            )
-        if layer.runs:
-            self._conn.execute(
-                RUNS.insert(), [{"as_of": r.as_of, "body": r.body} for r in layer.runs]
-            )
+            rows.upserts["decision"] = [
+                {**d.__dict__, "as_of": day(d.as_of)} for d in layer.decisions.values()
+            ]
         if layer.outbox:
-            _driver_write(conn, "outbox", [r.__dict__ for r in layer.outbox.values()])
+            rows.upserts["outbox"] = [r.__dict__ for r in layer.outbox.values()]
         if layer.audits:
-            self._insert_rows(
-                "ar_audit",
-                _AUDIT_COLUMNS,
-                [
-                    a
-                    if isinstance(a, tuple)
-                    else (a.subject_kind, a.subject_id, a.event_id, json_of(a))
-                    for a in layer.audits
-                ],
-            )
+            rows.inserts["ar_audit"] = [
+                a
+                if isinstance(a, tuple)
+                else (a.subject_kind, a.subject_id, a.event_id, json_of(a))
+                for a in layer.audits
+            ]
+        rows.runs = [{"as_of": r.as_of, "body": r.body} for r in layer.runs]
+        return rows
+
+    def _write_rows(self, rows: StagedRows) -> None:
+        # Everything but run records goes to the driver's own executemany as plain rows
+        # (``_driver_cursor``): binding through the SQL expression costs more than SQLite
+        # takes to store them. The values are the ones the expression would bind.
+        for table, values in rows.inserts.items():
+            self._insert_rows(table, _TABLE_COLUMNS.get(table) or _columns(table[3:]), values)
+        for what, dicts in rows.upserts.items():
+            _driver_write(self._conn, what, dicts)
+        if rows.runs:
+            self._conn.execute(RUNS.insert(), rows.runs)
+
+    def staged_rows(self) -> StagedRows:
+        """What this transaction has staged, as rows another transaction on the same
+        database can write with :meth:`write_rows` (a run's helper process records its
+        slice in a transaction it never commits and hands the rows over)."""
+        self.commit_event()
+        return self._rows(self._staged)
+
+    def write_rows(self, rows: StagedRows) -> None:
+        """Write ``rows`` from :meth:`staged_rows` of another transaction, after what this
+        one has staged. What this transaction read before is read again afterwards."""
+        self.flush()
+        self._write_rows(rows)
+        self._forget_reads()
 
     def _insert_rows(
         self, table: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]]
@@ -458,6 +483,17 @@ def _columns(kind: str) -> tuple[str, ...]:
 
 _EVENT_COLUMNS = ("event_id", "event_type", "body")
 _AUDIT_COLUMNS = ("subject_kind", "subject_id", "event_id", "body")
+_TABLE_COLUMNS = {"ar_event": _EVENT_COLUMNS, "ar_audit": _AUDIT_COLUMNS}
+
+
+@dataclass
+class StagedRows:
+    """A transaction's staged writes as plain rows (see ``_SqlTx.staged_rows``): INSERTs
+    by table, upserts (and the outbox's insert-if-absent) by kind, run records."""
+
+    inserts: dict[str, list[tuple[Any, ...]]] = field(default_factory=dict)
+    upserts: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    runs: list[dict[str, Any]] = field(default_factory=list)
 
 
 @contextmanager
@@ -614,6 +650,18 @@ class SqlStore:
             finally:
                 if tx is not None:
                     tx._end_bulk()
+
+    @contextmanager
+    def staging(self) -> Iterator[_SqlTx]:
+        """A transaction that reads the committed book and is never committed: what is
+        written to it stays staged, for :meth:`_SqlTx.staged_rows`. It takes no writer's
+        lock (a run's helper process stages its slice while the run's own process holds
+        that lock)."""
+        with self.engine.connect() as conn, conn.begin() as tx:
+            try:
+                yield _SqlTx(conn, self._models)
+            finally:
+                tx.rollback()
 
     def _read(self) -> Any:
         return self.engine.connect()
