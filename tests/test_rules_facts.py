@@ -6,8 +6,11 @@ from datetime import date
 from decimal import Decimal
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from arflow import Money
+from arflow.money import minor_unit
 from arflow.rules.expr import Type
 from arflow.rules.facts import (
     CUSTOMER_FACTS,
@@ -100,6 +103,30 @@ def test_receivable_facts(book: BookBuilder) -> None:
     assert new["disputed"] is True
     assert new["undisputed_balance"] == Decimal(1800)
     assert new["promised"] is False and new["promise_date"] is None
+
+
+@given(
+    st.sampled_from(["CNY", "JPY", "KWD"]),
+    st.integers(0, 10**15),
+    st.integers(0, 10**15),
+)
+def test_the_undisputed_balance_fact_is_the_receivables_own(
+    currency: str, balance: int, disputed: int
+) -> None:
+    """The fact is computed on Decimals, not through Money: it must be the same number,
+    to the digit (the dunning minimum and templates read it)."""
+    unit = Decimal(1).scaleb(-minor_unit(currency))
+    base = BookBuilder(currency=currency)
+    base.customer("C1")
+    base.invoice("I", "C1", 100, issued="2026-01-01", due="2026-01-31")
+    r = base.ledger.receivable("I").model_copy(
+        update={
+            "open_balance": Money.of(balance * unit, currency),
+            "disputed_amount": Money.of(disputed * unit, currency),
+        }
+    )
+    got = receivable_facts(r, {}, date(2026, 3, 1), Weekdays())["undisputed_balance"]
+    assert str(got) == str(r.undisputed_balance.amount)
 
 
 def test_order_facts(book: BookBuilder) -> None:
