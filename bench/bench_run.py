@@ -378,6 +378,11 @@ def run_engine(args: argparse.Namespace, timer: Timer) -> dict[str, Any]:
     since = date.fromisoformat(args.since) if args.since else None
     with timer:
         result = engine.run(as_of, first_run=args.first_run, since=since)
+    # the run returns before SQLite's checkpoint of the day's pages, which the store's
+    # checkpoint thread does meanwhile: how much longer that took
+    t1 = time.perf_counter()
+    ledger.store.wait_for_checkpoint()  # type: ignore[attr-defined]
+    checkpoint_after = time.perf_counter() - t1
     plan = result.plan
     kinds = Counter(f"{d.kind}/{d.status}" for d in plan.decisions + plan.skipped)
     steps_today = sum(
@@ -387,6 +392,7 @@ def run_engine(args: argparse.Namespace, timer: Timer) -> dict[str, Any]:
     checkpoint(Path(args.db))  # so the parent can keep this file as the next day's book
     return {
         "setup_s": round(setup, 2),
+        "checkpoint_after_s": round(checkpoint_after, 2),
         "candidates": plan.candidates,
         "recorded": result.recorded,
         "skipped": result.skipped,

@@ -308,3 +308,102 @@ def test_finds_read_ahead_answer_as_finds_read_one_by_one(store) -> None:  # typ
 
 class _RolledBack(Exception):
     pass
+
+
+# -- the checkpoint thread of an SQLite file ------------------------------------------------------
+
+
+def _write_a_lot(store: SqlStore, n: int, defer: bool, prefix: str = "e") -> None:
+    with store.transaction() as tx:
+        if defer:
+            tx.defer_checkpoint()
+        for i in range(n):
+            tx.add_event(f"{prefix}-{i}", "Note", "x" * 2000)
+
+
+def test_a_large_commit_leaves_its_checkpoint_to_the_store_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``defer_checkpoint``: the commit returns with its pages in the WAL only; the store's
+    thread copies them into the database file; the connection checkpoints by itself again
+    afterwards (SQLite's 1,000 pages)."""
+    path = tmp_path / "book.db"
+    store = SqlStore(f"sqlite:///{path}")
+    checkpoints = store._checkpoints
+    assert checkpoints is not None
+    requested: list[int] = []
+    monkeypatch.setattr(checkpoints, "request", lambda: requested.append(1))
+    _write_a_lot(store, 5_000, defer=True)  # about 10 MB
+    assert requested == [1]
+    assert path.stat().st_size < 2_000_000  # the pages are in the WAL only
+    assert Path(f"{path}-wal").stat().st_size > 10_000_000
+    monkeypatch.undo()
+    checkpoints.request()
+    store.wait_for_checkpoint()
+    assert checkpoints.done == 1
+    assert path.stat().st_size > 10_000_000  # copied into the database file
+    with store.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 1000
+        assert conn.exec_driver_sql("SELECT count(*) FROM ar_event").scalar() == 5_000
+    store.close()
+    assert checkpoints._thread is None  # stopped with the store
+    _write_a_lot(store, 10, defer=True, prefix="f")  # used again: commits checkpoint alone
+    assert checkpoints.done == 1
+
+
+def test_without_defer_the_commit_checkpoints_itself(tmp_path: Path) -> None:
+    path = tmp_path / "book.db"
+    store = SqlStore(f"sqlite:///{path}")
+    _write_a_lot(store, 5_000, defer=False)
+    assert path.stat().st_size > 10_000_000
+    store.wait_for_checkpoint()
+    assert store._checkpoints is not None and store._checkpoints.done == 0
+    store.close()
+
+
+def test_checkpoint_threads_only_for_sqlite_files(tmp_path: Path) -> None:
+    assert SqlStore("sqlite://")._checkpoints is None
+    assert SqlStore("sqlite:///:memory:")._checkpoints is None
+    uri = f"sqlite:///file:{tmp_path / 'u.db'}?uri=true"
+    assert SqlStore(uri)._checkpoints is None
+    store = SqlStore("sqlite://")
+    with store.transaction() as tx:
+        tx.defer_checkpoint()  # nothing to defer: a no-op
+    store.wait_for_checkpoint()
+
+
+def test_a_checkpoint_thread_that_cannot_open_the_file_creates_nothing(tmp_path: Path) -> None:
+    from arflow.store.sql import _Checkpoints
+
+    gone = tmp_path / "gone.db"
+    checkpoints = _Checkpoints(str(gone))
+    checkpoints.request()
+    checkpoints.wait()
+    checkpoints.stop()
+    assert checkpoints.done == 0 and not gone.exists()
+
+
+_EXIT_AFTER_COMMIT = """
+import os, sys
+from arflow.store.sql import SqlStore
+store = SqlStore(sys.argv[1])
+with store.transaction() as tx:
+    tx.defer_checkpoint()
+    for i in range(5000):
+        tx.add_event(f"e-{i}", "Note", "x" * 2000)
+os._exit(0)  # right after the commit: the checkpoint thread has not finished, or started
+"""
+
+
+def test_what_a_deferred_commit_wrote_survives_an_exit_before_its_checkpoint(
+    tmp_path: Path,
+) -> None:
+    import subprocess
+    import sys
+
+    url = f"sqlite:///{tmp_path / 'book.db'}"
+    run = subprocess.run([sys.executable, "-c", _EXIT_AFTER_COMMIT, url], capture_output=True)
+    assert run.returncode == 0, run.stderr.decode()[-2000:]
+    store = SqlStore(url)
+    assert store.event_count() == 5_000
+    store.close()

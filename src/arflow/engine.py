@@ -1079,6 +1079,9 @@ class Engine:
             finally:
                 self._slice = None
             with self.ledger.batch() as batch:
+                defer_checkpoint = getattr(batch.tx, "defer_checkpoint", None)  # SQLite
+                if defer_checkpoint is not None:
+                    defer_checkpoint()  # the day's pages: after the commit, in a thread
                 # this process's slice is recorded while the helpers still plan theirs
                 recorded, queued = self._record_plan(batch, plan, when)
                 if helpers:

@@ -10,6 +10,10 @@ numbered list of steps recorded in ``arflow_schema``.
 from __future__ import annotations
 
 import functools
+import os
+import sqlite3
+import threading
+import urllib.parse
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -296,6 +300,85 @@ def _select_in_sql(dialect: str, table: str, columns: str, key: str, n: int) -> 
     return f"SELECT {columns} FROM {table} WHERE {key} IN ({_marks(dialect, n)})"
 
 
+#: SQLite's own default: a commit that leaves this many pages in the WAL checkpoints it.
+_AUTOCHECKPOINT_PAGES = 1000
+
+
+class _Checkpoints:
+    """A thread that checkpoints an SQLite file's WAL when asked to (after a commit that
+    deferred its checkpoint, see ``_SqlTx.defer_checkpoint``), on a connection of its own.
+    SQLite's documentation suggests this for writers that must not wait for checkpoints.
+
+    A PASSIVE checkpoint copies what no reader still needs and waits for nobody; what it
+    leaves is checkpointed by a later request or by SQLite's automatic checkpoint on the
+    next commit. A checkpoint cut short (the process exits mid-way) is safe: SQLite
+    repeats it from the WAL."""
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._wanted = threading.Condition()
+        self._pending = False
+        self._busy = False
+        self._stopped = False
+        self._thread: threading.Thread | None = None
+        self.done = 0  # checkpoints run (for tests)
+
+    def request(self) -> None:
+        with self._wanted:
+            if self._stopped:
+                return
+            self._pending = True
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._loop, name="arflow-sqlite-checkpoint", daemon=True
+                )
+                self._thread.start()
+            self._wanted.notify_all()
+
+    def wait(self) -> None:
+        with self._wanted:
+            self._wanted.wait_for(lambda: not (self._pending or self._busy) or self._thread is None)
+
+    def stop(self) -> None:
+        with self._wanted:
+            self._stopped = True
+            self._wanted.notify_all()
+            thread = self._thread
+        if thread is not None:
+            thread.join()
+
+    def _loop(self) -> None:
+        conn: sqlite3.Connection | None = None
+        try:
+            # mode=rw: never create a database where the store's file was
+            uri = f"file:{urllib.parse.quote(self._path)}?mode=rw"
+            conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+            while True:
+                with self._wanted:
+                    self._wanted.wait_for(lambda: self._pending or self._stopped)
+                    if not self._pending:
+                        return
+                    self._pending, self._busy = False, True
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                    self.done += 1
+                except sqlite3.Error:
+                    pass  # a later request, or the next commit's own checkpoint, does it
+                finally:
+                    with self._wanted:
+                        self._busy = False
+                        self._wanted.notify_all()
+        except sqlite3.Error:
+            pass  # cannot open the file here: commits go on checkpointing by themselves
+        finally:
+            if conn is not None:
+                conn.close()
+            with self._wanted:
+                self._thread = None
+                self._pending = self._busy = False
+                self._wanted.notify_all()
+
+
 #: SQLite page cache (KiB) of a bulk transaction (``_SqlTx.bulk``): an import's indexes
 #: stay in memory instead of being spilled to the WAL and read back page by page.
 BULK_CACHE_KIB = 256 * 1024
@@ -327,11 +410,15 @@ class _Models:
 class _SqlTx(BufferedTx):
     _TAKES_ROWS = True
 
-    def __init__(self, conn: Connection, models: _Models) -> None:
+    def __init__(
+        self, conn: Connection, models: _Models, checkpoints: _Checkpoints | None = None
+    ) -> None:
         super().__init__()
         self._conn = conn
         self._models = models
         self._cache_size: int | None = None  # to restore after a bulk transaction
+        self._checkpoints = checkpoints  # an SQLite file's checkpoint thread
+        self._deferred = False
 
     def bulk(self) -> None:
         """This transaction writes a lot (``Ledger.apply_all``): on SQLite, give it a larger
@@ -340,18 +427,38 @@ class _SqlTx(BufferedTx):
             return
         before = int(self._conn.exec_driver_sql("PRAGMA cache_size").scalar() or 0)
         # negative: KiB; positive: pages (4 KiB by default)
+        self.defer_checkpoint()
         if (-before if before < 0 else before * 4) < BULK_CACHE_KIB:
             self._cache_size = before
             self._conn.exec_driver_sql(f"PRAGMA cache_size = -{BULK_CACHE_KIB}")
 
+    def defer_checkpoint(self) -> None:
+        """This transaction writes a lot (a day's run, an import): on an SQLite file, its
+        commit leaves the WAL's checkpoint (copying the pages it wrote into the database
+        file, and the fsync) to the store's checkpoint thread, which starts on it as soon
+        as the commit returns, instead of doing it inside the commit. What is committed is
+        in the WAL either way; readers read it from there until the checkpoint is done."""
+        if self._checkpoints is not None and not self._deferred:
+            self._driver_pragma("wal_autocheckpoint = 0")
+            self._deferred = True
+
+    def _driver_pragma(self, pragma: str) -> None:
+        """A pragma on the driver's connection: through SQLAlchemy it would begin a
+        transaction."""
+        driver = self._conn.connection.driver_connection
+        if driver is not None:
+            driver.execute(f"PRAGMA {pragma}")
+
     def _end_bulk(self) -> None:
-        """Back to the connection's own cache size, once the transaction is over (on the
-        driver's connection: through SQLAlchemy the pragma would begin a transaction)."""
+        """Back to the connection's own cache size and checkpoints, once the transaction
+        is over; a deferred checkpoint goes to the checkpoint thread."""
         if self._cache_size is not None:
-            driver = self._conn.connection.driver_connection
-            if driver is not None:
-                driver.execute(f"PRAGMA cache_size = {self._cache_size}")
+            self._driver_pragma(f"cache_size = {self._cache_size}")
             self._cache_size = None
+        if self._deferred and self._checkpoints is not None:
+            self._driver_pragma(f"wal_autocheckpoint = {_AUTOCHECKPOINT_PAGES}")
+            self._deferred = False
+            self._checkpoints.request()
 
     def _load(self, kind: str, object_id: str) -> Any | None:
         data = self._conn.execute(_LOAD[kind], {"id": object_id}).scalar()
@@ -621,6 +728,10 @@ class SqlStore:
         self.url = engine.url.render_as_string(hide_password=True)
         self._source_url = url_or_engine if isinstance(url_or_engine, str) else None
         self._models = _Models()
+        # an SQLite file named by its path (not a file: URI, not in memory)
+        path = engine.url.database if engine.dialect.name == "sqlite" else None
+        file = path not in (None, "", ":memory:") and not str(path).startswith("file:")
+        self._checkpoints = _Checkpoints(os.path.abspath(str(path))) if file else None
         if upgrade:
             migrate(engine)
 
@@ -644,7 +755,7 @@ class SqlStore:
             try:
                 with conn.begin():
                     _lock(conn)
-                    tx = _SqlTx(conn, self._models)
+                    tx = _SqlTx(conn, self._models, self._checkpoints)
                     yield tx
                     tx.flush()
             finally:
@@ -973,5 +1084,14 @@ class SqlStore:
         with self._outbox_tx() as conn:
             return int(conn.execute(stmt).rowcount)
 
+    def wait_for_checkpoint(self) -> None:
+        """Return once the checkpoint thread has no checkpoint to do (SQLite files)."""
+        if self._checkpoints is not None:
+            self._checkpoints.wait()
+
     def close(self) -> None:
+        """Close the store's connections, after a checkpoint in progress (the last
+        connection to close checkpoints what is left)."""
+        if self._checkpoints is not None:
+            self._checkpoints.stop()
         self.engine.dispose()
