@@ -69,9 +69,6 @@ CLOCK = datetime(2025, 1, 1, 9, 0, tzinfo=UTC)
 TARGET_SECONDS = 10.0
 TARGET_RSS_MIB = 1536.0
 TARGET_RATIO = 20.0
-#: Peak RSS per decision of a whole-book first run (3,428 MiB for 511k decisions, 100k book):
-#: a first run expected to need more than --mem-cap-gib is not attempted, only run in slices.
-FIRST_RUN_BYTES_PER_DECISION = 7_000
 BOOK_FORMAT = 1  # bump when the generator changes: cached books are keyed by it
 
 #: The default ladder ("standard" in rules/default/dunning.yaml) as days past due at which each
@@ -350,26 +347,10 @@ def run_engine(args: argparse.Namespace, timer: Timer) -> dict[str, Any]:
     from arflow.engine import Engine
     from arflow.rules import default_pack_path
 
-    class SliceEngine(Engine):
-        """A first run restricted to the customers of one slice (``--slice i --slices k``).
-
-        On a book's very first run nothing is locked yet, so the monolithic run's decisions
-        for a customer depend only on that customer's receivables: k slices, run one after
-        the other on the same file, leave the same book and decision ledger as one run."""
-
-        def candidates(self, as_of: date, since: date | None) -> list[Any]:
-            cands = super().candidates(as_of, since)
-            return [r for r in cands if int(r.customer_id[1:]) % args.slices == args.slice]
-
-        def _locked_customers(self) -> list[Any]:
-            return []  # customers locked by an earlier slice are another slice's
-
     as_of = date.fromisoformat(args.as_of)
     t0 = time.perf_counter()
     ledger = Ledger(f"sqlite:///{args.db}")
-    engine = (SliceEngine if args.slices else Engine)(
-        ledger, default_pack_path(), workers=args.engine_workers
-    )
+    engine = Engine(ledger, default_pack_path(), workers=args.engine_workers)
     setup = time.perf_counter() - t0
     check_ladder(engine.pack)
     if args.locks_only:
@@ -388,11 +369,16 @@ def run_engine(args: argparse.Namespace, timer: Timer) -> dict[str, Any]:
     steps_today = sum(
         1 for d in plan.decisions + plan.skipped if d.kind == "dunning" and d.occurrence == as_of
     )
+    if plan.slices > 1:  # a run in slices keeps its decisions in the decision ledger only
+        records = ledger.store.decisions(as_of=as_of)
+        kinds = Counter(f"{d.kind}/{d.status}" for d in records)
+        steps_today = sum(1 for d in records if d.kind == "dunning" and d.key.endswith(str(as_of)))
     ledger.store.close()  # type: ignore[attr-defined]
     checkpoint(Path(args.db))  # so the parent can keep this file as the next day's book
     return {
         "setup_s": round(setup, 2),
         "checkpoint_after_s": round(checkpoint_after, 2),
+        "slices": plan.slices,
         "candidates": plan.candidates,
         "recorded": result.recorded,
         "skipped": result.skipped,
@@ -603,43 +589,14 @@ def measure_book(
             remove_db(db)
         return _steady_and_peer(args, row, book, day0, work)
 
-    # (b) the first run on the whole book, the day before: its result is the steady day's book
+    # (b) the first run on the whole book, the day before: its result is the steady day's
+    # book (a run with more than Engine.slice_candidates candidates plans in slices)
     first = ["--as-of", day_before, "--first-run"]
-    need_gib = row["first_decisions_expected"] * FIRST_RUN_BYTES_PER_DECISION / 2**30
-    if need_gib > args.mem_cap_gib:
-        row["first"] = {
-            "error": f"not attempted: ~{row['first_decisions_expected']:,} decisions x "
-            f"~{FIRST_RUN_BYTES_PER_DECISION / 1000:.0f} kB = ~{need_gib:.0f} GiB "
-            f"> {args.mem_cap_gib:g} GiB cap",
-            "after_s": 0,
-        }
-    else:
-        db = fresh_copy(book, work, "first.db")
-        row["first"] = run_child(args, "first", ["--db", str(db), *first])
-        if "error" not in row["first"] and not day0.exists():
-            db.rename(day0)
-        remove_db(db)
-    slices = args.slices or -(-size // 100_000)
-    if not day0.exists() and slices > 1:
-        # The whole-book first run did not fit: bring the book to day 0 in customer slices.
-        db = fresh_copy(book, work, "seed.db")
-        parts = []
-        for i in range(slices):
-            extra = ["--db", str(db), *first, "--slice", str(i), "--slices", str(slices)]
-            parts.append(run_child(args, "first", extra))
-            if "error" in parts[-1]:
-                break
-        row["first_sliced"] = {
-            "slices": slices,
-            "seconds": round(sum(x.get("seconds", 0) for x in parts), 2),
-            "cpu_s": round(sum(x.get("cpu_s", 0) for x in parts), 2),
-            "peak_rss_mib": max(x.get("peak_rss_mib", 0) for x in parts),
-            "decisions": dict(sum((Counter(x.get("decisions", {})) for x in parts), Counter())),
-            "parts": parts,
-        }
-        if not any("error" in x for x in parts):
-            db.rename(day0)
-        remove_db(db)
+    db = fresh_copy(book, work, "first.db")
+    row["first"] = run_child(args, "first", ["--db", str(db), *first])
+    if "error" not in row["first"] and not day0.exists():
+        db.rename(day0)
+    remove_db(db)
     return _steady_and_peer(args, row, book, day0, work)
 
 
@@ -745,11 +702,7 @@ def report(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
         ok = st and "error" not in st
         first_s, first_rss = fmt_s(fi), fmt_rss(fi)
         if fi and "error" in fi:
-            first_s = "not run" if fi.get("after_s") == 0 else f"failed after {fi['after_s']} s"
-            sl = r.get("first_sliced")
-            if sl:
-                first_s += f"; {sl['slices']} slices: {sl['seconds']:.1f}"
-                first_rss = f"{sl['peak_rss_mib']:.0f} (per slice)"
+            first_s = f"failed after {fi.get('after_s')} s"
         ratio = "-"
         sw = r.get("steady_workers")
         sw_ok = sw and "error" not in sw
@@ -799,13 +752,8 @@ def report(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
             out.append(f"  day-0 decisions: {fi['decisions']}, CPU {fi['cpu_s']} s")
         if "error" in fi:
             out.append(f"  first run failed: {fi}")
-        sl = r.get("first_sliced")
-        if sl:
-            out.append(
-                f"  first run in {sl['slices']} customer slices: {sl['seconds']} s wall, "
-                f"{sl['cpu_s']} s CPU, peak RSS per slice {sl['peak_rss_mib']} MiB, "
-                f"decisions {sl['decisions']}"
-            )
+        if fi.get("slices", 1) > 1:
+            out.append(f"  day-0 run planned in {fi['slices']} slices of the customers")
         if "build" in r:
             out.append(f"  built: {r['build']}")
     for r in rows:
@@ -858,10 +806,6 @@ def main() -> None:
     p.add_argument("--out", default="", help="results JSON (default: in --cache-dir)")
     p.add_argument("--timeout", type=float, default=7200, help="seconds per measurement")
     p.add_argument("--mem-cap-gib", type=float, default=14, help="address-space cap per child")
-    p.add_argument(
-        "--slices", type=int, default=0, help="customer slices for a first run that fails (auto)"
-    )
-    p.add_argument("--slice", type=int, default=0, help=argparse.SUPPRESS)
     p.add_argument(
         "--repeat",
         type=int,

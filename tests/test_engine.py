@@ -406,6 +406,23 @@ def test_review_mode_holds_then_releases(b: BookBuilder, tmp_path: Path) -> None
     assert engine.proposal() == []
 
 
+def test_an_alert_without_a_days_past_due_bound_reads_every_live_receivable(
+    b: BookBuilder, tmp_path: Path
+) -> None:
+    """Its window is every due date; merging it with the ladder's windows once overflowed
+    past ``date.max`` on every day after the first."""
+    pack = _custom_pack(
+        tmp_path, alerts='when: "days_past_due > 30 and balance > 0"=>when: "balance > 100"'
+    )
+    engine = Engine(b.ledger, pack)
+    b.invoice("I1", "C1", 1_000, issued="2026-01-01", due="2026-06-30")  # far from due
+    assert [d.kind for d in engine.run(date(2026, 3, 1), first_run=True).plan.decisions] == [
+        "alert"
+    ]
+    assert engine.run(date(2026, 3, 2)).recorded == 0  # flagged once
+    assert [r.id for r in engine.candidates(date(2026, 3, 2), date(2026, 3, 2))] == ["I1"]
+
+
 def test_send_window_in_the_customers_time_zone(b: BookBuilder, pack) -> None:  # type: ignore[no-untyped-def]
     b.invoice("I1", "C1", 1_000, issued="2026-01-31", due=DUE)
     engine = Engine(b.ledger, pack)

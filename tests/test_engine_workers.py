@@ -6,6 +6,7 @@ day's events are logged may differ (slice by slice)."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import sqlite3
 import sys
@@ -397,3 +398,69 @@ def test_a_slice_another_run_recorded_meanwhile_is_recorded_once(
         assert engine._record_helpers(batch, plan, rows, counts, at) == (0, 0)
     assert sqlite_rows(path) == after
     store.close()
+
+
+# -- runs too large to plan at once: slices one after the other ----------------------------------
+
+
+def test_a_run_in_slices_leaves_the_same_book(
+    book: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run with more than ``Engine.slice_candidates`` candidates (a first run: every step
+    ever due) plans and records slices of the customers one after the other: the same
+    book, decisions, outbox and counts as a run planned at once."""
+    whole, sliced = copy(book, tmp_path, "whole.db"), copy(book, tmp_path, "sliced.db")
+    counts = run_days(whole, 1, first_run=True)
+    seen: list[int] = []
+    real = Engine._run_in_slices
+
+    def spy(self: Engine, *a: Any) -> Any:
+        result = real(self, *a)
+        seen.append(result.plan.slices)
+        assert not result.plan.decisions and not result.plan.skipped  # in the ledger only
+        return result
+
+    monkeypatch.setattr(Engine, "_run_in_slices", spy)
+    monkeypatch.setattr(Engine, "slice_candidates", 25)
+    assert run_days(sliced, 1, first_run=True) == counts
+    assert len(seen) == len(DAYS) and min(seen) > 1
+    rows, expected = sqlite_rows(sliced), sqlite_rows(whole)
+    runs = [(day, json.loads(body)) for day, body in rows.pop("ar_run")]
+    assert [(day, {**body, "slices": 0}) for day, body in runs] == [
+        (day, {**json.loads(body), "slices": 0}) for day, body in expected.pop("ar_run")
+    ]
+    assert [body["slices"] for _day, body in runs] == seen  # the run record says so
+    assert rows == expected
+    assert rows["ar_outbox"] and sum(c[1] for c in counts) > 0  # messages, stale steps
+
+
+def test_a_run_in_slices_on_the_memory_store(monkeypatch: pytest.MonkeyPatch) -> None:
+    books = []
+    for limit in (10**9, 20):
+        monkeypatch.setattr(Engine, "slice_candidates", limit)
+        ledger = Ledger("memory://")
+        build(BookBuilder(ledger))
+        engine = Engine(ledger, RULES)
+        results = [engine.run(day, first_run=day == DAYS[0]) for day in DAYS]
+        assert all((r.plan.slices > 1) == (limit == 20) for r in results[:1])
+        books.append(
+            (
+                [(r.recorded, r.skipped) for r in results],
+                dump_book(ledger.store),
+                sorted((d.key, d.status) for d in ledger.store.decisions()),
+                sorted(o.key for o in ledger.store.outbox()),
+            )
+        )
+    assert books[0] == books[1]
+
+
+def test_the_slices_a_run_needs_follow_its_candidates(book: Path, tmp_path: Path) -> None:
+    engine = Engine(Ledger(f"sqlite:///{copy(book, tmp_path, 'a.db')}"), RULES)
+    first = len(engine.candidates(DAYS[0], None))
+    day = len(engine.candidates(DAYS[0], DAYS[0]))
+    assert first > day > 0
+    engine.slice_candidates = day
+    assert engine._slices_needed(DAYS[0], DAYS[0], False) == 1
+    assert engine._slices_needed(DAYS[0], None, True) == -(-first // day) > 1
+    engine.slice_candidates = first
+    assert engine._slices_needed(DAYS[0], None, True) == 1

@@ -234,6 +234,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         f"run {args.as_of}: {result.recorded} recorded, {result.skipped} skipped, "
         f"{len(result.failures)} failed"
     )
+    if result.plan.slices > 1:  # too many to keep: they are in the decision ledger
+        print(f"  planned and recorded in {result.plan.slices} slices of the customers")
     _print_decisions(result.plan, verbose=args.verbose)
     return 1 if result.failures else 0
 

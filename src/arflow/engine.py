@@ -126,6 +126,10 @@ class Plan:
     #: where the decisions of the receivables end and where those of the patterns end
     #: (the customers' locks follow): :func:`merge_plans` keeps that order
     segments: tuple[int, int] = (0, 0)
+    #: more than one: a run planned and recorded this many slices of the customers one
+    #: after the other (``Engine.slice_candidates``), whose decisions are in the decision
+    #: ledger only (``decisions`` and ``skipped`` are left empty)
+    slices: int = 1
 
     @property
     def notices(self) -> list[Notice]:
@@ -393,6 +397,11 @@ class Engine:
     #: this many candidates (or on a first run): a helper takes about half a second to
     #: start, more than a small day takes to plan.
     helpers_from = 5_000
+    #: A run with more candidates than this (a large book's first run, when every step
+    #: ever due counts, or a run after a long downtime) plans and records slices of the
+    #: customers one after the other, in its one transaction, so that its memory does not
+    #: grow with the book; its result then keeps counts, not decisions.
+    slice_candidates = 50_000
 
     def __init__(
         self,
@@ -571,15 +580,23 @@ class Engine:
 
     def candidates(self, as_of: date, since: date | None) -> list[Receivable]:
         """Live receivables whose due date lets some step fire in [since, as_of]."""
+        seen: dict[str, Receivable] = {}
+        mine = self._slice_filter()
+        for lo_d, hi_d in self._due_windows(as_of, since):
+            for r in self.store.find_due(lo_d, hi_d, LIVE_STATES, customers=mine):
+                seen[r.id] = r
+        return sorted(seen.values(), key=lambda r: (r.customer_id, r.due_date, r.id))
+
+    def _due_windows(self, as_of: date, since: date | None) -> list[tuple[date, date]]:
+        """The due dates (disjoint windows) of the receivables a step, alert or lock can
+        fire for in [since, as_of]; every due date when a step hangs off another anchor."""
         windows: list[tuple[date, date]] = []
         first = date.min if since is None else since
         for ladder in self.pack.ladders:
             for st in ladder.steps:
                 reach = _due_reach(st.schedule)
                 if reach is None:
-                    return self.store.find_due(
-                        date.min, date.max, LIVE_STATES, customers=self._slice_filter()
-                    )
+                    return [(date.min, date.max)]
                 lo, hi = reach
                 start = date.min if hi is None or first == date.min else first - timedelta(hi)
                 windows.append((start, as_of - timedelta(lo)))
@@ -594,16 +611,12 @@ class Engine:
         windows.sort()
         merged: list[tuple[date, date]] = []
         for lo_d, hi_d in windows:
-            if merged and lo_d <= merged[-1][1] + timedelta(1):
+            last = merged[-1][1] if merged else None
+            if last is not None and (last == date.max or lo_d <= last + timedelta(1)):
                 merged[-1] = (merged[-1][0], max(merged[-1][1], hi_d))
             else:
                 merged.append((lo_d, hi_d))
-        seen: dict[str, Receivable] = {}
-        mine = self._slice_filter()
-        for lo_d, hi_d in merged:
-            for r in self.store.find_due(lo_d, hi_d, LIVE_STATES, customers=mine):
-                seen[r.id] = r
-        return sorted(seen.values(), key=lambda r: (r.customer_id, r.due_date, r.id))
+        return merged
 
     def _threshold_window(
         self, cond: Condition | None, fact: str, as_of: date, first: date
@@ -1065,6 +1078,9 @@ class Engine:
         self, as_of: date, *, since: date | None, first_run: bool, at: datetime | None
     ) -> RunResult:
         when = at or datetime(as_of.year, as_of.month, as_of.day, tzinfo=UTC)
+        slices = self._slices_needed(as_of, since, first_run)
+        if slices > 1:
+            return self._run_in_slices(as_of, since, first_run, when, slices)
         spec = self._helper_spec(as_of, since, first_run, when)
         with ExitStack() as stack:
             helpers = [
@@ -1093,24 +1109,62 @@ class Engine:
                     recorded, queued = recorded + more[0], queued + more[1]
                     plans.append(theirs)
                 plan = merge_plans(plans) if helpers else plan
-                batch.tx.add_run(
-                    RunRecord(
-                        as_of=as_of,
-                        body=json.dumps(
-                            {
-                                "since": None if plan.since is None else plan.since.isoformat(),
-                                "candidates": plan.candidates,
-                                "audit_mark": plan.audit_mark,
-                                "recorded": recorded,
-                                "queued": queued,
-                                "skipped": len(plan.skipped),
-                                "failed": len(plan.failures),
-                                "failures": [f.__dict__ for f in plan.failures],
-                            }
-                        ),
-                    )
-                )
+                batch.tx.add_run(_run_record(plan, recorded, queued, len(plan.skipped)))
         return RunResult(as_of, recorded, len(plan.skipped), plan.failures, plan)
+
+    def _slices_needed(self, as_of: date, since: date | None, first_run: bool) -> int:
+        """In how many slices of the customers the run must be planned to keep each slice
+        under ``slice_candidates`` candidates (1: the whole day at once)."""
+        count_due = getattr(self.store, "count_due", None)
+        if count_due is None:
+            return 1
+        if since is None and not first_run:
+            last = self.last_run()
+            since = None if last is None else last + timedelta(1)
+        since = None if since is None else min(since, as_of)
+        windows = self._due_windows(as_of, since)
+        count = sum(count_due(lo, hi, LIVE_STATES) for lo, hi in windows)
+        return max(1, -(-int(count) // self.slice_candidates))
+
+    def _run_in_slices(
+        self, as_of: date, since: date | None, first_run: bool, when: datetime, k: int
+    ) -> RunResult:
+        """Plan and record slice i of k of the customers (crc32 % k) for i = 0 .. k - 1,
+        one after the other, in one transaction: what a run records, with at most one
+        slice's plan in memory (the slices are disjoint: a customer's decisions read that
+        customer alone, see :mod:`arflow._planner`)."""
+        recorded = queued = skipped = candidates = 0
+        failures: list[Failure] = []
+        first: Plan | None = None
+        with self.ledger.batch() as batch:
+            defer_checkpoint = getattr(batch.tx, "defer_checkpoint", None)  # SQLite
+            if defer_checkpoint is not None:
+                defer_checkpoint()
+            for i in range(k):
+                self._slice = (i, k)
+                try:
+                    plan = self.plan(as_of, since=since, first_run=first_run)
+                finally:
+                    self._slice = None
+                got = self._record_plan(batch, plan, when)
+                batch.tx.flush()  # to the database: the next slice starts from nothing
+                recorded, queued = recorded + got[0], queued + got[1]
+                skipped += len(plan.skipped)
+                candidates += plan.candidates
+                failures.extend(plan.failures)
+                if first is None:
+                    first = Plan(as_of=as_of, since=plan.since, audit_mark=plan.audit_mark)
+            assert first is not None
+            whole = Plan(
+                as_of=as_of,
+                since=first.since,
+                failures=failures,
+                candidates=candidates,
+                audit_mark=first.audit_mark,
+                slices=k,
+            )
+            batch.tx.add_run(_run_record(whole, recorded, queued, skipped))
+        return RunResult(as_of, recorded, skipped, failures, whole)
 
     def _record_plan(self, batch: Batch, plan: Plan, when: datetime) -> tuple[int, int]:
         """Record ``plan``'s decisions not recorded yet, their messages and their effects;
@@ -1588,6 +1642,26 @@ def score_customer(scoring: Scoring, facts: Mapping[str, Any]) -> CreditScore:
         last.payment_terms_days,
         last.prepayment_percent,
         breakdown,
+    )
+
+
+def _run_record(plan: Plan, recorded: int, queued: int, skipped: int) -> RunRecord:
+    """What the run record of ``plan`` says (``Engine._last_run_says`` reads it)."""
+    return RunRecord(
+        as_of=plan.as_of,
+        body=json.dumps(
+            {
+                "since": None if plan.since is None else plan.since.isoformat(),
+                "candidates": plan.candidates,
+                "audit_mark": plan.audit_mark,
+                "recorded": recorded,
+                "queued": queued,
+                "skipped": skipped,
+                "failed": len(plan.failures),
+                "failures": [f.__dict__ for f in plan.failures],
+                **({"slices": plan.slices} if plan.slices > 1 else {}),
+            }
+        ),
     )
 
 

@@ -183,6 +183,10 @@ class Store(Protocol):
         if given, says which customers' receivables to read (the others are not parsed)."""
         ...
 
+    def count_due(self, due_from: date, due_to: date, states: Iterable[str]) -> int:
+        """How many receivables ``find_due`` would return (without reading them)."""
+        ...
+
     def decisions(
         self, *, as_of: date | None = None, status: str | None = None
     ) -> list[DecisionRecord]: ...

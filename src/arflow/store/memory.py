@@ -175,6 +175,9 @@ class MemoryStore:
             and (customers is None or customers(r.customer_id))
         ]
 
+    def count_due(self, due_from: date, due_to: date, states: Iterable[str]) -> int:
+        return len(self.find_due(due_from, due_to, states))
+
     def decisions(
         self, *, as_of: date | None = None, status: str | None = None
     ) -> list[DecisionRecord]:

@@ -295,6 +295,23 @@ def _marks(dialect: str, n: int) -> str:
     return ", ".join(["?" if dialect == "sqlite" else "%s"] * n)
 
 
+def _due_query(
+    dialect: str, columns: str, due_from: date, due_to: date, states: Iterable[str]
+) -> tuple[str, tuple[Any, ...]]:
+    """``find_due``'s query (and its parameters) for ``columns``."""
+    wanted = [str(s) for s in states]
+    sql = (
+        f"SELECT {columns} FROM ar_receivable WHERE state IN ({_marks(dialect, len(wanted))}) "
+        f"AND due_date BETWEEN {_marks(dialect, 1)} AND {_marks(dialect, 1)}"
+    )
+    day = _day_param(dialect)
+    return sql, (*wanted, day(due_from), day(due_to))
+
+
+#: Rows ``find_due`` fetches at a time.
+_DUE_BATCH = 5_000
+
+
 @functools.cache
 def _select_in_sql(dialect: str, table: str, columns: str, key: str, n: int) -> str:
     return f"SELECT {columns} FROM {table} WHERE {key} IN ({_marks(dialect, n)})"
@@ -908,23 +925,29 @@ class SqlStore:
         *,
         customers: Callable[[str], bool] | None = None,
     ) -> list[Any]:
-        wanted = [str(s) for s in states]
         model = KINDS["receivable"].model
         parse = self._models.parse
+        out: list[Any] = []
         with self._read() as conn:
-            dialect = conn.dialect.name
-            sql = (
-                f"SELECT customer_id, data FROM ar_receivable WHERE state IN "
-                f"({_marks(dialect, len(wanted))}) AND due_date BETWEEN {_marks(dialect, 1)} "
-                f"AND {_marks(dialect, 1)}"
+            sql, params = _due_query(
+                conn.dialect.name, "customer_id, data", due_from, due_to, states
             )
-            day = _day_param(dialect)
             with _driver_cursor(conn, sql) as cursor:
-                cursor.execute(sql, (*wanted, day(due_from), day(due_to)))
-                rows = cursor.fetchall()
-        if customers is None:
-            return [parse(model, d) for _c, d in rows]
-        return [parse(model, d) for c, d in rows if customers(c)]
+                cursor.execute(sql, params)
+                # in batches: a slice of a whole book keeps only its own customers' rows
+                while batch := cursor.fetchmany(_DUE_BATCH):
+                    if customers is None:
+                        out.extend(parse(model, d) for _c, d in batch)
+                    else:
+                        out.extend(parse(model, d) for c, d in batch if customers(c))
+        return out
+
+    def count_due(self, due_from: date, due_to: date, states: Iterable[str]) -> int:
+        with self._read() as conn:
+            sql, params = _due_query(conn.dialect.name, "count(*)", due_from, due_to, states)
+            with _driver_cursor(conn, sql) as cursor:
+                cursor.execute(sql, params)
+                return int(cursor.fetchone()[0])
 
     def decisions(
         self, *, as_of: date | None = None, status: str | None = None
