@@ -461,6 +461,7 @@ def test_the_slices_a_run_needs_follow_its_candidates(book: Path, tmp_path: Path
     assert first > day > 0
     engine.slice_candidates = day
     assert engine._slices_needed(DAYS[0], DAYS[0], False) == 1
+    engine.slice_candidates = 4 * day  # a first run's slices hold a quarter of it
     assert engine._slices_needed(DAYS[0], None, True) == -(-first // day) > 1
-    engine.slice_candidates = first
+    engine.slice_candidates = 4 * first
     assert engine._slices_needed(DAYS[0], None, True) == 1

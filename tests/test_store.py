@@ -407,3 +407,41 @@ def test_what_a_deferred_commit_wrote_survives_an_exit_before_its_checkpoint(
     store = SqlStore(url)
     assert store.event_count() == 5_000
     store.close()
+
+
+def test_find_due_and_count_due_by_window_state_and_customers(store) -> None:  # type: ignore[no-untyped-def]
+    """The daily sweep's index: receivables by due-date window and state, optionally for
+    some customers only (a slice of a run), and their count without reading them."""
+    from datetime import date, timedelta
+
+    from arflow.ledger import LIVE_STATES, Ledger
+    from arflow.testing import BookBuilder
+
+    b = BookBuilder(Ledger(store))
+    base = date(2026, 1, 31)
+    for c in range(4):
+        b.customer(f"C{c}")
+        for i in range(6):
+            due = base + timedelta(days=10 * i)
+            b.invoice(f"I{c}-{i}", f"C{c}", 100, issued="2026-01-01", due=due)
+    b.pay("P", "C1", 100, on="2026-02-01", to=[("I1-1", 100)])  # paid: not live
+    lo, hi = base + timedelta(days=10), base + timedelta(days=30)
+    everything = [r for r in store.all("receivable")]
+
+    def expected(pick: Any = None) -> list[str]:
+        return sorted(
+            r.id
+            for r in everything
+            if lo <= r.due_date <= hi
+            and str(r.state) in LIVE_STATES
+            and (pick is None or pick(r.customer_id))
+        )
+
+    got = store.find_due(lo, hi, LIVE_STATES)
+    assert sorted(r.id for r in got) == expected() and len(got) == 11
+    assert store.count_due(lo, hi, LIVE_STATES) == 11
+    odd = {"C1", "C3"}.__contains__
+    assert sorted(r.id for r in store.find_due(lo, hi, LIVE_STATES, customers=odd)) == expected(odd)
+    nobody = store.find_due(lo, hi, LIVE_STATES, customers=lambda c: False)
+    assert nobody == []
+    assert store.count_due(hi + timedelta(days=1), hi + timedelta(days=5), LIVE_STATES) == 0

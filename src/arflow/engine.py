@@ -400,7 +400,9 @@ class Engine:
     #: A run with more candidates than this (a large book's first run, when every step
     #: ever due counts, or a run after a long downtime) plans and records slices of the
     #: customers one after the other, in its one transaction, so that its memory does not
-    #: grow with the book; its result then keeps counts, not decisions.
+    #: grow with the book; its result then keeps counts, not decisions. A first run's
+    #: slices hold a quarter of this: every step a receivable ever reached is a decision
+    #: then (the latest one, the others recorded as skipped), four or more per candidate.
     slice_candidates = 50_000
 
     def __init__(
@@ -1114,7 +1116,8 @@ class Engine:
 
     def _slices_needed(self, as_of: date, since: date | None, first_run: bool) -> int:
         """In how many slices of the customers the run must be planned to keep each slice
-        under ``slice_candidates`` candidates (1: the whole day at once)."""
+        under ``slice_candidates`` candidates, a quarter of it on a first run (1: the
+        whole day at once)."""
         count_due = getattr(self.store, "count_due", None)
         if count_due is None:
             return 1
@@ -1124,7 +1127,8 @@ class Engine:
         since = None if since is None else min(since, as_of)
         windows = self._due_windows(as_of, since)
         count = sum(count_due(lo, hi, LIVE_STATES) for lo, hi in windows)
-        return max(1, -(-int(count) // self.slice_candidates))
+        per_slice = self.slice_candidates if since is not None else self.slice_candidates // 4
+        return max(1, -(-int(count) // max(1, per_slice)))
 
     def _run_in_slices(
         self, as_of: date, since: date | None, first_run: bool, when: datetime, k: int
