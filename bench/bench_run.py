@@ -370,9 +370,7 @@ def run_engine(args: argparse.Namespace, timer: Timer) -> dict[str, Any]:
         1 for d in plan.decisions + plan.skipped if d.kind == "dunning" and d.occurrence == as_of
     )
     if plan.slices > 1:  # a run in slices keeps its decisions in the decision ledger only
-        records = ledger.store.decisions(as_of=as_of)
-        kinds = Counter(f"{d.kind}/{d.status}" for d in records)
-        steps_today = sum(1 for d in records if d.kind == "dunning" and d.key.endswith(str(as_of)))
+        kinds, steps_today = ledger_counts(Path(args.db), as_of)
     ledger.store.close()  # type: ignore[attr-defined]
     checkpoint(Path(args.db))  # so the parent can keep this file as the next day's book
     return {
@@ -386,6 +384,24 @@ def run_engine(args: argparse.Namespace, timer: Timer) -> dict[str, Any]:
         "due_steps": steps_today,
         "decisions": dict(sorted(kinds.items())),
     }
+
+
+def ledger_counts(db: Path, as_of: date) -> tuple[Counter[str], int]:
+    """Decisions of ``as_of`` by kind/status, and the dunning steps due on the day, counted
+    in SQL (a large first run's millions of decisions would not fit in memory)."""
+    conn = sqlite3.connect(db)
+    try:
+        rows = conn.execute(
+            "SELECT kind, status, count(*) FROM ar_decision WHERE as_of = ? GROUP BY 1, 2",
+            (str(as_of),),
+        ).fetchall()
+        (today,) = conn.execute(
+            "SELECT count(*) FROM ar_decision WHERE as_of = ? AND kind = 'dunning' AND key LIKE ?",
+            (str(as_of), f"%:{as_of}"),
+        ).fetchone()
+    finally:
+        conn.close()
+    return Counter({f"{k}/{s}": n for k, s, n in rows}), int(today)
 
 
 def run_peer(args: argparse.Namespace, timer: Timer) -> dict[str, Any]:
