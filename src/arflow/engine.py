@@ -1151,7 +1151,14 @@ class Engine:
                 finally:
                     self._slice = None
                 got = self._record_plan(batch, plan, when)
-                batch.tx.flush()  # to the database: the next slice starts from nothing
+                # to the database: the next slice (other customers) starts from nothing
+                batch.tx.flush()
+                for forget in (
+                    getattr(batch.tx, "forget_reads", None),
+                    getattr(self.store, "forget_parsed", None),
+                ):
+                    if forget is not None:
+                        forget()
                 recorded, queued = recorded + got[0], queued + got[1]
                 skipped += len(plan.skipped)
                 candidates += plan.candidates

@@ -384,8 +384,9 @@ class BufferedTx:
         # for ``find``; dropped when the transaction writes to the backend.
         self._found: dict[tuple[str, str], list[Any]] = {}
 
-    def _forget_reads(self) -> None:
-        """Drop what this transaction read from the backend (it was written past it)."""
+    def forget_reads(self) -> None:
+        """Drop what this transaction read from the backend: it was written past it, or
+        what comes next reads none of it (a run's next slice of customers)."""
         self._read = {kind: {} for kind in KINDS}
         self._logged = set()
         self._unlogged = set()

@@ -586,7 +586,7 @@ class _SqlTx(BufferedTx):
         one has staged. What this transaction read before is read again afterwards."""
         self.flush()
         self._write_rows(rows)
-        self._forget_reads()
+        self.forget_reads()
 
     def _insert_rows(
         self, table: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]]
@@ -806,6 +806,12 @@ class SqlStore:
             yield
         finally:
             self._models.memo = None
+
+    def forget_parsed(self) -> None:
+        """Within :meth:`parse_once`: drop the objects kept so far (what comes next reads
+        none of them: a run's next slice of customers)."""
+        if self._models.memo is not None:
+            self._models.memo.clear()
 
     def get(self, kind: str, object_id: str) -> Any | None:
         t = OBJECT_TABLES[kind]
