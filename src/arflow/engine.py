@@ -1137,9 +1137,8 @@ class Engine:
         one after the other, in one transaction: what a run records, with at most one
         slice's plan in memory (the slices are disjoint: a customer's decisions read that
         customer alone, see :mod:`arflow._planner`)."""
-        recorded = queued = skipped = candidates = 0
-        failures: list[Failure] = []
-        first: Plan | None = None
+        recorded = queued = skipped = 0
+        whole = Plan(as_of=as_of, since=since, slices=k)  # since and mark: the first slice's
         with self.ledger.batch() as batch:
             defer_checkpoint = getattr(batch.tx, "defer_checkpoint", None)  # SQLite
             if defer_checkpoint is not None:
@@ -1161,21 +1160,12 @@ class Engine:
                         forget()
                 recorded, queued = recorded + got[0], queued + got[1]
                 skipped += len(plan.skipped)
-                candidates += plan.candidates
-                failures.extend(plan.failures)
-                if first is None:
-                    first = Plan(as_of=as_of, since=plan.since, audit_mark=plan.audit_mark)
-            assert first is not None
-            whole = Plan(
-                as_of=as_of,
-                since=first.since,
-                failures=failures,
-                candidates=candidates,
-                audit_mark=first.audit_mark,
-                slices=k,
-            )
+                whole.candidates += plan.candidates
+                whole.failures.extend(plan.failures)
+                if i == 0:
+                    whole.since, whole.audit_mark = plan.since, plan.audit_mark
             batch.tx.add_run(_run_record(whole, recorded, queued, skipped))
-        return RunResult(as_of, recorded, skipped, failures, whole)
+        return RunResult(as_of, recorded, skipped, whole.failures, whole)
 
     def _record_plan(self, batch: Batch, plan: Plan, when: datetime) -> tuple[int, int]:
         """Record ``plan``'s decisions not recorded yet, their messages and their effects;
