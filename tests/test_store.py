@@ -445,3 +445,19 @@ def test_find_due_and_count_due_by_window_state_and_customers(store) -> None:  #
     nobody = store.find_due(lo, hi, LIVE_STATES, customers=lambda c: False)
     assert nobody == []
     assert store.count_due(hi + timedelta(days=1), hi + timedelta(days=5), LIVE_STATES) == 0
+
+
+def test_a_staging_transaction_is_never_written(tmp_path: Path) -> None:
+    """What a staging transaction stages leaves by ``staged_rows`` only: flushed into a
+    transaction that is rolled back, it would be lost without a word."""
+    store = SqlStore(f"sqlite:///{tmp_path / 'book.db'}")
+    with store.staging() as tx:
+        tx.add_event("e-1", "Note", "{}")
+        with pytest.raises(StoreError, match="never written"):
+            tx.flush()
+        rows = tx.staged_rows()
+    assert store.event_count() == 0
+    with store.transaction() as tx:
+        tx.write_rows(rows)
+    assert store.event_count() == 1
+    store.close()

@@ -428,9 +428,16 @@ class _SqlTx(BufferedTx):
     _TAKES_ROWS = True
 
     def __init__(
-        self, conn: Connection, models: _Models, checkpoints: _Checkpoints | None = None
+        self,
+        conn: Connection,
+        models: _Models,
+        checkpoints: _Checkpoints | None = None,
+        *,
+        staging: bool = False,
     ) -> None:
         super().__init__()
+        #: ``SqlStore.staging``: what it stages leaves by ``staged_rows`` only
+        self._staging = staging
         self._conn = conn
         self._models = models
         self._cache_size: int | None = None  # to restore after a bulk transaction
@@ -523,6 +530,8 @@ class _SqlTx(BufferedTx):
         return found
 
     def _write(self, layer: _Layer) -> None:
+        if self._staging:  # written to a transaction that is rolled back: lost unseen
+            raise StoreError("a staging transaction is never written: hand its staged_rows over")
         self._write_rows(self._rows(layer))
 
     def _rows(self, layer: _Layer) -> StagedRows:
@@ -787,7 +796,7 @@ class SqlStore:
         that lock)."""
         with self.engine.connect() as conn, conn.begin() as tx:
             try:
-                yield _SqlTx(conn, self._models)
+                yield _SqlTx(conn, self._models, staging=True)
             finally:
                 tx.rollback()
 
