@@ -473,7 +473,7 @@ class _SqlTx(BufferedTx):
         if driver is not None:
             driver.execute(f"PRAGMA {pragma}")
 
-    def _end_bulk(self) -> None:
+    def _end(self) -> None:
         """Back to the connection's own cache size and checkpoints, once the transaction
         is over; a deferred checkpoint goes to the checkpoint thread."""
         if self._cache_size is not None:
@@ -504,19 +504,10 @@ class _SqlTx(BufferedTx):
         return self._conn.execute(_HAS_EVENT, {"eid": event_id}).first() is not None
 
     def _load_many(self, kind: str, object_ids: list[str]) -> dict[str, Any]:
-        model = KINDS[kind].model
-        rows = _select_in(self._conn, f"ar_{kind}", "id, data", "id", object_ids)
-        return {oid: self._models.parse(model, d) for oid, d in rows}
+        return _by_id(self._conn, kind, object_ids, self._models)
 
     def _find_many(self, kind: str, customer_ids: list[str]) -> dict[str, list[Any]]:
-        model = KINDS[kind].model
-        rows = _select_in(
-            self._conn, f"ar_{kind}", "customer_id, data", "customer_id", customer_ids
-        )
-        found: dict[str, list[Any]] = {}
-        for cid, d in rows:
-            found.setdefault(cid, []).append(self._models.parse(model, d))
-        return found
+        return _by_customer(self._conn, kind, customer_ids, self._models)
 
     def _has_events(self, event_ids: list[str]) -> set[str]:
         found = _select_in(self._conn, "ar_event", "event_id", "event_id", event_ids)
@@ -660,6 +651,25 @@ def _select_in(
     return out
 
 
+def _by_id(conn: Connection, kind: str, ids: list[str], models: _Models) -> dict[str, Any]:
+    """Objects of ``kind`` by id (missing ids left out), a batch of ids per query."""
+    model = KINDS[kind].model
+    rows = _select_in(conn, f"ar_{kind}", "id, data", "id", ids)
+    return {oid: models.parse(model, d) for oid, d in rows}
+
+
+def _by_customer(
+    conn: Connection, kind: str, customer_ids: list[str], models: _Models
+) -> dict[str, list[Any]]:
+    """Objects of ``kind`` of each customer, every state (customers without any left
+    out), a batch of customers per query."""
+    model = KINDS[kind].model
+    found: dict[str, list[Any]] = {}
+    for cid, d in _select_in(conn, f"ar_{kind}", "customer_id, data", "customer_id", customer_ids):
+        found.setdefault(cid, []).append(models.parse(model, d))
+    return found
+
+
 @functools.cache
 def _driver_statement(dialect: Dialect, what: str) -> tuple[str, tuple[str, ...]]:
     """The SQL of an upsert (a kind's objects, ``decision``) or of the outbox's insert,
@@ -786,7 +796,7 @@ class SqlStore:
                     tx.flush()
             finally:
                 if tx is not None:
-                    tx._end_bulk()
+                    tx._end()
 
     @contextmanager
     def staging(self) -> Iterator[_SqlTx]:
@@ -842,27 +852,12 @@ class SqlStore:
             return [self._models.parse(model, d) for (d,) in conn.execute(q)]
 
     def get_many(self, kind: str, ids: Iterable[str]) -> dict[str, Any]:
-        t = OBJECT_TABLES[kind]
-        model = KINDS[kind].model
-        ids = list(ids)
-        out: dict[str, Any] = {}
-        parse = self._models.parse
         with self._read() as conn:
-            rows = _select_in(conn, t.name, "id, data", "id", ids)
-        out.update((k, parse(model, d)) for k, d in rows)
-        return out
+            return _by_id(conn, kind, list(ids), self._models)
 
     def find_for_customers(self, kind: str, customer_ids: Iterable[str]) -> dict[str, list[Any]]:
-        t = OBJECT_TABLES[kind]
-        model = KINDS[kind].model
-        ids = list(customer_ids)
-        out: dict[str, list[Any]] = {}
-        parse = self._models.parse
         with self._read() as conn, conn.begin():  # one snapshot for every batch
-            rows = _select_in(conn, t.name, "customer_id, data", "customer_id", ids)
-        for cid, d in rows:
-            out.setdefault(cid, []).append(parse(model, d))
-        return out
+            return _by_customer(conn, kind, list(customer_ids), self._models)
 
     def receivable_summaries(
         self, customer_ids: Iterable[str]
