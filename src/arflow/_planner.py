@@ -70,12 +70,11 @@ def _plan(spec: dict[str, Any], send: Send) -> None:
     if pack_digest(engine.pack) != spec["digest"]:
         raise WorkerFailed("the rule pack's files changed while the run started its helpers")
     i, k = spec["slice"]
-    engine._slice = (i, k)
     as_of = date.fromisoformat(spec["as_of"])
     at = datetime.fromisoformat(spec["at"])
     since = None if spec["since"] is None else date.fromisoformat(spec["since"])
     with engine._bulk_reads():
-        plan = engine.plan(as_of, since=since, first_run=spec["first_run"])
+        plan = engine._plan_slice((i, k), as_of, since, spec["first_run"])
         with store.staging() as tx:
             counts = engine._record_plan(Batch(engine.ledger, tx), plan, at)
             rows = tx.staged_rows()

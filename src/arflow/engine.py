@@ -643,12 +643,16 @@ class Engine:
         with fewer_gc_passes():
             return self._plan(as_of, since=since, first_run=first_run)
 
-    def _plan(self, as_of: date, *, since: date | None, first_run: bool) -> Plan:
+    def _first_day(self, as_of: date, since: date | None, first_run: bool) -> date | None:
+        """The first day whose due steps count (see :meth:`plan`), at most ``as_of``; None:
+        every past step."""
         if since is None and not first_run:
             last = self.last_run()
             since = None if last is None else last + timedelta(1)
-        if since is not None and since > as_of:
-            since = as_of
+        return None if since is None else min(since, as_of)
+
+    def _plan(self, as_of: date, *, since: date | None, first_run: bool) -> Plan:
+        since = self._first_day(as_of, since, first_run)
         plan = Plan(as_of=as_of, since=since, audit_mark=self.store.audit_mark())
         last_mark = None if first_run else self._last_mark()
         cache: dict[str, dict[str, Any]] = {}
@@ -1090,16 +1094,9 @@ class Engine:
                 for i in range(1, self.workers)
                 if spec is not None
             ]
-            if helpers:
-                self._slice = (0, self.workers)
-            try:
-                plan = self.plan(as_of, since=since, first_run=first_run)
-            finally:
-                self._slice = None
-            with self.ledger.batch() as batch:
-                defer_checkpoint = getattr(batch.tx, "defer_checkpoint", None)  # SQLite
-                if defer_checkpoint is not None:
-                    defer_checkpoint()  # the day's pages: after the commit, in a thread
+            mine = (0, self.workers) if helpers else None
+            plan = self._plan_slice(mine, as_of, since, first_run)
+            with self._run_batch() as batch:
                 # this process's slice is recorded while the helpers still plan theirs
                 recorded, queued = self._record_plan(batch, plan, when)
                 if helpers:
@@ -1114,6 +1111,26 @@ class Engine:
                 batch.tx.add_run(_run_record(plan, recorded, queued, len(plan.skipped)))
         return RunResult(as_of, recorded, len(plan.skipped), plan.failures, plan)
 
+    def _plan_slice(
+        self, part: tuple[int, int] | None, as_of: date, since: date | None, first_run: bool
+    ) -> Plan:
+        """:meth:`plan` for the customers of slice ``part`` (i, k) only (None: all)."""
+        self._slice = part
+        try:
+            return self.plan(as_of, since=since, first_run=first_run)
+        finally:
+            self._slice = None
+
+    @contextmanager
+    def _run_batch(self) -> Iterator[Batch]:
+        """The transaction a run records in; on SQLite its pages are checkpointed after
+        the commit, by the store's thread (``_SqlTx.defer_checkpoint``)."""
+        with self.ledger.batch() as batch:
+            defer_checkpoint = getattr(batch.tx, "defer_checkpoint", None)
+            if defer_checkpoint is not None:
+                defer_checkpoint()
+            yield batch
+
     def _slices_needed(self, as_of: date, since: date | None, first_run: bool) -> int:
         """In how many slices of the customers the run must be planned to keep each slice
         under ``slice_candidates`` candidates, a quarter of it on a first run (1: the
@@ -1121,10 +1138,7 @@ class Engine:
         count_due = getattr(self.store, "count_due", None)
         if count_due is None:
             return 1
-        if since is None and not first_run:
-            last = self.last_run()
-            since = None if last is None else last + timedelta(1)
-        since = None if since is None else min(since, as_of)
+        since = self._first_day(as_of, since, first_run)
         windows = self._due_windows(as_of, since)
         count = sum(count_due(lo, hi, LIVE_STATES) for lo, hi in windows)
         per_slice = self.slice_candidates if since is not None else self.slice_candidates // 4
@@ -1139,16 +1153,9 @@ class Engine:
         customer alone, see :mod:`arflow._planner`)."""
         recorded = queued = skipped = 0
         whole = Plan(as_of=as_of, since=since, slices=k)  # since and mark: the first slice's
-        with self.ledger.batch() as batch:
-            defer_checkpoint = getattr(batch.tx, "defer_checkpoint", None)  # SQLite
-            if defer_checkpoint is not None:
-                defer_checkpoint()
+        with self._run_batch() as batch:
             for i in range(k):
-                self._slice = (i, k)
-                try:
-                    plan = self.plan(as_of, since=since, first_run=first_run)
-                finally:
-                    self._slice = None
+                plan = self._plan_slice((i, k), as_of, since, first_run)
                 got = self._record_plan(batch, plan, when)
                 # to the database: the next slice (other customers) starts from nothing
                 batch.tx.flush()
