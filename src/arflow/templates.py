@@ -422,7 +422,8 @@ class TemplateSet:
         #: a run renders thousands of messages from a handful of templates
         self._picked: dict[tuple[str, str], str] = {}
         self._compiled: dict[tuple[bool, str, str], Template] = {}
-        self._globals: dict[int, tuple[Template, dict[str, Any]]] = {}
+        #: the globals of each compiled template as one dict (they are a chain of maps)
+        self._globals: dict[Template, dict[str, Any]] = {}
 
     @classmethod
     def load(cls, folder: str | Path) -> TemplateSet:
@@ -540,10 +541,10 @@ class TemplateSet:
         ``{% import %}`` and ``{% set %}`` work; what it prints outside blocks is dropped."""
         # Template.new_context, without building a dict of the template's globals (a chain
         # of the environment's and the template's) twice per message
-        flat = self._globals.get(id(tmpl))
-        if flat is None or flat[0] is not tmpl:
-            flat = self._globals[id(tmpl)] = (tmpl, dict(tmpl.globals))
-        ctx = env.context_class(env, {**flat[1], **variables}, tmpl.name, tmpl.blocks, flat[1])
+        flat = self._globals.get(tmpl)
+        if flat is None:
+            flat = self._globals[tmpl] = dict(tmpl.globals)
+        ctx = env.context_class(env, {**flat, **variables}, tmpl.name, tmpl.blocks, flat)
         got: dict[str, str] = {}
 
         def capture(block: str, render: Callable[[Context], Iterator[str]]) -> Any:
