@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -397,13 +398,29 @@ def test_review_mode_holds_then_releases(b: BookBuilder, tmp_path: Path) -> None
     held = engine.proposal()
     assert [d.subject_id for d in held] == ["I1", "I2", "I3"]
     counts = engine.release(drop=[held[1].key], hold_customers=["C3"], actor="ar.clerk")
-    assert counts == {"released": 1, "dropped": 1, "held": 1}
+    assert counts == {"released": 1, "dropped": 1, "held": 1, "skipped": 0}
     assert b.ledger.receivable("I1").dunning_level == 1
     assert b.ledger.receivable("I2").dunning_level == 0
     assert engine.explain(held[1].key)["status"] == "dropped"
     assert [d.subject_id for d in engine.proposal()] == ["I3"]
-    assert engine.release() == {"released": 1, "dropped": 0, "held": 0}
+    assert engine.release() == {"released": 1, "dropped": 0, "held": 0, "skipped": 0}
     assert engine.proposal() == []
+
+
+def test_a_held_reminder_for_an_invoice_paid_since_is_skipped_on_release(
+    b: BookBuilder, tmp_path: Path
+) -> None:
+    pack = _custom_pack(tmp_path, pack="review: false=>review: true")
+    engine = Engine(b.ledger, pack)
+    b.invoice("I1", "C1", 1_000, issued="2026-01-31", due=DUE)
+    b.invoice("I2", "C1", 1_000, issued="2026-01-31", due=DUE)
+    engine.run(DUE, first_run=True)
+    (held,) = [d.key for d in engine.proposal() if d.subject_id == "I1"]
+    b.pay("P1", "C1", 1_000, on=DUE, to=[("I1", 1_000)])
+    assert engine.release() == {"released": 1, "dropped": 0, "held": 0, "skipped": 1}
+    assert engine.explain(held)["status"] == "skipped"
+    assert engine.explain(held)["reason"] == "receivable I1 is paid since it was decided"
+    assert b.ledger.receivable("I2").dunning_level == 1
 
 
 def test_an_alert_without_a_days_past_due_bound_reads_every_live_receivable(
@@ -712,3 +729,44 @@ def test_the_daily_run_lifts_a_lock_whose_cause_went_and_leaves_untouched_locks_
     looked_at.clear()
     engine.run(date(2026, 3, 7))
     assert looked_at == []  # C1 is no longer locked; nothing changed for C2 since 03-06
+
+
+def _pay_while_planning(engine: Engine, b: BookBuilder, payments: list[tuple[str, str, int]]):  # type: ignore[no-untyped-def]
+    """Commit ``payments`` (id, customer, amount) right after the run has planned its day:
+    what a bank feed does while a run is busy. Returns the engine's original planner."""
+    real = engine._plan_slice
+    todo = list(payments)
+
+    def plan_then_pay(*args):  # type: ignore[no-untyped-def]
+        plan = real(*args)
+        while todo:
+            pid, cid, amount = todo.pop(0)
+            b.pay(pid, cid, amount, on=DUE)
+        return plan
+
+    engine._plan_slice = plan_then_pay  # type: ignore[method-assign]
+    return real
+
+
+def test_a_payment_committed_while_a_run_plans_does_not_abort_the_day(store: Store, pack) -> None:  # type: ignore[no-untyped-def]
+    b = BookBuilder(store)
+    register(b, "C1")
+    register(b, "C2")
+    b.invoice("I1", "C1", 10_000, issued="2026-01-31", due=DUE)
+    b.invoice("I2", "C2", 10_000, issued="2026-01-31", due=DUE)
+    b.invoice("I3", "C1", 4_000, issued="2026-01-31", due=DUE)
+    engine = Engine(b.ledger, pack)
+    engine.run(DUE - timedelta(1), first_run=True)
+    # C1 pays I1 in full between planning and recording; I3 and C2 are untouched
+    _pay_while_planning(engine, b, [("P1", "C1", 10_000)])
+    result = engine.run(DUE)
+    recorded = {(r.subject_id, r.status) for r in store.decisions(as_of=DUE)}
+    assert recorded == {("I2", "planned"), ("I3", "planned")}
+    assert b.ledger.receivable("I1").state == "paid"
+    assert b.ledger.receivable("I3").dunning_level == 1
+    assert result.plan.replanned == 1
+    assert json.loads(store.runs()[-1].body)["replanned"] == 1
+    # the messages show the book as recorded: C1's notice lists I3 only
+    today = [json.loads(rec.body) for rec in store.outbox() if DUE.isoformat() in rec.key]
+    assert {m["customer_id"]: m["subject_ids"] for m in today} == {"C1": ["I3"], "C2": ["I2"]}
+    assert all(d.subject_id != "I1" for d in result.plan.decisions)

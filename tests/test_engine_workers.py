@@ -7,10 +7,12 @@ day's events are logged may differ (slice by slice)."""
 from __future__ import annotations
 
 import json
+import select
 import shutil
 import sqlite3
 import sys
 import uuid
+import zlib
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -20,7 +22,7 @@ import pytest
 import sqlalchemy as sa
 
 import arflow._planner as planner
-from arflow import Ledger, dump_book
+from arflow import AllocationRequest, Ledger, PaymentReceived, dump_book
 from arflow._child import WorkerFailed
 from arflow.engine import Engine, merge_plans
 from arflow.ledger import Batch
@@ -465,3 +467,74 @@ def test_the_slices_a_run_needs_follow_its_candidates(book: Path, tmp_path: Path
     assert engine._slices_needed(DAYS[0], None, True) == -(-first // day) > 1
     engine.slice_candidates = 4 * first
     assert engine._slices_needed(DAYS[0], None, True) == 1
+
+
+def test_a_payment_committed_while_helpers_plan_is_recorded_on_the_book_as_it_is(
+    book: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A helper stages its slice against the book it read; a payment committed after that
+    for one of its customers must not be overwritten by the staged rows, nor fail the run:
+    that customer is planned again, and the day ends as if the payment came first."""
+    day = DAYS[0]
+    probe = Ledger(f"sqlite:///{copy(book, tmp_path, 'probe.db')}")
+    planned = Engine(probe, RULES).plan(day)
+    theirs = next(
+        d
+        for d in planned.decisions
+        if d.kind == "dunning" and zlib.crc32(d.customer_id.encode()) % 2 == 1
+    )
+    owed = probe.receivable(theirs.subject_id).open_balance
+    probe.store.close()  # type: ignore[attr-defined]
+
+    def pay(ledger: Ledger) -> None:
+        BookBuilder(ledger).apply(
+            PaymentReceived(
+                event_id="bank-feed-1",
+                occurred_at=datetime(2026, 3, 2, 8, tzinfo=UTC),
+                actor="bank",
+                payment_id="P-FEED",
+                customer_id=theirs.customer_id,
+                amount=owed,
+                received_on=day,
+                allocations=[AllocationRequest(receivable_id=theirs.subject_id, amount=owed)],
+            )
+        )
+
+    first, during = copy(book, tmp_path, "first.db"), copy(book, tmp_path, "during.db")
+    ledger = Ledger(f"sqlite:///{first}")
+    pay(ledger)
+    Engine(ledger, RULES).run(day)
+    ledger.store.close()  # type: ignore[attr-defined]
+
+    ledger = Ledger(f"sqlite:///{during}")
+    engine = Engine(ledger, RULES, workers=2)
+    real, start = engine._plan_slice, planner.start
+    started: list[Any] = []
+
+    def plan_then_pay(*args: Any) -> Any:
+        plan = real(*args)
+        if engine._only is not None:  # planning the paying customer again
+            return plan
+        # once the helper has staged its slice (it is writing its plan back), the bank
+        # feed commits: the helper's rows are of the book before the payment
+        (helper,) = started
+        ready, _w, _x = select.select([helper._proc.stdout], [], [], 60)
+        assert ready, "the helper sent nothing within 60 s"
+        pay(ledger)
+        return plan
+
+    def start_and_keep(spec: dict[str, Any]) -> Any:
+        started.append(start(spec))
+        return started[-1]
+
+    monkeypatch.setattr(planner, "start", start_and_keep)
+    engine._plan_slice = plan_then_pay  # type: ignore[method-assign]
+    result = engine.run(day)
+    assert result.plan.replanned == 1
+    engine.close()
+    ledger.store.close()  # type: ignore[attr-defined]
+    assert not result.failures
+    assert all(d.subject_id != theirs.subject_id for d in result.plan.decisions)
+    expected, got = sqlite_rows(first), sqlite_rows(during)
+    expected.pop("ar_run"), got.pop("ar_run")  # the audit marks differ
+    assert got == expected

@@ -19,12 +19,13 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import logging
 import sys
 import zlib
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -66,6 +67,8 @@ from .store.base import DecisionRecord, RunRecord
 DecisionKind = Literal["dunning", "lock", "unlock", "alert", "milestone", "approval", "pattern"]
 Status = Literal["planned", "held", "skipped", "dropped"]
 ENGINE_ACTOR = "arflow-engine"
+
+log = logging.getLogger(__name__)
 
 
 class Decision(BaseModel):
@@ -109,9 +112,13 @@ class Notice(BaseModel):
 
 @dataclass
 class Failure:
+    """A rule or subject the plan could not decide for, and why; the rest of the day goes on."""
+
     subject_kind: str
     subject_id: str
     error: str
+    #: whose book the subject is in (None: not one customer's)
+    customer_id: str | None = None
 
 
 @dataclass
@@ -130,6 +137,9 @@ class Plan:
     #: after the other (``Engine.slice_candidates``), whose decisions are in the decision
     #: ledger only (``decisions`` and ``skipped`` are left empty)
     slices: int = 1
+    #: customers whose book changed between planning and recording (a payment committed
+    #: meanwhile): planned again, as the book stood when the run recorded its decisions
+    replanned: int = 0
 
     @property
     def notices(self) -> list[Notice]:
@@ -363,6 +373,27 @@ def group_notices(decisions: Iterable[Decision]) -> list[Notice]:
     return out + singles
 
 
+def _in_slice(customer_id: str, i: int, k: int) -> bool:
+    """Whether ``customer_id`` is in slice ``i`` of ``k`` (crc32 of the id, mod k)."""
+    return zlib.crc32(customer_id.encode()) % k == i
+
+
+def _without(plan: Plan, customers: frozenset[str]) -> Plan:
+    """``plan`` less everything it decided for ``customers`` (its segments counted again)."""
+
+    def kept(ds: Sequence[Decision]) -> list[Decision]:
+        return [d for d in ds if d.customer_id not in customers]
+
+    a, b = plan.segments
+    return replace(
+        plan,
+        decisions=kept(plan.decisions),
+        skipped=kept(plan.skipped),
+        failures=[f for f in plan.failures if f.customer_id not in customers],
+        segments=(len(kept(plan.decisions[:a])), len(kept(plan.decisions[:b]))),
+    )
+
+
 def merge_plans(plans: Sequence[Plan]) -> Plan:
     """One plan from the plans of disjoint slices of the customers for one day, in the
     order a plan over every customer has: the receivables' decisions, then the patterns',
@@ -423,6 +454,8 @@ class Engine:
         self._source = None if isinstance(pack, RulePack) else pack
         #: the slice of the customers this engine plans for, (i, k): crc32(id) % k == i
         self._slice: tuple[int, int] | None = None
+        #: the customers this engine plans for when they are planned again (None: all)
+        self._only: frozenset[str] | None = None
         self.settings = self.pack.settings
         self.calendar = self.pack.calendar
         from .calendar import SendWindow
@@ -443,10 +476,13 @@ class Engine:
     # -- slices of the customers, for runs in several processes ---------------------------------
     def _slice_filter(self) -> Callable[[str], bool] | None:
         """Whether a customer is in this engine's slice (None: no slice, every customer)."""
+        only = self._only
         if self._slice is None:
-            return None
+            return None if only is None else only.__contains__
         i, k = self._slice
-        return lambda customer_id: zlib.crc32(customer_id.encode()) % k == i
+        if only is not None:
+            return lambda customer_id: customer_id in only and _in_slice(customer_id, i, k)
+        return lambda customer_id: _in_slice(customer_id, i, k)
 
     def _shape(self) -> tuple[Any, ...]:
         """What the engine decides with, as identities and text: if it is what it was when
@@ -664,9 +700,11 @@ class Engine:
             try:
                 self._plan_receivable(plan, r, as_of, since, cache, promises)
             except ArflowError as exc:
-                plan.failures.append(Failure("receivable", r.id, str(exc)))
+                plan.failures.append(Failure("receivable", r.id, str(exc), r.customer_id))
             except Exception as exc:  # one bad item must not stop the run
-                plan.failures.append(Failure("receivable", r.id, f"{type(exc).__name__}: {exc}"))
+                plan.failures.append(
+                    Failure("receivable", r.id, f"{type(exc).__name__}: {exc}", r.customer_id)
+                )
         after_receivables = len(plan.decisions)
         self._plan_patterns(plan, as_of, cache)
         plan.segments = (after_receivables, len(plan.decisions))
@@ -676,7 +714,7 @@ class Engine:
             try:
                 self._plan_locks(plan, cid, as_of, cache)
             except ArflowError as exc:
-                plan.failures.append(Failure("customer", cid, str(exc)))
+                plan.failures.append(Failure("customer", cid, str(exc), cid))
         known = self._known([d.key for d in plan.decisions + plan.skipped])
         if known:
             plan.segments = (
@@ -1097,17 +1135,25 @@ class Engine:
             mine = (0, self.workers) if helpers else None
             plan = self._plan_slice(mine, as_of, since, first_run)
             with self._run_batch() as batch:
+                # no one else writes now: what changed since planning is planned again
+                plan = self._recheck(plan, mine)
                 # this process's slice is recorded while the helpers still plan theirs
                 recorded, queued = self._record_plan(batch, plan, when)
                 if helpers:
                     batch.tx.flush()  # written while the helpers finish
                 plans = [plan]
-                for helper in helpers:
+                for i, helper in enumerate(helpers, 1):
                     theirs, rows, counts = self._helper_plan(helper, plan)
-                    more = self._record_helpers(batch, theirs, rows, counts, when)
+                    again = self._recheck(theirs, (i, self.workers))
+                    if again is not theirs:  # its staged rows are of a book gone by
+                        more = self._record_plan(batch, again, when)
+                        theirs = again
+                    else:
+                        more = self._record_helpers(batch, theirs, rows, counts, when)
                     recorded, queued = recorded + more[0], queued + more[1]
                     plans.append(theirs)
-                plan = merge_plans(plans) if helpers else plan
+                if helpers:
+                    plan = replace(merge_plans(plans), replanned=sum(p.replanned for p in plans))
                 batch.tx.add_run(_run_record(plan, recorded, queued, len(plan.skipped)))
         return RunResult(as_of, recorded, len(plan.skipped), plan.failures, plan)
 
@@ -1120,6 +1166,35 @@ class Engine:
             return self.plan(as_of, since=since, first_run=first_run)
         finally:
             self._slice = None
+
+    def _recheck(self, plan: Plan, part: tuple[int, int] | None) -> Plan:
+        """``plan`` (of slice ``part``) as the book stands now: the customers whose book
+        changed since the plan read it (a payment committed meanwhile) are planned again,
+        and what was planned for the others stands. Called where no one else can write
+        (inside the run's transaction), so what it reads is what the run records on."""
+        if plan.audit_mark is None or self.store.audit_mark() == plan.audit_mark:
+            return plan
+        changed = frozenset(
+            c
+            for c in self.store.customers_changed_since(plan.audit_mark)
+            if part is None or _in_slice(c, *part)
+        )
+        if not changed:
+            return plan
+        self._only = changed
+        try:
+            # since is given: first_run only makes every locked customer of these count
+            again = self._plan_slice(part, plan.as_of, plan.since, True)
+        finally:
+            self._only = None
+        log.info("planned %d customers again: their book changed while planning", len(changed))
+        return replace(
+            merge_plans([_without(plan, changed), again]),
+            since=plan.since,
+            candidates=plan.candidates,
+            audit_mark=again.audit_mark,
+            replanned=plan.replanned + len(changed),
+        )
 
     @contextmanager
     def _run_batch(self) -> Iterator[Batch]:
@@ -1253,6 +1328,7 @@ class Engine:
                     skipped=[Decision.model_validate_json(d) for d in got["skipped"]],
                     failures=[Failure(*f) for f in got["failures"]],
                     candidates=got["candidates"],
+                    audit_mark=got["audit_mark"],
                     segments=tuple(got["segments"]),
                 )
                 return plan, rows, tuple(got["counts"])
@@ -1400,7 +1476,7 @@ class Engine:
         removes items for good; customers in ``hold_customers`` stay held."""
         wanted = None if keys is None else set(keys)
         dropped, kept = set(drop), set(hold_customers)
-        counts = {"released": 0, "dropped": 0, "held": 0}
+        counts = {"released": 0, "dropped": 0, "held": 0, "skipped": 0}
         released: list[tuple[Decision, datetime]] = []
         with self.ledger.batch() as batch:
             for d in self.proposal():
@@ -1415,6 +1491,11 @@ class Engine:
                     counts["dropped"] += 1
                 elif d.customer_id in kept or (wanted is not None and d.key not in wanted):
                     counts["held"] += 1
+                elif (gone := self._gone(batch, d)) is not None:
+                    batch.tx.add_decision(
+                        _record(d.model_copy(update={"status": "skipped", "reason": gone}))
+                    )
+                    counts["skipped"] += 1
                 else:
                     when = at or datetime(d.as_of.year, d.as_of.month, d.as_of.day, tzinfo=UTC)
                     released.append((d.model_copy(update={"status": "planned"}), when))
@@ -1427,6 +1508,17 @@ class Engine:
                 batch.tx.add_decision(_record(d))
                 self._effects(batch, d, when)
         return counts
+
+    @staticmethod
+    def _gone(batch: Batch, d: Decision) -> str | None:
+        """Why a decision held for review can no longer be carried out (None: it can): the
+        receivable it is about was paid, credited or written off since."""
+        if d.subject_kind != "receivable" or d.kind not in ("dunning", "alert"):
+            return None
+        r = batch.tx.get("receivable", d.subject_id)
+        if r is None or r.state not in LIVE_STATES:
+            return f"receivable {d.subject_id} is {'gone' if r is None else r.state} since it was decided"
+        return None
 
     def record(self, decisions: Iterable[Decision], at: datetime) -> int:
         """Record decisions (from :meth:`handle` or a released review) in one transaction."""
@@ -1668,6 +1760,7 @@ def _run_record(plan: Plan, recorded: int, queued: int, skipped: int) -> RunReco
                 "failed": len(plan.failures),
                 "failures": [f.__dict__ for f in plan.failures],
                 **({"slices": plan.slices} if plan.slices > 1 else {}),
+                **({"replanned": plan.replanned} if plan.replanned else {}),
             }
         ),
     )
