@@ -28,6 +28,7 @@ from arflow import (
     Store,
 )
 from arflow.engine import Engine
+from arflow.errors import ArflowError
 from arflow.rules.loader import load_pack
 from arflow.testing import BookBuilder
 
@@ -770,3 +771,69 @@ def test_a_payment_committed_while_a_run_plans_does_not_abort_the_day(store: Sto
     today = [json.loads(rec.body) for rec in store.outbox() if DUE.isoformat() in rec.key]
     assert {m["customer_id"]: m["subject_ids"] for m in today} == {"C1": ["I3"], "C2": ["I2"]}
     assert all(d.subject_id != "I1" for d in result.plan.decisions)
+
+
+def test_a_rule_that_raises_is_a_failure_of_that_rule_and_subject_and_the_day_goes_on(
+    b: BookBuilder,
+) -> None:
+    """A lock or alert condition raising what arflow does not expect (``decimal.Overflow``
+    from arithmetic on a huge literal) is reported for that rule and subject; the other
+    rules, and the other subjects of the same rule, are decided as usual."""
+    import dataclasses
+    import decimal
+
+    pack = load_pack(RULES)  # changed below: not the module's shared pack
+
+    def overflow(facts):  # type: ignore[no-untyped-def]
+        if facts.get("customer.id", facts.get("customer_id")) == "C1":
+            raise decimal.Overflow("above Emax")
+        return real(facts)
+
+    lock = next(r for r in pack.locks if r.id == "exposure-90")
+    assert lock.when is not None
+    real = lock.when.predicate
+    pack.locks = [
+        dataclasses.replace(r, when=dataclasses.replace(r.when, predicate=overflow))  # type: ignore[arg-type]
+        if r.id == "exposure-90"
+        else r
+        for r in pack.locks
+    ]
+    alert = next(r for r in pack.alerts if r.subject == "receivable")
+    assert alert.when is not None
+    pack.alerts = [
+        dataclasses.replace(r, when=dataclasses.replace(r.when, predicate=overflow))  # type: ignore[arg-type]
+        if r is alert
+        else r
+        for r in pack.alerts
+    ]
+    register(b, "C2", limit=1_000)
+    b.invoice("I1", "C1", 10_000, issued="2026-01-31", due=DUE)
+    b.invoice("I2", "C2", 10_000, issued="2026-01-31", due=DUE)
+    result = Engine(b.ledger, pack).run(DUE + timedelta(31), first_run=True)
+    failed = {(f.rule, f.subject_kind, f.subject_id, f.error) for f in result.failures}
+    assert failed == {
+        ("exposure-90", "customer", "C1", "Overflow: above Emax"),
+        (alert.id, "receivable", "I1", "Overflow: above Emax"),
+    }
+    decided = {(d.kind, d.rule, d.subject_id) for d in result.plan.decisions}
+    assert {
+        ("lock", "overdue-30", "C1"),  # the other lock rule on the same customer
+        ("lock", "exposure-90", "C2"),  # the same rule on another customer
+        ("alert", alert.id, "I2"),
+        ("dunning", "standard", "I1"),
+    } <= decided
+    assert json.loads(b.ledger.store.runs()[-1].body)["failed"] == 2
+
+
+def test_a_step_offset_past_the_calendars_end_fires_never_and_breaks_nothing(
+    b: BookBuilder, tmp_path: Path
+) -> None:
+    try:
+        pack = _custom_pack(tmp_path, dunning="at: due-7d=>at: due+999999d")
+    except ArflowError as exc:  # refused when the pack is loaded: as good
+        assert "999999" in str(exc)
+        return
+    b.invoice("I1", "C1", 10_000, issued="2026-01-31", due=DUE)
+    result = Engine(b.ledger, pack).run(DUE, first_run=True)
+    assert not result.failures
+    assert [d.step for d in result.plan.decisions] == ["due-day"]

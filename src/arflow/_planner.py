@@ -85,7 +85,8 @@ def _plan(spec: dict[str, Any], send: Send) -> None:
                 "decisions": [d.model_dump_json() for d in plan.decisions],
                 "skipped": [d.model_dump_json() for d in plan.skipped],
                 "failures": [
-                    (f.subject_kind, f.subject_id, f.error, f.customer_id) for f in plan.failures
+                    (f.subject_kind, f.subject_id, f.error, f.customer_id, f.rule)
+                    for f in plan.failures
                 ],
                 "candidates": plan.candidates,
                 "audit_mark": plan.audit_mark,

@@ -60,7 +60,7 @@ from .money import Money
 from .rules import durable as dr
 from .rules.expr import Condition
 from .rules.facts import customer_facts, order_facts, receivable_facts
-from .rules.loader import CompiledLadder, CompiledStep, RulePack, load_pack
+from .rules.loader import CompiledLadder, CompiledRule, CompiledStep, RulePack, load_pack
 from .rules.schema import Action, PatternRule, Scoring
 from .store.base import DecisionRecord, RunRecord
 
@@ -119,6 +119,8 @@ class Failure:
     error: str
     #: whose book the subject is in (None: not one customer's)
     customer_id: str | None = None
+    #: the rule that failed on the subject (None: the subject itself could not be read)
+    rule: str | None = None
 
 
 @dataclass
@@ -183,6 +185,22 @@ def schedule_reach(schedule: Any) -> tuple[int, int | None]:
     if schedule.until is None:
         return lo, None
     return lo, _reach_days(schedule.until)[1]
+
+
+def _failure(kind: str, subject: str, customer: str, rule: str, exc: Exception) -> Failure:
+    """``rule`` failed on ``subject``: an arflow error as it says, anything else with its
+    class (a rule's bug is reported, not raised: the day goes on without it)."""
+    error = str(exc) if isinstance(exc, ArflowError) else f"{type(exc).__name__}: {exc}"
+    return Failure(kind, subject, error, customer, rule)
+
+
+def _shift(d: date, days: int) -> date:
+    """``d`` plus ``days``, held to the calendar's range: a window reaching past it holds
+    no due date out there."""
+    try:
+        return d + timedelta(days)
+    except OverflowError:
+        return date.max if days > 0 else date.min
 
 
 @functools.cache
@@ -636,8 +654,8 @@ class Engine:
                 if reach is None:
                     return [(date.min, date.max)]
                 lo, hi = reach
-                start = date.min if hi is None or first == date.min else first - timedelta(hi)
-                windows.append((start, as_of - timedelta(lo)))
+                start = date.min if hi is None or first == date.min else _shift(first, -hi)
+                windows.append((start, _shift(as_of, -lo)))
         for rule in self.pack.alerts:
             if rule.subject == "receivable":
                 w = self._threshold_window(rule.when, "days_past_due", as_of, first)
@@ -665,8 +683,8 @@ class Engine:
         bound = _lower_bound(cond, fact)
         if bound is None:
             return None
-        lo = date.min if first == date.min else first - timedelta(bound)
-        return lo, as_of - timedelta(bound)
+        lo = date.min if first == date.min else _shift(first, -bound)
+        return lo, _shift(as_of, -bound)
 
     # -- planning ---------------------------------------------------------------------------------
     def plan(self, as_of: date, *, since: date | None = None, first_run: bool = False) -> Plan:
@@ -778,9 +796,19 @@ class Engine:
         facts = receivable_facts(r, cf, as_of, self.calendar, promise=promise)
         anchors = _anchors(r, facts["promise_date"])
         for ladder in self.pack.ladders:
-            self._plan_ladder(plan, ladder, r, customer, facts, anchors, as_of, since)
+            try:
+                self._plan_ladder(plan, ladder, r, customer, facts, anchors, as_of, since)
+            except Exception as exc:  # one rule failing must not stop the others
+                plan.failures.append(_failure("receivable", r.id, r.customer_id, ladder.id, exc))
         for rule in self.pack.alerts:
-            if rule.subject == "receivable" and rule.when is not None and rule.when(facts):
+            if rule.subject != "receivable" or rule.when is None:
+                continue
+            try:
+                fires = rule.when(facts)
+            except Exception as exc:
+                plan.failures.append(_failure("receivable", r.id, r.customer_id, rule.id, exc))
+                continue
+            if fires:
                 spec = rule.spec
                 plan.decisions.append(
                     Decision(
@@ -909,52 +937,68 @@ class Engine:
         customer: Customer = cf["_customer"]
         held = {(lk.lock_id, lk.ref) for lk in customer.locks}
         for rule in self.pack.locks:
-            spec = rule.spec
-            if spec.scope == "contract":
-                subjects = [
-                    (c.id, self._contract_facts(customer, c.id, as_of))
-                    for c in self.store.find("contract", customer_id=customer_id)
-                ]
-            else:
-                ref = spec.order_type if spec.scope == "order_type" else None
-                subjects = [(ref, cf)]
-            for ref, facts in subjects:
-                holds = rule.when is not None and rule.when(facts)
-                if holds == ((rule.id, ref) in held):
-                    continue
-                kind: DecisionKind = "lock" if holds else "unlock"
-                acts: list[Action] = [
-                    Action(
-                        type="block_orders" if holds else "unblock_orders",
-                        scope=spec.scope,
-                        order_type=spec.order_type,
-                        reason=spec.description or rule.id,
-                    )
-                ]
-                if spec.notify and spec.template:
-                    acts.append(Action(type="notify", to=spec.notify, template=spec.template))
-                where = f":{ref}" if spec.scope == "contract" else ""
-                plan.decisions.append(
-                    Decision(
-                        key=f"{kind}:{rule.id}:{customer_id}{where}:{as_of.isoformat()}",
-                        kind=kind,
-                        rule=rule.id,
-                        subject_kind="customer",
-                        subject_id=customer_id,
-                        customer_id=customer_id,
-                        currency=facts["customer.currency"],
-                        occurrence=as_of,
-                        as_of=as_of,
-                        actions=tuple(acts),
-                        recipients=self._recipients(customer, acts),
-                        why=_why(
-                            rule.id,
-                            facts,
-                            [rule.when],
-                            {"holds": holds, "scope": spec.scope, "ref": ref},
-                        ),
-                    )
+            try:
+                self._plan_lock(plan, rule, customer, cf, held, as_of)
+            except Exception as exc:  # one rule failing must not stop the others
+                plan.failures.append(_failure("customer", customer_id, customer_id, rule.id, exc))
+
+    def _plan_lock(
+        self,
+        plan: Plan,
+        rule: CompiledRule,
+        customer: Customer,
+        cf: dict[str, Any],
+        held: set[tuple[str, str | None]],
+        as_of: date,
+    ) -> None:
+        """Place or lift the lock of ``rule`` on ``customer`` (see :meth:`_plan_locks`)."""
+        customer_id = customer.id
+        spec = rule.spec
+        if spec.scope == "contract":
+            subjects = [
+                (c.id, self._contract_facts(customer, c.id, as_of))
+                for c in self.store.find("contract", customer_id=customer_id)
+            ]
+        else:
+            ref = spec.order_type if spec.scope == "order_type" else None
+            subjects = [(ref, cf)]
+        for ref, facts in subjects:
+            holds = rule.when is not None and rule.when(facts)
+            if holds == ((rule.id, ref) in held):
+                continue
+            kind: DecisionKind = "lock" if holds else "unlock"
+            acts: list[Action] = [
+                Action(
+                    type="block_orders" if holds else "unblock_orders",
+                    scope=spec.scope,
+                    order_type=spec.order_type,
+                    reason=spec.description or rule.id,
                 )
+            ]
+            if spec.notify and spec.template:
+                acts.append(Action(type="notify", to=spec.notify, template=spec.template))
+            where = f":{ref}" if spec.scope == "contract" else ""
+            plan.decisions.append(
+                Decision(
+                    key=f"{kind}:{rule.id}:{customer_id}{where}:{as_of.isoformat()}",
+                    kind=kind,
+                    rule=rule.id,
+                    subject_kind="customer",
+                    subject_id=customer_id,
+                    customer_id=customer_id,
+                    currency=facts["customer.currency"],
+                    occurrence=as_of,
+                    as_of=as_of,
+                    actions=tuple(acts),
+                    recipients=self._recipients(customer, acts),
+                    why=_why(
+                        rule.id,
+                        facts,
+                        [rule.when],
+                        {"holds": holds, "scope": spec.scope, "ref": ref},
+                    ),
+                )
+            )
 
     # -- patterns over a customer's history (durable-rules) -----------------------------------
     def _plan_patterns(self, plan: Plan, as_of: date, cache: dict[str, dict[str, Any]]) -> None:
@@ -971,13 +1015,19 @@ class Engine:
                     overdue[p.customer_id].append(p)
         customers = sorted(set(overdue) | set(cache))
         try:
-            plan.decisions.extend(self._pattern_decisions(customers, as_of, cache))
-        except ArflowError as exc:
+            plan.decisions.extend(self._pattern_decisions(customers, as_of, cache, plan.failures))
+        except Exception as exc:
             plan.failures.append(Failure("patterns", ",".join(customers[:5]), str(exc)))
 
     def _pattern_decisions(
-        self, customer_ids: Sequence[str], as_of: date, cache: dict[str, dict[str, Any]]
+        self,
+        customer_ids: Sequence[str],
+        as_of: date,
+        cache: dict[str, dict[str, Any]],
+        failures: list[Failure] | None = None,
     ) -> list[Decision]:
+        """The patterns matched in these customers' histories; a rule whose condition fails
+        on a customer is reported in ``failures`` (raised when None) and the others go on."""
         matcher = self.matcher
         if matcher is None or not customer_ids:
             return []
@@ -1021,7 +1071,13 @@ class Engine:
             for name, obj in found:
                 rule = rules[name]
                 spec: PatternRule = rule.spec
-                if rule.when is not None and not rule.when(cf):
+                try:
+                    if rule.when is not None and not rule.when(cf):
+                        continue
+                except Exception as exc:
+                    if failures is None:
+                        raise
+                    failures.append(_failure("customer", cid, cid, rule.id, exc))
                     continue
                 if isinstance(obj, dr.Promise):
                     pr = promises[(obj.receivable_id, obj.made_on.isoformat(), obj.promised_date)]
