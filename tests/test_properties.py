@@ -254,7 +254,9 @@ def check_book(
         assert r.paid.amount == allocated_to[r.id], r
         assert r.credited.amount == credited_to[r.id], r
         assert r.written_off.amount >= 0, r
-        assert r.disputed_amount.amount == disputed_on[r.id], r
+        # what the open disputes claim, but never more than is owed
+        assert r.disputed_amount.amount == min(disputed_on[r.id], r.open_balance.amount), r
+        assert r.disputed_amount.amount <= r.open_balance.amount, r
         # the state agrees with the balances
         assert (r.closed_on is not None) == (r.state in CLOSED), r
         if r.state in CLOSED:
@@ -303,12 +305,17 @@ class MRecv:
     paid: Decimal = ZERO
     credited: Decimal = ZERO
     written_off: Decimal = ZERO
-    disputed: Decimal = ZERO
+    claimed: Decimal = ZERO  # by the open disputes on it, together
     closed: R | None = None  # paid, credited or written_off once closed
 
     @property
     def open(self) -> Decimal:
         return self.amount - self.paid - self.credited - self.written_off
+
+    @property
+    def disputed(self) -> Decimal:
+        """No more is in dispute than is still owed."""
+        return min(self.claimed, self.open)
 
     @property
     def undisputed(self) -> Decimal:
@@ -783,7 +790,7 @@ def book_machine(make_store: Callable[[], Store]) -> type[RuleBasedStateMachine]
                 reason_code=data.draw(st.sampled_from(["quality", "price", "short-delivery"])),
                 opened_on=self.day(data),
             )
-            r.disputed += amount
+            r.claimed += amount
             md.disputes[did] = MDispute(did, r.id, amount)
             self.ok(event)
 
@@ -793,7 +800,7 @@ def book_machine(make_store: Callable[[], Store]) -> type[RuleBasedStateMachine]
             md = self.model
             d = _draw(data, (d for d in md.disputes.values() if d.open))
             r = md.recv[d.receivable]
-            r.disputed -= min(r.disputed, d.amount)
+            r.claimed -= d.amount
             d.open = False
             self.ok(
                 DisputeResolved(
@@ -1721,6 +1728,9 @@ CORRUPTIONS: dict[str, Callable[[BookBuilder], None]] = {
     "disputed amount without a dispute": lambda b: _edit(
         b, "receivable", "I3", disputed_amount=_cny("11.00")
     ),
+    "more in dispute than is owed": lambda b: _edit(
+        b, "receivable", "I1", disputed_amount=_cny("50.01"), state=ReceivableState.DISPUTED
+    ),
 }
 
 
@@ -1752,3 +1762,43 @@ def test_reversal_keeps_an_invoice_with_an_open_dispute_disputed(store: Store) -
     assert b.ledger.get("dispute", "D1").status == "open"
     assert r.disputed_amount == r.open_balance == Money.of(100, "CNY")
     assert r.state == ReceivableState.DISPUTED  # was: open
+
+
+# Found by an attack on the ledger: a credit note (or a payment) could leave more in dispute
+# than was still owed (dispute 40 of 50, credit 30: open 20, disputed 40).
+@pytest.mark.parametrize("how", ["credit", "pay"])
+def test_no_more_is_in_dispute_than_is_owed(store: Store, how: str) -> None:
+    b = BookBuilder(store)
+    b.customer("C1")
+    b.invoice("I1", "C1", 50)
+    b.dispute("D1", "I1", 40)
+    if how == "credit":
+        b.credit("CN1", "C1", 30, invoice="I1")
+    else:
+        b.pay("P1", "C1", 30, to=[("I1", 30)])
+    r = b.ledger.receivable("I1")
+    assert (r.open_balance, r.disputed_amount) == (Money.of(20, "CNY"), Money.of(20, "CNY"))
+    assert r.undisputed_balance == Money.of(0, "CNY")
+    b.resolve("D1")
+    r = b.ledger.receivable("I1")
+    assert r.disputed_amount == Money.of(0, "CNY") and r.state == ReceivableState.PARTIALLY_PAID
+    if how == "pay":  # the cash bounces: the dispute claims its 40 of the 50 owed again
+        b.dispute("D2", "I1", 15)
+        b.reverse("P1")
+        r = b.ledger.receivable("I1")
+        assert (r.open_balance, r.disputed_amount) == (Money.of(50, "CNY"), Money.of(15, "CNY"))
+
+
+def test_resolving_one_of_two_disputes_leaves_the_other_in_dispute(store: Store) -> None:
+    b = BookBuilder(store)
+    b.customer("C1")
+    b.invoice("I1", "C1", 100)
+    b.dispute("D1", "I1", 30)
+    b.dispute("D2", "I1", 50)
+    b.resolve("D1")
+    r = b.ledger.receivable("I1")
+    assert r.state == ReceivableState.DISPUTED
+    assert (r.disputed_amount, r.undisputed_balance) == (Money.of(50, "CNY"), Money.of(50, "CNY"))
+    b.resolve("D2")
+    r = b.ledger.receivable("I1")
+    assert r.state == ReceivableState.OPEN and r.disputed_amount == Money.of(0, "CNY")

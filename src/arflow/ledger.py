@@ -643,6 +643,8 @@ class Ledger:
             trigger = "credit_in_full" if not new_open else "part_pay"
         if not new_open:
             update["closed_on"] = on
+        if r.disputed_amount > new_open:  # no more is in dispute than is still owed
+            update["disputed_amount"] = new_open
         new = _move_receivable(r, trigger, **update)
         ctx.put(new, r, f"{how} {amount}")
         return new
@@ -742,12 +744,14 @@ class Ledger:
             r: Receivable = ctx.get("receivable", a.receivable_id)
             if r.state in (R.WRITTEN_OFF, R.CREDITED):
                 raise ClosedItem("receivable", r.id, str(r.state), "PaymentReversed")
+            reopened = r.open_balance + a.amount
             new = _move_receivable(
                 r,
                 "reopen",
                 paid=r.paid - a.amount,
-                open_balance=r.open_balance + a.amount,
+                open_balance=reopened,
                 closed_on=None,
+                disputed_amount=reopened.min(_in_dispute(ctx, r)),
             )
             if new.disputed_amount and new.state in (R.OPEN, R.PARTIALLY_PAID):
                 # the dispute is still open: the reopened invoice is disputed again
@@ -862,7 +866,7 @@ class Ledger:
         if d.status != "open":
             raise ClosedItem("dispute", d.id, d.status, "DisputeResolved")
         r: Receivable = ctx.get("receivable", d.receivable_id)
-        left = r.disputed_amount - r.disputed_amount.min(d.amount)
+        left = r.open_balance.min(_in_dispute(ctx, r, besides=d.id))
         if r.state == R.DISPUTED and not left:
             new = _move_receivable(r, "resolve_dispute", disputed_amount=left)
         else:
@@ -944,6 +948,7 @@ class Ledger:
             "write_off",
             written_off=r.written_off + r.open_balance,
             open_balance=zero,
+            disputed_amount=zero,
             closed_on=e.written_off_on,
         )
         ctx.put(new, r, f"wrote off {r.open_balance} on {e.written_off_on}")
@@ -1090,6 +1095,17 @@ class Batch:
 
     def apply(self, event: Event) -> Applied:
         return self.ledger._apply_in(self.tx, event)
+
+
+def _in_dispute(ctx: _Ctx, r: Receivable, besides: str | None = None) -> Money:
+    """What the open disputes on ``r`` (but ``besides``) claim, together: the receivable's
+    ``disputed_amount`` is that, or its open balance where that is less."""
+    claimed = [
+        d.amount
+        for d in ctx.tx.find("dispute", customer_id=r.customer_id)
+        if d.receivable_id == r.id and d.status == "open" and d.id != besides
+    ]
+    return total(claimed, r.currency)
 
 
 def _by_currency(amounts: Iterable[Money]) -> dict[str, Money]:
