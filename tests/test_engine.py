@@ -837,3 +837,24 @@ def test_a_step_offset_past_the_calendars_end_fires_never_and_breaks_nothing(
     result = Engine(b.ledger, pack).run(DUE, first_run=True)
     assert not result.failures
     assert [d.step for d in result.plan.decisions] == ["due-day"]
+
+
+def test_a_small_balance_is_not_dunned_alerted_or_locked_for(b: BookBuilder, pack) -> None:  # type: ignore[no-untyped-def]
+    """The pack's ``min_balance`` (100) holds for alerts and locks as for the ladder: a
+    0.01 balance left 40 days overdue pages no director and suspends no customer."""
+    assert pack.settings.min_balance == Decimal(100)
+    register(b, "C2")
+    b.invoice("I1", "C1", 1_000, issued="2026-01-31", due=DUE)
+    b.pay("P1", "C1", Decimal("999.99"), on=DUE, to=[("I1", Decimal("999.99"))])
+    b.invoice("I2", "C2", 1_000, issued="2026-01-31", due=DUE)
+    b.pay("P2", "C2", 800, on=DUE, to=[("I2", 800)])  # 200 left: not small
+    result = Engine(b.ledger, pack).run(DUE + timedelta(40), first_run=True)
+    decided = {(d.kind, d.rule, d.subject_id) for d in result.plan.decisions}
+    assert decided == {
+        ("alert", "high-risk-30", "I2"),
+        ("dunning", "standard", "I2"),
+        ("lock", "overdue-30", "C2"),
+    }
+    assert not b.ledger.customer("C1").orders_blocked
+    small = [d.reason for d in result.plan.skipped if d.subject_id == "I1"]
+    assert any("under the minimum 100" in (why or "") for why in small)

@@ -590,6 +590,7 @@ class Engine:
                     objs["promise"].get(cid, []),
                     as_of,
                     base_currency=self.settings.base_currency,
+                    min_balance=self.settings.min_balance,
                 )
                 facts["_customer"] = c
                 facts["_receivables"] = objs["receivable"].get(cid, [])
@@ -800,8 +801,9 @@ class Engine:
                 self._plan_ladder(plan, ladder, r, customer, facts, anchors, as_of, since)
             except Exception as exc:  # one rule failing must not stop the others
                 plan.failures.append(_failure("receivable", r.id, r.customer_id, ladder.id, exc))
+        small = facts["balance"] < self.settings.min_balance  # a small balance: no alert
         for rule in self.pack.alerts:
-            if rule.subject != "receivable" or rule.when is None:
+            if rule.subject != "receivable" or rule.when is None or small:
                 continue
             try:
                 fires = rule.when(facts)
@@ -839,7 +841,7 @@ class Engine:
             grace = facts["promise_date"] + timedelta(self.settings.promise_grace_days)
             if as_of <= grace:
                 return f"promise to pay until {facts['promise_date']} (+{self.settings.promise_grace_days}d grace)"
-        minimum = max(ladder.min_balance, st.min_balance or Decimal(0))
+        minimum = max(ladder.min_balance, st.min_balance or Decimal(0), self.settings.min_balance)
         if facts["undisputed_balance"] < minimum or facts["undisputed_balance"] <= 0:
             if facts["disputed"]:
                 return "the open balance is under dispute"
@@ -1150,6 +1152,7 @@ class Engine:
             [],
             as_of,
             base_currency=self.settings.base_currency,
+            min_balance=self.settings.min_balance,
         )
 
     # -- recording ----------------------------------------------------------------------------------

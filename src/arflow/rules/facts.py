@@ -161,11 +161,13 @@ def customer_facts(
     as_of: date,
     *,
     base_currency: str = "CNY",
+    min_balance: Decimal = ZERO,
 ) -> dict[str, Any]:
     """Facts about one customer as of ``as_of``, keyed ``customer.<name>``.
 
     ``receivables`` should be all the customer's receivables (closed ones feed the payment
-    behaviour facts); ``orders`` and ``promises`` likewise.
+    behaviour facts); ``orders`` and ``promises`` likewise. An item whose open amount is
+    under ``min_balance`` (the pack's small balance) is not counted as overdue.
     """
     credit = customer.credit
     limit = credit.credit_limit
@@ -181,7 +183,7 @@ def customer_facts(
             continue
         if r.state not in CLOSED_STATES:
             open_balance += r.open_amount
-            if r.due_date < as_of:
+            if r.due_date < as_of and r.open_amount >= min_balance:
                 overdue_balance += r.open_amount
                 overdue_count += 1
                 oldest_due = r.due_date if oldest_due is None else min(oldest_due, r.due_date)

@@ -292,12 +292,22 @@ class Settings(_Spec):
         description="after downtime: send only the latest due step (default), all, or none",
     )
     promise_grace_days: int = Field(default=3, ge=0, le=60)
+    min_balance: Decimal = Field(
+        default=Decimal(0),
+        ge=0,
+        description=(
+            "an open item below this is a small balance: no ladder duns it, no receivable "
+            "alert fires for it, and the overdue facts a lock reads do not count it"
+        ),
+    )
     send_window: str | None = "mon-fri 09:00-18:00"
     group_by: Seq[Literal["customer", "level", "currency"]] = ("customer", "level", "currency")
     review: bool = False
     locales: Seq[str] = Field(
         default=("en", "zh_CN"), description="every template must exist in these locales"
     )
+
+    _d = field_validator("min_balance", mode="before")(lambda cls, v, info: _dec(v, info))
 
 
 class RuleFile(_Spec):
