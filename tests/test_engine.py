@@ -858,3 +858,21 @@ def test_a_small_balance_is_not_dunned_alerted_or_locked_for(b: BookBuilder, pac
     assert not b.ledger.customer("C1").orders_blocked
     small = [d.reason for d in result.plan.skipped if d.subject_id == "I1"]
     assert any("under the minimum 100" in (why or "") for why in small)
+
+
+def test_lock_and_alert_notices_wait_for_the_send_window(b: BookBuilder, pack) -> None:  # type: ignore[no-untyped-def]
+    """Monday 23 February 2026 is in the Spring Festival holiday: the risk alert's task and
+    the lock's notice wait for 09:00 on the next business day, like the reminder."""
+    from arflow.outbox import micros
+
+    b.invoice("I1", "C1", 10_000, issued="2025-12-20", due="2026-01-20")  # 34 days late
+    result = Engine(b.ledger, pack).run(date(2026, 2, 23), first_run=True)
+    opens = datetime(2026, 2, 24, 1, 0, tzinfo=UTC)  # 09:00 in Shanghai
+    assert {d.kind: d.send_at for d in result.plan.decisions} == {
+        "dunning": opens,
+        "alert": opens,
+        "lock": opens,
+    }
+    queued = b.ledger.store.outbox()
+    assert {rec.channel for rec in queued} >= {"email", "task"}
+    assert all(rec.next_at == micros(opens) for rec in queued)

@@ -825,6 +825,7 @@ class Engine:
                         as_of=as_of,
                         actions=tuple(spec.actions),
                         recipients=self._recipients(customer, spec.actions),
+                        send_at=self._send_at(customer, as_of),
                         why=_why(rule.id, facts, [rule.when], {}, ("balance", "days_past_due")),
                     )
                 )
@@ -993,6 +994,7 @@ class Engine:
                     as_of=as_of,
                     actions=tuple(acts),
                     recipients=self._recipients(customer, acts),
+                    send_at=self._send_at(customer, as_of),
                     why=_why(
                         rule.id,
                         facts,
