@@ -378,10 +378,17 @@ def test_orders_are_held_for_approval_when_locked_or_over_policy(b: BookBuilder,
         )
     )
     assert [(d.kind, d.rule) for d in ds] == [("approval", "lock-overdue-30")]
-    assert ds[0].reason.startswith("orders locked by overdue-30 since 2026-03-05")
+    # the lock's reason is the rule's description, not "rule overdue-30"
+    (lock,) = b.ledger.customer("C1").locks
+    assert lock.reason == "Anything over 30 days overdue suspends the customer."
+    assert ds[0].reason == (
+        "orders locked by overdue-30 since 2026-03-05: "
+        "Anything over 30 days overdue suspends the customer."
+    )
     assert b.ledger.get("order", "SO-9").state == "pending_approval"
     trail = b.ledger.audit_trail("order", "SO-9")
     assert [(a.actor, a.after_state) for a in trail][-1] == ("arflow-engine", "pending_approval")
+    assert trail[-1].reason == ds[0].reason
 
 
 def test_review_mode_holds_then_releases(b: BookBuilder, tmp_path: Path) -> None:

@@ -1418,7 +1418,7 @@ class Engine:
         meta: dict[str, Any] = {
             "occurred_at": at,
             "actor": ENGINE_ACTOR,
-            "reason": f"rule {d.rule}",
+            "reason": d.reason or f"rule {d.rule}",
         }
         if d.kind == "dunning" and d.level is not None and d.step is not None:
             batch.apply(
@@ -1474,6 +1474,7 @@ class Engine:
                     "scope": a.scope,
                     "ref": ref,
                     **meta,
+                    "reason": a.reason or meta["reason"],  # the rule's description
                 }
                 if a.type == "block_orders":
                     batch.apply(OrderLockPlaced(placed_on=d.as_of, **lock))
@@ -1736,6 +1737,7 @@ class Engine:
                     as_of=as_of,
                     actions=acts,
                     recipients=self._recipients(cf["_customer"], acts),
+                    reason=getattr(tier, "description", "") or None,
                     why=_why(rule.id, facts, [rule.when], {}, ("order.amount",)),
                 )
             )
