@@ -25,7 +25,8 @@ settings.load_profile("arflow")
 POSTGRES_URL = os.environ.get(
     "ARFLOW_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
-BACKENDS = ["memory", "sqlite", "postgres"]
+#: every store backend; PostgreSQL's carries the ``postgres`` marker (``-m "not postgres"``)
+BACKENDS = ["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 
 def service_unavailable(name: str, url: str, exc: BaseException) -> None:
@@ -34,6 +35,16 @@ def service_unavailable(name: str, url: str, exc: BaseException) -> None:
     if os.environ.get("CI"):
         pytest.fail(f"CI is set, so {reason}", pytrace=False)
     pytest.skip(reason)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that reach PostgreSQL without the backend fixture (a ``backend`` parameter of
+    their own, or PostgreSQL URLs) carry the ``postgres`` marker too."""
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        fixtures = getattr(item, "fixturenames", ())
+        if params.get("backend") == "postgres" or "pg_urls" in fixtures:
+            item.add_marker(pytest.mark.postgres)
 
 
 _pg_checked: list[BaseException | None] = []
