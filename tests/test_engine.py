@@ -883,3 +883,68 @@ def test_lock_and_alert_notices_wait_for_the_send_window(b: BookBuilder, pack) -
     queued = b.ledger.store.outbox()
     assert {rec.channel for rec in queued} >= {"email", "task"}
     assert all(rec.next_at == micros(opens) for rec in queued)
+
+
+# -- pins: behaviour a mutation of the engine once changed unnoticed ----------------------------
+
+
+def test_the_last_day_of_a_promises_grace_still_pauses_the_ladder(b: BookBuilder, pack) -> None:  # type: ignore[no-untyped-def]
+    """Promised for DUE+5 with 3 days' grace: the formal notice due on DUE+8, the grace's
+    last day, is paused; the next one (DUE+15) goes out once the promise is broken."""
+    b.invoice("I1", "C1", 1_000, issued="2026-01-31", due=DUE)
+    b.promise("PTP", "C1", ["I1"], 1_000, by=DUE + timedelta(5), on=DUE - timedelta(1))
+    engine = Engine(b.ledger, pack)
+    engine.run(DUE - timedelta(1), first_run=True)
+    for n in range(0, 8):
+        engine.run(DUE + timedelta(n))
+    last = engine.run(DUE + timedelta(8))
+    assert [d.step for d in last.plan.decisions if d.kind == "dunning"] == []
+    (paused,) = [d for d in last.plan.skipped if d.step == "formal-notice"]
+    assert paused.reason == "promise to pay until 2026-03-07 (+3d grace)"
+
+
+def test_a_wholly_disputed_invoice_is_not_dunned_on_a_ladder_without_a_minimum(
+    b: BookBuilder, tmp_path: Path
+) -> None:
+    pack = _custom_pack(
+        tmp_path,
+        dunning="min_balance: 100 =>min_balance: 0 ",
+        pack="min_balance: 100 =>min_balance: 0 ",
+    )
+    assert pack.settings.min_balance == 0 and pack.ladders[0].min_balance == 0
+    b.invoice("I1", "C1", 1_000, issued="2026-01-31", due=DUE)
+    b.invoice("I2", "C1", 1_000, issued="2026-01-31", due=DUE)
+    b.dispute("D1", "I1")  # the whole invoice
+    result = Engine(b.ledger, pack).run(DUE, first_run=True)
+    assert [d.subject_id for d in result.plan.decisions] == ["I2"]
+    reasons = {d.subject_id: d.reason for d in result.plan.skipped if d.step == "due-day"}
+    assert reasons == {"I1": "the open balance is under dispute"}
+
+
+def test_a_lock_on_a_trailing_window_lifts_by_the_passage_of_time_alone(
+    b: BookBuilder, tmp_path: Path
+) -> None:
+    """``late_payments_180d`` falls as the late payment leaves the window: no event says so,
+    yet the daily run must look at the locked customer and lift the lock."""
+    pack = _custom_pack(
+        tmp_path,
+        locks="locks:\n=>locks:\n  - id: late-payer\n"
+        '    when: "customer.late_payments_180d >= 1"\n',
+    )
+    b.invoice("I1", "C1", 1_000, issued="2026-01-31", due=DUE)
+    b.pay("P1", "C1", 1_000, on=DUE + timedelta(10))  # ten days late
+    # a live item the first run reads, so that it looks at C1 (paid in full later)
+    b.invoice("I2", "C1", 1_000, issued="2026-02-13", due=DUE + timedelta(15))
+    engine = Engine(b.ledger, pack)
+    engine.run(DUE + timedelta(11), first_run=True)
+    assert [lk.lock_id for lk in b.ledger.customer("C1").locks] == ["late-payer"]
+    b.pay("P2", "C1", 1_000, on=DUE + timedelta(12))
+    day = DUE + timedelta(12)
+    engine.run(day)
+    lifted = None
+    while lifted is None and day < DUE + timedelta(200):
+        day += timedelta(1)
+        lifted = next((d for d in engine.run(day).plan.decisions if d.kind == "unlock"), None)
+    assert lifted is not None and lifted.rule == "late-payer"
+    assert day == DUE + timedelta(10 + 181)  # the first day the payment is 181 days back
+    assert b.ledger.customer("C1").locks == ()
