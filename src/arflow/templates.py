@@ -11,6 +11,15 @@ Why it is built this way:
   Python: the environment is Jinja2's ``ImmutableSandboxedEnvironment`` (no ``_private``
   attributes, no mutating lists or dicts), pydantic objects expose their fields only, and
   data is never evaluated as a template: a customer named ``{{ 7*7 }}`` is printed as such.
+* A record printed whole would put a dump (the salesperson's address, reprs) in front of a
+  customer, so every route from a record to text refuses it, not only ``{{ record }}``:
+  ``%``, ``|format``, ``str.format``, ``~``, ``|string``, ``|join``, ``|pprint``,
+  ``|tojson``, the text filters, and listing a record's fields (``items``, ``values``).
+* A template must not take the process down: one render may build strings of at most
+  :data:`MAX_TEXT` characters, a message of :data:`MAX_OUTPUT`, and run :data:`MAX_STEPS`
+  loop iterations, filters and calls nested :data:`MAX_DEPTH` deep. A width, count or
+  repetition is checked before the string is built; a limit the source shows
+  (``center(10**9)``) fails when the template is compiled, so lint finds it.
 * A missing variable must be an error, not a blank in a customer's inbox: undefined names
   raise (``StrictUndefined``), and so does printing ``None``. ``arflow lint`` renders every
   template against a complete sample built by the same :func:`build_context` the real
