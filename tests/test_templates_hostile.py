@@ -253,7 +253,7 @@ BOMBS = [
     ("{{ ('x' * 100000).translate({120: 'y' * 100000}) }}", r"\.translate\(\) would be", False),
     ("{{ ','.join(['x' * 100000] * 100000) }}", r"\.join\(\) would be 10,000,099,999", False),
     ("{{ (['x' * 100000] * 100000)|join }}", r"\|join would be 10,000,000,000 " + LONG, False),
-    ("{{ ['x' * 100000] * 100000 }}", r"printing a list would be", False),
+    ("{{ ['x' * 100000] * 100000 }}", r"a list printed as text would be over 1,000,000", False),
     (
         "{% set ns = namespace(s='x' * 1000) %}{% for i in range(40) %}{% set ns.s = ns.s ~ ns.s %}"
         "{% endfor %}",
@@ -304,6 +304,64 @@ BOMBS = [
         CHARS,
         False,
     ),
+    # work that is fast per item, made slow by repeating it
+    (
+        "{% for i in range(100000) %}{{ range(100000)|select('odd')|list|length }}{% endfor %}",
+        STEPS,
+        False,
+    ),
+    (
+        "{% for i in range(100000) %}{{ range(100000)|map('string')|list|length }}{% endfor %}",
+        STEPS,
+        False,
+    ),
+    (
+        "{% for i in range(100000) %}{{ range(10)|batch(99999, 0)|list|length }}{% endfor %}",
+        CHARS,
+        False,
+    ),
+    (
+        "{% for i in range(100000) %}{{ range(100000)|batch(1)|list|length }}{% endfor %}",
+        STEPS,
+        False,
+    ),
+    ("{% for i in range(100000) %}{{ range(100000)|list|length }}{% endfor %}", CHARS, False),
+    ("{% for i in range(100000) %}{{ cycler(*range(100000)).current }}{% endfor %}", STEPS, False),
+    (
+        "{% set f = '%s' * 50000 %}{% set a = (1,) * 50000 %}{% for i in range(100000) %}"
+        "{{ (f % a)|length }}{% endfor %}",
+        STEPS,
+        False,
+    ),
+    (
+        "{% for i in range(100000) %}{{ ('a ' * 50000)|wordwrap(1)|length }}{% endfor %}",
+        STEPS,
+        False,
+    ),
+    ("{% for i in range(100000) %}{{ ('a ' * 50000)|urlize|length }}{% endfor %}", STEPS, False),
+    ("{% for i in range(100000) %}{{ ('a ' * 50000)|title|length }}{% endfor %}", STEPS, False),
+    (
+        "{% for i in range(100000) %}{{ (range(100000)|list)|pprint|length }}{% endfor %}",
+        STEPS,
+        False,
+    ),
+    (
+        "{% for i in range(100000) %}{{ (range(100000)|list)|tojson(2)|length }}{% endfor %}",
+        STEPS,
+        False,
+    ),
+    (
+        "{% set s = '<a>' * 33333 %}{{ (s ~ s ~ s ~ s ~ s ~ s ~ s ~ s ~ s ~ s)|striptags|length }}",
+        CHARS,
+        False,
+    ),
+    (
+        "{% set e = (total.amount * 10**100) ** 50 %}{% for i in range(100000) %}"
+        "{{ '{:f}'.format(e)|length }}{% endfor %}",
+        CHARS,
+        False,
+    ),
+    ("{{ [[1] * 100000] * 100000 }}", r"a list printed as text would be over 1,000,000", False),
     ("{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}", DEEP, False),
     (
         "{% macro f(n) %}{% if n %}{{ f(n - 1) }}{{ f(n - 1) }}{% endif %}{% endmacro %}{{ f(30) }}",

@@ -342,9 +342,9 @@ def _finalize(ctx: Context, value: Any) -> Any:
         return format_datetime(value, "medium", locale=_locale_of(ctx))
     if isinstance(value, date):
         return _date_text(value, "medium", _locale_of(ctx))
-    _refuse(value)
+    size = _printable(value)
     if isinstance(value, list | tuple):
-        _text(_size(value), "printing a list")
+        _text(size, "printing a list")
     return value
 
 
@@ -364,41 +364,46 @@ class _WholeRecord(ValueError):
     """Printing a whole record, a list of records or an object: a dump, never a field."""
 
 
-def _refuse(value: Any, as_repr: bool = False, depth: int = 0) -> None:
-    """Raise unless ``value`` is text a template may print: a field (text, number, date),
+def _printable(value: Any, as_repr: bool = False, depth: int = 0) -> int:
+    """About the length of ``str(value)`` (``repr`` when ``as_repr``, as inside a list), after
+    refusing ``value`` unless it is text a template may print: a field (text, number, date),
     money, or a list of those. Every route to text (``{{ }}``, ``%``, ``format``, ``~``,
-    ``|string``, ``|join``...) asks this, so none of them prints a whole record."""
-    if value is None or isinstance(value, _SCALARS):
+    ``|string``, ``|join``...) asks this, so none of them prints a whole record; a list
+    costs a step an item."""
+    if value is None:
+        return 4
+    if isinstance(value, str):
+        return 4 * len(value) + 2 if as_repr else len(value)
+    if isinstance(value, _SCALARS):
         if as_repr and isinstance(value, Money):
             raise _WholeRecord("prints the repr of a money value: print it with {{ }} or |money")
-        return
+        if isinstance(value, int):
+            return value.bit_length() // 3 + 2
+        if isinstance(value, Decimal) and value.is_finite():
+            exponent = value.as_tuple().exponent
+            return (
+                len(value.as_tuple().digits) + abs(exponent if isinstance(exponent, int) else 0) + 3
+            )
+        return 64
+    if isinstance(value, bytes):
+        return 4 * len(value) + 3
     if isinstance(value, Mapping):
         raise _WholeRecord(f"prints the whole {_kind(value)}: print one of its fields")
     if isinstance(value, list | tuple):
+        _steps(len(value))
         if any(isinstance(v, Mapping) for v in value):
             raise _WholeRecord("prints a whole list of records: loop over it with {% for %}")
         if depth >= 3:
             raise _WholeRecord("prints lists nested more than 3 deep")
+        total = 2
         for v in value:
-            _refuse(v, True, depth + 1)  # a list prints its items' reprs
-        return
+            total += _printable(v, True, depth + 1) + 2  # a list prints its items' reprs
+            if total > MAX_TEXT:
+                raise _Exceeded(f"a list printed as text would be over {MAX_TEXT:,} characters")
+        return total
     if isinstance(value, Iterator):
         raise _WholeRecord(f"prints a {type(value).__name__}: end it with |list or |join")
     raise _WholeRecord(f"prints a {type(value).__name__} object: print one of its fields")
-
-
-def _size(value: Any, as_repr: bool = False, depth: int = 0) -> int:
-    """About the length of ``str(value)`` (``repr`` inside lists), never much below it: what
-    a conversion is charged and checked against before it is made."""
-    if isinstance(value, str):
-        return 4 * len(value) + 2 if as_repr else len(value)
-    if isinstance(value, bytes):
-        return 4 * len(value) + 3
-    if isinstance(value, int):
-        return value.bit_length() // 3 + 2
-    if isinstance(value, list | tuple) and depth < 8:
-        return 2 + sum(_size(v, True, depth + 1) + 2 for v in value)
-    return 64
 
 
 # -- limits ----------------------------------------------------------------------------------------
@@ -499,9 +504,9 @@ def _digits(text: str) -> int:
     return int(text) if len(text) <= 100 else 10**100
 
 
-def _counted(iterable: Iterable[Any]) -> Iterator[Any]:
+def _counted(iterable: Iterable[Any], cost: int = 1) -> Iterator[Any]:
     for item in iterable:
-        _steps(1)
+        _steps(cost)
         yield item
 
 
@@ -523,6 +528,7 @@ def _printf(fmt: str, values: Any) -> Any:
     """``fmt % values``, after refusing a whole record among the values and a width,
     precision or result past :data:`MAX_TEXT`."""
     specs = [m for m in _PRINTF.finditer(fmt) if m.group(5) != "%"]
+    _steps(10 * len(specs))  # each is parsed and checked in Python
     named = isinstance(values, Mapping) and any(m.group(1) is not None for m in specs)
     args: list[Any] = [] if named else list(values) if isinstance(values, tuple) else [values]
     total, i = len(fmt), 0
@@ -543,8 +549,7 @@ def _printf(fmt: str, values: Any) -> Any:
         else:
             continue  # Python says: not enough arguments
         as_repr = conv in ("r", "a")
-        _refuse(value, as_repr)
-        total += max(sizes[0], _size(value, as_repr)) + sizes[1]
+        total += max(sizes[0], _printable(value, as_repr)) + sizes[1]
     _text(total, "%-formatting")
     return fmt % values
 
@@ -561,13 +566,14 @@ class _Formatter(SandboxedFormatter):
 
     def convert_field(self, value: Any, conversion: str | None) -> Any:
         if conversion in ("r", "a"):
-            _refuse(value, as_repr=True)
+            _printable(value, as_repr=True)
         return super().convert_field(value, conversion)
 
     def format_field(self, value: Any, format_spec: str) -> Any:
-        _refuse(value)
+        _steps(1)
+        size = _printable(value)
         wide = sum(_width(_digits(d), "str.format width") for d in re.findall(r"\d+", format_spec))
-        self._total += max(wide, _size(value)) + wide
+        self._total += max(wide, size) + wide
         _text(self._total, "str.format")
         return super().format_field(value, format_spec)
 
@@ -592,19 +598,26 @@ def _check_filter(name: str, value: Any, args: Sequence[Any], kwargs: Mapping[st
     elif name == "indent":
         width = _arg(args, kwargs, 0, "width", 4)
         step = len(width) if isinstance(width, str) else _width(width, "|indent width")
+        _steps(text.count("\n") + 1)
         _text(len(text) + (text.count("\n") + 1) * step, "|indent")
     elif name == "wordwrap":
         width = max(1, _width(_arg(args, kwargs, 0, "width", 79), "|wordwrap width"))
         wrap = _arg(args, kwargs, 2, "wrapstring", None)
         joint = len(wrap) if isinstance(wrap, str) else 2
-        _text(len(text) + (len(text) // width + text.count("\n") + 1) * joint, "|wordwrap")
+        lines = len(text) // width + text.count("\n") + 1
+        _steps(lines + len(text.split()))
+        _text(len(text) + lines * joint, "|wordwrap")
     elif name == "truncate":
         _width(_arg(args, kwargs, 0, "length", 255), "|truncate length")
         _width(_arg(args, kwargs, 3, "leeway", 0), "|truncate leeway")
     elif name == "batch":
-        _width(_arg(args, kwargs, 0, "linecount", 1), "|batch size", _MAX_REPEAT)
+        _chars(_width(_arg(args, kwargs, 0, "linecount", 1), "|batch size", _MAX_REPEAT))
     elif name == "slice":
-        _width(_arg(args, kwargs, 0, "slices", 1), "|slice count", _MAX_REPEAT)
+        _chars(_width(_arg(args, kwargs, 0, "slices", 1), "|slice count", _MAX_REPEAT))
+    elif name in ("urlize", "title"):
+        _steps((10 if name == "urlize" else 2) * len(text.split()))  # word by word in Python
+    elif name == "striptags":
+        _striptags_cost(text)
     elif name == "replace":
         old, new = _arg(args, kwargs, 0, "old", ""), _arg(args, kwargs, 1, "new", "")
         count = _arg(args, kwargs, 2, "count", None)
@@ -615,23 +628,27 @@ def _check_filter(name: str, value: Any, args: Sequence[Any], kwargs: Mapping[st
         if isinstance(value, _Record):
             raise _WholeRecord(f"prints the whole {_kind(value)}: print one of its fields")
         for v in value.values() if isinstance(value, Mapping) else [value]:
-            _refuse(v)
+            _printable(v)
     elif name == "tojson":
         indent = _arg(args, kwargs, 0, "indent", None)
         if isinstance(indent, str):
             indent = len(indent)
         _width(indent, "|tojson indent", 16)
-        _refuse(value, as_repr=True)
-        _text(_size(value, True), "|tojson")
+        _text(_printable(value, as_repr=True), "|tojson")
     elif name == "pprint":
-        _refuse(value, as_repr=True)
-        _text(2 * _size(value, True), "|pprint")
+        _text(2 * _printable(value, as_repr=True), "|pprint")
     elif name == "string":
-        _text(_size(value), "|string")
+        _text(_printable(value), "|string")
     elif name == "sum":
         start = _arg(args, kwargs, 1, "start", 0)
         if not isinstance(start, int | float | Decimal):
             raise _Exceeded("|sum adds numbers, not lists or text (use |join)")
+
+
+def _striptags_cost(text: str) -> None:
+    """``striptags`` copies the rest of the text for each tag it removes (MarkupSafe 3):
+    charged a character for each thousand it copies."""
+    _chars(text.count("<") * len(text) // 2000)
 
 
 def _replaced(text: str, old: Any, new: Any, count: Any) -> int:
@@ -670,8 +687,21 @@ _TEXT_FILTERS = frozenset(
         "wordwrap",
     }
 )
-#: filters that work in Python on each item: a step an item
-_ITEM_FILTERS = frozenset({"sort", "unique", "groupby", "dictsort", "min", "max"})
+#: filters that work in Python on each item of their value: steps an item
+_ITEM_STEPS = {
+    "sort": 3,
+    "unique": 3,
+    "groupby": 3,
+    "dictsort": 3,
+    "min": 3,
+    "max": 3,
+    "batch": 4,
+    "slice": 4,
+    "tojson": 2,
+    "pprint": 10,
+}
+#: filters that give a generator working in Python on each item it yields: a step an item
+_LAZY_FILTERS = frozenset({"map", "select", "reject", "selectattr", "rejectattr"})
 #: filters that take the same time however long their value is
 _CHEAP_FILTERS = frozenset(
     {"length", "count", "first", "last", "default", "d", "attr", "random", "abs", "round"}
@@ -687,16 +717,17 @@ def _guarded(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
     def guarded(*args: Any, **kwargs: Any) -> Any:
         _steps(1)
         value = args[lead] if len(args) > lead else None
-        if name not in _CHEAP_FILTERS and isinstance(value, _SIZED):
+        if name not in _CHEAP_FILTERS and isinstance(value, (*_SIZED, range)):
             _chars(len(value))
-            if name in _ITEM_FILTERS:
-                _steps(2 * len(value))
+            _steps(_ITEM_STEPS.get(name, 0) * len(value))
         if name in _TEXT_FILTERS:
-            _refuse(value)
+            _printable(value)
         _check_filter(name, value, args[lead + 1 :], kwargs)
         result = func(*args, **kwargs)
         if isinstance(result, str):
             _text(len(result), f"|{name}")
+        elif name in _LAZY_FILTERS:
+            return _counted(result, 5)
         return result
 
     return guarded
@@ -707,7 +738,7 @@ def _format_filter(value: Any, *args: Any, **kwargs: Any) -> Any:
     if args and kwargs:
         raise FilterArgumentError("can't handle positional and keyword arguments at the same time")
     _steps(1)
-    _refuse(value)
+    _printable(value)
     return _printf(soft_str(value), kwargs or args)
 
 
@@ -720,10 +751,8 @@ def _join_filter(eval_ctx: EvalContext, value: Any, d: str = "", attribute: Any 
         value = map(make_attrgetter(eval_ctx.environment, attribute), value)
     items = list(value)
     _chars(len(items))
-    for item in items:
-        _refuse(item)
-    sep = _size(d)
-    _text(sum(_size(v) for v in items) + sep * max(0, len(items) - 1), "|join")
+    total = sum(_printable(item) for item in items)
+    _text(total + _printable(d) * max(0, len(items) - 1), "|join")
     return sync_do_join(eval_ctx, items, d)
 
 
@@ -746,6 +775,8 @@ def _string_method(s: str | bytes, name: str, args: tuple[Any, ...]) -> tuple[An
             total = sum(len(x) for x in items if isinstance(x, str | bytes))
             _text(total + len(s) * max(0, len(items) - 1), ".join()")
             return (items, *args[1:])
+        elif name == "striptags" and isinstance(s, str):
+            _striptags_cost(s)
         elif name == "translate" and args and isinstance(args[0], Mapping):
             grow = max((len(v) for v in args[0].values() if isinstance(v, str)), default=1)
             _text(len(s) * max(1, grow), ".translate()")
@@ -1041,8 +1072,7 @@ class _Sandbox(ImmutableSandboxedEnvironment):
         """``a ~ b``: each part a field, the result within :data:`MAX_TEXT`."""
         total = 0
         for part in parts:
-            _refuse(part)
-            total += _size(part)
+            total += _printable(part)
         _text(total, "~ concatenation")
         return markup_join(parts) if autoescape else str_join(parts)
 
@@ -1070,7 +1100,7 @@ class _Sandbox(ImmutableSandboxedEnvironment):
     def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
         """Every call is twenty steps and one level deeper; a string method is checked for
         what it would build, a recursive loop's items are counted."""
-        _steps(_CALL_STEPS)
+        _steps(_CALL_STEPS + len(args) + len(kwargs))  # f(*range(100000)) copies them
         owner = getattr(__obj, "__self__", None)
         if isinstance(owner, str | bytes) and isinstance(
             __obj, types.MethodType | types.BuiltinMethodType
