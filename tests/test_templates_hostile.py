@@ -106,6 +106,7 @@ WHOLE_RECORDS = [
     ("{{ '{!r}'.format(total) }}", MONEY_REPR),
     ("{{ total|pprint }}", MONEY_REPR),
     ("{{ '%s' % (totals,) }}", MONEY_REPR),
+    ("{{ {'a': customer}|tojson }}", CUSTOMER),
 ]
 
 
@@ -137,12 +138,58 @@ FIELDS = [
     ("{{ customer.get('region') or '-' }} {{ customer.keys()|list|length }}", "East 9"),
     ("{{ dict(a='b')['a'] }} {{ customer.name[:4] }} {{ 'c' in customer.name }}", "b Acme True"),
     ("{{ range(3)|join(',') }} {{ [1, 2] + [3] }} {{ 'a' + 'b' }}", "0,1,2 [1, 2, 3] ab"),
+    (
+        "{{ {'a': 1, 'b': [1, 'x']}|tojson }} {{ {'a': 1}|pprint }}",
+        '{"a": 1, "b": [1, "x"]} {\'a\': 1}',
+    ),
+    # loops, comparisons and slices go through the limits' hooks and behave as before
+    (
+        "{% for x in [] %}x{% else %}none{% endfor %}|{% for i in invoices %}{{ loop.index }}/"
+        "{{ loop.length }}{{ '!' if loop.last }}{{ loop.revindex }} {% endfor %}",
+        "none|1/22 2/2!1",
+    ),
+    (
+        "{% for i in invoices if i.balance.amount > 6000 %}{{ i.number }}{% endfor %}|"
+        "{% for x in [[1, [2]]] recursive %}{% if x is iterable %}{{ loop(x) }}{% else %}{{ x }}"
+        "{% endif %}{% endfor %}",
+        "INV-2024-0107|12",
+    ),
+    (
+        "{% macro row(i) %}{{ i.number }}={{ caller() }}{% endmacro %}{% for i in invoices %}"
+        "{% call row(i) %}{{ i.balance }}{% endcall %};{% endfor %}",
+        "INV-2024-0107=CN¥12,500.00;INV-2024-0131=CN¥5,000.00;",
+    ),
+    (
+        "{{ 1 < 2 < 3 }} {{ 3 > 2 > 2 }} {{ 'a' not in 'bcd' }} {{ invoices|length == 2 }}",
+        "True False True True",
+    ),
+    (
+        "{% set ns = namespace(t=0) %}{% for i in invoices %}{% set ns.t = ns.t + i.days_past_due %}"
+        "{% endfor %}{{ ns.t }} {{ customer.name[::-1][:4] }} {{ lipsum(1, false, 3, 4)|length > 0 }}",
+        "23 .dtL True",
+    ),
+    (
+        "{{ invoices|selectattr('days_past_due', 'gt', 10)|map(attribute='number')|join }} "
+        "{{ invoices|sum(attribute='days_past_due') }} {{ invoices|groupby('currency')|length }} "
+        "{{ invoices|map(attribute='days_past_due')|max }}",
+        "INV-2024-0107 23 1 16",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("source", "expected"), FIELDS)
 def test_fields_still_print(tmp_path: Path, source: str, expected: str) -> None:
     assert one(tmp_path, source).render("x", "en", sample_context()).text == expected
+
+
+def test_the_html_part_refuses_a_whole_record_too(tmp_path: Path) -> None:
+    (tmp_path / "h.en.j2").write_text(
+        "{% block subject %}S{% endblock %}{% block body %}{{ customer.name }}{% endblock %}"
+        "{% block html %}<p>{{ '%s' % customer }}</p>{% endblock %}",
+        encoding="utf-8",
+    )
+    with pytest.raises(TemplateError, match=CUSTOMER):
+        TemplateSet.load(tmp_path).render("h", "en", sample_context())
 
 
 # -- limits ---------------------------------------------------------------------------------------

@@ -79,7 +79,7 @@ from jinja2.filters import make_attrgetter, sync_do_join
 from jinja2.nodes import EvalContext
 from jinja2.runtime import Context, LoopContext, markup_join, str_join
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SandboxedFormatter
-from jinja2.utils import _PassArg, generate_lorem_ipsum
+from jinja2.utils import generate_lorem_ipsum
 from markupsafe import EscapeFormatter, Markup, soft_str
 from pydantic import BaseModel
 
@@ -413,8 +413,8 @@ MAX_TEXT = 1_000_000
 MAX_OUTPUT = 1_000_000
 """The longest message a render may produce: all its blocks together, in characters."""
 MAX_STEPS = 500_000
-"""Loop iterations, filters (and two for each item they sort or group) and calls (twenty
-steps each) one render may run."""
+"""Steps one render may take: a loop iteration or a filter is one, a call twenty, and the
+items a filter works on one by one in Python (``sort``, ``map``, ``pprint``...) a few each."""
 MAX_CHARS = 10_000_000
 """Characters one render may build, copy or compare in all."""
 MAX_DEPTH = 40
@@ -634,15 +634,24 @@ def _check_filter(name: str, value: Any, args: Sequence[Any], kwargs: Mapping[st
         if isinstance(indent, str):
             indent = len(indent)
         _width(indent, "|tojson indent", 16)
-        _text(_printable(value, as_repr=True), "|tojson")
+        _text(_data_size(value), "|tojson")
     elif name == "pprint":
-        _text(2 * _printable(value, as_repr=True), "|pprint")
+        _text(2 * _data_size(value), "|pprint")
     elif name == "string":
         _text(_printable(value), "|string")
     elif name == "sum":
         start = _arg(args, kwargs, 1, "start", 0)
         if not isinstance(start, int | float | Decimal):
             raise _Exceeded("|sum adds numbers, not lists or text (use |join)")
+
+
+def _data_size(value: Any) -> int:
+    """``_printable(value, as_repr=True)``, also for a mapping the template wrote itself
+    (``{'a': 1}|tojson``); a record still may not be printed whole."""
+    if isinstance(value, Mapping) and not isinstance(value, _Record):
+        _steps(len(value))
+        return 2 + sum(_printable(k, True) + _printable(v, True) + 4 for k, v in value.items())
+    return _printable(value, as_repr=True)
 
 
 def _striptags_cost(text: str) -> None:
@@ -672,13 +681,11 @@ _TEXT_FILTERS = frozenset(
         "format",
         "indent",
         "lower",
-        "pprint",
         "replace",
         "safe",
         "string",
         "striptags",
         "title",
-        "tojson",
         "trim",
         "truncate",
         "upper",
@@ -711,7 +718,7 @@ _CHEAP_FILTERS = frozenset(
 def _guarded(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
     """A built-in filter that counts as a step, charges what it reads and builds, and is
     refused before it runs when it would print a record or build past the limits."""
-    lead = 0 if _PassArg.from_obj(func) is None else 1
+    lead = 0 if getattr(func, "jinja_pass_arg", None) is None else 1  # pass_context & co
 
     @functools.wraps(func)
     def guarded(*args: Any, **kwargs: Any) -> Any:
@@ -830,6 +837,14 @@ _STATIC_WIDTHS = {
 }
 
 
+_ARITHMETIC: dict[str, Callable[[Any, Any], Any]] = {
+    "+": operator.add,
+    "-": operator.sub,
+    "*": operator.mul,
+    "**": operator.pow,
+}
+
+
 def _const(node: jinja_nodes.Node) -> Any:
     """The value of a constant number or text in the source (``10**9``), or ``_UNKNOWN``;
     a number too large to work out is ``inf``."""
@@ -849,10 +864,13 @@ def _const(node: jinja_nodes.Node) -> Any:
                 isinstance(a, int) and isinstance(b, int) and a.bit_length() * b > _MAX_POWER_BITS
             ):
                 return math.inf
-            return a**b
-        if node.operator == "*":
-            return a * b if abs(a) < 1e300 and abs(b) < 1e300 else math.inf
-        return a + b if node.operator == "+" else a - b
+        elif node.operator == "*" and not (abs(a) < 1e300 and abs(b) < 1e300):
+            return math.inf
+        try:
+            value = _ARITHMETIC[node.operator](a, b)
+        except (ArithmeticError, ValueError):  # 1e300 ** 2, 0 ** -1
+            return _UNKNOWN
+        return value if isinstance(value, int | float) else _UNKNOWN
     return _UNKNOWN
 
 
