@@ -12,6 +12,8 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from arflow.domain import Contact, Customer, Receivable
 from arflow.errors import ArflowError
@@ -596,3 +598,96 @@ def shipped_digests() -> dict[str, str]:
 
 def test_every_shipped_template_renders_as_before() -> None:
     assert shipped_digests() == SHIPPED_DIGESTS
+
+
+# -- random templates: an error or a message, never a traceback or a hang ---------------------------
+
+LEAVES = [
+    "customer",
+    "customer.name",
+    "contact",
+    "invoices",
+    "invoices[0]",
+    "total",
+    "totals",
+    "customer.tags",
+    "as_of",
+    "'x'",
+    "'%s'",
+    "'{}'",
+    "1",
+    "99999",
+    "10**6",
+    "range(3)",
+    "range(99999)",
+    "[1, 'a']",
+    "{'a': 1}",
+    "none",
+]
+FILTERS = [
+    "upper",
+    "center(99999)",
+    "join",
+    "join(', ')",
+    "string",
+    "format(1)",
+    "list",
+    "length",
+    "replace('x', 'xxxxxxxxxx')",
+    "batch(3, 0)",
+    "pprint",
+    "tojson",
+    "truncate(9)",
+    "wordwrap(3)",
+    "indent(8)",
+    "first",
+    "sort",
+    "unique",
+    "map('string')",
+    "items",
+    "sum",
+    "title",
+    "striptags",
+]
+expressions = st.recursive(
+    st.sampled_from(LEAVES),
+    lambda inner: st.one_of(
+        st.builds(
+            lambda a, op, b: f"({a} {op} {b})",
+            inner,
+            st.sampled_from(["~", "+", "*", "%", "==", "in"]),
+            inner,
+        ),
+        st.builds(lambda a, f: f"({a}|{f})", inner, st.sampled_from(FILTERS)),
+        st.builds(
+            lambda a, m: f"{a}.{m}",
+            inner,
+            st.sampled_from(["center(99999)", "join(['a', 'b'])", "items()", "values()"]),
+        ),
+    ),
+    max_leaves=6,
+)
+statements = st.one_of(
+    st.builds(lambda e: "{{ " + e + " }}", expressions),
+    st.builds(
+        lambda e: "{% for x in " + e + " %}{% for y in " + e + " %}{{ x }}{% endfor %}{% endfor %}",
+        expressions,
+    ),
+    st.builds(lambda e: "{% if " + e + " %}y{% endif %}", expressions),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(statements, min_size=1, max_size=4))
+def test_random_templates_give_a_message_or_a_template_error(parts: list[str]) -> None:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        ts = one(Path(folder), "".join(parts))
+        started = time.monotonic()
+        try:
+            ts.render("x", "en", sample_context())
+        except TemplateError as exc:
+            assert str(exc).startswith("template x (en)")
+            assert "li.na@example.com" not in str(exc)
+        assert time.monotonic() - started < BOUND
