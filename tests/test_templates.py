@@ -19,6 +19,7 @@ from arflow.rules.loader import load_pack
 from arflow.templates import (
     Rendered,
     TemplateError,
+    TemplateLimitError,
     TemplateSet,
     build_context,
     check,
@@ -352,7 +353,10 @@ def test_sandbox_escapes_are_refused(tmp_path: Path, attempt: str) -> None:
     ts = folder(tmp_path, x__en=body(attempt))
     with pytest.raises(TemplateError) as info:
         ts.render("x", "en", sample_context())
-    assert isinstance(info.value.__cause__, SecurityError)
+    # refused by the sandbox, or (a limit seen in the source) when it is compiled
+    assert isinstance(info.value.__cause__, SecurityError) or isinstance(
+        info.value, TemplateLimitError
+    )
 
 
 @pytest.mark.parametrize(
@@ -362,7 +366,7 @@ def test_sandbox_escapes_are_refused(tmp_path: Path, attempt: str) -> None:
         ("{{ __import__('os') }}", "'__import__' is undefined"),
         ("{% include '/etc/passwd' %}", "/etc/passwd"),
         ("{% include '../pack.yaml' %}", "pack.yaml"),
-        ("{{ range(10**7)|list|length }}", "Range too big"),
+        ("{{ range(10**7)|list|length }}", "range too big"),
     ],
 )
 def test_no_way_to_python_or_files(tmp_path: Path, attempt: str, message: str) -> None:

@@ -11,6 +11,15 @@ Why it is built this way:
   Python: the environment is Jinja2's ``ImmutableSandboxedEnvironment`` (no ``_private``
   attributes, no mutating lists or dicts), pydantic objects expose their fields only, and
   data is never evaluated as a template: a customer named ``{{ 7*7 }}`` is printed as such.
+* A record printed whole would put a dump (the salesperson's address, reprs) in front of a
+  customer, so every route from a record to text refuses it, not only ``{{ record }}``:
+  ``%``, ``|format``, ``str.format``, ``~``, ``|string``, ``|join``, ``|pprint``,
+  ``|tojson``, the text filters, and listing a record's fields (``items``, ``values``).
+* A template must not take the process down: one render may build strings of at most
+  :data:`MAX_TEXT` characters, a message of :data:`MAX_OUTPUT`, and run :data:`MAX_STEPS`
+  loop iterations, filters and calls nested :data:`MAX_DEPTH` deep. A width, count or
+  repetition is checked before the string is built; a limit the source shows
+  (``center(10**9)``) fails when the template is compiled, so lint finds it.
 * A missing variable must be an error, not a blank in a customer's inbox: undefined names
   raise (``StrictUndefined``), and so does printing ``None``. ``arflow lint`` renders every
   template against a complete sample built by the same :func:`build_context` the real
@@ -24,14 +33,20 @@ Why it is built this way:
 
 from __future__ import annotations
 
+import functools
 import html as _html
+import math
+import operator
 import re
+import types
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal
-from functools import lru_cache
+from functools import lru_cache, update_wrapper
 from pathlib import Path
+from string import Formatter
 from typing import Any
 
 from babel import Locale, UnknownLocaleError
@@ -50,11 +65,22 @@ from jinja2 import (
     TemplateSyntaxError,
     Undefined,
     pass_context,
+    pass_eval_context,
 )
 from jinja2 import nodes as jinja_nodes
-from jinja2.exceptions import SecurityError, TemplateNotFound
-from jinja2.runtime import Context
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.compiler import CodeGenerator, Frame
+from jinja2.exceptions import (
+    FilterArgumentError,
+    SecurityError,
+    TemplateAssertionError,
+    TemplateNotFound,
+)
+from jinja2.filters import make_attrgetter, sync_do_join
+from jinja2.nodes import EvalContext
+from jinja2.runtime import Context, LoopContext, markup_join, str_join
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SandboxedFormatter
+from jinja2.utils import generate_lorem_ipsum
+from markupsafe import EscapeFormatter, Markup, soft_str
 from pydantic import BaseModel
 
 from .domain import (
@@ -74,6 +100,7 @@ from .money import Money
 __all__ = [
     "Rendered",
     "TemplateError",
+    "TemplateLimitError",
     "TemplateSet",
     "build_context",
     "check",
@@ -109,6 +136,12 @@ class TemplateError(ArflowError):
         if line is not None:
             where += f" line {line}"
         super().__init__(f"{where}: {message}")
+
+
+class TemplateLimitError(TemplateError):
+    """A template that would build or do more than any message needs: a string, a message
+    or a loop past the limits (``MAX_TEXT``, ``MAX_OUTPUT``, ``MAX_STEPS``...), or calls
+    nested too deep. The message says which limit, and where when it can."""
 
 
 @dataclass(frozen=True)
@@ -309,10 +342,9 @@ def _finalize(ctx: Context, value: Any) -> Any:
         return format_datetime(value, "medium", locale=_locale_of(ctx))
     if isinstance(value, date):
         return _date_text(value, "medium", _locale_of(ctx))
-    if isinstance(value, Mapping):
-        raise ValueError(f"prints the whole {_kind(value)}: print one of its fields")
-    if isinstance(value, list | tuple) and any(isinstance(v, Mapping) for v in value):
-        raise ValueError("prints a whole list of records: loop over it with {% for %}")
+    size = _printable(value)
+    if isinstance(value, list | tuple):
+        _text(size, "printing a list")
     return value
 
 
@@ -320,6 +352,666 @@ def _kind(value: Any) -> str:
     if isinstance(value, _Record):
         return repr(value._kind)
     return type(value).__name__
+
+
+# -- what may become text ------------------------------------------------------------------------
+
+_SCALARS = (str, int, float, Decimal, date, Money, Undefined)  # bool is an int, datetime a date
+_SIZED = (str, bytes, list, tuple, dict)
+
+
+class _WholeRecord(ValueError):
+    """Printing a whole record, a list of records or an object: a dump, never a field."""
+
+
+def _printable(value: Any, as_repr: bool = False, depth: int = 0) -> int:
+    """About the length of ``str(value)`` (``repr`` when ``as_repr``, as inside a list), after
+    refusing ``value`` unless it is text a template may print: a field (text, number, date),
+    money, or a list of those. Every route to text (``{{ }}``, ``%``, ``format``, ``~``,
+    ``|string``, ``|join``...) asks this, so none of them prints a whole record; a list
+    costs a step an item."""
+    if value is None:
+        return 4
+    if isinstance(value, str):
+        return 4 * len(value) + 2 if as_repr else len(value)
+    if isinstance(value, _SCALARS):
+        if as_repr and isinstance(value, Money):
+            raise _WholeRecord("prints the repr of a money value: print it with {{ }} or |money")
+        if isinstance(value, int):
+            return value.bit_length() // 3 + 2
+        if isinstance(value, Decimal) and value.is_finite():
+            exponent = value.as_tuple().exponent
+            return (
+                len(value.as_tuple().digits) + abs(exponent if isinstance(exponent, int) else 0) + 3
+            )
+        return 64
+    if isinstance(value, bytes):
+        return 4 * len(value) + 3
+    if isinstance(value, Mapping):
+        raise _WholeRecord(f"prints the whole {_kind(value)}: print one of its fields")
+    if isinstance(value, list | tuple):
+        _steps(len(value))
+        if any(isinstance(v, Mapping) for v in value):
+            raise _WholeRecord("prints a whole list of records: loop over it with {% for %}")
+        if depth >= 3:
+            raise _WholeRecord("prints lists nested more than 3 deep")
+        total = 2
+        for v in value:
+            total += _printable(v, True, depth + 1) + 2  # a list prints its items' reprs
+            if total > MAX_TEXT:
+                raise _Exceeded(f"a list printed as text would be over {MAX_TEXT:,} characters")
+        return total
+    if isinstance(value, Iterator):
+        raise _WholeRecord(f"prints a {type(value).__name__}: end it with |list or |join")
+    raise _WholeRecord(f"prints a {type(value).__name__} object: print one of its fields")
+
+
+# -- limits ----------------------------------------------------------------------------------------
+
+MAX_TEXT = 1_000_000
+"""The longest string a template may build (a width, a padding, a join...), in characters."""
+MAX_OUTPUT = 1_000_000
+"""The longest message a render may produce: all its blocks together, in characters."""
+MAX_STEPS = 500_000
+"""Steps one render may take: a loop iteration or a filter is one, a call twenty, and the
+items a filter works on one by one in Python (``sort``, ``map``, ``pprint``...) a few each."""
+MAX_CHARS = 10_000_000
+"""Characters one render may build, copy or compare in all."""
+MAX_DEPTH = 40
+"""Calls (macros, blocks, recursive loops) nested in one another."""
+MAX_RANGE = 100_000
+"""The most numbers ``range`` gives."""
+MAX_LIPSUM_WORDS = 10_000
+"""The most words ``lipsum`` may write (paragraphs times the most words in one)."""
+MAX_SOURCE = 1_000_000
+"""The largest template file, in characters."""
+_CALL_STEPS = 20  # a macro call takes as long as twenty loop iterations
+
+
+class _Exceeded(SecurityError):
+    """A render that went past one of the limits; the sandbox refused it."""
+
+
+class _StaticLimit(TemplateAssertionError):
+    """A template whose source breaks a limit before it runs (``center(1000000000)``)."""
+
+
+class _Budget:
+    """What one render has used so far."""
+
+    __slots__ = ("chars", "depth", "output", "steps")
+
+    def __init__(self) -> None:
+        self.steps = self.chars = self.depth = self.output = 0
+
+
+#: the budget of the render under way in this thread (None when compiling)
+_BUDGET: ContextVar[_Budget | None] = ContextVar("arflow_template_budget", default=None)
+
+
+def _steps(n: int) -> None:
+    budget = _BUDGET.get()
+    if budget is not None:
+        budget.steps += n
+        if budget.steps > MAX_STEPS:
+            raise _Exceeded(
+                f"more than {MAX_STEPS:,} loop iterations, filters and calls in one message"
+            )
+
+
+def _chars(n: int) -> None:
+    budget = _BUDGET.get()
+    if budget is not None:
+        budget.chars += n
+        if budget.chars > MAX_CHARS:
+            raise _Exceeded(
+                f"more than {MAX_CHARS:,} characters built, copied or compared in one message"
+            )
+
+
+def _text(n: int, what: str) -> None:
+    """Refuse, before it is built, a string of ``n`` characters past :data:`MAX_TEXT`."""
+    if n > MAX_TEXT:
+        raise _Exceeded(f"{what} would be {n:,} characters long, over the limit of {MAX_TEXT:,}")
+    _chars(n)
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, int) and value.bit_length() > 64:
+        return f"a number of {value.bit_length()} bits"
+    if isinstance(value, int | float | Decimal):
+        try:
+            return f"{value:,}"
+        except (ValueError, ArithmeticError):
+            return str(value)
+    return repr(value)
+
+
+def _width(value: Any, what: str, limit: int = MAX_TEXT) -> int:
+    """A width, length or count argument, refused past ``limit``; 0 if it is not a number
+    (the call then fails on its own)."""
+    if isinstance(value, int):
+        if abs(value) > limit:
+            raise _Exceeded(f"{what} {_shown(value)} is over the limit of {limit:,}")
+        return int(value)
+    if isinstance(value, float | Decimal) and not abs(float(value)) <= limit:  # NaN too
+        raise _Exceeded(f"{what} {_shown(value)} is over the limit of {limit:,}")
+    return 0
+
+
+def _digits(text: str) -> int:
+    """A width written in a format string (a hundred digits are over any limit anyway)."""
+    return int(text) if len(text) <= 100 else 10**100
+
+
+def _counted(iterable: Iterable[Any], cost: int = 1) -> Iterator[Any]:
+    for item in iterable:
+        _steps(cost)
+        yield item
+
+
+@pass_context
+def _loop_filter(_ctx: Context, iterable: Any) -> Iterator[Any]:
+    """What every ``{% for %}`` iterates: its iterable, one step an item (see ``_CodeGenerator``)."""
+    return _counted(iterable)
+
+
+_LOOP_FILTER = "arflow loop"  # not a name a template can write
+
+
+# -- %-formatting and str.format ---------------------------------------------------------------------
+
+_PRINTF = re.compile(r"%(?:\(([^)]*)\))?([-#0 +]*)(\*|\d+)?(?:\.(\*|\d*))?[hlL]?(.?)", re.S)
+
+
+def _printf(fmt: str, values: Any) -> Any:
+    """``fmt % values``, after refusing a whole record among the values and a width,
+    precision or result past :data:`MAX_TEXT`."""
+    specs = [m for m in _PRINTF.finditer(fmt) if m.group(5) != "%"]
+    _steps(10 * len(specs))  # each is parsed and checked in Python
+    named = isinstance(values, Mapping) and any(m.group(1) is not None for m in specs)
+    args: list[Any] = [] if named else list(values) if isinstance(values, tuple) else [values]
+    total, i = len(fmt), 0
+    for m in specs:
+        key, _flags, width, prec, conv = m.groups()
+        sizes = []
+        for part, what in ((width, "width"), (prec, "precision")):
+            if part == "*":
+                n = args[i] if i < len(args) else 0
+                i += 1
+            else:
+                n = _digits(part) if part else 0
+            sizes.append(_width(n, f"%-format {what}"))
+        if named:
+            value = values.get(key) if key is not None else values
+        elif i < len(args):
+            value, i = args[i], i + 1
+        else:
+            continue  # Python says: not enough arguments
+        as_repr = conv in ("r", "a")
+        total += max(sizes[0], _printable(value, as_repr)) + sizes[1]
+    _text(total, "%-formatting")
+    return fmt % values
+
+
+class _Formatter(SandboxedFormatter):
+    """``str.format`` in the sandbox, refusing whole records, ``!r`` of money and widths or
+    results past :data:`MAX_TEXT`."""
+
+    _total = 0
+
+    def vformat(self, format_string: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> str:
+        self._total = len(format_string)
+        return super().vformat(format_string, args, kwargs)
+
+    def convert_field(self, value: Any, conversion: str | None) -> Any:
+        if conversion in ("r", "a"):
+            _printable(value, as_repr=True)
+        return super().convert_field(value, conversion)
+
+    def format_field(self, value: Any, format_spec: str) -> Any:
+        _steps(1)
+        size = _printable(value)
+        wide = sum(_width(_digits(d), "str.format width") for d in re.findall(r"\d+", format_spec))
+        self._total += max(wide, size) + wide
+        _text(self._total, "str.format")
+        return super().format_field(value, format_spec)
+
+
+class _EscapeFormatter(_Formatter, EscapeFormatter):
+    pass
+
+
+# -- size checks of filters, methods and globals ------------------------------------------------
+
+
+def _arg(args: Sequence[Any], kwargs: Mapping[str, Any], i: int, key: str, default: Any) -> Any:
+    return args[i] if len(args) > i else kwargs.get(key, default)
+
+
+def _check_filter(name: str, value: Any, args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
+    """Refuse a filter call that would build more than the limits allow, before it runs."""
+    text = value if isinstance(value, str) else ""
+    if name == "center":
+        width = _width(_arg(args, kwargs, 0, "width", 80), "|center width")
+        _text(max(len(text), width), "|center")
+    elif name == "indent":
+        width = _arg(args, kwargs, 0, "width", 4)
+        step = len(width) if isinstance(width, str) else _width(width, "|indent width")
+        _steps(text.count("\n") + 1)
+        _text(len(text) + (text.count("\n") + 1) * step, "|indent")
+    elif name == "wordwrap":
+        width = max(1, _width(_arg(args, kwargs, 0, "width", 79), "|wordwrap width"))
+        wrap = _arg(args, kwargs, 2, "wrapstring", None)
+        joint = len(wrap) if isinstance(wrap, str) else 2
+        lines = len(text) // width + text.count("\n") + 1
+        _steps(lines + len(text.split()))
+        _text(len(text) + lines * joint, "|wordwrap")
+    elif name == "truncate":
+        _width(_arg(args, kwargs, 0, "length", 255), "|truncate length")
+        _width(_arg(args, kwargs, 3, "leeway", 0), "|truncate leeway")
+    elif name == "batch":
+        _chars(_width(_arg(args, kwargs, 0, "linecount", 1), "|batch size", _MAX_REPEAT))
+    elif name == "slice":
+        _chars(_width(_arg(args, kwargs, 0, "slices", 1), "|slice count", _MAX_REPEAT))
+    elif name in ("urlize", "title"):
+        _steps((10 if name == "urlize" else 2) * len(text.split()))  # word by word in Python
+    elif name == "striptags":
+        _striptags_cost(text)
+    elif name == "replace":
+        old, new = _arg(args, kwargs, 0, "old", ""), _arg(args, kwargs, 1, "new", "")
+        count = _arg(args, kwargs, 2, "count", None)
+        _text(_replaced(text or str(value), old, new, count), "|replace")
+    elif name in ("items", "dictsort") and isinstance(value, _Record):
+        raise _WholeRecord(f"lists every field of {_kind(value)}: print the fields you mean")
+    elif name in ("xmlattr", "urlencode"):
+        if isinstance(value, _Record):
+            raise _WholeRecord(f"prints the whole {_kind(value)}: print one of its fields")
+        for v in value.values() if isinstance(value, Mapping) else [value]:
+            _printable(v)
+    elif name == "tojson":
+        indent = _arg(args, kwargs, 0, "indent", None)
+        if isinstance(indent, str):
+            indent = len(indent)
+        _width(indent, "|tojson indent", 16)
+        _text(_data_size(value), "|tojson")
+    elif name == "pprint":
+        _text(2 * _data_size(value), "|pprint")
+    elif name == "string":
+        _text(_printable(value), "|string")
+    elif name == "sum":
+        start = _arg(args, kwargs, 1, "start", 0)
+        if not isinstance(start, int | float | Decimal):
+            raise _Exceeded("|sum adds numbers, not lists or text (use |join)")
+
+
+def _data_size(value: Any) -> int:
+    """``_printable(value, as_repr=True)``, also for a mapping the template wrote itself
+    (``{'a': 1}|tojson``); a record still may not be printed whole."""
+    if isinstance(value, Mapping) and not isinstance(value, _Record):
+        _steps(len(value))
+        return 2 + sum(_printable(k, True) + _printable(v, True) + 4 for k, v in value.items())
+    return _printable(value, as_repr=True)
+
+
+def _striptags_cost(text: str) -> None:
+    """``striptags`` copies the rest of the text for each tag it removes (MarkupSafe 3):
+    charged a character for each thousand it copies."""
+    _chars(text.count("<") * len(text) // 2000)
+
+
+def _replaced(text: str, old: Any, new: Any, count: Any) -> int:
+    """The length of ``text.replace(old, new, count)``, worked out without building it."""
+    if not isinstance(old, str) or not isinstance(new, str):
+        return len(text)
+    n = text.count(old) if old else len(text) + 1
+    if isinstance(count, int) and count >= 0:
+        n = min(n, count)
+    return len(text) + n * max(0, len(new) - len(old))
+
+
+#: filters that take a string (or print their value): a whole record may not be one
+_TEXT_FILTERS = frozenset(
+    {
+        "capitalize",
+        "center",
+        "e",
+        "escape",
+        "forceescape",
+        "format",
+        "indent",
+        "lower",
+        "replace",
+        "safe",
+        "string",
+        "striptags",
+        "title",
+        "trim",
+        "truncate",
+        "upper",
+        "urlize",
+        "wordcount",
+        "wordwrap",
+    }
+)
+#: filters that work in Python on each item of their value: steps an item
+_ITEM_STEPS = {
+    "sort": 3,
+    "unique": 3,
+    "groupby": 3,
+    "dictsort": 3,
+    "min": 3,
+    "max": 3,
+    "batch": 4,
+    "slice": 4,
+    "tojson": 2,
+    "pprint": 10,
+}
+#: filters that give a generator working in Python on each item it yields: a step an item
+_LAZY_FILTERS = frozenset({"map", "select", "reject", "selectattr", "rejectattr"})
+#: filters that take the same time however long their value is
+_CHEAP_FILTERS = frozenset(
+    {"length", "count", "first", "last", "default", "d", "attr", "random", "abs", "round"}
+)
+
+
+def _guarded(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
+    """A built-in filter that counts as a step, charges what it reads and builds, and is
+    refused before it runs when it would print a record or build past the limits."""
+    lead = 0 if getattr(func, "jinja_pass_arg", None) is None else 1  # pass_context & co
+
+    @functools.wraps(func)
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        _steps(1)
+        value = args[lead] if len(args) > lead else None
+        if name not in _CHEAP_FILTERS and isinstance(value, (*_SIZED, range)):
+            _chars(len(value))
+            _steps(_ITEM_STEPS.get(name, 0) * len(value))
+        if name in _TEXT_FILTERS:
+            _printable(value)
+        _check_filter(name, value, args[lead + 1 :], kwargs)
+        result = func(*args, **kwargs)
+        if isinstance(result, str):
+            _text(len(result), f"|{name}")
+        elif name in _LAZY_FILTERS:
+            return _counted(result, 5)
+        return result
+
+    return guarded
+
+
+def _format_filter(value: Any, *args: Any, **kwargs: Any) -> Any:
+    """``{{ "%s, %s"|format(a, b) }}``: ``%`` with the same checks as the operator."""
+    if args and kwargs:
+        raise FilterArgumentError("can't handle positional and keyword arguments at the same time")
+    _steps(1)
+    _printable(value)
+    return _printf(soft_str(value), kwargs or args)
+
+
+@pass_eval_context
+def _join_filter(eval_ctx: EvalContext, value: Any, d: str = "", attribute: Any = None) -> Any:
+    """``|join`` of fields: an item that is a record (or a list of them) is refused, and so
+    is a result past :data:`MAX_TEXT`."""
+    _steps(1)
+    if attribute is not None:
+        value = map(make_attrgetter(eval_ctx.environment, attribute), value)
+    items = list(value)
+    _chars(len(items))
+    total = sum(_printable(item) for item in items)
+    _text(total + _printable(d) * max(0, len(items) - 1), "|join")
+    return sync_do_join(eval_ctx, items, d)
+
+
+def _string_method(s: str | bytes, name: str, args: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Refuse a call of a string's method that would build past :data:`MAX_TEXT`; ``join``
+    gets its items as a list (they are counted)."""
+    _chars(len(s))
+    try:
+        if name in ("center", "ljust", "rjust", "zfill"):
+            _text(max(len(s), _width(args[0] if args else 0, f".{name}() width")), f".{name}()")
+        elif name == "expandtabs":
+            size = _width(args[0] if args else 8, ".expandtabs() size")
+            tabs = s.count("\t") if isinstance(s, str) else s.count(b"\t")
+            _text(len(s) + tabs * size, ".expandtabs()")
+        elif name == "replace" and isinstance(s, str) and len(args) >= 2:
+            _text(_replaced(s, args[0], args[1], args[2] if len(args) > 2 else -1), ".replace()")
+        elif name == "join" and args:
+            items = list(args[0])
+            _chars(len(items))
+            total = sum(len(x) for x in items if isinstance(x, str | bytes))
+            _text(total + len(s) * max(0, len(items) - 1), ".join()")
+            return (items, *args[1:])
+        elif name == "striptags" and isinstance(s, str):
+            _striptags_cost(s)
+        elif name == "translate" and args and isinstance(args[0], Mapping):
+            grow = max((len(v) for v in args[0].values() if isinstance(v, str)), default=1)
+            _text(len(s) * max(1, grow), ".translate()")
+    except (TypeError, ValueError, IndexError):
+        pass  # malformed arguments: the call itself says so
+    return args
+
+
+def _range(*args: Any) -> range:
+    """``range``, at most :data:`MAX_RANGE` numbers."""
+    rng = range(*args)
+    try:
+        n = len(rng)
+    except OverflowError:
+        n = MAX_RANGE + 1
+    if n > MAX_RANGE:
+        raise _Exceeded(f"range too big: {_shown(n)} numbers, over the limit of {MAX_RANGE:,}")
+    return rng
+
+
+def _lipsum(n: int = 5, html: bool = True, min: int = 20, max: int = 100) -> str:
+    """``lipsum``, at most :data:`MAX_LIPSUM_WORDS` words."""
+    if all(isinstance(x, int | float) for x in (n, min, max)):
+        words = n * (min if min > max else max)
+        if words > MAX_LIPSUM_WORDS:
+            raise _Exceeded(
+                f"lipsum of up to {_shown(words)} words, over the limit of {MAX_LIPSUM_WORDS:,}"
+            )
+    return str(generate_lorem_ipsum(n, html, min, max))
+
+
+def _dict(*args: Any, **kwargs: Any) -> _Record:
+    """``dict(...)`` makes a record like the context's: ``dict(customer)`` cannot list them."""
+    return _Record("dict", dict(*args, **kwargs))
+
+
+# -- checks of the source, made when a template is compiled -----------------------------------------
+
+_UNKNOWN: Any = object()
+_STATIC_WIDTHS = {
+    "center": [(0, "width", "|center width", MAX_TEXT)],
+    "indent": [(0, "width", "|indent width", MAX_TEXT)],
+    "wordwrap": [(0, "width", "|wordwrap width", MAX_TEXT)],
+    "truncate": [
+        (0, "length", "|truncate length", MAX_TEXT),
+        (3, "leeway", "|truncate leeway", MAX_TEXT),
+    ],
+    "batch": [(0, "linecount", "|batch size", _MAX_REPEAT)],
+    "slice": [(0, "slices", "|slice count", _MAX_REPEAT)],
+    "tojson": [(0, "indent", "|tojson indent", 16)],
+}
+
+
+_ARITHMETIC: dict[str, Callable[[Any, Any], Any]] = {
+    "+": operator.add,
+    "-": operator.sub,
+    "*": operator.mul,
+    "**": operator.pow,
+}
+
+
+def _const(node: jinja_nodes.Node) -> Any:
+    """The value of a constant number or text in the source (``10**9``), or ``_UNKNOWN``;
+    a number too large to work out is ``inf``."""
+    if isinstance(node, jinja_nodes.Const):
+        return node.value
+    if isinstance(node, jinja_nodes.Neg | jinja_nodes.Pos):
+        v = _const(node.node)
+        if isinstance(v, int | float) and not isinstance(v, bool):
+            return -v if isinstance(node, jinja_nodes.Neg) else v
+        return _UNKNOWN
+    if isinstance(node, jinja_nodes.BinExpr) and node.operator in ("+", "-", "*", "**"):
+        a, b = _const(node.left), _const(node.right)
+        if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in (a, b)):
+            return _UNKNOWN
+        if node.operator == "**":
+            if abs(b) > _MAX_EXPONENT or (
+                isinstance(a, int) and isinstance(b, int) and a.bit_length() * b > _MAX_POWER_BITS
+            ):
+                return math.inf
+        elif node.operator == "*" and not (abs(a) < 1e300 and abs(b) < 1e300):
+            return math.inf
+        try:
+            value = _ARITHMETIC[node.operator](a, b)
+        except (ArithmeticError, ValueError):  # 1e300 ** 2, 0 ** -1
+            return _UNKNOWN
+        return value if isinstance(value, int | float) else _UNKNOWN
+    return _UNKNOWN
+
+
+def _static_limits(node: jinja_nodes.Node) -> None:
+    """Raise ``_Exceeded`` for a limit the node breaks whatever the data."""
+    if isinstance(node, jinja_nodes.Filter):
+        for i, key, what, limit in _STATIC_WIDTHS.get(node.name, []):
+            arg: jinja_nodes.Node | None = node.args[i] if len(node.args) > i else None
+            for kw in node.kwargs:
+                if kw.key == key:
+                    arg = kw.value
+            if arg is not None and (v := _const(arg)) is not _UNKNOWN:
+                _width(v, what, limit)
+        if node.name == "format" and node.node and isinstance(fmt := _const(node.node), str):
+            _static_printf(fmt)
+    elif isinstance(node, jinja_nodes.Call):
+        args = [_const(a) for a in node.args]
+        known = all(a is not _UNKNOWN for a in args) and not node.kwargs
+        target = node.node
+        if isinstance(target, jinja_nodes.Name) and known:
+            try:
+                if target.name == "range":
+                    _range(*args)
+                elif target.name == "lipsum":
+                    _lipsum(*args)
+            except (TypeError, ValueError):
+                pass
+        elif isinstance(target, jinja_nodes.Getattr):
+            if target.attr in ("center", "ljust", "rjust", "zfill", "expandtabs") and args:
+                if args[0] is not _UNKNOWN:
+                    _width(args[0], f".{target.attr}() width")
+            elif target.attr in ("format", "format_map"):
+                fmt = _const(target.node)
+                if isinstance(fmt, str):
+                    for d in re.findall(
+                        r"\d+", "".join(s or "" for _, _, s, _ in _parse_format(fmt))
+                    ):
+                        _width(_digits(d), "str.format width")
+    elif isinstance(node, jinja_nodes.Mod):
+        fmt = _const(node.left)
+        if isinstance(fmt, str):
+            _static_printf(fmt)
+    elif isinstance(node, jinja_nodes.Mul):
+        for seq, n in ((node.left, node.right), (node.right, node.left)):
+            count = _const(n)
+            items = seq.items if isinstance(seq, jinja_nodes.List | jinja_nodes.Tuple) else None
+            text = _const(seq)
+            length = (
+                len(items) if items is not None else len(text) if isinstance(text, str) else None
+            )
+            if length and isinstance(count, int | float) and length * count > _MAX_REPEAT:
+                raise _Exceeded(
+                    f"repetition of {_shown(length * count)} items, over the limit of {_MAX_REPEAT:,}"
+                )
+    elif isinstance(node, jinja_nodes.Pow) and _const(node) is math.inf:
+        raise _Exceeded(f"power too large (exponents up to {_MAX_EXPONENT})")
+
+
+def _parse_format(fmt: str) -> list[tuple[str, str | None, str | None, str | None]]:
+    try:
+        return list(Formatter().parse(fmt))
+    except ValueError:
+        return []
+
+
+def _static_printf(fmt: str) -> None:
+    for m in _PRINTF.finditer(fmt):
+        for part, what in ((m.group(3), "width"), (m.group(4), "precision")):
+            if part and part != "*":
+                _width(_digits(part), f"%-format {what}")
+
+
+class _CodeGenerator(CodeGenerator):
+    """Jinja's compiler, with three changes: a source breaking a limit fails when it is
+    compiled; every ``{% for %}`` counts its iterations; ``~`` and comparisons go through
+    the environment, which checks what they build and charges what they read."""
+
+    def visit_Template(self, node: jinja_nodes.Template, frame: Frame | None = None) -> None:
+        for found in node.find_all(
+            (
+                jinja_nodes.Filter,
+                jinja_nodes.Call,
+                jinja_nodes.Mod,
+                jinja_nodes.Mul,
+                jinja_nodes.Pow,
+            )
+        ):
+            try:
+                _static_limits(found)
+            except _Exceeded as exc:
+                raise _StaticLimit(str(exc), found.lineno, self.name, self.filename) from None
+        for loop in node.find_all(jinja_nodes.For):
+            loop.iter = jinja_nodes.Filter(
+                loop.iter, _LOOP_FILTER, [], [], None, None, lineno=loop.iter.lineno
+            )
+        super().visit_Template(node, frame)
+
+    def visit_Concat(self, node: jinja_nodes.Concat, frame: Frame) -> None:
+        if frame.eval_ctx.volatile:
+            escape = "context.eval_ctx.autoescape"
+        else:
+            escape = repr(bool(frame.eval_ctx.autoescape))
+        self.write(f"environment.concat_checked({escape}, (")
+        for arg in node.nodes:
+            self.visit(arg, frame)
+            self.write(", ")
+        self.write("))")
+
+    def visit_Getitem(self, node: jinja_nodes.Getitem, frame: Frame) -> None:
+        if not isinstance(node.arg, jinja_nodes.Slice):
+            super().visit_Getitem(node, frame)
+            return
+        self.write("environment.slice_checked(")
+        self.visit(node.node, frame)
+        for part in (node.arg.start, node.arg.stop, node.arg.step):
+            self.write(", ")
+            if part is None:
+                self.write("None")
+            else:
+                self.visit(part, frame)
+        self.write(")")
+
+    def visit_Compare(self, node: jinja_nodes.Compare, frame: Frame) -> None:
+        self.write("environment.compare_checked(")
+        self.visit(node.expr, frame)
+        for op in node.ops:
+            self.write(f", {op.op!r}, ")
+            self.visit(op.expr, frame)
+        self.write(")")
+
+
+_COMPARE: dict[str, Callable[[Any, Any], Any]] = {
+    "eq": operator.eq,
+    "ne": operator.ne,
+    "gt": operator.gt,
+    "gteq": operator.ge,
+    "lt": operator.lt,
+    "lteq": operator.le,
+    "in": lambda a, b: a in b,
+    "notin": lambda a, b: a not in b,
+}
 
 
 # -- the sandbox ---------------------------------------------------------------------------------
@@ -338,37 +1030,148 @@ class _Record(dict[str, Any]):
         self._kind = kind  # private: a template cannot read it
 
 
-class _Sandbox(ImmutableSandboxedEnvironment):
-    """Jinja's immutable sandbox, narrowed further for arflow's data."""
+#: a record's methods that list all its fields: a template prints the fields it names
+_LISTING = frozenset({"items", "values", "copy"})
 
-    intercepted_binops = frozenset({"*", "**"})
+
+class _Sandbox(ImmutableSandboxedEnvironment):
+    """Jinja's immutable sandbox, narrowed further for arflow's data, with limits on what a
+    render may build and do (see the ``MAX_*`` constants)."""
+
+    intercepted_binops = frozenset({"*", "**", "%", "+"})
+    code_generator_class = _CodeGenerator
 
     def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
         # A pydantic model also has model_copy, model_rebuild, model_validate...: a template
         # may read its fields and nothing else.
         if isinstance(obj, BaseModel):
             return attr in type(obj).model_fields and super().is_safe_attribute(obj, attr, value)
+        if isinstance(obj, _Record) and attr in _LISTING:
+            return False
         return bool(super().is_safe_attribute(obj, attr, value))
 
     def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
-        """Refuse ``'x' * 10**9`` and ``10 ** 1000000``: a template must not exhaust memory."""
+        """Refuse ``'x' * 10**9``, ``10 ** 1000000``, a whole record in ``'%s' % customer``
+        and a string or list past the limits built by ``+``."""
         if operator == "**" and isinstance(right, int | Decimal):
             big = abs(Decimal(right)) > _MAX_EXPONENT
             if isinstance(left, int) and isinstance(right, int):
                 big = big or abs(left).bit_length() * abs(right) > _MAX_POWER_BITS
             if big:
-                raise SecurityError("power too large")
-        if operator == "*":
+                raise _Exceeded(f"power too large (exponents up to {_MAX_EXPONENT})")
+        elif operator == "*":
             for seq, n in ((left, right), (right, left)):
-                if (
-                    isinstance(seq, str | list | tuple)
-                    and isinstance(n, int)
-                    and len(seq) * n > _MAX_REPEAT
-                ):
-                    raise SecurityError(f"repetition longer than {_MAX_REPEAT}")
+                if isinstance(seq, str | bytes | list | tuple) and isinstance(n, int):
+                    if len(seq) * n > _MAX_REPEAT:
+                        raise _Exceeded(
+                            f"repetition of {_shown(len(seq) * n)} items,"
+                            f" over the limit of {_MAX_REPEAT:,}"
+                        )
+                    _chars(len(seq) * max(0, n))
+            if (
+                isinstance(left, int)
+                and isinstance(right, int)
+                and left.bit_length() + right.bit_length() > _MAX_POWER_BITS
+            ):
+                raise _Exceeded(f"product too large (over {_MAX_POWER_BITS:,} bits)")
+        elif operator == "%" and isinstance(left, str):
+            return _printf(left, right)
+        elif operator == "+":
+            if isinstance(left, str | bytes) and isinstance(right, str | bytes):
+                _text(len(left) + len(right), "+")
+            elif isinstance(left, list | tuple) and isinstance(right, list | tuple):
+                n = len(left) + len(right)
+                if n > _MAX_REPEAT:
+                    raise _Exceeded(f"list of {n:,} items, over the limit of {_MAX_REPEAT:,}")
+                _chars(n)
         return super().call_binop(context, operator, left, right)
 
+    def concat_checked(self, autoescape: bool, parts: tuple[Any, ...]) -> str:
+        """``a ~ b``: each part a field, the result within :data:`MAX_TEXT`."""
+        total = 0
+        for part in parts:
+            total += _printable(part)
+        _text(total, "~ concatenation")
+        return markup_join(parts) if autoescape else str_join(parts)
+
+    def slice_checked(self, obj: Any, start: Any, stop: Any, step: Any) -> Any:
+        """``s[a:b]`` (Jinja slices without ``getitem``), charged what it copies."""
+        where = slice(start, stop, step)
+        if isinstance(obj, _SIZED):
+            _chars(len(range(*where.indices(len(obj)))))
+        return obj[where]
+
+    def compare_checked(self, left: Any, *rest: Any) -> bool:
+        """A comparison (``==``, ``in``...), charged what it reads."""
+        for k in range(0, len(rest), 2):
+            op, right = rest[k], rest[k + 1]
+            if op in ("in", "notin"):
+                if isinstance(right, _SIZED):
+                    _chars(len(right))
+            elif isinstance(left, _SIZED) and isinstance(right, _SIZED):
+                _chars(min(len(left), len(right)))
+            if not _COMPARE[op](left, right):
+                return False
+            left = right
+        return True
+
+    def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+        """Every call is twenty steps and one level deeper; a string method is checked for
+        what it would build, a recursive loop's items are counted."""
+        _steps(_CALL_STEPS + len(args) + len(kwargs))  # f(*range(100000)) copies them
+        owner = getattr(__obj, "__self__", None)
+        if isinstance(owner, str | bytes) and isinstance(
+            __obj, types.MethodType | types.BuiltinMethodType
+        ):
+            args = _string_method(owner, __obj.__name__, args)
+        elif isinstance(__obj, LoopContext) and args:
+            args = (_counted(args[0]), *args[1:])
+        budget = _BUDGET.get()
+        if budget is not None:
+            if budget.depth >= MAX_DEPTH:
+                raise _Exceeded(
+                    f"calls nested more than {MAX_DEPTH} deep (a macro or loop calling itself?)"
+                )
+            budget.depth += 1
+        try:
+            result = super().call(__context, __obj, *args, **kwargs)
+        finally:
+            if budget is not None:
+                budget.depth -= 1
+        if isinstance(result, str | bytes):
+            _text(len(result), f"{getattr(__obj, '__name__', 'a call')}()")
+        return result
+
+    def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
+        """``str.format`` and ``format_map`` through :class:`_Formatter`."""
+        if not isinstance(value, types.MethodType | types.BuiltinMethodType) or (
+            value.__name__ not in ("format", "format_map")
+        ):
+            return None
+        f_self = value.__self__
+        if not isinstance(f_self, str):
+            return None
+        str_type = type(f_self)
+        is_map = value.__name__ == "format_map"
+        formatter = (
+            _EscapeFormatter(self, escape=f_self.escape)
+            if isinstance(f_self, Markup)
+            else _Formatter(self)
+        )
+
+        def wrapper(*args: Any, **kwargs: Any) -> str:
+            if is_map:
+                if kwargs:
+                    raise TypeError("format_map() takes no keyword arguments")
+                if len(args) != 1:
+                    raise TypeError(f"format_map() takes exactly one argument ({len(args)} given)")
+                kwargs, args = args[0], ()
+            return str_type(formatter.vformat(f_self, args, kwargs))
+
+        return update_wrapper(wrapper, value)
+
     def getattr(self, obj: Any, attribute: str) -> Any:
+        _refuse_listing(obj, attribute)
         value = super().getattr(obj, attribute)
         if (
             isinstance(value, Undefined)
@@ -382,7 +1185,11 @@ class _Sandbox(ImmutableSandboxedEnvironment):
         return value
 
     def getitem(self, obj: Any, argument: Any) -> Any:
+        if isinstance(argument, str):
+            _refuse_listing(obj, argument)
         value = super().getitem(obj, argument)
+        if isinstance(argument, slice) and isinstance(value, _SIZED):
+            _chars(len(value))
         if (
             isinstance(value, Undefined)
             and isinstance(obj, _Record)
@@ -394,6 +1201,11 @@ class _Sandbox(ImmutableSandboxedEnvironment):
                 hint=f"{obj._kind!r} has no attribute {argument!r}", obj=obj, name=argument
             )
         return value
+
+
+def _refuse_listing(obj: Any, name: str) -> None:
+    if isinstance(obj, _Record) and name in _LISTING and name not in obj:
+        raise _WholeRecord(f"lists every field of {obj._kind!r}: print the fields you mean")
 
 
 def _missing(value: Any) -> bool:
@@ -488,9 +1300,15 @@ class TemplateSet:
             finalize=_finalize,
             auto_reload=False,
         )
+        for name, func in list(env.filters.items()):
+            env.filters[name] = _guarded(name, func)
+        env.filters["format"] = _format_filter
+        env.filters["join"] = _join_filter
         env.filters["money"] = _money_filter
         env.filters["date"] = _date_filter
         env.filters["percent"] = _percent_filter
+        env.filters[_LOOP_FILTER] = _loop_filter
+        env.globals.update(range=_range, lipsum=_lipsum, dict=_dict)
         return env
 
     def _source(self, jinja_name: str) -> tuple[str, str, Callable[[], bool]] | None:
@@ -498,7 +1316,12 @@ class TemplateSet:
         path = self._by_jinja_name.get(jinja_name)
         if path is None:
             return None
-        return path.read_text(encoding="utf-8-sig"), str(path), lambda: True
+        text = path.read_text(encoding="utf-8-sig")
+        if len(text) > MAX_SOURCE:
+            raise _Exceeded(
+                f"{path.name} is {len(text):,} characters long, over the limit of {MAX_SOURCE:,}"
+            )
+        return text, str(path), lambda: True
 
     def _template(self, env: _Sandbox, name: str, locale: str) -> Template:
         key = (env.autoescape is True, name, locale)
@@ -508,6 +1331,14 @@ class TemplateSet:
         try:
             found = self._compiled[key] = env.get_template(_jinja_name(name, locale))
             return found
+        except _StaticLimit as exc:
+            raise TemplateLimitError(
+                name, locale, exc.message or "", exc.lineno, self._other(exc.filename, name, locale)
+            ) from exc
+        except _Exceeded as exc:
+            raise TemplateLimitError(name, locale, str(exc)) from exc
+        except RecursionError as exc:
+            raise TemplateLimitError(name, locale, "nested too deeply to compile") from exc
         except TemplateSyntaxError as exc:
             raise TemplateError(
                 name,
@@ -547,9 +1378,18 @@ class TemplateSet:
         ctx = env.context_class(env, {**flat, **variables}, tmpl.name, tmpl.blocks, flat)
         got: dict[str, str] = {}
 
+        budget = _BUDGET.get()
+
         def capture(block: str, render: Callable[[Context], Iterator[str]]) -> Any:
             def wrapper(c: Context) -> Iterator[str]:
-                out = "".join(render(c))
+                parts = []
+                for part in render(c):  # stopped as soon as the message is too long
+                    if budget is not None:
+                        budget.output += len(part)
+                        if budget.output > MAX_OUTPUT:
+                            raise _Exceeded(f"the message is longer than {MAX_OUTPUT:,} characters")
+                    parts.append(part)
+                out = "".join(parts)
                 got.setdefault(block, out)
                 yield out
 
@@ -578,7 +1418,13 @@ class TemplateSet:
             if tb.tb_frame.f_code.co_filename in files:
                 filename, line = tb.tb_frame.f_code.co_filename, tb.tb_lineno
             tb = tb.tb_next
-        if isinstance(exc, TemplateSyntaxError):
+        limit = isinstance(exc, _Exceeded | _StaticLimit | RecursionError)
+        if isinstance(exc, _StaticLimit):
+            filename, line = exc.filename, exc.lineno
+            message = exc.message or ""
+        elif isinstance(exc, RecursionError):
+            message = "calls or includes nested too deeply (a template including itself?)"
+        elif isinstance(exc, TemplateSyntaxError):
             filename, line = exc.filename, exc.lineno
             message = f"syntax error: {exc.message}"
         else:
@@ -587,9 +1433,19 @@ class TemplateSet:
                 message = f"{type(exc).__name__}: {message}"
         if len(message) > 300:
             message = message[:297] + "..."
-        return TemplateError(name, locale, message, line, self._other(filename, name, locale))
+        kind = TemplateLimitError if limit else TemplateError
+        return kind(name, locale, message, line, self._other(filename, name, locale))
 
     def _render(self, name: str, locale: str, fmt: Locale, context: Mapping[str, Any]) -> Rendered:
+        token = _BUDGET.set(_Budget())
+        try:
+            return self._render_within(name, locale, fmt, context)
+        finally:
+            _BUDGET.reset(token)
+
+    def _render_within(
+        self, name: str, locale: str, fmt: Locale, context: Mapping[str, Any]
+    ) -> Rendered:
         variables = dict(context)
         variables["locale"] = str(fmt)
         text_t = self._template(self._text_env, name, locale)
