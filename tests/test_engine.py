@@ -948,3 +948,44 @@ def test_a_lock_on_a_trailing_window_lifts_by_the_passage_of_time_alone(
     assert lifted is not None and lifted.rule == "late-payer"
     assert day == DUE + timedelta(10 + 181)  # the first day the payment is 181 days back
     assert b.ledger.customer("C1").locks == ()
+
+
+def test_an_approval_tier_that_raises_leaves_the_order_and_the_other_tiers_standing(
+    b: BookBuilder, caplog: pytest.LogCaptureFixture
+) -> None:
+    import dataclasses
+    import decimal
+    import logging
+
+    pack = load_pack(RULES)  # changed below: not the module's shared pack
+
+    def overflow(facts):  # type: ignore[no-untyped-def]
+        raise decimal.Overflow("above Emax")
+
+    pack.approvals = [
+        dataclasses.replace(r, when=dataclasses.replace(r.when, predicate=overflow))  # type: ignore[arg-type]
+        if r.id == "order-over-limit"
+        else r
+        for r in pack.approvals
+    ]
+    register(b, "C2", limit=1_000)
+    b.invoice("I1", "C2", 500, issued="2026-01-31", due=DUE)
+    b.dispute("D1", "I1", 100)
+    engine = Engine(b.ledger, pack)
+    with caplog.at_level(logging.ERROR, logger="arflow.engine"):
+        _a, ds = engine.handle(
+            OrderSubmitted(
+                event_id="o",
+                occurred_at=datetime(2026, 3, 5, 11, tzinfo=UTC),
+                actor="sales",
+                order_id="SO-1",
+                customer_id="C2",
+                amount=Money.of(5_000, "CNY"),
+                submitted_on=date(2026, 3, 5),
+            )
+        )
+    assert [d.rule for d in ds] == ["order-while-disputed"]
+    assert b.ledger.get("order", "SO-1").state == "pending_approval"
+    assert "rule order-over-limit failed on order SO-1 after o: Overflow: above Emax" in (
+        caplog.text
+    )

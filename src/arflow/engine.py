@@ -194,6 +194,25 @@ def _failure(kind: str, subject: str, customer: str, rule: str, exc: Exception) 
     return Failure(kind, subject, error, customer, rule)
 
 
+def _holds(
+    rule: CompiledRule,
+    facts: Mapping[str, Any],
+    failures: list[Failure],
+    kind: str,
+    subject: str,
+    customer: str,
+) -> bool:
+    """Whether ``rule``'s condition holds (no condition: it does); one that raises is a
+    failure of that rule and subject, and does not hold."""
+    if rule.when is None:
+        return True
+    try:
+        return rule.when(facts)
+    except Exception as exc:
+        failures.append(_failure(kind, subject, customer, rule.id, exc))
+        return False
+
+
 def _shift(d: date, days: int) -> date:
     """``d`` plus ``days``, held to the calendar's range: a window reaching past it holds
     no due date out there."""
@@ -1611,19 +1630,29 @@ class Engine:
         as_of = event.occurred_at.astimezone(UTC).date()
         decisions: list[Decision] = []
         cache: dict[str, dict[str, Any]] = {}
+        failures: list[Failure] = []
         if isinstance(event, MilestoneCompleted):
             for req in applied.invoice_requests:
-                decisions.extend(self._milestone_decisions(req, as_of, cache))
+                decisions.extend(self._milestone_decisions(req, as_of, cache, failures))
         if isinstance(event, OrderSubmitted):
-            decisions.extend(self._order_decisions(event, as_of, cache))
+            decisions.extend(self._order_decisions(event, as_of, cache, failures))
         if isinstance(event, PaymentReceived) and self.matcher is not None:
-            late = self._pattern_decisions([event.customer_id], as_of, cache)
+            late = self._pattern_decisions([event.customer_id], as_of, cache, failures)
             decisions.extend(d for d in late if d.subject_kind == "customer")
         if self.pack.locks:
-            plan = Plan(as_of=as_of, since=as_of)
+            plan = Plan(as_of=as_of, since=as_of, failures=failures)
             for cid in self._customers_touched(applied):
                 self._plan_locks(plan, cid, as_of, cache)
             decisions.extend(plan.decisions)
+        for f in failures:  # the event stands, and so do the other rules' decisions
+            log.error(
+                "rule %s failed on %s %s after %s: %s",
+                f.rule,
+                f.subject_kind,
+                f.subject_id,
+                event.event_id,
+                f.error,
+            )
         self.record(decisions, event.occurred_at)
         return applied, decisions
 
@@ -1641,12 +1670,16 @@ class Engine:
         return sorted(out)
 
     def _milestone_decisions(
-        self, req: InvoiceRequest, as_of: date, cache: dict[str, dict[str, Any]]
+        self,
+        req: InvoiceRequest,
+        as_of: date,
+        cache: dict[str, dict[str, Any]],
+        failures: list[Failure],
     ) -> list[Decision]:
         cf = self._customer_facts(req.customer_id, as_of, cache)
         out = []
         for rule in self.pack.milestones:
-            if rule.when is not None and not rule.when(cf):
+            if not _holds(rule, cf, failures, "contract", req.contract_id, req.customer_id):
                 continue
             acts = tuple(rule.spec.actions)
             out.append(
@@ -1673,7 +1706,11 @@ class Engine:
         return out
 
     def _order_decisions(
-        self, e: OrderSubmitted, as_of: date, cache: dict[str, dict[str, Any]]
+        self,
+        e: OrderSubmitted,
+        as_of: date,
+        cache: dict[str, dict[str, Any]],
+        failures: list[Failure],
     ) -> list[Decision]:
         cf = self._customer_facts(e.customer_id, as_of, cache)
         order = self.ledger.get("order", e.order_id)
@@ -1718,7 +1755,9 @@ class Engine:
                 )
             )
         for rule in self.pack.approvals:
-            if rule.when is None or not rule.when(facts):
+            if rule.when is None:
+                continue
+            if not _holds(rule, facts, failures, "order", e.order_id, e.customer_id):
                 continue
             tier = rule.spec
             acts = (
