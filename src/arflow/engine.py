@@ -187,9 +187,9 @@ def schedule_reach(schedule: Any) -> tuple[int, int | None]:
     return lo, _reach_days(schedule.until)[1]
 
 
-def _failure(kind: str, subject: str, customer: str, rule: str, exc: Exception) -> Failure:
-    """``rule`` failed on ``subject``: an arflow error as it says, anything else with its
-    class (a rule's bug is reported, not raised: the day goes on without it)."""
+def _failure(kind: str, subject: str, customer: str, rule: str | None, exc: Exception) -> Failure:
+    """``rule`` (None: reading the subject) failed on ``subject``: an arflow error as it
+    says, anything else with its class (reported, not raised: the day goes on without it)."""
     error = str(exc) if isinstance(exc, ArflowError) else f"{type(exc).__name__}: {exc}"
     return Failure(kind, subject, error, customer, rule)
 
@@ -737,12 +737,8 @@ class Engine:
         for r in cands:
             try:
                 self._plan_receivable(plan, r, as_of, since, cache, promises)
-            except ArflowError as exc:
-                plan.failures.append(Failure("receivable", r.id, str(exc), r.customer_id))
             except Exception as exc:  # one bad item must not stop the run
-                plan.failures.append(
-                    Failure("receivable", r.id, f"{type(exc).__name__}: {exc}", r.customer_id)
-                )
+                plan.failures.append(_failure("receivable", r.id, r.customer_id, None, exc))
         after_receivables = len(plan.decisions)
         self._plan_patterns(plan, as_of, cache)
         plan.segments = (after_receivables, len(plan.decisions))
@@ -751,8 +747,8 @@ class Engine:
         for cid in sorted(cache):
             try:
                 self._plan_locks(plan, cid, as_of, cache)
-            except ArflowError as exc:
-                plan.failures.append(Failure("customer", cid, str(exc), cid))
+            except Exception as exc:  # one bad customer must not stop the run
+                plan.failures.append(_failure("customer", cid, cid, None, exc))
         known = self._known([d.key for d in plan.decisions + plan.skipped])
         if known:
             plan.segments = (
@@ -824,12 +820,7 @@ class Engine:
         for rule in self.pack.alerts:
             if rule.subject != "receivable" or rule.when is None or small:
                 continue
-            try:
-                fires = rule.when(facts)
-            except Exception as exc:
-                plan.failures.append(_failure("receivable", r.id, r.customer_id, rule.id, exc))
-                continue
-            if fires:
+            if _holds(rule, facts, plan.failures, "receivable", r.id, r.customer_id):
                 spec = rule.spec
                 plan.decisions.append(
                     Decision(
