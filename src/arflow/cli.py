@@ -130,7 +130,8 @@ def cmd_dispatch(args: argparse.Namespace) -> int:
             close = getattr(adapter, "close", None)
             if callable(close):
                 close()
-    print(f"dispatch: {stats.sent} sent, {stats.retried} to retry, {stats.dead} dead")
+    lost = f", {stats.lost} left to another dispatcher" if stats.lost else ""
+    print(f"dispatch: {stats.sent} sent, {stats.retried} to retry, {stats.dead} dead{lost}")
     for e in stats.errors:
         print(f"  dead: {e}")
     return 0

@@ -18,10 +18,17 @@ invalid number or an unsubscribe is recorded on the contact (``ContactFeedback``
 so the next step does not use that channel. A dispatcher that dies mid-batch leaves its
 claims to expire (``lease``); another dispatcher (or it, restarted) takes them over.
 
+Every claim carries a token of its own. Just before a message is sent its claim is renewed
+for a whole lease (and the rest of the batch with it, every third of a lease), and only
+while it still holds the token; an outcome is recorded only under that token too. So a
+batch may take far longer than the lease, and a message whose claim was taken over is
+neither sent nor settled by the dispatcher that lost it.
+
 The guarantee: at-least-once delivery to the adapter, with the same idempotency key on every
 attempt. A message is repeated only when a dispatcher dies after the receiver accepted it and
-before the outbox recorded that; the repeat carries the same key (``Message-ID``, task id,
-``Idempotency-Key``) so the receiver can drop it.
+before the outbox recorded that, or when handing over a single message takes longer than the
+whole lease; the repeat carries the same key (``Message-ID``, task id, ``Idempotency-Key``)
+so the receiver can drop it.
 """
 
 from __future__ import annotations
@@ -34,7 +41,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -380,6 +387,7 @@ class DispatchStats:
     retried: int = 0
     dead: int = 0
     fallbacks: int = 0
+    lost: int = 0  # claims another dispatcher took over before they were sent
     errors: list[str] = field(default_factory=list)
 
     def add(self, other: DispatchStats) -> None:
@@ -388,6 +396,7 @@ class DispatchStats:
         self.retried += other.retried
         self.dead += other.dead
         self.fallbacks += other.fallbacks
+        self.lost += other.lost
         self.errors.extend(other.errors)
 
 
@@ -455,16 +464,24 @@ class Dispatcher:
         self.sleep = sleep
         self.on_sent = on_sent
         self._buckets = {ch: _Bucket(r, sleep) for ch, r in (rate_limits or {}).items() if r > 0}
+        self._renewed = 0  # when the current batch's claims were last renewed together
+
+    @property
+    def lease_us(self) -> int:
+        """The lease in the outbox's unit, microseconds."""
+        return int(self.lease.total_seconds() * 1_000_000)
 
     def run_once(self) -> DispatchStats:
-        """Claim one batch of due messages and deliver them."""
+        """Claim one batch of due messages and deliver them, each only while its claim holds."""
         stats = DispatchStats()
-        now = micros(self.clock())
-        lease = int(self.lease.total_seconds() * 1_000_000)
-        claimed = self.store.outbox_claim(self.worker, now, self.batch, lease, self.channels)
+        now = self._now()
+        claimed = self.store.outbox_claim(
+            self.worker, now, self.batch, self.lease_us, self.channels
+        )
         stats.claimed = len(claimed)
-        for rec in claimed:
-            self._one(rec, stats)
+        self._renewed = now
+        for i, rec in enumerate(claimed):
+            self._one(rec, stats, [r.key for r in claimed[i + 1 :]])
         return stats
 
     def run(
@@ -493,7 +510,18 @@ class Dispatcher:
                     self.sleep(poll)
         return total
 
-    def _one(self, rec: OutboxRecord, stats: DispatchStats) -> None:
+    def _hold(self, rec: OutboxRecord, rest: list[str]) -> bool:
+        """Renew the claim on ``rec`` just before it is sent, so that it holds for a whole
+        lease from here; whether it was still held. Every third of a lease the rest of the
+        batch is renewed with it, so a batch longer than the lease keeps its tail."""
+        now = self._now()
+        keys = [rec.key]
+        if now - self._renewed >= self.lease_us // 3:
+            keys += rest
+            self._renewed = now
+        return rec.key in self.store.outbox_renew(keys, rec.claim or "", now, self.lease_us)
+
+    def _one(self, rec: OutboxRecord, stats: DispatchStats, rest: list[str]) -> None:
         try:
             message = Message.model_validate_json(rec.body)
         except ValueError as exc:
@@ -507,6 +535,11 @@ class Dispatcher:
         bucket = self._buckets.get(message.channel)
         if bucket is not None:
             bucket.take()
+        if not self._hold(rec, rest):
+            # the lease ran out and another dispatcher took the message over: it is theirs
+            stats.lost += 1
+            log.warning("outbox %s: claim lost to another dispatcher, not sent", rec.key)
+            return
         try:
             receipt = adapter.deliver(message)
         except DeliveryError as exc:
@@ -561,8 +594,10 @@ class Dispatcher:
         log.warning("dead letter %s: %s", rec.key, error)
 
     def _settle(self, rec: OutboxRecord, change: Settle) -> None:
-        if not self.store.outbox_settle(rec.key, change):
-            log.warning("outbox %s was settled by another dispatcher", rec.key)
+        if not self.store.outbox_settle(rec.key, replace(change, claim=rec.claim or "")):
+            log.warning(
+                "outbox %s: claim lost to another dispatcher, outcome not recorded", rec.key
+            )
 
     def _feedback(self, rec: OutboxRecord, message: Message, exc: DeliveryError) -> None:
         """Record a bounce, an invalid number or an unsubscribe on the contact (audited)."""
