@@ -238,6 +238,7 @@ def test_each_claim_has_a_token_of_its_own(store: Store) -> None:
     first = store.outbox_claim("A", now, 1, 1_000)
     second = store.outbox_claim("B", now, 1, 1_000)
     again = store.outbox_claim("C", now + 5_000, 10, 1_000)  # both leases ran out
+    assert len(first) == len(second) == 1  # no more than asked for (PostgreSQL took two)
     tokens = [r.claim for r in (*first, *second)]
     assert None not in tokens and len(set(tokens)) == 2
     assert {r.key for r in again} == {r.key for r in (*first, *second)}

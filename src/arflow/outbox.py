@@ -375,9 +375,12 @@ class RetryPolicy:
     jitter: float = 0.5
 
     def delay(self, attempt: int, rng: random.Random) -> timedelta:
-        raw: timedelta = min(self.cap, self.base * (2 ** max(0, attempt - 1)))
+        # in float seconds, the exponent bounded: ``base * 2**n`` as a timedelta overflows
+        # long before the attempts of a generous ``max_attempts`` run out
+        doubled = self.base.total_seconds() * 2.0 ** min(max(0, attempt - 1), 200)
+        raw = min(self.cap.total_seconds(), doubled)
         factor = 1 - self.jitter * rng.random()
-        return timedelta(seconds=raw.total_seconds() * factor)
+        return timedelta(seconds=raw * factor)
 
 
 @dataclass
