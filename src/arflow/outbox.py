@@ -546,15 +546,16 @@ class Dispatcher:
         try:
             receipt = adapter.deliver(message)
         except DeliveryError as exc:
+            error = _scrubbed(adapter, str(exc))
             if exc.feedback is not None:
-                self._feedback(rec, message, exc)
+                self._feedback(rec, message, exc, error)
             if isinstance(exc, PermanentFailure) or not exc.temporary:
-                self._dead(rec, message, str(exc), stats)
+                self._dead(rec, message, error, stats)
             else:
-                self._again(rec, message, str(exc), stats)
+                self._again(rec, message, error, stats)
             return
         except Exception as exc:  # an adapter's bug or an unexpected error: retry it
-            self._again(rec, message, f"{type(exc).__name__}: {exc}", stats)
+            self._again(rec, message, _scrubbed(adapter, f"{type(exc).__name__}: {exc}"), stats)
             return
         self._settle(rec, Settle("sent", self._now(), receipt=receipt))
         stats.sent += 1
@@ -602,7 +603,9 @@ class Dispatcher:
                 "outbox %s: claim lost to another dispatcher, outcome not recorded", rec.key
             )
 
-    def _feedback(self, rec: OutboxRecord, message: Message, exc: DeliveryError) -> None:
+    def _feedback(
+        self, rec: OutboxRecord, message: Message, exc: DeliveryError, error: str
+    ) -> None:
         """Record a bounce, an invalid number or an unsubscribe on the contact (audited)."""
         address = exc.address or (message.to[0] if message.to else None)
         if address is None or exc.feedback is None:
@@ -614,7 +617,7 @@ class Dispatcher:
                     event_id=f"feedback:{digest}",
                     occurred_at=self.clock(),
                     actor="arflow-dispatcher",
-                    reason=f"{message.channel} to {address}: {exc}",
+                    reason=f"{message.channel} to {address}: {error}",
                     customer_id=message.customer_id,
                     address=address,
                     channel="sms" if message.channel == "sms" else "email",
@@ -623,6 +626,13 @@ class Dispatcher:
             )
         except ArflowError as err:  # the contact changed since: nothing to mark
             log.info("feedback for %s not recorded: %s", address, err)
+
+
+def _scrubbed(adapter: Adapter, text: str) -> str:
+    """``text`` as the adapter's ``scrub`` leaves it (without the secrets the adapter
+    holds), before the outbox stores it or a log line shows it; as it is if it has none."""
+    scrub = getattr(adapter, "scrub", None)
+    return str(scrub(text)) if callable(scrub) else text
 
 
 def deliver_all(
