@@ -59,6 +59,7 @@ import hmac
 import http.client
 import json
 import logging
+import math
 import os
 import re
 import ssl
@@ -518,6 +519,10 @@ def sign(secret: bytes | str, timestamp: str, body: bytes) -> str:
     return f"v1={mac.hexdigest()}"
 
 
+#: the longest timestamp taken as unix seconds (digits): up to the year 33658
+_MAX_STAMP_DIGITS = 12
+
+
 def verify_signature(
     secret: bytes | str,
     timestamp: str,
@@ -526,18 +531,33 @@ def verify_signature(
     *,
     now: float | None = None,
     tolerance: int = 300,
+    idempotency_key: str | None = None,
 ) -> None:
-    """Check a webhook the way a receiver should; raise :class:`SignatureError` if it fails.
+    """Check a webhook the way a receiver should; raise :class:`SignatureError` if it fails,
+    for whatever reason: wrong, malformed (of any type or size), or outside the time window.
 
     ``timestamp`` and ``signature`` are the ``X-Arflow-Timestamp`` and ``X-Arflow-Signature``
     headers, ``body`` the exact bytes received. A timestamp more than ``tolerance`` seconds
     from ``now`` (in either direction) is refused, so a captured request cannot be replayed
-    later; drop repeats within the window by ``Idempotency-Key``. ``signature`` may hold
-    several comma-separated ``v1=`` values (while a secret is being rotated): one must match."""
+    later. ``signature`` may hold several comma-separated ``v1=`` values (while a secret is
+    being rotated): one must match.
+
+    The signature covers the body, not the headers: drop repeats within the window by the
+    body's ``key``, which is signed. The ``Idempotency-Key`` header carries the same key;
+    pass it as ``idempotency_key`` to have it checked against the signed one."""
+    if not isinstance(secret, str | bytes) or not secret:
+        raise SignatureError("webhook signature: no secret to check it with")
+    if not isinstance(timestamp, str) or not isinstance(signature, str):
+        raise SignatureError("webhook signature: the timestamp and signature must be text")
+    if not isinstance(body, bytes | bytearray | memoryview):
+        raise SignatureError("webhook signature: the body must be the bytes received")
+    body = bytes(body)
     stamp = timestamp.strip()
-    if not stamp.isascii() or not stamp.isdigit():
+    if not (stamp.isascii() and stamp.isdigit() and len(stamp) <= _MAX_STAMP_DIGITS):
         raise SignatureError("webhook signature: the timestamp is not unix seconds")
     current = time.time() if now is None else now
+    if not isinstance(current, int | float) or not math.isfinite(current):
+        raise SignatureError(f"webhook signature: now must be unix seconds, not {current!r}")
     if abs(current - int(stamp)) > tolerance:
         raise SignatureError(
             f"webhook signature: the timestamp is more than {tolerance} s from now"
@@ -552,6 +572,11 @@ def verify_signature(
         matched |= hmac.compare_digest(expected, candidate.encode("utf-8", "replace"))
     if not matched:
         raise SignatureError("webhook signature: does not match the body")
+    if idempotency_key is not None:
+        data = _json(body)
+        signed = data.get("key") if isinstance(data, dict) else None
+        if not isinstance(idempotency_key, str) or signed != idempotency_key:
+            raise SignatureError("webhook signature: Idempotency-Key is not the signed key")
 
 
 class WebhookAdapter:
