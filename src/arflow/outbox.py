@@ -134,7 +134,7 @@ class Composer:
                 if notice.action.type not in CHANNEL_OF:
                     continue
                 mine = [decisions[i] for i in sorted(at_[k] for k in notice.decision_keys)]
-                out.append(self._record(book, notice, mine, at))
+                out.extend(self._records(book, notice, mine, at))
         finally:
             self._histories = {}  # a later compose() reads the trail as it is then
         return out
@@ -144,9 +144,11 @@ class Composer:
             return self._histories[receivable_id]
         return self.store.audit_trail("receivable", receivable_id) if self.store else []
 
-    def _record(
+    def _records(
         self, tx: BookReader, notice: Notice, decisions: list[Decision], at: datetime
-    ) -> OutboxRecord:
+    ) -> list[OutboxRecord]:
+        """The notice's message, and the e-mail copy of its ``cc`` when its channel cannot
+        carry one (:meth:`copy`); a dead letter when it cannot be rendered."""
         send_at = max((d.send_at for d in decisions if d.send_at is not None), default=at)
         base = dict(
             key=notice.key,
@@ -157,16 +159,67 @@ class Composer:
         )
         try:
             message = self.compose(tx, notice, decisions)
+            copy = self.copy(tx, notice, decisions, message)
         except ArflowError as exc:
-            return OutboxRecord(
-                **base,  # type: ignore[arg-type]
-                body="{}",
-                status="dead",
-                last_error=f"could not be rendered: {exc}",
+            return [
+                OutboxRecord(
+                    **base,  # type: ignore[arg-type]
+                    body="{}",
+                    status="dead",
+                    last_error=f"could not be rendered: {exc}",
+                )
+            ]
+        out = [
+            OutboxRecord(
+                **{**base, "channel": message.channel},  # type: ignore[arg-type]
+                body=message.model_dump_json(),
             )
-        return OutboxRecord(
-            **{**base, "channel": message.channel},  # type: ignore[arg-type]
-            body=message.model_dump_json(),
+        ]
+        if copy is not None:
+            # the channel does not carry the cc: the copy does
+            out[0] = replace(out[0], body=message.model_copy(update={"cc": ()}).model_dump_json())
+            out.append(
+                OutboxRecord(
+                    **{**base, "key": copy.key, "channel": copy.channel},  # type: ignore[arg-type]
+                    body=copy.model_dump_json(),
+                )
+            )
+        return out
+
+    def copy(
+        self, tx: BookReader, notice: Notice, decisions: list[Decision], message: Message
+    ) -> Message | None:
+        """The copy for the action's ``cc`` when ``message`` goes out on a channel that
+        cannot carry one (an SMS reaches the numbers in ``to`` only): an e-mail to the ``cc``
+        recipients (internal people are reached by e-mail, never by a phone number the book
+        does not hold) with the same text, queued beside the message under ``<key>~cc``.
+        None when there is nothing to copy."""
+        a = notice.action
+        if message.channel not in NO_COPIES or not a.cc:
+            return None
+        customer: Customer | None = tx.get("customer", notice.customer_id)
+        if customer is None:
+            return None
+        cc = self._addresses(customer, a.cc, "email", decisions[0].recipients)
+        cc = tuple(x for x in cc if x not in message.to)
+        if not cc:
+            return None
+        sent_to = ", ".join(message.to)
+        return Message(
+            key=f"{message.key}~cc",
+            channel="email",
+            action="email",
+            customer_id=message.customer_id,
+            to=cc,
+            subject=message.subject or f"[{message.channel.upper()} copy] {customer.name}",
+            text=f"{message.channel.upper()} to {customer.name} ({sent_to}):\n\n{message.text}",
+            locale=message.locale,
+            priority=message.priority,
+            template=message.template,
+            rule=message.rule,
+            decision_keys=message.decision_keys,
+            subject_ids=message.subject_ids,
+            data={**message.data, "copy_of": {"channel": message.channel, "to": list(message.to)}},
         )
 
     def compose(self, tx: BookReader, notice: Notice, decisions: list[Decision]) -> Message:
@@ -337,6 +390,10 @@ class Composer:
         live = tx.find("receivable", customer_id=customer.id, states=LIVE_STATES)
         overdue = [r for r in live if r.due_date < as_of]
         return overdue or live
+
+
+#: channels whose adapters reach the ``to`` recipients only: a ``cc`` goes as an e-mail copy
+NO_COPIES = frozenset({"sms"})
 
 
 def _reachable(contacts: Sequence[Contact], channel: str) -> Contact | None:
