@@ -191,3 +191,15 @@ def test_echoed_credentials_stay_out_of_the_outbox_logs_and_output(
     for text in (out, caplog.text, *errors):
         assert leaks(text, secrets) == [], text
     store.close()
+
+
+def test_a_queue_urls_unencoded_password_reaches_the_client_and_no_error() -> None:
+    pytest.importorskip("rq")
+    url = f"rq+redis://:{PASSWORD}@127.0.0.1:{free_port()}/0?func=erp.jobs.ar_action&timeout=2"
+    adapter = adapter_from_url(url)
+    pool = adapter.queue.connection.connection_pool  # type: ignore[attr-defined]
+    assert pool.connection_kwargs["password"] == PASSWORD
+    with pytest.raises(TemporaryFailure) as down:
+        adapter.deliver(Message(key="t1", channel="task", action="task", customer_id="C1"))
+    for text in (repr(adapter), redact(url), str(down.value), adapter.scrub(f"x {PASSWORD} y")):  # type: ignore[attr-defined]
+        assert leaks(text, PIECES) == [], text
