@@ -274,3 +274,22 @@ def test_a_book_from_before_claim_tokens_gets_them_on_upgrade(store: Store) -> N
     clock.advance(seconds=2)
     assert Dispatcher(upgraded, sink, clock=clock).run().sent == 1
     assert sorted(m.key for m in sink.sent) == keys
+
+
+def test_a_store_that_hands_out_claims_without_tokens_is_refused() -> None:
+    """A store of one's own that does not stamp claims cannot be fenced: refused, not
+    quietly sending nothing (or everything twice)."""
+    from dataclasses import replace
+
+    from arflow import MemoryStore, StoreError
+
+    class Tokenless(MemoryStore):
+        def outbox_claim(self, *args: Any, **kw: Any) -> list[OutboxRecord]:
+            return [replace(r, claim=None) for r in super().outbox_claim(*args, **kw)]
+
+    store = Tokenless()
+    queue(store, 1)
+    sink = MemoryAdapter()
+    with pytest.raises(StoreError, match="no claim token"):
+        Dispatcher(store, sink, clock=Clock()).run_once()
+    assert sink.sent == []

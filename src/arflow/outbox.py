@@ -55,7 +55,7 @@ from .actions import (
     TemporaryFailure,
 )
 from .domain import AuditRecord, Contact, Customer, Receivable
-from .errors import ArflowError
+from .errors import ArflowError, StoreError
 from .events import ContactFeedback
 from .rules.schema import Action
 from .store.base import BookReader, OutboxRecord, Settle, Store, StoreTx
@@ -539,6 +539,12 @@ class Dispatcher:
             self.worker, now, self.batch, self.lease_us, self.channels
         )
         stats.claimed = len(claimed)
+        unfenced = [r.key for r in claimed if not r.claim]
+        if unfenced:  # a store of one's own that does not keep the protocol
+            raise StoreError(
+                f"{type(self.store).__name__}.outbox_claim gave {unfenced[0]!r} no claim token: "
+                "without one no send can be fenced"
+            )
         self._renewed = now
         for i, rec in enumerate(claimed):
             self._one(rec, stats, [r.key for r in claimed[i + 1 :]])
@@ -579,7 +585,7 @@ class Dispatcher:
         if now - self._renewed >= self.lease_us // 3:
             keys += rest
             self._renewed = now
-        return rec.key in self.store.outbox_renew(keys, rec.claim or "", now, self.lease_us)
+        return rec.key in self.store.outbox_renew(keys, str(rec.claim), now, self.lease_us)
 
     def _one(self, rec: OutboxRecord, stats: DispatchStats, rest: list[str]) -> None:
         try:
@@ -655,7 +661,7 @@ class Dispatcher:
         log.warning("dead letter %s: %s", rec.key, error)
 
     def _settle(self, rec: OutboxRecord, change: Settle) -> None:
-        if not self.store.outbox_settle(rec.key, replace(change, claim=rec.claim or "")):
+        if not self.store.outbox_settle(rec.key, replace(change, claim=str(rec.claim))):
             log.warning(
                 "outbox %s: claim lost to another dispatcher, outcome not recorded", rec.key
             )
