@@ -88,12 +88,12 @@ class SlowRecorder(Recorder):
 
 
 def test_batches_longer_than_their_lease_are_sent_once_by_two_dispatchers(store: Store) -> None:
-    """A batch of 50 at 20 ms a message takes a second; the lease is 0.4 s. The other
-    dispatcher (batches of 10) comes back for due work every 0.2 s: without renewal it took
+    """A batch of 50 at 30 ms a message takes 1.5 s; the lease is 0.8 s. The other
+    dispatcher (batches of 10) comes back for due work every 0.3 s: without renewal it took
     over the tail of each long batch and sent it again."""
-    n = 300
+    n = 240
     messages = queue(store, n)
-    server = Server(SlowRecorder(delay=0.02)).start()
+    server = Server(SlowRecorder(delay=0.03)).start()
     other = twin(store)
     stats: dict[str, Any] = {}
     failures: list[BaseException] = []
@@ -102,7 +102,7 @@ def test_batches_longer_than_their_lease_are_sent_once_by_two_dispatchers(store:
         adapter = SmtpAdapter("127.0.0.1", server.port, sender="ar@example.com", timeout=10)
         try:
             d = Dispatcher(s, {"email": adapter}, worker=name, batch=batch)
-            d.lease = timedelta(seconds=0.4)
+            d.lease = timedelta(seconds=0.8)
             stats[name] = d.run()
         except BaseException as exc:  # pragma: no cover - reported below
             failures.append(exc)
