@@ -33,6 +33,7 @@ so the receiver can drop it.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
@@ -547,7 +548,7 @@ class Dispatcher:
             )
         self._renewed = now
         for i, rec in enumerate(claimed):
-            self._one(rec, stats, [r.key for r in claimed[i + 1 :]])
+            self._one(rec, stats, functools.partial(_keys_after, claimed, i))
         return stats
 
     def run(
@@ -576,18 +577,19 @@ class Dispatcher:
                     self.sleep(poll)
         return total
 
-    def _hold(self, rec: OutboxRecord, rest: list[str]) -> bool:
+    def _hold(self, rec: OutboxRecord, rest: Callable[[], list[str]]) -> bool:
         """Renew the claim on ``rec`` just before it is sent, so that it holds for a whole
         lease from here; whether it was still held. Every third of a lease the rest of the
-        batch is renewed with it, so a batch longer than the lease keeps its tail."""
+        batch (the keys ``rest`` lists) is renewed with it, so a batch longer than the
+        lease keeps its tail."""
         now = self._now()
         keys = [rec.key]
         if now - self._renewed >= self.lease_us // 3:
-            keys += rest
+            keys += rest()
             self._renewed = now
         return rec.key in self.store.outbox_renew(keys, str(rec.claim), now, self.lease_us)
 
-    def _one(self, rec: OutboxRecord, stats: DispatchStats, rest: list[str]) -> None:
+    def _one(self, rec: OutboxRecord, stats: DispatchStats, rest: Callable[[], list[str]]) -> None:
         try:
             message = Message.model_validate_json(rec.body)
         except ValueError as exc:
@@ -689,6 +691,11 @@ class Dispatcher:
             )
         except ArflowError as err:  # the contact changed since: nothing to mark
             log.info("feedback for %s not recorded: %s", address, err)
+
+
+def _keys_after(records: Sequence[OutboxRecord], i: int) -> list[str]:
+    """The keys of ``records`` after the ``i``-th: the rest of a batch."""
+    return [r.key for r in records[i + 1 :]]
 
 
 def _scrubbed(adapter: Adapter, text: str) -> str:
