@@ -163,8 +163,9 @@ def test_a_five_second_lease_is_not_taken_over_within_five_seconds(store: Store)
         clock.advance(seconds=4)
         b = Dispatcher(store, MemoryAdapter(), worker="B", clock=clock)
         assert b.run_once().claimed == 0
+        # claimed (and renewed) at T0, or renewed since at T0 + 4 s: 5 s from then
         leases = {r.lease_until for r in store.outbox(status="sending")}
-        assert leases == {micros(T0) + 5_000_000}
+        assert leases and leases <= {micros(T0) + 5_000_000, micros(T0) + 9_000_000}
     finally:
         gate.open.set()
         thread.join(timeout=30)
@@ -316,3 +317,29 @@ def test_the_rest_of_a_long_batch_is_renewed_every_third_of_a_lease(store: Store
     ).run_once()
     assert taken == [0, 0, 0, 0]
     assert (stats.sent, stats.lost) == (4, 0) and sent == keys
+
+
+def test_a_hand_over_longer_than_the_lease_keeps_its_claim(store: Store) -> None:
+    """The adapter takes 3 s over one message under a 1.5 s lease (real time): the heartbeat
+    renews the claim meanwhile, so another dispatcher polling all along takes nothing over
+    and the message goes out once."""
+    queue(store, 1)
+    gate = Gate()
+    a = Dispatcher(store, gate, worker="A", lease=timedelta(seconds=1.5))
+    got: list[Any] = []
+    thread = threading.Thread(target=lambda: got.append(a.run_once()))
+    thread.start()
+    theirs = MemoryAdapter()
+    b = Dispatcher(store, theirs, worker="B")
+    try:
+        assert gate.entered.wait(30)
+        until = time.monotonic() + 3
+        while time.monotonic() < until:
+            assert b.run_once().claimed == 0
+            time.sleep(0.1)
+    finally:
+        gate.open.set()
+        thread.join(timeout=30)
+    assert got and (got[0].sent, got[0].lost) == (1, 0)
+    assert len(gate.sent) == 1 and theirs.sent == []
+    assert store.outbox_counts()["sent"] == 1

@@ -20,15 +20,16 @@ claims to expire (``lease``); another dispatcher (or it, restarted) takes them o
 
 Every claim carries a token of its own. Just before a message is sent its claim is renewed
 for a whole lease (and the rest of the batch with it, every third of a lease), and only
-while it still holds the token; an outcome is recorded only under that token too. So a
-batch may take far longer than the lease, and a message whose claim was taken over is
-neither sent nor settled by the dispatcher that lost it.
+while it still holds the token; while the adapter hands it over, a heartbeat thread renews
+it every third of a lease; an outcome is recorded only under the token too. So a batch, or
+one slow hand-over, may take far longer than the lease, and a message whose claim was taken
+over is neither sent nor settled by the dispatcher that lost it.
 
 The guarantee: at-least-once delivery to the adapter, with the same idempotency key on every
 attempt. A message is repeated only when a dispatcher dies after the receiver accepted it and
-before the outbox recorded that, or when handing over a single message takes longer than the
-whole lease; the repeat carries the same key (``Message-ID``, task id, ``Idempotency-Key``)
-so the receiver can drop it.
+before the outbox recorded that, or when its heartbeat cannot reach the store for a whole
+lease during a hand-over; the repeat carries the same key (``Message-ID``, task id,
+``Idempotency-Key``) so the receiver can drop it.
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ import random
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -547,8 +549,14 @@ class Dispatcher:
                 "without one no send can be fenced"
             )
         self._renewed = now
-        for i, rec in enumerate(claimed):
-            self._one(rec, stats, functools.partial(_keys_after, claimed, i))
+        if not claimed:
+            return stats
+        heartbeat = _Heartbeat(self)
+        try:
+            for i, rec in enumerate(claimed):
+                self._one(rec, stats, functools.partial(_keys_after, claimed, i), heartbeat)
+        finally:
+            heartbeat.stop()
         return stats
 
     def run(
@@ -589,7 +597,13 @@ class Dispatcher:
             self._renewed = now
         return rec.key in self.store.outbox_renew(keys, str(rec.claim), now, self.lease_us)
 
-    def _one(self, rec: OutboxRecord, stats: DispatchStats, rest: Callable[[], list[str]]) -> None:
+    def _one(
+        self,
+        rec: OutboxRecord,
+        stats: DispatchStats,
+        rest: Callable[[], list[str]],
+        heartbeat: _Heartbeat,
+    ) -> None:
         try:
             message = Message.model_validate_json(rec.body)
         except ValueError as exc:
@@ -609,7 +623,8 @@ class Dispatcher:
             log.warning("outbox %s: claim lost to another dispatcher, not sent", rec.key)
             return
         try:
-            receipt = adapter.deliver(message)
+            with heartbeat.beating(rec):
+                receipt = adapter.deliver(message)
         except DeliveryError as exc:
             error = _scrubbed(adapter, str(exc))
             if exc.feedback is not None:
@@ -691,6 +706,58 @@ class Dispatcher:
             )
         except ArflowError as err:  # the contact changed since: nothing to mark
             log.info("feedback for %s not recorded: %s", address, err)
+
+
+class _Heartbeat:
+    """Keeps the claim on the message being handed over alive while the adapter takes its
+    time: a thread renews it every third of a lease until the hand-over returns, so even
+    a delivery longer than the lease is not taken over (and repeated) by another
+    dispatcher. Started with the first hand-over of a batch, stopped with the batch."""
+
+    def __init__(self, dispatcher: Dispatcher) -> None:
+        self._dispatcher = dispatcher
+        self._current: tuple[str, str] | None = None
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @contextmanager
+    def beating(self, rec: OutboxRecord) -> Iterator[None]:
+        """Renew ``rec``'s claim for as long as the block runs."""
+        with self._lock:
+            self._current = (rec.key, str(rec.claim))
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._run, name="arflow-outbox-heartbeat", daemon=True
+            )
+            self._thread.start()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._current = None
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def _run(self) -> None:
+        d = self._dispatcher
+        interval = max(d.lease.total_seconds() / 3, 0.001)
+        while not self._stopping.wait(interval):
+            with self._lock:
+                current = self._current
+            if current is None:
+                continue
+            key, claim = current
+            try:
+                held = d.store.outbox_renew([key], claim, d._now(), d.lease_us)
+            except Exception as exc:  # the store is unreachable: the lease may run out
+                log.warning("outbox %s: the claim could not be renewed: %s", key, exc)
+                continue
+            if key not in held:
+                log.warning("outbox %s: claim lost while it was being handed over", key)
 
 
 def _keys_after(records: Sequence[OutboxRecord], i: int) -> list[str]:
