@@ -333,8 +333,10 @@ __all__ = [
     "MemoryAdapter",
     "Message",
     "PermanentFailure",
+    "Scrubber",
     "TemporaryFailure",
     "adapter_from_url",
     "redact",
     "register_adapter",
+    "split_userinfo",
 ]
