@@ -203,3 +203,12 @@ def test_a_queue_urls_unencoded_password_reaches_the_client_and_no_error() -> No
         adapter.deliver(Message(key="t1", channel="task", action="task", customer_id="C1"))
     for text in (repr(adapter), redact(url), str(down.value), adapter.scrub(f"x {PASSWORD} y")):  # type: ignore[attr-defined]
         assert leaks(text, PIECES) == [], text
+
+
+def test_a_query_secret_written_with_a_hash_is_masked_whole() -> None:
+    assert redact("webhook+https://h.example/p?secret=Ab3#Cd4&x=1") == (
+        "webhook+https://h.example/p?secret=***#***"
+    )
+    assert redact("sms+https://h.example/p?api_key=k1&sig=s2&to=9") == (
+        "sms+https://h.example/p?api_key=***&sig=***&to=9"
+    )

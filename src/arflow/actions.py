@@ -247,8 +247,8 @@ def _host_end(text: str) -> int | None:
 
 
 def redact(url: str) -> str:
-    """A URL with its password (and any secret-looking query value) replaced by ``***``,
-    however the password was written."""
+    """A URL with its password (and any secret-looking query value, and any fragment)
+    replaced by ``***``, however the password was written."""
     clean, user, password = split_userinfo(url)
     if user is not None:
         scheme, _, rest = clean.partition("://")
@@ -263,7 +263,9 @@ def redact(url: str) -> str:
             secret = any(w in k.lower() for w in SECRET_KEYS)
             pairs.append(f"{k}=***" if secret and v else piece)
         query = "&".join(pairs)
-    return parts._replace(query=query).geturl()
+    # no adapter URL needs a fragment: a "#" is most likely part of a secret written as is
+    fragment = "***" if parts.fragment else ""
+    return parts._replace(query=query, fragment=fragment).geturl()
 
 
 class Scrubber:
