@@ -212,3 +212,29 @@ def test_a_query_secret_written_with_a_hash_is_masked_whole() -> None:
     assert redact("sms+https://h.example/p?api_key=k1&sig=s2&to=9") == (
         "sms+https://h.example/p?api_key=***&sig=***&to=9"
     )
+
+
+def test_an_adapter_of_ones_own_that_quotes_its_url_has_it_redacted(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An adapter without ``scrub`` whose error quotes a URL with a password and a token:
+    the dispatcher redacts every URL in what it stores and logs."""
+    from datetime import UTC, datetime
+
+    from arflow import Dispatcher
+
+    caplog.set_level(logging.DEBUG)
+    db = f"sqlite:///{tmp_path / 'book.db'}"
+    store = queue(db, mail())
+
+    class Careless:
+        def deliver(self, message: Message) -> str | None:
+            raise OSError(f"cannot reach https://bot:{PASSWORD}@chat.example/send?token={TOKEN}")
+
+    Dispatcher(store, Careless(), clock=lambda: datetime(2026, 3, 2, tzinfo=UTC)).run_once()
+    [rec] = store.outbox()
+    assert "https://bot:***@chat.example/send?token=***" in (rec.last_error or "")
+    out = command_output(capsys, "outbox", "list", "-v", "--db", db)
+    for text in (rec.last_error or "", caplog.text, out):
+        assert leaks(text, (*PIECES, TOKEN)) == [], text
+    store.close()

@@ -268,6 +268,15 @@ def redact(url: str) -> str:
     return parts._replace(query=query, fragment=fragment).geturl()
 
 
+_URL_IN_TEXT = re.compile(r"\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s'\"<>]+")
+
+
+def redact_urls(text: str) -> str:
+    """``text`` with every URL in it redacted (:func:`redact`): a safety net for errors
+    that quote a URL with a password or a token, from any adapter."""
+    return _URL_IN_TEXT.sub(lambda m: redact(m.group(0)), text)
+
+
 class Scrubber:
     """Replaces known secrets with ``***`` in any text, in every form a server or a library
     may echo them: as written, percent-encoded, JSON-escaped and in base64 (HTTP basic
@@ -339,6 +348,7 @@ __all__ = [
     "TemporaryFailure",
     "adapter_from_url",
     "redact",
+    "redact_urls",
     "register_adapter",
     "split_userinfo",
 ]

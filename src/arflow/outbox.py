@@ -56,6 +56,7 @@ from .actions import (
     Message,
     PermanentFailure,
     TemporaryFailure,
+    redact_urls,
 )
 from .domain import AuditRecord, Contact, Customer, Receivable
 from .errors import ArflowError, StoreError
@@ -767,9 +768,10 @@ def _keys_after(records: Sequence[OutboxRecord], i: int) -> list[str]:
 
 def _scrubbed(adapter: Adapter, text: str) -> str:
     """``text`` as the adapter's ``scrub`` leaves it (without the secrets the adapter
-    holds), before the outbox stores it or a log line shows it; as it is if it has none."""
+    holds), and every URL in it redacted, before the outbox stores it or a log line shows
+    it."""
     scrub = getattr(adapter, "scrub", None)
-    return str(scrub(text)) if callable(scrub) else text
+    return redact_urls(str(scrub(text)) if callable(scrub) else text)
 
 
 def deliver_all(
