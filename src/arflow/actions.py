@@ -25,14 +25,16 @@ can drop the repeat. Adapters pass it on: as the e-mail ``Message-ID``, the HTTP
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import logging
+import re
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import date
 from typing import Any, Literal, Protocol, runtime_checkable
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, quote_plus, unquote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -185,31 +187,126 @@ def adapter_from_url(url: str) -> Adapter:
     """An adapter from a URL: ``memory://``, ``log://``, ``smtp://user:pass@host:587?from=...``,
     ``smtps://...``, ``sms+https://gateway/send?profile=...``, ``webhook+https://...``,
     ``celery+redis://...?task=...``, ``rq+redis://...?queue=...&func=...``."""
-    scheme = urlsplit(url).scheme.lower()
+    clean, _user, _password = split_userinfo(url)
+    scheme = urlsplit(clean).scheme.lower()
     _builtin()
     factory = _FACTORIES.get(scheme)
     if factory is None:
         known = ", ".join(sorted(_FACTORIES))
         raise ArflowError(f"no adapter for {redact(url)!r}: known schemes are {known}")
-    query = {k: v[-1] for k, v in parse_qs(urlsplit(url).query).items()}
+    query = {k: v[-1] for k, v in parse_qs(urlsplit(clean).query).items()}
     return factory(url, query)
 
 
+#: query keys whose values are secrets, by a part of their name
+SECRET_KEYS = ("key", "secret", "token", "pass", "auth", "sig", "credential")
+_HOST = re.compile(r"\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.\-_~%]*")
+
+
+def split_userinfo(url: str) -> tuple[str, str | None, str | None]:
+    """``url`` without its ``user:password@`` part, and the user and password as written
+    (still percent-encoded). A password may hold ``#``, ``?``, ``/`` or ``@`` unencoded, so
+    the user information ends at an ``@`` followed by a host (and port) that ends the URL or
+    is followed by ``/``, ``?`` or ``#``: the last such ``@`` before a query (text with
+    ``=`` or ``&``) begins; none when the URL starts with such a host and a query follows."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url, None, None
+    plain = re.match(r"[^/?#]*", rest)
+    authority = plain.group(0) if plain else ""
+    chosen = -1
+    # where the host last taken ends: a later "@" counts only if no query comes between
+    after: int | None = None
+    if "@" not in authority and _host_end(authority) is not None:
+        after = len(authority)
+    at = -1
+    while (at := rest.find("@", at + 1)) >= 0:
+        end = _host_end(rest[at + 1 :])
+        if end is None:
+            continue
+        if after is not None and any(c in rest[after:at] for c in "=&"):
+            break
+        chosen, after = at, at + 1 + end
+    if chosen < 0:
+        return url, None, None
+    user, colon, password = rest[:chosen].partition(":")
+    return f"{scheme}://{rest[chosen + 1 :]}", user, password if colon else None
+
+
+def _host_end(text: str) -> int | None:
+    """Where the host and port that ``text`` starts with end, when what follows them ends
+    the authority (nothing, ``/``, ``?`` or ``#``); None when it does not."""
+    m = _HOST.match(text)
+    end = m.end() if m else 0
+    if text[end : end + 1] == ":":
+        digits = re.match(r"[0-9]*", text[end + 1 :])
+        end += 1 + (len(digits.group(0)) if digits else 0)
+    if end < len(text) and text[end] not in "/?#":
+        return None
+    return end
+
+
 def redact(url: str) -> str:
-    """A URL with its password (and any secret-looking query value) replaced by ``***``."""
-    parts = urlsplit(url)
-    netloc = parts.netloc
-    if parts.password is not None:
-        netloc = netloc.replace(f":{parts.password}@", ":***@")
+    """A URL with its password (and any secret-looking query value, and any fragment)
+    replaced by ``***``, however the password was written."""
+    clean, user, password = split_userinfo(url)
+    if user is not None:
+        scheme, _, rest = clean.partition("://")
+        info = f"{user}:***" if password is not None else user
+        clean = f"{scheme}://{info}@{rest}"
+    parts = urlsplit(clean)
     query = parts.query
     if query:
         pairs = []
         for piece in query.split("&"):
             k, _, v = piece.partition("=")
-            secret = any(w in k.lower() for w in ("key", "secret", "token", "password", "pass"))
+            secret = any(w in k.lower() for w in SECRET_KEYS)
             pairs.append(f"{k}=***" if secret and v else piece)
         query = "&".join(pairs)
-    return parts._replace(netloc=netloc, query=query).geturl()
+    # no adapter URL needs a fragment: a "#" is most likely part of a secret written as is
+    fragment = "***" if parts.fragment else ""
+    return parts._replace(query=query, fragment=fragment).geturl()
+
+
+_URL_IN_TEXT = re.compile(r"\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s'\"<>]+")
+
+
+def redact_urls(text: str) -> str:
+    """``text`` with every URL in it redacted (:func:`redact`): a safety net for errors
+    that quote a URL with a password or a token, from any adapter."""
+    return _URL_IN_TEXT.sub(lambda m: redact(m.group(0)), text)
+
+
+class Scrubber:
+    """Replaces known secrets with ``***`` in any text, in every form a server or a library
+    may echo them: as written, percent-encoded, JSON-escaped and in base64 (HTTP basic
+    auth, SMTP ``AUTH PLAIN`` and ``LOGIN``). An adapter has one and offers it as
+    ``scrub(text)``; the dispatcher passes every error it records or logs through it."""
+
+    def __init__(self, secrets: Iterable[str | None] = ()) -> None:
+        self._forms: set[str] = set()
+        for secret in secrets:
+            self.add(secret)
+
+    def add(self, secret: str | None) -> None:
+        """Keep ``secret`` (and its encoded forms) out of every text scrubbed from now on."""
+        if not secret:
+            return
+        forms = {
+            secret,
+            unquote(secret),
+            quote(secret, safe=""),
+            quote_plus(secret),
+            json.dumps(secret)[1:-1],
+            json.dumps(secret, ensure_ascii=False)[1:-1],
+            base64.b64encode(secret.encode("utf-8")).decode("ascii"),
+        }
+        self._forms.update(f for f in forms if f)
+
+    def __call__(self, text: str) -> str:
+        for form in sorted(self._forms, key=len, reverse=True):
+            text = text.replace(form, "***")
+        return text
 
 
 _loaded = False
@@ -247,8 +344,11 @@ __all__ = [
     "MemoryAdapter",
     "Message",
     "PermanentFailure",
+    "Scrubber",
     "TemporaryFailure",
     "adapter_from_url",
     "redact",
+    "redact_urls",
     "register_adapter",
+    "split_userinfo",
 ]

@@ -130,7 +130,8 @@ def cmd_dispatch(args: argparse.Namespace) -> int:
             close = getattr(adapter, "close", None)
             if callable(close):
                 close()
-    print(f"dispatch: {stats.sent} sent, {stats.retried} to retry, {stats.dead} dead")
+    lost = f", {stats.lost} left to another dispatcher" if stats.lost else ""
+    print(f"dispatch: {stats.sent} sent, {stats.retried} to retry, {stats.dead} dead{lost}")
     for e in stats.errors:
         print(f"  dead: {e}")
     return 0
@@ -138,6 +139,7 @@ def cmd_dispatch(args: argparse.Namespace) -> int:
 
 def cmd_outbox(args: argparse.Namespace) -> int:
     """List, inspect and retry the outbox."""
+    from .actions import redact_urls
     from .outbox import instant, micros
 
     store = Ledger(args.db).store
@@ -157,7 +159,7 @@ def cmd_outbox(args: argparse.Namespace) -> int:
         when = instant(r.sent_at if r.status == "sent" else r.next_at)
         print(f"  {r.status:<8} {r.channel:<7} {r.attempts:>2}x {when:%Y-%m-%d %H:%M} {r.key}")
         if r.last_error and (r.status != "sent" or args.verbose):
-            print(f"           {r.last_error}")
+            print(f"           {redact_urls(r.last_error)}")
     return 0
 
 

@@ -18,14 +18,23 @@ invalid number or an unsubscribe is recorded on the contact (``ContactFeedback``
 so the next step does not use that channel. A dispatcher that dies mid-batch leaves its
 claims to expire (``lease``); another dispatcher (or it, restarted) takes them over.
 
+Every claim carries a token of its own. Just before a message is sent its claim is renewed
+for a whole lease (and the rest of the batch with it, every third of a lease), and only
+while it still holds the token; while the adapter hands it over, a heartbeat thread renews
+it every third of a lease; an outcome is recorded only under the token too. So a batch, or
+one slow hand-over, may take far longer than the lease, and a message whose claim was taken
+over is neither sent nor settled by the dispatcher that lost it.
+
 The guarantee: at-least-once delivery to the adapter, with the same idempotency key on every
 attempt. A message is repeated only when a dispatcher dies after the receiver accepted it and
-before the outbox recorded that; the repeat carries the same key (``Message-ID``, task id,
+before the outbox recorded that, or when its heartbeat cannot reach the store for a whole
+lease during a hand-over; the repeat carries the same key (``Message-ID``, task id,
 ``Idempotency-Key``) so the receiver can drop it.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
@@ -33,8 +42,9 @@ import random
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -46,9 +56,10 @@ from .actions import (
     Message,
     PermanentFailure,
     TemporaryFailure,
+    redact_urls,
 )
 from .domain import AuditRecord, Contact, Customer, Receivable
-from .errors import ArflowError
+from .errors import ArflowError, StoreError
 from .events import ContactFeedback
 from .rules.schema import Action
 from .store.base import BookReader, OutboxRecord, Settle, Store, StoreTx
@@ -127,7 +138,7 @@ class Composer:
                 if notice.action.type not in CHANNEL_OF:
                     continue
                 mine = [decisions[i] for i in sorted(at_[k] for k in notice.decision_keys)]
-                out.append(self._record(book, notice, mine, at))
+                out.extend(self._records(book, notice, mine, at))
         finally:
             self._histories = {}  # a later compose() reads the trail as it is then
         return out
@@ -137,9 +148,11 @@ class Composer:
             return self._histories[receivable_id]
         return self.store.audit_trail("receivable", receivable_id) if self.store else []
 
-    def _record(
+    def _records(
         self, tx: BookReader, notice: Notice, decisions: list[Decision], at: datetime
-    ) -> OutboxRecord:
+    ) -> list[OutboxRecord]:
+        """The notice's message, and the e-mail copy of its ``cc`` when its channel cannot
+        carry one (:meth:`copy`); a dead letter when it cannot be rendered."""
         send_at = max((d.send_at for d in decisions if d.send_at is not None), default=at)
         base = dict(
             key=notice.key,
@@ -150,16 +163,67 @@ class Composer:
         )
         try:
             message = self.compose(tx, notice, decisions)
+            copy = self.copy(tx, notice, decisions, message)
         except ArflowError as exc:
-            return OutboxRecord(
-                **base,  # type: ignore[arg-type]
-                body="{}",
-                status="dead",
-                last_error=f"could not be rendered: {exc}",
+            return [
+                OutboxRecord(
+                    **base,  # type: ignore[arg-type]
+                    body="{}",
+                    status="dead",
+                    last_error=f"could not be rendered: {exc}",
+                )
+            ]
+        out = [
+            OutboxRecord(
+                **{**base, "channel": message.channel},  # type: ignore[arg-type]
+                body=message.model_dump_json(),
             )
-        return OutboxRecord(
-            **{**base, "channel": message.channel},  # type: ignore[arg-type]
-            body=message.model_dump_json(),
+        ]
+        if copy is not None:
+            # the channel does not carry the cc: the copy does
+            out[0] = replace(out[0], body=message.model_copy(update={"cc": ()}).model_dump_json())
+            out.append(
+                OutboxRecord(
+                    **{**base, "key": copy.key, "channel": copy.channel},  # type: ignore[arg-type]
+                    body=copy.model_dump_json(),
+                )
+            )
+        return out
+
+    def copy(
+        self, tx: BookReader, notice: Notice, decisions: list[Decision], message: Message
+    ) -> Message | None:
+        """The copy for the action's ``cc`` when ``message`` goes out on a channel that
+        cannot carry one (an SMS reaches the numbers in ``to`` only): an e-mail to the ``cc``
+        recipients (internal people are reached by e-mail, never by a phone number the book
+        does not hold) with the same text, queued beside the message under ``<key>~cc``.
+        None when there is nothing to copy."""
+        a = notice.action
+        if message.channel not in NO_COPIES or not a.cc:
+            return None
+        customer: Customer | None = tx.get("customer", notice.customer_id)
+        if customer is None:
+            return None
+        cc = self._addresses(customer, a.cc, "email", decisions[0].recipients)
+        cc = tuple(x for x in cc if x not in message.to)
+        if not cc:
+            return None
+        sent_to = ", ".join(message.to)
+        return Message(
+            key=f"{message.key}~cc",
+            channel="email",
+            action="email",
+            customer_id=message.customer_id,
+            to=cc,
+            subject=message.subject or f"[{message.channel.upper()} copy] {customer.name}",
+            text=f"{message.channel.upper()} to {customer.name} ({sent_to}):\n\n{message.text}",
+            locale=message.locale,
+            priority=message.priority,
+            template=message.template,
+            rule=message.rule,
+            decision_keys=message.decision_keys,
+            subject_ids=message.subject_ids,
+            data={**message.data, "copy_of": {"channel": message.channel, "to": list(message.to)}},
         )
 
     def compose(self, tx: BookReader, notice: Notice, decisions: list[Decision]) -> Message:
@@ -332,6 +396,10 @@ class Composer:
         return overdue or live
 
 
+#: channels whose adapters reach the ``to`` recipients only: a ``cc`` goes as an e-mail copy
+NO_COPIES = frozenset({"sms"})
+
+
 def _reachable(contacts: Sequence[Contact], channel: str) -> Contact | None:
     """The first contact that can still be reached on ``channel``."""
     for c in contacts:
@@ -368,9 +436,12 @@ class RetryPolicy:
     jitter: float = 0.5
 
     def delay(self, attempt: int, rng: random.Random) -> timedelta:
-        raw: timedelta = min(self.cap, self.base * (2 ** max(0, attempt - 1)))
+        # in float seconds, the exponent bounded: ``base * 2**n`` as a timedelta overflows
+        # long before the attempts of a generous ``max_attempts`` run out
+        doubled = self.base.total_seconds() * 2.0 ** min(max(0, attempt - 1), 200)
+        raw = min(self.cap.total_seconds(), doubled)
         factor = 1 - self.jitter * rng.random()
-        return timedelta(seconds=raw.total_seconds() * factor)
+        return timedelta(seconds=raw * factor)
 
 
 @dataclass
@@ -380,6 +451,7 @@ class DispatchStats:
     retried: int = 0
     dead: int = 0
     fallbacks: int = 0
+    lost: int = 0  # claims another dispatcher took over before they were sent
     errors: list[str] = field(default_factory=list)
 
     def add(self, other: DispatchStats) -> None:
@@ -388,6 +460,7 @@ class DispatchStats:
         self.retried += other.retried
         self.dead += other.dead
         self.fallbacks += other.fallbacks
+        self.lost += other.lost
         self.errors.extend(other.errors)
 
 
@@ -455,16 +528,36 @@ class Dispatcher:
         self.sleep = sleep
         self.on_sent = on_sent
         self._buckets = {ch: _Bucket(r, sleep) for ch, r in (rate_limits or {}).items() if r > 0}
+        self._renewed = 0  # when the current batch's claims were last renewed together
+
+    @property
+    def lease_us(self) -> int:
+        """The lease in the outbox's unit, microseconds."""
+        return int(self.lease.total_seconds() * 1_000_000)
 
     def run_once(self) -> DispatchStats:
-        """Claim one batch of due messages and deliver them."""
+        """Claim one batch of due messages and deliver them, each only while its claim holds."""
         stats = DispatchStats()
-        now = micros(self.clock())
-        lease = int(self.lease.total_seconds() * 1_000_000)
-        claimed = self.store.outbox_claim(self.worker, now, self.batch, lease, self.channels)
+        now = self._now()
+        claimed = self.store.outbox_claim(
+            self.worker, now, self.batch, self.lease_us, self.channels
+        )
         stats.claimed = len(claimed)
-        for rec in claimed:
-            self._one(rec, stats)
+        unfenced = [r.key for r in claimed if not r.claim]
+        if unfenced:  # a store of one's own that does not keep the protocol
+            raise StoreError(
+                f"{type(self.store).__name__}.outbox_claim gave {unfenced[0]!r} no claim token: "
+                "without one no send can be fenced"
+            )
+        self._renewed = now
+        if not claimed:
+            return stats
+        heartbeat = _Heartbeat(self)
+        try:
+            for i, rec in enumerate(claimed):
+                self._one(rec, stats, functools.partial(_keys_after, claimed, i), heartbeat)
+        finally:
+            heartbeat.stop()
         return stats
 
     def run(
@@ -493,7 +586,25 @@ class Dispatcher:
                     self.sleep(poll)
         return total
 
-    def _one(self, rec: OutboxRecord, stats: DispatchStats) -> None:
+    def _hold(self, rec: OutboxRecord, rest: Callable[[], list[str]]) -> bool:
+        """Renew the claim on ``rec`` just before it is sent, so that it holds for a whole
+        lease from here; whether it was still held. Every third of a lease the rest of the
+        batch (the keys ``rest`` lists) is renewed with it, so a batch longer than the
+        lease keeps its tail."""
+        now = self._now()
+        keys = [rec.key]
+        if now - self._renewed >= self.lease_us // 3:
+            keys += rest()
+            self._renewed = now
+        return rec.key in self.store.outbox_renew(keys, str(rec.claim), now, self.lease_us)
+
+    def _one(
+        self,
+        rec: OutboxRecord,
+        stats: DispatchStats,
+        rest: Callable[[], list[str]],
+        heartbeat: _Heartbeat,
+    ) -> None:
         try:
             message = Message.model_validate_json(rec.body)
         except ValueError as exc:
@@ -507,18 +618,25 @@ class Dispatcher:
         bucket = self._buckets.get(message.channel)
         if bucket is not None:
             bucket.take()
+        if not self._hold(rec, rest):
+            # the lease ran out and another dispatcher took the message over: it is theirs
+            stats.lost += 1
+            log.warning("outbox %s: claim lost to another dispatcher, not sent", rec.key)
+            return
         try:
-            receipt = adapter.deliver(message)
+            with heartbeat.beating(rec):
+                receipt = adapter.deliver(message)
         except DeliveryError as exc:
+            error = _scrubbed(adapter, str(exc))
             if exc.feedback is not None:
-                self._feedback(rec, message, exc)
+                self._feedback(rec, message, exc, error)
             if isinstance(exc, PermanentFailure) or not exc.temporary:
-                self._dead(rec, message, str(exc), stats)
+                self._dead(rec, message, error, stats)
             else:
-                self._again(rec, message, str(exc), stats)
+                self._again(rec, message, error, stats)
             return
         except Exception as exc:  # an adapter's bug or an unexpected error: retry it
-            self._again(rec, message, f"{type(exc).__name__}: {exc}", stats)
+            self._again(rec, message, _scrubbed(adapter, f"{type(exc).__name__}: {exc}"), stats)
             return
         self._settle(rec, Settle("sent", self._now(), receipt=receipt))
         stats.sent += 1
@@ -561,10 +679,14 @@ class Dispatcher:
         log.warning("dead letter %s: %s", rec.key, error)
 
     def _settle(self, rec: OutboxRecord, change: Settle) -> None:
-        if not self.store.outbox_settle(rec.key, change):
-            log.warning("outbox %s was settled by another dispatcher", rec.key)
+        if not self.store.outbox_settle(rec.key, replace(change, claim=str(rec.claim))):
+            log.warning(
+                "outbox %s: claim lost to another dispatcher, outcome not recorded", rec.key
+            )
 
-    def _feedback(self, rec: OutboxRecord, message: Message, exc: DeliveryError) -> None:
+    def _feedback(
+        self, rec: OutboxRecord, message: Message, exc: DeliveryError, error: str
+    ) -> None:
         """Record a bounce, an invalid number or an unsubscribe on the contact (audited)."""
         address = exc.address or (message.to[0] if message.to else None)
         if address is None or exc.feedback is None:
@@ -576,7 +698,7 @@ class Dispatcher:
                     event_id=f"feedback:{digest}",
                     occurred_at=self.clock(),
                     actor="arflow-dispatcher",
-                    reason=f"{message.channel} to {address}: {exc}",
+                    reason=f"{message.channel} to {address}: {error}",
                     customer_id=message.customer_id,
                     address=address,
                     channel="sms" if message.channel == "sms" else "email",
@@ -585,6 +707,71 @@ class Dispatcher:
             )
         except ArflowError as err:  # the contact changed since: nothing to mark
             log.info("feedback for %s not recorded: %s", address, err)
+
+
+class _Heartbeat:
+    """Keeps the claim on the message being handed over alive while the adapter takes its
+    time: a thread renews it every third of a lease until the hand-over returns, so even
+    a delivery longer than the lease is not taken over (and repeated) by another
+    dispatcher. Started with the first hand-over of a batch, stopped with the batch."""
+
+    def __init__(self, dispatcher: Dispatcher) -> None:
+        self._dispatcher = dispatcher
+        self._current: tuple[str, str] | None = None
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @contextmanager
+    def beating(self, rec: OutboxRecord) -> Iterator[None]:
+        """Renew ``rec``'s claim for as long as the block runs."""
+        with self._lock:
+            self._current = (rec.key, str(rec.claim))
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._run, name="arflow-outbox-heartbeat", daemon=True
+            )
+            self._thread.start()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._current = None
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def _run(self) -> None:
+        d = self._dispatcher
+        interval = max(d.lease.total_seconds() / 3, 0.001)
+        while not self._stopping.wait(interval):
+            with self._lock:
+                current = self._current
+            if current is None:
+                continue
+            key, claim = current
+            try:
+                held = d.store.outbox_renew([key], claim, d._now(), d.lease_us)
+            except Exception as exc:  # the store is unreachable: the lease may run out
+                log.warning("outbox %s: the claim could not be renewed: %s", key, exc)
+                continue
+            if key not in held:
+                log.warning("outbox %s: claim lost while it was being handed over", key)
+
+
+def _keys_after(records: Sequence[OutboxRecord], i: int) -> list[str]:
+    """The keys of ``records`` after the ``i``-th: the rest of a batch."""
+    return [r.key for r in records[i + 1 :]]
+
+
+def _scrubbed(adapter: Adapter, text: str) -> str:
+    """``text`` as the adapter's ``scrub`` leaves it (without the secrets the adapter
+    holds), and every URL in it redacted, before the outbox stores it or a log line shows
+    it."""
+    scrub = getattr(adapter, "scrub", None)
+    return redact_urls(str(scrub(text)) if callable(scrub) else text)
 
 
 def deliver_all(

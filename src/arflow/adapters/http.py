@@ -59,6 +59,7 @@ import hmac
 import http.client
 import json
 import logging
+import math
 import os
 import re
 import ssl
@@ -70,7 +71,15 @@ from dataclasses import dataclass, replace
 from typing import Any, NoReturn
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
-from ..actions import DeliveryError, Message, PermanentFailure, TemporaryFailure, redact
+from ..actions import (
+    DeliveryError,
+    Message,
+    PermanentFailure,
+    Scrubber,
+    TemporaryFailure,
+    redact,
+    split_userinfo,
+)
 from ..errors import ArflowError
 
 log = logging.getLogger("arflow.adapters.http")
@@ -191,12 +200,18 @@ class _Client:
         if ssl_context is not None:
             handlers.append(urllib.request.HTTPSHandler(context=ssl_context))
         self.opener = urllib.request.build_opener(*handlers)
-        self._secrets = tuple(s for s in secrets if s)
+        self.scrub = Scrubber()
+        for secret in secrets:
+            self.keep_out(secret)
 
-    def scrub(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return text
+    def keep_out(self, secret: str | None) -> None:
+        """Scrub ``secret`` from every text; an ``Authorization`` value also without its
+        scheme (a receiver may echo either)."""
+        if secret:
+            self.scrub.add(secret)
+            scheme, _, value = secret.partition(" ")
+            if scheme in ("Basic", "Bearer") and value:
+                self.scrub.add(value)
 
     def fail(
         self, kind: type[DeliveryError], text: str, *, address: str | None = None, invalid: bool
@@ -238,7 +253,8 @@ class _Client:
         if 200 <= status < 300:
             return
         where = f"{self.family} {redact(url)}: HTTP {status}"
-        excerpt = _excerpt(reply.body)
+        # scrubbed before it is cut short, so no part of a secret is left at the cut
+        excerpt = _excerpt(self.scrub(reply.body.decode("utf-8", "replace")).encode("utf-8"))
         text = f"{where} {excerpt}".rstrip()
         if 300 <= status < 400:
             self.fail(PermanentFailure, f"{where}: redirects are not followed", invalid=False)
@@ -300,8 +316,9 @@ def _auth(username: str | None, password: str | None, token: str | None) -> str 
 
 def _split(url: str, family: str, *, prefix: str = "", drop: Iterable[str] = ()) -> _Target:
     """The plain http(s) URL to call (no ``prefix+``, no user info, no arflow keys) and the
-    user and password it held."""
-    parts = urlsplit(url)
+    user and password it held (a password may hold ``#``, ``?`` or ``/`` unencoded)."""
+    bare, user, password = split_userinfo(url)
+    parts = urlsplit(bare)
     scheme = parts.scheme.lower()
     if prefix and scheme.startswith(prefix):
         scheme = scheme[len(prefix) :]
@@ -319,12 +336,11 @@ def _split(url: str, family: str, *, prefix: str = "", drop: Iterable[str] = ())
     kept = [(k, v) for k, v in pairs if k not in set(drop)]
     if len(kept) != len(pairs):
         query = urlencode(kept)
-    netloc = parts.netloc.rpartition("@")[2]
-    clean = urlunsplit((scheme, netloc, parts.path or "/", query, ""))
+    clean = urlunsplit((scheme, parts.netloc, parts.path or "/", query, ""))
     return _Target(
         clean,
-        unquote(parts.username) if parts.username is not None else None,
-        unquote(parts.password) if parts.password is not None else None,
+        unquote(user) if user is not None else None,
+        unquote(password) if password is not None else None,
     )
 
 
@@ -408,12 +424,16 @@ class SmsHttpAdapter:
             "sms",
             timeout=timeout,
             ssl_context=ssl_context,
-            secrets=[password, token, *self._headers.values()],
+            secrets=[password, token, self._auth, *self._headers.values()],
         )
 
     @property
     def timeout(self) -> float:
         return self._client.timeout
+
+    def scrub(self, text: str) -> str:
+        """``text`` without any secret this adapter holds (for the dispatcher's records)."""
+        return self._client.scrub(text)
 
     def __repr__(self) -> str:
         user = f" {self.username}:***@" if self.username else ""
@@ -477,7 +497,8 @@ class SmsHttpAdapter:
             answer = _json(reply.body)
             got = answer.get(name) if isinstance(answer, dict) else None
             if got != want:
-                text = f"sms {redact(self.url)}: {name} {got!r}: {_excerpt(reply.body)}"
+                body = self._client.scrub(reply.body.decode("utf-8", "replace"))
+                text = f"sms {redact(self.url)}: {name} {got!r}: {_excerpt(body.encode('utf-8'))}"
                 self._client.fail(
                     PermanentFailure, text, address=number, invalid=says_invalid(reply.body)
                 )
@@ -498,6 +519,10 @@ def sign(secret: bytes | str, timestamp: str, body: bytes) -> str:
     return f"v1={mac.hexdigest()}"
 
 
+#: the longest timestamp taken as unix seconds (digits): up to the year 33658
+_MAX_STAMP_DIGITS = 12
+
+
 def verify_signature(
     secret: bytes | str,
     timestamp: str,
@@ -506,18 +531,33 @@ def verify_signature(
     *,
     now: float | None = None,
     tolerance: int = 300,
+    idempotency_key: str | None = None,
 ) -> None:
-    """Check a webhook the way a receiver should; raise :class:`SignatureError` if it fails.
+    """Check a webhook the way a receiver should; raise :class:`SignatureError` if it fails,
+    for whatever reason: wrong, malformed (of any type or size), or outside the time window.
 
     ``timestamp`` and ``signature`` are the ``X-Arflow-Timestamp`` and ``X-Arflow-Signature``
     headers, ``body`` the exact bytes received. A timestamp more than ``tolerance`` seconds
     from ``now`` (in either direction) is refused, so a captured request cannot be replayed
-    later; drop repeats within the window by ``Idempotency-Key``. ``signature`` may hold
-    several comma-separated ``v1=`` values (while a secret is being rotated): one must match."""
+    later. ``signature`` may hold several comma-separated ``v1=`` values (while a secret is
+    being rotated): one must match.
+
+    The signature covers the body, not the headers: drop repeats within the window by the
+    body's ``key``, which is signed. The ``Idempotency-Key`` header carries the same key;
+    pass it as ``idempotency_key`` to have it checked against the signed one."""
+    if not isinstance(secret, str | bytes) or not secret:
+        raise SignatureError("webhook signature: no secret to check it with")
+    if not isinstance(timestamp, str) or not isinstance(signature, str):
+        raise SignatureError("webhook signature: the timestamp and signature must be text")
+    if not isinstance(body, bytes | bytearray | memoryview):
+        raise SignatureError("webhook signature: the body must be the bytes received")
+    body = bytes(body)
     stamp = timestamp.strip()
-    if not stamp.isascii() or not stamp.isdigit():
+    if not (stamp.isascii() and stamp.isdigit() and len(stamp) <= _MAX_STAMP_DIGITS):
         raise SignatureError("webhook signature: the timestamp is not unix seconds")
     current = time.time() if now is None else now
+    if not isinstance(current, int | float) or not math.isfinite(current):
+        raise SignatureError(f"webhook signature: now must be unix seconds, not {current!r}")
     if abs(current - int(stamp)) > tolerance:
         raise SignatureError(
             f"webhook signature: the timestamp is more than {tolerance} s from now"
@@ -532,6 +572,11 @@ def verify_signature(
         matched |= hmac.compare_digest(expected, candidate.encode("utf-8", "replace"))
     if not matched:
         raise SignatureError("webhook signature: does not match the body")
+    if idempotency_key is not None:
+        data = _json(body)
+        signed = data.get("key") if isinstance(data, dict) else None
+        if not isinstance(idempotency_key, str) or signed != idempotency_key:
+            raise SignatureError("webhook signature: Idempotency-Key is not the signed key")
 
 
 class WebhookAdapter:
@@ -568,12 +613,16 @@ class WebhookAdapter:
             "webhook",
             timeout=timeout,
             ssl_context=ssl_context,
-            secrets=[text_secret, password, token, *self._headers.values()],
+            secrets=[text_secret, password, token, self._auth, *self._headers.values()],
         )
 
     @property
     def timeout(self) -> float:
         return self._client.timeout
+
+    def scrub(self, text: str) -> str:
+        """``text`` without any secret this adapter holds (for the dispatcher's records)."""
+        return self._client.scrub(text)
 
     def __repr__(self) -> str:
         where = redact(self.url) if self.url else "the message's url"
@@ -616,8 +665,15 @@ class WebhookAdapter:
         auth = self._auth if own else _auth(target.username, target.password, None)
         if auth:
             headers["Authorization"] = auth
-        reply = self._client.post(target.url, body, headers)
-        self._client.check(target.url, reply)
+        try:
+            reply = self._client.post(target.url, body, headers)
+            self._client.check(target.url, reply)
+        except DeliveryError as exc:
+            if own or auth is None:
+                raise
+            # the credentials the message's own URL carried are secrets as well
+            theirs = Scrubber([target.password, auth, auth.partition(" ")[2]])
+            raise type(exc)(theirs(str(exc)), feedback=exc.feedback, address=exc.address) from None
         return _reference(reply, ID_KEYS)
 
     def _target(self, message: Message) -> _Target:

@@ -31,9 +31,16 @@ import contextlib
 import hashlib
 import inspect
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
+from urllib.parse import SplitResult, parse_qsl, quote, unquote, urlencode, urlsplit
 
-from ..actions import Message, PermanentFailure, TemporaryFailure, redact
+from ..actions import (
+    Message,
+    PermanentFailure,
+    Scrubber,
+    TemporaryFailure,
+    redact,
+    split_userinfo,
+)
 from ..errors import ArflowError
 
 DEFAULT_TIMEOUT = 5.0
@@ -43,11 +50,27 @@ DEFAULT_RESULT_TTL = 86400
 
 def _scrub(text: str, url: str) -> str:
     """``text`` without the password of ``url``, however it is spelled."""
-    password = urlsplit(url).password
-    if password:
-        for spelling in {password, unquote(password)}:
-            text = text.replace(spelling, "***")
-    return text.replace(url, redact(url))
+    password = split_userinfo(url)[2]
+    text = text.replace(url, redact(url))
+    return Scrubber([password])(text) if password else text
+
+
+def _broker_url(url: str, prefix: str, drop: set[str]) -> tuple[str, SplitResult]:
+    """``url`` without ``prefix`` and the query keys ``drop``, its password percent-encoded
+    (written unencoded, a ``#`` or ``?`` in it would cut the URL short); and its parts."""
+    clean, user, password = split_userinfo(url)
+    parts = urlsplit(clean)
+    scheme = parts.scheme.lower().removeprefix(prefix)
+    info = ""
+    if user is not None:
+        info = quote(unquote(user), safe="")
+        if password is not None:
+            info += ":" + quote(unquote(password), safe="")
+        info += "@"
+    rebuilt = parts._replace(
+        scheme=scheme, netloc=info + parts.netloc, query=_without(parts.query, drop)
+    )
+    return rebuilt.geturl(), parts
 
 
 def _without(query: str, keys: set[str]) -> str:
@@ -112,6 +135,10 @@ class CeleryAdapter:
             *transport_errors,
         )
 
+    def scrub(self, text: str) -> str:
+        """``text`` without the broker's password (for the dispatcher's records)."""
+        return _scrub(text, self.broker) if self.broker else text
+
     def __repr__(self) -> str:
         queue = f", queue={self.queue!r}" if self.queue else ""
         return f"CeleryAdapter({redact(self.broker)!r}, {self.task_name!r}{queue})"
@@ -160,8 +187,7 @@ def celery_from_url(url: str, query: dict[str, str]) -> CeleryAdapter:
     """``celery+redis://host:6379/0?task=erp.tasks.ar_action&queue=ar``: the broker is the URL
     without ``celery+`` and without arflow's keys (``task``, ``queue``, ``timeout``); any
     other query value is the broker's own."""
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower().removeprefix("celery+")
+    broker, parts = _broker_url(url, "celery+", {"task", "queue", "timeout"})
     if not parts.hostname:
         raise ArflowError(f"celery: no broker host in {redact(url)!r}")
     task = query.get("task")
@@ -170,9 +196,6 @@ def celery_from_url(url: str, query: dict[str, str]) -> CeleryAdapter:
             f"celery: say which task receives the messages, e.g. ?task=erp.tasks.ar_action, "
             f"in {redact(url)!r}"
         )
-    broker = parts._replace(
-        scheme=scheme, query=_without(parts.query, {"task", "queue", "timeout"})
-    ).geturl()
     return CeleryAdapter(
         broker,
         task,
@@ -237,6 +260,10 @@ class RqAdapter:
         self._duplicate: type[Exception] | None = duplicate if unique else None
         self._job_class = rq.job.Job
 
+    def scrub(self, text: str) -> str:
+        """``text`` without the Redis password (for the dispatcher's records)."""
+        return _scrub(text, self.url) if self.url else text
+
     def __repr__(self) -> str:
         where = repr(redact(self.url)) if self.url else "<connection>"
         return f"RqAdapter({where}, queue={self.queue.name!r}, func={self.func!r})"
@@ -271,8 +298,7 @@ class RqAdapter:
 def rq_from_url(url: str, query: dict[str, str]) -> RqAdapter:
     """``rq+redis://host:6379/0?queue=ar&func=erp.jobs.ar_action``: Redis is the URL without
     ``rq+`` and without arflow's keys (``queue``, ``func``, ``timeout``, ``result_ttl``)."""
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower().removeprefix("rq+")
+    redis_url, parts = _broker_url(url, "rq+", {"queue", "func", "timeout", "result_ttl"})
     if not parts.hostname:
         raise ArflowError(f"rq: no Redis host in {redact(url)!r}")
     func = query.get("func")
@@ -281,10 +307,6 @@ def rq_from_url(url: str, query: dict[str, str]) -> RqAdapter:
             f"rq: say which function receives the messages, e.g. ?func=erp.jobs.ar_action, "
             f"in {redact(url)!r}"
         )
-    redis_url = parts._replace(
-        scheme=scheme,
-        query=_without(parts.query, {"queue", "func", "timeout", "result_ttl"}),
-    ).geturl()
     return RqAdapter(
         redis_url,
         query.get("queue") or "arflow",

@@ -21,11 +21,20 @@ import contextlib
 import smtplib
 import ssl
 import threading
+from collections.abc import Iterable
 from email.message import EmailMessage
 from email.utils import formatdate
 from urllib.parse import unquote, urlsplit
 
-from ..actions import Message, PermanentFailure, TemporaryFailure, redact
+from ..actions import (
+    DeliveryError,
+    Message,
+    PermanentFailure,
+    Scrubber,
+    TemporaryFailure,
+    redact,
+    split_userinfo,
+)
 from ..errors import ArflowError
 
 
@@ -45,6 +54,7 @@ class SmtpAdapter:
         ssl_context: ssl.SSLContext | None = None,
         local_hostname: str | None = None,
         reuse: int = 100,
+        secrets: Iterable[str | None] = (),
     ) -> None:
         if tls not in ("none", "starttls", "ssl"):
             raise ArflowError(f"smtp: tls must be none, starttls or ssl, not {tls!r}")
@@ -61,6 +71,10 @@ class SmtpAdapter:
         self._smtp: smtplib.SMTP | None = None
         self._used = 0
         self._lock = threading.Lock()
+        self.scrub = Scrubber([password, *secrets])
+        if password:  # as AUTH PLAIN and AUTH LOGIN send it
+            self.scrub.add(f"\0{username or ''}\0{password}")
+            self.scrub.add(f"{username or ''}\0{username or ''}\0{password}")
 
     def __repr__(self) -> str:
         user = f"{self.username}:***@" if self.username else ""
@@ -85,6 +99,14 @@ class SmtpAdapter:
         return mail
 
     def deliver(self, message: Message) -> str | None:
+        try:
+            return self._deliver(message)
+        except DeliveryError as exc:
+            raise type(exc)(
+                self.scrub(str(exc)), feedback=exc.feedback, address=exc.address
+            ) from None
+
+    def _deliver(self, message: Message) -> str | None:
         if message.channel != "email":
             raise PermanentFailure(f"smtp: cannot deliver a {message.channel} message")
         if not message.to:
@@ -190,9 +212,14 @@ def _text(raw: bytes | str) -> str:
 
 
 def from_url(url: str, query: dict[str, str]) -> SmtpAdapter:
-    parts = urlsplit(url)
-    if not parts.hostname:
-        raise ArflowError(f"smtp: no host in {redact(url)!r}")
+    clean, user, password = split_userinfo(url)
+    parts = urlsplit(clean)
+    try:
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        host = port = None
+    if not host:
+        raise ArflowError(f"smtp: no host (or a bad port) in {redact(url)!r}")
     sender = query.get("from")
     if not sender:
         raise ArflowError(f"smtp: say who sends, e.g. ?from=ar@example.com, in {redact(url)!r}")
@@ -201,13 +228,19 @@ def from_url(url: str, query: dict[str, str]) -> SmtpAdapter:
         if parts.scheme == "smtps"
         else ("starttls" if query.get("starttls") in ("1", "true", "yes") else "none")
     )
+    try:
+        timeout = float(query.get("timeout", 30))
+        reuse = int(query.get("reuse", 100))
+    except ValueError:
+        raise ArflowError(f"smtp: ?timeout= and ?reuse= are numbers, in {redact(url)!r}") from None
     return SmtpAdapter(
-        parts.hostname,
-        parts.port,
+        host,
+        port,
         sender=sender,
-        username=unquote(parts.username) if parts.username else None,
-        password=unquote(parts.password) if parts.password else None,
+        username=unquote(user) if user else None,
+        password=unquote(password) if password else None,
         tls=tls,
-        timeout=float(query.get("timeout", 30)),
-        reuse=int(query.get("reuse", 100)),
+        timeout=timeout,
+        reuse=reuse,
+        secrets=[password],
     )

@@ -9,6 +9,7 @@ changes can be dropped as a whole when the event is refused.
 
 from __future__ import annotations
 
+import secrets
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
@@ -202,6 +203,11 @@ class Store(Protocol):
         lease: int,
         channels: Iterable[str] | None = None,
     ) -> list[OutboxRecord]: ...
+    def outbox_renew(self, keys: Iterable[str], claim: str, now: int, lease: int) -> set[str]:
+        """Extend to ``now + lease`` the claims on ``keys`` still held under the token
+        ``claim``; return the keys held (a key missing was taken over or settled)."""
+        ...
+
     def outbox_settle(self, key: str, change: Settle) -> bool: ...
     def outbox(
         self, *, status: str | None = None, limit: int | None = None
@@ -239,7 +245,9 @@ class OutboxRecord:
 
     ``key`` is the action's idempotency key (unique in the store). Instants are UTC
     microseconds since the epoch. ``status``: ``pending`` (due at ``next_at``), ``sending``
-    (claimed by ``claimed_by`` until ``lease_until``), ``sent``, ``dead``."""
+    (claimed by ``claimed_by`` until ``lease_until``), ``sent``, ``dead``. ``claim`` is the
+    token of the claim being delivered: a new one with every claim, so a dispatcher whose
+    lease ran out (and was taken over) can neither renew nor settle what it no longer holds."""
 
     key: str
     channel: str
@@ -254,6 +262,7 @@ class OutboxRecord:
     sent_at: int | None = None
     last_error: str | None = None
     receipt: str | None = None
+    claim: str | None = None
 
 
 OUTBOX_STATUSES = ("pending", "sending", "sent", "dead")
@@ -264,7 +273,9 @@ class Settle:
     """The outcome of one delivery attempt, recorded by the dispatcher that claimed it.
 
     ``status``: ``sent``, ``pending`` (retry at ``next_at``) or ``dead``. ``follow_up`` is
-    queued in the same transaction (the next channel of a fallback chain)."""
+    queued in the same transaction (the next channel of a fallback chain). ``claim`` is the
+    token of the claim the attempt was made under: the outcome is recorded only while the
+    action still holds it."""
 
     status: str
     now: int
@@ -272,6 +283,12 @@ class Settle:
     error: str | None = None
     receipt: str | None = None
     follow_up: OutboxRecord | None = None
+    claim: str | None = None
+
+
+def new_claim() -> str:
+    """A fresh claim token: random, so no two claims (of any dispatcher) share one."""
+    return secrets.token_hex(16)
 
 
 def claimable(r: OutboxRecord, now: int) -> bool:
@@ -281,10 +298,20 @@ def claimable(r: OutboxRecord, now: int) -> bool:
     return r.status == "sending" and r.lease_until is not None and r.lease_until < now
 
 
-def claimed(r: OutboxRecord, worker: str, now: int, lease: int) -> OutboxRecord:
+def claimed(r: OutboxRecord, worker: str, now: int, lease: int, claim: str) -> OutboxRecord:
     return replace(
-        r, status="sending", claimed_by=worker, lease_until=now + lease, attempts=r.attempts + 1
+        r,
+        status="sending",
+        claimed_by=worker,
+        lease_until=now + lease,
+        attempts=r.attempts + 1,
+        claim=claim,
     )
+
+
+def holds(r: OutboxRecord, claim: str | None) -> bool:
+    """Whether ``r`` is being sent under the claim ``claim`` (any claim when None)."""
+    return r.status == "sending" and (claim is None or r.claim == claim)
 
 
 def settled(r: OutboxRecord, s: Settle) -> OutboxRecord:
@@ -293,6 +320,7 @@ def settled(r: OutboxRecord, s: Settle) -> OutboxRecord:
         status=s.status,
         next_at=s.next_at if s.next_at is not None else r.next_at,
         lease_until=None,
+        claim=None,
         sent_at=s.now if s.status == "sent" else r.sent_at,
         last_error=s.error if s.error is not None else r.last_error,
         receipt=s.receipt if s.receipt is not None else r.receipt,
@@ -301,7 +329,9 @@ def settled(r: OutboxRecord, s: Settle) -> OutboxRecord:
 
 def retried(r: OutboxRecord, now: int) -> OutboxRecord:
     """A dead letter given a fresh start by an operator (``arflow outbox retry``)."""
-    return replace(r, status="pending", attempts=0, next_at=now, claimed_by=None, lease_until=None)
+    return replace(
+        r, status="pending", attempts=0, next_at=now, claimed_by=None, lease_until=None, claim=None
+    )
 
 
 #: A new object as stored: (customer, state, due date, JSON, receivable summary text).

@@ -9,6 +9,7 @@ import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import date
 from typing import Any
 
@@ -25,6 +26,8 @@ from .base import (
     _Layer,
     claimable,
     claimed,
+    holds,
+    new_claim,
     retried,
     settled,
 )
@@ -236,16 +239,27 @@ class MemoryStore:
                 key=lambda r: (r.next_at, r.key),
             )[:limit]
             out = []
+            token = new_claim()
             for r in ready:
-                new = claimed(r, worker, now, lease)
+                new = claimed(r, worker, now, lease, token)
                 self._outbox[r.key] = new
                 out.append(new)
             return out
 
+    def outbox_renew(self, keys: Iterable[str], claim: str, now: int, lease: int) -> set[str]:
+        with self._lock:
+            held = set()
+            for k in keys:
+                r = self._outbox.get(k)
+                if r is not None and holds(r, claim):
+                    self._outbox[k] = replace(r, lease_until=now + lease)
+                    held.add(k)
+            return held
+
     def outbox_settle(self, key: str, change: Settle) -> bool:
         with self._lock:
             r = self._outbox.get(key)
-            if r is None or r.status != "sending":
+            if r is None or not holds(r, change.claim):
                 return False
             self._outbox[key] = settled(r, change)
             if change.follow_up is not None:

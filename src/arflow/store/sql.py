@@ -41,6 +41,7 @@ from .base import (
     Settle,
     _Layer,
     json_of,
+    new_claim,
 )
 
 metadata = sa.MetaData()
@@ -129,6 +130,7 @@ OUTBOX = sa.Table(
     sa.Column("last_error", sa.Text, nullable=True),
     sa.Column("receipt", sa.Text, nullable=True),
     sa.Column("body", sa.Text, nullable=False),
+    sa.Column("claim", sa.String(40), nullable=True),
     sa.Index("ix_ar_outbox_status_next", "status", "next_at"),
 )
 SCHEMA = sa.Table(
@@ -198,9 +200,19 @@ def _v5(conn: Connection) -> None:
         conn.execute(sa.text("DROP INDEX ix_ar_receivable_customer_state"))
 
 
+def _v6(conn: Connection) -> None:
+    """Outbox claims carry a token (``claim``), new with every claim: a dispatcher renews
+    its lease, and records an outcome, only while the action still holds its token (a book
+    created by step 3 of this version has the column already). Claims made before the
+    upgrade have none: they are taken over when their lease runs out."""
+    columns = {c["name"] for c in sa.inspect(conn).get_columns("ar_outbox")}
+    if "claim" not in columns:
+        conn.execute(sa.text("ALTER TABLE ar_outbox ADD COLUMN claim VARCHAR(40)"))
+
+
 #: Schema steps, oldest first. A new step is appended, never edited: version N of the
 #: schema is what steps 1..N made. Each runs in the transaction that records it.
-MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2, _v3, _v4, _v5]
+MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2, _v3, _v4, _v5, _v6]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -1043,7 +1055,11 @@ class SqlStore:
     ) -> list[OutboxRecord]:
         """Claim up to ``limit`` due actions. On PostgreSQL the rows are picked with
         ``FOR UPDATE SKIP LOCKED``, so dispatchers running at once never claim the same
-        action and never wait for each other; SQLite serialises them (``BEGIN IMMEDIATE``)."""
+        action and never wait for each other; SQLite serialises them (``BEGIN IMMEDIATE``).
+        The rows claimed carry a new claim token.
+
+        The keys are picked by a statement of their own: as a subquery of the UPDATE,
+        PostgreSQL may run the pick again for each row, and claim more than ``limit``."""
         o = OUTBOX.c
         due = sa.or_(
             sa.and_(o.status == "pending", o.next_at <= now),
@@ -1055,25 +1071,47 @@ class SqlStore:
         with self._outbox_tx() as conn:
             if conn.dialect.name == "postgresql":
                 pick = pick.with_for_update(skip_locked=True)
+            keys = [str(k) for (k,) in conn.execute(pick)]
+            if not keys:
+                return []
             stmt = (
                 sa.update(OUTBOX)
-                .where(o.key.in_(pick.scalar_subquery()), due)
+                .where(o.key.in_(keys), due)
                 .values(
                     status="sending",
                     claimed_by=worker,
                     lease_until=now + lease,
                     attempts=o.attempts + 1,
+                    claim=new_claim(),
                 )
                 .returning(*OUTBOX.c)
             )
             rows = [_outbox_row(r) for r in conn.execute(stmt)]
         return sorted(rows, key=lambda r: (r.next_at, r.key))
 
-    def outbox_settle(self, key: str, change: Settle) -> bool:
-        """Record an attempt's outcome (only while the action is being sent) and queue its
-        follow-up, in one transaction."""
+    def outbox_renew(self, keys: Iterable[str], claim: str, now: int, lease: int) -> set[str]:
         o = OUTBOX.c
-        values: dict[str, Any] = {"status": change.status, "lease_until": None}
+        listed = list(dict.fromkeys(keys))
+        held: set[str] = set()
+        with self._outbox_tx() as conn:
+            for i in range(0, len(listed), 500):
+                stmt = (
+                    sa.update(OUTBOX)
+                    .where(o.key.in_(listed[i : i + 500]), o.status == "sending", o.claim == claim)
+                    .values(lease_until=now + lease)
+                    .returning(o.key)
+                )
+                held.update(str(k) for (k,) in conn.execute(stmt))
+        return held
+
+    def outbox_settle(self, key: str, change: Settle) -> bool:
+        """Record an attempt's outcome (only while the action is being sent, under the
+        change's claim when it names one) and queue its follow-up, in one transaction."""
+        o = OUTBOX.c
+        held = [o.key == key, o.status == "sending"]
+        if change.claim is not None:
+            held.append(o.claim == change.claim)
+        values: dict[str, Any] = {"status": change.status, "lease_until": None, "claim": None}
         if change.next_at is not None:
             values["next_at"] = change.next_at
         if change.status == "sent":
@@ -1083,9 +1121,7 @@ class SqlStore:
         if change.receipt is not None:
             values["receipt"] = change.receipt
         with self._outbox_tx() as conn:
-            done = conn.execute(
-                sa.update(OUTBOX).where(o.key == key, o.status == "sending").values(**values)
-            ).rowcount
+            done = conn.execute(sa.update(OUTBOX).where(*held).values(**values)).rowcount
             if done and change.follow_up is not None:
                 conn.execute(_insert_new(conn.dialect.name, "outbox"), [change.follow_up.__dict__])
         return bool(done)
@@ -1116,7 +1152,14 @@ class SqlStore:
         stmt = (
             sa.update(OUTBOX)
             .where(o.status == "dead")
-            .values(status="pending", attempts=0, next_at=now, claimed_by=None, lease_until=None)
+            .values(
+                status="pending",
+                attempts=0,
+                next_at=now,
+                claimed_by=None,
+                lease_until=None,
+                claim=None,
+            )
         )
         if keys is not None:
             stmt = stmt.where(o.key.in_(list(keys)))
