@@ -15,7 +15,15 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from .errors import DateOutOfRange
 from .money import Money, Seq, check_amount, to_decimal
@@ -70,7 +78,12 @@ def check_date(d: date, what: str = "date") -> date:
     return d
 
 
+def _book_date(d: date, info: ValidationInfo) -> date:
+    return check_date(d, info.field_name or "date")
+
+
 def check_instant(at: datetime) -> datetime:
+    """``at`` if its year is inside the horizon, else :class:`DateOutOfRange`."""
     if not FIRST_DATE.year <= at.year <= LAST_DATE.year:
         raise DateOutOfRange(
             f"moment {at.isoformat()} is outside the dates arflow accepts "
@@ -132,7 +145,7 @@ EventId = Annotated[
 ]
 Line = Annotated[str, AfterValidator(check_line)]
 #: A business date and a moment inside the horizon; an amount in the accepted range.
-BookDate = Annotated[date, AfterValidator(check_date)]
+BookDate = Annotated[date, AfterValidator(_book_date)]
 Instant = Annotated[datetime, AfterValidator(check_instant)]
 Amount = Annotated[Money, AfterValidator(check_amount)]
 
