@@ -1228,7 +1228,8 @@ def _flat(r: _Row, kind: str, value: dict[Any, Any]) -> None:
     rec = r.rec
     for key, v in value.items():
         if key not in required and key not in optional:
-            r.fail(str(key), f"unknown column for {kind}")
+            shown = key if key and key.isprintable() and len(key) <= 40 else repr(_short(key))
+            r.fail(shown, f"unknown column for {kind}")
         elif isinstance(v, str):
             rec[key] = v.strip()
         elif isinstance(v, int | Decimal) and not isinstance(v, bool):
