@@ -230,3 +230,14 @@ def test_money_of_never_raises_a_decimal_error() -> None:
             pytest.fail(f"Money.of({text[:20]!r}) raised InvalidOperation")
         except AmountOutOfRange:
             pass
+
+
+def test_names_and_addresses_may_hold_any_space_but_no_line_break() -> None:
+    """An ideographic space in a Chinese name is text; a line break in an address could add
+    a header to a message. Identifiers are stricter: printable characters only."""
+    assert Contact(name="王\u3000伟", phone="+86\u00a021 5555").name == "王\u3000伟"
+    for bad in ("王\n伟", "王\u2028伟", "王\x00伟", "王\t伟"):
+        with pytest.raises(ValueError, match="only printable text on one line"):
+            Contact(name=bad)
+    with pytest.raises(ValueError, match=re.escape("U+3000")):
+        Customer(id="C\u30001", name="x")

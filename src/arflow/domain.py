@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import calendar as _calendar
 import re
+import unicodedata
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
@@ -93,14 +94,21 @@ def check_instant(at: datetime) -> datetime:
     return at
 
 
-def _bad_char(v: str) -> str | None:
-    """The first character that no identifier or address may hold, shown as ``U+XXXX``:
-    controls (NUL, line breaks, tabs), line and paragraph separators, lone surrogates and
-    other invisible format characters."""
+def _bad_char(v: str, *, strict: bool = True) -> str | None:
+    """The first character that ``v`` may not hold, shown as ``U+XXXX``: controls (NUL,
+    line breaks, tabs), line and paragraph separators and lone surrogates; when ``strict``
+    (identifiers) also spaces other than U+0020 and invisible format characters."""
     if v.isprintable():
         return None
-    c = next(c for c in v if not c.isprintable() and c != " ")
-    return f"U+{ord(c):04X}"
+    for c in v:
+        if c.isprintable():
+            continue
+        if strict or unicodedata.category(c) in _NEVER:
+            return f"U+{ord(c):04X}"
+    return None
+
+
+_NEVER = frozenset({"Cc", "Zl", "Zp", "Cs"})
 
 
 def check_identifier(v: str, what: str = "the identifier", limit: int = MAX_ID_LENGTH) -> str:
@@ -115,8 +123,9 @@ def check_identifier(v: str, what: str = "the identifier", limit: int = MAX_ID_L
 
 
 def check_line(v: str, what: str = "the text") -> str:
-    """``v`` if it is printable text on one line (no NUL, no line break), else ``ValueError``."""
-    bad = _bad_char(v)
+    """``v`` if it is text on one line (no NUL, no line break, no control character), else
+    ``ValueError``: an address or a name that goes into a message header."""
+    bad = _bad_char(v, strict=False)
     if bad is not None:
         raise ValueError(f"{what} holds the character {bad}: only printable text on one line")
     return v
