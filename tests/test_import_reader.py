@@ -301,3 +301,33 @@ def test_the_cli_says_the_reader_failed_without_a_traceback(
     err = capsys.readouterr().err
     assert err == "arflow: the import's reader process stopped (exit code 137): Killed\n"
     assert Ledger(db).store.event_count() == 0
+
+
+def test_the_real_reader_killed_mid_message_gives_reader_failed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The real reader process, SIGKILLed while it writes its second message (half of it
+    sent): ReaderFailed, and nothing imported."""
+    root = Path(importer.__file__).resolve().parent.parent
+    script = (
+        "import os, pickle, signal, struct, sys\n"
+        f"sys.path.insert(0, {str(root)!r})\n"
+        "import arflow._child as child\n"
+        "real, calls = child._write, []\n"
+        "def write(out, message):\n"
+        "    calls.append(message[0])\n"
+        "    if len(calls) == 2:\n"
+        "        data = pickle.dumps(message)\n"
+        "        out.write(struct.pack('<I', len(data)) + data[: len(data) // 2])\n"
+        "        out.flush()\n"
+        "        os.kill(os.getpid(), signal.SIGKILL)\n"
+        "    real(out, message)\n"
+        "child._write = write\n"
+        "exec(sys.argv[2])\n"
+    )
+    monkeypatch.setattr(sys, "executable", fake_python(tmp_path, script))
+    ledger = Ledger(f"sqlite:///{tmp_path / 'book.db'}")
+    paths = book_files(tmp_path, invoices=1500)  # 1,500 invoices: two messages of items
+    with pytest.raises(reader.ReaderFailed, match=r"stopped \(exit code -9\)"):
+        import_files(ledger, paths, now=NOW, reader_process=True)
+    assert ledger.store.event_count() == 0
