@@ -1150,7 +1150,10 @@ def _json_list(fh: TextIO) -> Iterator[tuple[int, Any]]:
         nonlocal buf, pos, eof
         if eof:
             return False
-        chunk = fh.read(_CHUNK)
+        # Read as much again as is pending: a record cut short is decoded again after each
+        # read, and doubling keeps that linear in its size (a long unterminated record was
+        # decoded once per 64 KiB: seconds per megabyte).
+        chunk = fh.read(min(max(_CHUNK, len(buf) - pos), _MAX_JSON_RECORD))
         if not chunk:
             eof = True
             return False
