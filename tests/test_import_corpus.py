@@ -359,7 +359,7 @@ CORPUS: list[tuple[str, str, str | bytes, list[tuple[int, str, str]]]] = [
         "json-lone-surrogate",
         "invoices.json",
         inv_json(number="I\ud8001"),
-        [(1, "number", "unicode")],
+        [(1, "number", "U+D800")],
     ),
     (
         "json-issued-9999",

@@ -27,7 +27,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from ._gc import fewer_gc_passes
 from ._reader import ReaderFailed
-from .domain import FIRST_DATE, LAST_DATE
+from .domain import FIRST_DATE, LAST_DATE, check_identifier
 from .errors import (
     AmountOutOfRange,
     ArflowError,
@@ -374,6 +374,11 @@ class _Row:
 
     def claim(self, kind: str, key: str, col: str) -> None:
         if not key:
+            return
+        try:
+            check_identifier(key, "the invoice number" if kind == "invoice" else f"the {kind} id")
+        except ValueError as exc:
+            self.fail(col, str(exc))  # said once, not again for the event id made of it
             return
         first = self.run.claim(f"{kind}:{key}", self.file_no, self.row)
         if first is not None:
