@@ -490,7 +490,15 @@ def test_a_hostile_file_is_refused_whole_at_its_row_and_column(
         ledger.store.close()
 
 
-BACKEND_CASES = [c for c in CORPUS if "nul" in c[0] or "too-long" in c[0] or "surrogate" in c[0]]
+#: The cases where stores could differ (what they can hold: ids, text, amounts, dates).
+BACKEND_CASES = [
+    c
+    for c in CORPUS
+    if any(
+        word in c[0]
+        for word in ("nul", "too-long", "surrogate", "-in-number", "line-break", "27", "9999")
+    )
+]
 
 
 @pytest.mark.parametrize(
