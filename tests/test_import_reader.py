@@ -14,7 +14,8 @@ import pytest
 
 import arflow._reader as reader
 import arflow.importer as importer
-from arflow import ImportRejected, Ledger, Store, dump_book
+from arflow import ArflowError, ImportRejected, Ledger, Store, dump_book
+from arflow.cli import main
 from arflow.importer import import_files
 
 from .test_importer import (
@@ -232,4 +233,101 @@ def test_no_interpreter_to_start_fails_the_import_and_changes_nothing(
     ledger = Ledger(f"sqlite:///{tmp_path / 'book.db'}")
     with pytest.raises(FileNotFoundError):
         import_files(ledger, csv_files(tmp_path), now=NOW, reader_process=True)
+    assert ledger.store.event_count() == 0
+
+
+_FRAMES = (
+    "import os, pickle, signal, struct, sys\n"
+    "sys.stdin.read()\n"
+    "def frame(m):\n"
+    "    data = pickle.dumps(m)\n"
+    "    return struct.pack('<I', len(data)) + data\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("script", "words"),
+    [
+        # killed while it wrote a message: the frame's length says more than came
+        (
+            _FRAMES + "sys.stdout.buffer.write(frame(('items', []))[:9]); sys.stdout.flush()\n"
+            "os.kill(os.getpid(), signal.SIGKILL)\n",
+            r"stopped \(exit code -9\)",
+        ),
+        # a frame that is not a pickle (was _pickle.UnpicklingError)
+        (
+            _FRAMES + "sys.stdout.buffer.write(struct.pack('<I', 5) + b'abcde')\n",
+            "sent a broken message",
+        ),
+        # a pickle that is not a message
+        (_FRAMES + "sys.stdout.buffer.write(frame(42))\n", "sent a broken message"),
+        # the child said it failed with a WorkerFailed of its own
+        (
+            _FRAMES + "from arflow._child import WorkerFailed\n"
+            "sys.stdout.buffer.write(frame(('error', WorkerFailed('another arflow'))))\n",
+            "another arflow",
+        ),
+    ],
+    ids=["killed-mid-frame", "not-a-pickle", "not-a-message", "worker-failed"],
+)
+def test_a_broken_reader_gives_reader_failed_and_changes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, script: str, words: str
+) -> None:
+    """A reader killed mid-message raised ``_pickle.UnpicklingError``; a dead one raised
+    ``WorkerFailed``, which was no ArflowError: both printed tracebacks in the CLI."""
+    monkeypatch.setattr(sys, "executable", fake_python(tmp_path, script))
+    ledger = Ledger(f"sqlite:///{tmp_path / 'book.db'}")
+    with pytest.raises(reader.ReaderFailed, match=words) as info:
+        import_files(ledger, csv_files(tmp_path), now=NOW, reader_process=True)
+    assert isinstance(info.value, ArflowError)
+    assert ledger.store.event_count() == 0
+
+
+def test_worker_failed_is_an_arflow_error() -> None:
+    from arflow._child import WorkerFailed
+
+    assert issubclass(WorkerFailed, ArflowError)
+    assert issubclass(reader.ReaderFailed, WorkerFailed)
+
+
+def test_the_cli_says_the_reader_failed_without_a_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    exe = fake_python(tmp_path, "import sys\nsys.stderr.write('Killed')\nsys.exit(137)\n")
+    monkeypatch.setattr(sys, "executable", exe)
+    monkeypatch.setattr(importer, "READER_PROCESS_BYTES", 0)  # every import uses the reader
+    db = f"sqlite:///{tmp_path / 'book.db'}"
+    assert main(["import", "--db", db, *map(str, csv_files(tmp_path))]) == 1
+    err = capsys.readouterr().err
+    assert err == "arflow: the import's reader process stopped (exit code 137): Killed\n"
+    assert Ledger(db).store.event_count() == 0
+
+
+def test_the_real_reader_killed_mid_message_gives_reader_failed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The real reader process, SIGKILLed while it writes its second message (half of it
+    sent): ReaderFailed, and nothing imported."""
+    root = Path(importer.__file__).resolve().parent.parent
+    script = (
+        "import os, pickle, signal, struct, sys\n"
+        f"sys.path.insert(0, {str(root)!r})\n"
+        "import arflow._child as child\n"
+        "real, calls = child._write, []\n"
+        "def write(out, message):\n"
+        "    calls.append(message[0])\n"
+        "    if len(calls) == 2:\n"
+        "        data = pickle.dumps(message)\n"
+        "        out.write(struct.pack('<I', len(data)) + data[: len(data) // 2])\n"
+        "        out.flush()\n"
+        "        os.kill(os.getpid(), signal.SIGKILL)\n"
+        "    real(out, message)\n"
+        "child._write = write\n"
+        "exec(sys.argv[2])\n"
+    )
+    monkeypatch.setattr(sys, "executable", fake_python(tmp_path, script))
+    ledger = Ledger(f"sqlite:///{tmp_path / 'book.db'}")
+    paths = book_files(tmp_path, invoices=1500)  # 1,500 invoices: two messages of items
+    with pytest.raises(reader.ReaderFailed, match=r"stopped \(exit code -9\)"):
+        import_files(ledger, paths, now=NOW, reader_process=True)
     assert ledger.store.event_count() == 0

@@ -22,14 +22,16 @@ from typing import IO, Any, BinaryIO
 
 import arflow
 
+from .errors import ArflowError
+
 _FRAME = struct.Struct("<I")
 
 Send = Callable[[tuple[Any, ...]], None]
 
 
-class WorkerFailed(RuntimeError):
-    """A child process stopped without saying why (killed, out of memory) or loaded
-    another arflow than this process."""
+class WorkerFailed(ArflowError):
+    """A child process stopped without saying why (killed, out of memory), sent a broken
+    message or loaded another arflow than this process."""
 
 
 class Child:
@@ -82,19 +84,34 @@ class Child:
         while True:
             head = read(_FRAME.size)
             if len(head) < _FRAME.size:
-                self._proc.wait()
-                self._errors.seek(0)
-                said = self._errors.read().decode(errors="replace").strip()
+                raise self._stopped()
+            size = _FRAME.unpack(head)[0]
+            data = read(size)
+            if len(data) < size:
+                raise self._stopped()  # killed while it wrote a message
+            try:
+                message = pickle.loads(data)
+            except Exception as exc:
                 raise WorkerFailed(
-                    f"{self.what} stopped (exit code {self._proc.returncode})"
-                    + (f": {said[-2000:]}" if said else "")
-                )
-            message = pickle.loads(read(_FRAME.unpack(head)[0]))
+                    f"{self.what} sent a broken message ({type(exc).__name__}: {exc})"
+                ) from None
+            if not isinstance(message, tuple) or not message:
+                raise WorkerFailed(f"{self.what} sent a broken message ({type(message).__name__})")
             if message[0] == "error":
                 raise message[1]
             yield message
             if message[0] == "end":
                 return
+
+    def _stopped(self) -> WorkerFailed:
+        """The error for a child whose output ended early: its exit code and last words."""
+        self._proc.wait()
+        self._errors.seek(0)
+        said = self._errors.read().decode(errors="replace").strip()
+        return WorkerFailed(
+            f"{self.what} stopped (exit code {self._proc.returncode})"
+            + (f": {said[-2000:]}" if said else "")
+        )
 
     def close(self) -> None:
         if self._proc.poll() is None:

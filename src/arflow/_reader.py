@@ -22,8 +22,11 @@ from typing import Any
 from ._child import Child, Send, WorkerFailed
 from ._child import serve as _serve
 
-#: The reader process stopped without saying why (killed, out of memory).
-ReaderFailed = WorkerFailed
+
+class ReaderFailed(WorkerFailed):
+    """The import's reader process stopped without saying why (killed, out of memory) or
+    sent a message that cannot be read; nothing was imported."""
+
 
 #: Items per message: large enough that framing costs nothing, small enough that the
 #: importing process starts early and the pipe holds little.
@@ -35,7 +38,12 @@ def messages(spec: dict[str, Any]) -> Iterator[tuple[Any, ...]]:
     its messages as they come, up to and including ``("end", ...)``. A reader's exception
     is raised here; the process is stopped when the caller stops reading."""
     with Child("_reader", "serve", spec, "the import's reader process") as child:
-        yield from child.messages()
+        try:
+            yield from child.messages()
+        except ReaderFailed:
+            raise
+        except WorkerFailed as exc:
+            raise ReaderFailed(str(exc)) from None
 
 
 def serve() -> None:

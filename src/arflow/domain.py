@@ -8,15 +8,26 @@ half-changed object behind.
 from __future__ import annotations
 
 import calendar as _calendar
+import re
+import unicodedata
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
-from .money import Money, Seq, to_decimal
+from .errors import DateOutOfRange
+from .money import Money, Seq, check_amount, to_decimal
 
 __all__ = [
     "Allocation",
@@ -44,6 +55,110 @@ __all__ = [
 ]
 
 
+#: The horizon of business dates arflow accepts (issue, due, payment, signing dates...):
+#: a century inside the calendar on either side, so that the longest payment terms (3,650
+#: days plus the end of the month) and rule offsets from these dates stay inside it.
+FIRST_DATE = date(1900, 1, 1)
+LAST_DATE = date(9899, 12, 31)
+#: Longest identifier (customer id, invoice number...): every store keeps it whole, with
+#: the prefix of an imported event's id.
+MAX_ID_LENGTH = 100
+#: Longest event id.
+MAX_EVENT_ID_LENGTH = 200
+
+
+def check_date(d: date, what: str = "date") -> date:
+    """``d`` if it is inside [:data:`FIRST_DATE`, :data:`LAST_DATE`], else
+    :class:`~arflow.errors.DateOutOfRange`."""
+    if not FIRST_DATE <= d <= LAST_DATE:
+        raise DateOutOfRange(
+            f"{what} {d.isoformat()} is outside the dates arflow accepts "
+            f"({FIRST_DATE.isoformat()} to {LAST_DATE.isoformat()})",
+            d,
+        )
+    return d
+
+
+def _book_date(d: date, info: ValidationInfo) -> date:
+    return check_date(d, info.field_name or "date")
+
+
+def check_instant(at: datetime) -> datetime:
+    """``at`` if its year is inside the horizon, else :class:`DateOutOfRange`."""
+    if not FIRST_DATE.year <= at.year <= LAST_DATE.year:
+        raise DateOutOfRange(
+            f"moment {at.isoformat()} is outside the dates arflow accepts "
+            f"({FIRST_DATE.isoformat()} to {LAST_DATE.isoformat()})",
+            at,
+        )
+    return at
+
+
+def _bad_char(v: str, *, strict: bool = True) -> str | None:
+    """The first character that ``v`` may not hold, shown as ``U+XXXX``: controls (NUL,
+    line breaks, tabs), line and paragraph separators and lone surrogates; when ``strict``
+    (identifiers) also spaces other than U+0020 and invisible format characters."""
+    if v.isprintable():
+        return None
+    for c in v:
+        if c.isprintable():
+            continue
+        if strict or unicodedata.category(c) in _NEVER:
+            return f"U+{ord(c):04X}"
+    return None
+
+
+_NEVER = frozenset({"Cc", "Zl", "Zp", "Cs"})
+
+
+def check_identifier(v: str, what: str = "the identifier", limit: int = MAX_ID_LENGTH) -> str:
+    """``v`` if it is a usable identifier: printable, one line, at most ``limit``
+    characters; else ``ValueError`` saying why. Every backend stores the same ids."""
+    if len(v) > limit:
+        raise ValueError(f"{what} is {len(v)} characters long: at most {limit}")
+    bad = _bad_char(v)
+    if bad is not None:
+        raise ValueError(f"{what} holds the character {bad}: only printable text on one line")
+    return v
+
+
+def check_line(v: str, what: str = "the text") -> str:
+    """``v`` if it is text on one line (no NUL, no line break, no control character), else
+    ``ValueError``: an address or a name that goes into a message header."""
+    bad = _bad_char(v, strict=False)
+    if bad is not None:
+        raise ValueError(f"{what} holds the character {bad}: only printable text on one line")
+    return v
+
+
+_EMAIL = re.compile(r"[^\s@,;:<>()\[\]\\\"]+@[^\s@,;:<>()\[\]\\\"]+")
+
+
+def check_email(v: str) -> str:
+    """``v`` if it is one e-mail address (``name@domain``), not a list or a display name."""
+    check_line(v, "e-mail address")
+    if not _EMAIL.fullmatch(v):
+        several = v.count("@") > 1 or any(c in v for c in ",;")
+        hint = ": give one address per contact" if several else ""
+        raise ValueError(f"{v!r} is not an e-mail address{hint}")
+    return v
+
+
+#: Identifiers (ids and references to them) and addresses, checked on every backend alike.
+Identifier = Annotated[str, Field(min_length=1), AfterValidator(check_identifier)]
+Ref = Annotated[str, AfterValidator(check_identifier)]
+EventId = Annotated[
+    str,
+    Field(min_length=1),
+    AfterValidator(lambda v: check_identifier(v, "event id", MAX_EVENT_ID_LENGTH)),
+]
+Line = Annotated[str, AfterValidator(check_line)]
+#: A business date and a moment inside the horizon; an amount in the accepted range.
+BookDate = Annotated[date, AfterValidator(_book_date)]
+Instant = Annotated[datetime, AfterValidator(check_instant)]
+Amount = Annotated[Money, AfterValidator(check_amount)]
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
 
@@ -61,9 +176,9 @@ Channel = Literal["email", "sms", "phone", "letter"]
 class Contact(_Model):
     """A person at the customer who receives reminders."""
 
-    name: str
+    name: Line
     email: str | None = None
-    phone: str | None = None
+    phone: Line | None = None
     preferred_channel: Channel = "email"
     locale: str = "en"
     timezone: str = "UTC"
@@ -84,16 +199,14 @@ class Contact(_Model):
     @field_validator("email")
     @classmethod
     def _email(cls, v: str | None) -> str | None:
-        if v is not None and ("@" not in v or v.startswith("@") or v.endswith("@")):
-            raise ValueError(f"{v!r} is not an e-mail address")
-        return v
+        return None if v is None else check_email(v)
 
 
 class CreditProfile(_Model):
     """What the credit policy grants a customer: grade, limit, terms, blocks."""
 
     grade: Literal["A", "B", "C", "D"] | None = None
-    credit_limit: Money | None = None
+    credit_limit: Amount | None = None
     payment_terms_days: int = Field(default=30, ge=0, le=3650)
     prepayment_percent: Decimal = Decimal(0)
     order_block: bool = False
@@ -112,7 +225,7 @@ class CompanyProfile(_Model):
     enterprise_type: Literal["state_owned", "listed", "private", "foreign", "individual"] | None = (
         None
     )
-    registered_capital: Money | None = None
+    registered_capital: Amount | None = None
     established_on: date | None = None
     industry: str | None = None
     industry_risk: int | None = Field(default=None, ge=1, le=5, description="1 low .. 5 high")
@@ -132,11 +245,11 @@ class OrderLock(_Model):
 
 
 class Customer(_Model):
-    id: str = Field(min_length=1)
+    id: Identifier
     name: str = Field(min_length=1)
     region: str | None = None
-    salesperson: str | None = None
-    sales_manager: str | None = None
+    salesperson: Line | None = None
+    sales_manager: Line | None = None
     contacts: Seq[Contact] = ()
     credit: CreditProfile = CreditProfile()
     profile: CompanyProfile = CompanyProfile()
@@ -158,7 +271,7 @@ class DueRule(_Model):
     """
 
     basis: Literal["invoice_date", "milestone"] = "invoice_date"
-    milestone_id: str | None = None
+    milestone_id: Ref | None = None
     days: int = Field(default=30, ge=0, le=3650)
     end_of_month: bool = False
 
@@ -181,9 +294,9 @@ class DueRule(_Model):
 class PaymentNode(_Model):
     """One instalment of a contract: a fixed amount or a percentage, and when it is due."""
 
-    id: str = Field(min_length=1)
+    id: Identifier
     label: str = ""
-    amount: Money | None = None
+    amount: Amount | None = None
     percent: Decimal | None = None
     due: DueRule = DueRule()
 
@@ -200,13 +313,13 @@ class PaymentNode(_Model):
 
 
 class Contract(_Model):
-    id: str = Field(min_length=1)
-    customer_id: str
+    id: Identifier
+    customer_id: Ref
     title: str = ""
-    signed_on: date
-    amount: Money
-    project_id: str | None = None
-    salesperson: str | None = None
+    signed_on: BookDate
+    amount: Amount
+    project_id: Ref | None = None
+    salesperson: Line | None = None
     payment_nodes: Seq[PaymentNode] = ()
 
     @model_validator(mode="after")
@@ -239,18 +352,18 @@ class Contract(_Model):
 
 
 class Project(_Model):
-    id: str = Field(min_length=1)
-    customer_id: str
+    id: Identifier
+    customer_id: Ref
     name: str = ""
 
 
 class Milestone(_Model):
-    id: str = Field(min_length=1)
-    contract_id: str
-    project_id: str | None = None
+    id: Identifier
+    contract_id: Ref
+    project_id: Ref | None = None
     name: str = ""
-    planned_date: date | None = None
-    actual_date: date | None = None
+    planned_date: BookDate | None = None
+    actual_date: BookDate | None = None
     status: Literal["planned", "done"] = "planned"
 
 

@@ -82,3 +82,23 @@ class ImportRejected(ArflowError):
 
 class StoreError(ArflowError):
     """The store cannot be opened or its schema is newer than this library."""
+
+
+class AmountOutOfRange(InvalidAmount):
+    """An amount beyond the range arflow accepts (see ``arflow.money.MAX_INTEGER_DIGITS``).
+
+    Accepted amounts are bounded so that any total of them stays exact.
+    """
+
+    def __init__(self, message: str, amount: object = None) -> None:
+        self.amount = amount
+        super().__init__(message)
+
+
+class DateOutOfRange(InvalidDates):
+    """A business date outside the horizon arflow accepts (see ``arflow.money.FIRST_DATE``
+    and ``LAST_DATE``): past it, due dates and rule offsets would leave the calendar."""
+
+    def __init__(self, message: str, value: object = None) -> None:
+        self.value = value
+        super().__init__(message)

@@ -9,20 +9,25 @@ event log parses back into the right classes.
 from __future__ import annotations
 
 import uuid
-from datetime import date
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
 
 from .domain import (
+    Amount,
+    BookDate,
     CompanyProfile,
     Contact,
     Contract,
     CreditProfile,
     Customer,
+    EventId,
+    Identifier,
+    Line,
     Milestone,
-    Money,
     Project,
+    Ref,
+    check_instant,
 )
 from .money import Seq
 
@@ -30,8 +35,8 @@ from .money import Seq
 class BaseEvent(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
 
-    event_id: str = Field(default_factory=lambda: uuid.uuid4().hex, min_length=1)
-    occurred_at: AwareDatetime
+    event_id: EventId = Field(default_factory=lambda: uuid.uuid4().hex)
+    occurred_at: Annotated[AwareDatetime, AfterValidator(check_instant)]
     actor: str = Field(min_length=1)
     reason: str | None = None
 
@@ -45,11 +50,11 @@ class CustomerUpdated(BaseEvent):
     """Changes the fields it sets; fields left out keep their value."""
 
     type: Literal["CustomerUpdated"] = "CustomerUpdated"
-    customer_id: str
+    customer_id: Ref
     name: str | None = None
     region: str | None = None
-    salesperson: str | None = None
-    sales_manager: str | None = None
+    salesperson: Line | None = None
+    sales_manager: Line | None = None
     contacts: Seq[Contact] | None = None
     credit: CreditProfile | None = None
     profile: CompanyProfile | None = None
@@ -67,8 +72,8 @@ class MilestoneCompleted(BaseEvent):
     """A milestone is done: payment nodes that depend on it can now be invoiced."""
 
     type: Literal["MilestoneCompleted"] = "MilestoneCompleted"
-    milestone_id: str
-    completed_on: date
+    milestone_id: Ref
+    completed_on: BookDate
 
 
 class InvoiceIssued(BaseEvent):
@@ -76,15 +81,15 @@ class InvoiceIssued(BaseEvent):
     (``contract_id`` + ``payment_node_id``) or else from the customer's payment terms."""
 
     type: Literal["InvoiceIssued"] = "InvoiceIssued"
-    number: str = Field(min_length=1)
-    customer_id: str
-    issue_date: date
-    due_date: date | None = None
-    amount: Money
-    contract_id: str | None = None
-    payment_node_id: str | None = None
-    order_id: str | None = None
-    salesperson: str | None = None
+    number: Identifier
+    customer_id: Ref
+    issue_date: BookDate
+    due_date: BookDate | None = None
+    amount: Amount
+    contract_id: Ref | None = None
+    payment_node_id: Ref | None = None
+    order_id: Ref | None = None
+    salesperson: Line | None = None
     region: str | None = None
     product_line: str | None = None
     tags: Seq[str] = ()
@@ -93,8 +98,8 @@ class InvoiceIssued(BaseEvent):
 class AllocationRequest(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
 
-    receivable_id: str
-    amount: Money
+    receivable_id: Ref
+    amount: Amount
 
 
 class PaymentReceived(BaseEvent):
@@ -104,10 +109,10 @@ class PaymentReceived(BaseEvent):
     """
 
     type: Literal["PaymentReceived"] = "PaymentReceived"
-    payment_id: str = Field(min_length=1)
-    customer_id: str
-    amount: Money
-    received_on: date
+    payment_id: Identifier
+    customer_id: Ref
+    amount: Amount
+    received_on: BookDate
     reference: str | None = None
     allocations: Seq[AllocationRequest] | None = None
 
@@ -116,17 +121,17 @@ class PaymentReversed(BaseEvent):
     """A payment bounced or was booked in error: its allocations are undone."""
 
     type: Literal["PaymentReversed"] = "PaymentReversed"
-    payment_id: str
-    reversed_on: date
+    payment_id: Ref
+    reversed_on: BookDate
 
 
 class CreditNoteIssued(BaseEvent):
     type: Literal["CreditNoteIssued"] = "CreditNoteIssued"
-    credit_note_id: str = Field(min_length=1)
-    customer_id: str
-    receivable_id: str | None = None
-    amount: Money
-    issued_on: date
+    credit_note_id: Identifier
+    customer_id: Ref
+    receivable_id: Ref | None = None
+    amount: Amount
+    issued_on: BookDate
 
 
 class DisputeOpened(BaseEvent):
@@ -134,11 +139,11 @@ class DisputeOpened(BaseEvent):
     open balance)."""
 
     type: Literal["DisputeOpened"] = "DisputeOpened"
-    dispute_id: str = Field(min_length=1)
-    receivable_id: str
-    amount: Money | None = None
+    dispute_id: Identifier
+    receivable_id: Ref
+    amount: Amount | None = None
     reason_code: str = Field(min_length=1)
-    opened_on: date
+    opened_on: BookDate
     note: str = ""
 
 
@@ -146,113 +151,113 @@ class DisputeResolved(BaseEvent):
     """The dispute is closed. Money consequences (a credit note) are their own event."""
 
     type: Literal["DisputeResolved"] = "DisputeResolved"
-    dispute_id: str
-    resolved_on: date
+    dispute_id: Ref
+    resolved_on: BookDate
     resolution: str = Field(min_length=1)
 
 
 class PromiseMade(BaseEvent):
     type: Literal["PromiseMade"] = "PromiseMade"
-    promise_id: str = Field(min_length=1)
-    customer_id: str
-    receivable_ids: Seq[str] = Field(min_length=1)
-    amount: Money
-    promised_date: date
+    promise_id: Identifier
+    customer_id: Ref
+    receivable_ids: Seq[Ref] = Field(min_length=1)
+    amount: Amount
+    promised_date: BookDate
     promised_by: str = Field(min_length=1)
-    made_on: date
+    made_on: BookDate
 
 
 class PromiseBroken(BaseEvent):
     type: Literal["PromiseBroken"] = "PromiseBroken"
-    promise_id: str
-    broken_on: date
+    promise_id: Ref
+    broken_on: BookDate
 
 
 class WrittenOff(BaseEvent):
     """The open balance of a receivable is written off as uncollectable."""
 
     type: Literal["WrittenOff"] = "WrittenOff"
-    receivable_id: str
-    written_off_on: date
+    receivable_id: Ref
+    written_off_on: BookDate
 
 
 class OrderSubmitted(BaseEvent):
     type: Literal["OrderSubmitted"] = "OrderSubmitted"
-    order_id: str = Field(min_length=1)
-    customer_id: str
-    amount: Money
-    submitted_on: date
+    order_id: Identifier
+    customer_id: Ref
+    amount: Amount
+    submitted_on: BookDate
     order_type: str | None = None
-    contract_id: str | None = None
+    contract_id: Ref | None = None
 
 
 class OrderApprovalRequested(BaseEvent):
     type: Literal["OrderApprovalRequested"] = "OrderApprovalRequested"
-    order_id: str
+    order_id: Ref
 
 
 class OrderApproved(BaseEvent):
     type: Literal["OrderApproved"] = "OrderApproved"
-    order_id: str
+    order_id: Ref
     approver: str = Field(min_length=1)
 
 
 class OrderRejected(BaseEvent):
     type: Literal["OrderRejected"] = "OrderRejected"
-    order_id: str
+    order_id: Ref
     approver: str = Field(min_length=1)
 
 
 class OrderShipped(BaseEvent):
     type: Literal["OrderShipped"] = "OrderShipped"
-    order_id: str
-    shipped_on: date
+    order_id: Ref
+    shipped_on: BookDate
 
 
 class DunningStepRecorded(BaseEvent):
     """The engine sent a dunning step for this receivable: its level is raised."""
 
     type: Literal["DunningStepRecorded"] = "DunningStepRecorded"
-    receivable_id: str
+    receivable_id: Ref
     ladder: str
     step: str
     level: int = Field(ge=0)
     decision_key: str
-    sent_on: date
+    sent_on: BookDate
 
 
 class DunningBlockChanged(BaseEvent):
     """Dunning for one receivable is blocked (with a reason) or unblocked."""
 
     type: Literal["DunningBlockChanged"] = "DunningBlockChanged"
-    receivable_id: str
+    receivable_id: Ref
     blocked: bool
 
 
 class RiskFlagged(BaseEvent):
     type: Literal["RiskFlagged"] = "RiskFlagged"
-    receivable_id: str
+    receivable_id: Ref
     level: Literal["low", "medium", "high"]
     rule: str
-    flagged_on: date
+    flagged_on: BookDate
 
 
 class OrderLockPlaced(BaseEvent):
     type: Literal["OrderLockPlaced"] = "OrderLockPlaced"
-    customer_id: str
+    customer_id: Ref
     lock_id: str
     scope: Literal["customer", "contract", "order_type"] = "customer"
     ref: str | None = None
-    placed_on: date
+    placed_on: BookDate
 
 
 class OrderLockLifted(BaseEvent):
     type: Literal["OrderLockLifted"] = "OrderLockLifted"
-    customer_id: str
+    customer_id: Ref
     lock_id: str
     scope: Literal["customer", "contract", "order_type"] = "customer"
     ref: str | None = None
-    lifted_on: date
+    lifted_on: BookDate
 
 
 class ContactFeedback(BaseEvent):
@@ -260,8 +265,8 @@ class ContactFeedback(BaseEvent):
     unsubscribe. The contact is marked so later steps use another channel."""
 
     type: Literal["ContactFeedback"] = "ContactFeedback"
-    customer_id: str
-    address: str = Field(min_length=1)
+    customer_id: Ref
+    address: Line = Field(min_length=1)
     channel: Literal["email", "sms"]
     feedback: Literal["bounced", "invalid", "unsubscribed"]
 

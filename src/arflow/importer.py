@@ -27,10 +27,13 @@ from pydantic import ValidationError as PydanticValidationError
 
 from ._gc import fewer_gc_passes
 from ._reader import ReaderFailed
+from .domain import FIRST_DATE, LAST_DATE, check_identifier
 from .errors import (
+    AmountOutOfRange,
     ArflowError,
     ClosedItem,
     CurrencyMismatch,
+    DateOutOfRange,
     DuplicateObject,
     ImportRejected,
     InvalidAmount,
@@ -48,7 +51,7 @@ from .events import (
     parse_event,
 )
 from .ledger import Ledger
-from .money import Money, check_currency, minor_unit
+from .money import AMOUNT_LIMIT, MAX_INTEGER_DIGITS, Money, check_currency, minor_unit
 from .rows import PlainInvoice
 
 __all__ = ["COLUMNS", "KINDS", "ImportReport", "ReaderFailed", "import_files"]
@@ -143,12 +146,18 @@ _NODE_COLUMNS = (
 )
 _CHUNK = 1 << 16
 _MAX_JSON_RECORD = 1 << 24
+#: Longest JSON integer read (digits); a longer one is refused, not converted.
+_MAX_JSON_INT = 40
+#: Deepest nesting of a JSON contract record (a contract, its nodes, their due rules...).
+_MAX_JSON_DEPTH = 16
 _PLAIN_NUMBER = re.compile(r"[+-]?[0-9]+(?:\.[0-9]+)?")
 _GROUPED_NUMBER = re.compile(r"[+-]?[0-9]{1,3}(?:,[0-9]{3})+(?:\.[0-9]+)?")
 _DATE = re.compile(r"([0-9]{4})([-/])([0-9]{2})\2([0-9]{2})")
 _INTEGER = re.compile(r"[0-9]{1,9}")
 _BOOLEANS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
 _QUANTA = {n: Decimal(1).scaleb(-n) for n in range(5)}
+
+_HORIZON = f"{FIRST_DATE.isoformat()} to {LAST_DATE.isoformat()}"
 
 Problem = tuple[str, int, str, str]
 Where = tuple[str, int, str, str]  # file, row, kind, format
@@ -250,6 +259,8 @@ class _Run:
             d = date(int(m[1]), int(m[3]), int(m[4]))
         except ValueError as exc:
             raise ValueError(f"{text!r} is not a date: {exc}") from None
+        if not FIRST_DATE <= d <= LAST_DATE:
+            raise ValueError(f"{text!r} is outside the dates arflow accepts ({_HORIZON})")
         if len(self.dates) < 100_000:
             self.dates[text] = d
         return d
@@ -260,6 +271,11 @@ class _Run:
         if at is None:
             at = self._midnights[d] = datetime(d.year, d.month, d.day, tzinfo=UTC)
         return at
+
+
+def _short(text: str) -> str:
+    """``text`` for a message: whole when short, else its start and its length."""
+    return text if len(text) <= 40 else f"{text[:20]}... ({len(text)} characters)"
 
 
 def parse_amount(text: str, currency: str | None) -> Decimal:
@@ -289,7 +305,12 @@ def parse_amount(text: str, currency: str | None) -> Decimal:
     elif "e" in t.lower() and any(c.isdigit() for c in t):
         raise ValueError(f"{text!r} uses exponent notation: write the plain decimal amount")
     else:
-        raise ValueError(f"{text!r} is not a decimal amount (such as 1234.50)")
+        raise ValueError(f"{_short(text)!r} is not a decimal amount (such as 1234.50)")
+    if abs(d) >= AMOUNT_LIMIT:
+        raise ValueError(
+            f"{_short(t)!r} is out of range: arflow accepts at most {MAX_INTEGER_DIGITS} digits "
+            "before the decimal point"
+        )
     if currency is not None:
         digits = minor_unit(currency)
         if d != d.quantize(_QUANTA[digits]):
@@ -354,6 +375,11 @@ class _Row:
     def claim(self, kind: str, key: str, col: str) -> None:
         if not key:
             return
+        try:
+            check_identifier(key, "the invoice number" if kind == "invoice" else f"the {kind} id")
+        except ValueError as exc:
+            self.fail(col, str(exc))  # said once, not again for the event id made of it
+            return
         first = self.run.claim(f"{kind}:{key}", self.file_no, self.row)
         if first is not None:
             self.fail(col, f"{kind} {key!r} appears twice in this import (first at {_at(first)})")
@@ -402,6 +428,9 @@ class _Row:
             return None
         if at.tzinfo is None:
             self.fail(col, f"{v!r} has no UTC offset (add Z or +08:00): the moment is ambiguous")
+            return None
+        if not FIRST_DATE.year <= at.year <= LAST_DATE.year:
+            self.fail(col, f"{v!r} is outside the dates arflow accepts ({_HORIZON})")
             return None
         return at
 
@@ -503,7 +532,21 @@ def _build(r: _Row, cls: type[E], payload: dict[str, Any], column_of: ColumnOf) 
     except PydanticValidationError as exc:
         _report_pydantic(r, exc, column_of)
         return None
+    except (AmountOutOfRange, DateOutOfRange) as exc:
+        # The models raise these themselves (not through pydantic): no location comes with
+        # them. The columns are checked before, so this is a guard; name the column by value.
+        r.fail(_column_holding(r.rec, exc), str(exc))
+        return None
     return None if r.bad else event
+
+
+def _column_holding(rec: dict[str, Any], exc: AmountOutOfRange | DateOutOfRange) -> str:
+    """The column of ``rec`` whose text is the value ``exc`` refuses, else ``-``."""
+    value = exc.amount if isinstance(exc, AmountOutOfRange) else exc.value
+    if isinstance(value, date | datetime):
+        shown = value.isoformat()
+        return next((c for c, v in rec.items() if isinstance(v, str) and shown in v), "-")
+    return next((c for c, v in rec.items() if isinstance(v, str) and v == str(value)), "-")
 
 
 def _report_pydantic(r: _Row, exc: PydanticValidationError, column_of: ColumnOf) -> None:
@@ -874,6 +917,9 @@ def _contract_json(run: _Run, file_no: int, row: int, value: Any) -> ContractSig
     if not isinstance(value, dict):
         r.fail("-", f"expected a JSON object, got {_json_type(value)}")
         return None
+    if _too_deep(value, _MAX_JSON_DEPTH):
+        r.fail("-", f"nested more than {_MAX_JSON_DEPTH} levels deep: not a contract record")
+        return None
     contract = dict(value)
     milestones = contract.pop("milestones", [])
     project = contract.pop("project", None)
@@ -919,7 +965,27 @@ def _contract_json(run: _Run, file_no: int, row: int, value: Any) -> ContractSig
     except PydanticValidationError as exc:
         _report_pydantic(r, exc, lambda loc: (row, _dotted(loc)))
         return None
+    except (AmountOutOfRange, DateOutOfRange) as exc:
+        r.fail(_path_holding(payload, exc), str(exc))
+        return None
     return None if r.bad else event
+
+
+def _path_holding(payload: dict[str, Any], exc: AmountOutOfRange | DateOutOfRange) -> str:
+    """Where in a JSON contract record the value ``exc`` refuses is (``signed_on``,
+    ``milestones[0].planned_date``), else ``-``."""
+    value = exc.amount if isinstance(exc, AmountOutOfRange) else exc.value
+    shown = value.isoformat() if isinstance(value, date | datetime) else str(value)
+    todo: list[tuple[tuple[Any, ...], Any]] = [((), payload)]
+    while todo:
+        loc, v = todo.pop(0)
+        if isinstance(v, dict):
+            todo.extend(((*loc, k), x) for k, x in v.items())
+        elif isinstance(v, list):
+            todo.extend(((*loc, i), x) for i, x in enumerate(v))
+        elif loc and str(v) == shown:
+            return _dotted(loc)
+    return "-"
 
 
 def _check_json_money(r: _Row, money: Any, currency: str | None, column: str) -> None:
@@ -1029,9 +1095,47 @@ def _jsonl_records(run: _Run, name: str, path: Path) -> Iterator[tuple[int, Any]
             if not line.strip():
                 continue
             try:
-                yield row, json.loads(line, parse_float=Decimal, parse_constant=Decimal)
+                value = _DECODER.decode(line)
             except json.JSONDecodeError as exc:
                 run.problem(name, row, "-", f"invalid JSON: {exc.msg} (column {exc.colno})")
+            except _JsonLimit as exc:
+                run.problem(name, row, "-", str(exc))
+            except RecursionError:
+                run.problem(name, row, "-", _TOO_DEEP)
+            else:
+                yield row, value
+
+
+class _JsonLimit(Exception):
+    """A JSON value beyond what the importer reads (an integer of thousands of digits)."""
+
+
+def _json_int(text: str) -> int:
+    if len(text.lstrip("-")) > _MAX_JSON_INT:
+        raise _JsonLimit(
+            f"a JSON number of {len(text.lstrip('-'))} digits: at most {_MAX_JSON_INT} are read"
+        )
+    return int(text)
+
+
+_DECODER = json.JSONDecoder(parse_float=Decimal, parse_constant=Decimal, parse_int=_json_int)
+_TOO_DEEP = "invalid JSON: nested too deep (lists or objects inside each other)"
+
+
+def _too_deep(value: Any, limit: int) -> bool:
+    """Whether ``value`` nests lists and objects more than ``limit`` levels deep."""
+    level: list[Any] = [value]
+    for _ in range(limit + 1):
+        inner: list[Any] = []
+        for v in level:
+            if isinstance(v, dict):
+                inner.extend(v.values())
+            elif isinstance(v, list):
+                inner.extend(v)
+        if not inner:
+            return False
+        level = inner
+    return True
 
 
 class _JsonSyntax(Exception):
@@ -1043,7 +1147,7 @@ class _JsonSyntax(Exception):
 def _json_list(fh: TextIO) -> Iterator[tuple[int, Any]]:
     """The items of a top-level JSON list, read chunk by chunk: memory holds one record,
     not the file. Raises ``_JsonSyntax`` with the record index where the JSON is broken."""
-    decoder = json.JSONDecoder(parse_float=Decimal, parse_constant=Decimal)
+    decoder = _DECODER
     ws = re.compile(r"[ \t\n\r]*")
     buf, pos, eof = "", 0, False
 
@@ -1051,7 +1155,10 @@ def _json_list(fh: TextIO) -> Iterator[tuple[int, Any]]:
         nonlocal buf, pos, eof
         if eof:
             return False
-        chunk = fh.read(_CHUNK)
+        # Read as much again as is pending: a record cut short is decoded again after each
+        # read, and doubling keeps that linear in its size (a long unterminated record was
+        # decoded once per 64 KiB: seconds per megabyte).
+        chunk = fh.read(min(max(_CHUNK, len(buf) - pos), _MAX_JSON_RECORD))
         if not chunk:
             eof = True
             return False
@@ -1085,6 +1192,10 @@ def _json_list(fh: TextIO) -> Iterator[tuple[int, Any]]:
                     if len(buf) - pos < _MAX_JSON_RECORD and more():
                         continue  # the record goes on in the next chunk
                     raise _JsonSyntax(index, f"invalid JSON: {exc.msg}") from None
+                except _JsonLimit as exc:
+                    raise _JsonSyntax(index, str(exc)) from None
+                except RecursionError:
+                    raise _JsonSyntax(index, _TOO_DEEP) from None
                 if end == len(buf) and more():
                     continue  # a number may go on in the next chunk
                 break
@@ -1125,7 +1236,8 @@ def _flat(r: _Row, kind: str, value: dict[Any, Any]) -> None:
     rec = r.rec
     for key, v in value.items():
         if key not in required and key not in optional:
-            r.fail(str(key), f"unknown column for {kind}")
+            shown = key if key and key.isprintable() and len(key) <= 40 else repr(_short(key))
+            r.fail(shown, f"unknown column for {kind}")
         elif isinstance(v, str):
             rec[key] = v.strip()
         elif isinstance(v, int | Decimal) and not isinstance(v, bool):

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeAlias, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Strict, field_validator, model_validator
 
-from .errors import CurrencyMismatch
+from .errors import AmountOutOfRange, CurrencyMismatch
 
 # Active ISO 4217 codes (2024 list) and their minor units where they differ from 2.
 _ISO_4217 = frozenset(
@@ -37,6 +37,17 @@ _MINOR_UNITS: dict[str, int] = {
     "UYW": 4,
 }
 _QUANTUM = {n: Decimal(1).scaleb(-n) for n in range(5)}
+
+#: Digits before the decimal point of an amount arflow takes in (``Money.of``, every event,
+#: every import): below one quadrillion (10**15) in any currency. With at most 4 decimals
+#: that is 19 significant digits, so a sum of up to 10**9 accepted amounts needs at most
+#: 28 digits and stays exact in Python's default decimal context (precision 28).
+MAX_INTEGER_DIGITS = 15
+#: Largest magnitude of an accepted amount (exclusive).
+AMOUNT_LIMIT = Decimal(10) ** MAX_INTEGER_DIGITS
+#: Largest magnitude of any Money, a total included (exclusive): 10**9 times the accepted
+#: limit. Beyond it rounding to 4 decimals would no longer be exact.
+TOTAL_LIMIT = AMOUNT_LIMIT * 10**9
 
 
 T = TypeVar("T")
@@ -120,6 +131,10 @@ class Money(BaseModel):
         d = self.amount
         if not d.is_finite():
             raise ValueError(f"amount {d!r} is not a finite number")
+        if d.adjusted() >= 24:  # abs(d) >= TOTAL_LIMIT
+            raise AmountOutOfRange(
+                f"amount {_shown(d)} {cur} is beyond any total arflow keeps (below 10**24)", d
+            )
         q = d.quantize(_QUANTUM[_MINOR_UNITS.get(cur, 2)], rounding=ROUND_HALF_UP)
         if q.is_zero():
             q = q + 0
@@ -128,8 +143,9 @@ class Money(BaseModel):
 
     @classmethod
     def of(cls, amount: Decimal | int | str, currency: str) -> Money:
-        """``Money.of("1200.50", "CNY")``."""
-        return cls(amount=amount, currency=currency)
+        """``Money.of("1200.50", "CNY")``: an amount taken in, so it must be in the accepted
+        range (:func:`check_amount`), else :class:`~arflow.errors.AmountOutOfRange`."""
+        return check_amount(cls(amount=_in_range(amount), currency=currency))
 
     @classmethod
     def zero(cls, currency: str) -> Money:
@@ -210,6 +226,47 @@ class Money(BaseModel):
             rest -= step
             i += 1
         return [Money(amount=p, currency=self.currency) for p in parts]
+
+
+def _shown(d: Decimal) -> str:
+    """An amount for a message: whole when short, else its first digits and its size."""
+    text = str(d)
+    return text if len(text) <= 40 else f"{text[:12]}... ({d.adjusted() + 1} digits)"
+
+
+def _in_range(amount: object) -> object:
+    """``amount`` unchanged, unless it is a number far beyond the accepted range (which
+    would not even round): refused with :class:`AmountOutOfRange` before it is rounded."""
+    if isinstance(amount, bool | float):
+        return amount  # Money refuses these with its own message
+    try:
+        d = to_decimal(amount)
+    except ValueError:
+        return amount  # Money refuses it with its own message
+    if abs(d) >= AMOUNT_LIMIT:
+        _too_large(d)
+    return d
+
+
+def _too_large(d: Decimal, currency: str = "") -> None:
+    cur = f" {currency}" if currency else ""
+    raise AmountOutOfRange(
+        f"amount {_shown(d)}{cur} is out of range: arflow accepts at most "
+        f"{MAX_INTEGER_DIGITS} digits before the decimal point (below 10**{MAX_INTEGER_DIGITS})",
+        d,
+    )
+
+
+def check_amount(m: Money) -> Money:
+    """``m`` if its amount is in the range arflow accepts (fewer than
+    :data:`MAX_INTEGER_DIGITS` digits before the point), else :class:`AmountOutOfRange`.
+
+    Applied to every amount taken in (``Money.of``, events, imports) and not to totals,
+    which may grow up to :data:`TOTAL_LIMIT`.
+    """
+    if abs(m.amount) >= AMOUNT_LIMIT:
+        _too_large(m.amount, m.currency)
+    return m
 
 
 def total(items: Iterable[Money], currency: str) -> Money:
