@@ -39,9 +39,11 @@ from .domain import (
     ReceivableState,
 )
 from .errors import (
+    AmountOutOfRange,
     ArflowError,
     ClosedItem,
     CurrencyMismatch,
+    DateOutOfRange,
     DuplicateObject,
     IllegalTransition,
     ImportRejected,
@@ -88,6 +90,7 @@ __all__ = [
     "Adapter",
     "Allocation",
     "AllocationRequest",
+    "AmountOutOfRange",
     "Applied",
     "ArflowError",
     "AuditRecord",
@@ -105,6 +108,7 @@ __all__ = [
     "Customer",
     "CustomerRegistered",
     "CustomerUpdated",
+    "DateOutOfRange",
     "Dispatcher",
     "Dispute",
     "DisputeOpened",
