@@ -989,3 +989,22 @@ def test_an_approval_tier_that_raises_leaves_the_order_and_the_other_tiers_stand
     assert "rule order-over-limit failed on order SO-1 after o: Overflow: above Emax" in (
         caplog.text
     )
+
+
+def test_long_rule_step_and_invoice_ids_are_recorded(b: BookBuilder, tmp_path: Path) -> None:
+    """A decision's key holds the ladder, step and invoice ids: at their longest it is
+    longer than an event id may be, and its effect's event id is then its digest."""
+    ladder, step, number = "L" * 80, "S" * 80, "I" * 100
+    pack = _custom_pack(tmp_path, dunning=f"- id: standard=>- id: {ladder}")
+    text = (tmp_path / "pack" / "dunning.yaml").read_text(encoding="utf-8")
+    (tmp_path / "pack" / "dunning.yaml").write_text(
+        text.replace("- id: due-day", f"- id: {step}"), encoding="utf-8"
+    )
+    pack = load_pack(tmp_path / "pack")
+    b.invoice(number, "C1", 1_000, issued="2026-01-31", due=DUE)
+    engine = Engine(b.ledger, pack)
+    result = engine.run(DUE, first_run=True)
+    (d,) = result.plan.decisions
+    assert d.key == f"dunning:{ladder}:{step}:{number}:{DUE}" and len(d.key) > 200
+    assert b.ledger.receivable(number).dunning_level == 1
+    assert engine.run(DUE).recorded == 0  # and once only

@@ -39,7 +39,7 @@ from ._child import Child, WorkerFailed
 from ._gc import fewer_gc_passes
 from ._planner import pack_digest
 from .calendar import Schedule
-from .domain import Customer, PromiseStatus, PromiseToPay, Receivable
+from .domain import MAX_EVENT_ID_LENGTH, Customer, PromiseStatus, PromiseToPay, Receivable
 from .errors import ArflowError
 from .events import (
     BaseEvent,
@@ -329,8 +329,12 @@ _WINDOWED_FACTS = frozenset({"customer.late_payments_180d", "customer.broken_pro
 
 def _effect_id(d: Decision, action: int | None = None) -> str:
     """The event id of a decision's effect on the book (of its action ``action``, if given):
-    keyed by the decision, so recording it twice is a no-op."""
-    return f"engine:{d.key}" if action is None else f"engine:{d.key}#{action}"
+    keyed by the decision, so recording it twice is a no-op. A key too long for an event id
+    (long rule, step and invoice ids together) is stood for by its digest."""
+    eid = f"engine:{d.key}" if action is None else f"engine:{d.key}#{action}"
+    if len(eid) <= MAX_EVENT_ID_LENGTH:
+        return eid
+    return f"engine:{hashlib.sha256(eid.encode()).hexdigest()}"
 
 
 #: Events that change no customer fact a lock condition can read (a run's own dunning steps,
