@@ -173,6 +173,35 @@ def test_arflow_lint_refuses_an_alias_bomb_with_its_line_and_no_traceback(tmp_pa
     assert "Traceback" not in done.stderr
 
 
+def test_arflow_lint_refuses_an_offset_past_the_calendar_with_its_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from arflow.cli import main
+
+    path = _write(
+        tmp_path,
+        "ladders:\n  - id: x\n    steps:\n      - id: s\n        at: due+999999d\n"
+        "        level: 0\n        actions: [{type: risk_flag, level: high}]\n",
+    )
+    assert main(["lint", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert f"{path}:5: [x/s] bad 'at' 'due+999999d': expected at most 36600d" in out
+
+
+def test_a_problem_shows_at_most_500_characters_of_a_long_value(tmp_path: Path) -> None:
+    who = "r" * 9_000
+    path = _write(
+        tmp_path,
+        f"locks:\n  - id: l1\n    when: 'true'\n    notify: [{who}]\n"
+        "    template: order_lock_notice\n",
+    )
+    with pytest.raises(RuleLoadError) as info:
+        load_pack(path, templates=TEMPLATES)
+    [problem] = info.value.problems
+    assert problem.line == 4 and who in problem.message  # the problem keeps it all
+    assert len(str(problem)) < len(str(path)) + 530  # its text shows the start
+
+
 # -- descriptions: every rule kind takes one -------------------------------------------------------
 
 

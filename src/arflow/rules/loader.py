@@ -43,7 +43,8 @@ class Problem:
 
     def __str__(self) -> str:
         where = f" [{self.rule}]" if self.rule else ""
-        return f"{self.file}:{self.line}:{where} {self.message}"
+        shown = self.message if len(self.message) <= 500 else self.message[:500] + "..."
+        return f"{self.file}:{self.line}:{where} {shown}"
 
 
 class RuleLoadError(ValidationError):
