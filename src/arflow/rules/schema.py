@@ -43,6 +43,9 @@ def _dec(v: Any, info: ValidationInfo | None = None) -> Any:
     what = info.field_name if info is not None and info.field_name else "value"
     if v is None:
         return None
+    if isinstance(v, str) and not v.isascii():
+        # Decimal reads full-width and other Unicode digits: "１００" would be 100
+        raise ValueError(f"{what} {v[:40]!r} is not a number written with 0-9")
     d = to_decimal(v, what)
     if len(d.as_tuple().digits) > MAX_DIGITS or abs(d.adjusted()) > MAX_DIGITS:
         shown = str(v) if len(str(v)) <= 40 else str(v)[:40] + "..."
