@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from arflow.rules.expr import (
@@ -421,3 +421,77 @@ def test_nesting_up_to_the_limit_parses_and_one_more_is_refused() -> None:
     assert ev("not " * 63 + "true") is False  # 63 nots: an odd count
     with pytest.raises(ExpressionError, match="nested more than 64 levels"):
         parse("not " * 64 + "true")
+
+
+CONDITION_TOKENS = [
+    *FACTS,
+    "and",
+    "or",
+    "not",
+    "in",
+    "true",
+    "false",
+    "null",
+    "(",
+    ")",
+    "[",
+    "]",
+    ",",
+    "==",
+    "!=",
+    "<",
+    "<=",
+    ">",
+    ">=",
+    "+",
+    "-",
+    "*",
+    "/",
+    "0",
+    "1",
+    "0.5",
+    "9" * 28,
+    "9" * 29,
+    '"A"',
+    "'vip'",
+    '"',
+    "min",
+    "max",
+    "abs",
+    "date",
+    '"2026-02-30"',
+    '"2026-01-31"',
+    "１",
+    "\u3000",
+    "=",
+    ";",
+    "__import__",
+]
+fact_values = st.fixed_dictionaries(
+    {
+        "days_past_due": st.none() | st.decimals(-(10**6), 10**6, places=0),
+        "balance": st.none() | st.decimals(-(10**9), 10**9, places=2),
+        "amount": st.none() | st.sampled_from([Decimal(0), Decimal("0.00"), Decimal(-1)]),
+        "customer.grade": st.none() | st.sampled_from(["A", "D"]),
+        "customer.exposure_ratio": st.none() | st.just(Decimal("9e999999")),
+        "tags": st.none() | st.just(("vip",)),
+        "due_date": st.none() | st.just(date(2026, 1, 31)),
+        "dunning_block": st.none() | st.booleans(),
+    }
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(CONDITION_TOKENS), max_size=14), fact_values)
+def test_any_token_soup_is_refused_with_a_position_or_evaluates_to_true_or_false(
+    tokens: list[str], facts: dict[str, Any]
+) -> None:
+    """Whatever the text: an ExpressionError inside it, or a predicate that answers
+    True/False on any facts (nulls, zeros and huge values included), never an exception."""
+    text = " ".join(tokens)
+    try:
+        cond = condition(text, FACTS)
+    except ExpressionError as exc:
+        assert 0 <= exc.position <= len(text), exc
+        return
+    assert cond(facts) in (True, False)
