@@ -108,6 +108,30 @@ def test_a_huge_file_is_refused_as_fast_as_a_small_one(tmp_path: Path) -> None:
     assert time.monotonic() - started < BOUND
 
 
+@pytest.mark.parametrize("broken", [False, True])
+def test_a_file_just_under_the_size_limit_loads_or_fails_within_the_bound(
+    tmp_path: Path, broken: bool
+) -> None:
+    """The slowest a file may be: about 1,300 rules, each with a condition to compile (or
+    each with two mistakes, every one reported)."""
+    fact = "customer.overdue_max_dayz" if broken else "customer.overdue_max_days"
+    extra = ", x: 1" if broken else ""
+    rule = "  - {{id: l{i}, when: '{fact} > {i}', template: order_lock_notice{extra}}}\n"
+    text, i = "locks:\n", 0
+    while len(text) < MAX_FILE_BYTES - 200:
+        text += rule.format(i=i, fact=fact, extra=extra)
+        i += 1
+    path = _write(tmp_path, text)
+    started = time.monotonic()
+    if broken:
+        with pytest.raises(RuleLoadError) as info:
+            load_pack(path, templates=TEMPLATES)
+        assert len(info.value.problems) == 2 * i
+    else:
+        assert len(load_pack(path, templates=TEMPLATES).locks) == i
+    assert time.monotonic() - started < BOUND
+
+
 def test_aliases_up_to_the_limit_are_read_and_one_more_is_refused(tmp_path: Path) -> None:
     def aliases(n: int) -> str:
         roles = "".join(f"  r{i}: *d\n" for i in range(n))
@@ -139,8 +163,7 @@ def test_expansion_up_to_the_limit_is_read_and_beyond_it_is_refused(tmp_path: Pa
     assert not any("values once aliases" in p for p in _problems(tmp_path, fits))
     beyond = many + "d: [" + ", ".join(["*c"] * 6) + "]\n"  # 23,767 in the list d alone
     assert _problems(tmp_path, beyond) == [
-        f"3: more than {MAX_VALUES} values once aliases are expanded "
-        "(an alias repeats its anchor's whole value)"
+        f"3: more than {MAX_VALUES} values in one file (an alias counts as every value it repeats)"
     ]
 
 
@@ -200,6 +223,39 @@ def test_a_problem_shows_at_most_500_characters_of_a_long_value(tmp_path: Path) 
     [problem] = info.value.problems
     assert problem.line == 4 and who in problem.message  # the problem keeps it all
     assert len(str(problem)) < len(str(path)) + 530  # its text shows the start
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "yaml_alias_bomb",
+        "yaml_alias_bomb_few_aliases",
+        "yaml_alias_self_reference",
+        "yaml_deep_flow_nesting",
+        "yaml_deep_block_nesting",
+        "yaml_too_many_aliases",
+        "yaml_nul_byte",
+        "tab_indented",
+    ],
+)
+def test_without_libyaml_the_python_loader_gives_the_same_problems(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PyYAML built without libyaml composes in Python: the limits hold there too.
+
+    (Messages for YAML syntax errors are libyaml's or PyYAML's own words and may differ.)"""
+    path = HERE / "rule_corpus" / f"{name}.yaml"
+
+    def problems() -> list[tuple[int, str]]:
+        with pytest.raises(RuleLoadError) as info:
+            load_pack(path, templates=TEMPLATES)
+        return [(p.line, p.message) for p in info.value.problems]
+
+    with_libyaml = problems()
+    monkeypatch.setattr(yaml, "__with_libyaml__", False)
+    started = time.monotonic()
+    assert problems() == with_libyaml
+    assert time.monotonic() - started < BOUND
 
 
 # -- descriptions: every rule kind takes one -------------------------------------------------------

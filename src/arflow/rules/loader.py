@@ -163,6 +163,46 @@ class _LimitedLoader(yaml.SafeLoader):
             self._depth -= 1
 
 
+def _check_events(text: str) -> None:
+    """Depth and aliases checked on libyaml's event stream, before libyaml composes the
+    document (its composer recurses in C: a deep document must not reach it)."""
+    parser = yaml.CSafeLoader(text)
+    depth = aliases = 0
+    try:
+        while (event := parser.get_event()) is not None:
+            line = event.start_mark.line + 1 if event.start_mark is not None else 1
+            if isinstance(event, yaml.AliasEvent):
+                aliases += 1
+                if aliases > MAX_ALIASES:
+                    raise _TooMuch(line, f"more than {MAX_ALIASES} aliases (*name) in one file")
+            elif isinstance(event, yaml.CollectionStartEvent | yaml.ScalarEvent):
+                if depth + 1 > MAX_DEPTH:
+                    raise _TooMuch(line, f"nested more than {MAX_DEPTH} levels deep")
+                if isinstance(event, yaml.CollectionStartEvent):
+                    depth += 1
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+    finally:
+        parser.dispose()
+
+
+def _compose(text: str) -> yaml.Node | None:
+    """The document's node tree within :data:`MAX_DEPTH` and :data:`MAX_ALIASES`.
+
+    With libyaml (PyYAML's usual wheels) a file is checked and composed in C, ten times
+    faster than in Python; without it, :class:`_LimitedLoader` checks as it composes."""
+    if getattr(yaml, "__with_libyaml__", False):
+        _check_events(text)
+        loader: Any = yaml.CSafeLoader(text)
+    else:  # libyaml ships with PyYAML's wheels; a source build may lack it
+        loader = _LimitedLoader(text)
+    try:
+        node: yaml.Node | None = loader.get_single_node()
+    finally:
+        loader.dispose()
+    return node
+
+
 def _short(text: str, limit: int = 60) -> str:
     """``text`` as a message quotes it: cut to ``limit`` characters."""
     return repr(text) if len(text) <= limit else repr(text[:limit]) + f"... ({len(text)} chars)"
@@ -251,8 +291,8 @@ def _measure(root: yaml.Node) -> None:
             if size > MAX_VALUES:
                 raise _TooMuch(
                     node.start_mark.line + 1,
-                    f"more than {MAX_VALUES} values once aliases are expanded "
-                    "(an alias repeats its anchor's whole value)",
+                    f"more than {MAX_VALUES} values in one file "
+                    "(an alias counts as every value it repeats)",
                 )
         open_.discard(key)
         known[key] = (size, height)
@@ -330,12 +370,20 @@ def _yaml_problem(file: str, exc: yaml.YAMLError, text: str) -> Problem:
         return Problem(file, 1, None, f"not valid YAML: {exc}")
     mark = exc.problem_mark or exc.context_mark
     line = mark.line + 1 if mark is not None else 1
-    msg = f"not valid YAML: {exc.problem}"
+    problem = exc.problem or ""
+    source = text.splitlines()
+    at = ""
+    if exc.problem_mark is not None and exc.problem_mark.line < len(source):
+        row = source[exc.problem_mark.line]
+        at = row[exc.problem_mark.column : exc.problem_mark.column + 1]
+    if "cannot start any token" in problem and at:
+        problem = f"found character {at!r} that cannot start any token"  # libyaml omits it
+    msg = f"not valid YAML: {problem}"
     if exc.context and "flow" in exc.context and exc.context_mark is not None:
         opened = exc.context_mark.line + 1
         msg += f" ({exc.context} opened on line {opened} and not closed)"
         line = opened
-    if exc.problem and "\t" in exc.problem:
+    if at == "\t":
         msg += " (a tab: YAML indents with spaces only)"
     return Problem(file, line, None, msg)
 
@@ -372,11 +420,7 @@ def _read(path: Path, problems: list[Problem]) -> tuple[Any, _Lines] | None:
         return None
     lines = _Lines(text)
     try:
-        loader = _LimitedLoader(text)
-        try:
-            node = loader.get_single_node()
-        finally:
-            loader.dispose()
+        node = _compose(text)
     except _TooMuch as exc:
         problems.append(Problem(file, exc.line, None, exc.message))
         return None
