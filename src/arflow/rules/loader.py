@@ -361,8 +361,10 @@ class _Reader:
 
 def _yaml_problem(file: str, exc: yaml.YAMLError, text: str) -> Problem:
     if isinstance(exc, yaml.reader.ReaderError):
-        # a character YAML refuses (NUL, other control characters): its position is known
-        line = text.count("\n", 0, exc.position) + 1
+        # a character YAML refuses (NUL, other control characters): the reader stops at
+        # its first one (libyaml's position counts bytes, so find the character instead)
+        at = text.find(chr(exc.character)) if isinstance(exc.character, int) else -1
+        line = text.count("\n", 0, at) + 1 if at >= 0 else 1
         return Problem(
             file, line, None, f"not valid YAML: unacceptable character #x{exc.character:04x}"
         )
