@@ -49,7 +49,7 @@ def _load(path: Path) -> None:
     except RuleLoadError as exc:
         assert isinstance(exc, ArflowError)
         assert exc.problems
-        last = text.count(b"\n") + 1
+        last = text.count(b"\n") + text.count(b"\r") - text.count(b"\r\n") + 1
         for p in exc.problems:
             assert p.file == str(path), p
             assert 1 <= p.line <= last, (p, last)

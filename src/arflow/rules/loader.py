@@ -16,6 +16,8 @@ is executed.
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -359,19 +361,29 @@ class _Reader:
         return out
 
 
+#: Characters refused anywhere in a rule file, written as themselves (escapes such as
+#: ``"\L"`` are the schema's business): line breaks to YAML that editors do not show as
+#: such, which would shift every line number after them, and the bidirectional controls
+#: of "Trojan Source" attacks, which make a rule read differently than it runs.
+_ODD_CHARACTER = re.compile("[\x85\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
 def _yaml_problem(file: str, exc: yaml.YAMLError, text: str) -> Problem:
     if isinstance(exc, yaml.reader.ReaderError):
         # a character YAML refuses (NUL, other control characters): the reader stops at
         # its first one (libyaml's position counts bytes, so find the character instead)
-        at = text.find(chr(exc.character)) if isinstance(exc.character, int) else -1
-        line = text.count("\n", 0, at) + 1 if at >= 0 else 1
+        index = text.find(chr(exc.character)) if isinstance(exc.character, int) else -1
+        line = text.count("\n", 0, index) + 1 if index >= 0 else 1
         return Problem(
             file, line, None, f"not valid YAML: unacceptable character #x{exc.character:04x}"
         )
     if not isinstance(exc, yaml.MarkedYAMLError):
         return Problem(file, 1, None, f"not valid YAML: {exc}")
     mark = exc.problem_mark or exc.context_mark
-    line = mark.line + 1 if mark is not None else 1
+    # YAML breaks lines at \n, \r\n and a lone \r; a mark at the end of a file without a
+    # final line break may be one past its last line
+    last = text.count("\n") + text.count("\r") - text.count("\r\n") + 1
+    line = min(mark.line + 1, last) if mark is not None else 1
     problem = exc.problem or ""
     source = text.splitlines()
     at = ""
@@ -382,7 +394,7 @@ def _yaml_problem(file: str, exc: yaml.YAMLError, text: str) -> Problem:
         problem = f"found character {at!r} that cannot start any token"  # libyaml omits it
     msg = f"not valid YAML: {problem}"
     if exc.context and "flow" in exc.context and exc.context_mark is not None:
-        opened = exc.context_mark.line + 1
+        opened = min(exc.context_mark.line + 1, last)
         msg += f" ({exc.context} opened on line {opened} and not closed)"
         line = opened
     if at == "\t":
@@ -419,6 +431,24 @@ def _read(path: Path, problems: list[Problem]) -> tuple[Any, _Lines] | None:
     except UnicodeDecodeError as exc:
         line = raw.count(b"\n", 0, exc.start) + 1
         problems.append(Problem(file, line, None, f"cannot read: not UTF-8 text ({exc.reason})"))
+        return None
+    odd = _ODD_CHARACTER.search(text)
+    if odd is not None:
+        ch = odd.group()
+        name = f"U+{ord(ch):04X} {unicodedata.name(ch, '')}".rstrip()
+        problems.append(
+            Problem(
+                file,
+                text.count("\n", 0, odd.start()) + 1,
+                None,
+                f"the character {name} is not allowed in a rule file: "
+                + (
+                    "YAML reads it as a line break where editors do not"
+                    if ch in "\x85\u2028\u2029"
+                    else "it makes text display in another order than it is read"
+                ),
+            )
+        )
         return None
     lines = _Lines(text)
     try:
