@@ -409,7 +409,7 @@ YAMLISH = [
 yamlish_text = st.lists(st.sampled_from(YAMLISH), max_size=60).map("".join)
 
 FUZZ = settings(
-    max_examples=60,
+    max_examples=100,
     deadline=None,  # the bound is asserted per example in _load
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )

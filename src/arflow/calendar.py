@@ -31,6 +31,7 @@ from .errors import ValidationError
 
 __all__ = [
     "ANCHORS",
+    "MAX_SHIFT",
     "UNITS",
     "BusinessCalendar",
     "CalendarError",
