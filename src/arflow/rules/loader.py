@@ -243,10 +243,13 @@ def _scalar(node: yaml.ScalarNode) -> tuple[Any, str | None]:
         value = yaml.constructor.SafeConstructor().construct_object(node, deep=True)
     except yaml.constructor.ConstructorError as exc:
         return None, f"not allowed in a rule file: {exc.problem}"
-    except (ValueError, OverflowError, TypeError) as exc:
-        if tag == _T + "timestamp":
-            return None, f"{_short(text)} is not a valid date: {exc}"
-        return None, f"{_short(text)} cannot be read: {exc}"
+    except Exception as exc:
+        # PyYAML's constructors on hostile text raise ValueError (2026-02-30), KeyError
+        # (!!bool maybe), AttributeError (!!timestamp foo), IndexError (!!int ""): whichever
+        # it is, the value cannot be read; only a ValueError's words help the author
+        why = f": {exc}" if type(exc) is ValueError else ""
+        kind = "date" if tag == _T + "timestamp" else tag.removeprefix(_T)
+        return None, f"{_short(text)} is not a valid {kind}{why}"
     if tag == _T + "timestamp":
         return text, None  # a valid date stays text: fields take dates as YYYY-MM-DD
     if isinstance(value, int) and not isinstance(value, bool):
