@@ -258,6 +258,21 @@ def test_without_libyaml_the_python_loader_gives_the_same_problems(
     assert time.monotonic() - started < BOUND
 
 
+def test_the_limits_the_docs_state_are_the_loaders() -> None:
+    from arflow.calendar import MAX_SHIFT
+    from arflow.rules.loader import MAX_DIGITS, MAX_TEXT
+
+    doc = (HERE.parent / "docs" / "rules.md").read_text(encoding="utf-8")
+    assert f"| file size (`MAX_FILE_BYTES`) | {MAX_FILE_BYTES // 1024} KiB |" in doc
+    assert f"| nesting (`MAX_DEPTH`) | {MAX_DEPTH} levels" in doc
+    assert f"| aliases (`MAX_ALIASES`) | {MAX_ALIASES} uses" in doc
+    assert f"| values (`MAX_VALUES`) | {MAX_VALUES:,} per file" in doc
+    assert f"| one value (`MAX_TEXT`) | {MAX_TEXT:,} characters" in doc
+    assert f"| numbers (`MAX_DIGITS`) | {MAX_DIGITS} significant digits" in doc
+    shifts = ", ".join(f"{MAX_SHIFT[u]}{u}" for u in ("d", "bd", "w"))
+    assert f"at most {shifts} or {MAX_SHIFT['m']}m" in doc
+
+
 # -- descriptions: every rule kind takes one -------------------------------------------------------
 
 
