@@ -93,6 +93,21 @@ def test_a_file_over_the_size_limit_is_refused_unread(tmp_path: Path) -> None:
     assert f"larger than {MAX_FILE_BYTES // 1024} KiB" in problem.message
 
 
+@pytest.mark.skipif(not Path("/dev/zero").exists(), reason="needs /dev/zero")
+def test_a_rule_file_that_never_ends_is_refused_after_the_size_limit(tmp_path: Path) -> None:
+    (tmp_path / "endless.yaml").symlink_to("/dev/zero")
+    (tmp_path / "folder.yaml").mkdir()
+    started = time.monotonic()
+    with pytest.raises(RuleLoadError) as info:
+        load_pack(tmp_path, templates=TEMPLATES)
+    assert time.monotonic() - started < BOUND
+    got = sorted((Path(p.file).name, p.line, p.message[:24]) for p in info.value.problems)
+    assert got == [
+        ("endless.yaml", 1, "the file is larger than "),
+        ("folder.yaml", 1, "cannot read: Is a direct"),
+    ]
+
+
 def test_a_file_of_exactly_the_size_limit_is_read(tmp_path: Path) -> None:
     body = "pack: x\n"
     path = _write(tmp_path, body + "#" * (MAX_FILE_BYTES - len(body) - 1) + "\n")
