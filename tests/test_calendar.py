@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from arflow.calendar import (
     ANCHORS,
+    MAX_SHIFT,
     UNITS,
     BusinessCalendar,
     CalendarError,
@@ -300,6 +301,56 @@ def test_offset_errors(text: str, position: int, expected: str) -> None:
     assert isinstance(e, CalendarError)
 
 
+@pytest.mark.parametrize(
+    ("text", "position", "limit"),
+    [
+        ("due+999999d", 4, "36600d"),
+        ("due+36601d", 4, "36600d"),
+        ("due-36601d", 4, "36600d"),
+        ("issue+5221w", 6, "5220w"),
+        ("promise+1201m", 8, "1200m"),
+        ("dispute-25001bd", 8, "25000bd"),
+    ],
+)
+def test_offsets_beyond_the_calendars_reach_are_refused(
+    text: str, position: int, limit: str
+) -> None:
+    with pytest.raises(OffsetError) as exc:
+        Offset.parse(text)
+    assert exc.value.position == position
+    assert exc.value.expected == f"at most {limit} (about 100 years)"
+    with pytest.raises(ScheduleError, match="about 100 years"):
+        Schedule.parse(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "every 36601d from due",
+        "every 1201m from due",
+        "every 7d from due until due+999999d",
+        "every 7d from due-999999d",
+    ],
+)
+def test_recurrences_beyond_the_calendars_reach_are_refused(text: str) -> None:
+    with pytest.raises(ScheduleError, match=r"at most \d+(d|m) \(about 100 years\)"):
+        Schedule.parse(text)
+
+
+def test_the_limits_themselves_parse_and_resolve_within_the_calendar() -> None:
+    cal = BusinessCalendar(country=None)
+    for unit, most in MAX_SHIFT.items():
+        for sign in (1, -1):
+            off = Offset.parse(f"due{'+' if sign > 0 else '-'}{most}{unit}")
+            assert off.n == sign * most
+            off.resolve({"due": date(2026, 1, 1)}, cal)  # no OverflowError
+        assert str(Step(most, unit)) == f"{most}{unit}"
+        with pytest.raises(CalendarError, match="too far"):
+            Step(most + 1, unit)
+        with pytest.raises(CalendarError, match="too far"):
+            Offset("due", -most - 1, unit)
+
+
 def test_offset_error_message_example() -> None:
     with pytest.raises(
         OffsetError, match=r"^expected a unit d, bd, w or m at column 6 in 'due\+3x'$"
@@ -307,12 +358,13 @@ def test_offset_error_message_example() -> None:
         Offset.parse("due+3x")
 
 
-offset_texts = st.builds(
-    lambda a, sign, n, u: a if n == 0 else f"{a}{sign}{n}{u}",
-    st.sampled_from(ANCHORS),
-    st.sampled_from("+-"),
-    st.integers(0, 999_999),
-    st.sampled_from(UNITS),
+offset_texts = st.sampled_from(UNITS).flatmap(
+    lambda u: st.builds(
+        lambda a, sign, n: a if n == 0 else f"{a}{sign}{n}{u}",
+        st.sampled_from(ANCHORS),
+        st.sampled_from("+-"),
+        st.integers(0, MAX_SHIFT[u]),
+    )
 )
 
 

@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from arflow.rules.expr import (
@@ -275,3 +275,223 @@ def test_check_enforces_the_wanted_type() -> None:
     with pytest.raises(ExpressionError, match="a list is needed"):
         check(parse("balance"), T, "balance", want=Type.ANY_LIST)
     assert check(parse("balance"), T, "balance", want=None) is Type.NUMBER
+
+
+# -- pins: behaviour a flipped comparison or a dropped condition in expr.py would change ----------
+
+
+def test_division_by_zero_is_null_so_a_ratio_below_a_threshold_does_not_fire() -> None:
+    """The docs' promise (rules.md, "Missing values"): ``paid / amount < 0.5`` must not fire
+    on a zero amount, as it would if x / 0 gave 0 or raised."""
+    ratio = "balance / amount < 0.5"
+    assert not ev(ratio, balance=Decimal(0), amount=Decimal(0))  # 0 / 0
+    assert not ev(ratio, balance=Decimal(3), amount=Decimal(0))  # 3 / 0
+    assert not ev("balance / amount >= 0.5", balance=Decimal(3), amount=Decimal(0))
+    assert ev("balance / amount == null", balance=Decimal(3), amount=Decimal(0))
+    assert ev(ratio, balance=Decimal(1), amount=Decimal(4))  # and it fires on a real ratio
+    assert not ev(ratio, balance=Decimal(2), amount=Decimal(4))
+
+
+def test_arithmetic_beyond_what_a_decimal_holds_is_null_not_an_exception() -> None:
+    huge = Decimal("9e999999")  # a fact near Decimal's limit: the product overflows
+    assert not ev("balance * 10 > 1", balance=huge)
+    assert ev("balance * 10 == null", balance=huge)
+    assert not ev("balance + balance > 1", balance=huge)
+    assert not ev("balance - amount < 1", balance=-huge, amount=huge)
+
+
+@pytest.mark.parametrize(
+    ("op", "below", "equal", "above"),
+    [
+        ("<", True, False, False),
+        ("<=", True, True, False),
+        (">", False, False, True),
+        (">=", False, True, True),
+        ("==", False, True, False),
+        ("!=", True, False, True),
+    ],
+)
+def test_each_comparison_at_its_boundary(op: str, below: bool, equal: bool, above: bool) -> None:
+    for balance, want in ((Decimal("4.99"), below), (Decimal(5), equal), (Decimal("5.01"), above)):
+        assert ev(f"balance {op} 5", balance=balance) is want, (op, balance)
+        # and with the fact on the right: the operands are not swapped
+        assert ev(f"5 {op} balance", balance=10 - balance) is want, (op, balance)
+
+
+@pytest.mark.parametrize("op", ["<", "<=", ">", ">="])
+def test_an_ordering_with_null_on_either_side_is_false(op: str) -> None:
+    assert not ev(f"customer.exposure_ratio {op} 1")
+    assert not ev(f"1 {op} customer.exposure_ratio")
+    assert not ev(f"balance {op} amount", balance=Decimal(1))
+    assert not ev(f"balance {op} amount", amount=Decimal(1))
+    assert ev(f"not (1 {op} customer.exposure_ratio)")  # false, so its negation holds
+
+
+def test_null_flows_through_arithmetic_negation_and_functions() -> None:
+    assert ev("balance + amount == null", balance=Decimal(1))
+    assert ev("balance + amount == null", amount=Decimal(1))
+    assert not ev("balance * amount > -1", amount=Decimal(1))
+    assert ev("-customer.exposure_ratio == null")
+    assert not ev("-customer.exposure_ratio < 1")
+    assert ev("-balance == -3", balance=Decimal(3))
+    assert ev("max(balance, amount) == null", balance=Decimal(1))
+    assert ev("min(balance, amount) == null", amount=Decimal(1))
+    assert ev("abs(customer.exposure_ratio) == null")
+    assert ev("abs(balance) == 3", balance=Decimal(-3))
+
+
+def test_membership_in_a_missing_list_and_negated_membership() -> None:
+    assert not ev('"vip" in tags')
+    assert ev('"vip" not in tags')  # a missing list holds nothing, so "not in" holds
+    assert not ev('"vip" not in tags', tags=("vip",))
+    assert ev('customer.grade in ["A", null]')  # null listed: a missing grade is in
+    assert not ev('customer.grade not in ["A", null]')
+    assert ev('customer.grade not in ["A", "B"]', customer__grade="C")
+    assert not ev('customer.grade not in ["A", "B"]', customer__grade="B")
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 5])
+def test_and_or_chains_of_every_length_need_every_term(n: int) -> None:
+    """Chains of 1 to 3 terms compile to closures, longer ones to a loop: each term counts."""
+    conj = " and ".join(f"balance > {i}" for i in range(n))
+    assert ev(conj, balance=Decimal(n))
+    assert not ev(conj, balance=Decimal(n - 1))  # only the last term fails
+    assert not ev(conj)  # every term null
+    disj = " or ".join(f"balance == {i}" for i in range(n))
+    assert ev(disj, balance=Decimal(n - 1))  # only the last term holds
+    assert ev(disj, balance=Decimal(0))  # only the first
+    assert not ev(disj, balance=Decimal(n))
+    assert not ev(disj)
+
+
+def test_and_or_not_treat_null_as_not_true() -> None:
+    assert not ev("customer.exposure_ratio > 1 and true")
+    assert ev("customer.exposure_ratio > 1 or true")
+    assert ev("not customer.exposure_ratio > 1")
+    assert not ev("not true")
+    assert ev("dunning_block == null")
+    assert not ev("dunning_block")  # a missing flag is not true
+    assert ev("not dunning_block")
+
+
+@pytest.mark.parametrize(
+    ("text", "column", "message"),
+    [
+        ("tags == tags", 6, "cannot compare a list of strings with a list of strings"),
+        ("1 in tags", 3, "cannot look for a number in a list of strings"),
+        ('balance + "a" > 1', 9, "arithmetic needs numbers, got a number + a string"),
+        ('-"a" == 1', 1, "'-' needs a number"),
+        ("abs(1, 2) > 0", 1, "abs() takes 1 values"),
+        ('max(balance, "a") > 0', 1, "max() needs numbers"),
+        ('due_date > date("2026-01-01", "x")', 12, "date() takes one text literal"),
+        ("due_date > 5", 10, "cannot compare a date with a number"),
+        ("balance > 1 balance", 13, "expected 'and', 'or' or the end of the condition"),
+        ("balance not 1", 13, "expected 'in' after 'not'"),
+        ("balance in [1 2]", 15, "expected ',' or ']'"),
+        ("max(1 2) > 0", 7, "expected ',' or ')'"),
+        ("dunning_block and balance", 19, "'and' needs true/false on each side, got a number"),
+        ("balance or dunning_block", 1, "'or' needs true/false on each side, got a number"),
+        ("balance > １００", 11, "U+FF11 FULLWIDTH DIGIT ONE"),
+        ("balance\u3000> 1", 8, "U+3000 IDEOGRAPHIC SPACE"),
+        ("balance > ٣", 11, "write digits as 0-9"),
+        ("customer.gradе == 'A'", 14, "CYRILLIC SMALL LETTER IE"),
+        ("customer.оverdue > 1", 10, "CYRILLIC SMALL LETTER O"),
+        ("balance > 1" + "0" * 28, 11, "at most 28 significant digits"),
+        ("balance > 0." + "0" * 28 + "1", 11, "at most 28 significant digits"),
+        ("x" * 81 + " > 1", 1, "a name of at most 80 characters is needed, this has 81"),
+    ],
+)
+def test_more_refusals_say_what_and_where(text: str, column: int, message: str) -> None:
+    with pytest.raises(ExpressionError) as info:
+        condition(text, FACTS)
+    assert message in str(info.value)
+    assert info.value.position + 1 == column, str(info.value)
+
+
+def test_the_largest_literals_and_names_allowed_parse() -> None:
+    assert ev("balance < " + "9" * 28, balance=Decimal(1))
+    assert ev("balance > 0." + "0" * 27 + "1", balance=Decimal(1))
+    assert parse("x" * 80 + " > 1") is not None  # a name of 80 characters is read
+
+
+def test_nesting_up_to_the_limit_parses_and_one_more_is_refused() -> None:
+    assert ev("(" * 63 + "balance > 1" + ")" * 63, balance=Decimal(2))
+    with pytest.raises(ExpressionError, match="nested more than 64 levels"):
+        parse("(" * 64 + "balance > 1" + ")" * 64)
+    assert ev("not " * 63 + "true") is False  # 63 nots: an odd count
+    with pytest.raises(ExpressionError, match="nested more than 64 levels"):
+        parse("not " * 64 + "true")
+
+
+CONDITION_TOKENS = [
+    *FACTS,
+    "and",
+    "or",
+    "not",
+    "in",
+    "true",
+    "false",
+    "null",
+    "(",
+    ")",
+    "[",
+    "]",
+    ",",
+    "==",
+    "!=",
+    "<",
+    "<=",
+    ">",
+    ">=",
+    "+",
+    "-",
+    "*",
+    "/",
+    "0",
+    "1",
+    "0.5",
+    "9" * 28,
+    "9" * 29,
+    '"A"',
+    "'vip'",
+    '"',
+    "min",
+    "max",
+    "abs",
+    "date",
+    '"2026-02-30"',
+    '"2026-01-31"',
+    "１",
+    "\u3000",
+    "=",
+    ";",
+    "__import__",
+]
+fact_values = st.fixed_dictionaries(
+    {
+        "days_past_due": st.none() | st.decimals(-(10**6), 10**6, places=0),
+        "balance": st.none() | st.decimals(-(10**9), 10**9, places=2),
+        "amount": st.none() | st.sampled_from([Decimal(0), Decimal("0.00"), Decimal(-1)]),
+        "customer.grade": st.none() | st.sampled_from(["A", "D"]),
+        "customer.exposure_ratio": st.none() | st.just(Decimal("9e999999")),
+        "tags": st.none() | st.just(("vip",)),
+        "due_date": st.none() | st.just(date(2026, 1, 31)),
+        "dunning_block": st.none() | st.booleans(),
+    }
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(CONDITION_TOKENS), max_size=14), fact_values)
+def test_any_token_soup_is_refused_with_a_position_or_evaluates_to_true_or_false(
+    tokens: list[str], facts: dict[str, Any]
+) -> None:
+    """Whatever the text: an ExpressionError inside it, or a predicate that answers
+    True/False on any facts (nulls, zeros and huge values included), never an exception."""
+    text = " ".join(tokens)
+    try:
+        cond = condition(text, FACTS)
+    except ExpressionError as exc:
+        assert 0 <= exc.position <= len(text), exc
+        return
+    assert cond(facts) in (True, False)

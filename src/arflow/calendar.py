@@ -31,6 +31,7 @@ from .errors import ValidationError
 
 __all__ = [
     "ANCHORS",
+    "MAX_SHIFT",
     "UNITS",
     "BusinessCalendar",
     "CalendarError",
@@ -50,6 +51,11 @@ ANCHORS: tuple[str, ...] = ("due", "issue", "promise", "dispute")
 
 UNITS: tuple[str, ...] = ("d", "bd", "w", "m")
 """Calendar days, business days, weeks, months (end-of-month clamped)."""
+
+MAX_SHIFT: Mapping[str, int] = {"d": 36_600, "w": 5_220, "m": 1_200, "bd": 25_000}
+"""The largest shift per unit, about a hundred years: an offset or a recurrence step beyond
+it would leave the calendar (years 1 to 9999) from any date a book holds, so it is refused
+when parsed (``due+999999d``) instead of overflowing when a run resolves it."""
 
 DAY_NAMES: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
@@ -403,6 +409,7 @@ class Offset:
             raise CalendarError(f"unknown anchor {self.anchor!r} (known: {', '.join(ANCHORS)})")
         if self.unit not in UNITS:
             raise CalendarError(f"unknown unit {self.unit!r} (known: {', '.join(UNITS)})")
+        _check_shift(self.n, self.unit)
         if self.n == 0:
             object.__setattr__(self, "unit", "d")
 
@@ -428,6 +435,13 @@ class Offset:
         if self.n == 0:
             return self.anchor
         return f"{self.anchor}{'+' if self.n > 0 else '-'}{abs(self.n)}{self.unit}"
+
+
+def _check_shift(n: int, unit: str) -> None:
+    if abs(n) > MAX_SHIFT[unit]:
+        raise CalendarError(
+            f"a shift of {n}{unit} is too far: at most {MAX_SHIFT[unit]}{unit} (about 100 years)"
+        )
 
 
 def _shift(base: date, n: int, unit: str, cal: BusinessCalendar) -> date:
@@ -459,8 +473,11 @@ def _parse_offset(cur: _Cursor, anchor_expected: str = _EXPECT_ANCHOR) -> Offset
         return Offset(anchor)
     cur.pos += 1
     cur.skip_ws()
+    at = cur.pos
     n = cur.number()
     unit = cur.unit()
+    if n > MAX_SHIFT[unit]:
+        cur.fail(f"at most {MAX_SHIFT[unit]}{unit} (about 100 years)", at)
     return Offset(anchor, n if sign == "+" else -n, unit)
 
 
@@ -479,6 +496,7 @@ class Step:
             raise CalendarError(f"a recurrence step must be at least 1, got {self.n}")
         if self.unit not in UNITS:
             raise CalendarError(f"unknown unit {self.unit!r} (known: {', '.join(UNITS)})")
+        _check_shift(self.n, self.unit)
 
     def __str__(self) -> str:
         return f"{self.n}{self.unit}"
@@ -518,6 +536,8 @@ class Schedule:
         if n < 1:
             cur.fail("a number of at least 1", at)
         unit = cur.unit()
+        if n > MAX_SHIFT[unit]:
+            cur.fail(f"at most {MAX_SHIFT[unit]}{unit} (about 100 years)", at)
         cur.gap()
         at = cur.pos
         if cur.word() != "from":

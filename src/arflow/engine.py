@@ -1771,7 +1771,7 @@ class Engine:
                     as_of=as_of,
                     actions=acts,
                     recipients=self._recipients(cf["_customer"], acts),
-                    reason=getattr(tier, "description", "") or None,
+                    reason=tier.description or None,
                     why=_why(rule.id, facts, [rule.when], {}, ("order.amount",)),
                 )
             )

@@ -26,10 +26,11 @@ Grammar (lowest precedence first)::
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
@@ -58,8 +59,8 @@ class Type(StrEnum):
 
 _TOKEN = re.compile(
     r"""
-    (?P<ws>\s+)
-  | (?P<number>\d+(?:\.\d+)?)
+    (?P<ws>[ \t\r\n]+)
+  | (?P<number>[0-9]+(?:\.[0-9]+)?)
   | (?P<string>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')
   | (?P<name>[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)
   | (?P<op>==|!=|<=|>=|<|>|\+|-|\*|/|\(|\)|\[|\]|,)
@@ -67,6 +68,13 @@ _TOKEN = re.compile(
     re.VERBOSE,
 )
 KEYWORDS = frozenset({"and", "or", "not", "in", "true", "false", "null"})
+
+MAX_DIGITS = 28
+"""Significant digits of a number literal, and the power of ten it may reach: within them
+the arithmetic of a condition cannot overflow (a chain of arithmetic is at most
+:data:`MAX_DEPTH` deep)."""
+MAX_NAME = 80
+"""Characters in a fact name."""
 
 
 @dataclass(frozen=True)
@@ -85,6 +93,8 @@ def tokenize(text: str) -> list[Token]:
     while pos < len(text):
         m = _TOKEN.match(text, pos)
         if m is None:
+            if text[pos] == "." and not text[pos + 1 : pos + 2].isascii():
+                pos += 1  # customer.оverdue (a Cyrillic o): the letter is the news
             out.append(Token("error", text[pos], pos))
             return out
         kind = m.lastgroup or ""
@@ -104,6 +114,17 @@ def _token_error(text: str, tok: Token) -> ExpressionError:
         return ExpressionError("unterminated string", text, tok.pos)
     if ch == "=":
         return ExpressionError("'=' is not an operator; compare with '=='", text, tok.pos)
+    if not ch.isascii():
+        # full-width digits, non-breaking spaces, look-alike letters: say which it is
+        name = unicodedata.name(ch, "")
+        what = f"U+{ord(ch):04X} {name}".rstrip()
+        hint = "; write digits as 0-9" if ch.isdigit() or ch.isnumeric() else ""
+        return ExpressionError(
+            f"unexpected character {ch!r} ({what}): conditions are written in ASCII "
+            f"outside quotes{hint}",
+            text,
+            tok.pos,
+        )
     return ExpressionError(f"unexpected character {ch!r}", text, tok.pos)
 
 
@@ -328,8 +349,17 @@ class _Parser:
     def atom(self) -> Node:
         t = self.tok
         if t.kind == "number":
+            value = Decimal(t.value)
+            digits = len(value.as_tuple().digits)
+            if digits > MAX_DIGITS or abs(value.adjusted()) > MAX_DIGITS:
+                raise ExpressionError(
+                    f"a number of at most {MAX_DIGITS} significant digits, between "
+                    f"1e-{MAX_DIGITS} and 1e{MAX_DIGITS}, is needed; this has {digits}",
+                    self.text,
+                    t.pos,
+                )
             self.i += 1
-            return Literal(t.pos, Decimal(t.value))
+            return Literal(t.pos, value)
         if t.kind == "string":
             self.i += 1
             body = t.value[1:-1]
@@ -338,6 +368,12 @@ class _Parser:
             self.i += 1
             return Literal(t.pos, {"true": True, "false": False, "null": None}[t.value])
         if t.kind == "name":
+            if len(t.value) > MAX_NAME:
+                raise ExpressionError(
+                    f"a name of at most {MAX_NAME} characters is needed, this has {len(t.value)}",
+                    self.text,
+                    t.pos,
+                )
             self.i += 1
             if self.tok.kind == "op" and self.tok.value == "(":
                 if t.value not in FUNCTIONS:
@@ -620,15 +656,16 @@ def compile_(node: Node) -> Fn:
             a, b = left(f), right(f)
             if a is None or b is None:
                 return None
-            if op == "+":
-                return a + b
-            if op == "-":
-                return a - b
-            if op == "*":
-                return a * b
+            # division by zero, and a result beyond what Decimal holds, give null (unknown)
             try:
+                if op == "+":
+                    return a + b
+                if op == "-":
+                    return a - b
+                if op == "*":
+                    return a * b
                 return a / b
-            except (ZeroDivisionError, InvalidOperation):
+            except ArithmeticError:  # decimal's DivisionByZero, Overflow, InvalidOperation
                 return None
 
         return arith

@@ -10,11 +10,14 @@ offsets, templates and roles against what exists.
 
 from __future__ import annotations
 
+import unicodedata
 from decimal import Decimal
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationInfo,
@@ -31,14 +34,69 @@ class _Spec(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+#: The largest number a rule may give (amounts, rates, points): 28 significant digits and
+#: below 10**28, so that sums and products of rule numbers with amounts stay exact.
+MAX_DIGITS = 28
+
+
 def _dec(v: Any, info: ValidationInfo | None = None) -> Any:
     what = info.field_name if info is not None and info.field_name else "value"
-    return None if v is None else to_decimal(v, what)
+    if v is None:
+        return None
+    if isinstance(v, str) and not v.isascii():
+        # Decimal reads full-width and other Unicode digits: "１００" would be 100
+        raise ValueError(f"{what} {v[:40]!r} is not a number written with 0-9")
+    d = to_decimal(v, what)
+    if len(d.as_tuple().digits) > MAX_DIGITS or abs(d.adjusted()) > MAX_DIGITS:
+        shown = str(v) if len(str(v)) <= 40 else str(v)[:40] + "..."
+        raise ValueError(
+            f"{what} {shown} is out of range: at most {MAX_DIGITS} significant digits "
+            f"and below 1e{MAX_DIGITS}"
+        )
+    return d
+
+
+def _plain_text(v: Any, what: str) -> Any:
+    """Refuse control characters (line breaks, NUL...) in a value that becomes a header,
+    an address or a URL: one line break is enough to add a recipient to a message."""
+    if isinstance(v, str):
+        for ch in v:
+            if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp"):
+                raise ValueError(
+                    f"{what} {v[:60]!r} holds the control character U+{ord(ch):04X}: "
+                    "one line of plain text is needed"
+                )
+    return v
+
+
+def _address(v: Any) -> Any:
+    """One address per role: no control characters, no list of several."""
+    v = _plain_text(v, "address")
+    if isinstance(v, str) and any(sep in v for sep in ",;"):
+        raise ValueError(f"address {v[:60]!r} holds several addresses: give a role one")
+    return v
+
+
+def _url(v: Any) -> Any:
+    """A webhook's URL: http or https to a host, nothing else (no file:, no javascript:)."""
+    v = _plain_text(v, "url")
+    if not isinstance(v, str):
+        return v
+    try:
+        parts = urlsplit(v)
+        host, _port = parts.hostname, parts.port
+    except ValueError as exc:
+        raise ValueError(f"url {v[:60]!r} is not a URL: {exc}") from None
+    if parts.scheme.lower() not in ("http", "https") or not host or any(c.isspace() for c in v):
+        raise ValueError(f"url {v[:60]!r} must be an http:// or https:// URL with a host")
+    return v
 
 
 def _one_or_many(v: Any) -> Any:
     return [v] if isinstance(v, str) else v
 
+
+Address = Annotated[str, BeforeValidator(_address)]
 
 #: Who an action goes to. ``customer`` is the customer's contact (by preferred channel);
 #: ``salesperson`` and ``sales_manager`` come from the customer; the others from ``roles``.
@@ -80,7 +138,7 @@ class Action(_Spec):
     fallback: Seq[Literal["email", "sms", "task"]] = ()
     priority: Literal["low", "normal", "high", "urgent"] = "normal"
     due_in: str | None = Field(default=None, description="task due, e.g. 2bd or 3d")
-    attach_history: bool = False
+    attach_history: bool = Field(default=False, strict=True)
     level: Literal["low", "medium", "high"] | None = None
     scope: Literal["customer", "contract", "order_type"] = "customer"
     order_type: str | None = None
@@ -96,6 +154,7 @@ class Action(_Spec):
 
     _many = field_validator("to", "cc", mode="before")(lambda cls, v: _one_or_many(v))
     _d = field_validator("fee", "interest_rate", mode="before")(lambda cls, v, info: _dec(v, info))
+    _u = field_validator("url", mode="before")(lambda cls, v: _url(v))
 
     @model_validator(mode="after")
     def _needs(self) -> Action:
@@ -121,10 +180,10 @@ class Step(_Spec):
 
     id: Id
     at: str = Field(description="due-7d, due, due+3bd, every 7d from due+1d until due+15d")
-    level: int = Field(ge=0, le=99)
+    level: int = Field(ge=0, le=99, strict=True)
     when: str | None = None
     min_balance: Decimal | None = None
-    group: bool = Field(default=True, description="merge into one notice per customer")
+    group: bool = Field(default=True, strict=True, description="merge into one notice per customer")
     actions: Seq[Action] = Field(min_length=1)
 
     _d = field_validator("min_balance", mode="before")(lambda cls, v, info: _dec(v, info))
@@ -183,11 +242,19 @@ class PatternRule(_Spec):
     match: Literal["unpaid_promise", "late_payments"]
     when: str | None = Field(default=None, description="a condition on the customer")
     grace_days: int | None = Field(
-        default=None, ge=0, le=60, description="unpaid_promise; default settings.promise_grace_days"
+        default=None,
+        ge=0,
+        le=60,
+        strict=True,
+        description="unpaid_promise; default settings.promise_grace_days",
     )
-    break_promise: bool = Field(default=True, description="unpaid_promise: record it broken")
-    count: int | None = Field(default=None, ge=1, le=12, description="late_payments")
-    window_days: int | None = Field(default=None, ge=1, le=3660, description="late_payments")
+    break_promise: bool = Field(
+        default=True, strict=True, description="unpaid_promise: record it broken"
+    )
+    count: int | None = Field(default=None, ge=1, le=12, strict=True, description="late_payments")
+    window_days: int | None = Field(
+        default=None, ge=1, le=3660, strict=True, description="late_payments"
+    )
     actions: Seq[Action] = ()
 
     @model_validator(mode="after")
@@ -230,7 +297,11 @@ class Factor(_Spec):
     @field_validator("points", mode="before")
     @classmethod
     def _pp(cls, v: Any) -> Any:
-        return None if v is None else {str(k): _dec(x) for k, x in dict(v).items()}
+        if v is None:
+            return None
+        if not isinstance(v, dict):
+            raise ValueError("'points' should be a mapping of value: points")
+        return {str(k): _dec(x) for k, x in v.items()}
 
     @model_validator(mode="after")
     def _one(self) -> Factor:
@@ -243,7 +314,7 @@ class GradePolicy(_Spec):
     grade: Literal["A", "B", "C", "D"]
     min_score: Decimal
     credit_limit: Decimal
-    payment_terms_days: int = Field(ge=0, le=3650)
+    payment_terms_days: int = Field(ge=0, le=3650, strict=True)
     prepayment_percent: Decimal = Decimal(0)
 
     _d = field_validator("min_score", "credit_limit", "prepayment_percent", mode="before")(
@@ -264,12 +335,16 @@ class MilestoneRule(_Spec):
     """When a milestone that a payment node waits for is completed: ask to invoice."""
 
     id: Id
+    description: str = ""
     when: str | None = None
     actions: Seq[Action] = Field(min_length=1)
 
 
 class ApprovalTier(_Spec):
+    """Orders that need approval: the ``description`` is the reason approvers are given."""
+
     id: Id
+    description: str = ""
     when: str
     approvers: Seq[str] = Field(min_length=1)
     template: str
@@ -286,12 +361,16 @@ class CalendarSpec(_Spec):
 
 class Settings(_Spec):
     company_name: str = Field(default="", description="signs the messages templates render")
+
+    _t = field_validator("company_name", mode="before")(
+        lambda cls, v: _plain_text(v, "company_name")
+    )
     base_currency: str = "CNY"
     catch_up: Literal["latest", "all", "none"] = Field(
         default="latest",
         description="after downtime: send only the latest due step (default), all, or none",
     )
-    promise_grace_days: int = Field(default=3, ge=0, le=60)
+    promise_grace_days: int = Field(default=3, ge=0, le=60, strict=True)
     min_balance: Decimal = Field(
         default=Decimal(0),
         ge=0,
@@ -302,7 +381,7 @@ class Settings(_Spec):
     )
     send_window: str | None = "mon-fri 09:00-18:00"
     group_by: Seq[Literal["customer", "level", "currency"]] = ("customer", "level", "currency")
-    review: bool = False
+    review: bool = Field(default=False, strict=True)
     locales: Seq[str] = Field(
         default=("en", "zh_CN"), description="every template must exist in these locales"
     )
@@ -315,7 +394,7 @@ class RuleFile(_Spec):
 
     pack: Id | None = None
     description: str = ""
-    roles: dict[str, str] = Field(default_factory=dict)
+    roles: dict[str, Address] = Field(default_factory=dict)
     calendar: CalendarSpec | None = None
     settings: Settings | None = None
     ladders: Seq[Ladder] = ()
