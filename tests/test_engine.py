@@ -1008,3 +1008,28 @@ def test_long_rule_step_and_invoice_ids_are_recorded(b: BookBuilder, tmp_path: P
     assert d.key == f"dunning:{ladder}:{step}:{number}:{DUE}" and len(d.key) > 200
     assert b.ledger.receivable(number).dunning_level == 1
     assert engine.run(DUE).recorded == 0  # and once only
+
+
+def test_an_approval_tiers_description_is_its_reason(b: BookBuilder, tmp_path: Path) -> None:
+    pack = _custom_pack(
+        tmp_path,
+        credit="  - id: order-over-limit\n=>  - id: order-over-limit\n"
+        "    description: Over the credit limit, the sales and finance managers decide.\n",
+    )
+    register(b, "C2", limit=1_000)
+    _a, ds = Engine(b.ledger, pack).handle(
+        OrderSubmitted(
+            event_id="o",
+            occurred_at=datetime(2026, 3, 5, 11, tzinfo=UTC),
+            actor="sales",
+            order_id="SO-1",
+            customer_id="C2",
+            amount=Money.of(5_000, "CNY"),
+            submitted_on=date(2026, 3, 5),
+        )
+    )
+    assert [(d.rule, d.reason) for d in ds] == [
+        ("order-over-limit", "Over the credit limit, the sales and finance managers decide.")
+    ]
+    (requested,) = [a for a in b.ledger.audit_trail("order", "SO-1") if a.actor == "arflow-engine"]
+    assert requested.reason == "Over the credit limit, the sales and finance managers decide."
