@@ -950,6 +950,22 @@ def test_a_lock_on_a_trailing_window_lifts_by_the_passage_of_time_alone(
     assert b.ledger.customer("C1").locks == ()
 
 
+def submit(engine: Engine, order_id: str, customer_id: str, amount: int) -> list:  # type: ignore[type-arg]
+    """Submit an order on 5 March 2026 through ``engine.handle``; the decisions it triggers."""
+    _applied, decisions = engine.handle(
+        OrderSubmitted(
+            event_id=f"submit-{order_id}",
+            occurred_at=datetime(2026, 3, 5, 11, tzinfo=UTC),
+            actor="sales",
+            order_id=order_id,
+            customer_id=customer_id,
+            amount=Money.of(amount, "CNY"),
+            submitted_on=date(2026, 3, 5),
+        )
+    )
+    return decisions
+
+
 def test_an_approval_tier_that_raises_leaves_the_order_and_the_other_tiers_standing(
     b: BookBuilder, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -973,20 +989,10 @@ def test_an_approval_tier_that_raises_leaves_the_order_and_the_other_tiers_stand
     b.dispute("D1", "I1", 100)
     engine = Engine(b.ledger, pack)
     with caplog.at_level(logging.ERROR, logger="arflow.engine"):
-        _a, ds = engine.handle(
-            OrderSubmitted(
-                event_id="o",
-                occurred_at=datetime(2026, 3, 5, 11, tzinfo=UTC),
-                actor="sales",
-                order_id="SO-1",
-                customer_id="C2",
-                amount=Money.of(5_000, "CNY"),
-                submitted_on=date(2026, 3, 5),
-            )
-        )
+        ds = submit(engine, "SO-1", "C2", 5_000)
     assert [d.rule for d in ds] == ["order-while-disputed"]
     assert b.ledger.get("order", "SO-1").state == "pending_approval"
-    assert "rule order-over-limit failed on order SO-1 after o: Overflow: above Emax" in (
+    assert "rule order-over-limit failed on order SO-1 after submit-SO-1: Overflow: above Emax" in (
         caplog.text
     )
 
@@ -1017,17 +1023,7 @@ def test_an_approval_tiers_description_is_its_reason(b: BookBuilder, tmp_path: P
         "    description: Over the credit limit, the sales and finance managers decide.\n",
     )
     register(b, "C2", limit=1_000)
-    _a, ds = Engine(b.ledger, pack).handle(
-        OrderSubmitted(
-            event_id="o",
-            occurred_at=datetime(2026, 3, 5, 11, tzinfo=UTC),
-            actor="sales",
-            order_id="SO-1",
-            customer_id="C2",
-            amount=Money.of(5_000, "CNY"),
-            submitted_on=date(2026, 3, 5),
-        )
-    )
+    ds = submit(Engine(b.ledger, pack), "SO-1", "C2", 5_000)
     assert [(d.rule, d.reason) for d in ds] == [
         ("order-over-limit", "Over the credit limit, the sales and finance managers decide.")
     ]
