@@ -395,6 +395,10 @@ def _yaml_problem(file: str, exc: yaml.YAMLError, text: str) -> Problem:
         at = row[exc.problem_mark.column : exc.problem_mark.column + 1]
     if "cannot start any token" in problem and at:
         problem = f"found character {at!r} that cannot start any token"  # libyaml omits it
+    if "maximum nesting depth" in problem:  # PyYAML 6.0.4's scanner stops deep nesting
+        start = exc.context_mark if exc.context_mark is not None else mark
+        where = line if start is None else min(start.line + 1, last)
+        return Problem(file, where, None, f"nested more than {MAX_DEPTH} levels deep")
     msg = f"not valid YAML: {problem}"
     if exc.context and "flow" in exc.context and exc.context_mark is not None:
         opened = min(exc.context_mark.line + 1, last)
