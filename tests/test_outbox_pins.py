@@ -1,0 +1,241 @@
+"""Example tests pinning dispatcher behaviour the mutation run found unpinned.
+
+Each test kills mutants of ``arflow.outbox`` that survived the outbox tests (see
+docs/testing.md): the epoch of stored instants, the counters a run returns, rate limits of
+zero, the batch size, fallback chains past their second channel, what is logged and
+passed to ``on_sent``, and where feedback is recorded. Memory store: the dispatcher's logic.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from arflow import MemoryAdapter, MemoryStore, Message, PermanentFailure, RetryPolicy
+from arflow.actions import TemporaryFailure
+from arflow.outbox import Dispatcher, DispatchStats, deliver_all, instant, micros
+from arflow.store.base import OutboxRecord
+
+T0 = datetime(2026, 3, 2, 9, tzinfo=UTC)
+
+
+def clock() -> datetime:
+    return T0
+
+
+def put(store: MemoryStore, *messages: Message) -> None:
+    with store.transaction() as tx:
+        for m in messages:
+            tx.add_outbox(
+                OutboxRecord(
+                    key=m.key, channel=m.channel, customer_id="C1", body=m.model_dump_json()
+                )
+            )
+
+
+def msg(key: str, channel: str = "email", **kw: Any) -> Message:
+    return Message(key=key, channel=channel, action=channel, customer_id="C1", **kw)  # type: ignore[arg-type]
+
+
+def test_instants_are_utc_microseconds_since_the_epoch() -> None:
+    assert instant(None) is None
+    assert instant(0) == datetime(1970, 1, 1, tzinfo=UTC)
+    assert instant(0).tzinfo is UTC  # type: ignore[union-attr]
+    assert instant(micros(T0)) == T0
+    assert micros(datetime(1970, 1, 2, 0, 0, 1, 5, tzinfo=UTC)) == 86_401_000_005
+
+
+def test_stats_add_sums_every_counter() -> None:
+    a = DispatchStats(claimed=1, sent=2, retried=3, dead=4, fallbacks=5, errors=["x"])
+    b = DispatchStats(claimed=10, sent=20, retried=30, dead=40, fallbacks=50, errors=["y"])
+    a.add(b)
+    assert a == DispatchStats(11, 22, 33, 44, 55, ["x", "y"])
+
+
+def test_the_default_batch_is_fifty() -> None:
+    store = MemoryStore()
+    put(store, *(msg(f"k{i:03d}", to=("a@b.c",)) for i in range(60)))
+    d = Dispatcher(store, MemoryAdapter(), clock=clock)
+    assert d.batch == 50
+    assert d.run_once().claimed == 50
+
+
+def test_a_rate_of_zero_means_no_limit() -> None:
+    store = MemoryStore()
+    put(store, msg("k1", to=("a@b.c",)))
+    slept: list[float] = []
+    d = Dispatcher(
+        store, MemoryAdapter(), clock=clock, rate_limits={"email": 0}, sleep=slept.append
+    )
+    assert d.run().sent == 1
+    assert slept == []
+
+
+def test_max_batches_counts_batches_and_stop_waits_poll() -> None:
+    store = MemoryStore()
+    put(store, *(msg(f"k{i}", to=("a@b.c",)) for i in range(5)))
+    d = Dispatcher(store, MemoryAdapter(), clock=clock, batch=1)
+    assert d.run(max_batches=2).sent == 2
+    assert d.run(max_batches=1).sent == 1
+    # Not idle-exiting, with a stop event: waits ``poll`` between empty batches, then stops.
+    stop = threading.Event()
+    waits: list[float | None] = []
+
+    class Stop(threading.Event):
+        def wait(self, timeout: float | None = None) -> bool:
+            waits.append(timeout)
+            stop.set()
+            return True
+
+        def is_set(self) -> bool:
+            return stop.is_set()
+
+    got = d.run(stop=Stop(), idle_exit=False, poll=0.25)
+    assert got.sent == 2 and waits == [0.25]
+    # Without a stop event the dispatcher sleeps ``poll`` through its own sleep.
+    slept: list[float] = []
+    d2 = Dispatcher(store, MemoryAdapter(), clock=clock, sleep=slept.append)
+    assert d2.run(idle_exit=False, poll=0.5, max_batches=2).claimed == 0
+    assert slept == [0.5]
+
+
+def test_an_unreadable_message_is_dead_with_the_reason() -> None:
+    store = MemoryStore()
+    with store.transaction() as tx:
+        tx.add_outbox(OutboxRecord(key="bad", channel="email", customer_id="C1", body="{"))
+    got = Dispatcher(store, MemoryAdapter(), clock=clock).run()
+    assert got.dead == 1
+    rec = store.outbox_item("bad")
+    assert rec is not None and rec.status == "dead"
+    assert (rec.last_error or "").startswith("unreadable message: ")
+
+
+def test_on_sent_gets_the_record_and_the_message() -> None:
+    store = MemoryStore()
+    put(store, msg("k1", to=("a@b.c",)))
+    seen: list[tuple[Any, Any]] = []
+    Dispatcher(store, MemoryAdapter(), clock=clock, on_sent=lambda r, m: seen.append((r, m))).run()
+    ((rec, m),) = seen
+    assert isinstance(rec, OutboxRecord) and rec.key == "k1"
+    assert isinstance(m, Message) and m.key == "k1"
+
+
+def test_a_chain_of_three_reaches_its_third_channel() -> None:
+    third = msg("k1~task", "task", to=("li.wei",))
+    second = msg("k1~sms", "sms", to=("+8613800000001",))
+    first = msg("k1", to=("bad@c1.example",), fallbacks=(second, third))
+    store = MemoryStore()
+    put(store, first)
+    email = MemoryAdapter(refuse={"bad@c1.example": "bounced"})
+
+    class BadSms:
+        def deliver(self, message: Message) -> str | None:
+            raise PermanentFailure("sms: invalid number")
+
+    task = MemoryAdapter()
+    adapters = {"email": email, "sms": BadSms(), "task": task}
+    stats = DispatchStats()
+    for _ in range(3):
+        stats.add(Dispatcher(store, adapters, clock=clock).run())  # type: ignore[arg-type]
+    assert [m.key for m in task.sent] == ["k1~task"]
+    assert task.sent[0].fallbacks == ()
+    sms = store.outbox_item("k1~sms")
+    assert sms is not None and sms.status == "dead"
+    assert stats.dead == 2 and stats.fallbacks == 2 and stats.sent == 1
+    assert stats.errors == [
+        "k1: memory adapter: bad@c1.example refused (bounced)",
+        "k1~sms: sms: invalid number",
+    ]
+
+
+def test_an_unexpected_adapter_error_is_retried_then_given_up(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    store = MemoryStore()
+    put(store, msg("k1", to=("a@b.c",)))
+
+    class Broken:
+        def deliver(self, message: Message) -> str | None:
+            raise KeyError("oops")
+
+    now = [T0]
+    d = Dispatcher(
+        store,
+        Broken(),  # type: ignore[arg-type]
+        clock=lambda: now[0],
+        retry=RetryPolicy(max_attempts=2, base=timedelta(seconds=10), jitter=0),
+    )
+    with caplog.at_level(logging.INFO, logger="arflow.outbox"):
+        first = d.run()
+        assert first.retried == 1 and first.dead == 0
+        rec = store.outbox_item("k1")
+        assert rec is not None and rec.status == "pending"
+        assert rec.last_error == "KeyError: 'oops'"
+        assert rec.next_at == micros(T0 + timedelta(seconds=10))
+        now[0] = T0 + timedelta(seconds=10)
+        last = d.run()  # the second attempt is the last one
+    assert last.dead == 1
+    rec = store.outbox_item("k1")
+    assert rec is not None and rec.status == "dead"
+    assert rec.last_error == "gave up after 2 attempts: KeyError: 'oops'"
+    texts = [r.getMessage() for r in caplog.records]
+    assert "retry k1 in 0:00:10: KeyError: 'oops'" in texts
+    assert "dead letter k1: gave up after 2 attempts: KeyError: 'oops'" in texts
+
+
+def test_the_backoff_doubles_up_to_its_cap() -> None:
+    p = RetryPolicy(base=timedelta(seconds=30), cap=timedelta(minutes=4), jitter=0)
+    rng = random.Random(1)
+    assert [p.delay(n, rng).total_seconds() for n in range(0, 7)] == [
+        30,
+        30,
+        60,
+        120,
+        240,
+        240,
+        240,
+    ]
+    half = RetryPolicy(base=timedelta(seconds=100), jitter=0.5)
+    for _ in range(50):
+        assert 50 <= half.delay(1, rng).total_seconds() <= 100
+
+
+def test_a_settle_lost_to_another_dispatcher_is_logged(caplog: pytest.LogCaptureFixture) -> None:
+    store = MemoryStore()
+    put(store, msg("k1", to=("a@b.c",)))
+    d = Dispatcher(store, MemoryAdapter(), clock=clock)
+    rec = store.outbox_item("k1")
+    assert rec is not None
+    from arflow.store.base import Settle
+
+    with caplog.at_level(logging.WARNING, logger="arflow.outbox"):
+        d._settle(rec, Settle("sent", micros(T0)))  # not claimed by d: refused
+    assert [r.getMessage() for r in caplog.records] == [
+        "outbox k1 was settled by another dispatcher"
+    ]
+
+
+def test_deliver_all_passes_its_options() -> None:
+    store = MemoryStore()
+    put(store, *(msg(f"k{i}", to=("a@b.c",)) for i in range(3)))
+    adapter = MemoryAdapter()
+    got = deliver_all(store, {"email": adapter}, batch=1, clock=clock)
+    assert got.sent == 3 and got.claimed == 3
+    assert len(adapter.sent) == 3
+
+
+def test_a_temporary_failure_is_not_dead() -> None:
+    store = MemoryStore()
+    put(store, msg("k1", to=("a@b.c",)))
+
+    class Flaky:
+        def deliver(self, message: Message) -> str | None:
+            raise TemporaryFailure("later")
+
+    got = Dispatcher(store, Flaky(), clock=clock).run()  # type: ignore[arg-type]
+    assert got.retried == 1 and got.dead == 0
