@@ -11,15 +11,30 @@ from __future__ import annotations
 import logging
 import random
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from arflow import MemoryAdapter, MemoryStore, Message, PermanentFailure, RetryPolicy
+from arflow import (
+    Contact,
+    CreditProfile,
+    Customer,
+    CustomerRegistered,
+    MemoryAdapter,
+    MemoryStore,
+    Message,
+    Money,
+    PermanentFailure,
+    RetryPolicy,
+)
 from arflow.actions import TemporaryFailure
+from arflow.engine import Engine
 from arflow.outbox import Dispatcher, DispatchStats, deliver_all, instant, micros
+from arflow.rules.loader import load_pack
 from arflow.store.base import OutboxRecord
+from arflow.testing import BookBuilder
 
 T0 = datetime(2026, 3, 2, 9, tzinfo=UTC)
 
@@ -239,3 +254,70 @@ def test_a_temporary_failure_is_not_dead() -> None:
 
     got = Dispatcher(store, Flaky(), clock=clock).run()  # type: ignore[arg-type]
     assert got.retried == 1 and got.dead == 0
+
+
+# -- composing: what a message about a customer or a promise lists -------------------------------
+
+RULES = Path(__file__).resolve().parent.parent / "rules" / "default"
+DUE = date(2026, 3, 2)
+
+
+@pytest.fixture(scope="module")
+def pack():  # type: ignore[no-untyped-def]
+    return load_pack(RULES)
+
+
+def book() -> BookBuilder:
+    b = BookBuilder(MemoryStore())
+    b.apply(
+        CustomerRegistered(
+            event_id="reg-C1",
+            occurred_at=datetime(2026, 1, 1, tzinfo=UTC),
+            actor="t",
+            customer=Customer(
+                id="C1",
+                name="Customer C1",
+                salesperson="li.wei",
+                sales_manager="zhang.min",
+                contacts=[Contact(name="Wang", email="ap@c1.example", locale="en")],
+                credit=CreditProfile(
+                    grade="B", credit_limit=Money.of(1_000_000, "CNY"), payment_terms_days=30
+                ),
+            ),
+        )
+    )
+    return b
+
+
+def queued(b: BookBuilder) -> dict[str, Message]:
+    return {r.key: Message.model_validate_json(r.body) for r in b.ledger.store.outbox()}
+
+
+def test_a_lock_notice_lists_the_overdue_open_items_and_reaches_both_roles(pack) -> None:  # type: ignore[no-untyped-def]
+    b = book()
+    b.invoice("I0", "C1", 500, issued="2026-01-01", due=DUE)
+    b.pay("P0", "C1", 500, on="2026-03-01")  # closed: never listed
+    b.invoice("I1", "C1", 1_000, issued="2026-01-31", due=DUE)
+    b.invoice("I2", "C1", 2_500, issued="2026-03-20", due=DUE + timedelta(days=60))
+    Engine(b.ledger, pack).run(DUE + timedelta(days=31), first_run=True)
+    msgs = queued(b)
+    (lock,) = [m for k, m in msgs.items() if k.startswith("lock:overdue-30:")]
+    assert lock.to == ("li.wei", "zhang.min")
+    assert "I1" in lock.text and "I0" not in lock.text and "I2" not in lock.text
+    (esc,) = [m for k, m in msgs.items() if ":escalation:" in k]
+    history = esc.data["history"]
+    assert history and all(h["subject"] == "receivable:I1" for h in history)
+    assert {"at", "actor", "event", "reason"} <= set(history[0])
+
+
+def test_a_broken_promise_task_lists_the_promised_invoices(pack) -> None:  # type: ignore[no-untyped-def]
+    b = book()
+    b.invoice("I1", "C1", 1_000, issued="2026-01-31", due=DUE)
+    b.invoice("I2", "C1", 2_000, issued="2026-01-31", due=DUE)
+    b.promise("PR1", "C1", ["I1"], 1_000, by=DUE + timedelta(days=5), on=DUE)
+    engine = Engine(b.ledger, pack)
+    engine.run(DUE, first_run=True)
+    engine.run(DUE + timedelta(days=12))
+    (task,) = [m for m in queued(b).values() if m.rule == "promise-broken"]
+    assert task.to == ("li.wei",) and task.cc == ("zhang.min",)
+    assert "I1" in task.text and "I2" not in task.text
