@@ -12,6 +12,7 @@ import logging
 import random
 import threading
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -19,13 +20,21 @@ import pytest
 
 from arflow import (
     Contact,
+    Contract,
+    ContractSigned,
     CreditProfile,
     Customer,
     CustomerRegistered,
+    DueRule,
     MemoryAdapter,
     MemoryStore,
     Message,
+    Milestone,
+    MilestoneCompleted,
     Money,
+    OrderApproved,
+    OrderSubmitted,
+    PaymentNode,
     PermanentFailure,
     RetryPolicy,
 )
@@ -267,7 +276,7 @@ def pack():  # type: ignore[no-untyped-def]
     return load_pack(RULES)
 
 
-def book() -> BookBuilder:
+def book(limit: int = 1_000_000, locale: str = "en") -> BookBuilder:
     b = BookBuilder(MemoryStore())
     b.apply(
         CustomerRegistered(
@@ -279,9 +288,9 @@ def book() -> BookBuilder:
                 name="Customer C1",
                 salesperson="li.wei",
                 sales_manager="zhang.min",
-                contacts=[Contact(name="Wang", email="ap@c1.example", locale="en")],
+                contacts=[Contact(name="Wang", email="ap@c1.example", locale=locale)],
                 credit=CreditProfile(
-                    grade="B", credit_limit=Money.of(1_000_000, "CNY"), payment_terms_days=30
+                    grade="B", credit_limit=Money.of(limit, "CNY"), payment_terms_days=30
                 ),
             ),
         )
@@ -321,3 +330,79 @@ def test_a_broken_promise_task_lists_the_promised_invoices(pack) -> None:  # typ
     (task,) = [m for m in queued(b).values() if m.rule == "promise-broken"]
     assert task.to == ("li.wei",) and task.cc == ("zhang.min",)
     assert "I1" in task.text and "I2" not in task.text
+
+
+def test_approval_lock_and_milestone_messages_carry_their_records(pack) -> None:  # type: ignore[no-untyped-def]
+    b = book(limit=100_000)
+    engine = Engine(b.ledger, pack)
+    b.invoice("I1", "C1", 60_000, issued="2026-02-01", due="2026-04-01")
+    t = datetime(2026, 2, 10, 10, tzinfo=UTC)
+    engine.handle(
+        OrderSubmitted(
+            event_id="o1",
+            occurred_at=t,
+            actor="sales",
+            order_id="SO-1",
+            customer_id="C1",
+            amount=Money.of(45_000, "CNY"),
+            submitted_on=date(2026, 2, 10),
+        )
+    )
+    engine.handle(
+        OrderApproved(event_id="o1a", occurred_at=t, actor="cfo", order_id="SO-1", approver="cfo")
+    )
+    engine.handle(
+        ContractSigned(
+            event_id="k",
+            occurred_at=t,
+            actor="s",
+            contract=Contract(
+                id="K1",
+                customer_id="C1",
+                signed_on=date(2026, 2, 1),
+                amount=Money.of(100_000, "CNY"),
+                payment_nodes=[
+                    PaymentNode(
+                        id="acc",
+                        percent=Decimal(100),
+                        due=DueRule(basis="milestone", milestone_id="M1"),
+                    ),
+                    PaymentNode(
+                        id="zz",
+                        percent=Decimal(0),
+                        due=DueRule(basis="milestone", milestone_id="M2"),
+                    ),
+                ],
+            ),
+            milestones=[Milestone(id="M1", contract_id="K1"), Milestone(id="M2", contract_id="K1")],
+        )
+    )
+    engine.handle(
+        MilestoneCompleted(
+            event_id="m", occurred_at=t, actor="pm", milestone_id="M1", completed_on=t.date()
+        )
+    )
+    by_rule = {m.rule: m for m in queued(b).values()}
+    approval = by_rule["order-over-limit"]
+    assert approval.subject == "Approval needed: order SO-1"
+    assert "Order SO-1 for Customer C1 (" in approval.text and "45,000" in approval.text
+    lock = by_rule["exposure-90"]
+    assert lock.subject == "Customer C1 at 105.0% of its credit limit"
+    assert lock.action == "notify" and lock.channel == "email"
+    (milestone,) = [m for m in by_rule.values() if m.subject and "invoice K1" in m.subject]
+    assert milestone.subject == "Please invoice K1 / acc"
+    assert "Milestone M1 is complete" in milestone.text and "node acc." in milestone.text
+
+
+def test_a_customer_reminder_greets_the_contact_in_the_contacts_locale(pack) -> None:  # type: ignore[no-untyped-def]
+    b = book(locale="zh_CN")
+    b.invoice("I1", "C1", 1_000, issued="2026-01-31", due=DUE)
+    Engine(b.ledger, pack).run(DUE, first_run=True)
+    msgs = queued(b)
+    (email,) = [m for m in msgs.values() if m.channel == "email" and m.to == ("ap@c1.example",)]
+    assert email.locale == "zh_CN"
+    assert "Wang" in email.text
+    (task,) = [m for m in msgs.values() if m.channel == "task"]
+    assert task.locale == pack.settings.locales[0] == "en"
+    assert task.action == "task" and task.template == "call_on_due_day"
+    assert task.data == {"invoices": ["I1"]}
