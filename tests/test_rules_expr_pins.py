@@ -271,6 +271,9 @@ def test_facts_used_and_the_condition_record() -> None:
         ("min(n, m) >= abs(n)", "min(n, m) >= abs(n)"),
         ("'x' in tags", '"x" in tags'),
         ("n in []", "n in []"),
+        ("n + 1 in [2]", "n + 1 in [2]"),
+        ("(not b) in [true]", "(not b) in [true]"),
+        ("-n in [m]", "-n in [m]"),
     ],
 )
 def test_canonical_text(text: str, canonical: str | None) -> None:
