@@ -8,7 +8,7 @@ and the DST search of send windows.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -466,3 +466,118 @@ def test_next_allowed_across_dst_changes() -> None:
     assert w3.next_allowed(after_first, "Europe/London") == datetime(
         2026, 10, 25, 0, 50, tzinfo=UTC
     ) + timedelta(minutes=10)
+
+
+def test_next_years_table_gives_the_working_weekend_before_new_year() -> None:
+    cn = BusinessCalendar(country="CN")
+    # 30 and 31 December 2006 were working weekend days, listed in the 2007 table.
+    assert date(2006, 12, 30).weekday() == 5
+    assert cn.is_business_day(date(2006, 12, 30)) and cn.is_business_day(date(2006, 12, 31))
+    assert not cn.is_business_day(date(2006, 12, 23))
+
+
+def test_the_first_and_last_years_of_the_calendar() -> None:
+    cal = BusinessCalendar(country=None)
+    assert cal.is_business_day(date(1, 1, 1))  # a Monday
+    assert cal.is_business_day(date(9999, 12, 31))  # a Friday
+    assert BusinessCalendar(country="CN").is_business_day(date(9999, 12, 31))
+    with pytest.raises(OverflowError) as info:
+        cal.add_business_days(date(9999, 12, 30), 5)
+    assert str(info.value) == "year 10000 is outside the calendar (1 to 9999)"
+
+
+def test_a_company_day_off_on_a_public_holiday_keeps_the_public_name() -> None:
+    cn = BusinessCalendar(country="CN", extra_holidays=frozenset({date(2026, 10, 1)}))
+    assert cn.holiday_name(date(2026, 10, 1)) == "National Day"
+    named = BusinessCalendar(
+        country=None, name="Acme", extra_holidays=frozenset({date(2026, 3, 4)})
+    )
+    assert named.holiday_name(date(2026, 3, 4)) == "Acme"
+    plain = BusinessCalendar(country=None, extra_holidays=frozenset({date(2026, 3, 4)}))
+    assert plain.holiday_name(date(2026, 3, 4)) == "company holiday"
+
+
+def test_stepping_back_to_the_first_business_day_of_a_year() -> None:
+    cal = BusinessCalendar(country=None)  # 2026-01-01 is a Thursday
+    assert cal.add_business_days(date(2026, 1, 2), -1) == date(2026, 1, 1)
+    assert cal.add_business_days(date(2026, 1, 5), -2) == date(2026, 1, 1)
+    assert cal.add_business_days(date(2026, 1, 5), -3) == date(2025, 12, 31)
+    assert cal.add_business_days(date(2026, 1, 1), -1) == date(2025, 12, 31)
+
+
+def test_a_zero_offset_is_the_bare_anchor_in_days() -> None:
+    zero = Offset("due", 0, "bd")
+    assert zero.unit == "d" and zero == Offset("due")
+    assert Offset.parse("due+0bd") == Offset("due")
+
+
+def test_until_on_the_first_occurrence_keeps_that_one() -> None:
+    s = Schedule.parse("every 7d from due until due")
+    due = {"due": date(2026, 3, 4)}
+    assert s.occurrences(due, NOCAL, end=date(2026, 12, 31)) == [date(2026, 3, 4)]
+    assert s.latest_on_or_before(due, NOCAL, date(2026, 3, 20)) == date(2026, 3, 4)
+
+
+def test_monthly_recurrences_across_years_and_month_ends() -> None:
+    monthly = Schedule.parse("every 1m from due")
+    nov30 = {"due": date(2025, 11, 30)}
+    assert monthly.latest_on_or_before(nov30, NOCAL, date(2026, 2, 15)) == date(2026, 1, 30)
+    assert monthly.next_after(nov30, NOCAL, date(2026, 2, 15)) == date(2026, 2, 28)
+    jan30 = {"due": date(2026, 1, 30)}
+    assert monthly.occurrences(jan30, NOCAL, end=date(2026, 4, 30)) == [
+        date(2026, 1, 30),
+        date(2026, 2, 28),
+        date(2026, 3, 30),
+        date(2026, 4, 30),
+    ]
+    jan29 = {"due": date(2026, 1, 29)}
+    assert monthly.occurrences(jan29, NOCAL, end=date(2026, 3, 31)) == [
+        date(2026, 1, 29),
+        date(2026, 2, 28),
+        date(2026, 3, 29),
+    ]
+    jan31 = {"due": date(2026, 1, 31)}
+    assert monthly.occurrences(jan31, NOCAL, end=date(2026, 4, 30)) == [
+        date(2026, 1, 31),
+        date(2026, 2, 28),
+        date(2026, 3, 31),
+        date(2026, 4, 30),
+    ]
+
+
+def test_an_instant_whose_zone_has_no_offset_is_refused() -> None:
+    class Nowhere(tzinfo):
+        def utcoffset(self, dt: datetime | None) -> timedelta | None:
+            return None
+
+        def dst(self, dt: datetime | None) -> timedelta | None:
+            return None
+
+        def tzname(self, dt: datetime | None) -> str | None:
+            return None
+
+    with pytest.raises(CalendarError, match="naive datetime"):
+        SendWindow().contains(datetime(2026, 3, 4, 12, tzinfo=Nowhere()), "UTC")
+
+
+def test_next_allowed_opens_at_the_first_of_a_repeated_start() -> None:
+    # London falls back on 2026-10-25 (01:59:59 BST -> 01:00 GMT): 01:30 happens twice.
+    w = SendWindow(days=frozenset(range(7)), start=time(1, 30), end=time(1, 45))
+    before = datetime(2026, 10, 24, 23, tzinfo=UTC)  # 00:00 BST
+    assert w.next_allowed(before, "Europe/London") == datetime(2026, 10, 25, 0, 30, tzinfo=UTC)
+
+
+def test_next_allowed_searches_from_the_local_day_of_the_instant() -> None:
+    # 23:00 on Wednesday in New York is Thursday in UTC: the 23:30 opening is still today.
+    ny = ZoneInfo("America/New_York")
+    w = SendWindow(days=frozenset(range(7)), start=time(23, 30), end=time(0))
+    got = w.next_allowed(datetime(2026, 3, 4, 23, tzinfo=ny), "America/New_York")
+    assert got == datetime(2026, 3, 4, 23, 30, tzinfo=ny)
+
+
+def test_next_allowed_finds_a_spring_forward_far_east_of_utc() -> None:
+    # Auckland springs forward on 2026-09-27 at 02:00 NZST (14:00 UTC the day before).
+    nz = ZoneInfo("Pacific/Auckland")
+    w = SendWindow(days=frozenset(range(7)), start=time(2, 30), end=time(4))
+    got = w.next_allowed(datetime(2026, 9, 27, 0, tzinfo=nz), "Pacific/Auckland")
+    assert got == datetime(2026, 9, 27, 3, tzinfo=nz)
