@@ -25,6 +25,7 @@ from arflow import (
     CreditProfile,
     Customer,
     CustomerRegistered,
+    CustomerUpdated,
     DueRule,
     MemoryAdapter,
     MemoryStore,
@@ -406,3 +407,76 @@ def test_a_customer_reminder_greets_the_contact_in_the_contacts_locale(pack) -> 
     assert task.locale == pack.settings.locales[0] == "en"
     assert task.action == "task" and task.template == "call_on_due_day"
     assert task.data == {"invoices": ["I1"]}
+
+
+def test_deliver_all_passes_options_that_change_what_it_claims() -> None:
+    store = MemoryStore()
+    put(store, msg("k1", to=("a@b.c",)))
+    adapter = MemoryAdapter()
+    assert deliver_all(store, adapter, channels=["sms"], clock=clock).claimed == 0
+    assert adapter.sent == []
+
+
+def test_two_dead_letters_in_one_batch_count_two() -> None:
+    store = MemoryStore()
+    put(store, msg("k1", to=("bad@x.y",)), msg("k2", to=("bad@x.y",)))
+    got = Dispatcher(store, MemoryAdapter(refuse={"bad@x.y": "bounced"}), clock=clock).run_once()
+    assert got.dead == 2 and got.claimed == 2
+
+
+def test_sms_feedback_marks_the_phone_and_unknown_addresses_are_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    b = book()
+    b.ledger.apply(
+        CustomerUpdated(
+            event_id="u",
+            occurred_at=T0,
+            actor="t",
+            customer_id="C1",
+            contacts=[Contact(name="Wang", email="ap@c1.example", phone="+8613800000001")],
+        )
+    )
+    store = b.ledger.store
+    put(
+        store,  # type: ignore[arg-type]
+        msg("s1", "sms", to=("+8613800000001",)),
+        msg("s2", "sms", to=("+8613800000002",)),
+    )
+    adapter = MemoryAdapter(refuse={"+8613800000001": "invalid", "+8613800000002": "invalid"})
+    with caplog.at_level(logging.INFO, logger="arflow.outbox"):
+        Dispatcher(store, {"sms": adapter}, ledger=b.ledger, clock=clock).run()  # type: ignore[arg-type]
+    (contact,) = b.ledger.customer("C1").contacts
+    assert contact.phone_invalid and not contact.email_invalid
+    texts = [r.getMessage() for r in caplog.records]
+    assert any(t.startswith("feedback for +8613800000002 not recorded: ") for t in texts), texts
+
+
+def test_a_step_falls_back_past_channels_without_an_address(pack) -> None:  # type: ignore[no-untyped-def]
+    # sms-3 is an SMS with fallback [email, task]: without a phone the e-mail is the message
+    # (its action is "email"); with neither, the task goes to the salesperson.
+    for email, channel, to in [
+        ("ap@c1.example", "email", ("ap@c1.example",)),
+        (None, "task", ("li.wei",)),
+    ]:
+        b = book()
+        b.ledger.apply(
+            CustomerUpdated(
+                event_id="u",
+                occurred_at=T0,
+                actor="t",
+                customer_id="C1",
+                contacts=[Contact(name="Wang", email=email)],
+            )
+        )
+        b.invoice("I1", "C1", 1_000, issued="2026-01-31", due=DUE)
+        Engine(b.ledger, pack).run(DUE + timedelta(days=3), first_run=True)
+        recs = [r for r in b.ledger.store.outbox() if "sms" in r.key or r.channel == channel]
+        (m,) = [
+            Message.model_validate_json(r.body)
+            for r in recs
+            if Message.model_validate_json(r.body).template == "overdue_sms"
+        ]
+        assert (m.channel, m.action, m.to) == (channel, channel, to)
+        (rec,) = [r for r in recs if r.key == m.key]
+        assert rec.created_at > 0 and rec.next_at >= rec.created_at
