@@ -278,3 +278,21 @@ def test_apply_all_counts_plain_invoices_and_names_a_refused_event(
         b.ledger.apply_all([issue("I5"), issue("I6", customer="NOPE"), issue("I7")])
     assert info.value.event_id == "inv-I6"  # type: ignore[attr-defined]
     assert len(b.ledger.open_items("C1")) == 4
+
+
+def test_resolving_one_of_two_disputes_leaves_the_other_disputed(b: BookBuilder) -> None:
+    b.invoice("I1", "C1", 1_000, issued="2026-01-01", due="2026-01-31")
+    b.dispute("D1", "I1", 300)
+    b.dispute("D2", "I1", 200)
+    assert b.ledger.receivable("I1").disputed_amount == Money.of(500, "CNY")
+    b.resolve("D1")
+    r = b.ledger.receivable("I1")
+    assert r.disputed_amount == Money.of(200, "CNY")
+    assert r.state == "disputed"
+    assert last_summary(b, "dispute", "D1") == "rejected"
+    with pytest.raises(ArflowError) as info:
+        b.resolve("D1")
+    assert str(info.value) == "DisputeResolved: dispute 'D1' is closed (state 'resolved')"
+    b.resolve("D2", "credited")
+    r = b.ledger.receivable("I1")
+    assert r.disputed_amount == Money.of(0, "CNY") and r.state == "open"
