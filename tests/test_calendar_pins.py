@@ -470,7 +470,8 @@ def test_next_allowed_across_dst_changes() -> None:
 
 def test_next_years_table_gives_the_working_weekend_before_new_year() -> None:
     cn = BusinessCalendar(country="CN")
-    # 30 and 31 December 2006 were working weekend days, listed in the 2007 table.
+    # 30 and 31 December 2006 were working weekend days (older versions of the holidays
+    # package list them only in the 2007 table, hence the look at next year's).
     assert date(2006, 12, 30).weekday() == 5
     assert cn.is_business_day(date(2006, 12, 30)) and cn.is_business_day(date(2006, 12, 31))
     assert not cn.is_business_day(date(2006, 12, 23))
@@ -503,6 +504,9 @@ def test_stepping_back_to_the_first_business_day_of_a_year() -> None:
     assert cal.add_business_days(date(2026, 1, 5), -2) == date(2026, 1, 1)
     assert cal.add_business_days(date(2026, 1, 5), -3) == date(2025, 12, 31)
     assert cal.add_business_days(date(2026, 1, 1), -1) == date(2025, 12, 31)
+    # Exactly a year's business days back lands on that year's first one (2025 has 261).
+    assert cal.add_business_days(date(2026, 1, 1), -261) == date(2025, 1, 1)
+    assert cal.add_business_days(date(2026, 1, 1), -262) == date(2024, 12, 31)
 
 
 def test_a_zero_offset_is_the_bare_anchor_in_days() -> None:
