@@ -296,3 +296,57 @@ def test_resolving_one_of_two_disputes_leaves_the_other_disputed(b: BookBuilder)
     b.resolve("D2", "credited")
     r = b.ledger.receivable("I1")
     assert r.disputed_amount == Money.of(0, "CNY") and r.state == "open"
+
+
+def test_plain_invoices_on_the_bulk_path_refuse_and_inherit_like_single_ones(
+    tmp_path: Path,
+) -> None:
+    b = BookBuilder(SqlStore(f"sqlite:///{tmp_path}/book.db"))
+    b.customer("C1")
+    b.ledger.apply(
+        CustomerUpdated(**meta("u"), customer_id="C1", region="East", salesperson="li.wei")
+    )
+    b.ledger.apply_all([issue("I1")])
+    r = b.ledger.receivable("I1")
+    assert (r.region, r.salesperson) == ("East", "li.wei")
+    zero = issue("I2").model_copy(update={"amount": Money.of(0, "CNY")})
+    with pytest.raises(ArflowError) as info:
+        b.ledger.apply_all([zero])
+    assert str(info.value) == "invoice I2 amount must be positive, got 0.00 CNY"
+    early = issue("I3").model_copy(update={"due_date": date(2025, 12, 31)})
+    with pytest.raises(ArflowError) as info:
+        b.ledger.apply_all([early])
+    assert str(info.value) == "invoice I3: due date 2025-12-31 is before issue date 2026-01-01"
+
+
+def test_an_order_names_only_its_customers_contract(b: BookBuilder) -> None:
+    b.apply(
+        ContractSigned(
+            **meta("k1"), contract=contract(), milestones=[Milestone(id="M1", contract_id="K1")]
+        )
+    )
+    b.order("SO-1", "C1", 100, contract_id="K1")
+    assert b.ledger.get("order", "SO-1").contract_id == "K1"
+    with pytest.raises(ArflowError) as info:
+        b.order("SO-2", "C2", 100, contract_id="K1")
+    assert str(info.value) == "order SO-2: contract 'K1' is another's"
+
+
+def test_promises_refuse_and_track_what_they_receive(b: BookBuilder) -> None:
+    b.invoice("I1", "C1", 1_000, issued="2026-01-01", due="2026-01-31")
+    b.invoice("I2", "C1", 500, issued="2026-01-01", due="2026-01-31")
+    b.pay("P2", "C1", 500, on="2026-02-01", to=[("I2", 500)])
+    with pytest.raises(ArflowError) as info:
+        b.promise("PR0", "C1", ["I1"], 0, by="2026-02-10", on="2026-02-01")
+    assert str(info.value) == "promise PR0 amount must be positive, got 0.00 CNY"
+    with pytest.raises(ArflowError) as info:
+        b.promise("PR0", "C1", ["I2"], 10, by="2026-02-10", on="2026-02-01")
+    assert str(info.value) == "PromiseMade: receivable 'I2' is closed (state 'paid')"
+    b.promise("PR1", "C1", ["I1"], 700, by="2026-02-10", on="2026-02-01")
+    b.pay("P1", "C1", 400, on="2026-02-05", to=[("I1", 400)])
+    assert last_summary(b, "promise", "PR1") == "received 400.00 CNY of 700.00 CNY"
+    b.pay("P3", "C1", 300, on="2026-02-06", to=[("I1", 300)])
+    assert last_summary(b, "promise", "PR1") == "received 700.00 CNY of 700.00 CNY, kept"
+    kept = b.ledger.audit_trail("receivable", "I1")[-1]
+    assert kept.summary == "promise PR1 kept"
+    assert (kept.before_state, kept.after_state) == ("promised", "partially_paid")
