@@ -91,6 +91,22 @@ REFUSALS = [
     ("min(n) > 1", "min() takes 2+ values at column 1 in 'min(n) > 1'"),
     ("max(n, s) > 1", "max() needs numbers at column 1 in 'max(n, s) > 1'"),
     ("n + 1", "a condition must be true or false, this is a number at column 3 in 'n + 1'"),
+    ("s + 1 == n", "arithmetic needs numbers, got a string + a number at column 3 in 's + 1 == n'"),
+    ("n == s + 1", "arithmetic needs numbers, got a string + a number at column 8 in 'n == s + 1'"),
+    (
+        "x.grade == 'A'",
+        "unknown fact 'x.grade'; did you mean customer.grade or invoice.grade? at column 1 in "
+        "\"x.grade == 'A'\"",
+    ),
+    ("max(n ] m) > 1", "expected ',' or ')', found ']' at column 7 in 'max(n ] m) > 1'"),
+    ("n > )", "expected a value, a fact name or '(', found ')' at column 5 in 'n > )'"),
+    ("[1]", "a condition must be true or false, this is a list at column 1 in '[1]'"),
+    ("not null", "'not' needs true/false on each side, got a null at column 5 in 'not null'"),
+    ("max() > 1", "max() takes 2+ values at column 1 in 'max() > 1'"),
+    (
+        "1 < n > 3",
+        "comparisons do not chain; join them with 'and', found '>' at column 7 in '1 < n > 3'",
+    ),
 ]
 
 
@@ -143,6 +159,12 @@ def test_check_wants() -> None:
     assert check(parse("['a']"), FACTS, "['a']", want=Type.ANY_LIST) is Type.ANY_LIST
     assert check(parse("d"), FACTS, "d", want=Type.DATE) is Type.DATE
     assert check(parse("true"), FACTS, "true") is Type.BOOL
+    with pytest.raises(ExpressionError) as info:
+        check(parse("b and not b"), FACTS, "b and not b", want=Type.NUMBER)
+    assert info.value.position == 0
+    with pytest.raises(ExpressionError) as info:
+        check(parse(" not b"), FACTS, " not b", want=Type.NUMBER)
+    assert str(info.value) == "a number is needed here, this is a bool at column 2 in ' not b'"
 
 
 def ev(text: str, **facts: Any) -> bool:
@@ -184,6 +206,7 @@ def test_comparisons_with_missing_values_are_false_and_each_is_itself() -> None:
     assert ev("n >= m", n=two, m=two) and not ev("n >= m", n=one, m=two)
     assert ev("n == null") and not ev("n != null")
     assert ev("n != m", n=one, m=two) and not ev("n == m", n=one, m=two)
+    assert ev("b != true", b=False) and not ev("b != true", b=True)
     assert ev("d < date('2026-01-31')", d=date(2026, 1, 30))
 
 
