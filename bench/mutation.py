@@ -10,6 +10,7 @@ reach the mutated function). Not part of the test suite or of ``.ci/run``: run o
     python bench/mutation.py calendar
     python bench/mutation.py engine --sample 300 --seed 10
     python bench/mutation.py calendar --show-survivors    # diffs of the survivors
+    python bench/mutation.py ledger --sample 200 --seed 10 --rerun-survivors --pins-only
 
 ``--sample N --seed S`` runs a fixed random sample of N mutants (the same N for the same
 source and seed). The summary (counts per status, score, survivors) is printed and written
@@ -64,6 +65,9 @@ PARTS: dict[str, tuple[str, list[str]]] = {
 #: mutmut exit codes -> the status reported (mutmut's own table, folded)
 STATUS = {1: "killed", 3: "killed", 0: "survived", 5: "no tests", 33: "no tests", 34: "skipped"}
 TIMEOUT_CODES = {36, -24, 24, 152, 255}
+
+PYTEST = ["nice", "-n", "19", sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider"]
+PYTEST += ["-m", "not postgres"]
 
 
 def status_of(code: int | None) -> str:
@@ -136,6 +140,34 @@ def mutant_names(work: Path, module: str) -> list[str]:
     return sorted(data["exit_code_by_key"])
 
 
+def pins_only(work: Path, tests: list[str], survivors: list[str], env: dict[str, str]) -> None:
+    """Check each survivor against the part's pins file alone (seconds, not minutes: for the
+    parts whose own tests take a minute a mutant). A failing run kills the mutant; the kills
+    are kept in ``pins_kills.json`` beside mutmut's own results."""
+    path = work / "pins_kills.json"
+    kills: dict[str, str] = json.loads(path.read_text("utf-8")) if path.exists() else {}
+    pins = tests[-1]
+    for name in survivors:
+        if name in kills:
+            continue
+        try:
+            done = subprocess.run(
+                [*PYTEST, pins],
+                cwd=work / "mutants",
+                env=env | {"MUTANT_UNDER_TEST": name},
+                capture_output=True,
+                timeout=300,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            kills[name] = "timeout"
+            continue
+        if done.returncode == 1:
+            kills[name] = "killed"
+        print(f"{name}: {kills.get(name, 'survived')}", flush=True)
+    path.write_text(json.dumps(kills, indent=1) + "\n", encoding="utf-8")
+
+
 def summarise(work: Path, module: str, names: list[str] | None) -> dict[str, object]:
     """Counts per status, the score (killed and timed out over all checked) and survivors."""
     codes: dict[str, int | None] = json.loads(meta_path(work, module).read_text("utf-8"))[
@@ -144,6 +176,11 @@ def summarise(work: Path, module: str, names: list[str] | None) -> dict[str, obj
     if names is not None:
         codes = {n: codes[n] for n in names}
     statuses = {n: status_of(c) for n, c in codes.items()}
+    kills_path = work / "pins_kills.json"
+    if kills_path.exists():
+        for name, status in json.loads(kills_path.read_text("utf-8")).items():
+            if name in statuses and statuses[name] in ("survived", "no tests"):
+                statuses[name] = status
     counts = Counter(statuses.values())
     checked = sum(v for k, v in counts.items() if k not in ("not checked", "skipped"))
     caught = counts["killed"] + counts["timeout"]
@@ -170,6 +207,11 @@ def main() -> int:
         "--rerun-survivors",
         action="store_true",
         help="copy the part's test files again and check only the earlier survivors",
+    )
+    parser.add_argument(
+        "--pins-only",
+        action="store_true",
+        help="with --rerun-survivors: check them against the part's pins file alone",
     )
     parser.add_argument(
         "--show-survivors", action="store_true", help="print the diff of every survivor and stop"
@@ -220,7 +262,9 @@ def main() -> int:
     env = os.environ | {"PYTHONPATH": str(work / "mutants" / "src")}
     command = ["nice", "-n", "19", "mutmut", "run", "--max-children", str(args.max_children)]
     started = datetime.now(UTC)
-    if to_run or (names is None and not args.rerun_survivors):
+    if args.pins_only:
+        pins_only(work, tests, to_run, env)
+    elif to_run or (names is None and not args.rerun_survivors):
         subprocess.run([*command, *to_run], cwd=work, env=env, check=False)
 
     summary = summarise(work, module, names)
