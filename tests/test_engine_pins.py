@@ -1,0 +1,116 @@
+"""Example tests pinning engine behaviour the mutation run found unpinned.
+
+Each test kills mutants of ``arflow.engine`` that survived the engine's tests (see
+docs/testing.md): how many decisions ``record`` reports, the reason a dropped proposal
+keeps, a milestone decision's currency, and scoring without a scoring section.
+"""
+
+from __future__ import annotations
+
+import shutil
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from arflow import (
+    Contract,
+    ContractSigned,
+    DueRule,
+    Ledger,
+    MemoryStore,
+    Milestone,
+    MilestoneCompleted,
+    Money,
+    PaymentNode,
+)
+from arflow.engine import Engine
+from arflow.errors import ArflowError
+from arflow.rules.loader import load_pack
+from arflow.testing import BookBuilder
+
+RULES = Path(__file__).resolve().parent.parent / "rules" / "default"
+DUE = date(2026, 3, 2)
+T = datetime(2026, 2, 1, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def pack():  # type: ignore[no-untyped-def]
+    return load_pack(RULES)
+
+
+def book() -> BookBuilder:
+    b = BookBuilder(MemoryStore())
+    for cid in ("C1", "C2"):
+        b.customer(cid)
+    return b
+
+
+def test_record_counts_the_decisions_it_records(pack) -> None:  # type: ignore[no-untyped-def]
+    b = book()
+    b.invoice("I1", "C1", 1_000, issued="2026-01-31", due=DUE)
+    b.invoice("I2", "C2", 1_000, issued="2026-01-31", due=DUE)
+    engine = Engine(b.ledger, pack)
+    plan = engine.plan(DUE, first_run=True)
+    assert len(plan.decisions) >= 2
+    at = datetime(2026, 3, 2, 9, tzinfo=UTC)
+    assert engine.record(plan.decisions, at) == len(plan.decisions)
+    assert engine.record(plan.decisions, at) == 0
+
+
+def test_a_dropped_proposal_says_who_dropped_it(tmp_path: Path) -> None:
+    dest = tmp_path / "pack"
+    shutil.copytree(RULES, dest)
+    p = dest / "pack.yaml"
+    p.write_text(p.read_text("utf-8").replace("review: false", "review: true"), "utf-8")
+    b = book()
+    b.invoice("I1", "C1", 1_000, issued="2026-01-31", due=DUE)
+    engine = Engine(b.ledger, load_pack(dest))
+    engine.run(DUE, first_run=True)
+    (held,) = engine.proposal()
+    assert engine.release(drop=[held.key], actor="ar.clerk")["dropped"] == 1
+    got = engine.explain(held.key)
+    assert (got["status"], got["reason"]) == ("dropped", "dropped by ar.clerk")
+
+
+def test_a_milestone_decision_is_in_the_contracts_currency(pack) -> None:  # type: ignore[no-untyped-def]
+    b = book()
+    engine = Engine(b.ledger, pack)
+    b.apply(
+        ContractSigned(
+            event_id="k",
+            occurred_at=T,
+            actor="s",
+            contract=Contract(
+                id="K1",
+                customer_id="C1",
+                signed_on=date(2026, 2, 1),
+                amount=Money.of(100_000, "USD"),
+                payment_nodes=[
+                    PaymentNode(
+                        id="acc",
+                        percent=Decimal(100),
+                        due=DueRule(basis="milestone", milestone_id="M1"),
+                    )
+                ],
+            ),
+            milestones=[Milestone(id="M1", contract_id="K1")],
+        )
+    )
+    _a, ds = engine.handle(
+        MilestoneCompleted(
+            event_id="m", occurred_at=T, actor="pm", milestone_id="M1", completed_on=T.date()
+        )
+    )
+    (d,) = ds
+    assert d.currency == "USD"
+    assert d.why["amount"] == "100,000.00 USD"
+
+
+def test_scoring_needs_a_scoring_section(tmp_path: Path) -> None:
+    (tmp_path / "pack.yaml").write_text("pack: tiny\n", encoding="utf-8")
+    engine = Engine(Ledger(MemoryStore()), load_pack(tmp_path))
+    with pytest.raises(ArflowError) as info:
+        engine.score("C1", DUE)
+    assert str(info.value) == "the rule pack has no scoring section"
