@@ -38,6 +38,7 @@ from arflow.events import (
     InvoiceIssued,
     OrderLockLifted,
     OrderLockPlaced,
+    PaymentReversed,
     RiskFlagged,
 )
 from arflow.rows import plain_invoice
@@ -57,6 +58,10 @@ def b() -> BookBuilder:
     b.customer("C1")
     b.customer("C2")
     return b
+
+
+def _reversal(eid: str, payment: str) -> PaymentReversed:
+    return PaymentReversed(**meta(eid), payment_id=payment, reversed_on=date(2026, 2, 10))
 
 
 def refusal(b: BookBuilder, event: Any) -> str:
@@ -350,3 +355,32 @@ def test_promises_refuse_and_track_what_they_receive(b: BookBuilder) -> None:
     kept = b.ledger.audit_trail("receivable", "I1")[-1]
     assert kept.summary == "promise PR1 kept"
     assert (kept.before_state, kept.after_state) == ("promised", "partially_paid")
+
+
+def test_reversals_refuse_closed_items_and_reopen_promises(b: BookBuilder) -> None:
+    b.invoice("I1", "C1", 1_000, issued="2026-01-01", due="2026-01-31")
+    b.pay("P1", "C1", 400, on="2026-02-01", to=[("I1", 400)])
+    b.write_off("I1", on="2026-02-02")
+    assert refusal(b, _reversal("R1", "P1")) == (
+        "PaymentReversed: receivable 'I1' is closed (state 'written_off')"
+    )
+    b.invoice("I2", "C1", 1_000, issued="2026-01-01", due="2026-01-31")
+    b.pay("P2", "C1", 1_000, on="2026-02-01", to=[("I2", 1_000)])
+    with pytest.raises(ArflowError) as info:
+        b.dispute("D1", "I2", 100)
+    assert str(info.value) == "DisputeOpened: receivable 'I2' is closed (state 'paid')"
+    b.reverse("P2", on="2026-02-03")
+    assert refusal(b, _reversal("R2", "P2")) == (
+        "PaymentReversed: payment 'P2' is closed (state 'reversed')"
+    )
+    rec = b.ledger.audit_trail("receivable", "I2")[-1]
+    assert rec.summary == "payment P2 reversed: 1,000.00 CNY reopened"
+    assert (rec.before_state, rec.after_state) == ("paid", "open")
+    # A promise kept by a payment that bounces before its date is open again.
+    b.invoice("I3", "C1", 1_000, issued="2026-01-01", due="2026-01-31")
+    b.promise("PR1", "C1", ["I3"], 500, by="2026-02-20", on="2026-02-01")
+    b.pay("P3", "C1", 500, on="2026-02-05", to=[("I3", 500)])
+    b.reverse("P3", on="2026-02-06")
+    promise = b.ledger.audit_trail("promise", "PR1")[-1]
+    assert promise.summary == "payment P3 reversed: received 0.00 CNY of 500.00 CNY, open"
+    assert (promise.before_state, promise.after_state) == ("kept", "open")
