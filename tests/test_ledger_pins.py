@@ -213,6 +213,7 @@ def test_dunning_risk_and_lock_records(b: BookBuilder) -> None:
     )
     rec = b.ledger.audit_trail("receivable", "I1")[-1]
     assert rec.summary == "risk high by high-risk-30 on 2026-03-02"
+    assert (rec.before_state, rec.after_state) == ("open", "open")
     assert b.ledger.receivable("I1").risk_level == "high"
     b.pay("P1", "C1", 1_000, on="2026-02-10")
     step = DunningStepRecorded(
