@@ -94,6 +94,14 @@ REFUSALS = [
     ("s + 1 == n", "arithmetic needs numbers, got a string + a number at column 3 in 's + 1 == n'"),
     ("n == s + 1", "arithmetic needs numbers, got a string + a number at column 8 in 'n == s + 1'"),
     (
+        "(s + 1) * n > 1",
+        "arithmetic needs numbers, got a string + a number at column 4 in '(s + 1) * n > 1'",
+    ),
+    (
+        "n * (s + 1) > 1",
+        "arithmetic needs numbers, got a string + a number at column 8 in 'n * (s + 1) > 1'",
+    ),
+    (
         "x.grade == 'A'",
         "unknown fact 'x.grade'; did you mean customer.grade or invoice.grade? at column 1 in "
         "\"x.grade == 'A'\"",
@@ -135,6 +143,12 @@ def test_the_depth_limit_is_64_levels_exactly() -> None:
     condition("-" * 62 + "n > 1", FACTS)
     with pytest.raises(ExpressionError, match="nested more than 64 levels deep"):
         condition("-" * 64 + "n > 1", FACTS)
+
+
+def test_siblings_do_not_add_up_to_the_depth_limit() -> None:
+    condition(" and ".join(["not b"] * 70), FACTS)
+    condition(" and ".join(["(b)"] * 70), FACTS)
+    condition("s in [" + ", ".join(["'a'"] * 70) + "]", FACTS)
 
 
 def test_a_long_flat_sum_is_refused_for_its_height_at_its_root() -> None:
