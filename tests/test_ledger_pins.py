@@ -385,3 +385,23 @@ def test_reversals_refuse_closed_items_and_reopen_promises(b: BookBuilder) -> No
     promise = b.ledger.audit_trail("promise", "PR1")[-1]
     assert promise.summary == "payment P3 reversed: received 0.00 CNY of 500.00 CNY, open"
     assert (promise.before_state, promise.after_state) == ("kept", "open")
+
+
+def test_a_node_due_after_its_milestone_counts_from_the_milestone(b: BookBuilder) -> None:
+    node = PaymentNode(
+        id="acc",
+        percent=Decimal(100),
+        due=DueRule(basis="milestone", milestone_id="M1", days=10),
+    )
+    k = contract().model_copy(update={"payment_nodes": (node,)})
+    planned = Milestone(id="M1", contract_id="K1", planned_date=date(2026, 2, 15))
+    b.apply(ContractSigned(**meta("k1"), contract=k, milestones=[planned]))
+    b.invoice("I1", "C1", 100_000, issued="2026-02-01", contract_id="K1", payment_node_id="acc")
+    assert b.ledger.receivable("I1").due_date == date(2026, 2, 25)
+
+
+def test_registration_and_payment_refusals_read_well(b: BookBuilder) -> None:
+    assert b.ledger.audit_trail("customer", "C1")[0].summary == "registered"
+    with pytest.raises(ArflowError) as info:
+        b.pay("P0", "C1", 0, on="2026-02-01")
+    assert str(info.value) == "payment P0 amount must be positive, got 0.00 CNY"
