@@ -7,6 +7,7 @@ keeps, a milestone decision's currency, and scoring without a scoring section.
 
 from __future__ import annotations
 
+import json
 import shutil
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -114,3 +115,15 @@ def test_scoring_needs_a_scoring_section(tmp_path: Path) -> None:
     with pytest.raises(ArflowError) as info:
         engine.score("C1", DUE)
     assert str(info.value) == "the rule pack has no scoring section"
+
+
+def test_the_run_record_counts_what_the_run_did(pack) -> None:  # type: ignore[no-untyped-def]
+    b = book()
+    b.invoice("I1", "C1", 1_000, issued="2026-01-31", due=DUE)
+    b.invoice("I2", "C2", 50, issued="2026-01-31", due=DUE)  # under the minimum: skipped
+    engine = Engine(b.ledger, pack)
+    result = engine.run(DUE, first_run=True)
+    body = json.loads(b.ledger.store.runs()[-1].body)
+    assert body["recorded"] == result.recorded > 0
+    assert body["skipped"] == result.skipped == len(result.plan.skipped) > 0
+    assert body["failed"] == 0 and body["since"] is None
