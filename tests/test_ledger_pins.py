@@ -23,6 +23,7 @@ from arflow import (
     CustomerRegistered,
     CustomerUpdated,
     DueRule,
+    Ledger,
     MemoryStore,
     Milestone,
     MilestoneCompleted,
@@ -405,3 +406,18 @@ def test_registration_and_payment_refusals_read_well(b: BookBuilder) -> None:
     with pytest.raises(ArflowError) as info:
         b.pay("P0", "C1", 0, on="2026-02-01")
     assert str(info.value) == "payment P0 amount must be positive, got 0.00 CNY"
+
+
+def test_a_subclass_handler_of_invoices_sees_plain_invoices_as_events() -> None:
+    seen: list[str] = []
+
+    class Audited(Ledger):
+        def _invoice_issued(self, ctx: Any, e: InvoiceIssued) -> None:
+            seen.append(e.number)
+            super()._invoice_issued(ctx, e)
+
+    ledger = Audited(MemoryStore())
+    BookBuilder(ledger.store).customer("C1")
+    assert ledger.apply_all([plain_invoice(issue("I1")), issue("I2")]) == 2
+    assert seen == ["I1", "I2"]
+    assert [r.id for r in ledger.open_items("C1")] == ["I1", "I2"]
