@@ -127,3 +127,31 @@ def test_the_run_record_counts_what_the_run_did(pack) -> None:  # type: ignore[n
     assert body["recorded"] == result.recorded > 0
     assert body["skipped"] == result.skipped == len(result.plan.skipped) > 0
     assert body["failed"] == 0 and body["since"] is None
+
+
+def test_alerts_and_failures_name_their_subject_kind(
+    pack,  # type: ignore[no-untyped-def]
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    b = book()
+    b.invoice("I1", "C1", 1_000, issued="2026-01-31", due=DUE)
+    b.invoice("I2", "C2", 1_000, issued="2026-01-31", due=DUE)
+    engine = Engine(b.ledger, pack)
+    late = date(2026, 4, 2)  # 31 days past due: the high-risk alert
+    alerts = [d for d in engine.plan(late, first_run=True).decisions if d.kind == "alert"]
+    assert alerts and {d.subject_kind for d in alerts} == {"receivable"}
+    real = engine._plan_ladder
+
+    def boom(plan, ladder, r, *args):  # type: ignore[no-untyped-def]
+        if r.id == "I1":
+            raise RuntimeError("corrupt item")
+        return real(plan, ladder, r, *args)
+
+    monkeypatch.setattr(engine, "_plan_ladder", boom)
+    (failure,) = engine.plan(DUE, first_run=True).failures
+    assert (failure.subject_kind, failure.subject_id, failure.customer_id, failure.rule) == (
+        "receivable",
+        "I1",
+        "C1",
+        "standard",
+    )
