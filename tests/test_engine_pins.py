@@ -155,3 +155,36 @@ def test_alerts_and_failures_name_their_subject_kind(
         "C1",
         "standard",
     )
+
+
+def test_a_contract_lock_sums_in_the_base_currency_without_a_credit_limit(
+    tmp_path: Path,
+) -> None:
+    dest = tmp_path / "pack"
+    shutil.copytree(RULES, dest)
+    (dest / "locks.yaml").write_text(
+        """locks:
+  - id: contract-open
+    description: An open balance on a contract suspends that contract.
+    when: "customer.open_balance > 500"
+    scope: contract
+""",
+        encoding="utf-8",
+    )
+    b = book()  # C1 has no credit limit: its facts are in the base currency, CNY
+    for k in ("K1", "K2"):
+        b.apply(
+            ContractSigned(
+                event_id=k,
+                occurred_at=T,
+                actor="s",
+                contract=Contract(
+                    id=k, customer_id="C1", signed_on=date(2026, 1, 1), amount=Money.of(9, "CNY")
+                ),
+            )
+        )
+    b.invoice("I1", "C1", 1_000, issued="2026-01-01", due="2026-02-02", contract_id="K1")
+    b.invoice("I2", "C1", 100, issued="2026-01-01", due="2026-02-02", contract_id="K2")
+    Engine(b.ledger, load_pack(dest)).run(date(2026, 3, 5), first_run=True)
+    (lock,) = b.ledger.customer("C1").locks
+    assert (lock.lock_id, lock.scope, lock.ref) == ("contract-open", "contract", "K1")
