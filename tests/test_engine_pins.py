@@ -29,6 +29,7 @@ from arflow import (
 from arflow.engine import Engine
 from arflow.errors import ArflowError
 from arflow.rules.loader import load_pack
+from arflow.store.sql import SqlStore
 from arflow.testing import BookBuilder
 
 RULES = Path(__file__).resolve().parent.parent / "rules" / "default"
@@ -188,3 +189,17 @@ def test_a_contract_lock_sums_in_the_base_currency_without_a_credit_limit(
     Engine(b.ledger, load_pack(dest)).run(date(2026, 3, 5), first_run=True)
     (lock,) = b.ledger.customer("C1").locks
     assert (lock.lock_id, lock.scope, lock.ref) == ("contract-open", "contract", "K1")
+
+
+def test_a_run_in_slices_keeps_the_since_it_was_given(pack, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    b = BookBuilder(SqlStore(f"sqlite:///{tmp_path}/book.db"))
+    for cid in ("C1", "C2", "C3"):
+        b.customer(cid)
+        b.invoice(f"I-{cid}", cid, 1_000, issued="2026-01-31", due=DUE)
+    engine = Engine(b.ledger, pack)
+    engine.slice_candidates = 1  # one customer a slice
+    assert engine.run(DUE, first_run=True).plan.slices > 1
+    # From 18 March on only call-16 counts; the formal notices and the SMS before it do not.
+    result = engine.run(date(2026, 3, 22), since=date(2026, 3, 18))
+    assert result.plan.slices > 1
+    assert (result.recorded, result.skipped) == (3, 0)
