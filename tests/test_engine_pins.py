@@ -203,3 +203,44 @@ def test_a_run_in_slices_keeps_the_since_it_was_given(pack, tmp_path: Path) -> N
     result = engine.run(date(2026, 3, 22), since=date(2026, 3, 18))
     assert result.plan.slices > 1
     assert (result.recorded, result.skipped) == (3, 0)
+
+
+def test_a_step_whose_condition_fails_or_that_pauses_does_not_stop_the_ladder(
+    tmp_path: Path,
+) -> None:
+    dest = tmp_path / "pack"
+    shutil.copytree(RULES, dest)
+    (dest / "dunning.yaml").write_text(
+        """ladders:
+  - id: t
+    steps:
+      - id: big-only
+        at: due+2d
+        level: 1
+        when: "amount > 1000000"
+        actions:
+          - {type: email, to: customer, template: reminder_due}
+      - id: rich-only
+        at: due+2d
+        level: 2
+        min_balance: 5000
+        actions:
+          - {type: email, to: customer, template: reminder_due}
+      - id: weekly
+        at: every 7d from due+2d
+        level: 3
+        actions:
+          - {type: email, to: customer, template: reminder_due}
+""",
+        encoding="utf-8",
+    )
+    b = BookBuilder(MemoryStore())
+    b.customer("C1", email="ap@c1.example")
+    b.invoice("I1", "C1", 1_000, issued="2026-01-31", due=DUE)
+    engine = Engine(b.ledger, load_pack(dest))
+    plan = engine.plan(date(2026, 3, 4), first_run=True)
+    assert plan.failures == []
+    assert [(d.rule, d.step) for d in plan.decisions if d.kind == "dunning"] == [("t", "weekly")]
+    assert [(d.step, d.reason) for d in plan.skipped] == [
+        ("rich-only", "undisputed balance 1000.00 is under the minimum 5000")
+    ]
