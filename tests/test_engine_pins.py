@@ -244,3 +244,14 @@ def test_a_step_whose_condition_fails_or_that_pauses_does_not_stop_the_ladder(
     assert [(d.step, d.reason) for d in plan.skipped] == [
         ("rich-only", "undisputed balance 1000.00 is under the minimum 5000")
     ]
+
+
+def test_a_pack_given_loaded_is_planned_in_this_process(pack, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    b = BookBuilder(SqlStore(f"sqlite:///{tmp_path}/book.db"))
+    for cid in ("C1", "C2", "C3"):
+        b.customer(cid, email=f"ap@{cid}.example")
+        b.invoice(f"I-{cid}", cid, 1_000, issued="2026-01-31", due=DUE)
+    engine = Engine(b.ledger, pack, workers=2)  # helpers could not load this pack
+    assert engine._helper_spec(DUE, None, True, T) is None
+    result = engine.run(DUE, first_run=True)
+    assert result.failures == [] and result.recorded == 3
