@@ -26,7 +26,7 @@ from arflow import (
     Money,
     PaymentNode,
 )
-from arflow.engine import Engine
+from arflow.engine import Engine, group_notices
 from arflow.errors import ArflowError
 from arflow.rules.loader import load_pack
 from arflow.store.sql import SqlStore
@@ -255,3 +255,23 @@ def test_a_pack_given_loaded_is_planned_in_this_process(pack, tmp_path: Path) ->
     assert engine._helper_spec(DUE, None, True, T) is None
     result = engine.run(DUE, first_run=True)
     assert result.failures == [] and result.recorded == 3
+
+
+def test_tasks_of_one_step_are_one_notice_per_owner(pack) -> None:  # type: ignore[no-untyped-def]
+    b = book()
+    b.invoice("I1", "C1", 1_000, issued="2026-01-31", due=DUE)
+    b.invoice("I2", "C1", 2_000, issued="2026-01-31", due=DUE)
+    plan = Engine(b.ledger, pack).plan(DUE, first_run=True)
+    tasks = [n for n in group_notices(plan.decisions) if n.action.type == "task"]
+    assert [n.subject_ids for n in tasks] == [("I1", "I2")]
+
+
+def test_a_plan_keeps_the_since_it_was_given(pack) -> None:  # type: ignore[no-untyped-def]
+    b = book()
+    b.invoice("I1", "C1", 1_000, issued="2026-01-31", due=DUE)
+    engine = Engine(b.ledger, pack)
+    engine.run(DUE, first_run=True)
+    plan = engine.plan(date(2026, 3, 22), since=date(2026, 3, 18))
+    assert plan.since == date(2026, 3, 18)
+    assert [d.step for d in plan.decisions if d.kind == "dunning"] == ["call-16"]
+    assert plan.skipped == []
