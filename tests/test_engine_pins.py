@@ -275,3 +275,32 @@ def test_a_plan_keeps_the_since_it_was_given(pack) -> None:  # type: ignore[no-u
     assert plan.since == date(2026, 3, 18)
     assert [d.step for d in plan.decisions if d.kind == "dunning"] == ["call-16"]
     assert plan.skipped == []
+
+
+def test_only_open_promises_can_be_found_unpaid(pack) -> None:  # type: ignore[no-untyped-def]
+    b = book()
+    b.invoice("I1", "C1", 1_000, issued="2026-01-31", due=DUE)
+    b.promise("PR1", "C1", ["I1"], 1_000, by=date(2026, 3, 7), on=DUE)
+    b.break_promise("PR1", on=date(2026, 3, 8))  # recorded broken by hand already
+    plan = Engine(b.ledger, pack).plan(date(2026, 3, 14), first_run=True)
+    assert [d for d in plan.decisions if d.rule == "promise-broken"] == []
+
+
+def test_a_lock_rule_failing_on_a_customer_names_the_customer(
+    pack,  # type: ignore[no-untyped-def]
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    b = book()
+    b.invoice("I1", "C1", 1_000, issued="2026-01-31", due=DUE)
+    engine = Engine(b.ledger, pack)
+
+    def boom(*args: object) -> None:
+        raise ArflowError("broken facts")
+
+    monkeypatch.setattr(engine, "_plan_locks", boom)
+    (failure,) = engine.plan(DUE, first_run=True).failures
+    assert (failure.subject_kind, failure.subject_id, failure.error) == (
+        "customer",
+        "C1",
+        "broken facts",
+    )
