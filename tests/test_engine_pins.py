@@ -304,3 +304,20 @@ def test_a_lock_rule_failing_on_a_customer_names_the_customer(
         "C1",
         "broken facts",
     )
+
+
+@pytest.mark.parametrize("when", ["days_past_due >= 31", "days_past_due > 30"])
+def test_an_alert_fires_on_the_first_day_its_bound_allows(when: str, tmp_path: Path) -> None:
+    dest = tmp_path / "pack"
+    shutil.copytree(RULES, dest)
+    alerts = dest / "alerts.yaml"
+    alerts.write_text(
+        alerts.read_text("utf-8").replace('"days_past_due > 30 and balance > 0"', f'"{when}"'),
+        "utf-8",
+    )
+    b = book()
+    b.invoice("I1", "C1", 1_000, issued="2026-01-31", due=DUE)
+    engine = Engine(b.ledger, load_pack(dest))
+    engine.run(date(2026, 4, 1), first_run=True)  # 30 days past due: not yet
+    plan = engine.plan(date(2026, 4, 2))  # 31 days
+    assert [d.subject_id for d in plan.decisions if d.kind == "alert"] == ["I1"]
