@@ -76,10 +76,12 @@ def test_instants_are_utc_microseconds_since_the_epoch() -> None:
 
 
 def test_stats_add_sums_every_counter() -> None:
-    a = DispatchStats(claimed=1, sent=2, retried=3, dead=4, fallbacks=5, errors=["x"])
-    b = DispatchStats(claimed=10, sent=20, retried=30, dead=40, fallbacks=50, errors=["y"])
+    a = DispatchStats(claimed=1, sent=2, retried=3, dead=4, fallbacks=5, lost=6, errors=["x"])
+    b = DispatchStats(claimed=10, sent=20, retried=30, dead=40, fallbacks=50, lost=60, errors=["y"])
     a.add(b)
-    assert a == DispatchStats(11, 22, 33, 44, 55, ["x", "y"])
+    assert a == DispatchStats(
+        claimed=11, sent=22, retried=33, dead=44, fallbacks=55, lost=66, errors=["x", "y"]
+    )
 
 
 def test_the_default_batch_is_fifty() -> None:
@@ -241,7 +243,7 @@ def test_a_settle_lost_to_another_dispatcher_is_logged(caplog: pytest.LogCapture
     with caplog.at_level(logging.WARNING, logger="arflow.outbox"):
         d._settle(rec, Settle("sent", micros(T0)))  # not claimed by d: refused
     assert [r.getMessage() for r in caplog.records] == [
-        "outbox k1 was settled by another dispatcher"
+        "outbox k1: claim lost to another dispatcher, outcome not recorded"
     ]
 
 
