@@ -529,6 +529,7 @@ class Dispatcher:
         self.on_sent = on_sent
         self._buckets = {ch: _Bucket(r, sleep) for ch, r in (rate_limits or {}).items() if r > 0}
         self._renewed = 0  # when the current batch's claims were last renewed together
+        self._held: set[str] = set()  # the keys of the batch held then
 
     @property
     def lease_us(self) -> int:
@@ -549,7 +550,7 @@ class Dispatcher:
                 f"{type(self.store).__name__}.outbox_claim gave {unfenced[0]!r} no claim token: "
                 "without one no send can be fenced"
             )
-        self._renewed = now
+        self._renewed, self._held = now, {r.key for r in claimed}
         if not claimed:
             return stats
         heartbeat = _Heartbeat(self)
@@ -587,16 +588,18 @@ class Dispatcher:
         return total
 
     def _hold(self, rec: OutboxRecord, rest: Callable[[], list[str]]) -> bool:
-        """Renew the claim on ``rec`` just before it is sent, so that it holds for a whole
-        lease from here; whether it was still held. Every third of a lease the rest of the
-        batch (the keys ``rest`` lists) is renewed with it, so a batch longer than the
-        lease keeps its tail."""
+        """Whether the claim on ``rec`` still holds, just before it is sent. Within a third
+        of a lease of the batch's last renewal, where ``rec`` was held, it does (it was
+        claimed or renewed then for a whole lease, and no one may take it over before that
+        lease ends), and the store is not asked; after that, ``rec`` and the rest of the batch (the keys ``rest``
+        lists) are renewed for a whole lease from here, so a batch longer than the lease
+        keeps its tail, and the answer is whether ``rec`` was still held."""
         now = self._now()
-        keys = [rec.key]
-        if now - self._renewed >= self.lease_us // 3:
-            keys += rest()
-            self._renewed = now
-        return rec.key in self.store.outbox_renew(keys, str(rec.claim), now, self.lease_us)
+        if now - self._renewed < self.lease_us // 3 and rec.key in self._held:
+            return True
+        self._renewed = now
+        self._held = self.store.outbox_renew([rec.key, *rest()], str(rec.claim), now, self.lease_us)
+        return rec.key in self._held
 
     def _one(
         self,
