@@ -1042,10 +1042,10 @@ class Engine:
         customer_ids: Sequence[str],
         as_of: date,
         cache: dict[str, dict[str, Any]],
-        failures: list[Failure] | None = None,
+        failures: list[Failure],
     ) -> list[Decision]:
         """The patterns matched in these customers' histories; a rule whose condition fails
-        on a customer is reported in ``failures`` (raised when None) and the others go on."""
+        on a customer is reported in ``failures`` and the others go on."""
         matcher = self.matcher
         if matcher is None or not customer_ids:
             return []
@@ -1089,13 +1089,7 @@ class Engine:
             for name, obj in found:
                 rule = rules[name]
                 spec: PatternRule = rule.spec
-                try:
-                    if rule.when is not None and not rule.when(cf):
-                        continue
-                except Exception as exc:
-                    if failures is None:
-                        raise
-                    failures.append(_failure("customer", cid, cid, rule.id, exc))
+                if not _holds(rule, cf, failures, "customer", cid, cid):
                     continue
                 if isinstance(obj, dr.Promise):
                     pr = promises[(obj.receivable_id, obj.made_on.isoformat(), obj.promised_date)]
