@@ -22,16 +22,11 @@ from typing import IO, Any, BinaryIO
 
 import arflow
 
-from .errors import ArflowError
+from .errors import WorkerFailed as WorkerFailed
 
 _FRAME = struct.Struct("<I")
 
 Send = Callable[[tuple[Any, ...]], None]
-
-
-class WorkerFailed(ArflowError):
-    """A child process stopped without saying why (killed, out of memory), sent a broken
-    message or loaded another arflow than this process."""
 
 
 class Child:

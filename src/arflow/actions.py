@@ -39,9 +39,12 @@ from urllib.parse import parse_qs, quote, quote_plus, unquote, urlsplit
 from pydantic import BaseModel, ConfigDict, Field
 
 from .errors import ArflowError
+from .errors import DeliveryError as DeliveryError
+from .errors import Feedback as Feedback
+from .errors import PermanentFailure as PermanentFailure
+from .errors import TemporaryFailure as TemporaryFailure
 
 Channel = Literal["email", "sms", "task", "webhook"]
-Feedback = Literal["bounced", "invalid", "unsubscribed"]
 
 #: the rule action types that leave arflow, and the channel each goes out on
 CHANNEL_OF: dict[str, Channel] = {
@@ -87,29 +90,6 @@ class Message(BaseModel):
         """An RFC 5322 Message-ID derived from the key: the same action, the same id."""
         digest = hashlib.sha256(self.key.encode("utf-8")).hexdigest()[:40]
         return f"<{digest}@arflow>"
-
-
-class DeliveryError(ArflowError):
-    """A delivery attempt failed. ``feedback`` says what it means for the contact."""
-
-    temporary = True
-
-    def __init__(
-        self, message: str, *, feedback: Feedback | None = None, address: str | None = None
-    ) -> None:
-        super().__init__(message)
-        self.feedback = feedback
-        self.address = address
-
-
-class TemporaryFailure(DeliveryError):
-    """May work later: retried with backoff until the attempts run out."""
-
-
-class PermanentFailure(DeliveryError):
-    """Never will: the action goes to the dead letters at once (or to its fallback)."""
-
-    temporary = False
 
 
 @runtime_checkable

@@ -27,7 +27,24 @@ import holidays
 from dateutil.relativedelta import relativedelta  # type: ignore[import-untyped]
 from dateutil.rrule import MONTHLY, rrule  # type: ignore[import-untyped]
 
-from .errors import ValidationError
+from .errors import (
+    CalendarError as CalendarError,
+)
+from .errors import (
+    MissingAnchor as MissingAnchor,
+)
+from .errors import (
+    OffsetError as OffsetError,
+)
+from .errors import (
+    ParseError as ParseError,
+)
+from .errors import (
+    ScheduleError as ScheduleError,
+)
+from .errors import (
+    WindowError as WindowError,
+)
 
 __all__ = [
     "ANCHORS",
@@ -61,48 +78,6 @@ DAY_NAMES: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 END_OF_DAY = time.max
 """A window end of ``24:00`` is stored as ``time.max``: :class:`datetime.time` stops at 23:59."""
-
-
-# -- errors ---------------------------------------------------------------------------------
-
-
-class CalendarError(ValidationError, ValueError):
-    """A calendar, offset, schedule or window that cannot be built or used as asked.
-
-    Also a ``ValueError``, so code that validates text with ``except ValueError`` catches it.
-    """
-
-
-class MissingAnchor(CalendarError):
-    """An offset needs a date (the promise, the dispute...) that the caller did not give."""
-
-    def __init__(self, anchor: str, text: str) -> None:
-        self.anchor, self.text = anchor, text
-        super().__init__(f"{text!r} needs the {anchor} date, which was not given")
-
-
-class ParseError(CalendarError):
-    """Text that does not follow the grammar; says what was expected and where.
-
-    ``position`` is the 0-based column of the problem; the message shows it 1-based, as
-    editors do.
-    """
-
-    def __init__(self, text: str, position: int, expected: str) -> None:
-        self.text, self.position, self.expected = text, position, expected
-        super().__init__(f"expected {expected} at column {position + 1} in {text!r}")
-
-
-class OffsetError(ParseError):
-    """Malformed offset text such as ``due+3x``."""
-
-
-class ScheduleError(ParseError):
-    """Malformed schedule text such as ``every 0d from due``."""
-
-
-class WindowError(ParseError):
-    """Malformed send-window text such as ``mon-fry 09:00-18:00``."""
 
 
 # -- business calendar ----------------------------------------------------------------------

@@ -1,9 +1,51 @@
 """The exception hierarchy: every refusal names what was wrong and with which object.
 
-A call that raises one of these has changed nothing.
+A call that raises one of these has changed nothing. Every exception arflow raises on
+purpose is defined here and rooted at :class:`ArflowError`; a third-party exception (from
+pydantic, SQLAlchemy, YAML, Jinja2, a driver) is translated at the public edge with
+``raise ... from`` so that its cause stays readable::
+
+    ArflowError
+    ├── ValidationError              input that describes no valid object, event or rule
+    │   ├── CalendarError            (also a ValueError)
+    │   │   ├── MissingAnchor
+    │   │   └── ParseError
+    │   │       ├── OffsetError
+    │   │       ├── ScheduleError
+    │   │       └── WindowError
+    │   ├── ExpressionError          a rule condition that does not parse or type-check
+    │   └── RuleLoadError            a rule pack with problems (file:line each)
+    ├── CurrencyMismatch
+    ├── UnknownObject
+    ├── DuplicateObject
+    ├── InvalidAmount
+    │   └── AmountOutOfRange
+    ├── OverAllocation
+    ├── ClosedItem
+    ├── IllegalTransition
+    ├── InvalidDates
+    │   └── DateOutOfRange
+    ├── ImportRejected               an import file with bad rows (file:row:column each)
+    ├── StoreError                   the store cannot be opened, read or written
+    ├── TemplateError                a template that cannot be found, parsed or rendered
+    │   └── TemplateLimitError
+    ├── DeliveryError                an adapter could not deliver a message
+    │   ├── TemporaryFailure
+    │   └── PermanentFailure
+    ├── SignatureError               a webhook signature that does not verify
+    ├── UnsupportedForDurable        a rule durable-rules cannot express
+    ├── DurableError                 durable-rules failed while matching
+    └── WorkerFailed                 a helper process stopped without saying why
+        └── ReaderFailed             (the import's reader process)
+
+``arflow.cli`` maps these classes to exit codes (see ``docs/cli.md``).
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
 
 
 class ArflowError(Exception):
@@ -102,3 +144,165 @@ class DateOutOfRange(InvalidDates):
     def __init__(self, message: str, value: object = None) -> None:
         self.value = value
         super().__init__(message)
+
+
+# -- the calendar ---------------------------------------------------------------------------
+
+
+class CalendarError(ValidationError, ValueError):
+    """A calendar, offset, schedule or window that cannot be built or used as asked.
+
+    Also a ``ValueError``, so code that validates text with ``except ValueError`` catches it.
+    """
+
+
+class MissingAnchor(CalendarError):
+    """An offset needs a date (the promise, the dispute...) that the caller did not give."""
+
+    def __init__(self, anchor: str, text: str) -> None:
+        self.anchor, self.text = anchor, text
+        super().__init__(f"{text!r} needs the {anchor} date, which was not given")
+
+
+class ParseError(CalendarError):
+    """Text that does not follow the grammar; says what was expected and where.
+
+    ``position`` is the 0-based column of the problem; the message shows it 1-based, as
+    editors do.
+    """
+
+    def __init__(self, text: str, position: int, expected: str) -> None:
+        self.text, self.position, self.expected = text, position, expected
+        super().__init__(f"expected {expected} at column {position + 1} in {text!r}")
+
+
+class OffsetError(ParseError):
+    """Malformed offset text such as ``due+3x``."""
+
+
+class ScheduleError(ParseError):
+    """Malformed schedule text such as ``every 0d from due``."""
+
+
+class WindowError(ParseError):
+    """Malformed send-window text such as ``mon-fry 09:00-18:00``."""
+
+
+# -- rules ----------------------------------------------------------------------------------
+
+
+class ExpressionError(ValidationError):
+    """A condition that does not parse or does not type-check; ``position`` is 0-based."""
+
+    def __init__(self, message: str, text: str, position: int) -> None:
+        self.text, self.position, self.reason = text, position, message
+        super().__init__(f"{message} at column {position + 1} in {text!r}")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem in a rule file: where (file, 1-based line, rule id) and what."""
+
+    file: str
+    line: int
+    rule: str | None
+    message: str
+
+    def __str__(self) -> str:
+        where = f" [{self.rule}]" if self.rule else ""
+        shown = self.message if len(self.message) <= 500 else self.message[:500] + "..."
+        return f"{self.file}:{self.line}:{where} {shown}"
+
+
+class RuleLoadError(ValidationError):
+    """A rule pack that cannot be loaded; ``problems`` has file, line, rule id, message."""
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        self.problems = sorted(problems, key=lambda p: (p.file, p.line))
+        shown = "\n".join(str(p) for p in self.problems[:50])
+        more = f"\n... and {len(self.problems) - 50} more" if len(self.problems) > 50 else ""
+        super().__init__(f"{len(self.problems)} problem(s) in the rules:\n{shown}{more}")
+
+
+class UnsupportedForDurable(ArflowError):
+    """A condition or pattern the durable-rules matcher cannot express; raised at build time."""
+
+
+class DurableError(ArflowError):
+    """durable-rules failed while matching; the session it used is retired, not reused."""
+
+
+# -- messages and delivery ------------------------------------------------------------------
+
+
+class TemplateError(ArflowError):
+    """A template that cannot be found, parsed or rendered.
+
+    The message names the template, its locale, file and line, and carries Jinja's message,
+    which names variables and attributes, not their values: it is meant to be logged."""
+
+    def __init__(
+        self,
+        name: str,
+        locale: str | None,
+        message: str,
+        line: int | None = None,
+        file: str | None = None,
+    ) -> None:
+        self.name, self.locale, self.line, self.file = name, locale, line, file
+        where = f"template {name}" + (f" ({locale})" if locale else "")
+        if file is not None:
+            where += f", {file}"
+        if line is not None:
+            where += f" line {line}"
+        super().__init__(f"{where}: {message}")
+
+
+class TemplateLimitError(TemplateError):
+    """A template that would build or do more than any message needs: a string, a message
+    or a loop past the limits (``MAX_TEXT``, ``MAX_OUTPUT``, ``MAX_STEPS``...), or calls
+    nested too deep. The message says which limit, and where when it can."""
+
+
+#: What a failed delivery says about the contact's address.
+Feedback = Literal["bounced", "invalid", "unsubscribed"]
+
+
+class DeliveryError(ArflowError):
+    """A delivery attempt failed. ``feedback`` says what it means for the contact."""
+
+    temporary = True
+
+    def __init__(
+        self, message: str, *, feedback: Feedback | None = None, address: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.feedback = feedback
+        self.address = address
+
+
+class TemporaryFailure(DeliveryError):
+    """May work later: retried with backoff until the attempts run out."""
+
+
+class PermanentFailure(DeliveryError):
+    """Never will: the action goes to the dead letters at once (or to its fallback)."""
+
+    temporary = False
+
+
+class SignatureError(ArflowError):
+    """A webhook signature that does not verify: wrong, malformed, or outside the time window."""
+
+
+# -- helper processes -----------------------------------------------------------------------
+
+
+class WorkerFailed(ArflowError):
+    """A child process stopped without saying why (killed, out of memory), sent a broken
+    message or loaded another arflow than this process."""
+
+
+class ReaderFailed(WorkerFailed):
+    """The import's reader process stopped without saying why (killed, out of memory) or
+    sent a message that cannot be read; nothing was imported."""

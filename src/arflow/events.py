@@ -11,6 +11,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Literal
 
+import pydantic
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
 
 from .domain import (
@@ -29,6 +30,7 @@ from .domain import (
     Ref,
     check_instant,
 )
+from .errors import ValidationError
 from .money import Seq
 
 
@@ -303,5 +305,17 @@ EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
 
 
 def parse_event(data: str | bytes) -> Event:
-    """Parse one event from its JSON form (as stored in the event log)."""
-    return EVENT_ADAPTER.validate_json(data)
+    """Parse one event from its JSON form (as stored in the event log).
+
+    Raises:
+        arflow.errors.ValidationError: the text is not JSON or not a valid event; the
+            message names each bad field by its path (pydantic's error is the cause).
+    """
+    try:
+        return EVENT_ADAPTER.validate_json(data)
+    except pydantic.ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '(event)'}: {e['msg']}"
+            for e in exc.errors(include_url=False, include_input=False)[:20]
+        )
+        raise ValidationError(f"not a valid event: {problems}") from exc

@@ -94,7 +94,8 @@ from .domain import (
     PaymentNode,
     Receivable,
 )
-from .errors import ArflowError
+from .errors import TemplateError as TemplateError
+from .errors import TemplateLimitError as TemplateLimitError
 from .money import Money
 
 __all__ = [
@@ -113,35 +114,6 @@ _SUFFIX = ".j2"
 _MAX_REPEAT = 100_000  # longest string or list a template may build with ``*``
 _MAX_EXPONENT = 100
 _MAX_POWER_BITS = 10_000
-
-
-class TemplateError(ArflowError):
-    """A template that cannot be found, parsed or rendered.
-
-    The message names the template, its locale, file and line, and carries Jinja's message,
-    which names variables and attributes, not their values: it is meant to be logged."""
-
-    def __init__(
-        self,
-        name: str,
-        locale: str | None,
-        message: str,
-        line: int | None = None,
-        file: str | None = None,
-    ) -> None:
-        self.name, self.locale, self.line, self.file = name, locale, line, file
-        where = f"template {name}" + (f" ({locale})" if locale else "")
-        if file is not None:
-            where += f", {file}"
-        if line is not None:
-            where += f" line {line}"
-        super().__init__(f"{where}: {message}")
-
-
-class TemplateLimitError(TemplateError):
-    """A template that would build or do more than any message needs: a string, a message
-    or a loop past the limits (``MAX_TEXT``, ``MAX_OUTPUT``, ``MAX_STEPS``...), or calls
-    nested too deep. The message says which limit, and where when it can."""
 
 
 @dataclass(frozen=True)

@@ -81,6 +81,7 @@ from ..actions import (
     split_userinfo,
 )
 from ..errors import ArflowError
+from ..errors import SignatureError as SignatureError
 
 log = logging.getLogger("arflow.adapters.http")
 
@@ -93,10 +94,6 @@ DEFAULT_TIMEOUT = 10.0
 _MAX_REPLY = 1 << 20
 _USER_AGENT = "arflow-adapter"
 _PLACEHOLDERS = ("to", "text", "key", "sender")
-
-
-class SignatureError(ArflowError):
-    """A webhook signature that does not verify: wrong, malformed, or outside the time window."""
 
 
 # -- SMS profiles ---------------------------------------------------------------------------------

@@ -45,7 +45,8 @@ from typing import Any, Literal, NoReturn, TypeAlias
 
 from durable import engine  # type: ignore[import-untyped]
 
-from ..errors import ArflowError
+from ..errors import DurableError as DurableError
+from ..errors import UnsupportedForDurable as UnsupportedForDurable
 from .expr import (
     BoolOp,
     Call,
@@ -82,14 +83,6 @@ TERMS_PER_SHARD = 32  # durable fails (error 303) when more than 64 rules match 
 TESTS_PER_SHARD = 256  # durable loops forever at 512 sibling tests in one ruleset
 TERMS_PER_RULE = 256  # a bound on the flattened (or-of-ands) form of one condition
 _TAG = "k"  # every wrapper fact carries it, so no rule can match durable's own state fact
-
-
-class UnsupportedForDurable(ArflowError):
-    """A condition or pattern the durable-rules matcher cannot express; raised at build time."""
-
-
-class DurableError(ArflowError):
-    """durable-rules failed while matching; the session it used is retired, not reused."""
 
 
 def fnv1a32(data: str) -> int:

@@ -34,15 +34,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from ..errors import ValidationError
-
-
-class ExpressionError(ValidationError):
-    """A condition that does not parse or does not type-check; ``position`` is 0-based."""
-
-    def __init__(self, message: str, text: str, position: int) -> None:
-        self.text, self.position, self.reason = text, position, message
-        super().__init__(f"{message} at column {position + 1} in {text!r}")
+from ..errors import ExpressionError as ExpressionError
 
 
 class Type(StrEnum):

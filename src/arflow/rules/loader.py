@@ -27,36 +27,15 @@ from typing import Any
 import pydantic
 import yaml
 
-from ..errors import ValidationError
-from .expr import Condition, ExpressionError, Type, condition
+from ..errors import ExpressionError, ValidationError
+from ..errors import Problem as Problem
+from ..errors import RuleLoadError as RuleLoadError
+from .expr import Condition, Type, condition
 from .facts import fact_types
 from .schema import BUILTIN_ROLES, Action, RuleFile, Settings
 
 Path_ = tuple[str | int, ...]
 _LIST_SECTIONS = ("ladders", "locks", "alerts", "milestones", "approvals", "patterns")
-
-
-@dataclass(frozen=True)
-class Problem:
-    file: str
-    line: int
-    rule: str | None
-    message: str
-
-    def __str__(self) -> str:
-        where = f" [{self.rule}]" if self.rule else ""
-        shown = self.message if len(self.message) <= 500 else self.message[:500] + "..."
-        return f"{self.file}:{self.line}:{where} {shown}"
-
-
-class RuleLoadError(ValidationError):
-    """A rule pack that cannot be loaded; ``problems`` has file, line, rule id, message."""
-
-    def __init__(self, problems: Sequence[Problem]) -> None:
-        self.problems = sorted(problems, key=lambda p: (p.file, p.line))
-        shown = "\n".join(str(p) for p in self.problems[:50])
-        more = f"\n... and {len(self.problems) - 50} more" if len(self.problems) > 50 else ""
-        super().__init__(f"{len(self.problems)} problem(s) in the rules:\n{shown}{more}")
 
 
 # -- YAML with lines ------------------------------------------------------------------------------
