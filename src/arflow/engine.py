@@ -29,16 +29,15 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 from zoneinfo import ZoneInfo
-
-from pydantic import BaseModel, ConfigDict
 
 from . import _planner
 from ._child import Child, WorkerFailed
 from ._gc import fewer_gc_passes
 from ._planner import pack_digest
 from .calendar import Schedule
+from .decisions import Decision, DecisionKind, Notice, decision_key
 from .domain import MAX_EVENT_ID_LENGTH, Customer, PromiseStatus, PromiseToPay, Receivable
 from .errors import ArflowError
 from .events import (
@@ -64,50 +63,9 @@ from .rules.loader import CompiledLadder, CompiledRule, CompiledStep, RulePack, 
 from .rules.schema import Action, PatternRule, Scoring
 from .store.base import DecisionRecord, RunRecord
 
-DecisionKind = Literal["dunning", "lock", "unlock", "alert", "milestone", "approval", "pattern"]
-Status = Literal["planned", "held", "skipped", "dropped"]
 ENGINE_ACTOR = "arflow-engine"
 
 log = logging.getLogger(__name__)
-
-
-class Decision(BaseModel):
-    """One thing the rules decided, why, and what to do about it."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    key: str
-    kind: DecisionKind
-    rule: str
-    step: str | None = None
-    level: int | None = None
-    subject_kind: str
-    subject_id: str
-    customer_id: str
-    currency: str | None = None
-    occurrence: date
-    as_of: date
-    status: Status = "planned"
-    reason: str | None = None
-    actions: tuple[Action, ...] = ()
-    recipients: dict[str, str | None] = {}
-    send_at: datetime | None = None
-    why: dict[str, Any] = {}
-
-
-class Notice(BaseModel):
-    """Decisions of one customer merged into one message: one e-mail listing every invoice
-    instead of one e-mail per invoice."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    key: str
-    customer_id: str
-    action: Action
-    level: int | None
-    currency: str | None
-    decision_keys: tuple[str, ...]
-    subject_ids: tuple[str, ...]
 
 
 @dataclass
@@ -828,7 +786,7 @@ class Engine:
                 spec = rule.spec
                 plan.decisions.append(
                     Decision(
-                        key=f"alert:{rule.id}:{r.id}",
+                        key=decision_key("alert", rule.id, r.id),
                         kind="alert",
                         rule=rule.id,
                         subject_kind="receivable",
@@ -896,7 +854,7 @@ class Engine:
         policy = self.settings.catch_up
         latest = max(occ for occ, _st in due)
         for occ, st in sorted(due, key=lambda x: (x[0], x[1].level)):
-            key = f"dunning:{ladder.id}:{st.id}:{r.id}:{occ.isoformat()}"
+            key = decision_key("dunning", ladder.id, st.id, r.id, occ)
             why = _why(
                 f"{ladder.id}/{st.id}",
                 facts,
@@ -994,10 +952,10 @@ class Engine:
             ]
             if spec.notify and spec.template:
                 acts.append(Action(type="notify", to=spec.notify, template=spec.template))
-            where = f":{ref}" if spec.scope == "contract" else ""
+            where = ref if spec.scope == "contract" else None
             plan.decisions.append(
                 Decision(
-                    key=f"{kind}:{rule.id}:{customer_id}{where}:{as_of.isoformat()}",
+                    key=decision_key(kind, rule.id, customer_id, where, as_of),
                     kind=kind,
                     rule=rule.id,
                     subject_kind="customer",
@@ -1093,7 +1051,7 @@ class Engine:
                     continue
                 if isinstance(obj, dr.Promise):
                     pr = promises[(obj.receivable_id, obj.made_on.isoformat(), obj.promised_date)]
-                    key = f"pattern:{rule.id}:{pr.id}"
+                    key = decision_key("pattern", rule.id, pr.id)
                     subject = ("promise", pr.id)
                     detail: dict[str, Any] = {
                         "match": spec.match,
@@ -1104,7 +1062,7 @@ class Engine:
                     }
                     currency: str | None = pr.amount.currency
                 else:
-                    key = f"pattern:{rule.id}:{cid}:{obj.receivable_id}:{obj.paid_on.isoformat()}"
+                    key = decision_key("pattern", rule.id, cid, obj.receivable_id, obj.paid_on)
                     subject = ("customer", cid)
                     detail = {
                         "match": spec.match,
@@ -1673,7 +1631,7 @@ class Engine:
             acts = tuple(rule.spec.actions)
             out.append(
                 Decision(
-                    key=f"milestone:{rule.id}:{req.contract_id}:{req.payment_node_id}",
+                    key=decision_key("milestone", rule.id, req.contract_id, req.payment_node_id),
                     kind="milestone",
                     rule=rule.id,
                     subject_kind="contract",
@@ -1728,7 +1686,7 @@ class Engine:
             )
             out.append(
                 Decision(
-                    key=f"approval:lock-{lock.lock_id}:{e.order_id}",
+                    key=decision_key("approval", f"lock-{lock.lock_id}", e.order_id),
                     kind="approval",
                     rule=f"lock-{lock.lock_id}",
                     subject_kind="order",
@@ -1754,7 +1712,7 @@ class Engine:
             )
             out.append(
                 Decision(
-                    key=f"approval:{rule.id}:{e.order_id}",
+                    key=decision_key("approval", rule.id, e.order_id),
                     kind="approval",
                     rule=rule.id,
                     subject_kind="order",

@@ -17,6 +17,16 @@ from transitions import Machine, MachineError
 from .domain import OrderState, ReceivableState
 from .errors import IllegalTransition
 
+#: Receivables that are still owed: open, partly paid, disputed or under a promise.
+LIVE_STATES = (
+    ReceivableState.OPEN,
+    ReceivableState.PARTIALLY_PAID,
+    ReceivableState.DISPUTED,
+    ReceivableState.PROMISED,
+)
+#: Orders that count toward exposure: approved or shipped, not yet invoiced.
+UNINVOICED_ORDER_STATES = (OrderState.APPROVED, OrderState.SHIPPED)
+
 R = ReceivableState
 OS = OrderState
 
