@@ -58,7 +58,7 @@ PARTS: dict[str, tuple[str, list[str]]] = {
         ["tests/test_ledger.py", "tests/test_properties.py", "tests/test_ledger_pins.py"],
     ),
     "engine": (
-        "src/arflow/engine.py",
+        "src/arflow/engine/",
         [
             "tests/test_engine.py",
             "tests/test_engine_properties.py",

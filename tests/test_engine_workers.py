@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-import arflow._planner as planner
+import arflow.engine._parallel as planner
 from arflow import AllocationRequest, Ledger, PaymentReceived, dump_book
 from arflow._child import WorkerFailed
 from arflow.engine import Engine, merge_plans

@@ -1,5 +1,5 @@
 """A second Python process that works for this one: the import's reader (``_reader``) and
-the daily run's planner (``_planner``).
+the daily run's helper (``engine._helper``).
 
 The child is this interpreter (``sys.executable``) running a function of an arflow module,
 with the arflow this process loaded. It gets its work as JSON on standard input and
@@ -20,11 +20,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any, BinaryIO
 
-import arflow
-
 from .errors import WorkerFailed as WorkerFailed
 
 _FRAME = struct.Struct("<I")
+
+#: the arflow package this process loaded (its ``__init__.py``), found from this module's
+#: own file rather than by importing the whole package: the child checks it loaded the same
+_PACKAGE = Path(__file__).resolve().parent / "__init__.py"
 
 Send = Callable[[tuple[Any, ...]], None]
 
@@ -36,7 +38,7 @@ class Child:
 
     def __init__(self, module: str, function: str, spec: dict[str, Any], what: str) -> None:
         self.what = what
-        root = str(Path(arflow.__file__).resolve().parent.parent)
+        root = str(_PACKAGE.parent.parent)
         boot = (
             "import sys\n"
             f"root = {root!r}\n"
@@ -58,7 +60,7 @@ class Child:
             raise
         assert self._proc.stdin is not None
         try:
-            payload = {**spec, "package": str(Path(arflow.__file__).resolve())}
+            payload = {**spec, "package": str(_PACKAGE)}
             self._proc.stdin.write(json.dumps(payload).encode())
             self._proc.stdin.close()
         except BaseException:
@@ -128,9 +130,9 @@ def serve(work: Callable[[dict[str, Any], Send], None]) -> None:
 
     spec = json.loads(sys.stdin.buffer.read())
     try:
-        if str(Path(arflow.__file__).resolve()) != spec["package"]:
+        if str(_PACKAGE) != spec["package"]:
             raise WorkerFailed(
-                f"the child process loaded arflow from {arflow.__file__}, not from "
+                f"the child process loaded arflow from {_PACKAGE}, not from "
                 f"{spec['package']} as the process that started it did"
             )
         work(spec, send)

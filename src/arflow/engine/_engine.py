@@ -1,0 +1,421 @@
+"""The engine: the book plus a rule pack, as of a date, give a list of explained decisions.
+
+``Engine.plan(as_of)`` is pure: it reads the book, the rules and the decision ledger and
+returns what should happen, each decision with an idempotency key and the facts that made
+it fire. ``Engine.run(as_of)`` records a plan atomically: the decisions go into the decision
+ledger (keys are unique there) and their effects on the book go through audited events
+whose ids derive from the keys, so running a day twice, or two runners at once, adds
+nothing the second time. ``Engine.handle(event)`` applies an event and returns (and
+records) the decisions it triggers.
+
+A day's run does not read the whole book: each ladder step's schedule says how far from the
+due date it can fire, so the run asks the store only for receivables whose due date falls
+in those windows (:meth:`Store.find_due`), and computes a customer's facts only for the
+customers those receivables belong to.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from .._gc import fewer_gc_passes
+from ..calendar import SendWindow
+from ..decisions import Decision
+from ..domain import Receivable
+from ..errors import ArflowError
+from ..events import BaseEvent, Event
+from ..ledger import Applied, Batch, Ledger
+from ..rules import durable as dr
+from ..rules.loader import RulePack, load_pack
+from ._address import SendTimes
+from ._candidates import candidates as find_candidates
+from ._context import Day, FactCache
+from ._explain import explain as explain_key
+from ._parallel import (
+    _in_slice,
+    helper_spec,
+    pack_digest,
+    run_in_slices,
+    slices_needed,
+)
+from ._parallel import run as run_day
+from ._planner import CustomerPlanner, EventPlanner, HistoryPlanner, ReceivablePlanner
+from ._record import ENGINE_ACTOR, record_helpers, record_plan
+from ._record import record as record_decisions
+from ._results import Plan, RunResult, _failure
+from ._review import proposal as held_decisions
+from ._review import release as release_held
+from .planners import (
+    ApprovalPlanner,
+    CreditScore,
+    CustomerAlerts,
+    DunningPlanner,
+    LockPlanner,
+    MilestonePlanner,
+    OrderAlerts,
+    PatternPlanner,
+    ReceivableAlerts,
+    score_customer,
+)
+
+log = logging.getLogger("arflow.engine")
+
+
+class Engine:
+    """Evaluates one rule pack against one book: the planners of its rule kinds, in order,
+    over the receivables and customers a day reads or the event given."""
+
+    #: With ``workers`` > 1, helpers are started only when the last run read at least
+    #: this many candidates (or on a first run): a helper takes about half a second to
+    #: start, more than a small day takes to plan.
+    helpers_from = 5_000
+    #: A run with more candidates than this (a large book's first run, when every step
+    #: ever due counts, or a run after a long downtime) plans and records slices of the
+    #: customers one after the other, in its one transaction, so that its memory does not
+    #: grow with the book; its result then keeps counts, not decisions. A first run's
+    #: slices hold a quarter of this: every step a receivable ever reached is a decision
+    #: then (the latest one, the others recorded as skipped), four or more per candidate.
+    slice_candidates = 50_000
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        pack: RulePack | str | Path | Sequence[str | Path],
+        *,
+        workers: int = 1,
+    ):
+        if workers < 1:
+            raise ValueError(f"workers must be at least 1, not {workers}")
+        self.ledger = ledger
+        self.store = ledger.store
+        self.pack = pack if isinstance(pack, RulePack) else load_pack(pack)
+        #: processes a run plans and renders in (see :meth:`run`)
+        self.workers = workers
+        #: where the pack was loaded from (None: given loaded), for the other processes
+        self._source = None if isinstance(pack, RulePack) else pack
+        #: the slice of the customers this engine plans for, (i, k): crc32(id) % k == i
+        self._slice: tuple[int, int] | None = None
+        #: the customers this engine plans for when they are planned again (None: all)
+        self._only: frozenset[str] | None = None
+        self.settings = self.pack.settings
+        self.calendar = self.pack.calendar
+        window = self.settings.send_window
+        self._window = SendWindow.parse(window) if window else None
+        self._send_times = SendTimes()
+        self._dunning, self._locks = DunningPlanner(), LockPlanner()
+        self._patterns = PatternPlanner()
+        #: the planners of each point of a day or an event, in the order their decisions
+        #: come in a plan (see :mod:`arflow.engine._planner`)
+        self.receivable_planners: tuple[ReceivablePlanner, ...] = (
+            self._dunning,
+            ReceivableAlerts(),
+        )
+        self.history_planners: tuple[HistoryPlanner, ...] = (self._patterns,)
+        self.customer_planners: tuple[CustomerPlanner, ...] = (self._locks, CustomerAlerts())
+        self.event_planners: tuple[EventPlanner, ...] = (
+            MilestonePlanner(),
+            ApprovalPlanner(),
+            OrderAlerts(),
+            self._patterns,
+            self._locks,
+        )
+        from ..outbox import Composer
+
+        #: renders outbound actions into the outbox, in the transaction that records them
+        self.composer = Composer(self.pack, store=self.store)
+        self._as_loaded = self._shape()
+        self._digest = None if workers == 1 or self._source is None else pack_digest(self.pack)
+
+    def _slice_filter(self) -> Callable[[str], bool] | None:
+        """Whether a customer is in this engine's slice (None: no slice, every customer)."""
+        only = self._only
+        if self._slice is None:
+            return None if only is None else only.__contains__
+        i, k = self._slice
+        if only is not None:
+            return lambda customer_id: customer_id in only and _in_slice(customer_id, i, k)
+        return lambda customer_id: _in_slice(customer_id, i, k)
+
+    def _shape(self) -> tuple[Any, ...]:
+        """What the engine decides with, as identities and text: if it is what it was when
+        the pack was loaded, another process loading the same files decides alike."""
+        p = self.pack
+        rules = (*p.ladders, *p.locks, *p.alerts, *p.milestones, *p.approvals, *p.patterns)
+        return (
+            type(self),
+            id(p),
+            tuple(map(id, rules)),
+            self.settings.model_dump_json(),
+            id(self.settings),
+            id(self.calendar),
+            id(self.composer),
+            tuple(sorted(p.roles.items())),
+            p.scoring is None or p.scoring.model_dump_json(),
+        )
+
+    # -- life -------------------------------------------------------------------------------------
+    def close(self) -> None:
+        """Free the durable-rules rulesets of this engine's patterns (if it has any)."""
+        self._patterns.close()
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def matcher(self) -> dr.PatternMatcher | None:
+        """The durable-rules matcher of the pack's patterns: this engine's own (its own
+        durable host), built on first use; None when the pack has no patterns."""
+        return self._patterns.matcher(self.pack, self.settings)
+
+    @property
+    def _matcher(self) -> dr.PatternMatcher | None:
+        return self._patterns._matcher
+
+    # seams tests replace: the dunning planner's ladder, the lock planner's customer
+    @property
+    def _plan_ladder(self) -> Callable[..., None]:
+        return self._dunning.plan_ladder
+
+    @_plan_ladder.setter
+    def _plan_ladder(self, f: Callable[..., None]) -> None:
+        self._dunning.plan_ladder = f  # type: ignore[method-assign]
+
+    @property
+    def _plan_locks(self) -> Callable[..., None]:
+        return self._locks.plan_customer
+
+    @_plan_locks.setter
+    def _plan_locks(self, f: Callable[..., None]) -> None:
+        self._locks.plan_customer = f  # type: ignore[method-assign]
+
+    # -- reading ---------------------------------------------------------------------------------
+    def last_run(self) -> date | None:
+        runs = self.store.runs()
+        return max((r.as_of for r in runs), default=None)
+
+    def _customer_facts(self, customer_id: str, as_of: date, cache: Any = None) -> dict[str, Any]:
+        """A customer's facts as of ``as_of`` (from ``cache`` if it is a :class:`FactCache`
+        of that day)."""
+        if not isinstance(cache, FactCache) or cache.as_of != as_of:
+            cache = FactCache(self.store, self.settings, as_of)
+        return cache.get(customer_id).facts
+
+    def candidates(self, as_of: date, since: date | None) -> list[Receivable]:
+        """Live receivables whose due date lets some step fire in [since, as_of]."""
+        return find_candidates(self.store, self.pack, as_of, since, self._slice_filter())
+
+    def _day(self, plan: Plan, last_mark: int | None = None) -> Day:
+        """The context planners plan ``plan``'s day in, with this engine's rules."""
+        return Day(
+            as_of=plan.as_of,
+            since=plan.since,
+            plan=plan,
+            facts=FactCache(self.store, self.settings, plan.as_of),
+            pack=self.pack,
+            settings=self.settings,
+            calendar=self.calendar,
+            ledger=self.ledger,
+            window=self._window,
+            send_times=self._send_times,
+            mine=self._slice_filter(),
+            last_mark=last_mark,
+        )
+
+    # -- planning ---------------------------------------------------------------------------------
+    def plan(self, as_of: date, *, since: date | None = None, first_run: bool = False) -> Plan:
+        """What the rules decide for ``as_of`` that is not recorded yet.
+
+        ``since`` is the first day whose due steps still count (default: the day after the
+        last run; on the very first run, every past step counts and the catch-up policy
+        decides which are sent).
+        """
+        with fewer_gc_passes():
+            return self._plan(as_of, since=since, first_run=first_run)
+
+    def _first_day(self, as_of: date, since: date | None, first_run: bool) -> date | None:
+        """The first day whose due steps count (see :meth:`plan`), at most ``as_of``; None:
+        every past step."""
+        if since is None and not first_run:
+            last = self.last_run()
+            since = None if last is None else last + timedelta(1)
+        return None if since is None else min(since, as_of)
+
+    def _plan(self, as_of: date, *, since: date | None, first_run: bool) -> Plan:
+        since = self._first_day(as_of, since, first_run)
+        plan = Plan(as_of=as_of, since=since, audit_mark=self.store.audit_mark())
+        day = self._day(plan, None if first_run else self._last_mark())
+        cands = find_candidates(self.store, self.pack, as_of, since, day.mine)
+        plan.candidates = len(cands)
+        day.facts.prefetch(r.customer_id for r in cands)
+        planners = self.receivable_planners
+        for r in cands:
+            try:
+                cf, facts = day.receivable_facts(r)
+                for p in planners:
+                    p.plan_receivable(day, r, cf, facts)
+            except Exception as exc:  # one bad item must not stop the run
+                plan.failures.append(_failure("receivable", r.id, r.customer_id, None, exc))
+        after_receivables = len(plan.decisions)
+        for h in self.history_planners:
+            h.plan_day(day)
+        plan.segments = (after_receivables, len(plan.decisions))
+        for c in self.customer_planners:  # in a few queries, not one each
+            day.facts.prefetch(c.customers(day))
+        for cid in sorted(day.facts):
+            try:
+                for c in self.customer_planners:
+                    c.plan_customer(plan, cid, as_of, day)
+            except Exception as exc:  # one bad customer must not stop the run
+                plan.failures.append(_failure("customer", cid, cid, None, exc))
+        known = self.store.known_decisions([d.key for d in plan.decisions + plan.skipped])
+        if known:
+            plan.segments = (
+                sum(1 for d in plan.decisions[: plan.segments[0]] if d.key not in known),
+                sum(1 for d in plan.decisions[: plan.segments[1]] if d.key not in known),
+            )
+            plan.decisions = [d for d in plan.decisions if d.key not in known]
+            plan.skipped = [d for d in plan.skipped if d.key not in known]
+        if self.settings.review:
+            plan.decisions = [d.model_copy(update={"status": "held"}) for d in plan.decisions]
+        return plan
+
+    def _last_mark(self) -> int | None:
+        """The audit mark the latest run recorded (None: no run yet, or one from before)."""
+        mark = self._last_run_says("audit_mark")
+        return mark if isinstance(mark, int) else None
+
+    def _last_run_says(self, what: str) -> Any:
+        """What the latest run's record says of ``what`` (None: no run yet)."""
+        runs = self.store.runs()
+        return json.loads(runs[-1].body).get(what) if runs else None
+
+    # -- recording ----------------------------------------------------------------------------------
+    def run(
+        self,
+        as_of: date,
+        *,
+        since: date | None = None,
+        first_run: bool = False,
+        at: datetime | None = None,
+    ) -> RunResult:
+        """Plan ``as_of`` and record it in one transaction; a second run adds nothing."""
+        when = at or datetime(as_of.year, as_of.month, as_of.day, tzinfo=UTC)
+        with self._bulk_reads():
+            return run_day(self, as_of, since, first_run, when)
+
+    @contextmanager
+    def _bulk_reads(self) -> Iterator[None]:
+        """Where a run (or a helper's slice of it) reads its thousands of objects: fewer
+        collector passes, and each stored object parsed once (planning, rendering and
+        recording read the same receivables and customers)."""
+        # capability probe (issue 11)
+        parse_once = getattr(self.store, "parse_once", None)
+        with fewer_gc_passes(), parse_once() if parse_once is not None else nullcontext():
+            yield
+
+    def _plan_slice(
+        self, part: tuple[int, int] | None, as_of: date, since: date | None, first_run: bool
+    ) -> Plan:
+        """:meth:`plan` for the customers of slice ``part`` (i, k) only (None: all)."""
+        self._slice = part
+        try:
+            return self.plan(as_of, since=since, first_run=first_run)
+        finally:
+            self._slice = None
+
+    def _slices_needed(self, as_of: date, since: date | None, first_run: bool) -> int:
+        return slices_needed(self, as_of, since, first_run)
+
+    def _run_in_slices(
+        self, as_of: date, since: date | None, first_run: bool, when: datetime, k: int
+    ) -> RunResult:
+        return run_in_slices(self, as_of, since, first_run, when, k)
+
+    def _helper_spec(
+        self, as_of: date, since: date | None, first_run: bool, at: datetime
+    ) -> dict[str, Any] | None:
+        return helper_spec(
+            self, self._source, self._digest, as_of, since, first_run, at, self._as_loaded
+        )
+
+    def _record_plan(self, batch: Batch, plan: Plan, when: datetime) -> tuple[int, int]:
+        return record_plan(batch, plan, when, self.composer)
+
+    def _record_helpers(
+        self, batch: Batch, plan: Plan, rows: Any, counts: tuple[int, int], when: datetime
+    ) -> tuple[int, int]:
+        return record_helpers(batch, plan, rows, counts, when, self.composer)
+
+    def record(self, decisions: Iterable[Decision], at: datetime) -> int:
+        """Record decisions (from :meth:`handle` or a released review) in one transaction."""
+        return record_decisions(self.ledger, decisions, at, self.composer)
+
+    # -- review ------------------------------------------------------------------------------------
+    def proposal(self) -> list[Decision]:
+        """Decisions held for review (``settings.review: true``), oldest first."""
+        return held_decisions(self.store)
+
+    def release(
+        self,
+        keys: Iterable[str] | None = None,
+        *,
+        drop: Iterable[str] = (),
+        hold_customers: Iterable[str] = (),
+        at: datetime | None = None,
+        actor: str = ENGINE_ACTOR,
+    ) -> dict[str, int]:
+        """Release held decisions (all, or ``keys``): they are carried out now. ``drop``
+        removes items for good; customers in ``hold_customers`` stay held."""
+        return release_held(
+            self.ledger,
+            self.composer,
+            keys,
+            drop=drop,
+            hold_customers=hold_customers,
+            at=at,
+            actor=actor,
+        )
+
+    # -- events -------------------------------------------------------------------------------------
+    def handle(self, event: Event) -> tuple[Applied, list[Decision]]:
+        """Apply ``event`` and decide what it triggers: an invoice request when a milestone
+        is done, approval of an order beyond policy, an alert on the order, a lock placed
+        or lifted when exposure or overdue items change. The decisions are recorded."""
+        applied = self.ledger.apply(event)
+        if applied.duplicate or not isinstance(event, BaseEvent):
+            return applied, []
+        as_of = event.occurred_at.astimezone(UTC).date()
+        plan = Plan(as_of=as_of, since=as_of)
+        day = self._day(plan)
+        for p in self.event_planners:
+            p.on_event(event, applied, day)
+        for f in plan.failures:  # the event stands, and so do the other rules' decisions
+            log.error(
+                "rule %s failed on %s %s after %s: %s",
+                f.rule,
+                f.subject_kind,
+                f.subject_id,
+                event.event_id,
+                f.error,
+            )
+        self.record(plan.decisions, event.occurred_at)
+        return applied, plan.decisions
+
+    # -- credit scoring and explanations ------------------------------------------------------
+    def score(self, customer_id: str, as_of: date) -> CreditScore:
+        if self.pack.scoring is None:
+            raise ArflowError("the rule pack has no scoring section")
+        return score_customer(self.pack.scoring, self._customer_facts(customer_id, as_of))
+
+    def explain(self, key: str) -> dict[str, Any]:
+        """The recorded decision behind ``key``: rule, step, status, reason and facts."""
+        return explain_key(self.store, key)

@@ -1,0 +1,25 @@
+"""One planner per rule kind (see :mod:`arflow.engine._planner` for the protocols they
+follow and the points of a day or an event they are called at)."""
+
+from __future__ import annotations
+
+from .alerts import CustomerAlerts, OrderAlerts, ReceivableAlerts
+from .approvals import ApprovalPlanner
+from .credit import CreditScore, score_customer
+from .dunning import DunningPlanner
+from .locks import LockPlanner
+from .milestones import MilestonePlanner
+from .patterns import PatternPlanner
+
+__all__ = [
+    "ApprovalPlanner",
+    "CreditScore",
+    "CustomerAlerts",
+    "DunningPlanner",
+    "LockPlanner",
+    "MilestonePlanner",
+    "OrderAlerts",
+    "PatternPlanner",
+    "ReceivableAlerts",
+    "score_customer",
+]

@@ -1,0 +1,123 @@
+"""Locks: orders blocked while a condition on the customer holds and unblocked when it stops
+(a payment, a credit note, a raised limit), judged by the daily run for the customers it
+looks at and by ``Engine.handle`` for every customer an event touched."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date
+from typing import Any
+
+from ...decisions import Decision, DecisionKind, decision_key
+from ...domain import Customer
+from ...events import BaseEvent
+from ...ledger import Applied
+from ...rules.loader import CompiledRule
+from ...rules.schema import Action
+from .._candidates import locked_customers
+from .._context import Day
+from .._explain import _why
+from .._results import Plan, _failure
+
+
+class LockPlanner:
+    """Places and lifts locks (a :class:`CustomerPlanner` and an :class:`EventPlanner`)."""
+
+    def customers(self, day: Day) -> Iterable[str]:
+        """The locked customers whose lock may have to lift today."""
+        return [c.id for c in locked_customers(day.store, day.pack, day.last_mark, day.mine)]
+
+    def plan_customer(self, plan: Plan, customer_id: str, as_of: date, day: Day) -> None:
+        """Place the locks whose condition holds and lift those whose cause is gone.
+
+        A contract-scoped lock is judged per contract, on facts computed from that
+        contract's receivables and orders only; other scopes on the customer's facts."""
+        cf = day.facts.get(customer_id)
+        customer = cf.customer
+        held = {(lk.lock_id, lk.ref) for lk in customer.locks}
+        for rule in day.pack.locks:
+            try:
+                self._plan_lock(plan, day, rule, customer, cf.facts, held, as_of)
+            except Exception as exc:  # one rule failing must not stop the others
+                plan.failures.append(_failure("customer", customer_id, customer_id, rule.id, exc))
+
+    def on_event(self, event: BaseEvent, applied: Applied, day: Day) -> None:
+        """Locks of every customer whose objects the event changed."""
+        if not day.pack.locks:
+            return
+        for cid in self._customers_touched(day, applied):
+            self.plan_customer(day.plan, cid, day.as_of, day)
+
+    @staticmethod
+    def _customers_touched(day: Day, applied: Applied) -> list[str]:
+        """The customers whose objects an event changed (from its audit records)."""
+        out: set[str] = set()
+        for a in applied.audit:
+            if a.subject_kind == "customer":
+                out.add(a.subject_id)
+                continue
+            obj = day.store.get(a.subject_kind, a.subject_id)
+            cid = getattr(obj, "customer_id", None)
+            if isinstance(cid, str):
+                out.add(cid)
+        return sorted(out)
+
+    @staticmethod
+    def _plan_lock(
+        plan: Plan,
+        day: Day,
+        rule: CompiledRule,
+        customer: Customer,
+        cf: dict[str, Any],
+        held: set[tuple[str, str | None]],
+        as_of: date,
+    ) -> None:
+        """Place or lift the lock of ``rule`` on ``customer`` (see :meth:`plan_customer`)."""
+        customer_id = customer.id
+        spec = rule.spec
+        if spec.scope == "contract":
+            subjects = [
+                (c.id, day.facts.contract_facts(customer, c.id))
+                for c in day.store.find("contract", customer_id=customer_id)
+            ]
+        else:
+            ref = spec.order_type if spec.scope == "order_type" else None
+            subjects = [(ref, cf)]
+        for ref, facts in subjects:
+            holds = rule.when is not None and rule.when(facts)
+            if holds == ((rule.id, ref) in held):
+                continue
+            kind: DecisionKind = "lock" if holds else "unlock"
+            acts: list[Action] = [
+                Action(
+                    type="block_orders" if holds else "unblock_orders",
+                    scope=spec.scope,
+                    order_type=spec.order_type,
+                    reason=spec.description or rule.id,
+                )
+            ]
+            if spec.notify and spec.template:
+                acts.append(Action(type="notify", to=spec.notify, template=spec.template))
+            where = ref if spec.scope == "contract" else None
+            plan.decisions.append(
+                Decision(
+                    key=decision_key(kind, rule.id, customer_id, where, as_of),
+                    kind=kind,
+                    rule=rule.id,
+                    subject_kind="customer",
+                    subject_id=customer_id,
+                    customer_id=customer_id,
+                    currency=facts["customer.currency"],
+                    occurrence=as_of,
+                    as_of=as_of,
+                    actions=tuple(acts),
+                    recipients=day.recipients(customer, acts),
+                    send_at=day.send_at(customer),
+                    why=_why(
+                        rule.id,
+                        facts,
+                        [rule.when],
+                        {"holds": holds, "scope": spec.scope, "ref": ref},
+                    ),
+                )
+            )
