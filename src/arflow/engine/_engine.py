@@ -202,12 +202,15 @@ class Engine:
         runs = self.store.runs()
         return max((r.as_of for r in runs), default=None)
 
-    def _customer_facts(self, customer_id: str, as_of: date, cache: Any = None) -> dict[str, Any]:
+    def _customer_facts(
+        self, customer_id: str, as_of: date, cache: object = None
+    ) -> dict[str, Any]:
         """A customer's facts as of ``as_of`` (from ``cache`` if it is a :class:`FactCache`
         of that day)."""
-        if not isinstance(cache, FactCache) or cache.as_of != as_of:
-            cache = FactCache(self.store, self.settings, as_of)
-        return cache.get(customer_id).facts
+        facts = cache if isinstance(cache, FactCache) and cache.as_of == as_of else None
+        if facts is None:
+            facts = FactCache(self.store, self.settings, as_of)
+        return facts.get(customer_id).facts
 
     def candidates(self, as_of: date, since: date | None) -> list[Receivable]:
         """Live receivables whose due date lets some step fire in [since, as_of]."""

@@ -126,7 +126,11 @@ class OrderAlerts:
         cf = day.facts.get(order.customer_id)
         facts = order_facts(order, cf.facts, day.as_of)
         plan = day.plan
+        # an order has many events: an alert decided on an earlier one is not decided again
+        known = day.store.known_decisions([decision_key("alert", r.id, order.id) for r in rules])
         for rule in rules:
+            if decision_key("alert", rule.id, order.id) in known:
+                continue
             if _holds(rule, facts, plan.failures, "order", order.id, order.customer_id):
                 plan.decisions.append(
                     _alert(
