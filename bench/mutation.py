@@ -33,7 +33,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-#: part -> (module file, its own test files)
+#: part -> (module file, or ``folder/*`` for a package's modules, its own test files)
 PARTS: dict[str, tuple[str, list[str]]] = {
     "calendar": (
         "src/arflow/calendar.py",
@@ -58,11 +58,12 @@ PARTS: dict[str, tuple[str, list[str]]] = {
         ["tests/test_ledger.py", "tests/test_properties.py", "tests/test_ledger_pins.py"],
     ),
     "engine": (
-        "src/arflow/engine/",
+        "src/arflow/engine/*",
         [
             "tests/test_engine.py",
             "tests/test_engine_properties.py",
             "tests/test_engine_workers.py",
+            "tests/test_engine_alerts.py",
             "tests/test_engine_pins.py",
         ],
     ),
@@ -131,19 +132,30 @@ use_git_change_detection = false
     )
 
 
-def meta_path(work: Path, module: str) -> Path:
-    return work / "mutants" / (module + ".meta")
+def meta_paths(work: Path, module: str) -> list[Path]:
+    """mutmut's result files of the part: the module's, or those of every module of a
+    package given as ``folder/*``."""
+    if module.endswith("/*"):
+        return sorted((work / "mutants" / module[:-2]).rglob("*.py.meta"))
+    return [work / "mutants" / (module + ".meta")]
+
+
+def exit_codes(work: Path, module: str) -> dict[str, int | None]:
+    """mutmut's exit code of every mutant of the part (None: not checked yet)."""
+    codes: dict[str, int | None] = {}
+    for meta in meta_paths(work, module):
+        codes.update(json.loads(meta.read_text(encoding="utf-8"))["exit_code_by_key"])
+    return codes
 
 
 def mutant_names(work: Path, module: str) -> list[str]:
     """All mutant names mutmut generated for the module (generating them if needed)."""
-    meta = meta_path(work, module)
-    if not meta.exists():
+    metas = meta_paths(work, module)
+    if not metas or not all(m.exists() for m in metas):
         # Generation alone: mutmut's own function, in a child so its state stays there.
         code = "import sys; from mutmut.__main__ import create_mutants; create_mutants(1)"
         subprocess.run(["nice", "-n", "19", sys.executable, "-c", code], cwd=work, check=True)
-    data = json.loads(meta.read_text(encoding="utf-8"))
-    return sorted(data["exit_code_by_key"])
+    return sorted(exit_codes(work, module))
 
 
 def pins_only(work: Path, tests: list[str], survivors: list[str], env: dict[str, str]) -> None:
@@ -176,9 +188,7 @@ def pins_only(work: Path, tests: list[str], survivors: list[str], env: dict[str,
 
 def summarise(work: Path, module: str, names: list[str] | None) -> dict[str, object]:
     """Counts per status, the score (killed and timed out over all checked) and survivors."""
-    codes: dict[str, int | None] = json.loads(meta_path(work, module).read_text("utf-8"))[
-        "exit_code_by_key"
-    ]
+    codes = exit_codes(work, module)
     if names is not None:
         codes = {n: codes[n] for n in names}
     statuses = {n: status_of(c) for n, c in codes.items()}
@@ -246,7 +256,7 @@ def main() -> int:
         names = sorted(
             random.Random(args.seed).sample(everything, min(args.sample, len(everything)))
         )
-    codes = json.loads(meta_path(work, module).read_text("utf-8"))["exit_code_by_key"]
+    codes = exit_codes(work, module)
     if args.rerun_survivors:
         # After adding tests: refresh the test files in the copy, check the survivors again.
         for test in tests:
