@@ -12,6 +12,10 @@ A day's run does not read the whole book: each ladder step's schedule says how f
 due date it can fire, so the run asks the store only for receivables whose due date falls
 in those windows (:meth:`Store.find_due`), and computes a customer's facts only for the
 customers those receivables belong to.
+
+The engine decides nothing itself: each rule kind has its planner
+(:mod:`arflow.engine.planners`), called at its point of a day or an event
+(:mod:`arflow.engine._planner`); the engine holds them in order and loops over them.
 """
 
 from __future__ import annotations
@@ -157,6 +161,9 @@ class Engine:
             id(self.composer),
             tuple(sorted(p.roles.items())),
             p.scoring is None or p.scoring.model_dump_json(),
+            # a planner added or replaced here: a helper building its own engine lacks it
+            tuple(map(id, (*self.receivable_planners, *self.history_planners))),
+            tuple(map(id, self.customer_planners)),
         )
 
     # -- life -------------------------------------------------------------------------------------

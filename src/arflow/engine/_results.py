@@ -37,7 +37,8 @@ class Plan:
     candidates: int = 0
     audit_mark: int | None = None  # the book's audit position when the plan was made
     #: where the decisions of the receivables end and where those of the patterns end
-    #: (the customers' locks follow): :func:`merge_plans` keeps that order
+    #: (the customers' locks and alerts follow, customer by customer): :func:`merge_plans`
+    #: keeps that order
     segments: tuple[int, int] = (0, 0)
     #: more than one: a run planned and recorded this many slices of the customers one
     #: after the other (``Engine.slice_candidates``), whose decisions are in the decision
