@@ -39,6 +39,7 @@ from ..rules import durable as dr
 from ..rules.loader import RulePack, load_pack
 from ._address import SendTimes
 from ._candidates import candidates as find_candidates
+from ._capabilities import capability
 from ._context import Day, FactCache
 from ._explain import explain as explain_key
 from ._parallel import (
@@ -327,8 +328,7 @@ class Engine:
         """Where a run (or a helper's slice of it) reads its thousands of objects: fewer
         collector passes, and each stored object parsed once (planning, rendering and
         recording read the same receivables and customers)."""
-        # capability probe (issue 11)
-        parse_once = getattr(self.store, "parse_once", None)
+        parse_once = capability(self.store, "parse_once")  # capability probe (issue 11)
         with fewer_gc_passes(), parse_once() if parse_once is not None else nullcontext():
             yield
 

@@ -39,6 +39,7 @@ from ..lifecycle import LIVE_STATES
 from ..rules.loader import RulePack
 from ..store.base import Store
 from ._candidates import due_windows
+from ._capabilities import capability
 from ._record import _run_record
 from ._results import Failure, Plan, RunResult
 
@@ -165,8 +166,8 @@ def helper_spec(
     start, or a small day (the last run read fewer than ``helpers_from`` candidates)."""
     if engine.workers == 1 or source is None or not sys.executable:
         return None
-    # capability probe (issue 11)
-    shared_url = getattr(engine.store, "shared_url", None)  # SQL stores only
+    # capability probe (issue 11): SQL stores only
+    shared_url = capability(engine.store, "shared_url")
     url = shared_url() if shared_url is not None else None
     if url is None:
         return None
@@ -289,8 +290,7 @@ def run_batch(ledger: Ledger) -> Iterator[Batch]:
     """The transaction a run records in; on SQLite its pages are checkpointed after
     the commit, by the store's thread (``_SqlTx.defer_checkpoint``)."""
     with ledger.batch() as batch:
-        # capability probe (issue 11)
-        defer_checkpoint = getattr(batch.tx, "defer_checkpoint", None)
+        defer_checkpoint = capability(batch.tx, "defer_checkpoint")  # capability probe (issue 11)
         if defer_checkpoint is not None:
             defer_checkpoint()
         yield batch
@@ -300,8 +300,7 @@ def slices_needed(engine: Runner, as_of: date, since: date | None, first_run: bo
     """In how many slices of the customers the run must be planned to keep each slice
     under ``slice_candidates`` candidates, a quarter of it on a first run (1: the
     whole day at once)."""
-    # capability probe (issue 11)
-    count_due = getattr(engine.store, "count_due", None)
+    count_due = capability(engine.store, "count_due")  # capability probe (issue 11)
     if count_due is None:
         return 1
     since = engine._first_day(as_of, since, first_run)
@@ -327,8 +326,8 @@ def run_in_slices(
             # to the database: the next slice (other customers) starts from nothing
             batch.tx.flush()
             for forget in (  # capability probe (issue 11)
-                getattr(batch.tx, "forget_reads", None),
-                getattr(engine.store, "forget_parsed", None),
+                capability(batch.tx, "forget_reads"),
+                capability(engine.store, "forget_parsed"),
             ):
                 if forget is not None:
                     forget()

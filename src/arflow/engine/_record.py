@@ -25,6 +25,7 @@ from ..ledger import Batch, Ledger
 from ..money import Money
 from ..rules.schema import Action
 from ..store.base import DecisionRecord, RunRecord
+from ._capabilities import capability
 from ._results import Plan
 
 ENGINE_ACTOR = "arflow-engine"
@@ -43,8 +44,7 @@ def _effect_id(d: Decision, action: int | None = None) -> str:
 def _read_ahead(batch: Batch, decisions: list[Decision]) -> None:
     """Read what recording ``decisions`` will look up (whether their events are logged,
     their receivables and customers) in a few queries instead of one each."""
-    # capability probe (issue 11)
-    prefetch = getattr(batch.tx, "prefetch", None)
+    prefetch = capability(batch.tx, "prefetch")  # capability probe (issue 11)
     todo = [d for d in decisions if d.status == "planned"]
     if prefetch is None or not todo:
         return
@@ -233,8 +233,8 @@ def record_helpers(
     """Write what a helper recorded of its slice (``rows``, staged against the
     committed book) after this process's own; if another run recorded some of the
     slice's decisions meanwhile, record the slice here instead, like this process's."""
-    # capability probe (issue 11)
-    write_rows = getattr(batch.tx, "write_rows", None)  # helpers need an SqlStore
+    # capability probe (issue 11): helpers need an SqlStore
+    write_rows = capability(batch.tx, "write_rows")
     keys = [d.key for d in plan.decisions + plan.skipped]
     if write_rows is None or batch.tx.known_decisions(keys):
         return record_plan(batch, plan, when, composer)
