@@ -28,7 +28,7 @@ from arflow import (
     Money,
     adapter_from_url,
 )
-from arflow.engine import Engine
+from arflow import Engine
 from arflow.rules import default_pack_path
 from arflow.testing import BookBuilder
 
