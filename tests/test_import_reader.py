@@ -1,6 +1,6 @@
-"""The import's reader process (``arflow._reader``): a large import reads and checks its
-files in a second process while the first applies them. Whichever way the files are read,
-the book, the event log, the audit trail and every refusal must be the same."""
+"""The import's reader process (``arflow.importer._reader``): a large import reads and
+checks its files in a second process while the first applies them. Whichever way the files
+are read, the book, the event log, the audit trail and every refusal must be the same."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
-import arflow._reader as reader
-import arflow.importer as importer
+import arflow
+import arflow.importer._pipeline as importer
+import arflow.importer._reader as reader
 from arflow import ArflowError, ImportRejected, Ledger, Store, dump_book
 from arflow.cli import main
 from arflow.importer import import_files
@@ -308,7 +309,7 @@ def test_the_real_reader_killed_mid_message_gives_reader_failed(
 ) -> None:
     """The real reader process, SIGKILLed while it writes its second message (half of it
     sent): ReaderFailed, and nothing imported."""
-    root = Path(importer.__file__).resolve().parent.parent
+    root = Path(arflow.__file__).resolve().parent.parent
     script = (
         "import os, pickle, signal, struct, sys\n"
         f"sys.path.insert(0, {str(root)!r})\n"
