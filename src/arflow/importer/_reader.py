@@ -19,19 +19,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from .._child import Child, Send, WorkerFailed
+from .._child import Child, Send
 from .._child import serve as _serve
 from .._gc import fewer_gc_passes
+from ..errors import ReaderFailed as ReaderFailed
+from ..errors import WorkerFailed
 from ..rows import is_plain, plain_invoice
 from ..store.base import json_of
 from ._run import _Rejected, _Run
 from ._stream import _sourced
-
-
-class ReaderFailed(WorkerFailed):
-    """The import's reader process stopped without saying why (killed, out of memory) or
-    sent a message that cannot be read; nothing was imported."""
-
 
 #: Items per message: large enough that framing costs nothing, small enough that the
 #: importing process starts early and the pipe holds little.
