@@ -23,15 +23,15 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Dialect, Engine
 
-from ..domain import AuditRecord
-from ..errors import StoreError
-from ..summary import (
+from ...domain import AuditRecord
+from ...errors import StoreError
+from ...summary import (
     ReceivableSummary,
     summary_from_json,
     summary_from_text,
     summary_text,
 )
-from .base import (
+from ..base import (
     KINDS,
     OUTBOX_STATUSES,
     BufferedTx,
