@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from ..domain import AuditRecord
+from ..errors import StoreError
 from ._records import (
     KINDS,
     AuditRow,
@@ -25,6 +26,7 @@ from ._records import (
     ObjectRow,
     OutboxRecord,
     RunRecord,
+    StagedRows,
     kind_of,
 )
 
@@ -110,6 +112,21 @@ class BufferedTx:
         self._logged = set()
         self._unlogged = set()
         self._found = {}
+
+    def bulk(self) -> None:
+        """This transaction writes a lot: backends that can tune themselves for it override
+        this (``StoreTx.bulk``); here, nothing to do."""
+
+    def defer_checkpoint(self) -> None:
+        """Leave the commit's checkpoint to a thread: backends with a WAL override this
+        (``StoreTx.defer_checkpoint``); here, nothing to do."""
+
+    def write_rows(self, rows: StagedRows) -> None:
+        """Rows staged by another process's transaction: only SQL stores take them."""
+        raise StoreError(
+            f"{type(self).__name__} takes no staged rows: only a store another process can "
+            "open (shared_url) has helpers that stage them"
+        )
 
     # -- backend hooks -------------------------------------------------------------------
     def _load(self, kind: str, object_id: str) -> Any | None:

@@ -10,7 +10,7 @@ both are re-exported here.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from datetime import date
 from typing import Any, Protocol
@@ -112,6 +112,57 @@ class StoreTx(Protocol):
     def add_run(self, record: RunRecord) -> None: ...
     def add_outbox(self, record: OutboxRecord) -> None: ...
 
+    # -- bulk work: speed-ups the ledger and the engine call on every store ------------------
+    def prefetch(
+        self,
+        event_ids: list[str],
+        ids: dict[str, list[str]],
+        customers: Mapping[str, Iterable[str]] | None = None,
+    ) -> None:
+        """Read ahead, in a few queries, which of ``event_ids`` are logged, the objects
+        named in ``ids`` (ids by kind) and what ``find`` will answer for ``customers`` (ids
+        by kind). Only a speed-up: reads answer the same with or without it."""
+        ...
+
+    def forget_reads(self) -> None:
+        """Drop what this transaction read from the backend (a run's next slice of
+        customers reads none of it)."""
+        ...
+
+    def bulk(self) -> None:
+        """This transaction writes a lot (``Ledger.apply_all``): tune the backend for it
+        until the transaction ends (SQLite: a larger page cache). A no-op elsewhere."""
+        ...
+
+    def defer_checkpoint(self) -> None:
+        """This transaction writes a lot (a day's run): leave its WAL checkpoint to the
+        store's checkpoint thread, after the commit (SQLite files; a no-op elsewhere)."""
+        ...
+
+    def put_row(
+        self,
+        kind: str,
+        oid: str,
+        customer_id: str | None,
+        state: str,
+        due: date | None,
+        data: str,
+        summary: str | None = None,
+    ) -> None:
+        """Stage a *new* object as its stored row, outside an event: ``data`` is exactly
+        ``json_of`` of the model (the ledger's plain-invoice path, see ``BufferedTx``)."""
+        ...
+
+    def add_audit_row(self, row: AuditRow) -> None:
+        """Stage an audit record as its stored row (see ``put_row``)."""
+        ...
+
+    def write_rows(self, rows: StagedRows) -> None:
+        """Write ``rows`` staged by another transaction on the same database (``staged_rows``
+        of ``SqlStore.staging``, a run's helper process), after what this one staged.
+        Only stores whose ``shared_url`` is not None take them; others raise StoreError."""
+        ...
+
 
 class Store(Protocol):
     """A place the book lives. Backends: ``memory://``, SQLite, PostgreSQL."""
@@ -208,6 +259,23 @@ class Store(Protocol):
     def outbox_counts(self) -> dict[str, int]: ...
     def outbox_retry(self, keys: Iterable[str] | None, now: int) -> int: ...
     def close(self) -> None: ...
+
+    # -- bulk work: speed-ups the engine calls on every store --------------------------------
+    def parse_once(self) -> AbstractContextManager[None]:
+        """While the block lasts, an object read again with the same stored JSON is not
+        parsed again (a run reads the same receivables to plan and to record). Stores that
+        keep objects rather than JSON give a block that does nothing."""
+        ...
+
+    def forget_parsed(self) -> None:
+        """Within ``parse_once``: drop the objects kept so far (a no-op elsewhere)."""
+        ...
+
+    def shared_url(self) -> str | None:
+        """A URL another process can open to read this very book (a run's helper
+        processes), or None when there is none (memory, SQLite in memory, a store opened
+        from an engine object)."""
+        ...
 
 
 def dump_book(store: Store) -> dict[str, dict[str, Any]]:
