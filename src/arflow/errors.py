@@ -102,3 +102,15 @@ class DateOutOfRange(InvalidDates):
     def __init__(self, message: str, value: object = None) -> None:
         self.value = value
         super().__init__(message)
+
+
+# -- store failures (arflow.store): the database's own errors, translated at the store's edge
+
+
+class StoreUnavailable(StoreError):
+    """The database cannot be reached: the connection was refused, timed out or dropped.
+
+    Raised from the driver's exception (``__cause__``); worth retrying later, unlike a
+    :class:`StoreError` about the book itself (a file that is not a database, a newer
+    schema, a constraint the writes broke).
+    """

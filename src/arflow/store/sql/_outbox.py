@@ -15,6 +15,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from ..base import OUTBOX_STATUSES, OutboxRecord, Settle, new_claim
 from ._driver import _insert_new, _outbox_row
+from ._errors import _Edge, translated
 from ._schema import OUTBOX
 
 
@@ -23,6 +24,7 @@ class _SqlOutbox:
     ``engine`` and ``_read``)."""
 
     engine: Engine
+    _edge: _Edge
 
     def _read(self) -> Any:
         raise NotImplementedError
@@ -34,6 +36,7 @@ class _SqlOutbox:
             with conn.begin():
                 yield conn
 
+    @translated("claiming outbox actions")
     def outbox_claim(
         self,
         worker: str,
@@ -78,6 +81,7 @@ class _SqlOutbox:
             rows = [_outbox_row(r) for r in conn.execute(stmt)]
         return sorted(rows, key=lambda r: (r.next_at, r.key))
 
+    @translated("renewing outbox claims")
     def outbox_renew(self, keys: Iterable[str], claim: str, now: int, lease: int) -> set[str]:
         o = OUTBOX.c
         listed = list(dict.fromkeys(keys))
@@ -93,6 +97,7 @@ class _SqlOutbox:
                 held.update(str(k) for (k,) in conn.execute(stmt))
         return held
 
+    @translated("settling an outbox action")
     def outbox_settle(self, key: str, change: Settle) -> bool:
         """Record an attempt's outcome (only while the action is being sent, under the
         change's claim when it names one) and queue its follow-up, in one transaction."""
@@ -115,6 +120,7 @@ class _SqlOutbox:
                 conn.execute(_insert_new(conn.dialect.name, "outbox"), [change.follow_up.__dict__])
         return bool(done)
 
+    @translated("reading the outbox")
     def outbox(self, *, status: str | None = None, limit: int | None = None) -> list[OutboxRecord]:
         q = sa.select(OUTBOX).order_by(OUTBOX.c.created_at, OUTBOX.c.key)
         if status is not None:
@@ -124,11 +130,13 @@ class _SqlOutbox:
         with self._read() as conn:
             return [_outbox_row(r) for r in conn.execute(q)]
 
+    @translated("reading an outbox action")
     def outbox_item(self, key: str) -> OutboxRecord | None:
         with self._read() as conn:
             row = conn.execute(sa.select(OUTBOX).where(OUTBOX.c.key == key)).first()
         return None if row is None else _outbox_row(row)
 
+    @translated("counting the outbox")
     def outbox_counts(self) -> dict[str, int]:
         q = sa.select(OUTBOX.c.status, sa.func.count()).group_by(OUTBOX.c.status)
         out = dict.fromkeys(OUTBOX_STATUSES, 0)
@@ -136,6 +144,7 @@ class _SqlOutbox:
             out.update({str(st): int(n) for st, n in conn.execute(q)})
         return out
 
+    @translated("retrying dead letters")
     def outbox_retry(self, keys: Iterable[str] | None, now: int) -> int:
         o = OUTBOX.c
         stmt = (

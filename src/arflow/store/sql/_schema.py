@@ -16,6 +16,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from ...errors import StoreError
 from ..base import KINDS
+from ._errors import _Edge
 
 metadata = sa.MetaData()
 _SUMMARY_INDEX = "ix_ar_receivable_customer_summary"
@@ -200,7 +201,7 @@ def _lock(conn: Connection) -> None:
 
 def migrate(engine: Engine) -> int:
     """Bring the schema to :data:`SCHEMA_VERSION`; return the version found before."""
-    with engine.connect() as conn, conn.begin():
+    with _Edge(engine.url)("opening the book"), engine.connect() as conn, conn.begin():
         _lock(conn)
         SCHEMA.create(conn, checkfirst=True)
         found = conn.execute(sa.select(sa.func.max(SCHEMA.c.version))).scalar() or 0

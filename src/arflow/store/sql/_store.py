@@ -10,6 +10,7 @@ numbered list of steps recorded in ``arflow_schema``.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import date
@@ -33,6 +34,7 @@ from ._driver import (
     _Models,
     _select_in,
 )
+from ._errors import _Edge, translated
 from ._outbox import _SqlOutbox
 from ._schema import AUDIT, DECISIONS, EVENTS, OBJECT_TABLES, RUNS, _lock, migrate
 from ._sqlite import _Checkpoints, _sqlite_setup
@@ -46,8 +48,9 @@ class SqlStore(_SqlOutbox):
         if isinstance(url_or_engine, str):
             try:
                 engine = sa.create_engine(url_or_engine)
-            except (sa.exc.ArgumentError, ImportError) as exc:
-                raise StoreError(f"cannot open store {url_or_engine!r}: {exc}") from exc
+            except (sa.exc.ArgumentError, ValueError, ImportError) as exc:
+                shown, why = _hidden(url_or_engine), _hidden(str(exc))
+                raise StoreError(f"cannot open store {shown!r}: {why}") from exc
         else:
             engine = url_or_engine
         if engine.dialect.name not in ("sqlite", "postgresql"):
@@ -55,7 +58,8 @@ class SqlStore(_SqlOutbox):
         if engine.dialect.name == "sqlite":
             _sqlite_setup(engine)
         self.engine = engine
-        self.url = engine.url.render_as_string(hide_password=True)
+        self._edge = _Edge(engine.url)
+        self.url = self._edge.where
         self._source_url = url_or_engine if isinstance(url_or_engine, str) else None
         self._models = _Models()
         # an SQLite file named by its path (not a file: URI, not in memory)
@@ -63,7 +67,12 @@ class SqlStore(_SqlOutbox):
         file = path not in (None, "", ":memory:") and not str(path).startswith("file:")
         self._checkpoints = _Checkpoints(os.path.abspath(str(path))) if file else None
         if upgrade:
-            migrate(engine)
+            try:
+                migrate(engine)
+            except StoreError:
+                if self._source_url is not None:  # the engine is ours: leave no pool behind
+                    engine.dispose()
+                raise
 
     def shared_url(self) -> str | None:
         """A URL another process can open to read this very book: the one the store was
@@ -78,6 +87,7 @@ class SqlStore(_SqlOutbox):
         return source
 
     @contextmanager
+    @translated("a transaction on the book")
     def transaction(self) -> Iterator[_SqlTx]:
         with self.engine.connect() as conn:
             conn = conn.execution_options(arflow_write=True)
@@ -85,7 +95,7 @@ class SqlStore(_SqlOutbox):
             try:
                 with conn.begin():
                     _lock(conn)
-                    tx = _SqlTx(conn, self._models, self._checkpoints)
+                    tx = _SqlTx(conn, self._models, self._checkpoints, edge=self._edge)
                     yield tx
                     tx.flush()
             finally:
@@ -93,6 +103,7 @@ class SqlStore(_SqlOutbox):
                     tx._end()
 
     @contextmanager
+    @translated("a staging transaction")
     def staging(self) -> Iterator[_SqlTx]:
         """A transaction that reads the committed book and is never committed: what is
         written to it stays staged, for :meth:`_SqlTx.staged_rows`. It takes no writer's
@@ -100,7 +111,7 @@ class SqlStore(_SqlOutbox):
         that lock)."""
         with self.engine.connect() as conn, conn.begin() as tx:
             try:
-                yield _SqlTx(conn, self._models, staging=True)
+                yield _SqlTx(conn, self._models, staging=True, edge=self._edge)
             finally:
                 tx.rollback()
 
@@ -126,12 +137,14 @@ class SqlStore(_SqlOutbox):
         if self._models.memo is not None:
             self._models.memo.clear()
 
+    @translated("reading an object")
     def get(self, kind: str, object_id: str) -> Any | None:
         t = OBJECT_TABLES[kind]
         with self._read() as conn:
             data = conn.execute(sa.select(t.c.data).where(t.c.id == object_id)).scalar()
         return None if data is None else self._models.parse(KINDS[kind].model, data)
 
+    @translated("finding objects")
     def find(
         self, kind: str, *, customer_id: str | None = None, states: Iterable[str] | None = None
     ) -> list[Any]:
@@ -145,14 +158,17 @@ class SqlStore(_SqlOutbox):
         with self._read() as conn:
             return [self._models.parse(model, d) for (d,) in conn.execute(q)]
 
+    @translated("reading objects by id")
     def get_many(self, kind: str, ids: Iterable[str]) -> dict[str, Any]:
         with self._read() as conn:
             return _by_id(conn, kind, list(ids), self._models)
 
+    @translated("reading customers' objects")
     def find_for_customers(self, kind: str, customer_ids: Iterable[str]) -> dict[str, list[Any]]:
         with self._read() as conn, conn.begin():  # one snapshot for every batch
             return _by_customer(conn, kind, list(customer_ids), self._models)
 
+    @translated("reading receivable summaries")
     def receivable_summaries(
         self, customer_ids: Iterable[str]
     ) -> dict[str, list[ReceivableSummary]]:
@@ -171,6 +187,7 @@ class SqlStore(_SqlOutbox):
             )
         return out
 
+    @translated("reading every object of a kind")
     def all(self, kind: str) -> Iterator[Any]:
         t = OBJECT_TABLES[kind]
         model = KINDS[kind].model
@@ -181,6 +198,7 @@ class SqlStore(_SqlOutbox):
             for (d,) in result:
                 yield model.model_validate_json(d)
 
+    @translated("reading the event log")
     def event_log(self) -> Iterator[tuple[str, str]]:
         with self._read() as conn:
             result = conn.execution_options(yield_per=5000).execute(
@@ -189,10 +207,12 @@ class SqlStore(_SqlOutbox):
             for t, body in result:
                 yield str(t), str(body)
 
+    @translated("counting events")
     def event_count(self) -> int:
         with self._read() as conn:
             return int(conn.execute(sa.select(sa.func.count()).select_from(EVENTS)).scalar() or 0)
 
+    @translated("reading an audit trail")
     def audit_trail(self, kind: str, object_id: str) -> list[AuditRecord]:
         q = (
             sa.select(AUDIT.c.body)
@@ -202,6 +222,7 @@ class SqlStore(_SqlOutbox):
         with self._read() as conn:
             return [AuditRecord.model_validate_json(b) for (b,) in conn.execute(q)]
 
+    @translated("reading audit trails")
     def audit_trails(self, kind: str, object_ids: Iterable[str]) -> dict[str, list[AuditRecord]]:
         ids = sorted(set(object_ids))
         out: dict[str, list[AuditRecord]] = {}
@@ -217,10 +238,12 @@ class SqlStore(_SqlOutbox):
                     out.setdefault(oid, []).append(AuditRecord.model_validate_json(body))
         return out
 
+    @translated("counting audit records")
     def audit_count(self) -> int:
         with self._read() as conn:
             return int(conn.execute(sa.select(sa.func.count()).select_from(AUDIT)).scalar() or 0)
 
+    @translated("finding due receivables")
     def find_due(
         self,
         due_from: date,
@@ -252,6 +275,7 @@ class SqlStore(_SqlOutbox):
         # as the first query read them (on PostgreSQL a commit may come between the two)
         return [r for r in found if str(r.state) in wanted and due_from <= r.due_date <= due_to]
 
+    @translated("counting due receivables")
     def count_due(self, due_from: date, due_to: date, states: Iterable[str]) -> int:
         with self._read() as conn:
             sql, params = _due_query(conn.dialect.name, "count(*)", due_from, due_to, states)
@@ -259,6 +283,7 @@ class SqlStore(_SqlOutbox):
                 cursor.execute(sql, params)
                 return int(cursor.fetchone()[0])
 
+    @translated("reading decisions")
     def decisions(
         self, *, as_of: date | None = None, status: str | None = None
     ) -> list[DecisionRecord]:
@@ -270,6 +295,7 @@ class SqlStore(_SqlOutbox):
         with self._read() as conn:
             return [DecisionRecord(**row._mapping) for row in conn.execute(q)]
 
+    @translated("looking up decisions")
     def known_decisions(self, keys: Iterable[str]) -> set[str]:
         keys = list(keys)
         found: set[str] = set()
@@ -279,21 +305,25 @@ class SqlStore(_SqlOutbox):
                 found.update(conn.execute(q).scalars())
         return found
 
+    @translated("reading a decision")
     def decision(self, key: str) -> DecisionRecord | None:
         with self._read() as conn:
             row = conn.execute(sa.select(DECISIONS).where(DECISIONS.c.key == key)).first()
         return None if row is None else DecisionRecord(**row._mapping)
 
+    @translated("reading run records")
     def runs(self) -> list[RunRecord]:
         with self._read() as conn:
             rows = conn.execute(sa.select(RUNS.c.as_of, RUNS.c.body).order_by(RUNS.c.seq))
             return [RunRecord(as_of=a, body=b) for a, b in rows]
 
     # -- change tracking ---------------------------------------------------------------------
+    @translated("reading the audit mark")
     def audit_mark(self) -> int:
         with self._read() as conn:
             return int(conn.execute(sa.select(sa.func.max(AUDIT.c.seq))).scalar() or 0)
 
+    @translated("finding changed customers")
     def customers_changed_since(self, mark: int, ignore: Iterable[str] = ()) -> set[str]:
         q = sa.select(AUDIT.c.subject_kind, AUDIT.c.subject_id).where(AUDIT.c.seq > mark)
         skip = sorted(ignore)
@@ -328,3 +358,12 @@ class SqlStore(_SqlOutbox):
         if self._checkpoints is not None:
             self._checkpoints.stop()
         self.engine.dispose()
+
+
+def _hidden(text: str) -> str:
+    """``text`` with the password of any URL in it (``scheme://user:password@host``) hidden,
+    as SQLAlchemy renders it: for messages about a URL that could not be parsed."""
+    shown = re.sub(r"(://[^:/@\s]*:)\S*@", r"\1***@", text)
+    if shown == text:  # no scheme://user:password@ in it: hide whatever comes before an @
+        shown = re.sub(r"[^\s'\"/]*@", "***@", text)
+    return shown

@@ -3,6 +3,7 @@ connection, whose staged writes reach the database as plain rows through the dri
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from datetime import date
 from typing import Any
 
@@ -29,6 +30,7 @@ from ._driver import (
     _raw_insert,
     _select_in,
 )
+from ._errors import _Edge, translated
 from ._schema import DECISIONS, RUNS
 from ._sqlite import _AUTOCHECKPOINT_PAGES, BULK_CACHE_KIB, _Checkpoints
 
@@ -43,8 +45,10 @@ class _SqlTx(BufferedTx):
         checkpoints: _Checkpoints | None = None,
         *,
         staging: bool = False,
+        edge: _Edge | None = None,
     ) -> None:
         super().__init__()
+        self._edge = edge if edge is not None else _Edge(conn.engine.url)
         #: ``SqlStore.staging``: what it stages leaves by ``staged_rows`` only
         self._staging = staging
         self._conn = conn
@@ -53,6 +57,7 @@ class _SqlTx(BufferedTx):
         self._checkpoints = checkpoints  # an SQLite file's checkpoint thread
         self._deferred = False
 
+    @translated("preparing a bulk transaction")
     def bulk(self) -> None:
         """This transaction writes a lot (``Ledger.apply_all``): on SQLite, give it a larger
         page cache, until the transaction ends."""
@@ -65,6 +70,7 @@ class _SqlTx(BufferedTx):
             self._cache_size = before
             self._conn.exec_driver_sql(f"PRAGMA cache_size = -{BULK_CACHE_KIB}")
 
+    @translated("deferring a checkpoint")
     def defer_checkpoint(self) -> None:
         """This transaction writes a lot (a day's run, an import): on an SQLite file, its
         commit leaves the WAL's checkpoint (copying the pages it wrote into the database
@@ -74,6 +80,19 @@ class _SqlTx(BufferedTx):
         if self._checkpoints is not None and not self._deferred:
             self._driver_pragma("wal_autocheckpoint = 0")
             self._deferred = True
+
+    @translated("writing the transaction's changes")
+    def flush(self) -> None:
+        super().flush()
+
+    @translated("reading ahead")
+    def prefetch(
+        self,
+        event_ids: list[str],
+        ids: dict[str, list[str]],
+        customers: Mapping[str, Iterable[str]] | None = None,
+    ) -> None:
+        super().prefetch(event_ids, ids, customers)
 
     def _driver_pragma(self, pragma: str) -> None:
         """A pragma on the driver's connection: through SQLAlchemy it would begin a
@@ -183,6 +202,7 @@ class _SqlTx(BufferedTx):
         if rows.runs:
             self._conn.execute(RUNS.insert(), rows.runs)
 
+    @translated("staging rows")
     def staged_rows(self) -> StagedRows:
         """What this transaction has staged, as rows another transaction on the same
         database can write with :meth:`write_rows` (a run's helper process records its
@@ -190,6 +210,7 @@ class _SqlTx(BufferedTx):
         self.commit_event()
         return self._rows(self._staged)
 
+    @translated("writing a helper's rows")
     def write_rows(self, rows: StagedRows) -> None:
         """Write ``rows`` from :meth:`staged_rows` of another transaction, after what this
         one has staged. What this transaction read before is read again afterwards."""
