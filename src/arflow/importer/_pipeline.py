@@ -21,6 +21,7 @@ from ..errors import (
     InvalidAmount,
     InvalidDates,
     OverAllocation,
+    StoreError,
     UnknownObject,
 )
 from ..events import Event, parse_event
@@ -243,6 +244,8 @@ def import_files(
                 applied = ledger.apply_all(stream)
         except _Rejected:
             raise ImportRejected(_in_order(run, plan)) from None
+        except StoreError:
+            raise  # the database failed, not a row: nothing to report against a row
         except ArflowError as exc:
             # The refused event is the last one handed over, unless the ledger read ahead and
             # says which it was.
