@@ -11,6 +11,7 @@ from ._context import Ctx, in_dispute, move_receivable
 
 
 def dispute_opened(ctx: Ctx, e: DisputeOpened) -> None:
+    """Put part (by default all) of a receivable's undisputed balance in dispute."""
     ctx.absent("dispute", e.dispute_id)
     r: Receivable = ctx.get("receivable", e.receivable_id)
     live(r, "DisputeOpened")
@@ -38,6 +39,7 @@ def dispute_opened(ctx: Ctx, e: DisputeOpened) -> None:
 
 
 def dispute_resolved(ctx: Ctx, e: DisputeResolved) -> None:
+    """Close a dispute; the receivable keeps what its other open disputes claim."""
     d: Dispute = ctx.get("dispute", e.dispute_id)
     if d.status != "open":
         raise ClosedItem("dispute", d.id, d.status, "DisputeResolved")
@@ -62,6 +64,7 @@ def dispute_resolved(ctx: Ctx, e: DisputeResolved) -> None:
 
 
 def promise_made(ctx: Ctx, e: PromiseMade) -> None:
+    """A promise to pay live receivables of the customer, none already under promise."""
     ctx.absent("promise", e.promise_id)
     ctx.get("customer", e.customer_id)
     positive(e.amount, f"promise {e.promise_id} amount")
@@ -106,6 +109,7 @@ def promise_made(ctx: Ctx, e: PromiseMade) -> None:
 
 
 def promise_broken(ctx: Ctx, e: PromiseBroken) -> None:
+    """Mark an open promise broken (partly kept if money came in)."""
     p: PromiseToPay = ctx.get("promise", e.promise_id)
     if p.status != PromiseStatus.OPEN:
         raise ClosedItem("promise", p.id, str(p.status), "PromiseBroken")

@@ -11,6 +11,7 @@ from ._context import Ctx
 
 
 def dunning_step_recorded(ctx: Ctx, e: DunningStepRecorded) -> None:
+    """Record a dunning step sent: the level reached and the day."""
     r: Receivable = ctx.get("receivable", e.receivable_id)
     live(r, "DunningStepRecorded")
     new = r.model_copy(
@@ -20,6 +21,7 @@ def dunning_step_recorded(ctx: Ctx, e: DunningStepRecorded) -> None:
 
 
 def dunning_block_changed(ctx: Ctx, e: DunningBlockChanged) -> None:
+    """Block (with a reason) or unblock dunning of a receivable."""
     r: Receivable = ctx.get("receivable", e.receivable_id)
     if e.blocked and not e.reason:
         raise ValidationError(f"receivable {r.id}: a dunning block needs a reason")
@@ -33,6 +35,7 @@ def dunning_block_changed(ctx: Ctx, e: DunningBlockChanged) -> None:
 
 
 def risk_flagged(ctx: Ctx, e: RiskFlagged) -> None:
+    """Record the risk level a rule gave a receivable."""
     r: Receivable = ctx.get("receivable", e.receivable_id)
     ctx.put(
         r.model_copy(update={"risk_level": e.level}),

@@ -21,6 +21,7 @@ _new_receivable = Receivable.__pydantic_validator__.validate_python
 
 
 def invoice_issued(ctx: Ctx, e: InvoiceIssued) -> None:
+    """A new receivable, due by its payment node, its own date or the customer's terms."""
     ctx.absent("receivable", e.number)
     customer: Customer = ctx.get("customer", e.customer_id)
     positive(e.amount, f"invoice {e.number} amount")
@@ -122,6 +123,7 @@ def invoice_summary(e: InvoiceIssued, due: date) -> str:
 
 
 def credit_note_issued(ctx: Ctx, e: CreditNoteIssued) -> None:
+    """A credit note: taken off its receivable, or kept as the customer's credit."""
     ctx.absent("credit_note", e.credit_note_id)
     ctx.get("customer", e.customer_id)
     positive(e.amount, f"credit note {e.credit_note_id} amount")
@@ -149,6 +151,7 @@ def credit_note_issued(ctx: Ctx, e: CreditNoteIssued) -> None:
 
 
 def written_off(ctx: Ctx, e: WrittenOff) -> None:
+    """Write off what is still open on a receivable, closing it."""
     r: Receivable = ctx.get("receivable", e.receivable_id)
     live(r, "WrittenOff")
     z = zero(r.currency)

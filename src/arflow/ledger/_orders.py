@@ -15,6 +15,7 @@ from ._context import Ctx
 
 
 def order_submitted(ctx: Ctx, e: OrderSubmitted) -> None:
+    """A new order of a customer (and, if named, one of their contracts)."""
     ctx.absent("order", e.order_id)
     ctx.get("customer", e.customer_id)
     positive(e.amount, f"order {e.order_id} amount")
@@ -48,6 +49,7 @@ def order_move(trigger: str) -> Callable[[Ctx, Any], None]:
 
 
 def order_lock_placed(ctx: Ctx, e: OrderLockPlaced) -> None:
+    """Lock a customer's orders under a lock id, scope and reference."""
     c: Customer = ctx.get("customer", e.customer_id)
     key = (e.lock_id, e.scope, e.ref)
     if any((lk.lock_id, lk.scope, lk.ref) == key for lk in c.locks):
@@ -63,6 +65,7 @@ def order_lock_placed(ctx: Ctx, e: OrderLockPlaced) -> None:
 
 
 def order_lock_lifted(ctx: Ctx, e: OrderLockLifted) -> None:
+    """Lift one of a customer's order locks."""
     c: Customer = ctx.get("customer", e.customer_id)
     key = (e.lock_id, e.scope, e.ref)
     kept = tuple(lk for lk in c.locks if (lk.lock_id, lk.scope, lk.ref) != key)

@@ -18,11 +18,13 @@ from ._context import Ctx, InvoiceRequest
 
 
 def customer_registered(ctx: Ctx, e: CustomerRegistered) -> None:
+    """A new customer: refused if the id is taken."""
     ctx.absent("customer", e.customer.id)
     ctx.put(e.customer, None, "registered")
 
 
 def customer_updated(ctx: Ctx, e: CustomerUpdated) -> None:
+    """Change the fields the event sets (a name cannot be removed)."""
     old: Customer = ctx.get("customer", e.customer_id)
     changes: dict[str, Any] = {
         f: getattr(e, f)
@@ -45,6 +47,7 @@ def customer_updated(ctx: Ctx, e: CustomerUpdated) -> None:
 
 
 def contact_feedback(ctx: Ctx, e: ContactFeedback) -> None:
+    """Mark a customer's contact address bounced, invalid or unsubscribed."""
     old: Customer = ctx.get("customer", e.customer_id)
     field = "email" if e.channel == "email" else "phone"
     flag = {"email": "email_invalid", "phone": "phone_invalid"}[field]
@@ -66,6 +69,7 @@ def contact_feedback(ctx: Ctx, e: ContactFeedback) -> None:
 
 
 def contract_signed(ctx: Ctx, e: ContractSigned) -> None:
+    """A new contract, with its project (new or the same as stored) and milestones."""
     c = e.contract
     ctx.absent("contract", c.id)
     ctx.get("customer", c.customer_id)
@@ -103,6 +107,7 @@ def contract_signed(ctx: Ctx, e: ContractSigned) -> None:
 
 
 def milestone_completed(ctx: Ctx, e: MilestoneCompleted) -> None:
+    """Mark a milestone done and ask for the invoices of the payment nodes it triggers."""
     m: Milestone = ctx.get("milestone", e.milestone_id)
     if m.status == "done":
         raise ClosedItem("milestone", m.id, m.status, "MilestoneCompleted")

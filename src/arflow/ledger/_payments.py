@@ -15,6 +15,7 @@ from ._context import Ctx, in_dispute, move_receivable, reduced
 
 
 def payment_received(ctx: Ctx, e: PaymentReceived) -> None:
+    """A payment: allocated (explicitly, or oldest first), written, promises tracked."""
     ctx.absent("payment", e.payment_id)
     ctx.get("customer", e.customer_id)
     positive(e.amount, f"payment {e.payment_id} amount")
@@ -75,6 +76,7 @@ def track_promise(ctx: Ctx, promise_id: str, plan: Plan) -> None:
 
 
 def payment_reversed(ctx: Ctx, e: PaymentReversed) -> None:
+    """Undo a payment's allocations, reopening its receivables and promises."""
     p: Payment = ctx.get("payment", e.payment_id)
     if p.reversed:
         raise ClosedItem("payment", p.id, "reversed", "PaymentReversed")
