@@ -33,7 +33,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-#: part -> (module file, its own test files)
+#: part -> (module file, or a glob of a package's module files; its own test files, the
+#: pins file last)
 PARTS: dict[str, tuple[str, list[str]]] = {
     "calendar": (
         "src/arflow/calendar.py",
@@ -54,8 +55,13 @@ PARTS: dict[str, tuple[str, list[str]]] = {
         ],
     ),
     "ledger": (
-        "src/arflow/ledger.py",
-        ["tests/test_ledger.py", "tests/test_properties.py", "tests/test_ledger_pins.py"],
+        "src/arflow/ledger/*.py",
+        [
+            "tests/test_ledger.py",
+            "tests/test_properties.py",
+            "tests/test_ledger_allocation.py",
+            "tests/test_ledger_pins.py",
+        ],
     ),
     "engine": (
         "src/arflow/engine.py",
@@ -116,7 +122,7 @@ def configure(dest: Path, module: str, tests: list[str]) -> None:
 
 [tool.mutmut]
 source_paths = ["src/arflow"]
-only_mutate = [{json.dumps(module)}]
+only_mutate = {json.dumps(module_files(dest, module))}
 also_copy = ["rules", "examples", "docs", "conftest.py"]
 pytest_add_cli_args_test_selection = {json.dumps(tests)}
 pytest_add_cli_args = ["-p", "no:cacheprovider", "-m", "not postgres"]
@@ -131,19 +137,35 @@ use_git_change_detection = false
     )
 
 
+def module_files(root: Path, module: str) -> list[str]:
+    """The module files of a part: ``module`` itself, or the files its glob names."""
+    if not any(c in module for c in "*?["):
+        return [module]
+    return sorted(str(f.relative_to(root)) for f in root.glob(module))
+
+
 def meta_path(work: Path, module: str) -> Path:
     return work / "mutants" / (module + ".meta")
 
 
+def exit_codes(work: Path, module: str) -> dict[str, int | None]:
+    """mutmut's exit code per mutant of the part, over its module files (a file without
+    mutants has no meta file)."""
+    codes: dict[str, int | None] = {}
+    for name in module_files(work, module):
+        meta = meta_path(work, name)
+        if meta.exists():
+            codes |= json.loads(meta.read_text(encoding="utf-8"))["exit_code_by_key"]
+    return codes
+
+
 def mutant_names(work: Path, module: str) -> list[str]:
     """All mutant names mutmut generated for the module (generating them if needed)."""
-    meta = meta_path(work, module)
-    if not meta.exists():
+    if not any(meta_path(work, name).exists() for name in module_files(work, module)):
         # Generation alone: mutmut's own function, in a child so its state stays there.
         code = "import sys; from mutmut.__main__ import create_mutants; create_mutants(1)"
         subprocess.run(["nice", "-n", "19", sys.executable, "-c", code], cwd=work, check=True)
-    data = json.loads(meta.read_text(encoding="utf-8"))
-    return sorted(data["exit_code_by_key"])
+    return sorted(exit_codes(work, module))
 
 
 def pins_only(work: Path, tests: list[str], survivors: list[str], env: dict[str, str]) -> None:
@@ -176,9 +198,7 @@ def pins_only(work: Path, tests: list[str], survivors: list[str], env: dict[str,
 
 def summarise(work: Path, module: str, names: list[str] | None) -> dict[str, object]:
     """Counts per status, the score (killed and timed out over all checked) and survivors."""
-    codes: dict[str, int | None] = json.loads(meta_path(work, module).read_text("utf-8"))[
-        "exit_code_by_key"
-    ]
+    codes = exit_codes(work, module)
     if names is not None:
         codes = {n: codes[n] for n in names}
     statuses = {n: status_of(c) for n, c in codes.items()}
@@ -246,7 +266,7 @@ def main() -> int:
         names = sorted(
             random.Random(args.seed).sample(everything, min(args.sample, len(everything)))
         )
-    codes = json.loads(meta_path(work, module).read_text("utf-8"))["exit_code_by_key"]
+    codes = exit_codes(work, module)
     if args.rerun_survivors:
         # After adding tests: refresh the test files in the copy, check the survivors again.
         for test in tests:
