@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from ..domain import OrderState, Receivable, ReceivableState
+from ..domain import Receivable, ReceivableState
 from ..errors import ClosedItem, CurrencyMismatch, InvalidAmount
+from ..lifecycle import LIVE_STATES as LIVE_STATES
+from ..lifecycle import UNINVOICED_ORDER_STATES as UNINVOICED_ORDER_STATES
 from ..money import Money
 
 R = ReceivableState
-LIVE_STATES = (R.OPEN, R.PARTIALLY_PAID, R.DISPUTED, R.PROMISED)
-#: Orders that count toward exposure: approved or shipped, not yet invoiced.
-UNINVOICED_ORDER_STATES = (OrderState.APPROVED, OrderState.SHIPPED)
 
 _ZEROS: dict[str, Money] = {}
 

@@ -53,7 +53,7 @@ from ..events import (
 from ..money import Money
 from ..rows import PlainInvoice, is_plain, plain_invoice, plain_rows
 from ..store import Store, StoreTx, open_store
-from ..store.base import BufferedTx, json_of
+from ..store.base import json_of
 from . import _disputes, _dunning, _invoices, _orders, _parties, _payments
 from ._checks import LIVE_STATES, UNINVOICED_ORDER_STATES, not_positive, zero
 from ._context import Ctx, InvoiceRequest
@@ -137,14 +137,8 @@ class Ledger:
         done = 0
         it = iter(events)
         with self.store.transaction() as tx:
-            # capability probe (issue 11): what this store's transaction can do beyond
-            # StoreTx (read a chunk ahead, bulk mode, stage plain invoices as rows), probed
-            # here and only here until the store protocol declares it.
-            prefetch = getattr(tx, "prefetch", None)
-            bulk = getattr(tx, "bulk", None)
-            if bulk is not None:
-                bulk()
-            plain = tx if isinstance(tx, BufferedTx) and self._own_invoice_handler() else None
+            tx.bulk()  # a store that can writes a long batch faster (no-op otherwise)
+            plain = tx if self._own_invoice_handler() else None
             while True:
                 chunk: list[Event | PlainInvoice] = []
                 failure: Exception | None = None
@@ -155,8 +149,8 @@ class Ledger:
                             break
                 except Exception as exc:  # the stream's own failure: raised below
                     failure = exc
-                if prefetch is not None and len(chunk) > 1:
-                    prefetch_chunk(prefetch, chunk)
+                if len(chunk) > 1:
+                    prefetch_chunk(tx.prefetch, chunk)
                 for event in chunk:
                     try:
                         if type(event) is PlainInvoice:
@@ -207,7 +201,7 @@ class Ledger:
         tx.commit_event()
         return ctx
 
-    def _issue_plain(self, tx: BufferedTx, p: PlainInvoice) -> bool:
+    def _issue_plain(self, tx: StoreTx, p: PlainInvoice) -> bool:
         """``_apply_event`` of an InvoiceIssued without contract, payment node or order (the
         bulk of an import), minus the per-event bookkeeping. It reads and checks what
         ``_invoice_issued`` does, in the same order, and stages the same event, receivable
