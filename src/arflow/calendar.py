@@ -16,6 +16,7 @@ See ``docs/calendar.md``.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -61,6 +62,8 @@ __all__ = [
     "SendWindow",
     "Step",
     "WindowError",
+    "due_reach",
+    "schedule_reach",
 ]
 
 ANCHORS: tuple[str, ...] = ("due", "issue", "promise", "dispute")
@@ -411,6 +414,24 @@ class Offset:
             return self.anchor
         return f"{self.anchor}{'+' if self.n > 0 else '-'}{abs(self.n)}{self.unit}"
 
+    def reach(self) -> tuple[int, int]:
+        """(earliest, latest) calendar days from the anchor at which this offset can land,
+        whatever the calendar: months and business days are widened to their extremes."""
+        return _reach_days(self.n, self.unit)
+
+
+def _reach_days(n: int, unit: str) -> tuple[int, int]:
+    """Calendar-day bounds of a shift of ``n`` units (business days and months widened)."""
+    if unit == "d":
+        return n, n
+    if unit == "w":
+        return 7 * n, 7 * n
+    if unit == "m":
+        return (28 * n, 31 * n) if n >= 0 else (31 * n, 28 * n)
+    # business days: at least n calendar days, at most about 7/5 n plus a long holiday
+    wide = (n * 7) // 5 + 15 if n >= 0 else (n * 7) // 5 - 15
+    return (n, wide) if n >= 0 else (wide, n)
+
 
 def _check_shift(n: int, unit: str) -> None:
     if abs(n) > MAX_SHIFT[unit]:
@@ -536,6 +557,18 @@ class Schedule:
         text = f"every {self.every} from {self.start}"
         return text if self.until is None else f"{text} until {self.until}"
 
+    # -- reach: how far from the anchor it can fire, by arithmetic
+
+    def reach(self) -> tuple[int, int | None]:
+        """(earliest, latest) calendar days after the start's anchor at which this schedule
+        can fire; latest is None for a recurrence without ``until``."""
+        return schedule_reach(self)
+
+    def due_reach(self) -> tuple[int, int | None] | None:
+        """:meth:`reach` as calendar days after the *due date*, or None when the schedule
+        starts from another anchor (see :func:`due_reach`)."""
+        return due_reach(self)
+
     # -- evaluation
 
     def _bounds(
@@ -659,6 +692,31 @@ class Schedule:
         except OverflowError:
             return None
         return None if until is not None and nxt > until else nxt
+
+
+def schedule_reach(schedule: Schedule) -> tuple[int, int | None]:
+    """(earliest, latest) calendar days after the anchor at which ``schedule`` can fire;
+    latest is None for a recurrence without ``until``."""
+    lo, hi = schedule.start.reach()
+    if schedule.every is None:
+        return lo, hi
+    if schedule.until is None:
+        return lo, None
+    return lo, schedule.until.reach()[1]
+
+
+@functools.cache
+def due_reach(schedule: Schedule) -> tuple[int, int | None] | None:
+    """:func:`schedule_reach` as calendar days after the *due date*, or None when the
+    schedule starts from another anchor. An ``until`` on the issue date is bounded as if on
+    the due date (a receivable is never due before it is issued); one on another anchor
+    leaves the reach open. Cached: a daily run asks it for every step and receivable."""
+    if schedule.start.anchor != "due":
+        return None
+    lo, hi = schedule_reach(schedule)
+    if schedule.until is not None and schedule.until.anchor not in ("due", "issue"):
+        hi = None
+    return lo, hi
 
 
 def _midnight(d: date) -> datetime:

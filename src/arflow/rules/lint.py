@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import itertools
 
+from ..calendar import schedule_reach
 from .loader import RulePack
 
 
 def lint(pack: RulePack) -> list[str]:
     """Ladder gaps and overlaps, unreachable steps, actions nobody receives."""
-    from ..engine import schedule_reach
-
     out: list[str] = []
     for ladder in pack.ladders:
         spans: list[tuple[int, int | None, str]] = []
