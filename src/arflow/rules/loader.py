@@ -585,6 +585,24 @@ def _validate(
 
 
 @dataclass(frozen=True)
+class Source:
+    """Where a compiled rule was written, for messages about it (lint): its file, the line
+    of the rule, and the lines of its ``when`` and ``at`` (the rule's line when absent)."""
+
+    file: str
+    line: int
+    when: int
+    at: int
+
+    @classmethod
+    def of(cls, file: str, lines: _Lines, path: Path_) -> Source:
+        """The source of the rule at ``path`` of ``file``."""
+        line = lines.line(path)
+        when = lines.key.get((*path, "when"), line)
+        return cls(file, line, when, lines.key.get((*path, "at"), line))
+
+
+@dataclass(frozen=True)
 class CompiledStep:
     ladder: str
     id: str
@@ -595,6 +613,7 @@ class CompiledStep:
     min_balance: Any
     group: bool
     actions: tuple[Action, ...]
+    source: Source | None = field(default=None, compare=False, hash=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -604,6 +623,7 @@ class CompiledLadder:
     min_balance: Any
     exempt_grades: tuple[str, ...]
     steps: tuple[CompiledStep, ...]
+    source: Source | None = field(default=None, compare=False, hash=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -615,6 +635,7 @@ class CompiledRule:
     subject: str
     when: Condition | None
     spec: Any
+    source: Source | None = field(default=None, compare=False, hash=False, repr=False)
 
 
 @dataclass
@@ -853,6 +874,7 @@ def load_pack(
                         st.min_balance,
                         st.group,
                         tuple(st.actions),
+                        Source.of(file, lines, sp),
                     )
                 )
             pack.ladders.append(
@@ -862,6 +884,7 @@ def load_pack(
                     ladder.min_balance,
                     tuple(ladder.exempt_grades),
                     tuple(steps),
+                    Source.of(file, lines, lp),
                 )
             )
         for i, lock in enumerate(spec.locks):
@@ -879,6 +902,7 @@ def load_pack(
                     "customer",
                     cond(lock.when, "customer", (*p, "when"), lock.id),
                     lock,
+                    Source.of(file, lines, p),
                 )
             )
         for i, alert in enumerate(spec.alerts):
@@ -892,6 +916,7 @@ def load_pack(
                     alert.subject,
                     cond(alert.when, alert.subject, (*p, "when"), alert.id),
                     alert,
+                    Source.of(file, lines, p),
                 )
             )
         for i, ms in enumerate(spec.milestones):
@@ -905,6 +930,7 @@ def load_pack(
                     "customer",
                     cond(ms.when, "customer", (*p, "when"), ms.id),
                     ms,
+                    Source.of(file, lines, p),
                 )
             )
         for i, tier in enumerate(spec.approvals):
@@ -922,6 +948,7 @@ def load_pack(
                     "order",
                     cond(tier.when, "order", (*p, "when"), tier.id),
                     tier,
+                    Source.of(file, lines, p),
                 )
             )
         for i, pat in enumerate(spec.patterns):
@@ -935,6 +962,7 @@ def load_pack(
                     "customer",
                     cond(pat.when, "customer", (*p, "when"), pat.id),
                     pat,
+                    Source.of(file, lines, p),
                 )
             )
         if len(pack.patterns) > 16:
