@@ -36,7 +36,15 @@ ROOT = Path(__file__).resolve().parent.parent
 #: part -> (module file, its own test files)
 PARTS: dict[str, tuple[str, list[str]]] = {
     "calendar": (
-        "src/arflow/calendar.py",
+        "src/arflow/calendar/_offsets.py",
+        ["tests/test_calendar.py", "tests/test_calendar_pins.py", "tests/test_calendar_reach.py"],
+    ),
+    "calendar-days": (
+        "src/arflow/calendar/_business.py",
+        ["tests/test_calendar.py", "tests/test_calendar_pins.py"],
+    ),
+    "calendar-windows": (
+        "src/arflow/calendar/_windows.py",
         ["tests/test_calendar.py", "tests/test_calendar_pins.py"],
     ),
     "expr": (
