@@ -48,8 +48,20 @@ PARTS: dict[str, tuple[str, list[str]]] = {
         ["tests/test_calendar.py", "tests/test_calendar_pins.py"],
     ),
     "expr": (
-        "src/arflow/rules/expr.py",
+        "src/arflow/rules/expr/_parser.py",
         ["tests/test_rules_expr.py", "tests/test_rules_expr_pins.py"],
+    ),
+    "expr-check": (
+        "src/arflow/rules/expr/_check.py",
+        ["tests/test_rules_expr.py", "tests/test_rules_expr_pins.py"],
+    ),
+    "expr-compile": (
+        "src/arflow/rules/expr/_compile.py",
+        ["tests/test_rules_expr.py", "tests/test_rules_expr_pins.py"],
+    ),
+    "expr-bounds": (
+        "src/arflow/rules/expr/_bounds.py",
+        ["tests/test_rules_bounds.py", "tests/test_rules_lint.py"],
     ),
     "outbox": (
         "src/arflow/outbox.py",

@@ -9,8 +9,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from arflow import engine
-from arflow.rules._bounds import UNBOUNDED, Interval, contradictions, interval, lower_bound
-from arflow.rules.expr import Type, condition
+from arflow.rules.expr import (
+    UNBOUNDED,
+    Interval,
+    Type,
+    condition,
+    contradictions,
+    interval,
+    lower_bound,
+)
 
 FACTS = {"days_past_due": Type.NUMBER, "balance": Type.NUMBER, "customer.grade": Type.STRING}
 PROPS = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])

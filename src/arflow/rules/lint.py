@@ -11,8 +11,7 @@ import itertools
 
 from ..calendar import due_reach, schedule_reach
 from ..errors import Problem
-from ._bounds import contradictions, interval
-from .expr import Condition
+from .expr import Condition, contradictions, interval
 from .loader import CompiledRule, RulePack, Source
 
 

@@ -14,7 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from .expr import BoolOp, Compare, Condition, Fact, ListNode, Literal, Member, Neg, Node
+from ._compile import Condition
+from ._tree import BoolOp, Compare, Fact, ListNode, Literal, Member, Neg, Node
 
 __all__ = ["UNBOUNDED", "Interval", "contradictions", "interval", "lower_bound", "numeric_facts"]
 
