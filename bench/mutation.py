@@ -37,12 +37,32 @@ ROOT = Path(__file__).resolve().parent.parent
 #: pins file last)
 PARTS: dict[str, tuple[str, list[str]]] = {
     "calendar": (
-        "src/arflow/calendar.py",
+        "src/arflow/calendar/_offsets.py",
+        ["tests/test_calendar.py", "tests/test_calendar_pins.py", "tests/test_calendar_reach.py"],
+    ),
+    "calendar-days": (
+        "src/arflow/calendar/_business.py",
+        ["tests/test_calendar.py", "tests/test_calendar_pins.py"],
+    ),
+    "calendar-windows": (
+        "src/arflow/calendar/_windows.py",
         ["tests/test_calendar.py", "tests/test_calendar_pins.py"],
     ),
     "expr": (
-        "src/arflow/rules/expr.py",
+        "src/arflow/rules/expr/_parser.py",
         ["tests/test_rules_expr.py", "tests/test_rules_expr_pins.py"],
+    ),
+    "expr-check": (
+        "src/arflow/rules/expr/_check.py",
+        ["tests/test_rules_expr.py", "tests/test_rules_expr_pins.py"],
+    ),
+    "expr-compile": (
+        "src/arflow/rules/expr/_compile.py",
+        ["tests/test_rules_expr.py", "tests/test_rules_expr_pins.py"],
+    ),
+    "expr-bounds": (
+        "src/arflow/rules/expr/_bounds.py",
+        ["tests/test_rules_bounds.py", "tests/test_rules_lint.py"],
     ),
     "outbox": (
         "src/arflow/outbox.py",
