@@ -298,7 +298,8 @@ def test_the_cli_says_the_reader_failed_without_a_traceback(
     monkeypatch.setattr(sys, "executable", exe)
     monkeypatch.setattr(importer, "READER_PROCESS_BYTES", 0)  # every import uses the reader
     db = f"sqlite:///{tmp_path / 'book.db'}"
-    assert main(["import", "--db", db, *map(str, csv_files(tmp_path))]) == 6  # a helper process failed: docs/cli.md
+    # a helper process failed: exit code 6 (docs/cli.md)
+    assert main(["import", "--db", db, *map(str, csv_files(tmp_path))]) == 6
     err = capsys.readouterr().err
     assert err == "arflow: the import's reader process stopped (exit code 137): Killed\n"
     assert Ledger(db).store.event_count() == 0
