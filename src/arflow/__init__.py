@@ -12,9 +12,8 @@ from .actions import (
     Message,
     PermanentFailure,
     TemporaryFailure,
-    adapter_from_url,
-    register_adapter,
 )
+from .adapters import adapter_from_url, register_adapter
 from .domain import (
     Allocation,
     AuditRecord,
