@@ -388,6 +388,12 @@ class Settings(_Spec):
             "levels merge and the notice carries the highest"
         ),
     )
+    review: bool = Field(default=False, strict=True)
+    locales: Seq[str] = Field(
+        default=("en", "zh_CN"), description="every template must exist in these locales"
+    )
+
+    _d = field_validator("min_balance", mode="before")(lambda cls, v, info: _dec(v, info))
 
     @field_validator("group_by")
     @classmethod
@@ -399,12 +405,6 @@ class Settings(_Spec):
                 "in one currency"
             )
         return v
-    review: bool = Field(default=False, strict=True)
-    locales: Seq[str] = Field(
-        default=("en", "zh_CN"), description="every template must exist in these locales"
-    )
-
-    _d = field_validator("min_balance", mode="before")(lambda cls, v, info: _dec(v, info))
 
 
 class RuleFile(_Spec):
