@@ -74,6 +74,15 @@ PARTS: dict[str, tuple[str, list[str]]] = {
             "tests/test_outbox_pins.py",
         ],
     ),
+    "composer": (
+        "src/arflow/messages/_composer.py",
+        [
+            "tests/test_outbox.py",
+            "tests/test_outbox_pins.py",
+            "tests/test_messages_grouping.py",
+            "tests/test_messages_addresses.py",
+        ],
+    ),
     "ledger": (
         "src/arflow/ledger/*.py",
         [

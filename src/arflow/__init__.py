@@ -21,9 +21,8 @@ from .actions import (
     Message,
     PermanentFailure,
     TemporaryFailure,
-    adapter_from_url,
-    register_adapter,
 )
+from .adapters import adapter_from_url, register_adapter
 from .domain import (
     Allocation,
     AuditRecord,
@@ -116,10 +115,10 @@ if TYPE_CHECKING:
     from .decisions import Decision, Notice
     from .engine import Engine, Failure, Plan, RunResult
     from .importer import import_files
+    from .messages import TemplateSet, build_context, ledger_feedback
     from .rules import default_pack_path
     from .rules.loader import RulePack, load_pack
     from .store.sql import SqlStore
-    from .templates import TemplateSet, build_context
     from .testing import RuleHarness
 
 __version__ = "0.1.0"
@@ -139,8 +138,9 @@ _LAZY = {
     "Schedule": "arflow.calendar",
     "SendWindow": "arflow.calendar",
     "SqlStore": "arflow.store.sql",
-    "TemplateSet": "arflow.templates",
-    "build_context": "arflow.templates",
+    "TemplateSet": "arflow.messages",
+    "build_context": "arflow.messages",
+    "ledger_feedback": "arflow.messages",
     "default_pack_path": "arflow.rules",
     "import_files": "arflow.importer",
     "load_pack": "arflow.rules.loader",
@@ -271,6 +271,7 @@ __all__ = [
     "default_pack_path",
     "dump_book",
     "import_files",
+    "ledger_feedback",
     "load_pack",
     "open_store",
     "parse_event",

@@ -58,6 +58,7 @@ def _print_customer(ledger: Ledger, customer_id: str) -> None:
 def cmd_demo(args: argparse.Namespace) -> int:
     """Load the sample book, print it, then run the default rules on it as of a date."""
     from .engine import Engine
+    from .messages import ledger_feedback
     from .rules import default_pack_path
 
     ledger = Ledger(args.db)
@@ -79,7 +80,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     # deliver through the in-process adapter: what an SMTP server, an SMS gateway or a task
     # queue would receive (pass real adapters to `arflow dispatch` for that)
     sink = MemoryAdapter()
-    stats = Dispatcher(ledger.store, sink, clock=lambda: _end_of(args.as_of), worker="demo").run()
+    stats = Dispatcher(
+        ledger.store,
+        sink,
+        on_feedback=ledger_feedback(ledger),
+        clock=lambda: _end_of(args.as_of),
+        worker="demo",
+    ).run()
     print(
         f"\noutbox: {stats.sent} message(s) delivered to the in-process adapter, "
         f"{stats.retried} to retry, {stats.dead} dead"
@@ -98,7 +105,8 @@ def _end_of(day: date) -> Any:
 
 def cmd_dispatch(args: argparse.Namespace) -> int:
     """Deliver what the outbox holds through the adapters named by URL."""
-    from .actions import adapter_from_url
+    from .adapters import adapter_from_url
+    from .messages import ledger_feedback
     from .outbox import RetryPolicy
 
     adapters = {}
@@ -116,7 +124,7 @@ def cmd_dispatch(args: argparse.Namespace) -> int:
     dispatcher = Dispatcher(
         ledger.store,
         adapters,
-        ledger=ledger,
+        on_feedback=ledger_feedback(ledger),
         batch=args.batch,
         lease=timedelta(seconds=args.lease),
         retry=RetryPolicy(max_attempts=args.max_attempts),
@@ -301,7 +309,7 @@ def _check_templates(pack: Any, paths: Sequence[str]) -> list[str]:
     sample context: a misspelled variable fails here, not in a customer's inbox."""
     from pathlib import Path
 
-    from .templates import TemplateSet, check
+    from .messages import TemplateSet, check
 
     folders = {(p if p.is_dir() else p.parent) / "templates" for p in map(Path, paths)}
     out: list[str] = []

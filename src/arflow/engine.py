@@ -465,7 +465,7 @@ class Engine:
         self._send_at_by_zone: dict[tuple[str, date], datetime] = {}
         self._send_at_basis: tuple[Any, Any] = (self._window, self.calendar)
         self._matcher: dr.PatternMatcher | None = None
-        from .outbox import Composer
+        from .messages import Composer
 
         #: renders outbound actions into the outbox, in the transaction that records them
         self.composer = Composer(self.pack, store=self.store)
