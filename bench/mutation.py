@@ -33,15 +33,36 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-#: part -> (module file, or ``folder/*`` for a package's modules, its own test files)
+#: part -> (module file, or a glob of a package's module files; its own test files, the
+#: pins file last)
 PARTS: dict[str, tuple[str, list[str]]] = {
     "calendar": (
-        "src/arflow/calendar.py",
+        "src/arflow/calendar/_offsets.py",
+        ["tests/test_calendar.py", "tests/test_calendar_pins.py", "tests/test_calendar_reach.py"],
+    ),
+    "calendar-days": (
+        "src/arflow/calendar/_business.py",
+        ["tests/test_calendar.py", "tests/test_calendar_pins.py"],
+    ),
+    "calendar-windows": (
+        "src/arflow/calendar/_windows.py",
         ["tests/test_calendar.py", "tests/test_calendar_pins.py"],
     ),
     "expr": (
-        "src/arflow/rules/expr.py",
+        "src/arflow/rules/expr/_parser.py",
         ["tests/test_rules_expr.py", "tests/test_rules_expr_pins.py"],
+    ),
+    "expr-check": (
+        "src/arflow/rules/expr/_check.py",
+        ["tests/test_rules_expr.py", "tests/test_rules_expr_pins.py"],
+    ),
+    "expr-compile": (
+        "src/arflow/rules/expr/_compile.py",
+        ["tests/test_rules_expr.py", "tests/test_rules_expr_pins.py"],
+    ),
+    "expr-bounds": (
+        "src/arflow/rules/expr/_bounds.py",
+        ["tests/test_rules_bounds.py", "tests/test_rules_lint.py"],
     ),
     "outbox": (
         "src/arflow/outbox.py",
@@ -53,12 +74,26 @@ PARTS: dict[str, tuple[str, list[str]]] = {
             "tests/test_outbox_pins.py",
         ],
     ),
+    "composer": (
+        "src/arflow/messages/_composer.py",
+        [
+            "tests/test_outbox.py",
+            "tests/test_outbox_pins.py",
+            "tests/test_messages_grouping.py",
+            "tests/test_messages_addresses.py",
+        ],
+    ),
     "ledger": (
-        "src/arflow/ledger.py",
-        ["tests/test_ledger.py", "tests/test_properties.py", "tests/test_ledger_pins.py"],
+        "src/arflow/ledger/*.py",
+        [
+            "tests/test_ledger.py",
+            "tests/test_properties.py",
+            "tests/test_ledger_allocation.py",
+            "tests/test_ledger_pins.py",
+        ],
     ),
     "engine": (
-        "src/arflow/engine/*",
+        "src/arflow/engine/**/*.py",
         [
             "tests/test_engine.py",
             "tests/test_engine_properties.py",
@@ -117,7 +152,7 @@ def configure(dest: Path, module: str, tests: list[str]) -> None:
 
 [tool.mutmut]
 source_paths = ["src/arflow"]
-only_mutate = [{json.dumps(module)}]
+only_mutate = {json.dumps(module_files(dest, module))}
 also_copy = ["rules", "examples", "docs", "conftest.py"]
 pytest_add_cli_args_test_selection = {json.dumps(tests)}
 pytest_add_cli_args = ["-p", "no:cacheprovider", "-m", "not postgres"]
@@ -132,26 +167,31 @@ use_git_change_detection = false
     )
 
 
-def meta_paths(work: Path, module: str) -> list[Path]:
-    """mutmut's result files of the part: the module's, or those of every module of a
-    package given as ``folder/*``."""
-    if module.endswith("/*"):
-        return sorted((work / "mutants" / module[:-2]).rglob("*.py.meta"))
-    return [work / "mutants" / (module + ".meta")]
+def module_files(root: Path, module: str) -> list[str]:
+    """The module files of a part: ``module`` itself, or the files its glob names."""
+    if not any(c in module for c in "*?["):
+        return [module]
+    return sorted(str(f.relative_to(root)) for f in root.glob(module))
+
+
+def meta_path(work: Path, module: str) -> Path:
+    return work / "mutants" / (module + ".meta")
 
 
 def exit_codes(work: Path, module: str) -> dict[str, int | None]:
-    """mutmut's exit code of every mutant of the part (None: not checked yet)."""
+    """mutmut's exit code per mutant of the part, over its module files (a file without
+    mutants has no meta file)."""
     codes: dict[str, int | None] = {}
-    for meta in meta_paths(work, module):
-        codes.update(json.loads(meta.read_text(encoding="utf-8"))["exit_code_by_key"])
+    for name in module_files(work, module):
+        meta = meta_path(work, name)
+        if meta.exists():
+            codes |= json.loads(meta.read_text(encoding="utf-8"))["exit_code_by_key"]
     return codes
 
 
 def mutant_names(work: Path, module: str) -> list[str]:
     """All mutant names mutmut generated for the module (generating them if needed)."""
-    metas = meta_paths(work, module)
-    if not metas or not all(m.exists() for m in metas):
+    if not any(meta_path(work, name).exists() for name in module_files(work, module)):
         # Generation alone: mutmut's own function, in a child so its state stays there.
         code = "import sys; from mutmut.__main__ import create_mutants; create_mutants(1)"
         subprocess.run(["nice", "-n", "19", sys.executable, "-c", code], cwd=work, check=True)

@@ -24,11 +24,12 @@ from arflow import (
     Customer,
     CustomerRegistered,
     Dispatcher,
+    Engine,
     Ledger,
     Money,
     adapter_from_url,
+    ledger_feedback,
 )
-from arflow.engine import Engine
 from arflow.rules import default_pack_path
 from arflow.testing import BookBuilder
 
@@ -96,6 +97,7 @@ def main(db: str) -> None:
             {"email": adapter_from_url(f"smtp://127.0.0.1:{port}?from=ar@example.com")},
             channels=["email"],
             clock=lambda: datetime(2026, 3, 2, 10, tzinfo=UTC),
+            on_feedback=ledger_feedback(b.ledger),  # a bounce marks the contact in the book
         ).run()
         print(f"dispatched: {stats.sent} sent, {stats.retried} to retry, {stats.dead} dead")
         for m in sorted(mailbox.messages, key=lambda m: str(m["To"])):

@@ -15,7 +15,8 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from arflow.actions import Message, PermanentFailure, TemporaryFailure, adapter_from_url
+from arflow.actions import Message, PermanentFailure, TemporaryFailure
+from arflow.adapters import adapter_from_url
 from arflow.adapters.http import (
     SignatureError,
     SmsHttpAdapter,

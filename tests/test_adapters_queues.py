@@ -28,7 +28,8 @@ from urllib.parse import urlencode, urlsplit
 
 import pytest
 
-from arflow.actions import Message, TemporaryFailure, adapter_from_url
+from arflow.actions import Message, TemporaryFailure
+from arflow.adapters import adapter_from_url
 from arflow.errors import ArflowError
 from tests.queue_worker_tasks import (
     BROKER_ENV,

@@ -31,8 +31,8 @@ from arflow.calendar import (
     SendWindow,
     Step,
     WindowError,
+    due_reach,
 )
-from arflow.engine import _due_reach
 from arflow.errors import ValidationError
 
 CN = BusinessCalendar()
@@ -615,9 +615,9 @@ def test_schedule_properties(
 def test_a_step_fires_only_within_its_reach_of_the_due_date(
     s: Schedule, due: date, before: int, day: date, cal: BusinessCalendar
 ) -> None:
-    """The daily run looks only at steps whose reach from the due date (``_due_reach``,
+    """The daily run looks only at steps whose reach from the due date (``due_reach``,
     by arithmetic) meets the days it plans: every occurrence must lie inside it."""
-    reach = _due_reach(s)
+    reach = due_reach(s)
     assume(reach is not None)
     assert reach is not None
     lo, hi = reach

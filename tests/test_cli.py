@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from arflow import errors as errors_mod
 from arflow.cli import main
 
 
@@ -37,7 +40,7 @@ def test_show_customer_receivable_and_unknown(tmp_path, capsys: pytest.CaptureFi
     out = capsys.readouterr().out
     assert "audit trail:" in out
     assert "partially_paid -> disputed" in out
-    assert main(["show", "--db", db, "customer", "NOPE"]) == 2
+    assert main(["show", "--db", db, "customer", "NOPE"]) == 3  # docs/cli.md
     assert "unknown customer 'NOPE'" in capsys.readouterr().err
 
 
@@ -106,3 +109,39 @@ def test_lint_checks_every_template_a_rule_names(
     out = capsys.readouterr().out
     assert "formal_notice" in out and "nmae" in out
     assert "overdue_sms" in out and "en" in out
+
+
+def test_exit_codes_match_the_documented_table() -> None:
+    """docs/cli.md lists each error class with its exit code; the CLI uses the same."""
+    import re
+
+    from arflow import errors
+    from arflow.cli import EXIT_CODES
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "cli.md").read_text("utf-8")
+    documented: dict[str, int] = {}
+    for code, classes in re.findall(r"^\| (\d+) \|[^|]*\|([^|]*)\|$", doc, re.M):
+        for name in re.findall(r"`(\w+)`", classes):
+            documented[name] = int(code)
+    assert documented == {cls.__name__: code for cls, code in EXIT_CODES.items()}
+    for name in documented:
+        assert issubclass(getattr(errors, name), errors.ArflowError)
+
+
+def test_every_error_class_has_an_exit_code_and_a_line_on_stderr(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from arflow.cli import exit_code
+
+    assert exit_code(errors_mod.RuleLoadError([])) == 1
+    assert exit_code(errors_mod.ScheduleError("x", 0, "a day")) == 1
+    assert exit_code(errors_mod.UnknownObject("customer", "C")) == 3
+    assert exit_code(errors_mod.AmountOutOfRange("too big")) == 4
+    assert exit_code(errors_mod.StoreError("down")) == 5
+    assert exit_code(errors_mod.ReaderFailed("killed")) == 6
+    assert exit_code(errors_mod.ArflowError("other")) == 7
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("ladders: [\n", encoding="utf-8")
+    assert main(["lint", str(bad)]) == 1
+    err = capsys.readouterr()
+    assert "Traceback" not in err.out + err.err

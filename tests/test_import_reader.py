@@ -1,6 +1,6 @@
-"""The import's reader process (``arflow._reader``): a large import reads and checks its
-files in a second process while the first applies them. Whichever way the files are read,
-the book, the event log, the audit trail and every refusal must be the same."""
+"""The import's reader process (``arflow.importer._reader``): a large import reads and
+checks its files in a second process while the first applies them. Whichever way the files
+are read, the book, the event log, the audit trail and every refusal must be the same."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
-import arflow._reader as reader
-import arflow.importer as importer
+import arflow
+import arflow.importer._pipeline as importer
+import arflow.importer._reader as reader
 from arflow import ArflowError, ImportRejected, Ledger, Store, dump_book
 from arflow.cli import main
 from arflow.importer import import_files
@@ -297,7 +298,8 @@ def test_the_cli_says_the_reader_failed_without_a_traceback(
     monkeypatch.setattr(sys, "executable", exe)
     monkeypatch.setattr(importer, "READER_PROCESS_BYTES", 0)  # every import uses the reader
     db = f"sqlite:///{tmp_path / 'book.db'}"
-    assert main(["import", "--db", db, *map(str, csv_files(tmp_path))]) == 1
+    # a helper process failed: exit code 6 (docs/cli.md)
+    assert main(["import", "--db", db, *map(str, csv_files(tmp_path))]) == 6
     err = capsys.readouterr().err
     assert err == "arflow: the import's reader process stopped (exit code 137): Killed\n"
     assert Ledger(db).store.event_count() == 0
@@ -308,7 +310,7 @@ def test_the_real_reader_killed_mid_message_gives_reader_failed(
 ) -> None:
     """The real reader process, SIGKILLed while it writes its second message (half of it
     sent): ReaderFailed, and nothing imported."""
-    root = Path(importer.__file__).resolve().parent.parent
+    root = Path(arflow.__file__).resolve().parent.parent
     script = (
         "import os, pickle, signal, struct, sys\n"
         f"sys.path.insert(0, {str(root)!r})\n"

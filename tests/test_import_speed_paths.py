@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-import arflow.ledger as ledger_module
+import arflow.ledger._core as ledger_module
 from arflow import (
     ArflowError,
     ImportRejected,

@@ -814,7 +814,7 @@ def test_cli_import_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str
         PAYMENTS_CSV.replace("PAY-1", "PAY-7").replace("PAY-2,C2,3000", "PAY-8,C2,3000.001"),
     )
     before = snapshot(Ledger(db).store)
-    assert main(["import", "--db", db, str(worse), str(bad)]) == 1
+    assert main(["import", "--db", db, str(worse), str(bad)]) == 4  # input refused: docs/cli.md
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err == (

@@ -28,6 +28,7 @@ from arflow import (
     Store,
 )
 from arflow.engine import Engine
+from arflow.messages import ledger_feedback
 from arflow.outbox import micros
 from arflow.rules.loader import load_pack
 from arflow.store.base import OutboxRecord
@@ -225,7 +226,12 @@ def test_a_bounce_marks_the_contact_and_the_fallback_goes_out(
     assert m.fallbacks[0].to == ("+8613800000001",) and m.fallbacks[1].to == ("li.wei",)
     sink = MemoryAdapter(refuse={"ap@c1.example": "bounced"})
     clock = Clock(datetime(2026, 3, 2, 12, tzinfo=UTC))
-    d = Dispatcher(store, {"email": sink, "sms": sink, "task": sink}, clock=clock)
+    d = Dispatcher(
+        store,
+        {"email": sink, "sms": sink, "task": sink},
+        on_feedback=ledger_feedback(b.ledger),
+        clock=clock,
+    )
     stats = d.run()
     assert stats.fallbacks == 1 and stats.dead == 1
     dead = store.outbox_item(email.key)

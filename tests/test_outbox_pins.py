@@ -41,6 +41,7 @@ from arflow import (
 )
 from arflow.actions import TemporaryFailure
 from arflow.engine import Engine
+from arflow.messages import ledger_feedback
 from arflow.outbox import Dispatcher, DispatchStats, deliver_all, instant, micros
 from arflow.rules.loader import load_pack
 from arflow.store.base import OutboxRecord
@@ -447,7 +448,12 @@ def test_sms_feedback_marks_the_phone_and_unknown_addresses_are_logged(
     )
     adapter = MemoryAdapter(refuse={"+8613800000001": "invalid", "+8613800000002": "invalid"})
     with caplog.at_level(logging.INFO, logger="arflow.outbox"):
-        Dispatcher(store, {"sms": adapter}, ledger=b.ledger, clock=clock).run()  # type: ignore[arg-type]
+        Dispatcher(
+            store,  # type: ignore[arg-type]
+            {"sms": adapter},
+            on_feedback=ledger_feedback(b.ledger),
+            clock=clock,
+        ).run()
     (contact,) = b.ledger.customer("C1").contacts
     assert contact.phone_invalid and not contact.email_invalid
     texts = [r.getMessage() for r in caplog.records]

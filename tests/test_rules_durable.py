@@ -551,7 +551,7 @@ from arflow.rules.expr import condition
 from arflow.rules.facts import fact_types
 
 if sys.argv[1] == "unguarded":  # the wrapper without its guard against durable's join bug
-    durable._joined = lambda alias, *tests: {"$and": list(tests)}
+    durable._patterns._joined = lambda alias, *tests: {"$and": list(tests)}
 T = fact_types("receivable")
 rules = [("big", condition("balance > 10", T), "receivable"),
          ("never", condition("balance > 10 and balance < 5", T), "receivable")]

@@ -14,9 +14,7 @@ from hypothesis import strategies as st
 from jinja2.exceptions import SecurityError, UndefinedError
 
 from arflow.domain import Contact, Customer, Receivable
-from arflow.money import Money
-from arflow.rules.loader import load_pack
-from arflow.templates import (
+from arflow.messages import (
     Rendered,
     TemplateError,
     TemplateLimitError,
@@ -26,6 +24,8 @@ from arflow.templates import (
     normalize_locale,
     sample_context,
 )
+from arflow.money import Money
+from arflow.rules.loader import load_pack
 
 RULES = Path(__file__).resolve().parent.parent / "rules" / "default"
 SHIPPED = TemplateSet.load(RULES / "templates")
@@ -572,7 +572,7 @@ def test_money_prints_as_babel_prints_it(locale: str, currency: str, amount: Dec
     from babel import Locale
     from babel.numbers import format_currency
 
-    from arflow.templates import _currency_text
+    from arflow.messages import _currency_text
 
     loc = Locale.parse(locale)
     assert _currency_text(amount, currency, loc) == format_currency(amount, currency, locale=loc)

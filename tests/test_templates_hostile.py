@@ -17,8 +17,7 @@ from hypothesis import strategies as st
 
 from arflow.domain import Contact, Customer, Receivable
 from arflow.errors import ArflowError
-from arflow.money import Money
-from arflow.templates import (
+from arflow.messages import (
     MAX_OUTPUT,
     MAX_SOURCE,
     TemplateError,
@@ -28,6 +27,7 @@ from arflow.templates import (
     check,
     sample_context,
 )
+from arflow.money import Money
 
 RULES = Path(__file__).resolve().parent.parent / "rules" / "default"
 BOUND = 5.0  # seconds: generous; each case takes well under one

@@ -1,9 +1,18 @@
 """arflow: accounts receivable as a library.
 
-The public API is what this module lists in ``__all__``; everything else is private.
+The public API is what this module lists in ``__all__``, together with the modules
+``arflow.testing``, ``arflow.strategies``, ``arflow.adapters`` and ``arflow.rules`` (for rule
+authors); everything else is private and may move between versions.
+
+``import arflow`` stays light: the names that need SQLAlchemy, YAML, Jinja2 or the
+holiday tables (the engine, the rule loader, the SQL store, templates, the importer) are
+imported the first time they are used.
 """
 
 from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from .actions import (
     Adapter,
@@ -12,9 +21,8 @@ from .actions import (
     Message,
     PermanentFailure,
     TemporaryFailure,
-    adapter_from_url,
-    register_adapter,
 )
+from .adapters import adapter_from_url, register_adapter
 from .domain import (
     Allocation,
     AuditRecord,
@@ -41,18 +49,36 @@ from .domain import (
 from .errors import (
     AmountOutOfRange,
     ArflowError,
+    CalendarError,
     ClosedItem,
     CurrencyMismatch,
     DateOutOfRange,
+    DeliveryError,
     DuplicateObject,
+    DurableError,
+    ExpressionError,
     IllegalTransition,
     ImportRejected,
     InvalidAmount,
     InvalidDates,
+    MissingAnchor,
+    OffsetError,
     OverAllocation,
+    ParseError,
+    Problem,
+    ReaderFailed,
+    RuleLoadError,
+    ScheduleError,
+    SignatureError,
     StoreError,
+    StoreUnavailable,
+    TemplateError,
+    TemplateLimitError,
     UnknownObject,
+    UnsupportedForDurable,
     ValidationError,
+    WindowError,
+    WorkerFailed,
 )
 from .events import (
     AllocationRequest,
@@ -84,7 +110,56 @@ from .money import Money
 from .outbox import Dispatcher, RetryPolicy
 from .store import MemoryStore, Store, dump_book, open_store
 
+if TYPE_CHECKING:
+    from .calendar import BusinessCalendar, Offset, Schedule, SendWindow
+    from .decisions import Decision, Notice
+    from .engine import Engine, Failure, Plan, RunResult
+    from .importer import import_files
+    from .messages import TemplateSet, build_context, ledger_feedback
+    from .rules import default_pack_path
+    from .rules.loader import RulePack, load_pack
+    from .store.sql import SqlStore
+    from .testing import RuleHarness
+
 __version__ = "0.1.0"
+
+#: Public names imported on first use, and the module each comes from.
+_LAZY = {
+    "BusinessCalendar": "arflow.calendar",
+    "Decision": "arflow.decisions",
+    "Engine": "arflow.engine",
+    "Failure": "arflow.engine",
+    "Notice": "arflow.decisions",
+    "Offset": "arflow.calendar",
+    "Plan": "arflow.engine",
+    "RuleHarness": "arflow.testing",
+    "RulePack": "arflow.rules.loader",
+    "RunResult": "arflow.engine",
+    "Schedule": "arflow.calendar",
+    "SendWindow": "arflow.calendar",
+    "SqlStore": "arflow.store.sql",
+    "TemplateSet": "arflow.messages",
+    "build_context": "arflow.messages",
+    "ledger_feedback": "arflow.messages",
+    "default_pack_path": "arflow.rules",
+    "import_files": "arflow.importer",
+    "load_pack": "arflow.rules.loader",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Import a heavy public name the first time it is asked for (PEP 562)."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'arflow' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "Adapter",
@@ -95,6 +170,8 @@ __all__ = [
     "ArflowError",
     "AuditRecord",
     "BaseEvent",
+    "BusinessCalendar",
+    "CalendarError",
     "ClosedItem",
     "CompanyProfile",
     "Contact",
@@ -109,13 +186,19 @@ __all__ = [
     "CustomerRegistered",
     "CustomerUpdated",
     "DateOutOfRange",
+    "Decision",
+    "DeliveryError",
     "Dispatcher",
     "Dispute",
     "DisputeOpened",
     "DisputeResolved",
     "DueRule",
     "DuplicateObject",
+    "DurableError",
+    "Engine",
     "Event",
+    "ExpressionError",
+    "Failure",
     "IllegalTransition",
     "ImportRejected",
     "InvalidAmount",
@@ -129,7 +212,11 @@ __all__ = [
     "Message",
     "Milestone",
     "MilestoneCompleted",
+    "MissingAnchor",
     "Money",
+    "Notice",
+    "Offset",
+    "OffsetError",
     "Order",
     "OrderApprovalRequested",
     "OrderApproved",
@@ -139,28 +226,53 @@ __all__ = [
     "OrderState",
     "OrderSubmitted",
     "OverAllocation",
+    "ParseError",
     "Payment",
     "PaymentNode",
     "PaymentReceived",
     "PaymentReversed",
     "PermanentFailure",
+    "Plan",
+    "Problem",
     "Project",
     "PromiseBroken",
     "PromiseMade",
     "PromiseStatus",
     "PromiseToPay",
+    "ReaderFailed",
     "Receivable",
     "ReceivableState",
     "RetryPolicy",
+    "RuleHarness",
+    "RuleLoadError",
+    "RulePack",
+    "RunResult",
+    "Schedule",
+    "ScheduleError",
+    "SendWindow",
+    "SignatureError",
+    "SqlStore",
     "Store",
     "StoreError",
+    "StoreUnavailable",
+    "TemplateError",
+    "TemplateLimitError",
+    "TemplateSet",
     "TemporaryFailure",
     "UnknownObject",
+    "UnsupportedForDurable",
     "ValidationError",
+    "WindowError",
+    "WorkerFailed",
     "WrittenOff",
     "__version__",
     "adapter_from_url",
+    "build_context",
+    "default_pack_path",
     "dump_book",
+    "import_files",
+    "ledger_feedback",
+    "load_pack",
     "open_store",
     "parse_event",
     "register_adapter",

@@ -1,8 +1,9 @@
 """Actions leaving arflow: the message an adapter receives, the adapter protocol, its errors,
-and the registry that picks an adapter by URL.
+and the safe handling of adapter URLs (the registry that picks an adapter by URL is
+:mod:`arflow.adapters`).
 
 A decision says *what* (send the formal notice to the customer, give the salesperson a task);
-:mod:`arflow.outbox` renders it into a :class:`Message` in the same transaction that records
+:mod:`arflow.messages` renders it into a :class:`Message` in the same transaction that records
 the decision, and a :class:`~arflow.outbox.Dispatcher` hands each message to the adapter for
 its channel. Adapters know messages, never rules.
 
@@ -31,14 +32,13 @@ import json
 import logging
 import re
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from datetime import date
 from typing import Any, Literal, Protocol, runtime_checkable
-from urllib.parse import parse_qs, quote, quote_plus, unquote, urlsplit
+from urllib.parse import quote, quote_plus, unquote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .errors import ArflowError
 from .errors import DeliveryError as DeliveryError
 from .errors import Feedback as Feedback
 from .errors import PermanentFailure as PermanentFailure
@@ -152,32 +152,6 @@ class LogAdapter:
         return None
 
 
-# -- the registry ---------------------------------------------------------------------------------
-
-AdapterFactory = Callable[[str, dict[str, str]], Adapter]
-_FACTORIES: dict[str, AdapterFactory] = {}
-
-
-def register_adapter(scheme: str, factory: AdapterFactory) -> None:
-    """Make ``scheme://...`` URLs build adapters with ``factory(url, query)``."""
-    _FACTORIES[scheme.lower()] = factory
-
-
-def adapter_from_url(url: str) -> Adapter:
-    """An adapter from a URL: ``memory://``, ``log://``, ``smtp://user:pass@host:587?from=...``,
-    ``smtps://...``, ``sms+https://gateway/send?profile=...``, ``webhook+https://...``,
-    ``celery+redis://...?task=...``, ``rq+redis://...?queue=...&func=...``."""
-    clean, _user, _password = split_userinfo(url)
-    scheme = urlsplit(clean).scheme.lower()
-    _builtin()
-    factory = _FACTORIES.get(scheme)
-    if factory is None:
-        known = ", ".join(sorted(_FACTORIES))
-        raise ArflowError(f"no adapter for {redact(url)!r}: known schemes are {known}")
-    query = {k: v[-1] for k, v in parse_qs(urlsplit(clean).query).items()}
-    return factory(url, query)
-
-
 #: query keys whose values are secrets, by a part of their name
 SECRET_KEYS = ("key", "secret", "token", "pass", "auth", "sig", "credential")
 _HOST = re.compile(r"\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.\-_~%]*")
@@ -289,21 +263,6 @@ class Scrubber:
         return text
 
 
-_loaded = False
-
-
-def _builtin() -> None:
-    global _loaded
-    if _loaded:
-        return
-    _loaded = True
-    register_adapter("memory", lambda _u, q: MemoryAdapter(fail_first=int(q.get("fail_first", 0))))
-    register_adapter("log", lambda u, _q: LogAdapter(urlsplit(u).netloc or "arflow.actions"))
-    from .adapters import register_builtin
-
-    register_builtin(register_adapter)
-
-
 def message_json(message: Message) -> str:
     return message.model_dump_json()
 
@@ -326,9 +285,7 @@ __all__ = [
     "PermanentFailure",
     "Scrubber",
     "TemporaryFailure",
-    "adapter_from_url",
     "redact",
     "redact_urls",
-    "register_adapter",
     "split_userinfo",
 ]

@@ -27,6 +27,7 @@ pydantic, SQLAlchemy, YAML, Jinja2, a driver) is translated at the public edge w
     │   └── DateOutOfRange
     ├── ImportRejected               an import file with bad rows (file:row:column each)
     ├── StoreError                   the store cannot be opened, read or written
+    │   └── StoreUnavailable         the database cannot be reached (worth a retry)
     ├── TemplateError                a template that cannot be found, parsed or rendered
     │   └── TemplateLimitError
     ├── DeliveryError                an adapter could not deliver a message
@@ -144,6 +145,18 @@ class DateOutOfRange(InvalidDates):
     def __init__(self, message: str, value: object = None) -> None:
         self.value = value
         super().__init__(message)
+
+
+# -- store failures (arflow.store): the database's own errors, translated at the store's edge
+
+
+class StoreUnavailable(StoreError):
+    """The database cannot be reached: the connection was refused, timed out or dropped.
+
+    Raised from the driver's exception (``__cause__``); worth retrying later, unlike a
+    :class:`StoreError` about the book itself (a file that is not a database, a newer
+    schema, a constraint the writes broke).
+    """
 
 
 # -- the calendar ---------------------------------------------------------------------------

@@ -1,12 +1,6 @@
-"""The outbox: decided actions become rendered messages in the transaction that records the
-decisions, and a :class:`Dispatcher` delivers them through adapters, exactly once in effect.
-
-Writing (:class:`Composer`, used by ``Engine.run``, ``Engine.release`` and ``Engine.handle``):
-the decisions of one transaction are grouped into notices (one e-mail per customer listing
-every invoice), each notice is rendered with the pack's templates in the reader's locale, and
-the message is queued under the notice's key. A key already queued is left alone, so a run
-repeated, or two runners at once, queue nothing twice. A message that cannot be rendered is
-queued as a dead letter carrying the error: nothing decided disappears silently.
+"""The outbox: delivery only. Messages rendered and queued by the composer
+(:mod:`arflow.messages`, in the transaction that records the decisions) are delivered by a
+:class:`Dispatcher` through adapters, exactly once in effect.
 
 Delivering (:class:`Dispatcher`): claim due messages (several dispatchers may run at once:
 PostgreSQL hands each message to one of them with ``FOR UPDATE SKIP LOCKED``), deliver each
@@ -14,8 +8,9 @@ through the adapter for its channel, record the outcome. A temporary failure is 
 exponential backoff and jitter until ``max_attempts``; then, or at once on a permanent
 failure, the message is a dead letter (``arflow outbox dead``, ``arflow outbox retry``) and
 its next fallback channel, pre-rendered at decision time, is queued instead. A bounce, an
-invalid number or an unsubscribe is recorded on the contact (``ContactFeedback``, audited),
-so the next step does not use that channel. A dispatcher that dies mid-batch leaves its
+invalid number or an unsubscribe is handed to ``on_feedback`` as a :class:`DeliveryFeedback`
+(``arflow.messages.ledger_feedback`` records it on the contact as an audited
+``ContactFeedback``), so the next step does not use that channel. A dispatcher that dies mid-batch leaves its
 claims to expire (``lease``); another dispatcher (or it, restarted) takes them over.
 
 Every claim carries a token of its own. Just before a message is sent its claim is renewed
@@ -35,7 +30,6 @@ lease during a hand-over; the repeat carries the same key (``Message-ID``, task 
 from __future__ import annotations
 
 import functools
-import hashlib
 import logging
 import os
 import random
@@ -45,12 +39,10 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
 
 from .actions import (
-    CHANNEL_OF,
     Adapter,
     DeliveryError,
     Message,
@@ -58,17 +50,9 @@ from .actions import (
     TemporaryFailure,
     redact_urls,
 )
-from .domain import AuditRecord, Contact, Customer, Receivable
-from .errors import ArflowError, StoreError
-from .events import ContactFeedback
-from .rules.schema import Action
-from .store.base import BookReader, OutboxRecord, Settle, Store, StoreTx
-
-if TYPE_CHECKING:
-    from .engine import Decision, Notice
-    from .ledger import Ledger
-    from .rules.loader import RulePack
-    from .templates import TemplateSet
+from .adapters import adapter_from_url
+from .errors import ArflowError, Feedback, StoreError
+from .store.base import OutboxRecord, Settle, Store
 
 log = logging.getLogger("arflow.outbox")
 
@@ -87,339 +71,23 @@ def instant(us: int | None) -> datetime | None:
     return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=us)
 
 
-# -- composing messages from decisions ---------------------------------------------------------
+@dataclass(frozen=True)
+class DeliveryFeedback:
+    """What a failed delivery says about a contact: an address bounced, a number is invalid,
+    or the reader unsubscribed. The dispatcher hands it to its ``on_feedback`` callable,
+    which records it (``arflow.messages.ledger_feedback`` applies a ``ContactFeedback``)."""
+
+    key: str  # the outbox key of the message whose delivery failed
+    customer_id: str
+    address: str
+    channel: Literal["email", "sms"]
+    feedback: Feedback
+    reason: str
+    at: datetime
 
 
-class Composer:
-    """Renders the outbound actions of decisions into messages and queues them."""
-
-    def __init__(
-        self, pack: RulePack, templates: TemplateSet | None = None, store: Store | None = None
-    ) -> None:
-        self.pack = pack
-        self._templates = templates
-        self.store = store
-        self._histories: dict[str, list[AuditRecord]] = {}  # read ahead by ``queue``
-
-    @property
-    def templates(self) -> TemplateSet | None:
-        if self._templates is None and self.pack.template_dirs:
-            from .templates import TemplateSet
-
-            self._templates = TemplateSet.load(self.pack.template_dirs[0])
-        return self._templates
-
-    def queue(self, tx: StoreTx, decisions: Sequence[Decision], at: datetime) -> int:
-        """Queue a message for every outbound action of ``decisions``; returns how many."""
-        records = self.records(tx, decisions, at)
-        for rec in records:
-            tx.add_outbox(rec)
-        return len(records)
-
-    def records(
-        self, book: BookReader, decisions: Sequence[Decision], at: datetime
-    ) -> list[OutboxRecord]:
-        """The outbox records of ``decisions``: a message for every outbound action, rendered
-        from the book as ``book`` reads it (a transaction, or a store). The engine renders
-        them before it books the decisions' own effects: a message shows the book as the
-        rules saw it when they decided."""
-        from .engine import group_notices
-
-        at_ = {d.key: i for i, d in enumerate(decisions)}  # a notice's decisions, in order
-        notices = group_notices(decisions)
-        # the histories the notices attach, read in a few queries rather than one each
-        wanted = {sid for nt in notices if nt.action.attach_history for sid in nt.subject_ids}
-        self._histories = (
-            self.store.audit_trails("receivable", wanted) if wanted and self.store else {}
-        )
-        out: list[OutboxRecord] = []
-        try:
-            for notice in notices:
-                if notice.action.type not in CHANNEL_OF:
-                    continue
-                mine = [decisions[i] for i in sorted(at_[k] for k in notice.decision_keys)]
-                out.extend(self._records(book, notice, mine, at))
-        finally:
-            self._histories = {}  # a later compose() reads the trail as it is then
-        return out
-
-    def _history(self, receivable_id: str) -> list[AuditRecord]:
-        if receivable_id in self._histories:
-            return self._histories[receivable_id]
-        return self.store.audit_trail("receivable", receivable_id) if self.store else []
-
-    def _records(
-        self, tx: BookReader, notice: Notice, decisions: list[Decision], at: datetime
-    ) -> list[OutboxRecord]:
-        """The notice's message, and the e-mail copy of its ``cc`` when its channel cannot
-        carry one (:meth:`copy`); a dead letter when it cannot be rendered."""
-        send_at = max((d.send_at for d in decisions if d.send_at is not None), default=at)
-        base = dict(
-            key=notice.key,
-            channel=CHANNEL_OF[notice.action.type],
-            customer_id=notice.customer_id,
-            created_at=micros(at),
-            next_at=micros(max(send_at, at)),
-        )
-        try:
-            message = self.compose(tx, notice, decisions)
-            copy = self.copy(tx, notice, decisions, message)
-        except ArflowError as exc:
-            return [
-                OutboxRecord(
-                    **base,  # type: ignore[arg-type]
-                    body="{}",
-                    status="dead",
-                    last_error=f"could not be rendered: {exc}",
-                )
-            ]
-        out = [
-            OutboxRecord(
-                **{**base, "channel": message.channel},  # type: ignore[arg-type]
-                body=message.model_dump_json(),
-            )
-        ]
-        if copy is not None:
-            # the channel does not carry the cc: the copy does
-            out[0] = replace(out[0], body=message.model_copy(update={"cc": ()}).model_dump_json())
-            out.append(
-                OutboxRecord(
-                    **{**base, "key": copy.key, "channel": copy.channel},  # type: ignore[arg-type]
-                    body=copy.model_dump_json(),
-                )
-            )
-        return out
-
-    def copy(
-        self, tx: BookReader, notice: Notice, decisions: list[Decision], message: Message
-    ) -> Message | None:
-        """The copy for the action's ``cc`` when ``message`` goes out on a channel that
-        cannot carry one (an SMS reaches the numbers in ``to`` only): an e-mail to the ``cc``
-        recipients (internal people are reached by e-mail, never by a phone number the book
-        does not hold) with the same text, queued beside the message under ``<key>~cc``.
-        None when there is nothing to copy."""
-        a = notice.action
-        if message.channel not in NO_COPIES or not a.cc:
-            return None
-        customer: Customer | None = tx.get("customer", notice.customer_id)
-        if customer is None:
-            return None
-        cc = self._addresses(customer, a.cc, "email", decisions[0].recipients)
-        cc = tuple(x for x in cc if x not in message.to)
-        if not cc:
-            return None
-        sent_to = ", ".join(message.to)
-        return Message(
-            key=f"{message.key}~cc",
-            channel="email",
-            action="email",
-            customer_id=message.customer_id,
-            to=cc,
-            subject=message.subject or f"[{message.channel.upper()} copy] {customer.name}",
-            text=f"{message.channel.upper()} to {customer.name} ({sent_to}):\n\n{message.text}",
-            locale=message.locale,
-            priority=message.priority,
-            template=message.template,
-            rule=message.rule,
-            decision_keys=message.decision_keys,
-            subject_ids=message.subject_ids,
-            data={**message.data, "copy_of": {"channel": message.channel, "to": list(message.to)}},
-        )
-
-    def compose(self, tx: BookReader, notice: Notice, decisions: list[Decision]) -> Message:
-        """The message for ``notice``, with its fallbacks; raises on a rendering error."""
-        a = notice.action
-        customer: Customer | None = tx.get("customer", notice.customer_id)
-        if customer is None:
-            raise ArflowError(f"unknown customer {notice.customer_id!r}")
-        first = decisions[0]
-        as_of = first.as_of
-        chain = [CHANNEL_OF[a.type], *(c for c in a.fallback if c != CHANNEL_OF[a.type])]
-        built: list[Message] = []
-        for i, channel in enumerate(chain):
-            to = self._addresses(customer, a.to, channel, first.recipients)
-            cc = self._addresses(customer, a.cc, channel, first.recipients)
-            if channel == "task" and i > 0 and not to:
-                to = tuple(x for x in (customer.salesperson,) if x)
-            if not to and i + 1 < len(chain):
-                continue  # no address on this channel: the next one is the message
-            key = notice.key if not built else f"{notice.key}~{channel}"
-            built.append(
-                self._render(tx, key, channel, a, customer, notice, decisions, to, cc, as_of)
-            )
-        if not built:
-            raise ArflowError(f"no channel reaches {', '.join(a.to)} of {customer.id}")
-        head, *rest = built
-        return head.model_copy(update={"fallbacks": tuple(rest)})
-
-    def _addresses(
-        self,
-        customer: Customer,
-        roles: Iterable[str],
-        channel: str,
-        recipients: Mapping[str, str | None],
-    ) -> tuple[str, ...]:
-        out: list[str] = []
-        for role in roles:
-            if role == "customer":
-                contact = _reachable(customer.contacts, channel)
-                addr = None
-                if contact is not None:
-                    addr = contact.phone if channel == "sms" else contact.email
-                    if channel == "task":
-                        addr = customer.salesperson
-            else:
-                addr = recipients.get(role)
-                if addr is None:
-                    addr = self.pack.roles.get(role) or _person(customer, role)
-            if addr and addr not in out:
-                out.append(addr)
-        return tuple(out)
-
-    def _render(
-        self,
-        tx: BookReader,
-        key: str,
-        channel: str,
-        a: Action,
-        customer: Customer,
-        notice: Notice,
-        decisions: list[Decision],
-        to: tuple[str, ...],
-        cc: tuple[str, ...],
-        as_of: date,
-    ) -> Message:
-        from .templates import build_context
-
-        receivables: list[Receivable] = [
-            r for sid in notice.subject_ids if (r := tx.get("receivable", sid)) is not None
-        ]
-        first = decisions[0]
-        if not receivables:
-            receivables = self._items_of(tx, first, customer, as_of)
-        extra: dict[str, Any] = {}
-        if first.kind == "approval":
-            extra["order"] = tx.get("order", first.subject_id)
-        if first.kind == "milestone":
-            contract = tx.get("contract", first.subject_id)
-            extra["contract"] = contract
-            if contract is not None:
-                node_id = first.why.get("payment_node")
-                extra["node"] = next((n for n in contract.payment_nodes if n.id == node_id), None)
-            extra["milestone"] = tx.get("milestone", str(first.why.get("milestone")))
-        ratio = first.why.get("facts", {}).get("customer.exposure_ratio")
-        if ratio is not None:
-            extra["exposure_ratio"] = Decimal(str(ratio))
-        contact = customer.contacts[0] if customer.contacts else None
-        ctx = build_context(
-            customer,
-            receivables,
-            as_of=as_of,
-            company_name=self.pack.settings.company_name or "",
-            contact=contact,
-            **{k: v for k, v in extra.items() if v is not None},
-        )
-        customer_facing = "customer" in a.to
-        locale = (
-            contact.locale
-            if customer_facing and contact is not None
-            else self.pack.settings.locales[0]
-        )
-        subject = text = html = None
-        used_locale = None
-        template = a.template
-        if channel != CHANNEL_OF[a.type] and template is not None:
-            variant = f"{template}_{channel}"
-            template = variant if variant in self.pack.templates else template
-        if template is not None:
-            ts = self.templates
-            if ts is None:
-                raise ArflowError(f"template {template!r}: the pack has no templates folder")
-            got = ts.render(template, locale, ctx)
-            subject, text, html, used_locale = got.subject, got.text, got.html, got.locale
-            if channel == "sms":
-                subject, html = None, None
-        due = None
-        if a.due_in:
-            from .calendar import Offset
-
-            due = Offset.parse(f"due+{a.due_in}").resolve({"due": as_of}, self.pack.calendar)
-        data: dict[str, Any] = {"invoices": list(notice.subject_ids)}
-        if a.attach_history:
-            data["history"] = [
-                {
-                    "subject": f"{rec.subject_kind}:{rec.subject_id}",
-                    "at": rec.occurred_at.isoformat(),
-                    "actor": rec.actor,
-                    "event": rec.event_type,
-                    "reason": rec.reason,
-                }
-                for sid in notice.subject_ids
-                for rec in self._history(sid)
-            ]
-        return Message(
-            key=key,
-            channel=channel,
-            action=a.type if channel == CHANNEL_OF[a.type] else channel,
-            customer_id=customer.id,
-            to=to,
-            cc=cc,
-            subject=subject,
-            text=text or "",
-            html=html,
-            locale=used_locale,
-            priority=a.priority,
-            due=due,
-            url=a.url,
-            template=template,
-            rule=first.rule,
-            decision_keys=notice.decision_keys,
-            subject_ids=notice.subject_ids,
-            data=data,
-        )
-
-    def _items_of(
-        self, tx: BookReader, d: Decision, customer: Customer, as_of: date
-    ) -> list[Receivable]:
-        """The invoices a message about a customer or a promise lists: the promise's items;
-        for a customer its overdue items, else all its open ones."""
-        if d.subject_kind == "promise":
-            promise = tx.get("promise", d.subject_id)
-            ids = promise.receivable_ids if promise is not None else ()
-            return [r for rid in ids if (r := tx.get("receivable", rid)) is not None]
-        if d.subject_kind != "customer":
-            return []
-        from .ledger import LIVE_STATES
-
-        live = tx.find("receivable", customer_id=customer.id, states=LIVE_STATES)
-        overdue = [r for r in live if r.due_date < as_of]
-        return overdue or live
-
-
-#: channels whose adapters reach the ``to`` recipients only: a ``cc`` goes as an e-mail copy
-NO_COPIES = frozenset({"sms"})
-
-
-def _reachable(contacts: Sequence[Contact], channel: str) -> Contact | None:
-    """The first contact that can still be reached on ``channel``."""
-    for c in contacts:
-        if c.unsubscribed and channel in ("email", "sms"):
-            continue
-        if channel == "email" and c.email and not c.email_invalid:
-            return c
-        if channel == "sms" and c.phone and not c.phone_invalid:
-            return c
-        if channel == "task":
-            return c
-    return None
-
-
-def _person(customer: Customer, role: str) -> str | None:
-    if role == "salesperson":
-        return customer.salesperson
-    if role == "sales_manager":
-        return customer.sales_manager
-    return None
+#: records a :class:`DeliveryFeedback`; raises :class:`ArflowError` when it cannot (logged)
+FeedbackHandler = Callable[[DeliveryFeedback], None]
 
 
 # -- delivering -----------------------------------------------------------------------------------
@@ -495,7 +163,7 @@ class Dispatcher:
         store: Store,
         adapters: Mapping[str, Adapter] | Adapter,
         *,
-        ledger: Ledger | None = None,
+        on_feedback: FeedbackHandler | None = None,
         worker: str | None = None,
         batch: int = 50,
         lease: timedelta = timedelta(minutes=5),
@@ -513,11 +181,8 @@ class Dispatcher:
             if isinstance(adapters, Mapping)
             else dict.fromkeys(("email", "sms", "task", "webhook"), adapters)
         )
-        if ledger is None:
-            from .ledger import Ledger
-
-            ledger = Ledger(store)
-        self.ledger = ledger
+        #: where a bounce, an invalid number or an unsubscribe goes (None: only logged)
+        self.on_feedback = on_feedback
         self.worker = worker or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self.batch = batch
         self.lease = lease
@@ -690,22 +355,23 @@ class Dispatcher:
     def _feedback(
         self, rec: OutboxRecord, message: Message, exc: DeliveryError, error: str
     ) -> None:
-        """Record a bounce, an invalid number or an unsubscribe on the contact (audited)."""
+        """Hand a bounce, an invalid number or an unsubscribe to ``on_feedback``."""
         address = exc.address or (message.to[0] if message.to else None)
         if address is None or exc.feedback is None:
             return
-        digest = hashlib.sha256(f"{rec.key}|{address}".encode()).hexdigest()[:24]
+        if self.on_feedback is None:
+            log.info("feedback for %s not recorded: the dispatcher has no on_feedback", address)
+            return
         try:
-            self.ledger.apply(
-                ContactFeedback(
-                    event_id=f"feedback:{digest}",
-                    occurred_at=self.clock(),
-                    actor="arflow-dispatcher",
-                    reason=f"{message.channel} to {address}: {error}",
+            self.on_feedback(
+                DeliveryFeedback(
+                    key=rec.key,
                     customer_id=message.customer_id,
                     address=address,
                     channel="sms" if message.channel == "sms" else "email",
                     feedback=exc.feedback,
+                    reason=f"{message.channel} to {address}: {error}",
+                    at=self.clock(),
                 )
             )
         except ArflowError as err:  # the contact changed since: nothing to mark
@@ -788,15 +454,14 @@ def deliver_all(
 
 def adapters_from_urls(urls: Mapping[str, str]) -> dict[str, Adapter]:
     """``{"email": "smtp://...", "sms": "sms+https://..."}`` to adapters, by channel."""
-    from .actions import adapter_from_url
-
     return {channel: adapter_from_url(url) for channel, url in urls.items()}
 
 
 __all__ = [
-    "Composer",
+    "DeliveryFeedback",
     "DispatchStats",
     "Dispatcher",
+    "FeedbackHandler",
     "RetryPolicy",
     "TemporaryFailure",
     "adapters_from_urls",

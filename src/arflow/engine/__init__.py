@@ -10,13 +10,13 @@ receivables a day reads (:mod:`._candidates`), with the customers' facts read on
 from __future__ import annotations
 
 from ..decisions import Decision, DecisionKind, Notice, Status, decision_key
+from ..messages import group_notices
 from ._candidates import _shift as _shift
 from ._context import CustomerFacts, Day, FactCache
 from ._engine import Engine
 from ._explain import _jsonable as _jsonable
 from ._explain import _jsonable_deep as _jsonable_deep
 from ._explain import _why as _why
-from ._notices import group_notices
 from ._parallel import _in_slice as _in_slice
 from ._parallel import _without as _without
 from ._parallel import merge_plans, pack_digest

@@ -130,7 +130,7 @@ class Engine:
             self._patterns,
             self._locks,
         )
-        from ..outbox import Composer
+        from ..messages import Composer
 
         #: renders outbound actions into the outbox, in the transaction that records them
         self.composer = Composer(self.pack, store=self.store)

@@ -10,8 +10,8 @@ from typing import Any
 
 from ..decisions import Decision, Notice
 from ..errors import ArflowError
+from ..messages import group_notices
 from ..rules.loader import CompiledRule
-from ._notices import group_notices
 
 
 @dataclass

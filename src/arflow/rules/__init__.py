@@ -1,10 +1,71 @@
-"""Rules in files: the condition language, the facts it reads, rule-file schema and loading."""
+"""Rules in files: the condition language, the facts it reads, rule-file schema and loading.
+
+The public module for rule authors: ``load_pack`` and ``lint`` for packs, ``condition`` and
+``fact_types`` for the condition language, and the two matchers of the durable-rules extra.
+The names are imported on first use, so ``import arflow.rules`` loads neither YAML nor
+durable-rules.
+"""
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["default_pack_path"]
+if TYPE_CHECKING:
+    from .durable import (
+        DurableMatcher,
+        LatePayments,
+        PatternMatcher,
+        Payment,
+        Promise,
+        UnpaidPromise,
+    )
+    from .expr import Condition, condition
+    from .facts import fact_types
+    from .lint import lint
+    from .loader import RulePack, load_pack
+
+__all__ = [
+    "Condition",
+    "DurableMatcher",
+    "LatePayments",
+    "PatternMatcher",
+    "Payment",
+    "Promise",
+    "RulePack",
+    "UnpaidPromise",
+    "condition",
+    "default_pack_path",
+    "fact_types",
+    "lint",
+    "load_pack",
+]
+
+_LAZY = {
+    "Condition": "expr",
+    "DurableMatcher": "durable",
+    "LatePayments": "durable",
+    "PatternMatcher": "durable",
+    "Payment": "durable",
+    "Promise": "durable",
+    "RulePack": "loader",
+    "UnpaidPromise": "durable",
+    "condition": "expr",
+    "fact_types": "facts",
+    "lint": "lint",
+    "load_pack": "loader",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name the first time it is asked for (PEP 562)."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'arflow.rules' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
 
 
 def default_pack_path(name: str = "default") -> Path:

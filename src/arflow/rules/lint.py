@@ -1,16 +1,22 @@
-"""Warnings about a pack that loads but is probably not what its author meant."""
+"""Warnings about a pack that loads but is probably not what its author meant.
+
+Ladder gaps and overlaps, unreachable steps, roles with nobody behind them (by rule id);
+steps whose condition rules out every day their schedule falls on, and conditions that
+contradict themselves (with the file and line they were written on).
+"""
 
 from __future__ import annotations
 
 import itertools
 
-from .loader import RulePack
+from ..calendar import due_reach, schedule_reach
+from ..errors import Problem
+from .expr import Condition, contradictions, interval
+from .loader import CompiledRule, RulePack, Source
 
 
 def lint(pack: RulePack) -> list[str]:
     """Ladder gaps and overlaps, unreachable steps, actions nobody receives."""
-    from ..engine import schedule_reach
-
     out: list[str] = []
     for ladder in pack.ladders:
         spans: list[tuple[int, int | None, str]] = []
@@ -46,4 +52,76 @@ def lint(pack: RulePack) -> list[str]:
     for role, who in sorted(pack.roles.items()):
         if not who:
             out.append(f"role {role!r} has nobody behind it")
+    out.extend(_never_fire(pack))
+    out.extend(_self_contradictions(pack))
+    return out
+
+
+def _at(source: Source | None, line: str, rule: str, message: str) -> str:
+    """``message`` about ``rule`` as ``file:line: [rule] message`` (the loader's form)."""
+    if source is None:
+        return f"{rule}: {message}"
+    return str(Problem(source.file, getattr(source, line), rule, message))
+
+
+def _never_fire(pack: RulePack) -> list[str]:
+    """Steps whose ``when`` (with their ladder's) rules out the days past due on which
+    their schedule falls: never on its own days, and never at all when even a late run
+    (which judges a step on the day it runs, after its occurrence) cannot meet it."""
+    out: list[str] = []
+    late = pack.settings.catch_up != "none"
+    for ladder in pack.ladders:
+        for st in ladder.steps:
+            reach = None if st.schedule is None else due_reach(st.schedule)
+            if reach is None or (ladder.when is None and st.when is None):
+                continue
+            allowed = interval(ladder.when, "days_past_due") & interval(st.when, "days_past_due")
+            lo, hi = reach
+            if allowed.meets_days(lo, hi):
+                continue
+            rid = f"{ladder.id}/{st.id}"
+            days = f"{lo}" if lo == hi else f"{lo} to {'any' if hi is None else hi}"
+            needs = allowed.describe("days_past_due")
+            if late and allowed.meets_days(lo, None):
+                message = (
+                    f"never fires on its own days: 'at: {st.at}' falls {days} days past due "
+                    f"and the conditions need {needs} (only a run catching up late sends it)"
+                )
+            else:
+                message = (
+                    f"can never fire: 'at: {st.at}' falls {days} days past due and the "
+                    f"conditions need {needs}"
+                )
+            out.append(_at(st.source, "when" if st.when is not None else "at", rid, message))
+    return out
+
+
+def _self_contradictions(pack: RulePack) -> list[str]:
+    """Conditions that no value of some fact can satisfy (``balance > 10 and balance < 5``)."""
+    out: list[str] = []
+    found: list[tuple[Condition | None, Source | None, str]] = []
+    for ladder in pack.ladders:
+        found.append((ladder.when, ladder.source, ladder.id))
+        found.extend((st.when, st.source, f"{ladder.id}/{st.id}") for st in ladder.steps)
+    rules: list[CompiledRule] = [
+        *pack.locks,
+        *pack.alerts,
+        *pack.milestones,
+        *pack.approvals,
+        *pack.patterns,
+    ]
+    found.extend((r.when, r.source, r.id) for r in rules)
+    for cond, source, rid in found:
+        if cond is None:
+            continue
+        for fact in contradictions(cond):
+            out.append(
+                _at(
+                    source,
+                    "when",
+                    rid,
+                    f"the condition contradicts itself: no value of {fact} satisfies "
+                    f"{cond.text!r}, so it never holds",
+                )
+            )
     return out

@@ -380,13 +380,31 @@ class Settings(_Spec):
         ),
     )
     send_window: str | None = "mon-fri 09:00-18:00"
-    group_by: Seq[Literal["customer", "level", "currency"]] = ("customer", "level", "currency")
+    group_by: Seq[Literal["customer", "level", "currency"]] = Field(
+        default=("customer", "level", "currency"),
+        description=(
+            "what merges decisions into one notice: customer and currency always (a notice "
+            "goes to one customer, in one currency); without level, steps of different "
+            "levels merge and the notice carries the highest"
+        ),
+    )
     review: bool = Field(default=False, strict=True)
     locales: Seq[str] = Field(
         default=("en", "zh_CN"), description="every template must exist in these locales"
     )
 
     _d = field_validator("min_balance", mode="before")(lambda cls, v, info: _dec(v, info))
+
+    @field_validator("group_by")
+    @classmethod
+    def _group_by(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        missing = [k for k in ("customer", "currency") if k not in v]
+        if missing:
+            raise ValueError(
+                f"group_by must keep {' and '.join(missing)}: a notice is for one customer "
+                "in one currency"
+            )
+        return v
 
 
 class RuleFile(_Spec):

@@ -90,6 +90,18 @@ class MemoryStore:
             tx.flush()
             self._publish(tx._pending)
 
+    @contextmanager
+    def parse_once(self) -> Iterator[None]:
+        """Objects are kept as models here, never parsed: nothing to do."""
+        yield
+
+    def forget_parsed(self) -> None:
+        """Nothing parsed, nothing to drop (see ``parse_once``)."""
+
+    def shared_url(self) -> str | None:
+        """None: no other process can open a book held in this one's memory."""
+        return None
+
     def _publish(self, layer: _Layer) -> None:
         for (kind, oid), obj in layer.objects.items():
             self._objects[kind][oid] = obj

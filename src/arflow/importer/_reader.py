@@ -19,14 +19,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from ._child import Child, Send, WorkerFailed
-from ._child import serve as _serve
-
-
-class ReaderFailed(WorkerFailed):
-    """The import's reader process stopped without saying why (killed, out of memory) or
-    sent a message that cannot be read; nothing was imported."""
-
+from .._child import Child, Send
+from .._child import serve as _serve
+from .._gc import fewer_gc_passes
+from ..errors import ReaderFailed as ReaderFailed
+from ..errors import WorkerFailed
+from ..rows import is_plain, plain_invoice
+from ..store.base import json_of
+from ._run import _Rejected, _Run
+from ._stream import _sourced
 
 #: Items per message: large enough that framing costs nothing, small enough that the
 #: importing process starts early and the pipe holds little.
@@ -37,7 +38,7 @@ def messages(spec: dict[str, Any]) -> Iterator[tuple[Any, ...]]:
     """Start the reader on ``spec`` (files, plan, actor, now: what ``_Run`` needs) and give
     its messages as they come, up to and including ``("end", ...)``. A reader's exception
     is raised here; the process is stopped when the caller stops reading."""
-    with Child("_reader", "serve", spec, "the import's reader process") as child:
+    with Child("importer._reader", "serve", spec, "the import's reader process") as child:
         try:
             yield from child.messages()
         except ReaderFailed:
@@ -52,11 +53,6 @@ def serve() -> None:
 
 
 def _read(spec: dict[str, Any], send: Send) -> None:
-    from ._gc import fewer_gc_passes
-    from .importer import _Rejected, _Run, _sourced
-    from .rows import is_plain, plain_invoice
-    from .store.base import json_of
-
     run = _Run(len(spec["files"]), spec["actor"], datetime.fromisoformat(spec["now"]))
     run.files.extend(spec["files"])
     plan = [(file_no, Path(path), kind, fmt) for file_no, path, kind, fmt in spec["plan"]]

@@ -1,0 +1,335 @@
+"""The ledger: applying business events to the book, and reading balances back.
+
+``Ledger.apply(event)`` validates the event against the book and applies it in one
+transaction: either every change it implies is written, with an audit record per changed
+object and the event appended to the log, or (on any refusal) nothing is. Applying an
+``event_id`` that is already in the log is a no-op. Replaying the log into an empty store
+rebuilds an identical book, because handlers read nothing but the book and the event.
+
+``Ledger`` is the orchestrator: it finds an event's handler (one dict lookup) and runs it
+in the event's transaction. The handlers live in one module per event family; allocation
+of cash is a pure function (:mod:`._allocation`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from ..domain import AuditRecord, Customer, Receivable
+from ..errors import ArflowError, DuplicateObject, UnknownObject, ValidationError
+from ..events import (
+    BaseEvent,
+    ContactFeedback,
+    ContractSigned,
+    CreditNoteIssued,
+    CustomerRegistered,
+    CustomerUpdated,
+    DisputeOpened,
+    DisputeResolved,
+    DunningBlockChanged,
+    DunningStepRecorded,
+    Event,
+    InvoiceIssued,
+    MilestoneCompleted,
+    OrderApprovalRequested,
+    OrderApproved,
+    OrderLockLifted,
+    OrderLockPlaced,
+    OrderRejected,
+    OrderShipped,
+    OrderSubmitted,
+    PaymentReceived,
+    PaymentReversed,
+    PromiseBroken,
+    PromiseMade,
+    RiskFlagged,
+    WrittenOff,
+    parse_event,
+)
+from ..money import Money
+from ..rows import PlainInvoice, is_plain, plain_invoice, plain_rows
+from ..store import Store, StoreTx, open_store
+from ..store.base import json_of
+from . import _disputes, _dunning, _invoices, _orders, _parties, _payments
+from ._checks import LIVE_STATES, UNINVOICED_ORDER_STATES, not_positive, zero
+from ._context import Ctx, InvoiceRequest
+from ._invoices import day_of, not_before_issue
+from ._prefetch import prefetch as prefetch_chunk
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What applying one event did."""
+
+    event_id: str
+    duplicate: bool = False
+    audit: tuple[AuditRecord, ...] = ()
+    invoice_requests: tuple[InvoiceRequest, ...] = ()
+
+
+#: Events ``apply_all`` reads ahead (the importer maps a refusal back to its row for the
+#: last 4096 events it handed over).
+_READ_AHEAD = 500
+
+
+class Ledger:
+    """Applies events to a store and answers questions about the book."""
+
+    def __init__(self, store: Store | str = "memory://") -> None:
+        self.store: Store = open_store(store)
+        # Plain functions (a subclass may override any of the names below with a method):
+        # applying an event is this one lookup and a call.
+        self._handlers: dict[type[BaseEvent], Callable[[Ctx, Any], None]] = {
+            CustomerRegistered: self._customer_registered,
+            CustomerUpdated: self._customer_updated,
+            ContractSigned: self._contract_signed,
+            MilestoneCompleted: self._milestone_completed,
+            InvoiceIssued: self._invoice_issued,
+            PaymentReceived: self._payment_received,
+            PaymentReversed: self._payment_reversed,
+            CreditNoteIssued: self._credit_note_issued,
+            DisputeOpened: self._dispute_opened,
+            DisputeResolved: self._dispute_resolved,
+            PromiseMade: self._promise_made,
+            PromiseBroken: self._promise_broken,
+            WrittenOff: self._written_off,
+            OrderSubmitted: self._order_submitted,
+            OrderApprovalRequested: self._order_move("request_approval"),
+            OrderApproved: self._order_move("approve"),
+            OrderRejected: self._order_move("reject"),
+            OrderShipped: self._order_move("ship"),
+            DunningStepRecorded: self._dunning_step_recorded,
+            DunningBlockChanged: self._dunning_block_changed,
+            RiskFlagged: self._risk_flagged,
+            OrderLockPlaced: self._order_lock_placed,
+            OrderLockLifted: self._order_lock_lifted,
+            ContactFeedback: self._contact_feedback,
+        }
+
+    # -- applying ---------------------------------------------------------------------------
+    def apply(self, event: Event) -> Applied:
+        """Apply one event atomically; refuse it with an ``ArflowError`` and change nothing."""
+        with self.store.transaction() as tx:
+            return self._apply_in(tx, event)
+
+    @contextmanager
+    def batch(self) -> Iterator[Batch]:
+        """One transaction for several events and whatever else the caller writes with them
+        (the engine's decision ledger, the outbox): all of it commits, or none."""
+        with self.store.transaction() as tx:
+            yield Batch(self, tx)
+
+    def apply_all(self, events: Iterable[Event | PlainInvoice], *, flush_every: int = 250) -> int:
+        """Apply many events in one transaction: all of them, or (on the first refusal)
+        none. Returns how many were applied (duplicates of logged events are skipped).
+
+        Events are read a chunk ahead, so that the store can look up what the chunk needs
+        in a few queries; they are still applied one by one, in order. A refusal names the
+        refused event in ``exc.event_id``. When ``events`` raises, the events it gave before
+        are applied first (a refusal among them wins), then its exception goes on. Plain
+        invoices may come as :class:`~arflow.rows.PlainInvoice` (the importer's reader
+        process hands them over in that form)."""
+        applied = 0
+        done = 0
+        it = iter(events)
+        with self.store.transaction() as tx:
+            tx.bulk()  # a store that can writes a long batch faster (no-op otherwise)
+            plain = tx if self._own_invoice_handler() else None
+            while True:
+                chunk: list[Event | PlainInvoice] = []
+                failure: Exception | None = None
+                try:
+                    for event in it:
+                        chunk.append(event)
+                        if len(chunk) == _READ_AHEAD:
+                            break
+                except Exception as exc:  # the stream's own failure: raised below
+                    failure = exc
+                if len(chunk) > 1:
+                    prefetch_chunk(tx.prefetch, chunk)
+                for event in chunk:
+                    try:
+                        if type(event) is PlainInvoice:
+                            if plain is not None:
+                                applied += self._issue_plain(plain, event)
+                            elif self._apply_event(tx, parse_event(event.body)) is not None:
+                                applied += 1
+                        elif plain is not None and is_plain(event):
+                            applied += self._issue_plain(plain, plain_invoice(event))
+                        elif self._apply_event(tx, event) is not None:  # type: ignore[arg-type]
+                            applied += 1
+                    except ArflowError as exc:
+                        if isinstance(event, BaseEvent | PlainInvoice) and not hasattr(
+                            exc, "event_id"
+                        ):
+                            exc.event_id = event.event_id  # type: ignore[attr-defined]
+                        raise
+                    done += 1
+                    if done % flush_every == 0:
+                        tx.flush()
+                if failure is not None:
+                    raise failure
+                if len(chunk) < _READ_AHEAD:
+                    break
+        return applied
+
+    def _apply_in(self, tx: StoreTx, event: Event) -> Applied:
+        ctx = self._apply_event(tx, event)
+        if ctx is None:
+            return Applied(event.event_id, duplicate=True)
+        return Applied(event.event_id, False, tuple(ctx.audits), tuple(ctx.requests))
+
+    def _apply_event(self, tx: StoreTx, event: Event) -> Ctx | None:
+        """Apply one event inside ``tx``; None if its id is logged already (a no-op)."""
+        if not isinstance(event, BaseEvent):
+            raise ValidationError(f"not an arflow event: {type(event).__name__}")
+        if tx.has_event(event.event_id):
+            return None
+        handler = self._handlers[type(event)]
+        ctx = Ctx(tx, event)
+        tx.begin_event()
+        try:
+            handler(ctx, event)
+            tx.add_event(event.event_id, event.type, json_of(event))
+        except BaseException:
+            tx.abort_event()
+            raise
+        tx.commit_event()
+        return ctx
+
+    def _issue_plain(self, tx: StoreTx, p: PlainInvoice) -> bool:
+        """``_apply_event`` of an InvoiceIssued without contract, payment node or order (the
+        bulk of an import), minus the per-event bookkeeping. It reads and checks what
+        ``_invoice_issued`` does, in the same order, and stages the same event, receivable
+        and audit record as their stored JSON (``arflow.rows``: no models built); every check
+        comes before the first write, so a refusal has nothing to undo. False when the event
+        id is logged already."""
+        if tx.has_event(p.event_id):
+            return False
+        if tx.get("receivable", p.number) is not None:
+            raise DuplicateObject("receivable", p.number)
+        customer: Customer | None = tx.get("customer", p.customer_id)
+        if customer is None:
+            raise UnknownObject("customer", p.customer_id)
+        if not p.positive:
+            raise not_positive(f"invoice {p.number} amount", p.money)
+        day = day_of(p.issued + customer.credit.payment_terms_days if p.due is None else p.due)
+        not_before_issue(p.number, day, day_of(p.issued))
+        data, audit = plain_rows(
+            p, day, p.salesperson or customer.salesperson, p.region or customer.region
+        )
+        tx.put_row("receivable", p.number, p.customer_id, "open", day, data, p.summary)
+        tx.add_audit_row(("receivable", p.number, p.event_id, audit))
+        tx.add_event(p.event_id, "InvoiceIssued", p.body)
+        return True
+
+    def _own_invoice_handler(self) -> bool:
+        """Whether InvoiceIssued goes to this class's handler (``_issue_plain`` stands in for
+        it), not to a subclass's or a replaced one."""
+        return (
+            type(self)._invoice_issued is Ledger._invoice_issued
+            and self._handlers.get(InvoiceIssued) == self._invoice_issued
+        )
+
+    def replay(self, source: Store) -> int:
+        """Apply every event logged in ``source`` to this (empty) book, in order."""
+        return self.apply_all(parse_event(body) for _t, body in source.event_log())
+
+    # -- the handlers, by event family --------------------------------------------------------
+    _customer_registered = staticmethod(_parties.customer_registered)
+    _customer_updated = staticmethod(_parties.customer_updated)
+    _contact_feedback = staticmethod(_parties.contact_feedback)
+    _contract_signed = staticmethod(_parties.contract_signed)
+    _milestone_completed = staticmethod(_parties.milestone_completed)
+    _invoice_issued = staticmethod(_invoices.invoice_issued)
+    _credit_note_issued = staticmethod(_invoices.credit_note_issued)
+    _written_off = staticmethod(_invoices.written_off)
+    _payment_received = staticmethod(_payments.payment_received)
+    _payment_reversed = staticmethod(_payments.payment_reversed)
+    _dispute_opened = staticmethod(_disputes.dispute_opened)
+    _dispute_resolved = staticmethod(_disputes.dispute_resolved)
+    _promise_made = staticmethod(_disputes.promise_made)
+    _promise_broken = staticmethod(_disputes.promise_broken)
+    _order_submitted = staticmethod(_orders.order_submitted)
+    _order_move = staticmethod(_orders.order_move)
+    _order_lock_placed = staticmethod(_orders.order_lock_placed)
+    _order_lock_lifted = staticmethod(_orders.order_lock_lifted)
+    _dunning_step_recorded = staticmethod(_dunning.dunning_step_recorded)
+    _dunning_block_changed = staticmethod(_dunning.dunning_block_changed)
+    _risk_flagged = staticmethod(_dunning.risk_flagged)
+
+    # -- reading the book -------------------------------------------------------------------------
+    def get(self, kind: str, object_id: str) -> Any:
+        obj = self.store.get(kind, object_id)
+        if obj is None:
+            raise UnknownObject(kind, object_id)
+        return obj
+
+    def customer(self, customer_id: str) -> Customer:
+        c: Customer = self.get("customer", customer_id)
+        return c
+
+    def receivable(self, number: str) -> Receivable:
+        r: Receivable = self.get("receivable", number)
+        return r
+
+    def open_items(self, customer_id: str) -> list[Receivable]:
+        """The customer's receivables with money still open, oldest due first."""
+        self.customer(customer_id)
+        items = self.store.find("receivable", customer_id=customer_id, states=LIVE_STATES)
+        return sorted(items, key=lambda r: (r.due_date, r.issue_date, r.id))
+
+    def balance(self, customer_id: str) -> dict[str, Money]:
+        """Open balance per currency."""
+        return _by_currency(r.open_balance for r in self.open_items(customer_id))
+
+    def unapplied_credit(self, customer_id: str) -> dict[str, Money]:
+        """Cash and credit notes not applied to any invoice, per currency."""
+        self.customer(customer_id)
+        pays = self.store.find("payment", customer_id=customer_id, states=["applied"])
+        notes = self.store.find("credit_note", customer_id=customer_id)
+        return _by_currency(
+            [p.unapplied for p in pays if p.unapplied] + [n.unapplied for n in notes if n.unapplied]
+        )
+
+    def exposure(self, customer_id: str) -> dict[str, Money]:
+        """Open receivables plus approved-but-uninvoiced orders, per currency."""
+        orders = self.store.find("order", customer_id=customer_id, states=UNINVOICED_ORDER_STATES)
+        return _by_currency(
+            [r.open_balance for r in self.open_items(customer_id)] + [o.amount for o in orders]
+        )
+
+    def credit_available(self, customer_id: str) -> Money | None:
+        """Credit limit minus exposure in the limit's currency (None without a limit)."""
+        limit = self.customer(customer_id).credit.credit_limit
+        if limit is None:
+            return None
+        used = self.exposure(customer_id).get(limit.currency, zero(limit.currency))
+        return limit - used
+
+    def audit_trail(self, kind: str, object_id: str) -> list[AuditRecord]:
+        return self.store.audit_trail(kind, object_id)
+
+
+class Batch:
+    """Events applied inside one open transaction (see :meth:`Ledger.batch`)."""
+
+    def __init__(self, ledger: Ledger, tx: StoreTx) -> None:
+        self.ledger, self.tx = ledger, tx
+
+    def apply(self, event: Event) -> Applied:
+        return self.ledger._apply_in(self.tx, event)
+
+
+def _by_currency(amounts: Iterable[Money]) -> dict[str, Money]:
+    out: dict[str, Decimal] = {}
+    for m in amounts:
+        out[m.currency] = out.get(m.currency, Decimal(0)) + m.amount
+    return {c: Money(amount=a, currency=c) for c, a in sorted(out.items())}
+
+
+__all__ = ["Applied", "Batch", "Ledger"]

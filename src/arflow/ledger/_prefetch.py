@@ -1,0 +1,60 @@
+"""Reading ahead for ``Ledger.apply_all``: the ids a chunk of events will look up first, so
+that a store that can (``prefetch``) fetches them in a few queries."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ..events import (
+    BaseEvent,
+    ContractSigned,
+    CustomerRegistered,
+    Event,
+    InvoiceIssued,
+    PaymentReceived,
+)
+from ..rows import PlainInvoice
+
+
+def reads(event: BaseEvent, ids: dict[str, list[str]]) -> None:
+    """Add the ids (by kind) of the objects the handler of ``event`` will look up first."""
+    if isinstance(event, InvoiceIssued):
+        ids["receivable"].append(event.number)
+        ids["customer"].append(event.customer_id)
+        if event.contract_id is not None:
+            ids["contract"].append(event.contract_id)
+        if event.order_id is not None:
+            ids["order"].append(event.order_id)
+    elif isinstance(event, CustomerRegistered):
+        ids["customer"].append(event.customer.id)
+    elif isinstance(event, PaymentReceived):
+        ids["payment"].append(event.payment_id)
+        ids["customer"].append(event.customer_id)
+        ids["receivable"].extend(a.receivable_id for a in event.allocations or ())
+    elif isinstance(event, ContractSigned):
+        ids["contract"].append(event.contract.id)
+        ids["customer"].append(event.contract.customer_id)
+
+
+def prefetch(fetch: Callable[..., None], chunk: list[Event | PlainInvoice]) -> None:
+    """Hand ``fetch`` (the store's ``prefetch``) the event ids and object ids ``chunk`` needs."""
+    event_ids: list[str] = []
+    ids: dict[str, list[str]] = {
+        "receivable": [],
+        "customer": [],
+        "contract": [],
+        "order": [],
+        "payment": [],
+    }
+    numbers, customers = ids["receivable"], ids["customer"]
+    for event in chunk:
+        if type(event) is PlainInvoice or (
+            type(event) is InvoiceIssued and event.contract_id is None and event.order_id is None
+        ):
+            event_ids.append(event.event_id)
+            numbers.append(event.number)
+            customers.append(event.customer_id)
+        elif isinstance(event, BaseEvent):
+            event_ids.append(event.event_id)
+            reads(event, ids)
+    fetch(event_ids, {kind: found for kind, found in ids.items() if found})

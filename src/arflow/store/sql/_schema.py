@@ -1,0 +1,216 @@
+"""The SQL schema: a table per kind of object, the event log, the audit trail, the decision
+ledger, run records and the outbox; and :func:`migrate`, which creates and upgrades it by a
+numbered list of steps recorded in ``arflow_schema``.
+
+Writers are serialised by :func:`_lock` (an advisory lock on PostgreSQL; ``BEGIN IMMEDIATE``
+on SQLite, see ``_sqlite``), so the read-validate-write of an event never races another
+writer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from ...errors import StoreError
+from ..base import KINDS
+from ._errors import _Edge
+
+metadata = sa.MetaData()
+_SUMMARY_INDEX = "ix_ar_receivable_customer_summary"
+_BigInt = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+OBJECT_TABLES: dict[str, sa.Table] = {
+    name: sa.Table(
+        f"ar_{name}",
+        metadata,
+        sa.Column("id", sa.String(200), primary_key=True),
+        sa.Column("customer_id", sa.String(200), nullable=True),
+        sa.Column("state", sa.String(40), nullable=True),
+        sa.Column("due_date", sa.Date, nullable=True),
+        sa.Column("data", sa.Text, nullable=False),
+        *(
+            # what a day's customer facts read of every receivable (``summary_text``)
+            [sa.Column("summary", sa.String(120), nullable=True)] if name == "receivable" else []
+        ),
+        *(
+            # a day's customer facts read every receivable of their customers from this
+            # index alone (``receivable_summaries``), without the rows' JSON
+            [sa.Index(_SUMMARY_INDEX, "customer_id", "state", "due_date", "id", "summary")]
+            if name == "receivable"
+            else [sa.Index(f"ix_ar_{name}_customer_state", "customer_id", "state")]
+        ),
+    )
+    for name in KINDS
+}
+sa.Index(
+    "ix_ar_receivable_state_due",
+    OBJECT_TABLES["receivable"].c.state,
+    OBJECT_TABLES["receivable"].c.due_date,
+)
+
+EVENTS = sa.Table(
+    "ar_event",
+    metadata,
+    sa.Column("seq", _BigInt, primary_key=True, autoincrement=True),
+    sa.Column("event_id", sa.String(200), nullable=False, unique=True),
+    sa.Column("event_type", sa.String(60), nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+)
+AUDIT = sa.Table(
+    "ar_audit",
+    metadata,
+    sa.Column("seq", _BigInt, primary_key=True, autoincrement=True),
+    sa.Column("subject_kind", sa.String(40), nullable=False),
+    sa.Column("subject_id", sa.String(200), nullable=False),
+    sa.Column("event_id", sa.String(200), nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Index("ix_ar_audit_subject", "subject_kind", "subject_id"),
+)
+DECISIONS = sa.Table(
+    "ar_decision",
+    metadata,
+    sa.Column("key", sa.String(400), primary_key=True),
+    sa.Column("as_of", sa.Date, nullable=False),
+    sa.Column("kind", sa.String(40), nullable=False),
+    sa.Column("customer_id", sa.String(200), nullable=False),
+    sa.Column("subject_id", sa.String(200), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Index("ix_ar_decision_as_of", "as_of", "status"),
+)
+RUNS = sa.Table(
+    "ar_run",
+    metadata,
+    sa.Column("seq", _BigInt, primary_key=True, autoincrement=True),
+    sa.Column("as_of", sa.Date, nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+)
+OUTBOX = sa.Table(
+    "ar_outbox",
+    metadata,
+    sa.Column("key", sa.String(400), primary_key=True),
+    sa.Column("channel", sa.String(40), nullable=False),
+    sa.Column("customer_id", sa.String(200), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("next_at", sa.BigInteger, nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("claimed_by", sa.String(200), nullable=True),
+    sa.Column("lease_until", sa.BigInteger, nullable=True),
+    sa.Column("sent_at", sa.BigInteger, nullable=True),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("receipt", sa.Text, nullable=True),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("claim", sa.String(40), nullable=True),
+    sa.Index("ix_ar_outbox_status_next", "status", "next_at"),
+)
+SCHEMA = sa.Table(
+    "arflow_schema",
+    sa.MetaData(),
+    sa.Column("version", sa.Integer, nullable=False),
+)
+
+
+_V1 = ["ar_event", "ar_audit", *(t.name for t in OBJECT_TABLES.values())]
+
+
+def _v1(conn: Connection) -> None:
+    """The book: objects, event log, audit trail."""
+    metadata.create_all(conn, tables=[metadata.tables[n] for n in _V1])
+
+
+def _v2(conn: Connection) -> None:
+    """The engine's decision ledger and run records."""
+    metadata.create_all(conn, tables=[DECISIONS, RUNS])
+
+
+def _v3(conn: Connection) -> None:
+    """The outbox: actions waiting for delivery, written with the decisions."""
+    metadata.create_all(conn, tables=[OUTBOX])
+
+
+def _v4(conn: Connection) -> None:
+    """Receivables keep their summary (``summary_text``) beside the JSON, filled in here
+    for the receivables already stored (a book created by step 1 of this version has the
+    column already)."""
+    columns = {c["name"] for c in sa.inspect(conn).get_columns("ar_receivable")}
+    if "summary" not in columns:
+        conn.execute(sa.text("ALTER TABLE ar_receivable ADD COLUMN summary VARCHAR(120)"))
+    sqlite = conn.dialect.name == "sqlite"
+
+    def field(path: str) -> str:
+        if sqlite:
+            return f"json_extract(data, '$.{path}')"
+        return "(data::json #>> '{" + path.replace(".", ",") + "}')"
+
+    number = "REAL" if sqlite else "NUMERIC"
+    disputed = (
+        f"CASE WHEN CAST({field('disputed_amount.amount')} AS {number}) = 0 THEN '0' ELSE '1' END"
+    )
+    parts = [
+        field("open_balance.currency"),
+        field("issue_date"),
+        field("open_balance.amount"),
+        disputed,
+        f"coalesce({field('closed_on')}, '')",
+    ]
+    summary = " || '|' || ".join(parts)
+    conn.execute(sa.text(f"UPDATE ar_receivable SET summary = {summary} WHERE summary IS NULL"))
+
+
+def _v5(conn: Connection) -> None:
+    """The receivables' customer index covers what ``receivable_summaries`` reads (customer,
+    state, due date, id, summary), so that a day's run reads summaries from the index
+    instead of visiting each row and its JSON; it replaces the index on
+    (customer, state), whose queries it serves as well."""
+    indexes = {ix["name"] for ix in sa.inspect(conn).get_indexes("ar_receivable")}
+    if _SUMMARY_INDEX not in indexes:
+        t = OBJECT_TABLES["receivable"]
+        next(ix for ix in t.indexes if ix.name == _SUMMARY_INDEX).create(conn)
+    if "ix_ar_receivable_customer_state" in indexes:
+        conn.execute(sa.text("DROP INDEX ix_ar_receivable_customer_state"))
+
+
+def _v6(conn: Connection) -> None:
+    """Outbox claims carry a token (``claim``), new with every claim: a dispatcher renews
+    its lease, and records an outcome, only while the action still holds its token (a book
+    created by step 3 of this version has the column already). Claims made before the
+    upgrade have none: they are taken over when their lease runs out."""
+    columns = {c["name"] for c in sa.inspect(conn).get_columns("ar_outbox")}
+    if "claim" not in columns:
+        conn.execute(sa.text("ALTER TABLE ar_outbox ADD COLUMN claim VARCHAR(40)"))
+
+
+#: Schema steps, oldest first. A new step is appended, never edited: version N of the
+#: schema is what steps 1..N made. Each runs in the transaction that records it.
+MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2, _v3, _v4, _v5, _v6]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def _lock(conn: Connection) -> None:
+    """Serialise the book's writers: one advisory lock per schema (so two books in two
+    schemas of one database do not wait for each other), released at commit."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(
+            sa.text("SELECT pg_advisory_xact_lock(hashtext('arflow:' || current_schema()))")
+        )
+
+
+def migrate(engine: Engine) -> int:
+    """Bring the schema to :data:`SCHEMA_VERSION`; return the version found before."""
+    with _Edge(engine.url)("opening the book"), engine.connect() as conn, conn.begin():
+        _lock(conn)
+        SCHEMA.create(conn, checkfirst=True)
+        found = conn.execute(sa.select(sa.func.max(SCHEMA.c.version))).scalar() or 0
+        if found > SCHEMA_VERSION:
+            raise StoreError(
+                f"the database schema is version {found}, newer than this arflow "
+                f"(version {SCHEMA_VERSION}); upgrade arflow"
+            )
+        for version in range(found + 1, SCHEMA_VERSION + 1):
+            MIGRATIONS[version - 1](conn)
+            conn.execute(SCHEMA.insert().values(version=version))
+        return int(found)
