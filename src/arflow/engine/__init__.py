@@ -21,10 +21,6 @@ from ._parallel import _in_slice as _in_slice
 from ._parallel import _without as _without
 from ._parallel import merge_plans, pack_digest
 from ._planner import CustomerPlanner, EventPlanner, HistoryPlanner, ReceivablePlanner
-from ._reach import _due_reach as _due_reach
-from ._reach import _lower_bound as _lower_bound
-from ._reach import _reach_days as _reach_days
-from ._reach import schedule_reach
 from ._record import ENGINE_ACTOR
 from ._record import _effect_id as _effect_id
 from ._results import Failure, Plan, RunResult
@@ -52,6 +48,5 @@ __all__ = [
     "group_notices",
     "merge_plans",
     "pack_digest",
-    "schedule_reach",
     "score_customer",
 ]

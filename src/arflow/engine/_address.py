@@ -8,30 +8,23 @@ from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from ..actions import CHANNEL_OF
 from ..domain import Customer
+from ..messages import resolve_address
 from ..rules.schema import Action
 
 
 def _recipients(
     customer: Customer, actions: Iterable[Action], roles: Mapping[str, str]
 ) -> dict[str, str | None]:
-    """The address of every role the actions name: the customer's first contact, its
-    salesperson or sales manager, or the pack's ``roles``."""
+    """The address of every role the actions name, on each action's channel, decided by
+    the one resolver the messages use (:func:`arflow.messages.resolve_address`): a
+    contact who unsubscribed or whose address bounced is not recorded as the recipient."""
     out: dict[str, str | None] = {}
     for a in actions:
+        channel = CHANNEL_OF.get(a.type, "email")
         for role in (*a.to, *a.cc):
-            if role == "customer":
-                contact = customer.contacts[0] if customer.contacts else None
-                addr = None
-                if contact is not None:
-                    addr = contact.phone if a.type == "sms" else (contact.email or contact.phone)
-                out[role] = addr
-            elif role == "salesperson":
-                out[role] = customer.salesperson
-            elif role == "sales_manager":
-                out[role] = customer.sales_manager
-            else:
-                out[role] = roles.get(role)
+            out[role] = resolve_address(customer, role, channel, roles=roles)
     return out
 
 

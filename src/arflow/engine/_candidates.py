@@ -7,12 +7,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import date, timedelta
 
+from ..calendar import due_reach as _due_reach
 from ..domain import Customer, Receivable
 from ..lifecycle import LIVE_STATES
 from ..rules.expr import Condition
+from ..rules.expr import lower_bound as _lower_bound
 from ..rules.loader import RulePack
 from ..store.base import Store
-from ._reach import _due_reach, _lower_bound
 
 #: customer facts that can fall with time alone (counts over a trailing window)
 _WINDOWED_FACTS = frozenset({"customer.late_payments_180d", "customer.broken_promises_180d"})

@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -39,7 +39,6 @@ from ..rules import durable as dr
 from ..rules.loader import RulePack, load_pack
 from ._address import SendTimes
 from ._candidates import candidates as find_candidates
-from ._capabilities import capability
 from ._context import Day, FactCache
 from ._explain import explain as explain_key
 from ._parallel import (
@@ -328,8 +327,7 @@ class Engine:
         """Where a run (or a helper's slice of it) reads its thousands of objects: fewer
         collector passes, and each stored object parsed once (planning, rendering and
         recording read the same receivables and customers)."""
-        parse_once = capability(self.store, "parse_once")  # capability probe (issue 11)
-        with fewer_gc_passes(), parse_once() if parse_once is not None else nullcontext():
+        with fewer_gc_passes(), self.store.parse_once():
             yield
 
     def _plan_slice(

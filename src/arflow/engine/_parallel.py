@@ -39,7 +39,6 @@ from ..lifecycle import LIVE_STATES
 from ..rules.loader import RulePack
 from ..store.base import Store
 from ._candidates import due_windows
-from ._capabilities import capability
 from ._record import _run_record
 from ._results import Failure, Plan, RunResult
 
@@ -166,9 +165,7 @@ def helper_spec(
     start, or a small day (the last run read fewer than ``helpers_from`` candidates)."""
     if engine.workers == 1 or source is None or not sys.executable:
         return None
-    # capability probe (issue 11): SQL stores only
-    shared_url = capability(engine.store, "shared_url")
-    url = shared_url() if shared_url is not None else None
+    url = engine.store.shared_url()  # None: a store other processes cannot open
     if url is None:
         return None
     if engine._shape() != as_loaded or pack_digest(engine.pack) != digest:
@@ -290,9 +287,7 @@ def run_batch(ledger: Ledger) -> Iterator[Batch]:
     """The transaction a run records in; on SQLite its pages are checkpointed after
     the commit, by the store's thread (``_SqlTx.defer_checkpoint``)."""
     with ledger.batch() as batch:
-        defer_checkpoint = capability(batch.tx, "defer_checkpoint")  # capability probe (issue 11)
-        if defer_checkpoint is not None:
-            defer_checkpoint()
+        batch.tx.defer_checkpoint()
         yield batch
 
 
@@ -300,12 +295,9 @@ def slices_needed(engine: Runner, as_of: date, since: date | None, first_run: bo
     """In how many slices of the customers the run must be planned to keep each slice
     under ``slice_candidates`` candidates, a quarter of it on a first run (1: the
     whole day at once)."""
-    count_due = capability(engine.store, "count_due")  # capability probe (issue 11)
-    if count_due is None:
-        return 1
     since = engine._first_day(as_of, since, first_run)
     windows = due_windows(engine.pack, as_of, since)
-    count = sum(count_due(lo, hi, LIVE_STATES) for lo, hi in windows)
+    count = sum(engine.store.count_due(lo, hi, LIVE_STATES) for lo, hi in windows)
     per_slice = engine.slice_candidates if since is not None else engine.slice_candidates // 4
     return max(1, -(-int(count) // max(1, per_slice)))
 
@@ -325,12 +317,8 @@ def run_in_slices(
             got = engine._record_plan(batch, plan, when)
             # to the database: the next slice (other customers) starts from nothing
             batch.tx.flush()
-            for forget in (  # capability probe (issue 11)
-                capability(batch.tx, "forget_reads"),
-                capability(engine.store, "forget_parsed"),
-            ):
-                if forget is not None:
-                    forget()
+            batch.tx.forget_reads()
+            engine.store.forget_parsed()
             recorded, queued = recorded + got[0], queued + got[1]
             skipped += len(plan.skipped)
             whole.candidates += plan.candidates

@@ -25,7 +25,6 @@ from ..ledger import Batch, Ledger
 from ..money import Money
 from ..rules.schema import Action
 from ..store.base import DecisionRecord, RunRecord
-from ._capabilities import capability
 from ._results import Plan
 
 ENGINE_ACTOR = "arflow-engine"
@@ -44,14 +43,13 @@ def _effect_id(d: Decision, action: int | None = None) -> str:
 def _read_ahead(batch: Batch, decisions: list[Decision]) -> None:
     """Read what recording ``decisions`` will look up (whether their events are logged,
     their receivables and customers) in a few queries instead of one each."""
-    prefetch = capability(batch.tx, "prefetch")  # capability probe (issue 11)
     todo = [d for d in decisions if d.status == "planned"]
-    if prefetch is None or not todo:
+    if not todo:
         return
     event_ids = [_effect_id(d) for d in todo]
     event_ids += [_effect_id(d, i) for d in todo for i in range(len(d.actions))]
     receivables = [d.subject_id for d in todo if d.subject_kind == "receivable"]
-    prefetch(
+    batch.tx.prefetch(
         event_ids,
         {"receivable": receivables, "customer": sorted({d.customer_id for d in todo})},
         # a message about a customer lists its open invoices (``Composer._items_of``)
@@ -233,12 +231,10 @@ def record_helpers(
     """Write what a helper recorded of its slice (``rows``, staged against the
     committed book) after this process's own; if another run recorded some of the
     slice's decisions meanwhile, record the slice here instead, like this process's."""
-    # capability probe (issue 11): helpers need an SqlStore
-    write_rows = capability(batch.tx, "write_rows")
     keys = [d.key for d in plan.decisions + plan.skipped]
-    if write_rows is None or batch.tx.known_decisions(keys):
+    if batch.tx.known_decisions(keys):
         return record_plan(batch, plan, when, composer)
-    write_rows(rows)
+    batch.tx.write_rows(rows)  # helpers run only on a store other processes open: SQL
     return counts
 
 

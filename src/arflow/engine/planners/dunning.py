@@ -8,13 +8,13 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
+from ...calendar import due_reach as _due_reach
 from ...decisions import Decision, decision_key
 from ...domain import Customer, Receivable
 from ...rules.loader import CompiledLadder, CompiledStep
 from ...rules.schema import Settings
 from .._context import CustomerFacts, Day
 from .._explain import _why
-from .._reach import _due_reach
 from .._results import _failure
 
 _DUNNING_FACTS = (
