@@ -225,7 +225,7 @@ class Composer:
         if not receivables:
             receivables = self._items_of(tx, first, customer, as_of)
         extra: dict[str, Any] = {}
-        if first.kind == "approval":
+        if first.subject_kind == "order":  # an approval, an order alert
             extra["order"] = tx.get("order", first.subject_id)
         if first.kind == "milestone":
             contract = tx.get("contract", first.subject_id)
