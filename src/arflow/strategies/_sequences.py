@@ -1,43 +1,17 @@
-"""Hypothesis strategies for testing rules, and code built on arflow, against random books.
-
-A rule author pins a policy with a few hand-written scenarios (:mod:`arflow.testing`);
-these strategies add the scenarios nobody thought of: customers with and without limits,
-grades, contacts and company profiles; invoices of every size and payment term; and whole
-histories of invoices, payments, disputes, promises, credit notes and write-offs that the
-ledger accepts, in the order they happened::
-
-    from hypothesis import given
-    from arflow import Ledger
-    from arflow.strategies import event_sequences
-
-    @given(event_sequences(start=date(2026, 1, 1), end=date(2026, 3, 31)))
-    def test_my_policy(events):
-        ledger = Ledger()
-        for e in events:
-            ledger.apply(e)
-        ...
-
-Everything is exact: amounts are ``Money`` with a ``Decimal`` rounded to the currency's
-minor unit (never a float), and every id (events, customers, invoices, payments...) is
-derived from the draw, so a failing example shrinks and replays to the same book.
-
-Hypothesis is an optional dependency (``pip install arflow[test]``): import this module
-from tests only.
-"""
+"""Whole histories of a small book that the ledger accepts, in the order they happened."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
+from datetime import date, timedelta
 from typing import Any
 
 from hypothesis import strategies as st
 from hypothesis.strategies import DrawFn, SearchStrategy
 
-from .domain import CompanyProfile, Contact, CreditProfile, Customer
-from .events import (
+from ..domain import Customer
+from ..events import (
     CreditNoteIssued,
     CustomerRegistered,
     DisputeOpened,
@@ -50,16 +24,10 @@ from .events import (
     PromiseMade,
     WrittenOff,
 )
-from .money import Money, minor_unit
-
-__all__ = [
-    "EVENT_KINDS",
-    "amounts",
-    "customers",
-    "dates",
-    "event_sequences",
-    "receivables_for",
-]
+from ..money import Money
+from ._parties import _PEOPLE, customers
+from ._receivables import _TERMS
+from ._values import _at, _day, _money, _units, amounts
 
 #: What :func:`event_sequences` can generate besides registrations and invoices, by name.
 EVENT_KINDS: frozenset[str] = frozenset(
@@ -90,260 +58,8 @@ _WEIGHTS: dict[str, int] = {
     "dunning_block": 1,
 }
 
-_COMMON_TERMS = (30, 60, 0, 7, 10, 15, 45, 90, 120)
-_CITIES = ("上海", "北京", "深圳", "Suzhou", "Ningbo", "Chengdu", "Wuhan", "Hangzhou")
-_TRADES = (
-    "精密机械",
-    "电子科技",
-    "Logistics",
-    "Trading",
-    "新材料",
-    "Pharma",
-    "Foods",
-    "Auto Parts",
-)
-_FORMS = ("有限公司", "股份有限公司", "Co., Ltd.", "Group", "Holdings")
-_PEOPLE = ("王芳", "李伟", "张敏", "刘洋", "陈静", "Anna Schmidt", "John Miller", "Mei Lin")
-_MAILBOXES = ("ap", "finance", "accounts", "cfo", "wang.fang", "li.wei")
-_ZONES = ("Asia/Shanghai", "UTC", "Asia/Hong_Kong", "Europe/Berlin", "America/New_York")
-_REGIONS = ("East", "North", "South", "West", "Overseas")
-_SALES = ("li.wei", "zhang.min", "chen.jing", "liu.yang")
-_TAGS = ("key-account", "vip", "export", "government", "no-dunning-charges")
-_INDUSTRIES = ("manufacturing", "retail", "construction", "healthcare", "logistics", "energy")
-_RATINGS = ("AAA", "AA", "A", "BBB", "BB", "B", "C")
 _DISPUTE_CODES = ("quality", "quantity", "price", "not-received", "duplicate")
 _RESOLUTIONS = ("rejected", "accepted", "withdrawn", "settled by credit note")
-
-
-def _day(value: date | str) -> date:
-    return value if isinstance(value, date) else date.fromisoformat(value)
-
-
-def _at(day: date, second: int = 0) -> datetime:
-    """An office-hours instant on ``day``: 09:00 plus ``second`` seconds (events of one day
-    keep their order)."""
-    return datetime(day.year, day.month, day.day, 9, tzinfo=UTC) + timedelta(seconds=second)
-
-
-def _units(amount: Decimal, currency: str) -> int:
-    return int(amount.scaleb(minor_unit(currency)))
-
-
-def _money(units: int, currency: str) -> Money:
-    return Money(amount=Decimal(units).scaleb(-minor_unit(currency)), currency=currency)
-
-
-# -- dates and amounts ------------------------------------------------------------------------
-
-
-def dates(start: date | str, end: date | str) -> SearchStrategy[date]:
-    """Days in [``start``, ``end``]: as-of dates for a run, issue dates, payment days.
-
-    Shrinks towards ``start``. ISO text is accepted for either bound.
-    """
-    lo, hi = _day(start), _day(end)
-    if hi < lo:
-        raise ValueError(f"dates: end {hi} is before start {lo}")
-    return st.dates(min_value=lo, max_value=hi)
-
-
-def amounts(
-    min_value: Decimal | int | str = Decimal("50.00"),
-    max_value: Decimal | int | str = Decimal("800000.00"),
-    *,
-    currency: str = "CNY",
-) -> SearchStrategy[Money]:
-    """Realistic invoice and payment amounts in ``currency``, for anything that needs money.
-
-    The order of magnitude is drawn first (so 300.00 and 300,000.00 are equally likely,
-    as on a real book), then the digits; about half the amounts are round hundreds, as
-    invoices often are. Amounts are exact ``Decimal`` values with the currency's minor
-    unit (two places for CNY), inside [``min_value``, ``max_value``].
-    """
-    lo = _units(Decimal(min_value), currency)
-    hi = _units(Decimal(max_value), currency)
-    if lo < 1 or hi < lo:
-        raise ValueError(f"amounts: need 0 < min_value <= max_value, got {min_value}, {max_value}")
-    round_step = 100 * 10 ** minor_unit(currency)
-
-    @st.composite
-    def draw_amount(draw: DrawFn) -> Money:
-        magnitude = draw(st.integers(len(str(lo)) - 1, len(str(hi)) - 1))
-        units = draw(st.integers(max(lo, 10**magnitude), min(hi, 10 ** (magnitude + 1) - 1)))
-        if draw(st.booleans()) and units - units % round_step >= lo:
-            units -= units % round_step
-        return _money(units, currency)
-
-    return draw_amount()
-
-
-# -- customers --------------------------------------------------------------------------------
-
-
-@st.composite
-def _contact(draw: DrawFn, domain: str) -> Contact:
-    name = draw(st.sampled_from(_PEOPLE))
-    has_email = draw(st.booleans())
-    has_phone = draw(st.booleans()) or not has_email
-    return Contact(
-        name=name,
-        email=f"{draw(st.sampled_from(_MAILBOXES))}@{domain}" if has_email else None,
-        phone=f"+86 1{draw(st.integers(30, 99))}{draw(st.integers(0, 99_999_999)):08d}"
-        if has_phone
-        else None,
-        preferred_channel=draw(st.sampled_from(("email", "sms", "phone", "letter"))),
-        locale=draw(st.sampled_from(("zh_CN", "en"))),
-        timezone=draw(st.sampled_from(_ZONES)),
-        role=draw(st.sampled_from((None, "accounts payable", "finance manager", "owner"))),
-    )
-
-
-def _company_profiles(currency: str) -> SearchStrategy[CompanyProfile]:
-    return st.builds(
-        CompanyProfile,
-        enterprise_type=st.sampled_from(
-            (None, "private", "state_owned", "listed", "foreign", "individual")
-        ),
-        registered_capital=st.none()
-        | amounts(Decimal(100_000), Decimal(500_000_000), currency=currency),
-        established_on=st.none() | dates(date(1980, 1, 1), date(2025, 12, 31)),
-        industry=st.none() | st.sampled_from(_INDUSTRIES),
-        industry_risk=st.none() | st.integers(1, 5),
-        third_party_rating=st.none() | st.sampled_from(_RATINGS),
-        bank_reference=st.sampled_from((None, "good", "fair", "poor")),
-    )
-
-
-@st.composite
-def _customer(
-    draw: DrawFn,
-    ids: SearchStrategy[str],
-    currency: str,
-    grades: Sequence[str | None],
-    dunning_block: bool | None,
-    order_block: bool | None,
-) -> Customer:
-    cid = draw(ids)
-    parts = [draw(st.sampled_from(options)) for options in (_CITIES, _TRADES, _FORMS)]
-    # 上海精密机械有限公司, but Ningbo Logistics Co., Ltd.
-    name = "".join(parts) if not any(p.isascii() for p in parts) else " ".join(parts)
-    domain = f"{cid.lower().replace('_', '-')}.example.com"
-    blocked = draw(st.booleans()) if dunning_block is None else dunning_block
-    limit = draw(st.none() | amounts(Decimal(10_000), Decimal(5_000_000), currency=currency))
-    credit = CreditProfile(
-        grade=draw(st.sampled_from(tuple(grades))),
-        credit_limit=limit,
-        payment_terms_days=draw(st.sampled_from(_COMMON_TERMS)),
-        prepayment_percent=draw(st.sampled_from((Decimal(0), Decimal(30), Decimal(100)))),
-        order_block=draw(st.booleans()) if order_block is None else order_block,
-        dunning_block=blocked,
-        dunning_block_reason="legal hold" if blocked else None,
-    )
-    has_profile = draw(st.booleans())
-    return Customer(
-        id=cid,
-        name=name,
-        region=draw(st.none() | st.sampled_from(_REGIONS)),
-        salesperson=draw(st.none() | st.sampled_from(_SALES)),
-        sales_manager=draw(st.none() | st.sampled_from(_SALES)),
-        contacts=tuple(draw(st.lists(_contact(domain), max_size=3))),
-        credit=credit,
-        profile=draw(_company_profiles(currency)) if has_profile else CompanyProfile(),
-        tags=tuple(draw(st.lists(st.sampled_from(_TAGS), max_size=2, unique=True))),
-    )
-
-
-def customers(
-    ids: SearchStrategy[str] | str | None = None,
-    *,
-    currency: str = "CNY",
-    grades: Sequence[str | None] = ("A", "B", "C", "D", None),
-    dunning_block: bool | None = False,
-    order_block: bool | None = False,
-) -> SearchStrategy[Customer]:
-    """Customers as credit control sees them, to register (``CustomerRegistered``) before
-    invoicing them: a credit profile (grade from ``grades``, a credit limit in ``currency``
-    or none, payment terms, prepayment), no, one or several contacts (e-mail and/or phone,
-    locale, time zone), and a company profile for credit scoring or none.
-
-    ``ids`` is a strategy or a fixed id (default ``C0001``...``C9999``). ``dunning_block``
-    and ``order_block`` are fixed (``False`` by default: a blocked customer is never
-    dunned, which hides most of a ladder) or drawn when ``None``.
-    """
-    id_strategy: SearchStrategy[str]
-    if ids is None:
-        id_strategy = st.integers(1, 9999).map(lambda n: f"C{n:04d}")
-    elif isinstance(ids, str):
-        id_strategy = st.just(ids)
-    else:
-        id_strategy = ids
-    if not grades:
-        raise ValueError("customers: grades must not be empty")
-    return _customer(id_strategy, currency, grades, dunning_block, order_block)
-
-
-# -- invoices ---------------------------------------------------------------------------------
-
-_TERMS = st.sampled_from(_COMMON_TERMS) | st.integers(0, 120)
-
-
-@st.composite
-def _invoice(
-    draw: DrawFn,
-    customer_ids: Sequence[str],
-    start: date,
-    end: date,
-    money: SearchStrategy[Money],
-    terms: SearchStrategy[int],
-) -> InvoiceIssued:
-    issued = draw(dates(start, end))
-    number = f"INV-{issued:%Y%m}-{draw(st.integers(1, 99_999)):05d}"
-    return InvoiceIssued(
-        event_id=f"invoice:{number}",
-        occurred_at=_at(issued),
-        actor="billing",
-        number=number,
-        customer_id=draw(st.sampled_from(tuple(customer_ids))),
-        issue_date=issued,
-        due_date=issued + timedelta(days=draw(terms)),
-        amount=draw(money),
-    )
-
-
-def receivables_for(
-    customer_ids: Sequence[str],
-    *,
-    start: date | str,
-    end: date | str,
-    currency: str = "CNY",
-    amount: SearchStrategy[Money] | None = None,
-    terms: SearchStrategy[int] | None = None,
-) -> SearchStrategy[InvoiceIssued]:
-    """``InvoiceIssued`` events for customers already registered, to put receivables on a
-    book: issued on a day in [``start``, ``end``], due after common payment terms (net 0
-    to net 120 days, mostly 30 or 60), for a realistic amount (:func:`amounts`, in
-    ``currency``).
-
-    The event id is ``invoice:<number>`` and the number ``INV-<yyyymm>-<nnnnn>``; draw a
-    batch with unique numbers with
-    ``st.lists(receivables_for(ids, ...), unique_by=lambda e: e.number)`` and apply it in
-    issue order.
-    """
-    if not customer_ids:
-        raise ValueError("receivables_for: no customer ids")
-    lo, hi = _day(start), _day(end)
-    if hi < lo:
-        raise ValueError(f"receivables_for: end {hi} is before start {lo}")
-    return _invoice(
-        list(customer_ids),
-        lo,
-        hi,
-        amount if amount is not None else amounts(currency=currency),
-        terms if terms is not None else _TERMS,
-    )
-
-
-# -- whole histories --------------------------------------------------------------------------
 
 _LIVE = ("open", "partially_paid", "disputed", "promised")
 
