@@ -353,7 +353,13 @@ def test_approval_lock_and_milestone_messages_carry_their_records(pack) -> None:
         )
     )
     engine.handle(
-        OrderApproved(event_id="o1a", occurred_at=t, actor="cfo", order_id="SO-1", approver="cfo")
+        OrderApproved(
+            event_id="o1a",
+            occurred_at=t,
+            actor="cfo",
+            order_id="SO-1",
+            approver="finance.manager@example.com",  # issue 12: a holder of the role
+        )
     )
     engine.handle(
         ContractSigned(

@@ -515,6 +515,10 @@ class Order(_Model):
     state: OrderState = OrderState.SUBMITTED
     decided_by: str | None = None
     receivable_id: str | None = None
+    #: the roles the order was sent to for approval, and who holds them (the addresses or
+    #: ids the approval request went to): only they may approve or reject it
+    approval_roles: Seq[str] = ()
+    approvers: Seq[str] = ()
 
 
 class AuditRecord(_Model):

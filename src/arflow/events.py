@@ -196,6 +196,9 @@ class OrderSubmitted(BaseEvent):
 class OrderApprovalRequested(BaseEvent):
     type: Literal["OrderApprovalRequested"] = "OrderApprovalRequested"
     order_id: Ref
+    #: the roles that may approve, and who holds them (see ``Order.approvers``)
+    roles: Seq[str] = ()
+    approvers: Seq[str] = ()
 
 
 class OrderApproved(BaseEvent):

@@ -16,8 +16,10 @@ from ..events import (
     DunningStepRecorded,
     InvoiceIssued,
     OrderApprovalRequested,
+    OrderApproved,
     OrderLockLifted,
     OrderLockPlaced,
+    OrderRejected,
     PromiseBroken,
     RiskFlagged,
 )
@@ -89,11 +91,7 @@ def _effects(batch: Batch, d: Decision, at: datetime) -> None:
                 )
             )
     if d.kind == "approval":
-        order = batch.tx.get("order", d.subject_id)
-        if order is not None and order.state == "submitted":
-            batch.apply(
-                OrderApprovalRequested(event_id=_effect_id(d), order_id=d.subject_id, **meta)
-            )
+        _order_effect(batch, d, meta)
     # an alert about a customer or an order has no receivable to flag
     flags_receivable = d.kind != "alert" or d.subject_kind == "receivable"
     for i, a in enumerate(d.actions):
@@ -126,6 +124,40 @@ def _effects(batch: Batch, d: Decision, at: datetime) -> None:
                 batch.apply(OrderLockPlaced(placed_on=d.as_of, **lock))
             else:
                 batch.apply(OrderLockLifted(lifted_on=d.as_of, **lock))
+
+
+def _order_effect(batch: Batch, d: Decision, meta: dict[str, Any]) -> None:
+    """What the check of an order at entry does to it (``why["on_order"]``): rejected (the
+    reason is the lock's description or the ceiling's), approved by the engine, or sent for
+    approval with the roles and their holders recorded; nothing to an order decided
+    already, nor for the tasks after a person's approval."""
+    order = batch.tx.get("order", d.subject_id)
+    if order is None or order.state != "submitted":
+        return
+    outcome = d.why.get("on_order", "approve")
+    if outcome == "reject":
+        batch.apply(
+            OrderRejected(
+                event_id=_effect_id(d), order_id=d.subject_id, approver=ENGINE_ACTOR, **meta
+            )
+        )
+    elif outcome == "auto":
+        batch.apply(
+            OrderApproved(
+                event_id=_effect_id(d), order_id=d.subject_id, approver=ENGINE_ACTOR, **meta
+            )
+        )
+    elif outcome == "approve":
+        path = d.why.get("approval") or {}
+        batch.apply(
+            OrderApprovalRequested(
+                event_id=_effect_id(d),
+                order_id=d.subject_id,
+                roles=tuple(path.get("roles", ())),
+                approvers=tuple(path.get("approvers", ())),
+                **meta,
+            )
+        )
 
 
 def _charge(batch: Batch, d: Decision, a: Action, eid: str, meta: dict[str, Any]) -> None:

@@ -50,12 +50,13 @@ from ..events import (
     WrittenOff,
     parse_event,
 )
+from ..lifecycle import EXPOSURE_ORDER_STATES
 from ..money import Money
 from ..rows import PlainInvoice, is_plain, plain_invoice, plain_rows
 from ..store import Store, StoreTx, open_store
 from ..store.base import json_of
 from . import _disputes, _dunning, _invoices, _orders, _parties, _payments
-from ._checks import LIVE_STATES, UNINVOICED_ORDER_STATES, not_positive, zero
+from ._checks import LIVE_STATES, not_positive, zero
 from ._context import Ctx, InvoiceRequest
 from ._invoices import day_of, not_before_issue
 from ._prefetch import prefetch as prefetch_chunk
@@ -297,8 +298,8 @@ class Ledger:
         )
 
     def exposure(self, customer_id: str) -> dict[str, Money]:
-        """Open receivables plus approved-but-uninvoiced orders, per currency."""
-        orders = self.store.find("order", customer_id=customer_id, states=UNINVOICED_ORDER_STATES)
+        """Open receivables plus orders not refused and not yet invoiced, per currency."""
+        orders = self.store.find("order", customer_id=customer_id, states=EXPOSURE_ORDER_STATES)
         return _by_currency(
             [r.open_balance for r in self.open_items(customer_id)] + [o.amount for o in orders]
         )

@@ -254,6 +254,7 @@ def _locks(ctx: FileContext, spec: RuleFile) -> None:
         ctx.unique("lock", lock.id, p)
         ctx.known_roles(lock.notify, (*p, "notify"), lock.id)
         ctx.template(lock.template, (*p, "template"), lock.id)
+        ctx.template(lock.lift_template, (*p, "lift_template"), lock.id)
         ctx.pack.locks.append(_rule(ctx, "lock", "customer", lock, p))
 
 
@@ -327,6 +328,14 @@ def _scoring_rules(ctx: FileContext, spec: RuleFile) -> None:
             break
 
 
+def _order_settings(ctx: FileContext, spec: RuleFile) -> None:
+    """What follows an approved order (``settings.order_approved``) names known roles and
+    templates; checked here, once the roles of the whole pack are known."""
+    if spec.settings is not None and spec.settings.order_approved:
+        acts = spec.settings.order_approved
+        ctx.actions(acts, ("settings", "order_approved"), "settings.order_approved")
+
+
 #: Rule sections, compiled file by file in this order once the pack-wide sections are in.
 RULE_SECTIONS: tuple[tuple[str, Compile], ...] = (
     ("ladders", _ladders),
@@ -336,4 +345,5 @@ RULE_SECTIONS: tuple[tuple[str, Compile], ...] = (
     ("approvals", _approvals),
     ("patterns", _patterns),
     ("scoring", _scoring_rules),
+    ("settings", _order_settings),
 )

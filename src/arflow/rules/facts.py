@@ -18,7 +18,8 @@ from datetime import date
 from decimal import Decimal
 from typing import Any, Protocol
 
-from ..domain import Customer, Order, OrderState, PromiseStatus, PromiseToPay, Receivable
+from ..domain import Customer, Order, PromiseStatus, PromiseToPay, Receivable
+from ..lifecycle import EXPOSURE_ORDER_STATES
 from ..summary import CLOSED_STATES, ReceivableSummary, summary_of
 from .expr import Type
 
@@ -92,7 +93,7 @@ CUSTOMER_FACTS = _spec(
         ("overdue_balance", T.NUMBER, "open balance of its invoices past due"),
         ("overdue_count", T.NUMBER, "number of open invoices past due"),
         ("overdue_max_days", T.NUMBER, "days past due of its oldest overdue invoice (0 if none)"),
-        ("exposure", T.NUMBER, "open balance plus approved orders not yet invoiced"),
+        ("exposure", T.NUMBER, "open balance plus orders not refused and not yet invoiced"),
         ("exposure_ratio", T.NUMBER, "exposure / credit limit (null without a limit)"),
         ("credit_available", T.NUMBER, "credit limit minus exposure (null without a limit)"),
         ("open_disputes", T.NUMBER, "number of invoices with an open dispute"),
@@ -202,7 +203,7 @@ def customer_facts(
         (
             o.amount.amount
             for o in orders
-            if o.amount.currency == cur and o.state in (OrderState.APPROVED, OrderState.SHIPPED)
+            if o.amount.currency == cur and o.state in EXPOSURE_ORDER_STATES
         ),
         ZERO,
     )

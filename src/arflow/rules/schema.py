@@ -210,6 +210,22 @@ class Lock(_Spec):
     order_type: str | None = None
     notify: Seq[str] = ()
     template: str | None = None
+    on_order: Literal["reject", "approve"] | None = Field(
+        default=None,
+        description=(
+            "what the lock does to a new order: reject it (OrderRejected with the lock's "
+            "description), or send it to approval (the tier named by 'approval', else "
+            "settings.over_limit_tier); unset: sent for approval to the customer's "
+            "sales_manager, as before this setting existed"
+        ),
+    )
+    approval: Id | None = Field(
+        default=None, description="the approval tier an order goes to (on_order: approve)"
+    )
+    lift_template: str | None = Field(
+        default=None,
+        description="the notice sent to 'notify' when the lock lifts (none without it)",
+    )
 
     _many = field_validator("notify", mode="before")(lambda cls, v: _one_or_many(v))
 
@@ -219,6 +235,10 @@ class Lock(_Spec):
             raise ValueError("scope order_type needs 'order_type'")
         if self.notify and not self.template:
             raise ValueError("'notify' needs a 'template'")
+        if self.approval is not None and self.on_order != "approve":
+            raise ValueError("'approval' names a tier for on_order: approve only")
+        if self.lift_template and not self.notify:
+            raise ValueError("'lift_template' needs 'notify' (who is told)")
         return self
 
 
@@ -392,8 +412,35 @@ class Settings(_Spec):
     locales: Seq[str] = Field(
         default=("en", "zh_CN"), description="every template must exist in these locales"
     )
+    # -- orders checked at entry (docs/orders.md) --
+    order_ceiling_ratio: Decimal | None = Field(
+        default=None,
+        ge=1,
+        description=(
+            "an order that takes exposure above this many times the credit limit is "
+            "rejected: no approval can pass it (e.g. 1.5)"
+        ),
+    )
+    over_limit_tier: Id | None = Field(
+        default=None,
+        description=(
+            "the approval tier of an order over the credit limit that no tier caught, and "
+            "of a lock with on_order: approve that names none"
+        ),
+    )
+    auto_approve_orders: bool = Field(
+        default=False,
+        strict=True,
+        description="an order within limit, unlocked and caught by no tier is approved at once",
+    )
+    order_approved: Seq[Action] = Field(
+        default=(),
+        description="what follows an approved order: tasks to its next owners (finance, warehouse)",
+    )
 
-    _d = field_validator("min_balance", mode="before")(lambda cls, v, info: _dec(v, info))
+    _d = field_validator("min_balance", "order_ceiling_ratio", mode="before")(
+        lambda cls, v, info: _dec(v, info)
+    )
 
     @field_validator("group_by")
     @classmethod
