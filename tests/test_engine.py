@@ -250,7 +250,9 @@ def test_exposure_lock_approval_and_unlock(b: BookBuilder, pack) -> None:  # typ
             approver="finance.manager@example.com",
         )
     )
-    assert [(d.kind, d.rule) for d in ds] == []  # the default pack names no next owners
+    # issue 12: an approved order's next owners (finance, then the warehouse) get tasks
+    assert [(d.kind, d.rule) for d in ds] == [("approval", "order-approved")]
+    assert [a.to for a in ds[0].actions] == [("finance",), ("warehouse",)]
     assert b.ledger.customer("C1").locks[0].lock_id == "exposure-90"
     _a, ds = engine.handle(
         PaymentReceived(
@@ -540,7 +542,7 @@ def test_a_contract_scoped_lock_holds_only_that_contract(b: BookBuilder, tmp_pat
             submitted_on=date(2026, 3, 6),
         )
     )
-    assert [d.rule for d in ds] == []
+    assert [d.rule for d in ds] == ["order-approved"]  # issue 12: approved at entry
     _a, ds = engine.handle(
         OrderSubmitted(
             event_id="o1",
@@ -709,8 +711,9 @@ def test_an_order_submitted_while_an_invoice_is_disputed_goes_to_approval(
     assert submit("SO-1", date(2026, 3, 10)) == [("approval", "order-while-disputed")]
     assert b.ledger.get("order", "SO-1").state == "pending_approval"
     b.resolve("D1", "accepted", on="2026-03-12")
-    assert submit("SO-2", date(2026, 3, 13)) == []
-    assert b.ledger.get("order", "SO-2").state == "submitted"
+    # issue 12: within limit and unlocked, the order is approved at entry
+    assert submit("SO-2", date(2026, 3, 13)) == [("approval", "order-approved")]
+    assert b.ledger.get("order", "SO-2").state == "approved"
 
 
 def test_the_daily_run_lifts_a_lock_whose_cause_went_and_leaves_untouched_locks_alone(
@@ -998,7 +1001,7 @@ def test_an_approval_tier_that_raises_leaves_the_order_and_the_other_tiers_stand
     b.dispute("D1", "I1", 100)
     engine = Engine(b.ledger, pack)
     with caplog.at_level(logging.ERROR, logger="arflow.engine"):
-        ds = submit(engine, "SO-1", "C2", 5_000)
+        ds = submit(engine, "SO-1", "C2", 800)  # under the 1.5x ceiling (issue 12)
     # issue 12: the order counts toward exposure at once, so exposure-90 locks on submission
     assert [d.rule for d in ds] == ["order-while-disputed", "exposure-90"]
     assert b.ledger.get("order", "SO-1").state == "pending_approval"
@@ -1033,7 +1036,7 @@ def test_an_approval_tiers_description_is_its_reason(b: BookBuilder, tmp_path: P
         "    description: Over the credit limit, the sales and finance managers decide.\n",
     )
     register(b, "C2", limit=1_000)
-    ds = submit(Engine(b.ledger, pack), "SO-1", "C2", 5_000)
+    ds = submit(Engine(b.ledger, pack), "SO-1", "C2", 1_200)  # under the ceiling (issue 12)
     assert [(d.rule, d.reason) for d in ds] == [
         ("order-over-limit", "Over the credit limit, the sales and finance managers decide."),
         ("exposure-90", None),  # issue 12: the submitted order counts toward exposure

@@ -35,31 +35,12 @@ from arflow.testing import BookBuilder
 RULES = Path(__file__).resolve().parent.parent / "rules" / "default"
 T = datetime(2026, 3, 5, 11, tzinfo=UTC)
 
-ORDER_SETTINGS = """  review: false          # true: runs produce a proposal that a person releases
-  order_ceiling_ratio: 1.5
-  over_limit_tier: order-over-limit
-  auto_approve_orders: true
-  order_approved:
-    - {type: task, to: [finance], template: approval_request, priority: high}
-    - {type: task, to: [warehouse], template: approval_request}
-"""
-
 
 def _pack(tmp_path: Path):  # type: ignore[no-untyped-def]
-    """The default pack with the order settings of docs/orders.md switched on."""
+    """The default pack (its order settings are those of docs/orders.md), copied to
+    ``tmp_path`` so that a test may edit it."""
     dest = tmp_path / "pack"
     shutil.copytree(RULES, dest)
-    f = dest / "pack.yaml"
-    text = f.read_text(encoding="utf-8")
-    text = text.replace(
-        "  review: false          # true: runs produce a proposal that a person releases\n",
-        ORDER_SETTINGS,
-    )
-    text = text.replace(
-        "  finance: finance@example.com\n",
-        "  finance: finance@example.com\n  warehouse: warehouse@example.com\n",
-    )
-    f.write_text(text, encoding="utf-8")
     return load_pack(dest)
 
 
