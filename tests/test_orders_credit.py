@@ -308,3 +308,79 @@ def test_no_locked_or_over_limit_order_is_approved_without_a_holder(
 
 
 _PACK: dict[str, object] = {}
+
+
+_EVENTS = st.lists(
+    st.one_of(
+        st.tuples(st.just("invoice"), st.integers(1_000, 60_000), st.integers(-60, 30)),
+        st.tuples(st.just("pay"), st.integers(1_000, 60_000), st.just(0)),
+        st.tuples(st.just("limit"), st.integers(10_000, 200_000), st.just(0)),
+        st.tuples(st.just("order"), st.integers(1_000, 60_000), st.just(0)),
+    ),
+    min_size=1,
+    max_size=8,
+)
+
+
+@settings(
+    max_examples=20,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(events=_EVENTS)
+def test_locks_always_equal_what_the_rules_say_and_earlier_runs_change_nothing(
+    tmp_path_factory: pytest.TempPathFactory, events: list[tuple[str, int, int]]
+) -> None:
+    """Property: after every event given to ``Engine.handle`` (invoices, payments, limit
+    changes, orders), the customer's locks are exactly those whose rule holds on the book
+    as it now stands; and running an earlier day after a later one changes no lock."""
+    pack = _PACK.get("p") or _PACK.setdefault("p", _pack(tmp_path_factory.mktemp("p")))
+    b = BookBuilder()
+    register(b)
+    engine = Engine(b.ledger, pack)
+    engine.run(date(2026, 3, 4), first_run=True)
+    meta = {"occurred_at": T, "actor": "prop"}
+    for i, (kind, amount, due_in) in enumerate(events):
+        money = Money.of(amount, "CNY")
+        if kind == "invoice":
+            engine.handle(
+                InvoiceIssued(
+                    event_id=f"e{i}",
+                    **meta,
+                    number=f"I{i}",
+                    customer_id="C1",
+                    issue_date=date(2026, 1, 1),
+                    due_date=date.fromordinal(T.date().toordinal() + due_in),
+                    amount=money,
+                )
+            )
+        elif kind == "pay":
+            engine.handle(
+                PaymentReceived(
+                    event_id=f"e{i}",
+                    **meta,
+                    payment_id=f"P{i}",
+                    customer_id="C1",
+                    amount=money,
+                    received_on=T.date(),
+                )
+            )
+        elif kind == "limit":
+            engine.handle(
+                CustomerUpdated(
+                    event_id=f"e{i}",
+                    **meta,
+                    customer_id="C1",
+                    credit=CreditProfile(grade="B", credit_limit=money, payment_terms_days=30),
+                )
+            )
+        else:
+            submit(engine, f"SO-{i}", amount)
+        facts = engine._customer_facts("C1", T.date())
+        want = sorted(r.id for r in pack.locks if r.when is not None and r.when(facts))
+        assert sorted(lk.lock_id for lk in b.ledger.customer("C1").locks) == want
+    engine.run(T.date())
+    now = sorted(lk.lock_id for lk in b.ledger.customer("C1").locks)
+    engine.run(date(2026, 3, 4))  # an earlier day again
+    engine.run(date(2026, 1, 15), since=date(2026, 1, 15))
+    assert sorted(lk.lock_id for lk in b.ledger.customer("C1").locks) == now

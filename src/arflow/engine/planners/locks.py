@@ -37,14 +37,18 @@ class LockPlanner:
             return  # an earlier day run again must not undo what later days decided
         self._plan_locks(plan, customer_id, as_of, day)
 
-    def _plan_locks(self, plan: Plan, customer_id: str, as_of: date, day: Day) -> None:
-        """:meth:`plan_customer` without the guard against earlier days."""
+    def _plan_locks(
+        self, plan: Plan, customer_id: str, as_of: date, day: Day, occasion: str | None = None
+    ) -> None:
+        """:meth:`plan_customer` without the guard against earlier days; ``occasion`` (an
+        event id) goes into the keys, so that a lock placed, lifted and placed again in
+        one day by events is recorded each time."""
         cf = day.facts.get(customer_id)
         customer = cf.customer
         held = {(lk.lock_id, lk.ref) for lk in customer.locks}
         for rule in day.pack.locks:
             try:
-                self._plan_lock(plan, day, rule, customer, cf.facts, held, as_of)
+                self._plan_lock(plan, day, rule, customer, cf.facts, held, as_of, occasion)
             except Exception as exc:  # one rule failing must not stop the others
                 plan.failures.append(_failure("customer", customer_id, customer_id, rule.id, exc))
 
@@ -53,7 +57,7 @@ class LockPlanner:
         if not day.pack.locks:
             return
         for cid in self._customers_touched(day, applied):
-            self._plan_locks(day.plan, cid, day.as_of, day)
+            self._plan_locks(day.plan, cid, day.as_of, day, event.event_id)
 
     @staticmethod
     def _before_latest_run(day: Day, as_of: date) -> bool:
@@ -93,6 +97,7 @@ class LockPlanner:
         cf: dict[str, Any],
         held: set[tuple[str, str | None]],
         as_of: date,
+        occasion: str | None = None,
     ) -> None:
         """Place or lift the lock of ``rule`` on ``customer`` (see :meth:`plan_customer`)."""
         customer_id = customer.id
@@ -125,7 +130,7 @@ class LockPlanner:
             where = ref if spec.scope == "contract" else None
             plan.decisions.append(
                 Decision(
-                    key=decision_key(kind, rule.id, customer_id, where, as_of),
+                    key=decision_key(kind, rule.id, customer_id, where, as_of, occasion),
                     kind=kind,
                     rule=rule.id,
                     subject_kind="customer",
