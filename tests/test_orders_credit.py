@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from arflow import (
     Contact,
+    CreditNoteIssued,
     CreditProfile,
     Customer,
     CustomerRegistered,
@@ -384,3 +385,32 @@ def test_locks_always_equal_what_the_rules_say_and_earlier_runs_change_nothing(
     engine.run(date(2026, 3, 4))  # an earlier day again
     engine.run(date(2026, 1, 15), since=date(2026, 1, 15))
     assert sorted(lk.lock_id for lk in b.ledger.customer("C1").locks) == now
+
+
+def test_a_credit_note_lifts_the_lock_at_once(b: BookBuilder, tmp_path: Path) -> None:
+    engine = Engine(b.ledger, _pack(tmp_path))
+    issue(engine, "I1", 95_000)
+    _a, ds = engine.handle(
+        CreditNoteIssued(
+            event_id="cn1",
+            occurred_at=T,
+            actor="finance",
+            credit_note_id="CN1",
+            customer_id="C1",
+            receivable_id="I1",
+            amount=Money.of(20_000, "CNY"),
+            issued_on=T.date(),
+        )
+    )
+    assert [(d.kind, d.rule) for d in ds] == [("unlock", "exposure-90")]
+    assert b.ledger.customer("C1").locks == ()
+
+
+def test_the_example_in_docs_orders_md_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    import re
+
+    root = RULES.parent.parent
+    text = (root / "docs" / "orders.md").read_text(encoding="utf-8")
+    code = re.findall(r"```python\n(.*?)```", text, re.S)[-1]
+    monkeypatch.chdir(root)
+    exec(compile(code, "docs/orders.md", "exec"), {})
