@@ -15,6 +15,7 @@ import pydantic
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
 
 from .domain import (
+    Addresses,
     Amount,
     BookDate,
     CompanyProfile,
@@ -26,6 +27,7 @@ from .domain import (
     Identifier,
     Line,
     Milestone,
+    Person,
     Project,
     Ref,
     check_instant,
@@ -273,6 +275,37 @@ class ContactFeedback(BaseEvent):
     feedback: Literal["bounced", "invalid", "unsubscribed"]
 
 
+class PersonAdded(BaseEvent):
+    """Someone arflow addresses joins the directory (an ERP syncing its staff)."""
+
+    type: Literal["PersonAdded"] = "PersonAdded"
+    person: Person
+
+
+class PersonUpdated(BaseEvent):
+    """Changes the fields it sets; fields left out keep their value. ``addresses``
+    replaces all of the person's addresses."""
+
+    type: Literal["PersonUpdated"] = "PersonUpdated"
+    person_id: Ref
+    name: Line | None = None
+    roles: Seq[str] | None = None
+    manager: Ref | None = None
+    addresses: Addresses | None = None
+    locale: str | None = None
+    timezone: str | None = None
+    active: bool | None = None
+
+
+class PersonLeft(BaseEvent):
+    """The person left: kept in the directory (the audit trail names them) but inactive,
+    so no rule reaches them any more."""
+
+    type: Literal["PersonLeft"] = "PersonLeft"
+    person_id: Ref
+    left_on: BookDate
+
+
 Event = Annotated[
     CustomerRegistered
     | CustomerUpdated
@@ -297,7 +330,10 @@ Event = Annotated[
     | RiskFlagged
     | OrderLockPlaced
     | OrderLockLifted
-    | ContactFeedback,
+    | ContactFeedback
+    | PersonAdded
+    | PersonUpdated
+    | PersonLeft,
     Field(discriminator="type"),
 ]
 

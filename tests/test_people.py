@@ -1,0 +1,164 @@
+"""The people directory: who arflow addresses inside the company, by id or role, on each
+channel, in their locale (issue 12, item 1)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from arflow import (
+    DuplicateObject,
+    Ledger,
+    Person,
+    PersonAdded,
+    PersonLeft,
+    PersonUpdated,
+    UnknownObject,
+    ValidationError,
+)
+from arflow.testing import d
+
+AT = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+
+def _meta(**kw: Any) -> dict[str, Any]:
+    return {"occurred_at": AT, "actor": "hr-sync", **kw}
+
+
+def _person(pid: str = "P-007", **kw: Any) -> Person:
+    fields: dict[str, Any] = {
+        "id": pid,
+        "name": "Li Wei",
+        "roles": ("finance",),
+        "addresses": {"email": "li.wei@example.cn", "phone": "+86 138 0013 8000", "wecom": "liwei"},
+        "locale": "zh_CN",
+        "timezone": "Asia/Shanghai",
+    }
+    return Person.model_validate({**fields, **kw})
+
+
+# -- the model --------------------------------------------------------------------------------
+
+
+def test_a_person_reaches_each_channel_at_its_own_address() -> None:
+    p = _person()
+    assert p.address("email") == "li.wei@example.cn"
+    assert p.address("sms") == "+86 138 0013 8000"  # an SMS goes to the phone
+    assert p.address("wecom") == "liwei"
+    assert p.address("task") == "P-007"  # a task goes to the person's id
+    assert p.address("dingtalk") is None
+    assert Person.model_validate_json(p.model_dump_json()) == p
+
+
+@pytest.mark.parametrize(
+    ("addresses", "says"),
+    [
+        ({"email": "li.wei"}, "not an e-mail address"),
+        ({"email": "a@x.cn, b@x.cn"}, "one address per contact"),
+        ({"phone": "call me"}, "not a phone number"),
+        ({"phone": "12"}, "not a phone number"),
+        ({"WeCom": "x"}, "lower-case"),
+        ({"wecom": "two\nlines"}, r"U\+000A"),
+    ],
+)
+def test_an_address_must_fit_its_channel(addresses: dict[str, str], says: str) -> None:
+    with pytest.raises(ValueError, match=says):
+        _person(addresses=addresses)
+
+
+def test_a_person_is_checked_as_a_whole() -> None:
+    with pytest.raises(ValueError, match="role"):
+        _person(roles=("Finance Dept",))
+    with pytest.raises(ValueError, match="time zone"):
+        _person(timezone="Mars/Olympus")
+    with pytest.raises(ValueError, match="own manager"):
+        _person(manager="P-007")
+    with pytest.raises(ValueError, match="two addresses for email"):
+        _person(addresses=[{"channel": "email", "address": "a@x.cn"}] * 2)
+
+
+# -- events, audit, storage -----------------------------------------------------------------
+
+
+def test_people_are_added_updated_and_leave_audited(store) -> None:  # type: ignore[no-untyped-def]
+    ledger = Ledger(store)
+    ledger.apply(PersonAdded(**_meta(), person=_person("P-001", name="Zhang Min", roles=("ceo",))))
+    ledger.apply(PersonAdded(**_meta(), person=_person(manager="P-001")))
+    ledger.apply(
+        PersonUpdated(
+            **_meta(reason="moved to Beijing"),
+            person_id="P-007",
+            roles=("finance", "sales_manager"),
+            addresses={"email": "wei.li@example.cn"},
+        )
+    )
+    p: Person = ledger.get("person", "P-007")
+    assert p.roles == ("finance", "sales_manager")
+    assert p.address("email") == "wei.li@example.cn"
+    assert p.address("sms") is None  # addresses are replaced as a whole
+    assert (p.name, p.locale, p.manager) == ("Li Wei", "zh_CN", "P-001")  # kept
+    ledger.apply(PersonLeft(**_meta(), person_id="P-007", left_on=d("2026-03-31")))
+    assert not ledger.get("person", "P-007").active
+    trail = ledger.audit_trail("person", "P-007")
+    assert [r.event_type for r in trail] == ["PersonAdded", "PersonUpdated", "PersonLeft"]
+    assert trail[1].reason == "moved to Beijing"
+    assert trail[1].summary == "updated addresses, roles"
+    assert [r.after_state for r in trail] == ["active", "active", "inactive"]
+    assert {p.id for p in store.all("person")} == {"P-001", "P-007"}
+    # the log replays into the same directory
+    again = Ledger("memory://")
+    again.replay(store)
+    assert again.get("person", "P-007") == ledger.get("person", "P-007")
+
+
+def test_bad_person_events_change_nothing(store) -> None:  # type: ignore[no-untyped-def]
+    ledger = Ledger(store)
+    ledger.apply(PersonAdded(**_meta(), person=_person()))
+    before = store.event_count()
+    with pytest.raises(DuplicateObject):
+        ledger.apply(PersonAdded(**_meta(), person=_person()))
+    with pytest.raises(UnknownObject):
+        ledger.apply(PersonAdded(**_meta(), person=_person("P-008", manager="P-404")))
+    with pytest.raises(UnknownObject):
+        ledger.apply(PersonUpdated(**_meta(), person_id="P-404", name="Nobody"))
+    with pytest.raises(ValidationError, match="name cannot be removed"):
+        ledger.apply(PersonUpdated(**_meta(), person_id="P-007", name=None))
+    with pytest.raises(ValidationError, match="time zone"):
+        ledger.apply(PersonUpdated(**_meta(), person_id="P-007", timezone="Nowhere/Else"))
+    with pytest.raises(ValidationError, match="own manager"):
+        ledger.apply(PersonUpdated(**_meta(), person_id="P-007", manager="P-007"))
+    ledger.apply(PersonLeft(**_meta(), person_id="P-007", left_on=d("2026-03-31")))
+    with pytest.raises(Exception, match="closed"):
+        ledger.apply(PersonLeft(**_meta(), person_id="P-007", left_on=d("2026-04-01")))
+    assert store.event_count() == before + 1
+    assert len(ledger.audit_trail("person", "P-007")) == 2
+
+
+def test_an_older_sqlite_book_upgrades_to_hold_people(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A book made before the directory existed (schema version 6) gets its people table
+    from step 7, keeps what it holds, and then stores people."""
+    from arflow.store.sql import SCHEMA, SCHEMA_VERSION, SqlStore
+    from arflow.store.sql._schema import MIGRATIONS
+    from arflow.testing import BookBuilder
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        SCHEMA.create(conn)
+        for version in range(1, 7):
+            MIGRATIONS[version - 1](conn)
+            conn.execute(SCHEMA.insert().values(version=version))
+        assert "ar_person" not in sa.inspect(conn).get_table_names()
+    engine.dispose()
+    old = SqlStore(url)  # opening it runs step 7
+    with old.engine.connect() as conn:
+        assert "ar_person" in sa.inspect(conn).get_table_names()
+        versions = conn.execute(sa.select(SCHEMA.c.version)).scalars().all()
+    assert versions == list(range(1, SCHEMA_VERSION + 1))
+    b = BookBuilder(Ledger(old))
+    b.customer("C1")
+    b.apply(PersonAdded(**_meta(), person=_person()))
+    assert Ledger(SqlStore(url)).get("person", "P-007") == _person()
