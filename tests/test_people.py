@@ -162,3 +162,142 @@ def test_an_older_sqlite_book_upgrades_to_hold_people(tmp_path) -> None:  # type
     b.customer("C1")
     b.apply(PersonAdded(**_meta(), person=_person()))
     assert Ledger(SqlStore(url)).get("person", "P-007") == _person()
+
+
+# -- addressing -------------------------------------------------------------------------------
+
+
+def test_values_resolve_to_people_by_channel() -> None:
+    from arflow import Customer
+    from arflow.messages._addresses import Directory, reach, resolve_people
+
+    boss = _person(
+        "P-001", name="Zhang Min", roles=("ceo", "finance"), addresses={"email": "z@x.cn"}
+    )
+    gone = _person("P-009", name="Old Hand", roles=("finance",), active=False)
+    people = Directory.of([_person(), boss, gone])
+    assert [r.address for r in reach("P-007", "email", people)] == ["li.wei@example.cn"]
+    assert [r.address for r in reach("P-007", "sms", people)] == ["+86 138 0013 8000"]
+    assert [r.address for r in reach("P-007", "wecom", people)] == ["liwei"]
+    assert [r.address for r in reach("role:finance", "email", people)] == [
+        "z@x.cn",
+        "li.wei@example.cn",
+    ]  # the active holders, by id
+    assert reach("P-001", "sms", people)[0].problem == "person P-001 (Zhang Min) has no sms address"
+    assert reach("P-009", "email", people)[0].problem == "person P-009 (Old Hand) has left"
+    assert (
+        reach("role:legal", "email", people)[0].problem == "no active person holds the role 'legal'"
+    )
+    assert [r.address for r in reach("ar@x.cn", "email", people)] == ["ar@x.cn"]
+    assert reach("li.wei", "email", people)[0].problem == (
+        "'li.wei' is neither a known person nor an e-mail address"
+    )
+    assert [r.address for r in reach("li.wei", "task", people)] == ["li.wei"]  # tasks take names
+    c = Customer(id="C1", name="One", salesperson="P-007", sales_manager="li.wei")
+    got = resolve_people(
+        c, ["salesperson", "sales_manager", "cfo"], "email", people, roles={"cfo": "role:ceo"}
+    )
+    assert [(r.address, r.problem) for r in got] == [
+        ("li.wei@example.cn", None),
+        (
+            None,
+            "sales_manager of customer C1: 'li.wei' is neither a known person nor an e-mail address",
+        ),
+        ("z@x.cn", None),
+    ]
+
+
+def _engine_book(store: Any, *, salesperson: str, manager: str) -> Any:
+    from arflow import Contact, CreditProfile, Customer, CustomerRegistered, Money
+    from arflow.testing import BookBuilder
+
+    b = BookBuilder(Ledger(store))
+    zhang = _person(
+        "P-001",
+        name="Zhang Min",
+        locale="en",
+        roles=("sales_manager",),
+        addresses={"email": "zhang.min@example.cn"},
+    )
+    b.apply(PersonAdded(**_meta(event_id="p1"), person=zhang))
+    b.apply(PersonAdded(**_meta(event_id="p7"), person=_person(manager="P-001")))
+    b.apply(
+        CustomerRegistered(
+            **_meta(event_id="c1"),
+            customer=Customer(
+                id="C1",
+                name="Customer C1",
+                salesperson=salesperson,
+                sales_manager=manager,
+                contacts=[Contact(name="Wang", email="ap@c1.example")],
+                credit=CreditProfile(grade="B", credit_limit=Money.of(1_000_000, "CNY")),
+            ),
+        )
+    )
+    b.invoice("I1", "C1", 1_000, issued="2026-01-31", due="2026-03-02")
+    return b
+
+
+PACK = None
+
+
+def _pack() -> Any:
+    from pathlib import Path
+
+    from arflow import load_pack
+
+    global PACK
+    if PACK is None:
+        PACK = load_pack(Path(__file__).resolve().parent.parent / "rules" / "default")
+    return PACK
+
+
+def _lock_notice(store: Any) -> Any:
+    (rec,) = [r for r in store.outbox() if r.key.startswith("lock:overdue-30:")]
+    return rec
+
+
+def test_a_lock_notice_reaches_people_in_their_locale(store) -> None:  # type: ignore[no-untyped-def]
+    from arflow import Engine, Message
+
+    b = _engine_book(store, salesperson="P-007", manager="P-001")
+    Engine(b.ledger, _pack()).run(d("2026-04-02"), first_run=True)
+    m = Message.model_validate_json(_lock_notice(store).body)
+    assert m.to == ("li.wei@example.cn", "zhang.min@example.cn")
+    assert m.locale == "zh_CN"  # the first recipient's, which the pack has
+    assert "unreachable" not in m.data
+
+
+def test_a_bare_name_is_a_permanent_failure_with_its_reason(store) -> None:  # type: ignore[no-untyped-def]
+    """Issue 12: "li.wei" used as an e-mail address was retried as a temporary failure.
+    Now the notice is a dead letter at once, saying why, and never reaches an adapter."""
+    from arflow import Dispatcher, Engine, MemoryAdapter
+
+    b = _engine_book(store, salesperson="li.wei", manager="zhang.min")
+    Engine(b.ledger, _pack()).run(d("2026-04-02"), first_run=True)
+    rec = _lock_notice(store)
+    assert rec.status == "dead" and rec.attempts == 0
+    assert rec.last_error == (
+        "unreachable: email: salesperson of customer C1: 'li.wei' is neither a known person "
+        "nor an e-mail address; email: sales_manager of customer C1: 'zhang.min' is neither "
+        "a known person nor an e-mail address"
+    )
+    adapter = MemoryAdapter()
+    Dispatcher(store, adapter).run()
+    assert all(not m.key.startswith("lock:") for m in adapter.sent)
+    assert store.outbox_item(rec.key).status == "dead"
+
+
+def test_a_reachable_recipient_still_gets_the_notice_and_the_rest_is_named(store) -> None:  # type: ignore[no-untyped-def]
+    from arflow import Engine, Message
+
+    b = _engine_book(store, salesperson="li.wei", manager="P-001")
+    Engine(b.ledger, _pack()).run(d("2026-04-02"), first_run=True)
+    rec = _lock_notice(store)
+    m = Message.model_validate_json(rec.body)
+    assert rec.status == "pending" and m.to == ("zhang.min@example.cn",)
+    assert m.locale == "en"  # Zhang Min's
+    assert m.data["unreachable"] == [
+        "email: salesperson of customer C1: 'li.wei' is neither a known person nor an "
+        "e-mail address"
+    ]
