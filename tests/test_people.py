@@ -301,3 +301,84 @@ def test_a_reachable_recipient_still_gets_the_notice_and_the_rest_is_named(store
         "email: salesperson of customer C1: 'li.wei' is neither a known person nor an "
         "e-mail address"
     ]
+
+
+# -- import -----------------------------------------------------------------------------------
+
+PEOPLE_CSV = """id,name,roles,manager,email,phone,wecom,locale,timezone
+P-001,Zhang Min,sales_manager;sales_director,,zhang.min@example.cn,+8613800000001,zhangmin,en,Asia/Shanghai
+P-007,Li Wei,salesperson,P-001,li.wei@example.cn,,liwei,zh_CN,Asia/Shanghai
+P-010,Chen Jing,finance,,chen.jing@example.cn,,,zh_CN,
+"""
+
+BAD_PEOPLE_CSV = """id,name,roles,manager,email,phone,wecom,locale,timezone
+P-001,Zhang Min,sales_manager,,zhang.min,+8613800000001,,en,Asia/Shanghai
+P-007,,Sales Person,P-001,li.wei@example.cn,call me,,zh_CN,Mars/Base
+P-001,Again,finance,,again@example.cn,,,en,
+"""
+
+
+def test_people_import_from_csv_and_json(store, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from arflow import import_files
+
+    ledger = Ledger(store)
+    csv_file = tmp_path / "people.csv"
+    csv_file.write_text(PEOPLE_CSV, encoding="utf-8")
+    json_file = tmp_path / "people_more.json"
+    json_file.write_text(
+        json.dumps(
+            [
+                {
+                    "id": "P-020",
+                    "name": "Wang Fang",
+                    "roles": ["warehouse"],
+                    "manager": "P-001",
+                    "dingtalk": "wangfang",
+                    "active": False,
+                }
+            ]
+        ),
+        encoding="utf-8",
+    )
+    report = import_files(ledger, [csv_file, json_file], now=AT)  # managers first
+    assert report.people == 4 and report.applied == 4
+    assert "4 person(s)" in str(report)
+    li: Person = ledger.get("person", "P-007")
+    assert (li.manager, li.roles, li.locale) == ("P-001", ("salesperson",), "zh_CN")
+    assert li.address("email") == "li.wei@example.cn" and li.address("wecom") == "liwei"
+    wang: Person = ledger.get("person", "P-020")
+    assert not wang.active and wang.address("dingtalk") == "wangfang"
+    assert ledger.audit_trail("person", "P-010")[0].actor == "import"
+    again = import_files(ledger, [csv_file], now=AT)  # rows imported before are skipped
+    assert again.people == 3 and again.applied == 0
+
+
+def test_a_bad_people_file_names_each_problem_and_imports_nothing(store, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from arflow import ImportRejected, import_files
+
+    ledger = Ledger(store)
+    bad = tmp_path / "people.csv"
+    bad.write_text(BAD_PEOPLE_CSV, encoding="utf-8")
+    with pytest.raises(ImportRejected) as info:
+        import_files(ledger, [bad], now=AT)
+    got = {(row, column): message for _file, row, column, message in info.value.problems}
+    assert set(got) == {
+        (2, "email"),
+        (3, "name"),
+        (3, "roles"),
+        (3, "phone"),
+        (3, "timezone"),
+        (4, "id"),
+    }, got
+    assert "not an e-mail address" in got[(2, "email")]
+    assert "appears twice" in got[(4, "id")]
+    assert list(store.all("person")) == []
+    # a manager that is nowhere is refused against the manager column
+    orphan = tmp_path / "person_orphan.csv"
+    orphan.write_text("id,name,manager\nP-030,Orphan,P-404\n", encoding="utf-8")
+    with pytest.raises(ImportRejected) as info:
+        import_files(ledger, [orphan], now=AT)
+    ((_file, row, column, message),) = info.value.problems
+    assert (row, column) == (2, "manager") and "P-404" in message
