@@ -382,3 +382,32 @@ def test_a_bad_people_file_names_each_problem_and_imports_nothing(store, tmp_pat
         import_files(ledger, [orphan], now=AT)
     ((_file, row, column, message),) = info.value.problems
     assert (row, column) == (2, "manager") and "P-404" in message
+
+
+# -- lint -------------------------------------------------------------------------------------
+
+
+def test_lint_reports_a_role_value_that_reaches_no_one(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from arflow.rules.lint import lint
+    from arflow.rules.loader import load_pack
+
+    (tmp_path / "rules.yaml").write_text(
+        "roles:\n"
+        "  finance: finance@example.com\n"
+        "  finance_manager: P-007\n"
+        "  approvers: role:finance\n"
+        "  hotline: '+86 400 800 8000'\n"
+        "  sales_lead: li.wei\n"
+        "  cfo: 刘洋\n"
+        "  auditors: 'role:Audit Team'\n",
+        encoding="utf-8",
+    )
+    warnings = [w for w in lint(load_pack(tmp_path)) if w.startswith("role ")]
+    assert warnings == [
+        "role 'auditors': 'role:Audit Team' names no role: after 'role:' give a lower-case "
+        "role name",
+        "role 'cfo': '刘洋' is neither an e-mail address, a person id (like P-007) nor "
+        "role:NAME, so no message reaches it",
+        "role 'sales_lead': 'li.wei' is neither an e-mail address, a person id (like P-007) "
+        "nor role:NAME, so no message reaches it",
+    ]

@@ -542,6 +542,8 @@ class AuditRecord(_Model):
 _PHONE = re.compile(r"\+?[0-9]{6,15}")
 _PHONE_SEPARATORS = str.maketrans("", "", " -.()")
 _NAME = re.compile(r"[a-z][a-z0-9_]{0,59}")
+#: The prefix of a value that names the holders of a role in the directory: ``role:finance``.
+ROLE_HOLDERS = "role:"
 #: What a person id looks like where a value may be an id or an address (``P-007``,
 #: ``EMP_1024``): letters, digits, ``-`` or ``_``, with at least one digit and no ``@``.
 PERSON_ID = re.compile(r"(?=[^@]*[0-9])[A-Za-z][A-Za-z0-9_\-]{0,99}")

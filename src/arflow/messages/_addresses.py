@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from ..domain import Contact, Customer, Person, check_email, check_phone
+from ..domain import ROLE_HOLDERS, Contact, Customer, Person, check_email, check_phone
 
 #: channels a contact can unsubscribe from
 _SUBSCRIBED = frozenset({"email", "sms"})
@@ -99,8 +99,6 @@ def resolve_addresses(
 
 # -- people -----------------------------------------------------------------------------------
 
-#: The prefix of a value that names the holders of a role: ``role:finance``.
-ROLE_HOLDERS = "role:"
 _CHANNEL_WORDS = {"email": "an e-mail address", "sms": "a phone number"}
 
 
