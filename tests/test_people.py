@@ -411,3 +411,17 @@ def test_lint_reports_a_role_value_that_reaches_no_one(tmp_path) -> None:  # typ
         "role 'sales_lead': 'li.wei' is neither an e-mail address, a person id (like P-007) "
         "nor role:NAME, so no message reaches it",
     ]
+
+
+def test_the_docs_example_runs() -> None:
+    import contextlib
+    import io
+    import re
+    from pathlib import Path
+
+    doc = Path(__file__).resolve().parent.parent / "docs" / "people.md"
+    (block,) = re.findall(r"^```python\n(.*?)^```", doc.read_text(encoding="utf-8"), re.S | re.M)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(compile(block, str(doc), "exec"), {})
+    assert "('PersonLeft', 'left on 2026-03-02')" in out.getvalue()
