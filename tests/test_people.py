@@ -425,3 +425,39 @@ def test_the_docs_example_runs() -> None:
     with contextlib.redirect_stdout(out):
         exec(compile(block, str(doc), "exec"), {})
     assert "('PersonLeft', 'left on 2026-03-02')" in out.getvalue()
+
+
+# -- invariants -------------------------------------------------------------------------------
+
+
+def _st() -> Any:
+    from hypothesis import strategies as st
+
+    return st.one_of(
+        st.text(max_size=30),
+        st.emails(),
+        st.from_regex(r"\+?[0-9 \-]{4,20}", fullmatch=True),
+        st.sampled_from(["P-007", "P-404", "role:finance", "role:legal", "li.wei", "刘洋"]),
+    )
+
+
+def test_whatever_a_value_is_it_reaches_a_valid_address_or_says_why() -> None:
+    """The composer never hands an adapter something that is not an address for its
+    channel: every value resolves to checked addresses or to a reason."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from arflow.domain import check_email, check_phone
+    from arflow.messages._addresses import Directory, reach
+
+    people = Directory.of([_person()])
+
+    @settings(max_examples=300, deadline=None)
+    @given(_st(), st.sampled_from(["email", "sms"]))
+    def prop(value: str, channel: str) -> None:
+        for r in reach(value, channel, people):
+            assert (r.address is None) != (r.problem is None)
+            if r.address is not None:
+                (check_email if channel == "email" else check_phone)(r.address)
+
+    prop()
