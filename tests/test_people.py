@@ -137,31 +137,46 @@ def test_bad_person_events_change_nothing(store) -> None:  # type: ignore[no-unt
     assert len(ledger.audit_trail("person", "P-007")) == 2
 
 
-def test_an_older_sqlite_book_upgrades_to_hold_people(tmp_path) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def test_an_older_book_upgrades_to_hold_people(backend: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
     """A book made before the directory existed (schema version 6) gets its people table
     from step 7, keeps what it holds, and then stores people."""
+    import uuid
+
     from arflow.store.sql import SCHEMA, SCHEMA_VERSION, SqlStore
     from arflow.store.sql._schema import MIGRATIONS
     from arflow.testing import BookBuilder
+    from tests.conftest import _drop_schema, _postgres_engine
 
-    url = f"sqlite:///{tmp_path / 'old.db'}"
-    engine = sa.create_engine(url)
-    with engine.begin() as conn:
-        SCHEMA.create(conn)
-        for version in range(1, 7):
-            MIGRATIONS[version - 1](conn)
-            conn.execute(SCHEMA.insert().values(version=version))
-        assert "ar_person" not in sa.inspect(conn).get_table_names()
-    engine.dispose()
-    old = SqlStore(url)  # opening it runs step 7
-    with old.engine.connect() as conn:
-        assert "ar_person" in sa.inspect(conn).get_table_names()
-        versions = conn.execute(sa.select(SCHEMA.c.version)).scalars().all()
-    assert versions == list(range(1, SCHEMA_VERSION + 1))
-    b = BookBuilder(Ledger(old))
-    b.customer("C1")
-    b.apply(PersonAdded(**_meta(), person=_person()))
-    assert Ledger(SqlStore(url)).get("person", "P-007") == _person()
+    schema = None
+    if backend == "sqlite":
+        engine = sa.create_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    else:
+        schema = f"t_{uuid.uuid4().hex[:12]}"
+        engine = _postgres_engine(schema)
+    try:
+        with engine.begin() as conn:
+            SCHEMA.create(conn)
+            for version in range(1, 7):
+                MIGRATIONS[version - 1](conn)
+                conn.execute(SCHEMA.insert().values(version=version))
+            assert "ar_person" not in sa.inspect(conn).get_table_names()
+        BookBuilder(Ledger(SqlStore(engine, upgrade=False))).customer("C1")  # a book at v6
+        old = SqlStore(engine)  # opening it runs step 7
+        b = BookBuilder(Ledger(old))
+        with engine.connect() as conn:
+            assert "ar_person" in sa.inspect(conn).get_table_names()
+            versions = conn.execute(sa.select(SCHEMA.c.version)).scalars().all()
+        assert versions == list(range(1, SCHEMA_VERSION + 1))
+        b.apply(PersonAdded(**_meta(), person=_person()))
+        assert Ledger(SqlStore(engine)).get("person", "P-007") == _person()
+        assert Ledger(old).customer("C1").id == "C1"
+    finally:
+        engine.dispose()
+        if schema is not None:
+            _drop_schema(schema)
 
 
 # -- addressing -------------------------------------------------------------------------------
