@@ -276,6 +276,8 @@ def test_a_lock_notice_reaches_people_in_their_locale(store) -> None:  # type: i
     from arflow import Engine, Message
 
     b = _engine_book(store, salesperson="P-007", manager="P-001")
+    # written the other way by the ERP: still the pack's zh_CN
+    b.apply(PersonUpdated(**_meta(), person_id="P-007", locale="zh-CN"))
     Engine(b.ledger, _pack()).run(d("2026-04-02"), first_run=True)
     m = Message.model_validate_json(_lock_notice(store).body)
     assert m.to == ("li.wei@example.cn", "zhang.min@example.cn")

@@ -260,8 +260,11 @@ class Composer:
         """The locale of a message to people: the first person's, when the pack has it;
         else the pack's first locale."""
         locales = self.pack.settings.locales
-        if people and people[0].locale in locales:
-            return people[0].locale
+        if people:
+            want = people[0].locale.replace("-", "_").lower()  # zh-CN is zh_CN
+            found = next((lc for lc in locales if lc.replace("-", "_").lower() == want), None)
+            if found is not None:
+                return found
         return locales[0]
 
     def _render(
