@@ -26,6 +26,7 @@ from ..events import (
     ContactFeedback,
     ContractSigned,
     CreditNoteIssued,
+    CreditReviewed,
     CustomerRegistered,
     CustomerUpdated,
     DisputeOpened,
@@ -108,6 +109,7 @@ class Ledger:
             OrderLockPlaced: self._order_lock_placed,
             OrderLockLifted: self._order_lock_lifted,
             ContactFeedback: self._contact_feedback,
+            CreditReviewed: self._credit_reviewed,
         }
 
     # -- applying ---------------------------------------------------------------------------
@@ -245,6 +247,7 @@ class Ledger:
     _contact_feedback = staticmethod(_parties.contact_feedback)
     _contract_signed = staticmethod(_parties.contract_signed)
     _milestone_completed = staticmethod(_parties.milestone_completed)
+    _credit_reviewed = staticmethod(_parties.credit_reviewed)
     _invoice_issued = staticmethod(_invoices.invoice_issued)
     _credit_note_issued = staticmethod(_invoices.credit_note_issued)
     _written_off = staticmethod(_invoices.written_off)

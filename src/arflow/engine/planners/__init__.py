@@ -5,7 +5,13 @@ from __future__ import annotations
 
 from .alerts import CustomerAlerts, OrderAlerts, ReceivableAlerts
 from .approvals import ApprovalPlanner
-from .credit import CreditScore, score_customer
+from .credit import (
+    CreditReviewPlanner,
+    CreditScore,
+    check_grades,
+    review_event,
+    score_customer,
+)
 from .dunning import DunningPlanner
 from .locks import LockPlanner
 from .milestones import MilestonePlanner
@@ -13,6 +19,7 @@ from .patterns import PatternPlanner
 
 __all__ = [
     "ApprovalPlanner",
+    "CreditReviewPlanner",
     "CreditScore",
     "CustomerAlerts",
     "DunningPlanner",
@@ -21,5 +28,7 @@ __all__ = [
     "OrderAlerts",
     "PatternPlanner",
     "ReceivableAlerts",
+    "check_grades",
+    "review_event",
     "score_customer",
 ]
