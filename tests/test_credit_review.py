@@ -240,3 +240,12 @@ def test_grades_one_to_five_in_the_ledger_and_the_schema(store: Store, tmp_path:
     b = book(store, grade="3")
     Engine(b.ledger, pack).run(date(2026, 3, 2))
     assert b.ledger.customer("C1").credit.grade == "5"
+
+
+def test_the_docs_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    text = (Path(__file__).parent.parent / "docs" / "grades.md").read_text()
+    code = text.split("```python\n", 1)[1].split("```", 1)[0]
+    exec(compile(code, "docs/grades.md", "exec"), {})
+    out = capsys.readouterr().out
+    assert "BB 100,000.00 CNY 30 2026-03-02" in out
+    assert "score 30 (customer.enterprise_type 30)" in out
