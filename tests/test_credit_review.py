@@ -249,3 +249,69 @@ def test_the_docs_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert "BB 100,000.00 CNY 30 2026-03-02" in out
     assert "score 30 (customer.enterprise_type 30)" in out
+
+
+def contract_signed(cid: str, days: int) -> object:
+    from arflow import Contract, ContractSigned, DueRule, PaymentNode
+
+    return ContractSigned(
+        event_id=f"sign-{cid}",
+        occurred_at=at(date(2026, 3, 5)),
+        actor="sales",
+        contract=Contract(
+            id=cid,
+            customer_id="C1",
+            signed_on=date(2026, 3, 5),
+            amount=Money.of(50_000, "CNY"),
+            payment_nodes=(
+                PaymentNode(id="n1", percent=Decimal(30), due=DueRule(days=10)),
+                PaymentNode(id="n2", percent=Decimal(70), due=DueRule(days=days)),
+            ),
+        ),
+    )
+
+
+def test_contract_terms_longer_than_the_grade_allows_go_to_approval(
+    store: Store, pack: RulePack
+) -> None:
+    b = book(store, grade="BB", terms=30)
+    engine = Engine(b.ledger, pack)
+    _, ds = engine.handle(contract_signed("K1", 120))  # type: ignore[arg-type]
+    (d,) = [d for d in ds if d.kind == "approval"]
+    assert (d.rule, d.subject_kind, d.subject_id) == ("contract-terms", "contract", "K1")
+    assert d.why["nodes"] == {"n2": 120} and d.why["allowed_days"] == 30
+    assert d.reason and "grade BB allows (30 days): n2 120 days" in d.reason
+    assert engine.store.decision("approval:contract-terms:K1") is not None
+    # within the grade's terms: no approval
+    _, ds = engine.handle(contract_signed("K2", 30))  # type: ignore[arg-type]
+    assert not [d for d in ds if d.kind == "approval"]
+
+
+def test_an_invoice_without_terms_takes_the_reviewed_grade_terms(
+    store: Store, pack: RulePack
+) -> None:
+    from arflow import CompanyProfile, CustomerUpdated, InvoiceIssued
+
+    b = book(store, terms=30)
+    b.ledger.apply(
+        CustomerUpdated(
+            event_id="u1",
+            occurred_at=at(date(2026, 1, 2)),
+            actor="t",
+            customer_id="C1",
+            profile=CompanyProfile(enterprise_type="state_owned"),
+        )
+    )
+    Engine(b.ledger, pack).run(date(2026, 3, 2))  # grade AAA: 90 days
+    b.ledger.apply(
+        InvoiceIssued(
+            event_id="i1",
+            occurred_at=at(date(2026, 3, 3)),
+            actor="t",
+            number="I9",
+            customer_id="C1",
+            issue_date=date(2026, 3, 3),
+            amount=Money.of(1000, "CNY"),
+        )
+    )
+    assert b.ledger.receivable("I9").due_date == date(2026, 6, 1)

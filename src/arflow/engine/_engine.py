@@ -57,6 +57,7 @@ from ._review import proposal as held_decisions
 from ._review import release as release_held
 from .planners import (
     ApprovalPlanner,
+    ContractTermsPlanner,
     CreditReviewPlanner,
     CreditScore,
     CustomerAlerts,
@@ -136,6 +137,7 @@ class Engine:
             self._patterns,
             self._locks,
             self._reviews,
+            ContractTermsPlanner(),
         )
         from ..messages import Composer
 

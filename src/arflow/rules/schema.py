@@ -391,9 +391,15 @@ class Scoring(_Spec):
     raise_approvers: Seq[str] = Field(
         default=("finance_manager",), description="the roles that approve a larger raise"
     )
+    terms_approvers: Seq[str] = Field(
+        default=("finance_manager",),
+        description="the roles that approve contract terms longer than the grade allows",
+    )
 
     _mr = field_validator("max_auto_raise", mode="before")(lambda cls, v, info: _dec(v, info))
-    _ra = field_validator("raise_approvers", mode="before")(lambda cls, v: _one_or_many(v))
+    _ra = field_validator("raise_approvers", "terms_approvers", mode="before")(
+        lambda cls, v: _one_or_many(v)
+    )
 
     @field_validator("grades")
     @classmethod

@@ -6,6 +6,7 @@ from __future__ import annotations
 from .alerts import CustomerAlerts, OrderAlerts, ReceivableAlerts
 from .approvals import ApprovalPlanner
 from .credit import (
+    ContractTermsPlanner,
     CreditReviewPlanner,
     CreditScore,
     check_grades,
@@ -19,6 +20,7 @@ from .patterns import PatternPlanner
 
 __all__ = [
     "ApprovalPlanner",
+    "ContractTermsPlanner",
     "CreditReviewPlanner",
     "CreditScore",
     "CustomerAlerts",

@@ -15,6 +15,7 @@ from ...domain import PromiseStatus, PromiseToPay
 from ...errors import UnknownGrade
 from ...events import (
     BaseEvent,
+    ContractSigned,
     CreditReviewed,
     CustomerRegistered,
     CustomerUpdated,
@@ -284,6 +285,54 @@ class CreditReviewPlanner:
                     },
                 )
             )
+
+
+class ContractTermsPlanner:
+    """An event planner: a signed contract whose payment nodes give the customer longer
+    than its grade's ``payment_terms_days`` (days after the invoice or the milestone) goes
+    to approval, one ``approval`` decision per contract for ``scoring.terms_approvers``.
+    Customers without a grade the pack defines are not checked."""
+
+    rule = "contract-terms"
+
+    def on_event(self, event: BaseEvent, applied: Applied, day: Day) -> None:
+        scoring = day.pack.scoring
+        if scoring is None or not isinstance(event, ContractSigned):
+            return
+        c = event.contract
+        customer = day.store.get("customer", c.customer_id)
+        grade = None if customer is None or customer.credit.grade is None else customer.credit.grade
+        policy = None if grade is None else scoring.grade(grade)
+        if policy is None:
+            return
+        allowed = policy.payment_terms_days
+        longer = {n.id: n.due.days for n in c.payment_nodes if n.due.days > allowed}
+        if not longer:
+            return
+        nodes = ", ".join(f"{k} {v} days" for k, v in longer.items())
+        day.plan.decisions.append(
+            Decision(
+                key=decision_key("approval", self.rule, c.id),
+                kind="approval",
+                rule=self.rule,
+                subject_kind="contract",
+                subject_id=c.id,
+                customer_id=c.customer_id,
+                currency=c.amount.currency,
+                occurrence=day.as_of,
+                as_of=day.as_of,
+                reason=(
+                    f"contract {c.id}: payment terms longer than grade {grade} allows "
+                    f"({allowed} days): {nodes}"
+                ),
+                why={
+                    "approvers": list(scoring.terms_approvers),
+                    "grade": grade,
+                    "allowed_days": allowed,
+                    "nodes": longer,
+                },
+            )
+        )
 
 
 def _needs_approval(scoring: Scoring, current: Money | None, proposed: Money) -> bool:
