@@ -134,8 +134,8 @@ class CreditReviewPlanner:
     current limit and adds an ``approval`` decision for ``scoring.raise_approvers``."""
 
     def __init__(self) -> None:
-        #: broken promises by customer, read once per planned day (keyed by the plan)
-        self._broken: tuple[int, dict[str, list[PromiseToPay]]] = (0, {})
+        #: broken promises by customer, read once per planned day (the plan they are for)
+        self._broken: tuple[Plan | None, dict[str, list[PromiseToPay]]] = (None, {})
 
     @staticmethod
     def _review(day: Day) -> Review | None:
@@ -143,11 +143,11 @@ class CreditReviewPlanner:
         return None if scoring is None else scoring.review
 
     def _broken_promises(self, day: Day) -> dict[str, list[PromiseToPay]]:
-        if self._broken[0] != id(day.plan):
+        if self._broken[0] is not day.plan:
             out: dict[str, list[PromiseToPay]] = {}
             for p in day.store.find("promise", states=_BROKEN):
                 out.setdefault(p.customer_id, []).append(p)
-            self._broken = (id(day.plan), out)
+            self._broken = (day.plan, out)
         return self._broken[1]
 
     def customers(self, day: Day) -> Iterable[str]:
