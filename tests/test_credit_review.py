@@ -315,3 +315,44 @@ def test_an_invoice_without_terms_takes_the_reviewed_grade_terms(
         )
     )
     assert b.ledger.receivable("I9").due_date == date(2026, 6, 1)
+
+
+def test_the_pack_checks_grades_and_approvers(tmp_path: Path) -> None:
+    from arflow import RuleLoadError
+
+    (tmp_path / "pack.yaml").write_text(
+        PACK.replace("raise_approvers: [credit_committee]", "raise_approvers: [nobody]")
+        + """
+ladders:
+  - id: l1
+    exempt_grades: [A]
+    steps:
+      - {id: s1, at: due, level: 1, actions: [{type: risk_flag, level: low}]}
+"""
+    )
+    with pytest.raises(RuleLoadError) as err:
+        load_pack(tmp_path)
+    text = str(err.value)
+    assert "unknown role 'nobody'" in text
+    assert "unknown grade 'A' (the pack's: AAA, BB, C)" in text
+    (tmp_path / "pack.yaml").write_text(PACK.replace("grade: BB", "grade: AAA"))
+    with pytest.raises(RuleLoadError, match="grade 'AAA' is defined twice"):
+        load_pack(tmp_path)
+
+
+def test_a_customer_update_to_an_unknown_grade_is_refused(store: Store, pack: RulePack) -> None:
+    from arflow import CreditProfile, CustomerUpdated
+
+    b = book(store, grade="BB")
+    engine = Engine(b.ledger, pack)
+    with pytest.raises(UnknownGrade):
+        engine.handle(
+            CustomerUpdated(
+                event_id="u9",
+                occurred_at=at(date(2026, 3, 3)),
+                actor="erp",
+                customer_id="C1",
+                credit=CreditProfile(grade="B"),
+            )
+        )
+    assert b.ledger.customer("C1").credit.grade == "BB"
