@@ -356,3 +356,19 @@ def test_a_customer_update_to_an_unknown_grade_is_refused(store: Store, pack: Ru
             )
         )
     assert b.ledger.customer("C1").credit.grade == "BB"
+
+
+def test_a_held_review_is_applied_when_released(store: Store, tmp_path: Path) -> None:
+    (tmp_path / "pack.yaml").write_text(
+        PACK.replace("settings: {send_window: null}", "settings: {send_window: null, review: true}")
+    )
+    b = book(store, limit=100_000, grade="BB")
+    engine = Engine(b.ledger, load_pack(tmp_path))
+    engine.run(date(2026, 3, 2))
+    assert b.ledger.customer("C1").credit.reviewed_on is None  # held, not applied
+    (held,) = [d for d in engine.proposal() if d.kind == "credit_review"]
+    engine.release([held.key], at=at(date(2026, 3, 3)))
+    credit = b.ledger.customer("C1").credit
+    # 10 points: grade C, limit 0 (a cut is never held for approval)
+    assert (credit.grade, credit.reviewed_on) == ("C", date(2026, 3, 2))
+    assert credit.credit_limit == Money.of(0, "CNY")
