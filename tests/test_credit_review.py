@@ -14,6 +14,7 @@ import pytest
 from arflow import (
     CreditReviewed,
     Engine,
+    FactorPoints,
     Ledger,
     Money,
     Store,
@@ -224,7 +225,12 @@ def test_a_review_needs_a_score_or_a_reviewer_and_a_well_formed_grade() -> None:
         CreditReviewed(grade="A", **base)  # type: ignore[arg-type]
     with pytest.raises(Exception, match="grade"):
         CreditReviewed(grade="", reviewer="t", **base)  # type: ignore[arg-type]
-    e = CreditReviewed(grade="1", score=Decimal("72.5"), factors={"x": Decimal(3)}, **base)  # type: ignore[arg-type]
+    e = CreditReviewed(
+        grade="1",
+        score=Decimal("72.5"),
+        factors=(FactorPoints(fact="x", points=Decimal(3)),),
+        **base,
+    )  # type: ignore[arg-type]
     assert parse_event(e.model_dump_json()) == e
     with pytest.raises(ValidationError):
         parse_event(e.model_dump_json().replace('"grade":"1"', '"grade":"bad grade"'))

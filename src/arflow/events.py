@@ -273,6 +273,20 @@ class OrderLockLifted(BaseEvent):
     lifted_on: BookDate
 
 
+class FactorPoints(BaseModel):
+    """The points one scoring factor gave in a credit review (weight applied)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+    fact: str = Field(min_length=1)
+    points: Decimal
+
+    @field_validator("points", mode="before")
+    @classmethod
+    def _d(cls, v: Any) -> Decimal:
+        return to_decimal(v, "points")
+
+
 class CreditReviewed(BaseEvent):
     """A customer's credit was reviewed: its grade, limit, terms and prepayment become
     these, from a score (``score`` and the points of each ``factors``) or from a person's
@@ -287,7 +301,7 @@ class CreditReviewed(BaseEvent):
     payment_terms_days: int | None = Field(default=None, ge=0, le=3650)
     prepayment_percent: Decimal | None = None
     score: Decimal | None = None
-    factors: dict[str, Decimal] = Field(default_factory=dict)
+    factors: Seq[FactorPoints] = ()
     reviewer: str | None = Field(default=None, min_length=1)
     comment: str | None = None
 
@@ -299,7 +313,10 @@ class CreditReviewed(BaseEvent):
     @field_validator("factors", mode="before")
     @classmethod
     def _f(cls, v: Any) -> Any:
-        return {str(k): to_decimal(x, "points") for k, x in v.items()} if isinstance(v, dict) else v
+        """A mapping of fact: points is taken too (in its order)."""
+        if isinstance(v, dict):
+            return tuple(FactorPoints(fact=str(k), points=x) for k, x in v.items())
+        return v
 
     @model_validator(mode="after")
     def _why(self) -> CreditReviewed:

@@ -15,6 +15,7 @@ from ..domain import MAX_EVENT_ID_LENGTH, PromiseStatus
 from ..events import (
     CreditReviewed,
     DunningStepRecorded,
+    FactorPoints,
     InvoiceIssued,
     OrderApprovalRequested,
     OrderLockLifted,
@@ -149,7 +150,7 @@ def _credit_review(batch: Batch, d: Decision, meta: dict[str, Any]) -> None:
             payment_terms_days=w["payment_terms_days"],
             prepayment_percent=Decimal(w["prepayment_percent"]),
             score=Decimal(w["score"]),
-            factors={k: Decimal(v) for k, v in w["factors"].items()},
+            factors=tuple(FactorPoints(fact=k, points=v) for k, v in w["factors"].items()),
             **meta,
         )
     )

@@ -142,7 +142,7 @@ def credit_reviewed(ctx: Ctx, e: CreditReviewed) -> None:
         if getattr(was, f) != getattr(credit, f)
     ]
     if e.score is not None:
-        points = ", ".join(f"{k} {v.normalize():f}" for k, v in e.factors.items())
+        points = ", ".join(f"{f.fact} {f.points.normalize():f}" for f in e.factors)
         why = f"score {e.score.normalize():f}" + (f" ({points})" if points else "")
     else:
         why = ""

@@ -19,6 +19,7 @@ from ...events import (
     CreditReviewed,
     CustomerRegistered,
     CustomerUpdated,
+    FactorPoints,
     PromiseBroken,
 )
 from ...ledger import Applied
@@ -368,7 +369,7 @@ def review_event(
         payment_terms_days=score.payment_terms_days,
         prepayment_percent=score.prepayment_percent,
         score=score.score,
-        factors=dict(score.breakdown),
+        factors=tuple(FactorPoints(fact=k, points=v) for k, v in score.breakdown.items()),
         occurred_at=occurred_at,
         actor=actor,
         reason=reason,
