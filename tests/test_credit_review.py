@@ -378,3 +378,44 @@ def test_a_held_review_is_applied_when_released(store: Store, tmp_path: Path) ->
     # 10 points: grade C, limit 0 (a cut is never held for approval)
     assert (credit.grade, credit.reviewed_on) == ("C", date(2026, 3, 2))
     assert credit.credit_limit == Money.of(0, "CNY")
+
+
+def test_no_review_raises_a_limit_beyond_the_automatic_share(tmp_path: Path) -> None:
+    """Whatever the current limit and the score: after a review, the limit is the scored
+    one only if that is a cut or within max_auto_raise; otherwise it is unchanged and an
+    approval is asked for."""
+    from hypothesis import given
+    from hypothesis import strategies as st
+
+    from arflow import CompanyProfile, CustomerUpdated
+
+    (tmp_path / "pack.yaml").write_text(PACK)
+    pack = load_pack(tmp_path)
+
+    @given(
+        limit=st.integers(min_value=0, max_value=1_000_000),
+        kind=st.sampled_from([None, "state_owned", "listed", "private"]),
+    )
+    def check(limit: int, kind: str | None) -> None:
+        b = book("memory://", limit=limit)  # type: ignore[arg-type]
+        if kind is not None:
+            b.ledger.apply(
+                CustomerUpdated(
+                    event_id="u1",
+                    occurred_at=at(date(2026, 1, 2)),
+                    actor="t",
+                    customer_id="C1",
+                    profile=CompanyProfile(enterprise_type=kind),  # type: ignore[arg-type]
+                )
+            )
+        result = Engine(b.ledger, pack).run(date(2026, 3, 2))
+        scored = result.plan.decisions[0].why["credit_limit"]
+        now = b.ledger.customer("C1").credit.credit_limit
+        asked = [d for d in result.plan.decisions if d.kind == "approval"]
+        assert now is not None
+        if Decimal(scored) > Decimal(limit) * Decimal("1.2"):
+            assert now.amount == limit and len(asked) == 1
+        else:
+            assert now.amount == Decimal(scored) and not asked
+
+    check()
