@@ -76,6 +76,7 @@ from .errors import (
     StoreUnavailable,
     TemplateError,
     TemplateLimitError,
+    UnknownGrade,
     UnknownObject,
     UnsupportedForDurable,
     ValidationError,
@@ -88,11 +89,13 @@ from .events import (
     ContactFeedback,
     ContractSigned,
     CreditNoteIssued,
+    CreditReviewed,
     CustomerRegistered,
     CustomerUpdated,
     DisputeOpened,
     DisputeResolved,
     Event,
+    FactorPoints,
     InvoiceIssued,
     MilestoneCompleted,
     OrderApprovalRequested,
@@ -118,7 +121,7 @@ from .store import MemoryStore, Store, dump_book, open_store
 if TYPE_CHECKING:
     from .calendar import BusinessCalendar, Offset, Schedule, SendWindow
     from .decisions import Decision, Notice
-    from .engine import Engine, Failure, Plan, RunResult
+    from .engine import CreditScore, Engine, Failure, Plan, RunResult, review_event
     from .importer import import_files
     from .messages import TemplateSet, build_context, ledger_feedback
     from .rules import default_pack_path
@@ -132,7 +135,9 @@ __version__ = "0.1.0"
 _LAZY = {
     "BusinessCalendar": "arflow.calendar",
     "Decision": "arflow.decisions",
+    "CreditScore": "arflow.engine",
     "Engine": "arflow.engine",
+    "review_event": "arflow.engine",
     "Failure": "arflow.engine",
     "Notice": "arflow.decisions",
     "Offset": "arflow.calendar",
@@ -186,6 +191,8 @@ __all__ = [
     "CreditNote",
     "CreditNoteIssued",
     "CreditProfile",
+    "CreditReviewed",
+    "CreditScore",
     "CurrencyMismatch",
     "Customer",
     "CustomerRegistered",
@@ -203,6 +210,7 @@ __all__ = [
     "Engine",
     "Event",
     "ExpressionError",
+    "FactorPoints",
     "Failure",
     "IllegalTransition",
     "ImportRejected",
@@ -269,6 +277,7 @@ __all__ = [
     "TemplateLimitError",
     "TemplateSet",
     "TemporaryFailure",
+    "UnknownGrade",
     "UnknownObject",
     "UnsupportedForDurable",
     "ValidationError",
@@ -286,4 +295,5 @@ __all__ = [
     "open_store",
     "parse_event",
     "register_adapter",
+    "review_event",
 ]

@@ -205,16 +205,24 @@ class Contact(_Model):
         return None if v is None else check_email(v)
 
 
+#: A credit grade: the rule pack's name for it (A-D by default; AAA or 1-5 for an ERP that
+#: grades so). The ledger takes any such name; the engine refuses one its pack does not
+#: define (see ``docs/grades.md``).
+GradeName = Annotated[str, Field(min_length=1, max_length=20, pattern=r"^[A-Za-z0-9+_-]+$")]
+
+
 class CreditProfile(_Model):
     """What the credit policy grants a customer: grade, limit, terms, blocks."""
 
-    grade: Literal["A", "B", "C", "D"] | None = None
+    grade: GradeName | None = None
     credit_limit: Amount | None = None
     payment_terms_days: int = Field(default=30, ge=0, le=3650)
     prepayment_percent: Decimal = Decimal(0)
     order_block: bool = False
     dunning_block: bool = False
     dunning_block_reason: str | None = None
+    #: when the grade, limit and terms were last reviewed (``CreditReviewed``)
+    reviewed_on: date | None = None
 
     @field_validator("prepayment_percent", mode="before")
     @classmethod

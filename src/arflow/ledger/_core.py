@@ -26,6 +26,7 @@ from ..events import (
     ContactFeedback,
     ContractSigned,
     CreditNoteIssued,
+    CreditReviewed,
     CustomerRegistered,
     CustomerUpdated,
     DisputeOpened,
@@ -114,6 +115,7 @@ class Ledger:
             PersonAdded: self._person_added,
             PersonUpdated: self._person_updated,
             PersonLeft: self._person_left,
+            CreditReviewed: self._credit_reviewed,
         }
 
     # -- applying ---------------------------------------------------------------------------
@@ -254,6 +256,7 @@ class Ledger:
     _person_added = staticmethod(_parties.person_added)
     _person_updated = staticmethod(_parties.person_updated)
     _person_left = staticmethod(_parties.person_left)
+    _credit_reviewed = staticmethod(_parties.credit_reviewed)
     _invoice_issued = staticmethod(_invoices.invoice_issued)
     _credit_note_issued = staticmethod(_invoices.credit_note_issued)
     _written_off = staticmethod(_invoices.written_off)

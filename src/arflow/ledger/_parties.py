@@ -10,6 +10,7 @@ from ..errors import ClosedItem, DuplicateObject, UnknownObject, ValidationError
 from ..events import (
     ContactFeedback,
     ContractSigned,
+    CreditReviewed,
     CustomerRegistered,
     CustomerUpdated,
     MilestoneCompleted,
@@ -167,3 +168,33 @@ def person_left(ctx: Ctx, e: PersonLeft) -> None:
     if not old.active:
         raise ClosedItem("person", old.id, "inactive", "PersonLeft")
     ctx.put(old.model_copy(update={"active": False}), old, f"left on {e.left_on}")
+
+
+def credit_reviewed(ctx: Ctx, e: CreditReviewed) -> None:
+    """Apply a credit review to the customer's profile: grade, limit, terms, prepayment and
+    the review date. The audit record says what changed and why (the score and the points
+    of each factor, or the reviewer and the comment). Any well-formed grade name is taken:
+    the ledger has no pack; the engine refuses a grade its pack does not define."""
+    old: Customer = ctx.get("customer", e.customer_id)
+    was = old.credit
+    update: dict[str, Any] = {"grade": e.grade, "reviewed_on": e.reviewed_on}
+    for f in ("credit_limit", "payment_terms_days", "prepayment_percent"):
+        if getattr(e, f) is not None:
+            update[f] = getattr(e, f)
+    credit = was.model_copy(update=update)
+    changes = [
+        f"{f} {getattr(was, f)} -> {getattr(credit, f)}"
+        for f in ("grade", "credit_limit", "payment_terms_days", "prepayment_percent")
+        if getattr(was, f) != getattr(credit, f)
+    ]
+    if e.score is not None:
+        points = ", ".join(f"{f.fact} {f.points.normalize():f}" for f in e.factors)
+        why = f"score {e.score.normalize():f}" + (f" ({points})" if points else "")
+    else:
+        why = ""
+    if e.reviewer is not None:
+        why = "; ".join(
+            x for x in (why, f"by {e.reviewer}", e.comment and f"comment: {e.comment}") if x
+        )
+    summary = "reviewed: " + ("; ".join(changes) or "no change") + "; " + why
+    ctx.put(old.model_copy(update={"credit": credit}), old, summary)
