@@ -344,8 +344,8 @@ def test_kind_argument_and_file_names(tmp_path: Path) -> None:
             str(export),
             0,
             "-",
-            "cannot tell what the file holds: name it customers*, contracts*, invoices* or "
-            "payments* (or pass the kind)",
+            "cannot tell what the file holds: name it people*, customers*, contracts*, "
+            "invoices* or payments* (or pass the kind)",
         )
     ]
     assert import_files(ledger, [export], kind="customer", now=NOW).customers == 2

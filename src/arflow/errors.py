@@ -14,6 +14,7 @@ pydantic, SQLAlchemy, YAML, Jinja2, a driver) is translated at the public edge w
     │   │       ├── ScheduleError
     │   │       └── WindowError
     │   ├── ExpressionError          a rule condition that does not parse or type-check
+    │   ├── UnknownGrade             a credit grade the rule pack does not define
     │   └── RuleLoadError            a rule pack with problems (file:line each)
     ├── CurrencyMismatch
     ├── UnknownObject
@@ -56,6 +57,15 @@ class ArflowError(Exception):
 
 class ValidationError(ArflowError):
     """Input that does not describe a valid business object or event."""
+
+
+class UnknownGrade(ValidationError):
+    """A credit grade the rule pack does not define (the engine refuses it; the ledger,
+    which has no pack, takes any well-formed grade name)."""
+
+    def __init__(self, grade: str, known: Sequence[str]) -> None:
+        self.grade, self.known = grade, tuple(known)
+        super().__init__(f"grade {grade!r} is not one of the pack's grades {', '.join(known)}")
 
 
 class CurrencyMismatch(ArflowError):

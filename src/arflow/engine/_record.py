@@ -13,7 +13,9 @@ from typing import Any
 from ..decisions import Decision
 from ..domain import MAX_EVENT_ID_LENGTH, PromiseStatus
 from ..events import (
+    CreditReviewed,
     DunningStepRecorded,
+    FactorPoints,
     InvoiceIssued,
     OrderApprovalRequested,
     OrderApproved,
@@ -90,7 +92,9 @@ def _effects(batch: Batch, d: Decision, at: datetime) -> None:
                     **meta,
                 )
             )
-    if d.kind == "approval":
+    if d.kind == "credit_review":
+        _credit_review(batch, d, meta)
+    if d.kind == "approval" and d.subject_kind == "order":
         _order_effect(batch, d, meta)
     # an alert about a customer or an order has no receivable to flag
     flags_receivable = d.kind != "alert" or d.subject_kind == "receivable"
@@ -158,6 +162,30 @@ def _order_effect(batch: Batch, d: Decision, meta: dict[str, Any]) -> None:
                 **meta,
             )
         )
+
+
+def _credit_review(batch: Batch, d: Decision, meta: dict[str, Any]) -> None:
+    """A review's score applied to the customer's credit profile, audited with the points
+    of each factor; with ``limit_held`` (a raise waiting for approval) the limit stays."""
+    if batch.tx.get("customer", d.customer_id) is None:
+        return
+    w = d.why
+    batch.apply(
+        CreditReviewed(
+            event_id=_effect_id(d),
+            customer_id=d.customer_id,
+            reviewed_on=d.as_of,
+            grade=w["grade"],
+            credit_limit=None
+            if w["limit_held"]
+            else Money(amount=Decimal(w["credit_limit"]), currency=w["currency"]),
+            payment_terms_days=w["payment_terms_days"],
+            prepayment_percent=Decimal(w["prepayment_percent"]),
+            score=Decimal(w["score"]),
+            factors=tuple(FactorPoints(fact=k, points=v) for k, v in w["factors"].items()),
+            **meta,
+        )
+    )
 
 
 def _charge(batch: Batch, d: Decision, a: Action, eid: str, meta: dict[str, Any]) -> None:

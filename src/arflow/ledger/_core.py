@@ -26,6 +26,7 @@ from ..events import (
     ContactFeedback,
     ContractSigned,
     CreditNoteIssued,
+    CreditReviewed,
     CustomerRegistered,
     CustomerUpdated,
     DisputeOpened,
@@ -44,6 +45,9 @@ from ..events import (
     OrderSubmitted,
     PaymentReceived,
     PaymentReversed,
+    PersonAdded,
+    PersonLeft,
+    PersonUpdated,
     PromiseBroken,
     PromiseMade,
     RiskFlagged,
@@ -109,6 +113,10 @@ class Ledger:
             OrderLockPlaced: self._order_lock_placed,
             OrderLockLifted: self._order_lock_lifted,
             ContactFeedback: self._contact_feedback,
+            PersonAdded: self._person_added,
+            PersonUpdated: self._person_updated,
+            PersonLeft: self._person_left,
+            CreditReviewed: self._credit_reviewed,
         }
 
     # -- applying ---------------------------------------------------------------------------
@@ -246,6 +254,10 @@ class Ledger:
     _contact_feedback = staticmethod(_parties.contact_feedback)
     _contract_signed = staticmethod(_parties.contract_signed)
     _milestone_completed = staticmethod(_parties.milestone_completed)
+    _person_added = staticmethod(_parties.person_added)
+    _person_updated = staticmethod(_parties.person_updated)
+    _person_left = staticmethod(_parties.person_left)
+    _credit_reviewed = staticmethod(_parties.credit_reviewed)
     _invoice_issued = staticmethod(_invoices.invoice_issued)
     _credit_note_issued = staticmethod(_invoices.credit_note_issued)
     _written_off = staticmethod(_invoices.written_off)
