@@ -108,8 +108,8 @@ def test_receivable_facts(book: BookBuilder) -> None:
 
 @given(
     st.sampled_from(["CNY", "JPY", "KWD"]),
-    st.integers(0, 10**15),
-    st.integers(0, 10**15),
+    st.integers(0, 10**15 - 1),  # arflow's amounts are below 10**15 (AMOUNT_LIMIT)
+    st.integers(0, 10**15 - 1),
 )
 def test_the_undisputed_balance_fact_is_the_receivables_own(
     currency: str, balance: int, disputed: int

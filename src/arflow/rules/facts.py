@@ -82,7 +82,11 @@ CUSTOMER_FACTS = _spec(
         ("region", T.STRING, "region"),
         ("salesperson", T.STRING, "salesperson"),
         ("tags", T.STRING_LIST, "free tags of the customer"),
-        ("grade", T.STRING, "credit grade A, B, C or D (null if not graded)"),
+        (
+            "grade",
+            T.STRING,
+            "credit grade, one the pack's scoring defines (A to D by default; null if not graded)",
+        ),
         ("currency", T.STRING, "the customer's credit currency, in which its money facts are"),
         ("credit_limit", T.NUMBER, "credit limit (null if none)"),
         ("payment_terms_days", T.NUMBER, "granted payment terms in days"),
