@@ -580,6 +580,18 @@ SHIPPED_DIGESTS = {
     "risk_alert.en+mixed": "084ecf00a3f2b832",
     "risk_alert.zh_CN": "8202af2ef6e514d6",
     "risk_alert.zh_CN+mixed": "8202af2ef6e514d6",
+    "order_confirm.en": "1aadb7c24378e837",
+    "order_confirm.en+mixed": "1aadb7c24378e837",
+    "order_confirm.zh_CN": "073cd2b187cc9201",
+    "order_confirm.zh_CN+mixed": "073cd2b187cc9201",
+    "order_lock_lifted.en": "10747ed80bd7a68d",
+    "order_lock_lifted.en+mixed": "10747ed80bd7a68d",
+    "order_lock_lifted.zh_CN": "96819f49b7ae3505",
+    "order_lock_lifted.zh_CN+mixed": "96819f49b7ae3505",
+    "order_ship.en": "3a088a175fe1e924",
+    "order_ship.en+mixed": "3a088a175fe1e924",
+    "order_ship.zh_CN": "7f239fdcab6de3ca",
+    "order_ship.zh_CN+mixed": "7f239fdcab6de3ca",
 }
 
 
