@@ -83,6 +83,7 @@ from .errors import (
 from .events import (
     AllocationRequest,
     BaseEvent,
+    CashApplied,
     ContactFeedback,
     ContractSigned,
     CreditNoteIssued,
@@ -102,6 +103,7 @@ from .events import (
     PaymentReversed,
     PromiseBroken,
     PromiseMade,
+    RefundIssued,
     WrittenOff,
     parse_event,
 )
@@ -172,6 +174,7 @@ __all__ = [
     "BaseEvent",
     "BusinessCalendar",
     "CalendarError",
+    "CashApplied",
     "ClosedItem",
     "CompanyProfile",
     "Contact",
@@ -242,6 +245,7 @@ __all__ = [
     "ReaderFailed",
     "Receivable",
     "ReceivableState",
+    "RefundIssued",
     "RetryPolicy",
     "RuleHarness",
     "RuleLoadError",
