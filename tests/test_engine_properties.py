@@ -80,8 +80,14 @@ START = date(2026, 1, 1)
 CLOSED = ("paid", "credited", "written_off")
 QUIET = "Q1"  # a customer whose invoices nothing happens to
 
-# The expected schedule below is computed for unconditional steps, as the default pack has.
-assert all(lad.when is None and all(s.when is None for s in lad.steps) for lad in PACK.ladders)
+# The expected schedule below is computed for unconditional steps, as the default pack has,
+# on a ladder whose only condition is the one on the customer's unapplied credit (issue 12):
+# ``Snapshot.clean`` leaves out an item that credit covers.
+COVERED = "customer.currency != currency or customer.unapplied_credit < undisputed_balance"
+assert all(
+    (lad.when is None or lad.when.text == COVERED) and all(s.when is None for s in lad.steps)
+    for lad in PACK.ladders
+)
 
 SETTINGS: dict[str, Any] = {
     "deadline": None,
@@ -163,15 +169,31 @@ class Snapshot:
     receivables: dict[str, Receivable]
     customers: dict[str, Any]
     promises: list[Any]
+    #: unapplied cash and credit notes per (customer, currency)
+    credit: dict[tuple[str, str], Decimal] = field(default_factory=dict)
 
     @classmethod
     def of(cls, store: Store, day: date) -> Snapshot:
+        credit: dict[tuple[str, str], Decimal] = {}
+        for c in [*store.all("payment"), *store.all("credit_note")]:
+            if not getattr(c, "reversed", False):
+                key = (c.customer_id, c.unapplied.currency)
+                credit[key] = credit.get(key, Decimal(0)) + c.unapplied.amount
         return cls(
             day,
             {r.id: r for r in store.all("receivable")},
             {c.id: c for c in store.all("customer")},
             list(store.all("promise")),
+            credit,
         )
+
+    def covered(self, r: Receivable) -> bool:
+        """The customer's unapplied credit in its credit currency covers ``r``: the default
+        ladder does not remind it (issue 12)."""
+        limit = self.customers[r.customer_id].credit.credit_limit
+        cur = limit.currency if limit is not None else PACK.settings.base_currency
+        left = self.credit.get((r.customer_id, cur), Decimal(0))
+        return cur == r.currency and left >= r.undisputed_balance.amount
 
     def open_promise(self, r: Receivable) -> Any | None:
         """An open promise covering ``r`` whose date plus grace is not past."""
@@ -202,6 +224,7 @@ class Snapshot:
             and r.undisputed_balance.amount >= minimum
             and r.undisputed_balance.amount > 0
             and all(grade not in lad.exempt_grades for lad in PACK.ladders)
+            and not self.covered(r)
         )
 
 
