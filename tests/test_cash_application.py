@@ -371,3 +371,13 @@ def test_cash_is_conserved(steps: list[tuple[str, int]], auto: bool) -> None:
         # account waits for the next invoice or a CashApplied)
         left = [b.ledger.get("payment", pid).unapplied for pid in pays]
         assert not (any(left) and b.ledger.open_items("C1"))
+
+
+def test_the_docs_example_runs() -> None:
+    """docs/cash.md's example, as written."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "cash.md").read_text("utf-8")
+    (block,) = re.findall(r"^```python\n(.*?)^```", text, re.S | re.M)
+    exec(compile(block, "docs/cash.md", "exec"), {})
