@@ -446,7 +446,8 @@ def event_sequences(
 
     The list is in chronological order (``occurred_at`` strictly increasing, business
     dates such as ``received_on`` equal to its day) and every event applies to an empty
-    ledger in order. Ids are deterministic: events ``e0001``..., customers ``C01``...,
+    ledger in order: one that applies unapplied cash and credit notes on account to the
+    next invoice (``Ledger(apply_unapplied_cash=True)``, the default). Ids are deterministic: events ``e0001``..., customers ``C01``...,
     invoices ``INV-0001``..., payments ``PAY-0001``..., disputes ``DSP-``, promises
     ``PTP-``, credit notes ``CN-``. ``n_events`` bounds the events after the registrations
     (fewer when the days run out or a kind has nothing to act on).
