@@ -83,7 +83,10 @@ QUIET = "Q1"  # a customer whose invoices nothing happens to
 # The expected schedule below is computed for unconditional steps, as the default pack has,
 # on a ladder whose only condition is the one on the customer's unapplied credit (issue 12):
 # ``Snapshot.clean`` leaves out an item that credit covers.
-COVERED = "customer.currency != currency or customer.unapplied_credit < undisputed_balance"
+COVERED = (
+    "customer.unapplied_credit == 0 or customer.currency != currency"
+    " or customer.unapplied_credit < undisputed_balance"
+)
 assert all(
     (lad.when is None or lad.when.text == COVERED) and all(s.when is None for s in lad.steps)
     for lad in PACK.ladders
@@ -193,7 +196,7 @@ class Snapshot:
         limit = self.customers[r.customer_id].credit.credit_limit
         cur = limit.currency if limit is not None else PACK.settings.base_currency
         left = self.credit.get((r.customer_id, cur), Decimal(0))
-        return cur == r.currency and left >= r.undisputed_balance.amount
+        return left > 0 and cur == r.currency and left >= r.undisputed_balance.amount
 
     def open_promise(self, r: Receivable) -> Any | None:
         """An open promise covering ``r`` whose date plus grace is not past."""
