@@ -14,7 +14,7 @@ def test_demo_builds_the_sample_book_once(tmp_path, capsys: pytest.CaptureFixtur
     db = f"sqlite:///{tmp_path / 'demo.db'}"
     assert main(["demo", "--db", db]) == 0
     first = capsys.readouterr().out
-    assert "(17 new events applied)" in first
+    assert "(20 new events applied)" in first
     assert "华东精密机械有限公司" in first
     assert "INV-2002" in first and "disputed 12,500.00 CNY" in first
     assert "exposure 175,700.00 CNY" in first  # open items + approved order SO-501

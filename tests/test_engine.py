@@ -231,16 +231,28 @@ def test_exposure_lock_approval_and_unlock(b: BookBuilder, pack) -> None:  # typ
             submitted_on=date(2026, 2, 10),
         )
     )
-    assert [(d.kind, d.rule) for d in ds] == [("approval", "order-over-limit")]
+    # issue 12: exposure counts the submitted order, so the lock is placed at submission
+    assert [(d.kind, d.rule) for d in ds] == [
+        ("approval", "order-over-limit"),
+        ("lock", "exposure-90"),
+    ]
     assert ds[0].recipients == {
         "sales_manager": "zhang.min",
         "finance_manager": "finance.manager@example.com",
     }
+    assert ds[1].why["facts"]["customer.exposure_ratio"] == "1.05"
     _a, ds = engine.handle(
-        OrderApproved(event_id="o1a", occurred_at=t, actor="cfo", order_id="SO-1", approver="cfo")
+        OrderApproved(
+            event_id="o1a",
+            occurred_at=t,
+            actor="cfo",
+            order_id="SO-1",
+            approver="finance.manager@example.com",
+        )
     )
-    assert [(d.kind, d.rule) for d in ds] == [("lock", "exposure-90")]
-    assert ds[0].why["facts"]["customer.exposure_ratio"] == "1.05"
+    # issue 12: an approved order's next owners (finance, then the warehouse) get tasks
+    assert [(d.kind, d.rule) for d in ds] == [("approval", "order-approved")]
+    assert [a.to for a in ds[0].actions] == [("finance",), ("warehouse",)]
     assert b.ledger.customer("C1").locks[0].lock_id == "exposure-90"
     _a, ds = engine.handle(
         PaymentReceived(
@@ -381,13 +393,12 @@ def test_orders_are_held_for_approval_when_locked_or_over_policy(b: BookBuilder,
     # the lock's reason is the rule's description, not "rule overdue-30"
     (lock,) = b.ledger.customer("C1").locks
     assert lock.reason == "Anything over 30 days overdue suspends the customer."
-    assert ds[0].reason == (
-        "orders locked by overdue-30 since 2026-03-05: "
-        "Anything over 30 days overdue suspends the customer."
-    )
-    assert b.ledger.get("order", "SO-9").state == "pending_approval"
+    # issue 12: the default pack's overdue-30 lock says on_order: reject; the order is
+    # refused with the lock's description as its reason
+    assert ds[0].reason == "Anything over 30 days overdue suspends the customer."
+    assert b.ledger.get("order", "SO-9").state == "rejected"
     trail = b.ledger.audit_trail("order", "SO-9")
-    assert [(a.actor, a.after_state) for a in trail][-1] == ("arflow-engine", "pending_approval")
+    assert [(a.actor, a.after_state) for a in trail][-1] == ("arflow-engine", "rejected")
     assert trail[-1].reason == ds[0].reason
 
 
@@ -531,7 +542,7 @@ def test_a_contract_scoped_lock_holds_only_that_contract(b: BookBuilder, tmp_pat
             submitted_on=date(2026, 3, 6),
         )
     )
-    assert [d.rule for d in ds] == []
+    assert [d.rule for d in ds] == ["order-approved"]  # issue 12: approved at entry
     _a, ds = engine.handle(
         OrderSubmitted(
             event_id="o1",
@@ -700,8 +711,9 @@ def test_an_order_submitted_while_an_invoice_is_disputed_goes_to_approval(
     assert submit("SO-1", date(2026, 3, 10)) == [("approval", "order-while-disputed")]
     assert b.ledger.get("order", "SO-1").state == "pending_approval"
     b.resolve("D1", "accepted", on="2026-03-12")
-    assert submit("SO-2", date(2026, 3, 13)) == []
-    assert b.ledger.get("order", "SO-2").state == "submitted"
+    # issue 12: within limit and unlocked, the order is approved at entry
+    assert submit("SO-2", date(2026, 3, 13)) == [("approval", "order-approved")]
+    assert b.ledger.get("order", "SO-2").state == "approved"
 
 
 def test_the_daily_run_lifts_a_lock_whose_cause_went_and_leaves_untouched_locks_alone(
@@ -989,8 +1001,9 @@ def test_an_approval_tier_that_raises_leaves_the_order_and_the_other_tiers_stand
     b.dispute("D1", "I1", 100)
     engine = Engine(b.ledger, pack)
     with caplog.at_level(logging.ERROR, logger="arflow.engine"):
-        ds = submit(engine, "SO-1", "C2", 5_000)
-    assert [d.rule for d in ds] == ["order-while-disputed"]
+        ds = submit(engine, "SO-1", "C2", 800)  # under the 1.5x ceiling (issue 12)
+    # issue 12: the order counts toward exposure at once, so exposure-90 locks on submission
+    assert [d.rule for d in ds] == ["order-while-disputed", "exposure-90"]
     assert b.ledger.get("order", "SO-1").state == "pending_approval"
     assert "rule order-over-limit failed on order SO-1 after submit-SO-1: Overflow: above Emax" in (
         caplog.text
@@ -1023,9 +1036,10 @@ def test_an_approval_tiers_description_is_its_reason(b: BookBuilder, tmp_path: P
         "    description: Over the credit limit, the sales and finance managers decide.\n",
     )
     register(b, "C2", limit=1_000)
-    ds = submit(Engine(b.ledger, pack), "SO-1", "C2", 5_000)
+    ds = submit(Engine(b.ledger, pack), "SO-1", "C2", 1_200)  # under the ceiling (issue 12)
     assert [(d.rule, d.reason) for d in ds] == [
-        ("order-over-limit", "Over the credit limit, the sales and finance managers decide.")
+        ("order-over-limit", "Over the credit limit, the sales and finance managers decide."),
+        ("exposure-90", None),  # issue 12: the submitted order counts toward exposure
     ]
     (requested,) = [a for a in b.ledger.audit_trail("order", "SO-1") if a.actor == "arflow-engine"]
     assert requested.reason == "Over the credit limit, the sales and finance managers decide."

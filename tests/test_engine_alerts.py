@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from arflow import Money, OrderApproved, OrderSubmitted, Store
+from arflow import Money, OrderShipped, OrderSubmitted, Store
 from arflow.engine import Engine
 from arflow.rules.loader import RulePack, load_pack
 from arflow.testing import BookBuilder
@@ -148,14 +148,16 @@ def test_an_order_alert_fires_from_handle(b: BookBuilder, tmp_path: Path) -> Non
     assert b.ledger.store.decision("alert:big-order:SO-2") is not None
     (sent,) = [r for r in b.ledger.store.outbox() if r.key.startswith("alert:big-order:")]
     assert sent.status == "pending" and "Customer C1" in json.loads(sent.body)["text"]
-    # a later event about the same order does not decide it again
+    # a later event about the same order does not decide it again (issue 12: the order,
+    # within limit, was approved at entry; it ships)
+    assert b.ledger.get("order", "SO-2").state == "approved"
     _a, again = engine.handle(
-        OrderApproved(
-            event_id="approve-SO-2",
+        OrderShipped(
+            event_id="ship-SO-2",
             occurred_at=t + timedelta(1),
-            actor="sales",
+            actor="warehouse",
             order_id="SO-2",
-            approver="zhang.min",
+            shipped_on=(t + timedelta(1)).date(),
         )
     )
     assert customer_alerts(again) == []

@@ -22,7 +22,7 @@ import pytest
 import sqlalchemy as sa
 
 import arflow.engine._parallel as planner
-from arflow import AllocationRequest, Ledger, PaymentReceived, dump_book
+from arflow import AllocationRequest, Ledger, OrderApprovalRequested, PaymentReceived, dump_book
 from arflow._child import WorkerFailed
 from arflow.engine import Engine, merge_plans
 from arflow.ledger import Batch
@@ -78,6 +78,17 @@ def build(b: BookBuilder, customers: int = 24) -> None:
             )
         if c % 7 == 4:
             b.order(f"O-{c}", cid, 30_000, on=DAYS[0] - timedelta(5))
+            # issue 12: an over-limit order is approved by a holder of the role it was sent to
+            b.apply(
+                OrderApprovalRequested(
+                    event_id=f"req-O-{c}",
+                    occurred_at=datetime(2026, 1, 1, tzinfo=UTC),
+                    actor="t",
+                    order_id=f"O-{c}",
+                    roles=("sales_manager",),
+                    approvers=("manager",),
+                )
+            )
             b.approve(f"O-{c}")
 
 

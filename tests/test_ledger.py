@@ -463,7 +463,8 @@ def test_promise_refusals(b: BookBuilder) -> None:
 def test_order_lifecycle_and_exposure(b: BookBuilder) -> None:
     b.invoice("I1", "C1", 30_000)
     b.order("O1", "C1", 50_000)
-    assert b.ledger.exposure("C1") == {"CNY": cny(30_000)}  # submitted: not yet exposure
+    # issue 12: a submitted order counts toward exposure (it is judged with itself)
+    assert b.ledger.exposure("C1") == {"CNY": cny(80_000)}
     b.apply(
         OrderApprovalRequested(
             occurred_at=at(date(2026, 1, 2)),

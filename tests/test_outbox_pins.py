@@ -37,6 +37,8 @@ from arflow import (
     OrderSubmitted,
     PaymentNode,
     PermanentFailure,
+    Person,
+    PersonAdded,
     RetryPolicy,
 )
 from arflow.actions import TemporaryFailure
@@ -299,6 +301,20 @@ def book(limit: int = 1_000_000, locale: str = "en") -> BookBuilder:
             ),
         )
     )
+    # issue 12: the customer's salesperson and sales manager are people of the directory,
+    # reached at their own address (a bare name is no e-mail address)
+    for pid, email in (
+        ("li.wei", "li.wei@seller.example"),
+        ("zhang.min", "zhang.min@seller.example"),
+    ):
+        b.apply(
+            PersonAdded(
+                event_id=f"person-{pid}",
+                occurred_at=datetime(2026, 1, 1, tzinfo=UTC),
+                actor="t",
+                person=Person(id=pid, name=pid, addresses={"email": email}),
+            )
+        )
     return b
 
 
@@ -315,7 +331,7 @@ def test_a_lock_notice_lists_the_overdue_open_items_and_reaches_both_roles(pack)
     Engine(b.ledger, pack).run(DUE + timedelta(days=31), first_run=True)
     msgs = queued(b)
     (lock,) = [m for k, m in msgs.items() if k.startswith("lock:overdue-30:")]
-    assert lock.to == ("li.wei", "zhang.min")
+    assert lock.to == ("li.wei@seller.example", "zhang.min@seller.example")
     assert "I1" in lock.text and "I0" not in lock.text and "I2" not in lock.text
     (esc,) = [m for k, m in msgs.items() if ":escalation:" in k]
     history = esc.data["history"]
@@ -353,7 +369,13 @@ def test_approval_lock_and_milestone_messages_carry_their_records(pack) -> None:
         )
     )
     engine.handle(
-        OrderApproved(event_id="o1a", occurred_at=t, actor="cfo", order_id="SO-1", approver="cfo")
+        OrderApproved(
+            event_id="o1a",
+            occurred_at=t,
+            actor="cfo",
+            order_id="SO-1",
+            approver="finance.manager@example.com",  # issue 12: a holder of the role
+        )
     )
     engine.handle(
         ContractSigned(

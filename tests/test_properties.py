@@ -72,6 +72,7 @@ from arflow import (
     Ledger,
     MemoryStore,
     Money,
+    NotAuthorized,
     OrderApprovalRequested,
     OrderApproved,
     OrderRejected,
@@ -889,9 +890,16 @@ def book_machine(make_store: Callable[[], Store]) -> type[RuleBasedStateMachine]
             meta = self.meta()
             event: Any
             if trigger == "request_approval":
-                event = OrderApprovalRequested(**meta, order_id=o.id)
+                # issue 12: the approval path names who may approve
+                event = OrderApprovalRequested(
+                    **meta, order_id=o.id, roles=("sales_manager",), approvers=("manager",)
+                )
             elif trigger == "approve":
                 event = OrderApproved(**meta, order_id=o.id, approver="manager")
+                if o.state == "submitted" and self.held(o.id):
+                    # issue 12: a locked or over-limit order needs its approval path
+                    self.refuse(event, NotAuthorized)
+                    return
             elif trigger == "reject":
                 event = OrderRejected(**meta, order_id=o.id, approver="manager")
             else:
@@ -901,6 +909,28 @@ def book_machine(make_store: Callable[[], Store]) -> type[RuleBasedStateMachine]
                 self.ok(event)
             else:
                 self.refuse(event, IllegalTransition)
+
+        def held(self, order_id: str) -> bool:
+            """Whether the ledger holds a submitted order back from an approval without a
+            recorded approver: an order block, a lock that applies, or over the limit."""
+            o = self.ledger.get("order", order_id)
+            c = self.ledger.customer(o.customer_id)
+            applies = any(
+                lk.scope == "customer"
+                or (lk.scope == "order_type" and lk.ref == o.order_type)
+                or (lk.scope == "contract" and lk.ref == o.contract_id)
+                for lk in c.locks
+            )
+            if c.credit.order_block or applies:
+                return True
+            available = self.ledger.credit_available(c.id)
+            limit = c.credit.credit_limit
+            return (
+                available is not None
+                and limit is not None
+                and o.amount.currency == limit.currency
+                and available.amount < 0
+            )
 
         @precondition(lambda self: self.applied)
         @rule(data=st.data())

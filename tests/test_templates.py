@@ -126,6 +126,9 @@ EXPECTED: dict[str, dict[str, list[str]]] = {
         "en": ["new orders are suspended", "- INV-2024-0107: CN¥12,500.00, 16 days past due"],
         "zh_CN": ["付款前暂停新订单"],
     },
+    "order_lock_lifted": {"en": ["has been lifted"], "zh_CN": ["限制已解除"]},
+    "order_confirm": {"en": ["is approved: please confirm it"], "zh_CN": ["请财务确认"]},
+    "order_ship": {"en": ["ship it once finance has confirmed"], "zh_CN": ["财务确认后请发货"]},
     "invoice_request": {
         "en": ["invoice CN¥144,000.00 for payment node acceptance."],
         "zh_CN": ["开具 ¥144,000.00 的发票"],

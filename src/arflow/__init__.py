@@ -40,6 +40,8 @@ from .domain import (
     OrderState,
     Payment,
     PaymentNode,
+    Person,
+    PersonAddress,
     Project,
     PromiseStatus,
     PromiseToPay,
@@ -62,6 +64,7 @@ from .errors import (
     InvalidAmount,
     InvalidDates,
     MissingAnchor,
+    NotAuthorized,
     OffsetError,
     OverAllocation,
     ParseError,
@@ -74,6 +77,7 @@ from .errors import (
     StoreUnavailable,
     TemplateError,
     TemplateLimitError,
+    UnknownGrade,
     UnknownObject,
     UnsupportedForDurable,
     ValidationError,
@@ -87,11 +91,13 @@ from .events import (
     ContactFeedback,
     ContractSigned,
     CreditNoteIssued,
+    CreditReviewed,
     CustomerRegistered,
     CustomerUpdated,
     DisputeOpened,
     DisputeResolved,
     Event,
+    FactorPoints,
     InvoiceIssued,
     MilestoneCompleted,
     OrderApprovalRequested,
@@ -101,6 +107,9 @@ from .events import (
     OrderSubmitted,
     PaymentReceived,
     PaymentReversed,
+    PersonAdded,
+    PersonLeft,
+    PersonUpdated,
     PromiseBroken,
     PromiseMade,
     RefundIssued,
@@ -115,7 +124,7 @@ from .store import MemoryStore, Store, dump_book, open_store
 if TYPE_CHECKING:
     from .calendar import BusinessCalendar, Offset, Schedule, SendWindow
     from .decisions import Decision, Notice
-    from .engine import Engine, Failure, Plan, RunResult
+    from .engine import CreditScore, Engine, Failure, Plan, RunResult, review_event
     from .importer import import_files
     from .messages import TemplateSet, build_context, ledger_feedback
     from .rules import default_pack_path
@@ -129,7 +138,9 @@ __version__ = "0.1.0"
 _LAZY = {
     "BusinessCalendar": "arflow.calendar",
     "Decision": "arflow.decisions",
+    "CreditScore": "arflow.engine",
     "Engine": "arflow.engine",
+    "review_event": "arflow.engine",
     "Failure": "arflow.engine",
     "Notice": "arflow.decisions",
     "Offset": "arflow.calendar",
@@ -184,6 +195,8 @@ __all__ = [
     "CreditNote",
     "CreditNoteIssued",
     "CreditProfile",
+    "CreditReviewed",
+    "CreditScore",
     "CurrencyMismatch",
     "Customer",
     "CustomerRegistered",
@@ -201,6 +214,7 @@ __all__ = [
     "Engine",
     "Event",
     "ExpressionError",
+    "FactorPoints",
     "Failure",
     "IllegalTransition",
     "ImportRejected",
@@ -217,6 +231,7 @@ __all__ = [
     "MilestoneCompleted",
     "MissingAnchor",
     "Money",
+    "NotAuthorized",
     "Notice",
     "Offset",
     "OffsetError",
@@ -235,6 +250,11 @@ __all__ = [
     "PaymentReceived",
     "PaymentReversed",
     "PermanentFailure",
+    "Person",
+    "PersonAdded",
+    "PersonAddress",
+    "PersonLeft",
+    "PersonUpdated",
     "Plan",
     "Problem",
     "Project",
@@ -263,6 +283,7 @@ __all__ = [
     "TemplateLimitError",
     "TemplateSet",
     "TemporaryFailure",
+    "UnknownGrade",
     "UnknownObject",
     "UnsupportedForDurable",
     "ValidationError",
@@ -280,4 +301,5 @@ __all__ = [
     "open_store",
     "parse_event",
     "register_adapter",
+    "review_event",
 ]

@@ -469,6 +469,7 @@ EXIT_CODES: dict[type[BaseException], int] = {
     errors.OverAllocation: 4,
     errors.ClosedItem: 4,
     errors.IllegalTransition: 4,
+    errors.NotAuthorized: 4,
     errors.InvalidDates: 4,
     errors.StoreError: 5,
     errors.DeliveryError: 6,

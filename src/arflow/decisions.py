@@ -14,7 +14,9 @@ from pydantic import BaseModel, ConfigDict
 
 from .rules.schema import Action
 
-DecisionKind = Literal["dunning", "lock", "unlock", "alert", "milestone", "approval", "pattern"]
+DecisionKind = Literal[
+    "dunning", "lock", "unlock", "alert", "milestone", "approval", "pattern", "credit_review"
+]
 Status = Literal["planned", "held", "skipped", "dropped"]
 
 

@@ -18,6 +18,8 @@ from .domain import (
     DueRule,
     Milestone,
     PaymentNode,
+    Person,
+    PersonAddress,
     Project,
 )
 from .money import Money
@@ -35,6 +37,27 @@ def sample_events() -> list[ev.Event]:
     def add(e: ev.Event) -> None:
         out.append(e)
 
+    # the people the internal messages go to (an ERP syncs its staff the same way)
+    for pid, name, roles, email, locale in (
+        ("zhang.min", "Zhang Min", ("sales_manager",), "zhang.min@example.cn", "zh_CN"),
+        ("li.wei", "Li Wei", ("salesperson",), "li.wei@example.cn", "zh_CN"),
+        ("amy.chen", "Amy Chen", ("salesperson",), "amy.chen@example.com", "en"),
+    ):
+        add(
+            ev.PersonAdded(
+                event_id=f"demo-person-{pid}",
+                occurred_at=_at(date(2026, 5, 1)),
+                actor="hr-sync",
+                person=Person(
+                    id=pid,
+                    name=name,
+                    roles=roles,
+                    manager=None if pid == "zhang.min" else "zhang.min",
+                    addresses=(PersonAddress(channel="email", address=email),),
+                    locale=locale,
+                ),
+            )
+        )
     d = date(2026, 6, 1)
     add(
         ev.CustomerRegistered(

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationInfo,
@@ -47,6 +48,8 @@ __all__ = [
     "OrderState",
     "Payment",
     "PaymentNode",
+    "Person",
+    "PersonAddress",
     "Project",
     "PromiseStatus",
     "PromiseToPay",
@@ -202,16 +205,24 @@ class Contact(_Model):
         return None if v is None else check_email(v)
 
 
+#: A credit grade: the rule pack's name for it (A-D by default; AAA or 1-5 for an ERP that
+#: grades so). The ledger takes any such name; the engine refuses one its pack does not
+#: define (see ``docs/grades.md``).
+GradeName = Annotated[str, Field(min_length=1, max_length=20, pattern=r"^[A-Za-z0-9+_-]+$")]
+
+
 class CreditProfile(_Model):
     """What the credit policy grants a customer: grade, limit, terms, blocks."""
 
-    grade: Literal["A", "B", "C", "D"] | None = None
+    grade: GradeName | None = None
     credit_limit: Amount | None = None
     payment_terms_days: int = Field(default=30, ge=0, le=3650)
     prepayment_percent: Decimal = Decimal(0)
     order_block: bool = False
     dunning_block: bool = False
     dunning_block_reason: str | None = None
+    #: when the grade, limit and terms were last reviewed (``CreditReviewed``)
+    reviewed_on: date | None = None
 
     @field_validator("prepayment_percent", mode="before")
     @classmethod
@@ -520,6 +531,10 @@ class Order(_Model):
     state: OrderState = OrderState.SUBMITTED
     decided_by: str | None = None
     receivable_id: str | None = None
+    #: the roles the order was sent to for approval, and who holds them (the addresses or
+    #: ids the approval request went to): only they may approve or reject it
+    approval_roles: Seq[str] = ()
+    approvers: Seq[str] = ()
 
 
 class AuditRecord(_Model):
@@ -537,3 +552,119 @@ class AuditRecord(_Model):
     after_state: str | None = None
     before_balance: Money | None = None
     after_balance: Money | None = None
+
+
+# -- people -----------------------------------------------------------------------------------
+
+_PHONE = re.compile(r"\+?[0-9]{6,15}")
+_PHONE_SEPARATORS = str.maketrans("", "", " -.()")
+_NAME = re.compile(r"[a-z][a-z0-9_]{0,59}")
+#: The prefix of a value that names the holders of a role in the directory: ``role:finance``.
+ROLE_HOLDERS = "role:"
+#: What a person id looks like where a value may be an id or an address (``P-007``,
+#: ``EMP_1024``): letters, digits, ``-`` or ``_``, with at least one digit and no ``@``.
+PERSON_ID = re.compile(r"(?=[^@]*[0-9])[A-Za-z][A-Za-z0-9_\-]{0,99}")
+
+
+def check_phone(v: str) -> str:
+    """``v`` if it is a phone number in E.164 style (``+8613800138000``; spaces, dashes,
+    dots and brackets between the digits are allowed), else ``ValueError``."""
+    check_line(v, "phone number")
+    if not _PHONE.fullmatch(v.strip().translate(_PHONE_SEPARATORS)):
+        raise ValueError(f"{v!r} is not a phone number: give 6 to 15 digits, optionally after +")
+    return v
+
+
+def check_address(channel: str, address: str) -> str:
+    """``address`` if it can be an address on ``channel``: an e-mail address for ``email``,
+    a phone number for ``phone`` and ``sms``, one line of printable text for a chat id
+    (``wecom``, ``dingtalk``...) or a task queue; else ``ValueError`` saying why."""
+    if channel == "email":
+        return check_email(address)
+    if channel in ("phone", "sms"):
+        return check_phone(address)
+    return check_identifier(address, f"the {channel} address")
+
+
+def _name(v: str, what: str) -> str:
+    if not _NAME.fullmatch(v):
+        raise ValueError(f"{what} {v!r} must be lower-case letters, digits and _ (like finance)")
+    return v
+
+
+class PersonAddress(_Model):
+    """Where a person is reached on one channel: ``email``, ``phone`` (for SMS), or a chat
+    channel's id for the person (``wecom``, ``dingtalk``...)."""
+
+    channel: str
+    address: str = Field(min_length=1)
+
+    @field_validator("channel")
+    @classmethod
+    def _channel(cls, v: str) -> str:
+        return _name(v, "channel")
+
+    @model_validator(mode="after")
+    def _fits_channel(self) -> PersonAddress:
+        check_address(self.channel, self.address)
+        return self
+
+
+def _addresses_in(v: Any) -> Any:
+    """Addresses may be given as a mapping ``{channel: address}`` (stored as pairs: stored
+    models hold no dicts)."""
+    if isinstance(v, dict):
+        return tuple({"channel": k, "address": a} for k, a in v.items() if a is not None)
+    return v
+
+
+#: A person's addresses: pairs of channel and address, or a mapping ``{channel: address}``.
+Addresses = Annotated[Seq[PersonAddress], BeforeValidator(_addresses_in)]
+
+
+class Person(_Model):
+    """Someone arflow addresses inside the company: a salesperson, a manager, finance, the
+    warehouse. Rules name people by id or by role (``role:finance``), and messages reach
+    them at their address for the channel, in their locale."""
+
+    id: Identifier
+    name: Line = Field(min_length=1)
+    roles: Seq[str] = ()
+    manager: Ref | None = None
+    addresses: Addresses = ()
+    locale: str = "en"
+    timezone: str = "UTC"
+    active: bool = True
+
+    @field_validator("roles")
+    @classmethod
+    def _roles(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for r in v:
+            _name(r, "role")
+        if len(set(v)) != len(v):
+            raise ValueError("a role is listed twice")
+        return v
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        return Contact._tz(v)
+
+    @model_validator(mode="after")
+    def _one_per_channel(self) -> Person:
+        channels = [a.channel for a in self.addresses]
+        twice = sorted({c for c in channels if channels.count(c) > 1})
+        if twice:
+            raise ValueError(f"person {self.id!r} has two addresses for {', '.join(twice)}")
+        if self.manager == self.id:
+            raise ValueError(f"person {self.id!r} cannot be their own manager")
+        return self
+
+    def address(self, channel: str) -> str | None:
+        """The person's address on ``channel`` (``sms`` uses the ``phone``; a ``task`` goes
+        to the person's id unless a ``task`` address is given); None when there is none."""
+        want = "phone" if channel == "sms" else channel
+        found = next((a.address for a in self.addresses if a.channel == want), None)
+        if found is None and channel == "task":
+            return self.id
+        return found

@@ -14,6 +14,7 @@ pydantic, SQLAlchemy, YAML, Jinja2, a driver) is translated at the public edge w
     │   │       ├── ScheduleError
     │   │       └── WindowError
     │   ├── ExpressionError          a rule condition that does not parse or type-check
+    │   ├── UnknownGrade             a credit grade the rule pack does not define
     │   └── RuleLoadError            a rule pack with problems (file:line each)
     ├── CurrencyMismatch
     ├── UnknownObject
@@ -23,6 +24,7 @@ pydantic, SQLAlchemy, YAML, Jinja2, a driver) is translated at the public edge w
     ├── OverAllocation
     ├── ClosedItem
     ├── IllegalTransition
+    ├── NotAuthorized                an approval by someone who does not hold the role
     ├── InvalidDates
     │   └── DateOutOfRange
     ├── ImportRejected               an import file with bad rows (file:row:column each)
@@ -55,6 +57,15 @@ class ArflowError(Exception):
 
 class ValidationError(ArflowError):
     """Input that does not describe a valid business object or event."""
+
+
+class UnknownGrade(ValidationError):
+    """A credit grade the rule pack does not define (the engine refuses it; the ledger,
+    which has no pack, takes any well-formed grade name)."""
+
+    def __init__(self, grade: str, known: Sequence[str]) -> None:
+        self.grade, self.known = grade, tuple(known)
+        super().__init__(f"grade {grade!r} is not one of the pack's grades {', '.join(known)}")
 
 
 class CurrencyMismatch(ArflowError):
@@ -104,6 +115,15 @@ class IllegalTransition(ArflowError):
     def __init__(self, kind: str, object_id: str, state: str, trigger: str) -> None:
         self.kind, self.object_id, self.state, self.trigger = kind, object_id, state, trigger
         super().__init__(f"{kind} {object_id!r} cannot {trigger!r} from state {state!r}")
+
+
+class NotAuthorized(ArflowError):
+    """An approval (or refusal) of an order by someone who does not hold a role it was
+    sent to, or of an order that needs an approval path it was never given."""
+
+    def __init__(self, order_id: str, who: str, why: str) -> None:
+        self.order_id, self.who = order_id, who
+        super().__init__(f"order {order_id!r}: {who!r} may not decide it: {why}")
 
 
 class InvalidDates(ArflowError):

@@ -9,12 +9,23 @@ event log parses back into the right classes.
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Literal
+from decimal import Decimal
+from typing import Annotated, Any, Literal
 
 import pydantic
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    field_validator,
+    model_validator,
+)
 
 from .domain import (
+    Addresses,
     Amount,
     BookDate,
     CompanyProfile,
@@ -23,15 +34,17 @@ from .domain import (
     CreditProfile,
     Customer,
     EventId,
+    GradeName,
     Identifier,
     Line,
     Milestone,
+    Person,
     Project,
     Ref,
     check_instant,
 )
 from .errors import ValidationError
-from .money import Seq
+from .money import Seq, to_decimal
 
 
 class BaseEvent(BaseModel):
@@ -219,6 +232,9 @@ class OrderSubmitted(BaseEvent):
 class OrderApprovalRequested(BaseEvent):
     type: Literal["OrderApprovalRequested"] = "OrderApprovalRequested"
     order_id: Ref
+    #: the roles that may approve, and who holds them (see ``Order.approvers``)
+    roles: Seq[str] = ()
+    approvers: Seq[str] = ()
 
 
 class OrderApproved(BaseEvent):
@@ -285,6 +301,60 @@ class OrderLockLifted(BaseEvent):
     lifted_on: BookDate
 
 
+class FactorPoints(BaseModel):
+    """The points one scoring factor gave in a credit review (weight applied)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+    fact: str = Field(min_length=1)
+    points: Decimal
+
+    @field_validator("points", mode="before")
+    @classmethod
+    def _d(cls, v: Any) -> Decimal:
+        return to_decimal(v, "points")
+
+
+class CreditReviewed(BaseEvent):
+    """A customer's credit was reviewed: its grade, limit, terms and prepayment become
+    these, from a score (``score`` and the points of each ``factors``) or from a person's
+    decision (``reviewer``, ``comment``). A field left out keeps its value; the grade is
+    the pack's name for it (the engine refuses one its pack does not define)."""
+
+    type: Literal["CreditReviewed"] = "CreditReviewed"
+    customer_id: Ref
+    reviewed_on: BookDate
+    grade: GradeName
+    credit_limit: Amount | None = None
+    payment_terms_days: int | None = Field(default=None, ge=0, le=3650)
+    prepayment_percent: Decimal | None = None
+    score: Decimal | None = None
+    factors: Seq[FactorPoints] = ()
+    reviewer: str | None = Field(default=None, min_length=1)
+    comment: str | None = None
+
+    @field_validator("prepayment_percent", "score", mode="before")
+    @classmethod
+    def _d(cls, v: Any) -> Decimal | None:
+        return None if v is None else to_decimal(v, "number")
+
+    @field_validator("factors", mode="before")
+    @classmethod
+    def _f(cls, v: Any) -> Any:
+        """A mapping of fact: points is taken too (in its order)."""
+        if isinstance(v, dict):
+            return tuple(FactorPoints(fact=str(k), points=x) for k, x in v.items())
+        return v
+
+    @model_validator(mode="after")
+    def _why(self) -> CreditReviewed:
+        if self.score is None and self.reviewer is None:
+            raise ValueError("a credit review comes from a score or from a reviewer")
+        if self.prepayment_percent is not None and not 0 <= self.prepayment_percent <= 100:
+            raise ValueError(f"prepayment_percent {self.prepayment_percent} is outside 0..100")
+        return self
+
+
 class ContactFeedback(BaseEvent):
     """What a channel said about a contact's address: a hard bounce, an invalid number, an
     unsubscribe. The contact is marked so later steps use another channel."""
@@ -294,6 +364,37 @@ class ContactFeedback(BaseEvent):
     address: Line = Field(min_length=1)
     channel: Literal["email", "sms"]
     feedback: Literal["bounced", "invalid", "unsubscribed"]
+
+
+class PersonAdded(BaseEvent):
+    """Someone arflow addresses joins the directory (an ERP syncing its staff)."""
+
+    type: Literal["PersonAdded"] = "PersonAdded"
+    person: Person
+
+
+class PersonUpdated(BaseEvent):
+    """Changes the fields it sets; fields left out keep their value. ``addresses``
+    replaces all of the person's addresses."""
+
+    type: Literal["PersonUpdated"] = "PersonUpdated"
+    person_id: Ref
+    name: Line | None = None
+    roles: Seq[str] | None = None
+    manager: Ref | None = None
+    addresses: Addresses | None = None
+    locale: str | None = None
+    timezone: str | None = None
+    active: bool | None = None
+
+
+class PersonLeft(BaseEvent):
+    """The person left: kept in the directory (the audit trail names them) but inactive,
+    so no rule reaches them any more."""
+
+    type: Literal["PersonLeft"] = "PersonLeft"
+    person_id: Ref
+    left_on: BookDate
 
 
 Event = Annotated[
@@ -322,7 +423,11 @@ Event = Annotated[
     | RiskFlagged
     | OrderLockPlaced
     | OrderLockLifted
-    | ContactFeedback,
+    | ContactFeedback
+    | PersonAdded
+    | PersonUpdated
+    | PersonLeft
+    | CreditReviewed,
     Field(discriminator="type"),
 ]
 

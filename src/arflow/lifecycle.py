@@ -26,6 +26,15 @@ LIVE_STATES = (
 )
 #: Orders that count toward exposure: approved or shipped, not yet invoiced.
 UNINVOICED_ORDER_STATES = (OrderState.APPROVED, OrderState.SHIPPED)
+#: Orders that count toward a customer's exposure: every order not refused and not yet
+#: invoiced (submitted, waiting for approval, approved, shipped), so that an order is
+#: judged with itself and every other order still open.
+EXPOSURE_ORDER_STATES = (
+    OrderState.SUBMITTED,
+    OrderState.PENDING_APPROVAL,
+    OrderState.APPROVED,
+    OrderState.SHIPPED,
+)
 
 R = ReceivableState
 OS = OrderState

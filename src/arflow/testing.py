@@ -82,7 +82,7 @@ class BookBuilder:
     ) -> Applied:
         contacts = [Contact(name=name or customer_id, email=email)] if email else []
         credit = CreditProfile(
-            grade=grade,  # type: ignore[arg-type]
+            grade=grade,
             credit_limit=None if limit is None else self._money(limit),
             payment_terms_days=terms,
         )

@@ -24,7 +24,7 @@ from ._planner import CustomerPlanner, EventPlanner, HistoryPlanner, ReceivableP
 from ._record import ENGINE_ACTOR
 from ._record import _effect_id as _effect_id
 from ._results import Failure, Plan, RunResult
-from .planners import CreditScore, score_customer
+from .planners import CreditScore, review_event, score_customer
 
 __all__ = [
     "ENGINE_ACTOR",
@@ -48,5 +48,6 @@ __all__ = [
     "group_notices",
     "merge_plans",
     "pack_digest",
+    "review_event",
     "score_customer",
 ]

@@ -57,6 +57,8 @@ from ._review import proposal as held_decisions
 from ._review import release as release_held
 from .planners import (
     ApprovalPlanner,
+    ContractTermsPlanner,
+    CreditReviewPlanner,
     CreditScore,
     CustomerAlerts,
     DunningPlanner,
@@ -65,6 +67,7 @@ from .planners import (
     OrderAlerts,
     PatternPlanner,
     ReceivableAlerts,
+    check_grades,
     score_customer,
 )
 
@@ -121,13 +124,20 @@ class Engine:
             ReceivableAlerts(),
         )
         self.history_planners: tuple[HistoryPlanner, ...] = (self._patterns,)
-        self.customer_planners: tuple[CustomerPlanner, ...] = (self._locks, CustomerAlerts())
+        self._reviews = CreditReviewPlanner()
+        self.customer_planners: tuple[CustomerPlanner, ...] = (
+            self._locks,
+            CustomerAlerts(),
+            self._reviews,
+        )
         self.event_planners: tuple[EventPlanner, ...] = (
             MilestonePlanner(),
             ApprovalPlanner(),
             OrderAlerts(),
             self._patterns,
             self._locks,
+            self._reviews,
+            ContractTermsPlanner(),
         )
         from ..messages import Composer
 
@@ -397,7 +407,10 @@ class Engine:
     def handle(self, event: Event) -> tuple[Applied, list[Decision]]:
         """Apply ``event`` and decide what it triggers: an invoice request when a milestone
         is done, approval of an order beyond policy, an alert on the order, a lock placed
-        or lifted when exposure or overdue items change. The decisions are recorded."""
+        or lifted when exposure or overdue items change. The decisions are recorded. A
+        grade the pack does not define is refused here (:class:`~arflow.errors.UnknownGrade`)
+        before anything is applied."""
+        check_grades(self.pack.scoring, event)
         applied = self.ledger.apply(event)
         if applied.duplicate or not isinstance(event, BaseEvent):
             return applied, []

@@ -13,11 +13,15 @@ from typing import Any
 from ..decisions import Decision
 from ..domain import MAX_EVENT_ID_LENGTH, PromiseStatus
 from ..events import (
+    CreditReviewed,
     DunningStepRecorded,
+    FactorPoints,
     InvoiceIssued,
     OrderApprovalRequested,
+    OrderApproved,
     OrderLockLifted,
     OrderLockPlaced,
+    OrderRejected,
     PromiseBroken,
     RiskFlagged,
 )
@@ -88,12 +92,10 @@ def _effects(batch: Batch, d: Decision, at: datetime) -> None:
                     **meta,
                 )
             )
-    if d.kind == "approval":
-        order = batch.tx.get("order", d.subject_id)
-        if order is not None and order.state == "submitted":
-            batch.apply(
-                OrderApprovalRequested(event_id=_effect_id(d), order_id=d.subject_id, **meta)
-            )
+    if d.kind == "credit_review":
+        _credit_review(batch, d, meta)
+    if d.kind == "approval" and d.subject_kind == "order":
+        _order_effect(batch, d, meta)
     # an alert about a customer or an order has no receivable to flag
     flags_receivable = d.kind != "alert" or d.subject_kind == "receivable"
     for i, a in enumerate(d.actions):
@@ -126,6 +128,64 @@ def _effects(batch: Batch, d: Decision, at: datetime) -> None:
                 batch.apply(OrderLockPlaced(placed_on=d.as_of, **lock))
             else:
                 batch.apply(OrderLockLifted(lifted_on=d.as_of, **lock))
+
+
+def _order_effect(batch: Batch, d: Decision, meta: dict[str, Any]) -> None:
+    """What the check of an order at entry does to it (``why["on_order"]``): rejected (the
+    reason is the lock's description or the ceiling's), approved by the engine, or sent for
+    approval with the roles and their holders recorded; nothing to an order decided
+    already, nor for the tasks after a person's approval."""
+    order = batch.tx.get("order", d.subject_id)
+    if order is None or order.state != "submitted":
+        return
+    outcome = d.why.get("on_order", "approve")
+    if outcome == "reject":
+        batch.apply(
+            OrderRejected(
+                event_id=_effect_id(d), order_id=d.subject_id, approver=ENGINE_ACTOR, **meta
+            )
+        )
+    elif outcome == "auto":
+        batch.apply(
+            OrderApproved(
+                event_id=_effect_id(d), order_id=d.subject_id, approver=ENGINE_ACTOR, **meta
+            )
+        )
+    elif outcome == "approve":
+        path = d.why.get("approval") or {}
+        batch.apply(
+            OrderApprovalRequested(
+                event_id=_effect_id(d),
+                order_id=d.subject_id,
+                roles=tuple(path.get("roles", ())),
+                approvers=tuple(path.get("approvers", ())),
+                **meta,
+            )
+        )
+
+
+def _credit_review(batch: Batch, d: Decision, meta: dict[str, Any]) -> None:
+    """A review's score applied to the customer's credit profile, audited with the points
+    of each factor; with ``limit_held`` (a raise waiting for approval) the limit stays."""
+    if batch.tx.get("customer", d.customer_id) is None:
+        return
+    w = d.why
+    batch.apply(
+        CreditReviewed(
+            event_id=_effect_id(d),
+            customer_id=d.customer_id,
+            reviewed_on=d.as_of,
+            grade=w["grade"],
+            credit_limit=None
+            if w["limit_held"]
+            else Money(amount=Decimal(w["credit_limit"]), currency=w["currency"]),
+            payment_terms_days=w["payment_terms_days"],
+            prepayment_percent=Decimal(w["prepayment_percent"]),
+            score=Decimal(w["score"]),
+            factors=tuple(FactorPoints(fact=k, points=v) for k, v in w["factors"].items()),
+            **meta,
+        )
+    )
 
 
 def _charge(batch: Batch, d: Decision, a: Action, eid: str, meta: dict[str, Any]) -> None:

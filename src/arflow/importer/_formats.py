@@ -213,7 +213,8 @@ def _json_records(run: _Run, name: str, path: Path) -> Iterator[tuple[int, Any]]
         run.problem(name, index + 1, "-", "not UTF-8 text: save the export as UTF-8")
 
 
-_LIST_COLUMNS = frozenset({"tags", "allocate_to"})
+_LIST_COLUMNS = frozenset({"tags", "allocate_to", "roles"})
+_BOOL_COLUMNS = frozenset({"active"})
 
 
 def _flat(r: _Row, kind: str, value: dict[Any, Any]) -> None:
@@ -230,6 +231,8 @@ def _flat(r: _Row, kind: str, value: dict[Any, Any]) -> None:
             rec[key] = v.strip()
         elif isinstance(v, int | Decimal) and not isinstance(v, bool):
             rec[key] = str(v)
+        elif isinstance(v, bool) and key in _BOOL_COLUMNS:
+            rec[key] = "true" if v else "false"
         elif isinstance(v, list) and key in _LIST_COLUMNS:
             rec[key] = v
         elif v is not None:

@@ -1,4 +1,4 @@
-"""The flat row kinds (customers, invoices, payments): what a record of each becomes, as an
+"""The flat row kinds (people, customers, invoices, payments): what a record of each becomes, as an
 event validated by its model, pydantic's complaints mapped back to the record's columns.
 """
 
@@ -12,9 +12,17 @@ from typing import Any, TypeVar
 from pydantic import ValidationError as PydanticValidationError
 
 from ..errors import AmountOutOfRange, DateOutOfRange
-from ..events import BaseEvent, CustomerRegistered, Event, InvoiceIssued, PaymentReceived
+from ..events import (
+    BaseEvent,
+    CustomerRegistered,
+    Event,
+    InvoiceIssued,
+    PaymentReceived,
+    PersonAdded,
+)
 from ..money import Money
 from ._cells import _json_type, _Row, parse_amount
+from ._schema import PERSON_CHANNELS
 
 #: Where a pydantic error location points in the input: (row, column).
 ColumnOf = Callable[[tuple[Any, ...]], tuple[int, str]]
@@ -62,6 +70,48 @@ def _report_pydantic(r: _Row, exc: PydanticValidationError, column_of: ColumnOf)
             if shown not in msg and len(shown) <= 60:
                 msg = f"{msg} (got {shown})"
         r.fail(column, msg, row)
+
+
+# -- people -------------------------------------------------------------------------------------
+def _person(r: _Row) -> PersonAdded | None:
+    """A row of the people directory: its addresses one column per channel, its roles
+    separated by ``;`` (a list in JSON). A manager must come before the people they manage
+    (in an earlier row or file, or already in the book)."""
+    pid = r.need("id")
+    r.claim("person", pid, "id")
+    person: dict[str, Any] = {
+        "id": pid,
+        "name": r.need("name"),
+        "roles": r.tags("roles"),
+        "manager": r.text("manager"),
+        "addresses": [
+            {"channel": ch, "address": v} for ch in PERSON_CHANNELS if (v := r.text(ch)) is not None
+        ],
+    }
+    for col in ("locale", "timezone"):
+        if (v := r.text(col)) is not None:
+            person[col] = v
+    if (active := r.boolean("active")) is not None:
+        person["active"] = active
+    at = r.instant("occurred_at")
+    payload = {
+        "event_id": f"import:person:{pid}",
+        "occurred_at": at or r.run.now,
+        "actor": r.run.actor,
+        "person": person,
+    }
+    channels = [a["channel"] for a in person["addresses"]]
+
+    def column_of(loc: tuple[Any, ...]) -> tuple[int, str]:
+        if loc[:2] == ("person", "addresses") and len(loc) > 2 and isinstance(loc[2], int):
+            return r.row, channels[loc[2]]
+        if loc[:1] == ("person",) and len(loc) > 1:
+            return r.row, str(loc[1])
+        if loc[:1] == ("person",):
+            return r.row, "id"  # the person as a whole (their own manager, ...)
+        return r.row, "id" if loc[:1] == ("event_id",) else str(loc[0]) if loc else "-"
+
+    return _build(r, PersonAdded, payload, column_of)
 
 
 # -- customers ----------------------------------------------------------------------------------
@@ -268,6 +318,7 @@ def _allocations(r: _Row, currency: str | None) -> list[dict[str, Any]] | None:
 
 
 _BUILDERS: dict[str, Callable[[_Row], Event | None]] = {
+    "people": _person,
     "customers": _customer,
     "invoices": _invoice,
     "payments": _payment,

@@ -46,11 +46,12 @@ class ImportReport:
     invoices: int = 0
     payments: int = 0
     applied: int = 0
+    people: int = 0
 
     @property
     def events(self) -> int:
         """Events read from the files (one per customer, contract, invoice, payment)."""
-        return self.customers + self.contracts + self.invoices + self.payments
+        return self.people + self.customers + self.contracts + self.invoices + self.payments
 
     @property
     def already_imported(self) -> int:
@@ -58,8 +59,9 @@ class ImportReport:
         return self.events - self.applied
 
     def __str__(self) -> str:
+        people = f"{self.people} person(s), " if self.people else ""
         return (
-            f"imported {len(self.files)} file(s): {self.customers} customer(s), "
+            f"imported {len(self.files)} file(s): {people}{self.customers} customer(s), "
             f"{self.contracts} contract(s), {self.invoices} invoice(s), "
             f"{self.payments} payment(s); {self.applied} new event(s) applied, "
             f"{self.already_imported} already in the book"
@@ -124,6 +126,7 @@ def _read_by_reader(
 
 # -- which column a ledger refusal is about -------------------------------------------------------
 _REFUSAL_COLUMNS: dict[str, dict[str, str]] = {
+    "people": {"person": "id"},
     "customers": {"customer": "id"},
     "contracts": {
         "contract": "contract_id",
@@ -154,6 +157,8 @@ def _refusal_column(kind: str, fmt: str, exc: ArflowError) -> str:
     if kind == "contracts" and fmt != "csv":
         nested = {"contract": "id", "customer": "customer_id", "milestone": "milestones"}
         return nested.get(getattr(exc, "kind", ""), "-")
+    if kind == "people" and isinstance(exc, UnknownObject):
+        return "manager"  # the one person a new person's row refers to
     if isinstance(exc, UnknownObject | DuplicateObject | ClosedItem):
         col = _REFUSAL_COLUMNS[kind].get(exc.kind)
         if col is not None:
@@ -169,6 +174,8 @@ def _kind_of(path: Path, kind: str | None) -> str | None:
     if kind is not None:
         return kind
     stem = path.name.lower()
+    if stem.startswith("person"):
+        return "people"
     return next((k for k in KINDS if stem.startswith(k.removesuffix("s"))), None)
 
 
@@ -190,10 +197,11 @@ def import_files(
 ) -> ImportReport:
     """Import ERP export files into the book, all of them or nothing.
 
-    The kind of each file comes from its name (``customers*.csv``, ``contracts*.json``,
-    ``invoices*.jsonl``, ``payments*.csv``...; singular names work too) unless ``kind``
-    (``"customers"``, ``"contracts"``, ``"invoices"`` or ``"payments"``) is given, which
-    then applies to every path. Files are applied customers first, payments last, whatever
+    The kind of each file comes from its name (``people*.csv``, ``customers*.csv``,
+    ``contracts*.json``, ``invoices*.jsonl``, ``payments*.csv``...; singular names work too)
+    unless ``kind`` (``"people"``, ``"customers"``, ``"contracts"``, ``"invoices"`` or
+    ``"payments"``) is given, which then applies to every path. Files are applied people
+    first, then customers, payments last, whatever
     order they are given in. ``actor`` is recorded as who made the events; ``now`` is when
     customers were registered (rows without a date of their own), default the current time.
     ``reader_process``: read and check the files in a second process while this one applies
@@ -204,7 +212,7 @@ def import_files(
     with nothing imported. Rows already imported (same kind and key) are skipped.
     """
     if kind is not None:
-        plural = kind if kind in KINDS else kind + "s"
+        plural = kind if kind in KINDS else "people" if kind == "person" else kind + "s"
         if plural not in KINDS:
             raise ValueError(f"kind must be one of {', '.join(KINDS)}, not {kind!r}")
         kind = plural
@@ -223,8 +231,8 @@ def import_files(
                 name,
                 0,
                 "-",
-                "cannot tell what the file holds: name it customers*, contracts*, invoices* or "
-                "payments* (or pass the kind)",
+                "cannot tell what the file holds: name it people*, customers*, contracts*, "
+                "invoices* or payments* (or pass the kind)",
             )
         if fmt is None:
             run.problem(name, 0, "-", "unknown format: use .csv, .json or .jsonl")
@@ -269,4 +277,5 @@ def import_files(
         invoices=run.counts["invoices"],
         payments=run.counts["payments"],
         applied=applied,
+        people=run.counts["people"],
     )

@@ -5,11 +5,26 @@ and the file formats (see ``docs/import.md``).
 from __future__ import annotations
 
 #: The kinds of file, in the order they are applied (each may refer to the ones before).
-KINDS = ("customers", "contracts", "invoices", "payments")
+KINDS = ("people", "customers", "contracts", "invoices", "payments")
+
+#: The address columns of a person: one per channel (see :class:`arflow.Person`).
+PERSON_CHANNELS = ("email", "phone", "wecom", "dingtalk")
 
 #: Per kind: (required columns, optional columns). JSON records use the same names, except
 #: contracts in JSON, which use the nested form of the models (see docs/import.md).
 COLUMNS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "people": (
+        ("id", "name"),
+        (
+            "roles",
+            "manager",
+            *PERSON_CHANNELS,
+            "locale",
+            "timezone",
+            "active",
+            "occurred_at",
+        ),
+    ),
     "customers": (
         ("id", "name"),
         (

@@ -27,6 +27,7 @@ from ..events import (
     ContactFeedback,
     ContractSigned,
     CreditNoteIssued,
+    CreditReviewed,
     CustomerRegistered,
     CustomerUpdated,
     DisputeOpened,
@@ -45,6 +46,9 @@ from ..events import (
     OrderSubmitted,
     PaymentReceived,
     PaymentReversed,
+    PersonAdded,
+    PersonLeft,
+    PersonUpdated,
     PromiseBroken,
     PromiseMade,
     RefundIssued,
@@ -52,12 +56,13 @@ from ..events import (
     WrittenOff,
     parse_event,
 )
+from ..lifecycle import EXPOSURE_ORDER_STATES
 from ..money import Money
 from ..rows import PlainInvoice, is_plain, plain_invoice, plain_rows
 from ..store import Store, StoreTx, open_store
 from ..store.base import json_of
 from . import _disputes, _dunning, _invoices, _orders, _parties, _payments
-from ._checks import LIVE_STATES, UNINVOICED_ORDER_STATES, not_positive, zero
+from ._checks import LIVE_STATES, not_positive, zero
 from ._context import Ctx, InvoiceRequest
 from ._invoices import day_of, not_before_issue
 from ._prefetch import prefetch as prefetch_chunk
@@ -119,6 +124,10 @@ class Ledger:
             OrderLockPlaced: self._order_lock_placed,
             OrderLockLifted: self._order_lock_lifted,
             ContactFeedback: self._contact_feedback,
+            PersonAdded: self._person_added,
+            PersonUpdated: self._person_updated,
+            PersonLeft: self._person_left,
+            CreditReviewed: self._credit_reviewed,
             CashApplied: self._cash_applied,
             RefundIssued: self._refund_issued,
         }
@@ -285,6 +294,10 @@ class Ledger:
     _contact_feedback = staticmethod(_parties.contact_feedback)
     _contract_signed = staticmethod(_parties.contract_signed)
     _milestone_completed = staticmethod(_parties.milestone_completed)
+    _person_added = staticmethod(_parties.person_added)
+    _person_updated = staticmethod(_parties.person_updated)
+    _person_left = staticmethod(_parties.person_left)
+    _credit_reviewed = staticmethod(_parties.credit_reviewed)
     _invoice_issued = staticmethod(_invoices.invoice_issued)
     _credit_note_issued = staticmethod(_invoices.credit_note_issued)
     _written_off = staticmethod(_invoices.written_off)
@@ -339,8 +352,8 @@ class Ledger:
         )
 
     def exposure(self, customer_id: str) -> dict[str, Money]:
-        """Open receivables plus approved-but-uninvoiced orders, per currency."""
-        orders = self.store.find("order", customer_id=customer_id, states=UNINVOICED_ORDER_STATES)
+        """Open receivables plus orders not refused and not yet invoiced, per currency."""
+        orders = self.store.find("order", customer_id=customer_id, states=EXPOSURE_ORDER_STATES)
         return _by_currency(
             [r.open_balance for r in self.open_items(customer_id)] + [o.amount for o in orders]
         )

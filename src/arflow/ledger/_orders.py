@@ -4,14 +4,18 @@ shipping (invoicing one is :mod:`._invoices`' work), and the order locks on a cu
 from __future__ import annotations
 
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 from ..domain import Contract, Customer, Order, OrderLock, OrderState
-from ..errors import DuplicateObject, UnknownObject, ValidationError
+from ..errors import DuplicateObject, NotAuthorized, UnknownObject, ValidationError
 from ..events import OrderLockLifted, OrderLockPlaced, OrderSubmitted
-from ..lifecycle import ORDER_MACHINE, move
+from ..lifecycle import EXPOSURE_ORDER_STATES, LIVE_STATES, ORDER_MACHINE, move
 from ._checks import positive
 from ._context import Ctx
+
+LIVE = [str(s) for s in LIVE_STATES]
+OPEN_ORDERS = [str(s) for s in EXPOSURE_ORDER_STATES]
 
 
 def order_submitted(ctx: Ctx, e: OrderSubmitted) -> None:
@@ -34,18 +38,92 @@ def order_submitted(ctx: Ctx, e: OrderSubmitted) -> None:
     ctx.put(o, None, f"submitted {e.amount}")
 
 
+#: Who approves an order that passed every check at entry (``Engine.handle`` decides it;
+#: the engine's actor, ``arflow.engine._record.ENGINE_ACTOR``).
+ENGINE_APPROVER = "arflow-engine"
+
+
 def order_move(trigger: str) -> Callable[[Ctx, Any], None]:
-    """The handler of an event that moves an order by ``trigger`` (recording its approver)."""
+    """The handler of an event that moves an order by ``trigger`` (recording its approver,
+    or the roles and their holders it was sent to for approval)."""
 
     def handle(ctx: Ctx, e: Any) -> None:
         o: Order = ctx.get("order", e.order_id)
         state = OrderState(move(ORDER_MACHINE, "order", o.id, o.state, trigger))
         update: dict[str, Any] = {"state": state}
         if hasattr(e, "approver"):
+            authorize(ctx, o, e.approver, trigger)
             update["decided_by"] = e.approver
+        if trigger == "request_approval":
+            update["approval_roles"] = tuple(e.roles)
+            update["approvers"] = tuple(e.approvers)
         ctx.put(o.model_copy(update=update), o, trigger.replace("_", " "))
 
     return handle
+
+
+def authorize(ctx: Ctx, o: Order, who: str, trigger: str) -> None:
+    """Refuse (:class:`NotAuthorized`) a decision on ``o`` by ``who``.
+
+    An order sent for approval with its approvers recorded is decided by one of them only.
+    An order with no approval path recorded may be approved only if nothing holds it: no
+    lock of its customer that applies to it, no manual order block, and exposure (the
+    order included) within the credit limit. So ``Ledger.apply`` of an order for a locked or
+    over-limit customer can never end approved without a holder of the role: such orders go
+    through ``Engine.handle``, which sends them to the approval tier the pack names."""
+    if o.approvers:
+        if who not in o.approvers:
+            roles = ", ".join(o.approval_roles) or "the approval"
+            raise NotAuthorized(
+                o.id, who, f"only a holder of {roles} may ({', '.join(o.approvers)})"
+            )
+        return
+    if trigger != "approve":
+        return
+    held = holds_on(ctx, o)
+    if held:
+        raise NotAuthorized(
+            o.id,
+            who,
+            f"{held}; it needs an approval: submit it through Engine.handle, which sends it "
+            "to the approval tier of the pack",
+        )
+
+
+def holds_on(ctx: Ctx, o: Order) -> str | None:
+    """What holds order ``o`` back from approval without a recorded approver (None: nothing)."""
+    c: Customer = ctx.get("customer", o.customer_id)
+    if c.credit.order_block:
+        return f"orders of {c.id} are blocked"
+    for lk in c.locks:
+        if (
+            lk.scope == "customer"
+            or (lk.scope == "order_type" and lk.ref == o.order_type)
+            or (lk.scope == "contract" and lk.ref == o.contract_id)
+        ):
+            return f"orders of {c.id} are locked by {lk.lock_id}: {lk.reason}".rstrip(": ")
+    limit = c.credit.credit_limit
+    if limit is None or o.amount.currency != limit.currency:
+        return None
+    used = sum(
+        (
+            r.open_balance.amount
+            for r in ctx.tx.find("receivable", customer_id=c.id, states=LIVE)
+            if r.currency == limit.currency
+        ),
+        Decimal(0),
+    )
+    used += sum(
+        (
+            x.amount.amount
+            for x in ctx.tx.find("order", customer_id=c.id, states=OPEN_ORDERS)
+            if x.amount.currency == limit.currency
+        ),
+        Decimal(0),
+    )
+    if used > limit.amount:
+        return f"exposure {used} {limit.currency} is over the credit limit {limit}"
+    return None
 
 
 def order_lock_placed(ctx: Ctx, e: OrderLockPlaced) -> None:

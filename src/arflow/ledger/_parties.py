@@ -5,14 +5,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..domain import Contract, Customer, Milestone
+from ..domain import Contract, Customer, Milestone, Person
 from ..errors import ClosedItem, DuplicateObject, UnknownObject, ValidationError
 from ..events import (
     ContactFeedback,
     ContractSigned,
+    CreditReviewed,
     CustomerRegistered,
     CustomerUpdated,
     MilestoneCompleted,
+    PersonAdded,
+    PersonLeft,
+    PersonUpdated,
 )
 from ._context import Ctx, InvoiceRequest
 
@@ -121,3 +125,76 @@ def milestone_completed(ctx: Ctx, e: MilestoneCompleted) -> None:
                     contract.customer_id, contract.id, node.id, m.id, contract.node_amount(node)
                 )
             )
+
+
+# -- people ------------------------------------------------------------------------------------
+
+_PERSON_FIELDS = ("name", "roles", "manager", "addresses", "locale", "timezone", "active")
+
+
+def _manager_known(ctx: Ctx, person: Person) -> None:
+    """A person's manager is someone in the directory (refused otherwise: an ERP syncs
+    managers before their reports)."""
+    if person.manager is not None:
+        ctx.get("person", person.manager)
+
+
+def person_added(ctx: Ctx, e: PersonAdded) -> None:
+    """A new person in the directory: refused if the id is taken or the manager unknown."""
+    ctx.absent("person", e.person.id)
+    _manager_known(ctx, e.person)
+    ctx.put(e.person, None, "added, roles: " + (", ".join(e.person.roles) or "none"))
+
+
+def person_updated(ctx: Ctx, e: PersonUpdated) -> None:
+    """Change the fields the event sets (a name cannot be removed); the result is checked
+    as a whole, as a new person would be."""
+    old: Person = ctx.get("person", e.person_id)
+    changes: dict[str, Any] = {f: getattr(e, f) for f in _PERSON_FIELDS if f in e.model_fields_set}
+    for f in ("name", "roles", "addresses", "locale", "timezone", "active"):
+        if f in changes and changes[f] is None:
+            raise ValidationError(f"person {e.person_id!r}: {f} cannot be removed")
+    try:
+        new = Person.model_validate({**old.model_dump(), **changes})
+    except ValueError as exc:
+        raise ValidationError(f"person {e.person_id!r}: {exc}") from None
+    _manager_known(ctx, new)
+    ctx.put(new, old, "updated " + ", ".join(sorted(changes)) if changes else "no change")
+
+
+def person_left(ctx: Ctx, e: PersonLeft) -> None:
+    """The person is kept, inactive: rules no longer reach them."""
+    old: Person = ctx.get("person", e.person_id)
+    if not old.active:
+        raise ClosedItem("person", old.id, "inactive", "PersonLeft")
+    ctx.put(old.model_copy(update={"active": False}), old, f"left on {e.left_on}")
+
+
+def credit_reviewed(ctx: Ctx, e: CreditReviewed) -> None:
+    """Apply a credit review to the customer's profile: grade, limit, terms, prepayment and
+    the review date. The audit record says what changed and why (the score and the points
+    of each factor, or the reviewer and the comment). Any well-formed grade name is taken:
+    the ledger has no pack; the engine refuses a grade its pack does not define."""
+    old: Customer = ctx.get("customer", e.customer_id)
+    was = old.credit
+    update: dict[str, Any] = {"grade": e.grade, "reviewed_on": e.reviewed_on}
+    for f in ("credit_limit", "payment_terms_days", "prepayment_percent"):
+        if getattr(e, f) is not None:
+            update[f] = getattr(e, f)
+    credit = was.model_copy(update=update)
+    changes = [
+        f"{f} {getattr(was, f)} -> {getattr(credit, f)}"
+        for f in ("grade", "credit_limit", "payment_terms_days", "prepayment_percent")
+        if getattr(was, f) != getattr(credit, f)
+    ]
+    if e.score is not None:
+        points = ", ".join(f"{f.fact} {f.points.normalize():f}" for f in e.factors)
+        why = f"score {e.score.normalize():f}" + (f" ({points})" if points else "")
+    else:
+        why = ""
+    if e.reviewer is not None:
+        why = "; ".join(
+            x for x in (why, f"by {e.reviewer}", e.comment and f"comment: {e.comment}") if x
+        )
+    summary = "reviewed: " + ("; ".join(changes) or "no change") + "; " + why
+    ctx.put(old.model_copy(update={"credit": credit}), old, summary)

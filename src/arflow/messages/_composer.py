@@ -7,6 +7,14 @@ notice is addressed (:func:`resolve_addresses`), rendered with the pack's templa
 reader's locale, and queued under the notice's key. A key already queued is left alone, so
 a run repeated, or two runners at once, queue nothing twice. A message that cannot be
 rendered is queued as a dead letter carrying the error: nothing decided disappears silently.
+
+Roles resolve through the people directory (:class:`Directory`): a message whose ``to``
+reaches no one on any channel of its chain because a value is neither a known person nor an
+address (``li.wei`` as an e-mail address) is a dead letter at once, ``unreachable: <why>``,
+never handed to an adapter and never retried; recipients of ``cc`` (or some of ``to``) that
+cannot be reached are left out and named in the message's ``data["unreachable"]``. A
+message to people (not to the customer) is rendered in the first recipient person's locale
+when the pack has templates in it.
 """
 
 from __future__ import annotations
@@ -19,13 +27,13 @@ from typing import TYPE_CHECKING, Any
 
 from ..actions import CHANNEL_OF, Message
 from ..decisions import Decision, Notice
-from ..domain import AuditRecord, Customer, Receivable
-from ..errors import ArflowError
+from ..domain import AuditRecord, Customer, Person, Receivable
+from ..errors import ArflowError, PermanentFailure
 from ..lifecycle import LIVE_STATES
 from ..outbox import micros
 from ..rules.schema import Action
 from ..store.base import BookReader, OutboxRecord, Store, StoreTx
-from ._addresses import resolve_addresses
+from ._addresses import Directory, Reached, resolve_people
 from ._context import build_context
 from ._grouping import group_notices
 
@@ -44,6 +52,7 @@ class Composer:
         self._templates = templates
         self.store = store
         self._histories: dict[str, list[AuditRecord]] = {}  # read ahead by ``queue``
+        self._people: list[Person] | None = None  # the directory, read once per ``records``
 
     @property
     def templates(self) -> TemplateSet | None:
@@ -83,6 +92,7 @@ class Composer:
                 out.extend(self._records(book, notice, mine, at))
         finally:
             self._histories = {}  # a later compose() reads the trail as it is then
+            self._people = None
         return out
 
     def _history(self, receivable_id: str) -> list[AuditRecord]:
@@ -106,6 +116,15 @@ class Composer:
         try:
             message = self.compose(tx, notice, decisions)
             copy = self.copy(tx, notice, decisions, message)
+        except PermanentFailure as exc:
+            return [
+                OutboxRecord(
+                    **base,  # type: ignore[arg-type]
+                    body="{}",
+                    status="dead",
+                    last_error=f"unreachable: {exc}",
+                )
+            ]
         except ArflowError as exc:
             return [
                 OutboxRecord(
@@ -146,8 +165,8 @@ class Composer:
         customer: Customer | None = tx.get("customer", notice.customer_id)
         if customer is None:
             return None
-        cc = self._addresses(customer, a.cc, "email", decisions[0].recipients)
-        cc = tuple(x for x in cc if x not in message.to)
+        reached = self._reach(tx, customer, a.cc, "email", decisions[0].recipients)
+        cc = tuple(r.address for r in reached if r.address and r.address not in message.to)
         if not cc:
             return None
         sent_to = ", ".join(message.to)
@@ -178,32 +197,75 @@ class Composer:
         as_of = first.as_of
         chain = [CHANNEL_OF[a.type], *(c for c in a.fallback if c != CHANNEL_OF[a.type])]
         built: list[Message] = []
+        missed: list[str] = []  # why recipients cannot be reached, channel by channel
         for i, channel in enumerate(chain):
-            to = self._addresses(customer, a.to, channel, first.recipients)
-            cc = self._addresses(customer, a.cc, channel, first.recipients)
+            to_r = self._reach(tx, customer, a.to, channel, first.recipients)
+            cc_r = self._reach(tx, customer, a.cc, channel, first.recipients)
+            to = tuple(r.address for r in to_r if r.address)
+            cc = tuple(r.address for r in cc_r if r.address)
+            problems = [f"{channel}: {r.problem}" for r in (*to_r, *cc_r) if r.problem]
             if channel == "task" and i > 0 and not to:
                 to = tuple(x for x in (customer.salesperson,) if x)
+            if not to and any(r.problem for r in to_r):
+                missed.extend(problems)
+                if i + 1 < len(chain) or built:
+                    continue  # nobody reachable on this channel: the next one is the message
+                raise PermanentFailure("; ".join(dict.fromkeys(missed)))
             if not to and i + 1 < len(chain):
                 continue  # no address on this channel: the next one is the message
             key = notice.key if not built else f"{notice.key}~{channel}"
+            people = [r.person for r in to_r if r.address and r.person is not None]
             built.append(
-                self._render(tx, key, channel, a, customer, notice, decisions, to, cc, as_of)
+                self._render(
+                    tx,
+                    key,
+                    channel,
+                    a,
+                    customer,
+                    notice,
+                    decisions,
+                    to,
+                    cc,
+                    as_of,
+                    people=people,
+                    unreachable=problems,
+                )
             )
         if not built:
             raise ArflowError(f"no channel reaches {', '.join(a.to)} of {customer.id}")
         head, *rest = built
         return head.model_copy(update={"fallbacks": tuple(rest)})
 
-    def _addresses(
+    def _reach(
         self,
+        book: BookReader,
         customer: Customer,
         roles: Iterable[str],
         channel: str,
         recipients: Mapping[str, str | None],
-    ) -> tuple[str, ...]:
-        return resolve_addresses(
-            customer, roles, channel, roles=self.pack.roles, recipients=recipients
+    ) -> list[Reached]:
+        """Who ``roles`` are on ``channel``, through the people directory of ``book``."""
+        directory = Directory(lambda pid: book.get("person", pid), self._everyone)
+        return resolve_people(
+            customer, roles, channel, directory, roles=self.pack.roles, recipients=recipients
         )
+
+    def _everyone(self) -> list[Person]:
+        """Everyone in the directory (for ``role:`` values), read once per ``records``."""
+        if self._people is None:
+            self._people = list(self.store.all("person")) if self.store is not None else []
+        return self._people
+
+    def _internal_locale(self, people: Sequence[Person]) -> str:
+        """The locale of a message to people: the first person's, when the pack has it;
+        else the pack's first locale."""
+        locales = self.pack.settings.locales
+        if people:
+            want = people[0].locale.replace("-", "_").lower()  # zh-CN is zh_CN
+            found = next((lc for lc in locales if lc.replace("-", "_").lower() == want), None)
+            if found is not None:
+                return found
+        return locales[0]
 
     def _render(
         self,
@@ -217,6 +279,9 @@ class Composer:
         to: tuple[str, ...],
         cc: tuple[str, ...],
         as_of: date,
+        *,
+        people: Sequence[Person] = (),
+        unreachable: Sequence[str] = (),
     ) -> Message:
         receivables: list[Receivable] = [
             r for sid in notice.subject_ids if (r := tx.get("receivable", sid)) is not None
@@ -250,7 +315,7 @@ class Composer:
         locale = (
             contact.locale
             if customer_facing and contact is not None
-            else self.pack.settings.locales[0]
+            else self._internal_locale(people)
         )
         subject = text = html = None
         used_locale = None
@@ -272,6 +337,8 @@ class Composer:
 
             due = Offset.parse(f"due+{a.due_in}").resolve({"due": as_of}, self.pack.calendar)
         data: dict[str, Any] = {"invoices": list(notice.subject_ids)}
+        if unreachable:
+            data["unreachable"] = list(unreachable)
         if a.attach_history:
             data["history"] = [
                 {

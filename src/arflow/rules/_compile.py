@@ -171,8 +171,20 @@ PACK_SECTIONS: tuple[tuple[str, Compile], ...] = (
 # -- rules: compiled file by file, section by section --------------------------------------------
 
 
+def _known_grades(ctx: FileContext, grades: Sequence[str], path: Path_, rule: str) -> None:
+    """Every grade in ``grades`` is one the pack's scoring defines (no scoring: any)."""
+    scoring = ctx.pack.scoring
+    if scoring is None:
+        return
+    names = [g.grade for g in scoring.grades]
+    for j, g in enumerate(grades):
+        if g not in names:
+            ctx.problem((*path, j), f"unknown grade {g!r} (the pack's: {', '.join(names)})", rule)
+
+
 def _ladder(ctx: FileContext, ladder: Ladder, lp: Path_) -> CompiledLadder:
     ctx.unique("ladder", ladder.id, lp)
+    _known_grades(ctx, ladder.exempt_grades, (*lp, "exempt_grades"), ladder.id)
     steps: list[CompiledStep] = []
     step_ids: set[str] = set()
     top_level = -1
@@ -198,6 +210,8 @@ def _ladder(ctx: FileContext, ladder: Ladder, lp: Path_) -> CompiledLadder:
             ctx.problem((*sp, "at"), f"bad 'at' {st.at!r}: {exc}", rid)
             schedule = None
         when = ctx.cond(st.when, "receivable", (*sp, "when"), rid)
+        for ai, a in enumerate(st.actions):
+            _known_grades(ctx, a.exempt_grades, (*sp, "actions", ai, "exempt_grades"), rid)
         ctx.actions(st.actions, (*sp, "actions"), rid)
         for ai, a in enumerate(st.actions):
             if a.type in ("block_orders", "unblock_orders"):
@@ -254,6 +268,7 @@ def _locks(ctx: FileContext, spec: RuleFile) -> None:
         ctx.unique("lock", lock.id, p)
         ctx.known_roles(lock.notify, (*p, "notify"), lock.id)
         ctx.template(lock.template, (*p, "template"), lock.id)
+        ctx.template(lock.lift_template, (*p, "lift_template"), lock.id)
         ctx.pack.locks.append(_rule(ctx, "lock", "customer", lock, p))
 
 
@@ -314,6 +329,11 @@ def _scoring_rules(ctx: FileContext, spec: RuleFile) -> None:
                 f"points by value need text, and {factor.fact} is a {t}: give 'bands' instead",
                 None,
             )
+    sc = spec.scoring
+    if sc.max_auto_raise is not None or "raise_approvers" in sc.model_fields_set:
+        ctx.known_roles(sc.raise_approvers, ("scoring", "raise_approvers"), "scoring", known=True)
+    if "terms_approvers" in sc.model_fields_set:
+        ctx.known_roles(sc.terms_approvers, ("scoring", "terms_approvers"), "scoring", known=True)
     grades = spec.scoring.grades
     for gi in range(1, len(grades)):
         if grades[gi].min_score > grades[gi - 1].min_score:
@@ -327,6 +347,14 @@ def _scoring_rules(ctx: FileContext, spec: RuleFile) -> None:
             break
 
 
+def _order_settings(ctx: FileContext, spec: RuleFile) -> None:
+    """What follows an approved order (``settings.order_approved``) names known roles and
+    templates; checked here, once the roles of the whole pack are known."""
+    if spec.settings is not None and spec.settings.order_approved:
+        acts = spec.settings.order_approved
+        ctx.actions(acts, ("settings", "order_approved"), "settings.order_approved")
+
+
 #: Rule sections, compiled file by file in this order once the pack-wide sections are in.
 RULE_SECTIONS: tuple[tuple[str, Compile], ...] = (
     ("ladders", _ladders),
@@ -336,4 +364,5 @@ RULE_SECTIONS: tuple[tuple[str, Compile], ...] = (
     ("approvals", _approvals),
     ("patterns", _patterns),
     ("scoring", _scoring_rules),
+    ("settings", _order_settings),
 )

@@ -22,12 +22,12 @@ from ..domain import (
     CreditNote,
     Customer,
     Order,
-    OrderState,
     Payment,
     PromiseStatus,
     PromiseToPay,
     Receivable,
 )
+from ..lifecycle import EXPOSURE_ORDER_STATES
 from ..summary import CLOSED_STATES, ReceivableSummary, summary_of
 from .expr import Type
 
@@ -90,7 +90,11 @@ CUSTOMER_FACTS = _spec(
         ("region", T.STRING, "region"),
         ("salesperson", T.STRING, "salesperson"),
         ("tags", T.STRING_LIST, "free tags of the customer"),
-        ("grade", T.STRING, "credit grade A, B, C or D (null if not graded)"),
+        (
+            "grade",
+            T.STRING,
+            "credit grade, one the pack's scoring defines (A to D by default; null if not graded)",
+        ),
         ("currency", T.STRING, "the customer's credit currency, in which its money facts are"),
         ("credit_limit", T.NUMBER, "credit limit (null if none)"),
         ("payment_terms_days", T.NUMBER, "granted payment terms in days"),
@@ -101,7 +105,7 @@ CUSTOMER_FACTS = _spec(
         ("overdue_balance", T.NUMBER, "open balance of its invoices past due"),
         ("overdue_count", T.NUMBER, "number of open invoices past due"),
         ("overdue_max_days", T.NUMBER, "days past due of its oldest overdue invoice (0 if none)"),
-        ("exposure", T.NUMBER, "open balance plus approved orders not yet invoiced"),
+        ("exposure", T.NUMBER, "open balance plus orders not refused and not yet invoiced"),
         ("exposure_ratio", T.NUMBER, "exposure / credit limit (null without a limit)"),
         ("credit_available", T.NUMBER, "credit limit minus exposure (null without a limit)"),
         ("open_disputes", T.NUMBER, "number of invoices with an open dispute"),
@@ -225,7 +229,7 @@ def customer_facts(
         (
             o.amount.amount
             for o in orders
-            if o.amount.currency == cur and o.state in (OrderState.APPROVED, OrderState.SHIPPED)
+            if o.amount.currency == cur and o.state in EXPOSURE_ORDER_STATES
         ),
         ZERO,
     )

@@ -1,6 +1,7 @@
 """Warnings about a pack that loads but is probably not what its author meant.
 
-Ladder gaps and overlaps, unreachable steps, roles with nobody behind them (by rule id);
+Ladder gaps and overlaps, unreachable steps, roles with nobody behind them or a value no
+message can reach (a bare name where an address, a person id or ``role:NAME`` belongs);
 steps whose condition rules out every day their schedule falls on, and conditions that
 contradict themselves (with the file and line they were written on).
 """
@@ -8,8 +9,10 @@ contradict themselves (with the file and line they were written on).
 from __future__ import annotations
 
 import itertools
+import re
 
 from ..calendar import due_reach, schedule_reach
+from ..domain import PERSON_ID, ROLE_HOLDERS, check_email, check_phone
 from ..errors import Problem
 from .expr import Condition, contradictions, interval
 from .loader import CompiledRule, RulePack, Source
@@ -52,9 +55,42 @@ def lint(pack: RulePack) -> list[str]:
     for role, who in sorted(pack.roles.items()):
         if not who:
             out.append(f"role {role!r} has nobody behind it")
+        elif (why := unaddressable(who)) is not None:
+            out.append(f"role {role!r}: {why}")
     out.extend(_never_fire(pack))
     out.extend(_self_contradictions(pack))
     return out
+
+
+_ROLE_NAME = re.compile(r"[a-z][a-z0-9_]{0,59}")
+
+
+def unaddressable(value: str) -> str | None:
+    """Why a pack role's value can reach no one, or None when it can: it must be an e-mail
+    address, a phone number, a person's id (``P-007``) or ``role:NAME`` (the holders of a
+    role). Lint has no book, so a person id is judged by its form; the composer reports an
+    id that names nobody when a message is queued."""
+    if value.startswith(ROLE_HOLDERS):
+        name = value[len(ROLE_HOLDERS) :]
+        if _ROLE_NAME.fullmatch(name):
+            return None
+        return f"{value!r} names no role: after 'role:' give a lower-case role name"
+    if "@" in value:
+        try:
+            check_email(value)
+        except ValueError as exc:
+            return str(exc)
+        return None
+    if PERSON_ID.fullmatch(value):
+        return None
+    try:
+        check_phone(value)
+    except ValueError:
+        return (
+            f"{value!r} is neither an e-mail address, a person id (like P-007) nor "
+            f"role:NAME, so no message reaches it"
+        )
+    return None
 
 
 def _at(source: Source | None, line: str, rule: str, message: str) -> str:

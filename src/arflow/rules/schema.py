@@ -10,6 +10,7 @@ offsets, templates and roles against what exists.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from decimal import Decimal
 from typing import Annotated, Any, Literal
@@ -28,6 +29,13 @@ from pydantic import (
 from ..money import Seq, to_decimal
 
 Id = Annotated[str, Field(min_length=1, max_length=80, pattern=r"^[A-Za-z0-9_.:-]+$")]
+#: A credit grade's name, as the pack names its grades (A-D by default, AAA or 1-5 too: a
+#: YAML number is taken as its text).
+GradeName = Annotated[
+    str,
+    BeforeValidator(lambda v: str(v) if type(v) is int else v),
+    Field(min_length=1, max_length=20, pattern=r"^[A-Za-z0-9+_-]+$"),
+]
 
 
 class _Spec(BaseModel):
@@ -148,7 +156,7 @@ class Action(_Spec):
     interest_rate: Decimal | None = Field(default=None, description="annual, e.g. 0.08")
     day_count: Literal["act/365", "act/360", "30/360"] = "act/365"
     interest_from: Literal["due", "last_dunning"] = "due"
-    exempt_grades: Seq[Literal["A", "B", "C", "D"]] = Field(
+    exempt_grades: Seq[GradeName] = Field(
         default=(), description="grades a charge is never booked for"
     )
 
@@ -194,7 +202,7 @@ class Ladder(_Spec):
     description: str = ""
     when: str | None = Field(default=None, description="which receivables follow this ladder")
     min_balance: Decimal = Decimal(0)
-    exempt_grades: Seq[Literal["A", "B", "C", "D"]] = ()
+    exempt_grades: Seq[GradeName] = ()
     steps: Seq[Step] = Field(min_length=1)
 
     _d = field_validator("min_balance", mode="before")(lambda cls, v, info: _dec(v, info))
@@ -210,6 +218,22 @@ class Lock(_Spec):
     order_type: str | None = None
     notify: Seq[str] = ()
     template: str | None = None
+    on_order: Literal["reject", "approve"] | None = Field(
+        default=None,
+        description=(
+            "what the lock does to a new order: reject it (OrderRejected with the lock's "
+            "description), or send it to approval (the tier named by 'approval', else "
+            "settings.over_limit_tier); unset: sent for approval to the customer's "
+            "sales_manager, as before this setting existed"
+        ),
+    )
+    approval: Id | None = Field(
+        default=None, description="the approval tier an order goes to (on_order: approve)"
+    )
+    lift_template: str | None = Field(
+        default=None,
+        description="the notice sent to 'notify' when the lock lifts (none without it)",
+    )
 
     _many = field_validator("notify", mode="before")(lambda cls, v: _one_or_many(v))
 
@@ -219,6 +243,10 @@ class Lock(_Spec):
             raise ValueError("scope order_type needs 'order_type'")
         if self.notify and not self.template:
             raise ValueError("'notify' needs a 'template'")
+        if self.approval is not None and self.on_order != "approve":
+            raise ValueError("'approval' names a tier for on_order: approve only")
+        if self.lift_template and not self.notify:
+            raise ValueError("'lift_template' needs 'notify' (who is told)")
         return self
 
 
@@ -311,7 +339,7 @@ class Factor(_Spec):
 
 
 class GradePolicy(_Spec):
-    grade: Literal["A", "B", "C", "D"]
+    grade: GradeName
     min_score: Decimal
     credit_limit: Decimal
     payment_terms_days: int = Field(ge=0, le=3650, strict=True)
@@ -322,6 +350,46 @@ class GradePolicy(_Spec):
     )
 
 
+_EVERY = re.compile(r"^\s*(\d+)\s*(day|week|month|year)s?\s*$")
+_AFTER = re.compile(r"^(broken_promise|overdue_(\d+))$")
+
+
+class Review(_Spec):
+    """When a customer's grade is reviewed again: ``every`` (e.g. "3 months", "90 days",
+    "1 year") since the last review, and at once ``after`` a broken promise
+    (``broken_promise``) or an item crossing N days overdue (``overdue_60``)."""
+
+    every: str | None = None
+    after: Seq[str] = ()
+
+    _many = field_validator("after", mode="before")(lambda cls, v: _one_or_many(v))
+
+    @field_validator("every")
+    @classmethod
+    def _every(cls, v: str | None) -> str | None:
+        m = None if v is None else _EVERY.match(v)
+        if v is not None and (m is None or int(m.group(1)) < 1):
+            raise ValueError(f"every {v!r}: say a count and a unit, e.g. '3 months' or '90 days'")
+        return v
+
+    @field_validator("after")
+    @classmethod
+    def _after(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for a in v:
+            if not _AFTER.match(a):
+                raise ValueError(f"after {a!r}: known causes are broken_promise and overdue_N")
+        return v
+
+    def every_parts(self) -> tuple[int, str] | None:
+        """(count, unit) of ``every`` (None: no periodic review)."""
+        m = None if self.every is None else _EVERY.match(self.every)
+        return None if m is None else (int(m.group(1)), m.group(2))
+
+    def overdue_days(self) -> list[int]:
+        """The N of each ``overdue_N`` cause."""
+        return [int(m.group(2)) for a in self.after if (m := _AFTER.match(a)) and m.group(2)]
+
+
 class Scoring(_Spec):
     """Weighted score over customer facts; the grade is the first policy whose min_score
     the score reaches; orders and contracts beyond the grade's policy need approval."""
@@ -329,6 +397,42 @@ class Scoring(_Spec):
     currency: str = "CNY"
     factors: Seq[Factor] = Field(min_length=1)
     grades: Seq[GradePolicy] = Field(min_length=1)
+    review: Review | None = Field(
+        default=None, description="when the engine re-rates customers (none: never by itself)"
+    )
+    max_auto_raise: Decimal | None = Field(
+        default=None,
+        ge=0,
+        description=(
+            "the largest raise of a credit limit a review applies by itself, as a fraction "
+            "of the current limit (0.2: 20%); a larger one goes to approval, the limit stays"
+        ),
+    )
+    raise_approvers: Seq[str] = Field(
+        default=("finance_manager",), description="the roles that approve a larger raise"
+    )
+    terms_approvers: Seq[str] = Field(
+        default=("finance_manager",),
+        description="the roles that approve contract terms longer than the grade allows",
+    )
+
+    _mr = field_validator("max_auto_raise", mode="before")(lambda cls, v, info: _dec(v, info))
+    _ra = field_validator("raise_approvers", "terms_approvers", mode="before")(
+        lambda cls, v: _one_or_many(v)
+    )
+
+    @field_validator("grades")
+    @classmethod
+    def _distinct(cls, v: tuple[GradePolicy, ...]) -> tuple[GradePolicy, ...]:
+        seen = [g.grade for g in v]
+        twice = sorted({g for g in seen if seen.count(g) > 1})
+        if twice:
+            raise ValueError(f"grade {twice[0]!r} is defined twice")
+        return v
+
+    def grade(self, name: str) -> GradePolicy | None:
+        """The policy of grade ``name`` (None: the pack defines no such grade)."""
+        return next((g for g in self.grades if g.grade == name), None)
 
 
 class MilestoneRule(_Spec):
@@ -392,8 +496,35 @@ class Settings(_Spec):
     locales: Seq[str] = Field(
         default=("en", "zh_CN"), description="every template must exist in these locales"
     )
+    # -- orders checked at entry (docs/orders.md) --
+    order_ceiling_ratio: Decimal | None = Field(
+        default=None,
+        ge=1,
+        description=(
+            "an order that takes exposure above this many times the credit limit is "
+            "rejected: no approval can pass it (e.g. 1.5)"
+        ),
+    )
+    over_limit_tier: Id | None = Field(
+        default=None,
+        description=(
+            "the approval tier of an order over the credit limit that no tier caught, and "
+            "of a lock with on_order: approve that names none"
+        ),
+    )
+    auto_approve_orders: bool = Field(
+        default=False,
+        strict=True,
+        description="an order within limit, unlocked and caught by no tier is approved at once",
+    )
+    order_approved: Seq[Action] = Field(
+        default=(),
+        description="what follows an approved order: tasks to its next owners (finance, warehouse)",
+    )
 
-    _d = field_validator("min_balance", mode="before")(lambda cls, v, info: _dec(v, info))
+    _d = field_validator("min_balance", "order_ceiling_ratio", mode="before")(
+        lambda cls, v, info: _dec(v, info)
+    )
 
     @field_validator("group_by")
     @classmethod

@@ -23,6 +23,7 @@ from ..domain import (
     Milestone,
     Order,
     Payment,
+    Person,
     Project,
     PromiseToPay,
     Receivable,
@@ -57,6 +58,7 @@ KINDS: dict[str, Kind] = {
         Kind("dispute", Dispute, _cust, lambda m: m.status),
         Kind("promise", PromiseToPay, _cust, lambda m: str(m.status)),
         Kind("order", Order, _cust, lambda m: str(m.state)),
+        Kind("person", Person, lambda _m: None, lambda m: "active" if m.active else "inactive"),
     )
 }
 KIND_OF: dict[type[BaseModel], Kind] = {k.model: k for k in KINDS.values()}

@@ -5,7 +5,14 @@ from __future__ import annotations
 
 from .alerts import CustomerAlerts, OrderAlerts, ReceivableAlerts
 from .approvals import ApprovalPlanner
-from .credit import CreditScore, score_customer
+from .credit import (
+    ContractTermsPlanner,
+    CreditReviewPlanner,
+    CreditScore,
+    check_grades,
+    review_event,
+    score_customer,
+)
 from .dunning import DunningPlanner
 from .locks import LockPlanner
 from .milestones import MilestonePlanner
@@ -13,6 +20,8 @@ from .patterns import PatternPlanner
 
 __all__ = [
     "ApprovalPlanner",
+    "ContractTermsPlanner",
+    "CreditReviewPlanner",
     "CreditScore",
     "CustomerAlerts",
     "DunningPlanner",
@@ -21,5 +30,7 @@ __all__ = [
     "OrderAlerts",
     "PatternPlanner",
     "ReceivableAlerts",
+    "check_grades",
+    "review_event",
     "score_customer",
 ]

@@ -1,14 +1,33 @@
 """Credit scoring: weighted points per factor of a customer's facts, and the grade (with
-its limit, terms and prepayment) the total reaches (``Engine.score``)."""
+its limit, terms and prepayment) the total reaches (``Engine.score``); and re-rating: the
+reviews the pack schedules, applied as ``CreditReviewed`` events (see ``docs/grades.md``)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from ...rules.schema import Scoring
+from ...decisions import Decision, decision_key
+from ...domain import PromiseStatus, PromiseToPay
+from ...errors import UnknownGrade
+from ...events import (
+    BaseEvent,
+    ContractSigned,
+    CreditReviewed,
+    CustomerRegistered,
+    CustomerUpdated,
+    FactorPoints,
+    PromiseBroken,
+)
+from ...ledger import Applied
+from ...lifecycle import LIVE_STATES
+from ...money import Money
+from ...rules.schema import Review, Scoring
+from .._context import Day
+from .._results import Plan
 
 
 @dataclass(frozen=True)
@@ -57,4 +76,302 @@ def score_customer(scoring: Scoring, facts: Mapping[str, Any]) -> CreditScore:
         last.payment_terms_days,
         last.prepayment_percent,
         breakdown,
+    )
+
+
+# -- re-rating: credit reviews the pack schedules ----------------------------------------------
+
+
+def _months_back(d: date, months: int) -> date:
+    """``d`` less ``months`` calendar months (the day clamped to the month's length)."""
+    y, m = divmod(d.year * 12 + d.month - 1 - months, 12)
+    m += 1
+    last = (date(y + (m == 12), m % 12 + 1, 1) - timedelta(1)).day
+    return date(y, m, min(d.day, last))
+
+
+def review_due_since(review: Review, as_of: date) -> date | None:
+    """A customer last reviewed on or before this date is due for its periodic review on
+    ``as_of`` (None: the pack schedules no periodic review)."""
+    parts = review.every_parts()
+    if parts is None:
+        return None
+    n, unit = parts
+    if unit in ("day", "week"):
+        return as_of - timedelta(n * (7 if unit == "week" else 1))
+    return _months_back(as_of, n * (12 if unit == "year" else 1))
+
+
+def check_grades(scoring: Scoring | None, event: object) -> None:
+    """Refuse an event that sets a grade the pack does not define (a pack without scoring
+    defines none, and any grade name passes)."""
+    if scoring is None:
+        return
+    grades: list[str | None] = []
+    if isinstance(event, CreditReviewed):
+        grades.append(event.grade)
+    elif isinstance(event, CustomerRegistered):
+        grades.append(event.customer.credit.grade)
+    elif isinstance(event, CustomerUpdated) and event.credit is not None:
+        grades.append(event.credit.grade)
+    for g in grades:
+        if g is not None and scoring.grade(g) is None:
+            raise UnknownGrade(g, [p.grade for p in scoring.grades])
+
+
+#: a promise not kept in full
+_BROKEN = [PromiseStatus.BROKEN, PromiseStatus.PARTIALLY_KEPT]
+
+
+def _text(d: Decimal) -> str:
+    return f"{d.normalize():f}"
+
+
+class CreditReviewPlanner:
+    """Re-rates customers as the pack's ``scoring.review`` says: every period since the
+    last review, and at once after a broken promise or an item crossing N days overdue.
+    Each review is a ``credit_review`` decision whose effect is a ``CreditReviewed`` event
+    applying the score; a raise of the limit beyond ``scoring.max_auto_raise`` keeps the
+    current limit and adds an ``approval`` decision for ``scoring.raise_approvers``."""
+
+    def __init__(self) -> None:
+        #: broken promises by customer, read once per planned day (the plan they are for)
+        self._broken: tuple[Plan | None, dict[str, list[PromiseToPay]]] = (None, {})
+
+    @staticmethod
+    def _review(day: Day) -> Review | None:
+        scoring = day.pack.scoring
+        return None if scoring is None else scoring.review
+
+    def _broken_promises(self, day: Day) -> dict[str, list[PromiseToPay]]:
+        if self._broken[0] is not day.plan:
+            out: dict[str, list[PromiseToPay]] = {}
+            for p in day.store.find("promise", states=_BROKEN):
+                out.setdefault(p.customer_id, []).append(p)
+            self._broken = (day.plan, out)
+        return self._broken[1]
+
+    def customers(self, day: Day) -> Iterable[str]:
+        """Customers due for a periodic review, with a broken promise, or with an item
+        that crossed an ``overdue_N`` threshold in the days planned."""
+        review = self._review(day)
+        if review is None:
+            return ()
+        mine: Callable[[str], bool] = day.mine or (lambda _c: True)
+        out: set[str] = set()
+        due = review_due_since(review, day.as_of)
+        if due is not None:
+            for c in day.store.all("customer"):
+                if mine(c.id) and (c.credit.reviewed_on is None or c.credit.reviewed_on <= due):
+                    out.add(c.id)
+        if "broken_promise" in review.after:
+            out.update(c for c in self._broken_promises(day) if mine(c))
+        for n in review.overdue_days():
+            # due dates whose item crossed N days overdue in [since, as_of]
+            lo = date.min if day.since is None else day.since - timedelta(n)
+            to = day.as_of - timedelta(n)
+            if lo <= to:
+                for r in day.store.find_due(lo, to, LIVE_STATES, customers=day.mine):
+                    out.add(r.customer_id)
+        return sorted(out)
+
+    def plan_customer(self, plan: Plan, customer_id: str, as_of: date, day: Day) -> None:
+        review = self._review(day)
+        if review is None:
+            return
+        cf = day.facts.get(customer_id)
+        last = cf.customer.credit.reviewed_on
+        causes: list[tuple[str, str | date]] = []
+        if "broken_promise" in review.after:
+            # once per promise, ever: its decision key names it
+            causes += [
+                ("broken_promise", p.id) for p in self._broken_promises(day).get(customer_id, ())
+            ]
+        for n in review.overdue_days():
+            for r in cf.receivables:
+                crossed = r.due_date + timedelta(n)
+                if (
+                    r.state in LIVE_STATES
+                    and r.open_amount > 0
+                    and crossed <= as_of
+                    and (day.since is None or crossed >= day.since)
+                ):
+                    causes.append((f"overdue_{n}", r.id))
+        due = review_due_since(review, as_of)
+        if due is not None and (last is None or last <= due):
+            causes.append(("every", as_of))
+        if causes:
+            self.review(plan, day, customer_id, as_of, causes)
+
+    def on_event(self, event: BaseEvent, applied: Applied, day: Day) -> None:
+        """A broken promise re-rates its customer at once."""
+        review = self._review(day)
+        if review is None or "broken_promise" not in review.after:
+            return
+        if isinstance(event, PromiseBroken):
+            promise = day.store.get("promise", event.promise_id)
+            if promise is not None:
+                cause = ("broken_promise", event.promise_id)
+                self.review(day.plan, day, promise.customer_id, day.as_of, [cause])
+
+    def review(
+        self,
+        plan: Plan,
+        day: Day,
+        customer_id: str,
+        as_of: date,
+        causes: list[tuple[str, str | date]],
+    ) -> None:
+        """One review of ``customer_id`` for the first of ``causes``; the others are
+        recorded as skipped (one review a day is enough), so none fires again."""
+        scoring = day.pack.scoring
+        assert scoring is not None
+        cf = day.facts.get(customer_id)
+        s = score_customer(scoring, cf.facts)
+        credit = cf.customer.credit
+        limit = Money(amount=s.credit_limit, currency=scoring.currency)
+        held = _needs_approval(scoring, credit.credit_limit, limit)
+        why: dict[str, Any] = {
+            "score": _text(s.score),
+            "factors": {k: _text(v) for k, v in s.breakdown.items()},
+            "grade": s.grade,
+            "credit_limit": _text(s.credit_limit),
+            "currency": scoring.currency,
+            "payment_terms_days": s.payment_terms_days,
+            "prepayment_percent": _text(s.prepayment_percent),
+            "previous_grade": credit.grade,
+            "previous_limit": None if credit.credit_limit is None else str(credit.credit_limit),
+            "limit_held": held,
+        }
+        for i, (cause, part) in enumerate(causes):
+            rule = f"review:{cause}"
+            d = Decision(
+                key=decision_key("credit_review", rule, customer_id, part),
+                kind="credit_review",
+                rule=rule,
+                subject_kind="customer",
+                subject_id=customer_id,
+                customer_id=customer_id,
+                currency=scoring.currency,
+                occurrence=as_of,
+                as_of=as_of,
+                status="planned" if i == 0 else "skipped",
+                reason=f"credit review ({cause}): score {_text(s.score)}, grade {s.grade}",
+                why={**why, "cause": cause, "ref": str(part)},
+            )
+            (plan.decisions if i == 0 else plan.skipped).append(d)
+        if held:
+            plan.decisions.append(
+                Decision(
+                    key=decision_key("approval", "credit-limit-raise", customer_id, as_of),
+                    kind="approval",
+                    rule="credit-limit-raise",
+                    subject_kind="customer",
+                    subject_id=customer_id,
+                    customer_id=customer_id,
+                    currency=scoring.currency,
+                    occurrence=as_of,
+                    as_of=as_of,
+                    reason=(
+                        f"raise of the credit limit from {credit.credit_limit} to {limit} is "
+                        f"more than the {_text((scoring.max_auto_raise or Decimal(0)) * 100)}% "
+                        "a review applies by itself: the limit stays until approved"
+                    ),
+                    why={
+                        "approvers": list(scoring.raise_approvers),
+                        "current_limit": str(credit.credit_limit),
+                        "proposed_limit": str(limit),
+                        "grade": s.grade,
+                        "score": _text(s.score),
+                    },
+                )
+            )
+
+
+class ContractTermsPlanner:
+    """An event planner: a signed contract whose payment nodes give the customer longer
+    than its grade's ``payment_terms_days`` (days after the invoice or the milestone) goes
+    to approval, one ``approval`` decision per contract for ``scoring.terms_approvers``.
+    Customers without a grade the pack defines are not checked."""
+
+    rule = "contract-terms"
+
+    def on_event(self, event: BaseEvent, applied: Applied, day: Day) -> None:
+        scoring = day.pack.scoring
+        if scoring is None or not isinstance(event, ContractSigned):
+            return
+        c = event.contract
+        customer = day.store.get("customer", c.customer_id)
+        grade = None if customer is None or customer.credit.grade is None else customer.credit.grade
+        policy = None if grade is None else scoring.grade(grade)
+        if policy is None:
+            return
+        allowed = policy.payment_terms_days
+        longer = {n.id: n.due.days for n in c.payment_nodes if n.due.days > allowed}
+        if not longer:
+            return
+        nodes = ", ".join(f"{k} {v} days" for k, v in longer.items())
+        day.plan.decisions.append(
+            Decision(
+                key=decision_key("approval", self.rule, c.id),
+                kind="approval",
+                rule=self.rule,
+                subject_kind="contract",
+                subject_id=c.id,
+                customer_id=c.customer_id,
+                currency=c.amount.currency,
+                occurrence=day.as_of,
+                as_of=day.as_of,
+                reason=(
+                    f"contract {c.id}: payment terms longer than grade {grade} allows "
+                    f"({allowed} days): {nodes}"
+                ),
+                why={
+                    "approvers": list(scoring.terms_approvers),
+                    "grade": grade,
+                    "allowed_days": allowed,
+                    "nodes": longer,
+                },
+            )
+        )
+
+
+def _needs_approval(scoring: Scoring, current: Money | None, proposed: Money) -> bool:
+    """Whether moving the limit from ``current`` to ``proposed`` is a raise beyond
+    ``max_auto_raise`` (no limit yet, or no ``max_auto_raise``: never)."""
+    if scoring.max_auto_raise is None or current is None:
+        return False
+    if current.currency != proposed.currency:
+        return True
+    return proposed.amount > current.amount * (1 + scoring.max_auto_raise)
+
+
+def review_event(
+    customer_id: str,
+    score: CreditScore,
+    currency: str,
+    *,
+    reviewed_on: date,
+    occurred_at: datetime,
+    actor: str,
+    reason: str | None = None,
+    keep_limit: bool = False,
+    event_id: str | None = None,
+) -> CreditReviewed:
+    """The ``CreditReviewed`` event that applies ``score`` to a customer (its limit in
+    ``currency``; ``keep_limit``: the grade, terms and prepayment only)."""
+    extra: dict[str, Any] = {} if event_id is None else {"event_id": event_id}
+    return CreditReviewed(
+        customer_id=customer_id,
+        reviewed_on=reviewed_on,
+        grade=score.grade,
+        credit_limit=None if keep_limit else Money(amount=score.credit_limit, currency=currency),
+        payment_terms_days=score.payment_terms_days,
+        prepayment_percent=score.prepayment_percent,
+        score=score.score,
+        factors=tuple(FactorPoints(fact=k, points=v) for k, v in score.breakdown.items()),
+        occurred_at=occurred_at,
+        actor=actor,
+        reason=reason,
+        **extra,
     )

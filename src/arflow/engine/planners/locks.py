@@ -5,6 +5,7 @@ looks at and by ``Engine.handle`` for every customer an event touched."""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from contextlib import suppress
 from datetime import date
 from typing import Any
 
@@ -32,12 +33,22 @@ class LockPlanner:
 
         A contract-scoped lock is judged per contract, on facts computed from that
         contract's receivables and orders only; other scopes on the customer's facts."""
+        if self._before_latest_run(day, as_of):
+            return  # an earlier day run again must not undo what later days decided
+        self._plan_locks(plan, customer_id, as_of, day)
+
+    def _plan_locks(
+        self, plan: Plan, customer_id: str, as_of: date, day: Day, occasion: str | None = None
+    ) -> None:
+        """:meth:`plan_customer` without the guard against earlier days; ``occasion`` (an
+        event id) goes into the keys, so that a lock placed, lifted and placed again in
+        one day by events is recorded each time."""
         cf = day.facts.get(customer_id)
         customer = cf.customer
         held = {(lk.lock_id, lk.ref) for lk in customer.locks}
         for rule in day.pack.locks:
             try:
-                self._plan_lock(plan, day, rule, customer, cf.facts, held, as_of)
+                self._plan_lock(plan, day, rule, customer, cf.facts, held, as_of, occasion)
             except Exception as exc:  # one rule failing must not stop the others
                 plan.failures.append(_failure("customer", customer_id, customer_id, rule.id, exc))
 
@@ -46,7 +57,22 @@ class LockPlanner:
         if not day.pack.locks:
             return
         for cid in self._customers_touched(day, applied):
-            self.plan_customer(day.plan, cid, day.as_of, day)
+            self._plan_locks(day.plan, cid, day.as_of, day, event.event_id)
+
+    @staticmethod
+    def _before_latest_run(day: Day, as_of: date) -> bool:
+        """Whether ``as_of`` is earlier than the book's latest run: locks then stand as the
+        later days left them (read once per plan)."""
+        plan = day.plan
+        cached = getattr(plan, "_latest_run", False)
+        latest: date | None
+        if cached is False:
+            latest = max((r.as_of for r in day.store.runs()), default=None)
+            with suppress(AttributeError):  # a plan with slots: ask each time
+                object.__setattr__(plan, "_latest_run", latest)
+        else:
+            latest = cached if isinstance(cached, date) else None
+        return latest is not None and as_of < latest
 
     @staticmethod
     def _customers_touched(day: Day, applied: Applied) -> list[str]:
@@ -71,6 +97,7 @@ class LockPlanner:
         cf: dict[str, Any],
         held: set[tuple[str, str | None]],
         as_of: date,
+        occasion: str | None = None,
     ) -> None:
         """Place or lift the lock of ``rule`` on ``customer`` (see :meth:`plan_customer`)."""
         customer_id = customer.id
@@ -96,12 +123,14 @@ class LockPlanner:
                     reason=spec.description or rule.id,
                 )
             ]
-            if spec.notify and spec.template:
-                acts.append(Action(type="notify", to=spec.notify, template=spec.template))
+            # a lift has its own notice (never the lock's text), or none
+            template = spec.template if holds else spec.lift_template
+            if spec.notify and template:
+                acts.append(Action(type="notify", to=spec.notify, template=template))
             where = ref if spec.scope == "contract" else None
             plan.decisions.append(
                 Decision(
-                    key=decision_key(kind, rule.id, customer_id, where, as_of),
+                    key=decision_key(kind, rule.id, customer_id, where, as_of, occasion),
                     kind=kind,
                     rule=rule.id,
                     subject_kind="customer",

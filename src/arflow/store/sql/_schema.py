@@ -114,7 +114,13 @@ SCHEMA = sa.Table(
 )
 
 
-_V1 = ["ar_event", "ar_audit", *(t.name for t in OBJECT_TABLES.values())]
+#: Kinds of object added after the first version, by the step that creates their table.
+_LATER_KINDS = {"person": 7}
+_V1 = [
+    "ar_event",
+    "ar_audit",
+    *(t.name for k, t in OBJECT_TABLES.items() if k not in _LATER_KINDS),
+]
 
 
 def _v1(conn: Connection) -> None:
@@ -184,9 +190,14 @@ def _v6(conn: Connection) -> None:
         conn.execute(sa.text("ALTER TABLE ar_outbox ADD COLUMN claim VARCHAR(40)"))
 
 
+def _v7(conn: Connection) -> None:
+    """The people directory (``ar_person``): who arflow addresses inside the company."""
+    metadata.create_all(conn, tables=[OBJECT_TABLES["person"]], checkfirst=True)
+
+
 #: Schema steps, oldest first. A new step is appended, never edited: version N of the
 #: schema is what steps 1..N made. Each runs in the transaction that records it.
-MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2, _v3, _v4, _v5, _v6]
+MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
