@@ -80,8 +80,17 @@ START = date(2026, 1, 1)
 CLOSED = ("paid", "credited", "written_off")
 QUIET = "Q1"  # a customer whose invoices nothing happens to
 
-# The expected schedule below is computed for unconditional steps, as the default pack has.
-assert all(lad.when is None and all(s.when is None for s in lad.steps) for lad in PACK.ladders)
+# The expected schedule below is computed for unconditional steps, as the default pack has,
+# on a ladder whose only condition is the one on the customer's unapplied credit (issue 12):
+# ``Snapshot.clean`` leaves out an item that credit covers.
+COVERED = (
+    "customer.unapplied_credit == 0 or customer.currency != currency"
+    " or customer.unapplied_credit < undisputed_balance"
+)
+assert all(
+    (lad.when is None or lad.when.text == COVERED) and all(s.when is None for s in lad.steps)
+    for lad in PACK.ladders
+)
 
 SETTINGS: dict[str, Any] = {
     "deadline": None,
@@ -163,15 +172,31 @@ class Snapshot:
     receivables: dict[str, Receivable]
     customers: dict[str, Any]
     promises: list[Any]
+    #: unapplied cash and credit notes per (customer, currency)
+    credit: dict[tuple[str, str], Decimal] = field(default_factory=dict)
 
     @classmethod
     def of(cls, store: Store, day: date) -> Snapshot:
+        credit: dict[tuple[str, str], Decimal] = {}
+        for c in [*store.all("payment"), *store.all("credit_note")]:
+            if not getattr(c, "reversed", False):
+                key = (c.customer_id, c.unapplied.currency)
+                credit[key] = credit.get(key, Decimal(0)) + c.unapplied.amount
         return cls(
             day,
             {r.id: r for r in store.all("receivable")},
             {c.id: c for c in store.all("customer")},
             list(store.all("promise")),
+            credit,
         )
+
+    def covered(self, r: Receivable) -> bool:
+        """The customer's unapplied credit in its credit currency covers ``r``: the default
+        ladder does not remind it (issue 12)."""
+        limit = self.customers[r.customer_id].credit.credit_limit
+        cur = limit.currency if limit is not None else PACK.settings.base_currency
+        left = self.credit.get((r.customer_id, cur), Decimal(0))
+        return left > 0 and cur == r.currency and left >= r.undisputed_balance.amount
 
     def open_promise(self, r: Receivable) -> Any | None:
         """An open promise covering ``r`` whose date plus grace is not past."""
@@ -202,6 +227,7 @@ class Snapshot:
             and r.undisputed_balance.amount >= minimum
             and r.undisputed_balance.amount > 0
             and all(grade not in lad.exempt_grades for lad in PACK.ladders)
+            and not self.covered(r)
         )
 
 
@@ -553,6 +579,9 @@ def test_after_downtime_only_the_latest_missed_step_is_sent(
     for rid, r in snap.receivables.items():
         if str(r.state) in CLOSED:
             assert not [d for d in sent + skipped if d.subject_id == rid]
+            continue
+        if snap.covered(r):  # off the ladder while the customer's credit covers it
+            assert not [d for d in sent if d.subject_id == rid]
             continue
         missed = occurrences(r, last_up + timedelta(days=1), back)
         mine = {(d.rule, d.step, d.occurrence) for d in sent if d.subject_id == rid}

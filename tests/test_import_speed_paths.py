@@ -224,9 +224,9 @@ def test_fast_import_equals_general_path_and_replay(
     plain: list[str] = []
     issue_plain = Ledger._issue_plain
 
-    def counted(self: Ledger, tx: BufferedTx, e: InvoiceIssued) -> bool:
+    def counted(self: Ledger, tx: BufferedTx, e: InvoiceIssued, *rest: Any) -> bool:
         plain.append(type(self).__name__)
-        return issue_plain(self, tx, e)
+        return issue_plain(self, tx, e, *rest)  # type: ignore[arg-type]
 
     monkeypatch.setattr(Ledger, "_issue_plain", counted)
     fast, general, replayed = store_factory(), store_factory(), store_factory()

@@ -308,10 +308,16 @@ def test_credit_notes(b: BookBuilder) -> None:
     b.credit("CN3", "C1", 25)  # on account
     assert b.ledger.unapplied_credit("C1") == {"CNY": cny(25)}
     refused(b, ClosedItem, b.credit, "CN4", "C1", 1, invoice="I1")
+    # issue 12: the credit on account is applied to the customer's next invoices
     b.invoice("I2", "C1", 10)
-    refused(b, OverAllocation, b.credit, "CN4", "C1", 11, invoice="I2")
-    refused(b, DuplicateObject, b.credit, "CN1", "C1", 1, invoice="I2")
-    refused(b, ValidationError, b.credit, "CN4", "C2", 1, invoice="I2")
+    assert b.ledger.receivable("I2").state == S.CREDITED
+    assert b.ledger.unapplied_credit("C1") == {"CNY": cny(15)}
+    b.invoice("I3", "C1", 25)  # takes the 15 left: 10 open
+    assert b.ledger.receivable("I3").open_balance == cny(10)
+    assert b.ledger.unapplied_credit("C1") == {}
+    refused(b, OverAllocation, b.credit, "CN4", "C1", 11, invoice="I3")
+    refused(b, DuplicateObject, b.credit, "CN1", "C1", 1, invoice="I3")
+    refused(b, ValidationError, b.credit, "CN4", "C2", 1, invoice="I3")
 
 
 def test_write_off(b: BookBuilder) -> None:

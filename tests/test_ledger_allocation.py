@@ -31,7 +31,10 @@ from arflow.ledger._allocation import (
     Plan,
     allocate_explicit,
     allocate_oldest_first,
+    apply_credit_oldest_first,
+    check_application,
     check_reduction,
+    check_refund,
     unapplied,
 )
 from arflow.money import Money, minor_unit, total
@@ -323,3 +326,55 @@ def test_allocation_depends_on_nothing_but_its_inputs(
     assert amounts(explicit(big, list(requests), copies)) == amounts(once)
     # the inputs are left as they were
     assert [r.model_dump() for r in items] == before
+
+
+# -- the customer's credit applied to an invoice (issue 12) ----------------------------------
+
+_cents = st.integers(0, 100_000).map(lambda c: Money.of(Decimal(c) / 100, "CNY"))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    balance=_cents,
+    credits=st.lists(st.tuples(_cents, st.sampled_from(["CNY", "CNY", "USD"])), max_size=8),
+)
+def test_credit_applied_oldest_first_conserves_money(
+    balance: Money, credits: list[tuple[Money, str]]
+) -> None:
+    """Each credit gives at most its unapplied amount, the invoice takes at most its
+    balance, oldest first (a credit gives only once the ones before it are used up, or the
+    balance is), other currencies give nothing; what is applied plus what is left of each
+    credit is what it had."""
+    given_ = [(f"K{i}", Money.of(m.amount, cur)) for i, (m, cur) in enumerate(credits)]
+    plan = apply_credit_oldest_first(balance, given_)
+    have = dict(given_)
+    taken = dict(plan)
+    assert len(taken) == len(plan)
+    assert all(a.is_positive and a <= have[k] and a.currency == "CNY" for k, a in plan)
+    applied = total(taken.values(), "CNY")
+    assert applied <= balance
+    same = [(k, m) for k, m in given_ if m.currency == "CNY" and m.is_positive]
+    assert applied == balance.min(total((m for _k, m in same), "CNY"))
+    # oldest first: every credit before the last one used gave all it had
+    used = [k for k, _m in same if k in taken]
+    assert used == [k for k, _m in same][: len(used)]
+    for k in used[:-1]:
+        assert taken[k] == have[k]
+
+
+def test_check_application_and_refund_refusals() -> None:
+    r = receivable("I1", 10_000)
+    check_application("payment P", Money.of(50, "CNY"), r, Money.of(50, "CNY"))
+    with pytest.raises(OverAllocation):
+        check_application("payment P", Money.of(50, "CNY"), r, Money.of("50.01", "CNY"))
+    with pytest.raises(OverAllocation):
+        check_application("payment P", Money.of(500, "CNY"), r, Money.of("100.01", "CNY"))
+    with pytest.raises(CurrencyMismatch):
+        check_application("payment P", Money.of(50, "USD"), r, Money.of(5, "USD"))
+    with pytest.raises(InvalidAmount):
+        check_application("payment P", Money.of(50, "CNY"), r, Money.of(0, "CNY"))
+    check_refund("payment P", Money.of(50, "CNY"), Money.of(50, "CNY"))
+    with pytest.raises(OverAllocation):
+        check_refund("payment P", Money.of(50, "CNY"), Money.of("50.01", "CNY"))
+    with pytest.raises(CurrencyMismatch):
+        check_refund("payment P", Money.of(50, "CNY"), Money.of(1, "USD"))

@@ -396,7 +396,9 @@ def book_machine(make_store: Callable[[], Store]) -> type[RuleBasedStateMachine]
         def __init__(self) -> None:
             super().__init__()
             self.store = make_store()
-            self.ledger = Ledger(self.store)
+            # the model keeps unapplied cash unapplied: cash application (issue 12) has its
+            # own properties in tests/test_cash_application.py
+            self.ledger = Ledger(self.store, apply_unapplied_cash=False)
             self.model = Model()
             self.seq = 0
             self.ids: dict[str, int] = defaultdict(int)
@@ -587,7 +589,7 @@ def book_machine(make_store: Callable[[], Store]) -> type[RuleBasedStateMachine]
             stores = [make_store()] if self.same_backend_replay else []
             for fresh in [*stores, MemoryStore()]:
                 try:
-                    replayed = Ledger(fresh).replay(original)
+                    replayed = Ledger(fresh, apply_unapplied_cash=False).replay(original)
                     assert replayed == original.event_count() == len(self.applied)
                     assert (*snapshot(fresh), list(fresh.event_log())) == want
                     for (kind, oid), trail in trails.items():

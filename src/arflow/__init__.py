@@ -87,6 +87,7 @@ from .errors import (
 from .events import (
     AllocationRequest,
     BaseEvent,
+    CashApplied,
     ContactFeedback,
     ContractSigned,
     CreditNoteIssued,
@@ -111,6 +112,7 @@ from .events import (
     PersonUpdated,
     PromiseBroken,
     PromiseMade,
+    RefundIssued,
     WrittenOff,
     parse_event,
 )
@@ -183,6 +185,7 @@ __all__ = [
     "BaseEvent",
     "BusinessCalendar",
     "CalendarError",
+    "CashApplied",
     "ClosedItem",
     "CompanyProfile",
     "Contact",
@@ -262,6 +265,7 @@ __all__ = [
     "ReaderFailed",
     "Receivable",
     "ReceivableState",
+    "RefundIssued",
     "RetryPolicy",
     "RuleHarness",
     "RuleLoadError",

@@ -461,6 +461,8 @@ class Payment(_Model):
     allocations: Seq[Allocation] = ()
     unapplied: Money
     reversed: bool = False
+    #: unapplied cash paid back to the customer (RefundIssued); None if none was
+    refunded: Money | None = None
 
 
 class CreditNote(_Model):
@@ -473,6 +475,9 @@ class CreditNote(_Model):
     issued_on: date
     reason: str = ""
     unapplied: Money
+    #: where the customer's credit went later (CashApplied, or applied when an invoice was
+    #: issued): ``payment_id`` names this credit note
+    applications: Seq[Allocation] = ()
 
 
 class Dispute(_Model):

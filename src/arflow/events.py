@@ -149,6 +149,29 @@ class CreditNoteIssued(BaseEvent):
     issued_on: BookDate
 
 
+class CashApplied(BaseEvent):
+    """Unapplied cash of a payment (``payment_id``), or the open remainder of a credit note
+    (``credit_note_id``), applied to one of the customer's invoices: exactly one of the two.
+    Prepayments are applied this way when the ledger does not apply them itself."""
+
+    type: Literal["CashApplied"] = "CashApplied"
+    payment_id: Ref | None = None
+    credit_note_id: Ref | None = None
+    receivable_id: Ref
+    amount: Amount
+    applied_on: BookDate
+
+
+class RefundIssued(BaseEvent):
+    """Unapplied cash of a payment paid back to the customer: what is left unapplied is
+    reduced by ``amount`` (the why goes in ``reason``)."""
+
+    type: Literal["RefundIssued"] = "RefundIssued"
+    payment_id: Ref
+    amount: Amount
+    refunded_on: BookDate
+
+
 class DisputeOpened(BaseEvent):
     """The customer contests an invoice, or part of it (``amount``; default the whole
     open balance)."""
@@ -383,6 +406,8 @@ Event = Annotated[
     | PaymentReceived
     | PaymentReversed
     | CreditNoteIssued
+    | CashApplied
+    | RefundIssued
     | DisputeOpened
     | DisputeResolved
     | PromiseMade

@@ -65,7 +65,8 @@ class FactCache:
             chunk = ids[start : start + 2000]
             customers = store.get_many("customer", chunk)
             objs: dict[str, dict[str, list[Any]]] = {
-                k: store.find_for_customers(k, chunk) for k in ("order", "promise")
+                k: store.find_for_customers(k, chunk)
+                for k in ("order", "promise", "payment", "credit_note")
             }
             # every receivable of the customer (closed ones feed the payment behaviour
             # facts): summaries, not models
@@ -83,6 +84,7 @@ class FactCache:
                     self.as_of,
                     base_currency=settings.base_currency,
                     min_balance=settings.min_balance,
+                    credits=[*objs["payment"].get(cid, []), *objs["credit_note"].get(cid, [])],
                 )
                 self._by_id[cid] = CustomerFacts(c, facts, summaries)
 

@@ -8,12 +8,15 @@ first, call these, then write what the plan says.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from typing import TypeVar
 
 from ..domain import Receivable
 from ..errors import OverAllocation, UnknownObject, ValidationError
 from ..events import AllocationRequest
 from ..money import Money, total
 from ._checks import live, positive, same_currency
+
+K = TypeVar("K")
 
 #: What to take off which receivable, in the order it is taken.
 Plan = list[tuple[Receivable, Money]]
@@ -89,6 +92,47 @@ def unapplied(amount: Money, plan: Plan) -> Money:
     return amount - total((a for _r, a in plan), amount.currency)
 
 
+def apply_credit_oldest_first(
+    balance: Money, credits: Iterable[tuple[K, Money]]
+) -> list[tuple[K, Money]]:
+    """What each of the customer's credits (``(id, unapplied)``, oldest first: prepayments
+    and credit notes) gives to an invoice whose undisputed balance is ``balance``: each takes
+    what is left of the balance, up to its unapplied amount; credits in another currency are
+    skipped. What is applied never exceeds ``balance`` nor any credit's unapplied amount."""
+    cur = balance.currency
+    plan: list[tuple[K, Money]] = []
+    remaining = balance
+    for key, left in credits:
+        if not remaining.is_positive:
+            break
+        if left.currency != cur or not left.is_positive:
+            continue
+        take = remaining.min(left)
+        plan.append((key, take))
+        remaining = remaining - take
+    return plan
+
+
+def check_application(what: str, unapplied: Money, r: Receivable, amount: Money) -> None:
+    """Refuse applying ``amount`` of a credit (``what``: "payment P1") with ``unapplied``
+    left to ``r``: another currency (:class:`CurrencyMismatch`), a zero or negative amount,
+    more than is unapplied or more than ``r`` has open (:class:`OverAllocation`)."""
+    same_currency(unapplied, amount, f"{what} applied to {r.id}")
+    positive(amount, f"{what} applied to {r.id}")
+    if amount > unapplied:
+        raise OverAllocation(f"{what}: {amount} is more than its unapplied {unapplied}")
+    check_reduction(r, amount)
+
+
+def check_refund(what: str, unapplied: Money, amount: Money) -> None:
+    """Refuse refunding ``amount`` of a credit with ``unapplied`` left: another currency, a
+    zero or negative amount, or more than is unapplied (:class:`OverAllocation`)."""
+    same_currency(unapplied, amount, f"{what} refund")
+    positive(amount, f"{what} refund")
+    if amount > unapplied:
+        raise OverAllocation(f"{what}: refund {amount} is more than its unapplied {unapplied}")
+
+
 def check_reduction(r: Receivable, amount: Money) -> None:
     """Refuse taking ``amount`` off ``r``: another currency, or more than its open balance."""
     same_currency(r.amount, amount, f"receivable {r.id}")
@@ -98,4 +142,13 @@ def check_reduction(r: Receivable, amount: Money) -> None:
         )
 
 
-__all__ = ["Plan", "allocate_explicit", "allocate_oldest_first", "check_reduction", "unapplied"]
+__all__ = [
+    "Plan",
+    "allocate_explicit",
+    "allocate_oldest_first",
+    "apply_credit_oldest_first",
+    "check_application",
+    "check_reduction",
+    "check_refund",
+    "unapplied",
+]

@@ -23,6 +23,7 @@ from ..domain import AuditRecord, Customer, Receivable
 from ..errors import ArflowError, DuplicateObject, UnknownObject, ValidationError
 from ..events import (
     BaseEvent,
+    CashApplied,
     ContactFeedback,
     ContractSigned,
     CreditNoteIssued,
@@ -50,6 +51,7 @@ from ..events import (
     PersonUpdated,
     PromiseBroken,
     PromiseMade,
+    RefundIssued,
     RiskFlagged,
     WrittenOff,
     parse_event,
@@ -84,8 +86,15 @@ _READ_AHEAD = 500
 class Ledger:
     """Applies events to a store and answers questions about the book."""
 
-    def __init__(self, store: Store | str = "memory://") -> None:
+    def __init__(
+        self, store: Store | str = "memory://", *, apply_unapplied_cash: bool = True
+    ) -> None:
+        """``apply_unapplied_cash``: when an invoice is issued, the customer's unapplied cash
+        and open credit notes in its currency are applied to it at once, oldest first (what
+        AR systems do with prepayments). Off, they stay unapplied until a ``CashApplied``.
+        A replay gives the same book only with the same setting."""
         self.store: Store = open_store(store)
+        self.apply_unapplied_cash = apply_unapplied_cash
         # Plain functions (a subclass may override any of the names below with a method):
         # applying an event is this one lookup and a call.
         self._handlers: dict[type[BaseEvent], Callable[[Ctx, Any], None]] = {
@@ -93,7 +102,9 @@ class Ledger:
             CustomerUpdated: self._customer_updated,
             ContractSigned: self._contract_signed,
             MilestoneCompleted: self._milestone_completed,
-            InvoiceIssued: self._invoice_issued,
+            InvoiceIssued: (
+                self._invoice_issued_applying if apply_unapplied_cash else self._invoice_issued
+            ),
             PaymentReceived: self._payment_received,
             PaymentReversed: self._payment_reversed,
             CreditNoteIssued: self._credit_note_issued,
@@ -117,6 +128,8 @@ class Ledger:
             PersonUpdated: self._person_updated,
             PersonLeft: self._person_left,
             CreditReviewed: self._credit_reviewed,
+            CashApplied: self._cash_applied,
+            RefundIssued: self._refund_issued,
         }
 
     # -- applying ---------------------------------------------------------------------------
@@ -148,6 +161,7 @@ class Ledger:
         with self.store.transaction() as tx:
             tx.bulk()  # a store that can writes a long batch faster (no-op otherwise)
             plain = tx if self._own_invoice_handler() else None
+            credit: dict[str, bool] = {}  # customers with credit to apply, see _issue_plain
             while True:
                 chunk: list[Event | PlainInvoice] = []
                 failure: Exception | None = None
@@ -159,18 +173,20 @@ class Ledger:
                 except Exception as exc:  # the stream's own failure: raised below
                     failure = exc
                 if len(chunk) > 1:
-                    prefetch_chunk(tx.prefetch, chunk)
+                    prefetch_chunk(tx.prefetch, chunk, credits=self.apply_unapplied_cash)
                 for event in chunk:
                     try:
                         if type(event) is PlainInvoice:
                             if plain is not None:
-                                applied += self._issue_plain(plain, event)
+                                applied += self._issue_plain(plain, event, credit)
                             elif self._apply_event(tx, parse_event(event.body)) is not None:
                                 applied += 1
                         elif plain is not None and is_plain(event):
-                            applied += self._issue_plain(plain, plain_invoice(event))
+                            applied += self._issue_plain(plain, plain_invoice(event), credit)
                         elif self._apply_event(tx, event) is not None:  # type: ignore[arg-type]
                             applied += 1
+                            if credit:  # the event may have changed a customer's credit
+                                credit.clear()
                     except ArflowError as exc:
                         if isinstance(event, BaseEvent | PlainInvoice) and not hasattr(
                             exc, "event_id"
@@ -210,13 +226,19 @@ class Ledger:
         tx.commit_event()
         return ctx
 
-    def _issue_plain(self, tx: StoreTx, p: PlainInvoice) -> bool:
+    def _issue_plain(
+        self, tx: StoreTx, p: PlainInvoice, credit: dict[str, bool] | None = None
+    ) -> bool:
         """``_apply_event`` of an InvoiceIssued without contract, payment node or order (the
         bulk of an import), minus the per-event bookkeeping. It reads and checks what
         ``_invoice_issued`` does, in the same order, and stages the same event, receivable
         and audit record as their stored JSON (``arflow.rows``: no models built); every check
         comes before the first write, so a refusal has nothing to undo. False when the event
-        id is logged already."""
+        id is logged already.
+
+        When the ledger applies unapplied cash and the customer has credit to apply, the
+        invoice takes the general path instead. ``credit`` remembers the answer per customer
+        (``apply_all`` clears it after any other event); its reads are prefetched per chunk."""
         if tx.has_event(p.event_id):
             return False
         if tx.get("receivable", p.number) is not None:
@@ -224,6 +246,10 @@ class Ledger:
         customer: Customer | None = tx.get("customer", p.customer_id)
         if customer is None:
             raise UnknownObject("customer", p.customer_id)
+        if self.apply_unapplied_cash and self._has_credit(tx, p, credit):
+            if credit is not None:
+                credit.pop(p.customer_id, None)  # the invoice may use the credit up
+            return self._apply_event(tx, parse_event(p.body)) is not None
         if not p.positive:
             raise not_positive(f"invoice {p.number} amount", p.money)
         day = day_of(p.issued + customer.credit.payment_terms_days if p.due is None else p.due)
@@ -236,13 +262,27 @@ class Ledger:
         tx.add_event(p.event_id, "InvoiceIssued", p.body)
         return True
 
+    @staticmethod
+    def _has_credit(tx: StoreTx, p: PlainInvoice, known: dict[str, bool] | None) -> bool:
+        """Whether ``p``'s customer has unapplied cash or credit notes (``known`` remembers)."""
+        got = None if known is None else known.get(p.customer_id)
+        if got is None:
+            got = _payments.has_open_credit(tx, p.customer_id)
+            if known is not None:
+                known[p.customer_id] = got
+        return got
+
+    def _invoice_issued_applying(self, ctx: Ctx, e: InvoiceIssued) -> None:
+        """InvoiceIssued, then the customer's open credit applied to the new invoice."""
+        self._invoice_issued(ctx, e)
+        _payments.apply_open_credit(ctx, e.number, e.issue_date)
+
     def _own_invoice_handler(self) -> bool:
         """Whether InvoiceIssued goes to this class's handler (``_issue_plain`` stands in for
         it), not to a subclass's or a replaced one."""
-        return (
-            type(self)._invoice_issued is Ledger._invoice_issued
-            and self._handlers.get(InvoiceIssued) == self._invoice_issued
-        )
+        return type(self)._invoice_issued is Ledger._invoice_issued and self._handlers.get(
+            InvoiceIssued
+        ) in (self._invoice_issued, self._invoice_issued_applying)
 
     def replay(self, source: Store) -> int:
         """Apply every event logged in ``source`` to this (empty) book, in order."""
@@ -263,6 +303,8 @@ class Ledger:
     _written_off = staticmethod(_invoices.written_off)
     _payment_received = staticmethod(_payments.payment_received)
     _payment_reversed = staticmethod(_payments.payment_reversed)
+    _cash_applied = staticmethod(_payments.cash_applied)
+    _refund_issued = staticmethod(_payments.refund_issued)
     _dispute_opened = staticmethod(_disputes.dispute_opened)
     _dispute_resolved = staticmethod(_disputes.dispute_resolved)
     _promise_made = staticmethod(_disputes.promise_made)

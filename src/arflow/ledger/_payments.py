@@ -1,16 +1,27 @@
 """Handlers of cash: payments received (allocated by :mod:`._allocation`, then written, with
-the promises they pay into) and payments reversed (their allocations and promises undone)."""
+the promises they pay into), payments reversed (their allocations and promises undone), and
+the customer's credit (unapplied cash, open credit notes) applied to later invoices or
+refunded."""
 
 from __future__ import annotations
 
 from datetime import date
 
-from ..domain import Allocation, Payment, PromiseStatus, PromiseToPay, Receivable
-from ..errors import ClosedItem
-from ..events import PaymentReceived, PaymentReversed
+from ..domain import Allocation, CreditNote, Payment, PromiseStatus, PromiseToPay, Receivable
+from ..errors import ClosedItem, ValidationError
+from ..events import CashApplied, PaymentReceived, PaymentReversed, RefundIssued
 from ..money import Money, total
-from ._allocation import Plan, allocate_explicit, allocate_oldest_first, unapplied
-from ._checks import LIVE_STATES, R, positive, zero
+from ..store import StoreTx
+from ._allocation import (
+    Plan,
+    allocate_explicit,
+    allocate_oldest_first,
+    apply_credit_oldest_first,
+    check_application,
+    check_refund,
+    unapplied,
+)
+from ._checks import LIVE_STATES, R, live, positive, zero
 from ._context import Ctx, in_dispute, move_receivable, reduced
 
 
@@ -145,3 +156,105 @@ def unkeep_promises(ctx: Ctx, p: Payment, on: date) -> None:
             promise,
             f"payment {p.id} reversed: received {received} of {promise.amount}, {status}",
         )
+
+
+# -- the customer's credit: applied to later invoices, refunded -------------------------------
+
+#: A customer's credit: a payment with cash left unapplied, or a credit note with a remainder.
+Credit = Payment | CreditNote
+
+
+def open_credits(tx: StoreTx, customer_id: str, currency: str | None = None) -> list[Credit]:
+    """The customer's credits with something left to apply (in ``currency`` if given),
+    oldest first: by the day received or issued, then payments before credit notes, then id."""
+    pays = tx.find("payment", customer_id=customer_id, states=["applied"])
+    notes = tx.find("credit_note", customer_id=customer_id)
+    found: list[tuple[date, int, str, Credit]] = [
+        (p.received_on, 0, p.id, p) for p in pays if p.unapplied.is_positive and not p.reversed
+    ]
+    found += [(n.issued_on, 1, n.id, n) for n in notes if n.unapplied.is_positive]
+    return [
+        c for _d, _k, _i, c in sorted(found) if currency is None or c.unapplied.currency == currency
+    ]
+
+
+def has_open_credit(tx: StoreTx, customer_id: str) -> bool:
+    """Whether the customer has any credit left to apply (the plain-invoice path asks)."""
+    return bool(open_credits(tx, customer_id))
+
+
+def apply_open_credit(ctx: Ctx, receivable_id: str, on: date) -> None:
+    """Apply the customer's open credits, oldest first, to a receivable just issued: what
+    the ledger does when it applies unapplied cash automatically."""
+    r: Receivable = ctx.get("receivable", receivable_id)
+    credits = open_credits(ctx.tx, r.customer_id, r.currency)
+    if not credits:
+        return
+    by_id = {(type(c).__name__, c.id): c for c in credits}
+    plan = apply_credit_oldest_first(
+        r.undisputed_balance, [((type(c).__name__, c.id), c.unapplied) for c in credits]
+    )
+    for key, amount in plan:
+        r = _apply(ctx, by_id[key], r, amount, on)
+
+
+def _apply(ctx: Ctx, credit: Credit, r: Receivable, amount: Money, on: date) -> Receivable:
+    """Write ``amount`` of ``credit`` applied to ``r`` (checked before): the receivable paid
+    (cash) or credited (a credit note), the credit's remainder and its allocations, promises."""
+    is_cash = isinstance(credit, Payment)
+    new_r = reduced(ctx, r, amount, "paid" if is_cash else "credited", on)
+    alloc = Allocation(payment_id=credit.id, receivable_id=r.id, amount=amount)
+    left = credit.unapplied - amount
+    new_credit: Credit
+    if isinstance(credit, Payment):
+        new_credit = credit.model_copy(
+            update={"allocations": (*credit.allocations, alloc), "unapplied": left}
+        )
+    else:
+        new_credit = credit.model_copy(
+            update={"applications": (*credit.applications, alloc), "unapplied": left}
+        )
+    ctx.put(new_credit, credit, f"applied {amount} to {r.id}, unapplied {left}")
+    if is_cash and r.promise_id is not None:
+        track_promise(ctx, r.promise_id, [(r, amount)])
+    return new_r
+
+
+def cash_applied(ctx: Ctx, e: CashApplied) -> None:
+    """Apply a payment's unapplied cash, or a credit note's remainder, to one invoice of
+    the same customer; refused (nothing changed) beyond what is unapplied or open."""
+    if (e.payment_id is None) == (e.credit_note_id is None):
+        raise ValidationError("CashApplied names exactly one of payment_id and credit_note_id")
+    credit: Credit
+    if e.payment_id is not None:
+        p: Payment = ctx.get("payment", e.payment_id)
+        if p.reversed:
+            raise ClosedItem("payment", p.id, "reversed", "CashApplied")
+        credit, what = p, f"payment {p.id}"
+    else:
+        credit = ctx.get("credit_note", str(e.credit_note_id))
+        what = f"credit note {credit.id}"
+    r: Receivable = ctx.get("receivable", e.receivable_id)
+    if r.customer_id != credit.customer_id:
+        raise ValidationError(
+            f"{what}: receivable {r.id} belongs to customer {r.customer_id!r}, "
+            f"not {credit.customer_id!r}"
+        )
+    live(r, "CashApplied")
+    check_application(what, credit.unapplied, r, e.amount)
+    _apply(ctx, credit, r, e.amount, e.applied_on)
+
+
+def refund_issued(ctx: Ctx, e: RefundIssued) -> None:
+    """Pay back unapplied cash: the payment's unapplied amount goes down, its refunded up."""
+    p: Payment = ctx.get("payment", e.payment_id)
+    if p.reversed:
+        raise ClosedItem("payment", p.id, "reversed", "RefundIssued")
+    check_refund(f"payment {p.id}", p.unapplied, e.amount)
+    before = p.refunded if p.refunded is not None else zero(p.amount.currency)
+    left = p.unapplied - e.amount
+    ctx.put(
+        p.model_copy(update={"unapplied": left, "refunded": before + e.amount}),
+        p,
+        f"refunded {e.amount} on {e.refunded_on}, unapplied {left}",
+    )

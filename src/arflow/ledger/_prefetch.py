@@ -36,8 +36,12 @@ def reads(event: BaseEvent, ids: dict[str, list[str]]) -> None:
         ids["customer"].append(event.contract.customer_id)
 
 
-def prefetch(fetch: Callable[..., None], chunk: list[Event | PlainInvoice]) -> None:
-    """Hand ``fetch`` (the store's ``prefetch``) the event ids and object ids ``chunk`` needs."""
+def prefetch(
+    fetch: Callable[..., None], chunk: list[Event | PlainInvoice], *, credits: bool = False
+) -> None:
+    """Hand ``fetch`` (the store's ``prefetch``) the event ids and object ids ``chunk`` needs;
+    with ``credits``, also the payments and credit notes of the customers its plain invoices
+    are for (whether they have credit to apply decides the invoice's path)."""
     event_ids: list[str] = []
     ids: dict[str, list[str]] = {
         "receivable": [],
@@ -57,4 +61,9 @@ def prefetch(fetch: Callable[..., None], chunk: list[Event | PlainInvoice]) -> N
         elif isinstance(event, BaseEvent):
             event_ids.append(event.event_id)
             reads(event, ids)
-    fetch(event_ids, {kind: found for kind, found in ids.items() if found})
+    wanted = {kind: found for kind, found in ids.items() if found}
+    if credits and customers:
+        cids = sorted(set(customers))
+        fetch(event_ids, wanted, {"payment": cids, "credit_note": cids})
+    else:
+        fetch(event_ids, wanted)

@@ -18,7 +18,15 @@ from datetime import date
 from decimal import Decimal
 from typing import Any, Protocol
 
-from ..domain import Customer, Order, PromiseStatus, PromiseToPay, Receivable
+from ..domain import (
+    CreditNote,
+    Customer,
+    Order,
+    Payment,
+    PromiseStatus,
+    PromiseToPay,
+    Receivable,
+)
 from ..lifecycle import EXPOSURE_ORDER_STATES
 from ..summary import CLOSED_STATES, ReceivableSummary, summary_of
 from .expr import Type
@@ -123,6 +131,12 @@ CUSTOMER_FACTS = _spec(
         ("industry_risk", T.NUMBER, "industry risk rating 1 (low) .. 5 (high)"),
         ("third_party_rating", T.STRING, "rating from an agency (text as given)"),
         ("bank_reference", T.STRING, "good, fair or poor"),
+        (
+            "unapplied_credit",
+            T.NUMBER,
+            "unapplied cash and open credit notes, in the credit currency: money of the "
+            "customer's not yet applied to an invoice",
+        ),
     ]
 )
 
@@ -135,6 +149,12 @@ ORDER_FACTS = _spec(
         ("type", T.STRING, "order type (null if none)"),
         ("contract_id", T.STRING, "contract of the order (null if none)"),
         ("submitted_on", T.DATE, "day the order was submitted"),
+        (
+            "prepaid",
+            T.BOOL,
+            "the customer's unapplied credit covers the order (same currency): what a "
+            "prepayment (cash-on-delivery) customer needs before its order is approved",
+        ),
     ]
 )
 
@@ -167,12 +187,14 @@ def customer_facts(
     *,
     base_currency: str = "CNY",
     min_balance: Decimal = ZERO,
+    credits: Iterable[Payment | CreditNote] = (),
 ) -> dict[str, Any]:
     """Facts about one customer as of ``as_of``, keyed ``customer.<name>``.
 
     ``receivables`` should be all the customer's receivables (closed ones feed the payment
     behaviour facts); ``orders`` and ``promises`` likewise. An item whose open amount is
     under ``min_balance`` (the pack's small balance) is not counted as overdue.
+    ``credits`` are the customer's payments and credit notes (for ``unapplied_credit``).
     """
     credit = customer.credit
     limit = credit.credit_limit
@@ -263,8 +285,19 @@ def customer_facts(
         "industry_risk": None if prof.industry_risk is None else Decimal(prof.industry_risk),
         "third_party_rating": prof.third_party_rating,
         "bank_reference": prof.bank_reference,
+        "unapplied_credit": unapplied_credit(credits, cur),
     }
     return {"customer." + k: v for k, v in facts.items()}
+
+
+def unapplied_credit(credits: Iterable[Payment | CreditNote], currency: str) -> Decimal:
+    """What is left unapplied of the customer's payments (not reversed) and credit notes
+    in ``currency``: credit that covers its invoices before any reminder is due."""
+    left = ZERO
+    for c in credits:
+        if c.unapplied.currency == currency and not getattr(c, "reversed", False):
+            left += c.unapplied.amount
+    return left
 
 
 def receivable_facts(
@@ -328,6 +361,10 @@ def order_facts(o: Order, customer: Mapping[str, Any], as_of: date) -> dict[str,
             "order.type": o.order_type,
             "order.contract_id": o.contract_id,
             "order.submitted_on": o.submitted_on,
+            "order.prepaid": (
+                customer.get("customer.currency") == o.amount.currency
+                and customer.get("customer.unapplied_credit", ZERO) >= o.amount.amount
+            ),
         }
     )
     return facts

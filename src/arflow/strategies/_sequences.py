@@ -118,6 +118,21 @@ class _Book:
         self.items: list[_Item] = []
         self.disputes: list[_Dispute] = []
         self.promises: list[_Promise] = []
+        #: the customers' credit the ledger applies to their next invoices (issue 12):
+        #: [customer, (day, 0 cash / 1 credit note, id), units left, "paid" / "credited"]
+        self.credits: list[list[Any]] = []
+
+    def apply_credit(self, r: _Item) -> None:
+        """What ``Ledger(apply_unapplied_cash=True)`` does to a new invoice: the customer's
+        credit applied oldest first."""
+        for c in sorted(self.credits, key=lambda c: c[1]):
+            if c[0] != r.customer_id or not c[2]:
+                continue
+            take = min(c[2], r.undisputed)
+            if not take:
+                break
+            self.reduce(r, take, c[3])
+            c[2] -= take
 
     def live(self, customer_id: str | None = None) -> list[_Item]:
         return [
@@ -134,7 +149,7 @@ class _Book:
         elif r.state in ("open", "partially_paid"):
             r.state = "partially_paid"
 
-    def pay(self, customer_id: str, units: int) -> None:
+    def pay(self, customer_id: str, units: int, key: tuple[date, int, str] | None = None) -> None:
         """Automatic allocation: oldest due first (then issue date, then number), never the
         disputed part; promises on the items paid are tracked as the ledger does."""
         plan: list[tuple[_Item, int]] = []
@@ -146,6 +161,8 @@ class _Book:
             if take:
                 plan.append((r, take))
                 left -= take
+        if left and key is not None:
+            self.credits.append([customer_id, key, left, "paid"])
         touched: list[str] = []
         for r, take in plan:
             if r.promise_id is not None and r.promise_id not in touched:
@@ -209,6 +226,7 @@ def _sequence(
         amount = draw(money)
         cid = draw(st.sampled_from(cids))
         book.items.append(_Item(number, cid, issued, due, _units(amount.amount, currency)))
+        book.apply_credit(book.items[-1])
         return InvoiceIssued(
             **meta("billing"),
             number=number,
@@ -255,15 +273,16 @@ def _sequence(
                     units = everything + draw(st.integers(1, 10**6))
                 else:
                     units = draw(st.integers(1, everything))
+                pid = next_id("PAY")
                 event = PaymentReceived(
                     **meta("bank"),
-                    payment_id=next_id("PAY"),
+                    payment_id=pid,
                     customer_id=cid,
                     amount=_money(units, currency),
                     received_on=today,
                     reference=f"bank-ref-{len(events) + 1}",
                 )
-                book.pay(cid, units)
+                book.pay(cid, units, (today, 0, pid))
         elif kind == "dispute":
             open_items = [r for r in book.live() if r.undisputed]
             if open_items:
@@ -355,6 +374,8 @@ def _sequence(
                     amount=draw(money),
                     issued_on=today,
                 )
+                units = _units(event.amount.amount, currency)
+                book.credits.append([event.customer_id, (today, 1, cnid), units, "credited"])
             else:
                 r = draw(st.sampled_from(live))
                 units = r.open if draw(st.booleans()) else draw(st.integers(1, r.open))
@@ -425,7 +446,8 @@ def event_sequences(
 
     The list is in chronological order (``occurred_at`` strictly increasing, business
     dates such as ``received_on`` equal to its day) and every event applies to an empty
-    ledger in order. Ids are deterministic: events ``e0001``..., customers ``C01``...,
+    ledger in order: one that applies unapplied cash and credit notes on account to the
+    next invoice (``Ledger(apply_unapplied_cash=True)``, the default). Ids are deterministic: events ``e0001``..., customers ``C01``...,
     invoices ``INV-0001``..., payments ``PAY-0001``..., disputes ``DSP-``, promises
     ``PTP-``, credit notes ``CN-``. ``n_events`` bounds the events after the registrations
     (fewer when the days run out or a kind has nothing to act on).
