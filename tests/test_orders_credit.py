@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from arflow import (
@@ -329,6 +329,7 @@ _EVENTS = st.lists(
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(events=_EVENTS)
+@example(events=[("limit", 10_000, 0), ("order", 15_001, 0)])  # found once: kept
 def test_locks_always_equal_what_the_rules_say_and_earlier_runs_change_nothing(
     tmp_path_factory: pytest.TempPathFactory, events: list[tuple[str, int, int]]
 ) -> None:

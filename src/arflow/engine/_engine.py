@@ -429,6 +429,16 @@ class Engine:
                 f.error,
             )
         self.record(plan.decisions, event.occurred_at)
+        # The decisions' own effects (an order refused or approved at entry) change the
+        # customer's exposure: its locks are checked again on the book as it now stands.
+        touched = sorted({d.customer_id for d in plan.decisions if d.subject_kind == "order"})
+        if touched and self.pack.locks:
+            after = Plan(as_of=as_of, since=as_of)
+            later = self._day(after)
+            for cid in touched:
+                self._locks._plan_locks(after, cid, as_of, later, f"{event.event_id}~decided")
+            self.record(after.decisions, event.occurred_at)
+            plan.decisions.extend(after.decisions)
         return applied, plan.decisions
 
     # -- credit scoring and explanations ------------------------------------------------------
