@@ -65,3 +65,24 @@ def test_dunning_day_against_a_local_smtp_server(tmp_path: Path) -> None:
     assert "- INV-101：¥12,500.00" in out and "- INV-102：¥8,000.00" in out
     assert "--- to payables@northwind.example: Invoice due today" in out
     assert out.rstrip().endswith("run 2026-03-02 again: 0 decisions, nothing queued twice")
+
+
+def test_credit_distributor_checks_orders_at_entry() -> None:
+    """Seed 004's flow (docs/credit.md): an order within limit approved, one over 90% of the
+    limit sent for approval and approved only by a holder of the role, a suspended
+    customer's order refused with the lock's reason, a prepayment applied to the invoice."""
+    out = run("credit_distributor.py").splitlines()
+    assert out[:4] == [
+        "SO-A1 (A1, 50,000 CNY): approved",
+        "SO-B1 (B1, 4,000 CNY): pending_approval",
+        "SO-C1 (C1, 1,000 CNY): rejected",
+        "SO-D1 (D1, 20,000 CNY): approved",
+    ]
+    assert out[4] == (
+        "  SO-C1 refused by arflow-engine: Anything over 30 days overdue suspends the customer."
+    )
+    assert out[5].startswith("  intern: order 'SO-B1': 'intern' may not decide it")
+    assert out[6:] == [
+        "SO-B1 after the sales manager's approval: approved",
+        "INV-D1: paid, paid 20,000.00 CNY, open 0.00 CNY",
+    ]
