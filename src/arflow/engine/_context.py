@@ -131,6 +131,14 @@ class Day:
     last_mark: int | None = None
     #: promises read for the receivables of the day, by id
     promises: dict[str, PromiseToPay | None] = field(default_factory=dict)
+    #: the date of the book's latest run, once read (see :meth:`latest_run`)
+    _latest_run: tuple[date | None] | None = None
+
+    def latest_run(self) -> date | None:
+        """The date of the book's latest recorded run (None: none yet), read once a day."""
+        if self._latest_run is None:
+            self._latest_run = (max((r.as_of for r in self.store.runs()), default=None),)
+        return self._latest_run[0]
 
     @property
     def store(self) -> Store:

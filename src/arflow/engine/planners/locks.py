@@ -5,7 +5,6 @@ looks at and by ``Engine.handle`` for every customer an event touched."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from contextlib import suppress
 from datetime import date
 from typing import Any
 
@@ -62,16 +61,8 @@ class LockPlanner:
     @staticmethod
     def _before_latest_run(day: Day, as_of: date) -> bool:
         """Whether ``as_of`` is earlier than the book's latest run: locks then stand as the
-        later days left them (read once per plan)."""
-        plan = day.plan
-        cached = getattr(plan, "_latest_run", False)
-        latest: date | None
-        if cached is False:
-            latest = max((r.as_of for r in day.store.runs()), default=None)
-            with suppress(AttributeError):  # a plan with slots: ask each time
-                object.__setattr__(plan, "_latest_run", latest)
-        else:
-            latest = cached if isinstance(cached, date) else None
+        later days left them."""
+        latest = day.latest_run()
         return latest is not None and as_of < latest
 
     @staticmethod
