@@ -95,9 +95,15 @@ def report() -> Report:
         aging=(
             AGING_CNY,
             AGING_USD,
-            Aging(AS_OF, "CNY", (("salesperson", "li.wei"),), AGING_CNY.buckets[:2],
-                  cny("1048500.50"), cny("236500.50")),
-        ),  # fmt: skip
+            Aging(
+                AS_OF,
+                "CNY",
+                (("salesperson", "li.wei"),),
+                AGING_CNY.buckets[:2],
+                cny("1048500.50"),
+                cny("236500.50"),
+            ),
+        ),
         figures=(
             HEAD_CNY.dso,
             fig("dso_countback", "44.6", "days", "CNY"),
@@ -118,22 +124,42 @@ def report() -> Report:
                 ),
                 target=D("45"),
             ),
-            Trend("collection_rate", "CNY", (),
-                  tuple(TrendPoint(m, D("0.6") + D(i) / 100) for i, m in enumerate(MONTHS))),
-        ),  # fmt: skip
+            Trend(
+                "collection_rate",
+                "CNY",
+                (),
+                tuple(TrendPoint(m, D("0.6") + D(i) / 100) for i, m in enumerate(MONTHS)),
+            ),
+        ),
         rankings=(
-            Ranking("overdue", "customer", AS_OF, MONTH, AS_OF, "CNY", (
-                RankEntry(1, "C-7", HOSTILE, D("120000.00"), "CNY"),
-                RankEntry(2, "C-2", "上海明远科技有限公司", D("64250.00"), "CNY"),
-                RankEntry(3, "C-4", "Acme Trading", D("18000.00"), "CNY"),
-                RankEntry(4, "C-9", FORMULA, D("9800.50"), "CNY"),
-            )),
-            Ranking("on_time_rate", "salesperson", AS_OF, date(2026, 9, 1), AS_OF, None, (
-                RankEntry(1, "li.wei", "李伟", D("0.95"), None),
-                RankEntry(2, "zhang.min", "张敏", D("0.81"), None),
-                RankEntry(3, "j.smith", "John Smith", D("0.64"), None),
-            )),
-        ),  # fmt: skip
+            Ranking(
+                "overdue",
+                "customer",
+                AS_OF,
+                MONTH,
+                AS_OF,
+                "CNY",
+                (
+                    RankEntry(1, "C-7", HOSTILE, D("120000.00"), "CNY"),
+                    RankEntry(2, "C-2", "上海明远科技有限公司", D("64250.00"), "CNY"),
+                    RankEntry(3, "C-4", "Acme Trading", D("18000.00"), "CNY"),
+                    RankEntry(4, "C-9", FORMULA, D("9800.50"), "CNY"),
+                ),
+            ),
+            Ranking(
+                "on_time_rate",
+                "salesperson",
+                AS_OF,
+                date(2026, 9, 1),
+                AS_OF,
+                None,
+                (
+                    RankEntry(1, "li.wei", "李伟", D("0.95"), None),
+                    RankEntry(2, "zhang.min", "张敏", D("0.81"), None),
+                    RankEntry(3, "j.smith", "John Smith", D("0.64"), None),
+                ),
+            ),
+        ),
         grades=(("A", 14), ("B", 9), ("C", 4), ("D", 1), (None, 2)),
         forecast=(
             Forecast(
@@ -150,42 +176,107 @@ def report() -> Report:
                     for i in range(13)
                 ),
                 backtest=tuple(
-                    ForecastWeek(date(2026, 9, 7) + timedelta(7 * i), "CNY", cny("55000"),
-                                 cny("50000"), cny("5000"), cny(str(48000 + 3000 * i)))
+                    ForecastWeek(
+                        date(2026, 9, 7) + timedelta(7 * i),
+                        "CNY",
+                        cny("55000"),
+                        cny("50000"),
+                        cny("5000"),
+                        cny(str(48000 + 3000 * i)),
+                    )
                     for i in range(4)
-                ),  # fmt: skip
+                ),
             ),
         ),
         watch=(
-            WatchList("falling_due", AS_OF, (
-                WatchItem("R-1001", "C-2", "上海明远科技有限公司", date(2026, 12, 3),
-                          cny("36000.00"), 3),
-                WatchItem("R-1002", "C-7", HOSTILE, date(2026, 12, 5), usd("1200.00"), 5),
-                WatchItem("R-1003", "C-4", "Acme Trading", date(2026, 12, 1), cny("8800.00"), 1),
-            )),
-            WatchList("high_risk", AS_OF, (
-                WatchItem("R-0907", "C-9", FORMULA, date(2026, 8, 15), cny("63000.00"), 107,
-                          risk_level="high", dunning_level=3,
-                          last_contact="promised to pay by 12-10, not kept",
-                          history=("invoice sent 2026-07-16", "reminder 2026-08-20",
-                                   "<b>call</b> 2026-09-02: promise")),
-            )),
-        ),  # fmt: skip
+            WatchList(
+                "falling_due",
+                AS_OF,
+                (
+                    WatchItem(
+                        "R-1001",
+                        "C-2",
+                        "上海明远科技有限公司",
+                        date(2026, 12, 3),
+                        cny("36000.00"),
+                        3,
+                    ),
+                    WatchItem("R-1002", "C-7", HOSTILE, date(2026, 12, 5), usd("1200.00"), 5),
+                    WatchItem(
+                        "R-1003", "C-4", "Acme Trading", date(2026, 12, 1), cny("8800.00"), 1
+                    ),
+                ),
+            ),
+            WatchList(
+                "high_risk",
+                AS_OF,
+                (
+                    WatchItem(
+                        "R-0907",
+                        "C-9",
+                        FORMULA,
+                        date(2026, 8, 15),
+                        cny("63000.00"),
+                        107,
+                        risk_level="high",
+                        dunning_level=3,
+                        last_contact="promised to pay by 12-10, not kept",
+                        history=(
+                            "invoice sent 2026-07-16",
+                            "reminder 2026-08-20",
+                            "<b>call</b> 2026-09-02: promise",
+                        ),
+                    ),
+                ),
+            ),
+        ),
         contracts=(
             ContractView(
-                AS_OF, "K-2026/017", "C-7", HOSTILE, "P-3", "Warehouse automation, phase 1",
-                cny("500000.00"), cny("300000.00"), cny("180000.00"), cny("120000.00"),
+                AS_OF,
+                "K-2026/017",
+                "C-7",
+                HOSTILE,
+                "P-3",
+                "Warehouse automation, phase 1",
+                cny("500000.00"),
+                cny("300000.00"),
+                cny("180000.00"),
+                cny("120000.00"),
                 cny("60000.00"),
                 nodes=(
-                    NodeView("N1", "30% on signing", cny("150000.00"), cny("150000.00"),
-                             cny("150000.00"), cny("0.00"), date(2026, 3, 31)),
-                    NodeView("N2", "30% on delivery", cny("150000.00"), cny("150000.00"),
-                             cny("30000.00"), cny("60000.00"), date(2026, 9, 30),
-                             milestones=(MilestoneView("M2", "delivery", date(2026, 9, 1),
-                                                       date(2026, 9, 12), "done"),),
-                             receivable_ids=("R-0907",)),
-                    NodeView("N3", "40% on acceptance", cny("200000.00"), cny("0.00"),
-                             cny("0.00"), cny("0.00"), None),
+                    NodeView(
+                        "N1",
+                        "30% on signing",
+                        cny("150000.00"),
+                        cny("150000.00"),
+                        cny("150000.00"),
+                        cny("0.00"),
+                        date(2026, 3, 31),
+                    ),
+                    NodeView(
+                        "N2",
+                        "30% on delivery",
+                        cny("150000.00"),
+                        cny("150000.00"),
+                        cny("30000.00"),
+                        cny("60000.00"),
+                        date(2026, 9, 30),
+                        milestones=(
+                            MilestoneView(
+                                "M2", "delivery", date(2026, 9, 1), date(2026, 9, 12), "done"
+                            ),
+                        ),
+                        receivable_ids=("R-0907",),
+                    ),
+                    NodeView(
+                        "N3",
+                        "40% on acceptance",
+                        cny("200000.00"),
+                        cny("0.00"),
+                        cny("0.00"),
+                        cny("0.00"),
+                        None,
+                    ),
                 ),
                 unbilled=cny("200000.00"),
                 disputes=("D-12",),
@@ -193,11 +284,21 @@ def report() -> Report:
                 next_action="dunning step 3 (call) on 2026-12-02",
             ),
             ContractView(
-                AS_OF, "K_2026_018", "C-4", "Acme Trading", None, "Support 2027", usd("24000.00"),
-                usd("6000.00"), usd("6000.00"), usd("0.00"), usd("0.00"), nodes=(),
+                AS_OF,
+                "K_2026_018",
+                "C-4",
+                "Acme Trading",
+                None,
+                "Support 2027",
+                usd("24000.00"),
+                usd("6000.00"),
+                usd("6000.00"),
+                usd("0.00"),
+                usd("0.00"),
+                nodes=(),
                 unbilled=usd("18000.00"),
             ),
-        ),  # fmt: skip
+        ),
     )
 
 

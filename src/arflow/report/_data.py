@@ -66,10 +66,12 @@ def fmt_money(m: Money) -> str:
 
 
 def fmt_number(value: Decimal | None, unit: str) -> str:
-    """A figure's value as people read it: a ratio as a percentage with one decimal, days
+    """A figure's value as people read it: a count as it is, a ratio as a percentage with one decimal, days
     with one decimal, a turnover with two, money with two; ``-`` when undefined."""
     if value is None:
         return "-"
+    if unit == "count":
+        return f"{value:,}"
     if unit == "ratio":
         return f"{_round(value * 100, 1):,}%"
     if unit == "days":

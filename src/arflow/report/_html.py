@@ -234,7 +234,7 @@ def _aging(page: Page, agings: Sequence[Aging], t: Labels) -> str:
         for b, label in zip(a.buckets, labels, strict=True):
             rows.append([
                 a.currency, group_text(a.group) or t("all"), label, money(b.amount),
-                num(Decimal(b.count), "times"), num(b.share, "ratio"),
+                num(Decimal(b.count), "count"), num(b.share, "ratio"),
             ])  # fmt: skip
     table = page.table(
         t("aging"),
@@ -300,7 +300,7 @@ def _grades(page: Page, grades: Sequence[tuple[str | None, int]], t: Labels) -> 
     svg = _svg.donut(
         page.chart_id("grades"), "grades", t("grades"), slices, empty_text=t("no_data")
     )
-    rows: list[list[Cell | str]] = [[g, num(Decimal(n), "times")] for g, n in slices]
+    rows: list[list[Cell | str]] = [[g, num(Decimal(n), "count")] for g, n in slices]
     table = page.table(t("grades"), [t("grade"), t("customers")], rows, name="grades")
     return f'<div class="charts"><figure>{svg}</figure></div>\n{table}'
 
@@ -316,7 +316,7 @@ def _rankings(page: Page, rankings: Sequence[Ranking], t: Labels) -> str:
         )
         rows: list[list[Cell | str]] = [
             [
-                num(Decimal(e.rank), "times"),
+                num(Decimal(e.rank), "count"),
                 e.label,
                 e.key or "",
                 num(e.value, unit, e.currency or r.currency),
@@ -389,7 +389,7 @@ def _forecast(page: Page, forecasts: Sequence[Forecast], t: Labels) -> str:
         for kind, weeks_ in (("forecast", fc.weeks), ("backtest", fc.backtest)):
             for w in weeks_:
                 rows.append([
-                    t(kind), fc.currency, Cell(w.week_start.isoformat(), w.week_start.isoformat()),
+                    t(f"kind_{kind}"), fc.currency, Cell(w.week_start.isoformat(), w.week_start.isoformat()),
                     money(w.expected), money(w.from_due), money(w.from_promises),
                     money(w.actual) if w.actual is not None else Cell("-", None, "num undefined"),
                 ])  # fmt: skip
@@ -417,9 +417,9 @@ def _watch(page: Page, lists: Sequence[WatchList], t: Labels) -> str:
                 Cell(i.due_date.isoformat(), i.due_date.isoformat()),
                 money(i.open_balance),
                 i.open_balance.currency,
-                num(Decimal(i.days), "times"),
+                num(Decimal(i.days), "count"),
                 i.risk_level or "",
-                num(Decimal(i.dunning_level), "times"),
+                num(Decimal(i.dunning_level), "count"),
                 i.last_contact or "",
                 Cell("", html=_history(i.history)),
             ]

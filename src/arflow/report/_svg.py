@@ -87,6 +87,12 @@ def bar_chart(
         return TOP + (high - v) / (high - low) * plot_h
 
     zero = y(0.0)
+    for frac in (0.0, 0.5, 1.0):
+        tv = low + (high - low) * frac
+        parts.append(
+            f'<text class="tick" x="{LEFT - 6}" y="{_n(y(tv) + 4)}" text-anchor="end">'
+            f"{tv:,.0f}</text>"
+        )
     parts.append(f'<line class="axis" x1="{LEFT}" x2="{W - RIGHT}" y1="{_n(zero)}" '
                  f'y2="{_n(zero)}"/>')  # fmt: skip
     slot = plot_w / len(categories)
@@ -104,7 +110,7 @@ def bar_chart(
                 f'data-series="{_e(s.name)}" data-value="{_e("" if v is None else v)}">'
                 f"<title>{_e(cat)} · {_e(s.name)}: {_e(s.texts[ci])}</title></rect>"
             )
-            if len(series) == 1:
+            if len(series) == 1 and len(categories) <= 8:
                 parts.append(
                     f'<text class="val" x="{_n(x + bar_w / 2)}" y="{_n(top - 4)}" '
                     f'text-anchor="middle">{_e(s.texts[ci])}</text>'
@@ -145,7 +151,7 @@ def line_chart(
     low, high = low * scale, high * scale
     high *= 1.1 if high > 0 else 1.0
     plot_h = H - TOP - BOTTOM
-    plot_w = W - LEFT - RIGHT
+    plot_w = W - LEFT - RIGHT - 24
     step = plot_w / max(len(categories) - 1, 1)
 
     def y(v: float) -> float:
@@ -166,8 +172,7 @@ def line_chart(
             f'data-value="{_e(target)}"/>'
         )
         parts.append(
-            f'<text class="target-label" x="{W - RIGHT}" y="{_n(ty - 5)}" text-anchor="end">'
-            f"{_e(target_text)}</text>"
+            f'<text class="target-label" x="{LEFT + 4}" y="{_n(ty - 5)}">{_e(target_text)}</text>'
         )
     runs: list[list[str]] = [[]]
     for i, v in enumerate(values):
@@ -178,7 +183,7 @@ def line_chart(
     for run in runs:
         if len(run) > 1:
             parts.append(f'<polyline class="line" points="{" ".join(run)}"/>')
-    label_every = max(1, math.ceil(len(categories) / 12))
+    label_every = max(1, math.ceil(len(categories) / 7))
     for i, (cat, v) in enumerate(zip(categories, values, strict=True)):
         x = LEFT + i * step
         if v is not None:
