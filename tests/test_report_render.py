@@ -264,3 +264,39 @@ def test_an_empty_report_renders_a_page_that_says_no_data() -> None:
     html = render_html(empty_report(), "zh_CN")
     assert '<html lang="zh-CN">' in html and "无数据" in html
     assert html.count('class="chart"') == 1  # the grade ring, drawn empty
+
+
+# -- what `arflow report` prints and writes (arflow.cli.emit_report) -------------------------
+
+
+def test_the_command_prints_or_writes_each_output(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from arflow.cli import emit_report
+
+    r = report()
+    assert emit_report(r) == 0
+    assert capsys.readouterr().out == render_text(r)
+    assert emit_report(r, locale="zh_CN") == 0
+    assert "本月回款率" in capsys.readouterr().out
+    assert emit_report(r, json_out=True) == 0
+    assert json.loads(capsys.readouterr().out) == report_dict(r)
+    assert emit_report(r, csv_dir=str(tmp_path / "csv")) == 0
+    assert "10 CSV file(s) written" in capsys.readouterr().out
+    assert (tmp_path / "csv" / "aging.csv").read_text(encoding="utf-8") == report_csv(r)["aging"]
+    page = tmp_path / "report.html"
+    assert emit_report(r, html_file=str(page), locale="zh_CN") == 0
+    assert "written to" in capsys.readouterr().out
+    assert page.read_text(encoding="utf-8") == render_html(r, "zh_CN")
+    assert {p.name for p in tmp_path.iterdir()} == {"csv", "report.html"}  # no temp file left
+
+
+def test_the_command_refuses_an_html_path_it_cannot_write(tmp_path: Path) -> None:
+    from arflow.cli import emit_report, exit_code
+
+    with pytest.raises(ValidationError, match="does not exist") as missing:
+        emit_report(report(), html_file=str(tmp_path / "nope" / "r.html"))
+    assert exit_code(missing.value) == 4
+    with pytest.raises(ValidationError, match="is a folder"):
+        emit_report(report(), html_file=str(tmp_path))
+    assert list(tmp_path.iterdir()) == []

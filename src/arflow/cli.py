@@ -330,6 +330,57 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    """The figures as of a date: a table, or JSON, CSV files or one HTML page."""
+    from .analytics import build_report  # type: ignore[attr-defined]  # issue 13's figures
+    from .rules import default_pack_path
+    from .rules.loader import load_pack
+
+    ledger = Ledger(args.db)
+    pack = load_pack(args.rules or [str(default_pack_path())])
+    report = build_report(ledger.store, args.as_of, pack=pack)
+    return emit_report(
+        report, json_out=args.json, csv_dir=args.csv, html_file=args.html, locale=args.locale
+    )
+
+
+def emit_report(
+    report: Any,
+    *,
+    json_out: bool = False,
+    csv_dir: str | None = None,
+    html_file: str | None = None,
+    locale: str = "en",
+) -> int:
+    """Print or write a :class:`~arflow.analytics.Report` as ``arflow report`` does:
+    JSON on standard output, CSV files into a folder, one HTML file, or else the table."""
+    from pathlib import Path
+
+    from .report import render_html, render_text, report_json, write_csv
+
+    if json_out:
+        print(report_json(report))
+    elif csv_dir is not None:
+        paths = write_csv(report, csv_dir)
+        print(f"{len(paths)} CSV file(s) written to {csv_dir}: {', '.join(p.name for p in paths)}")
+    elif html_file is not None:
+        target = Path(html_file)
+        if not target.parent.is_dir():
+            raise errors.ValidationError(
+                f"--html {html_file!r}: folder {str(target.parent)!r} does not exist"
+            )
+        if target.is_dir():
+            raise errors.ValidationError(f"--html {html_file!r} is a folder, not a file")
+        text = render_html(report, locale)
+        tmp = target.with_name(f".{target.name}.tmp")
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, target)
+        print(f"report as of {report.as_of} written to {html_file} (open it in a browser)")
+    else:
+        print(render_text(report, locale), end="")
+    return 0
+
+
 def _date(text: str) -> date:
     try:
         return date.fromisoformat(text)
@@ -444,6 +495,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=50)
     p.add_argument("-v", "--verbose", action="store_true")
     p.set_defaults(func=cmd_outbox)
+
+    p = sub.add_parser(
+        "report", help="the figures as of a date: a table, --json, --csv DIR or --html FILE"
+    )
+    _db_arg(p)
+    p.add_argument("--as-of", type=_date, required=True, help="YYYY-MM-DD")
+    p.add_argument(
+        "--rules",
+        action="append",
+        help="rule files or folders, for targets such as the DSO target (default: the "
+        "shipped default pack); may repeat",
+    )
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="every figure as JSON on stdout")
+    out.add_argument("--csv", metavar="DIR", help="every figure as CSV files, one per family")
+    out.add_argument("--html", metavar="FILE", help="one self-contained HTML dashboard")
+    p.add_argument("--locale", choices=["en", "zh_CN"], default="en", help="labels (default en)")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("import", help="import customers, contracts, invoices, payments")
     _db_arg(p)
