@@ -27,6 +27,8 @@ PUBLIC_MODULES = frozenset(
         "arflow.adapters.smtp",
         "arflow.adapters.queues",
         "arflow.rules",
+        "arflow.analytics",
+        "arflow.report",
     }
 )
 

@@ -71,3 +71,13 @@ def test_report_usage_and_refusals(
     missing = str(tmp_path / "no" / "r.html")
     assert main(["report", "--db", db, "--as-of", "2026-11-23", "--html", missing]) == 4
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_the_python_block_of_docs_report_md_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    import re
+
+    doc = Path(__file__).resolve().parent.parent / "docs" / "report.md"
+    (block,) = re.findall(r"^```python\n(.*?)^```", doc.read_text(encoding="utf-8"), re.S | re.M)
+    exec(compile(block, str(doc), "exec"), {})
+    out = capsys.readouterr().out
+    assert "Total AR" in out and "150,000.00" in out  # 120,000 + 80,000 - 50,000 open
