@@ -16,6 +16,7 @@ import hashlib
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from decimal import Decimal
 from functools import cache
 from html import escape
@@ -97,6 +98,13 @@ def num(value: Decimal | None, unit: str, currency: str | None = None) -> Cell:
     )
     attrs = {"data-currency": currency} if currency else {}
     return Cell(shown, str(value), "num", attrs=attrs)
+
+
+def day(d: date | None) -> Cell:
+    """A date cell: ISO, sorted as text (which sorts ISO dates), never wrapped."""
+    if d is None:
+        return Cell("-", None, "date")
+    return Cell(d.isoformat(), d.isoformat(), "date")
 
 
 def money(m: Money) -> Cell:
@@ -283,12 +291,12 @@ def _trends(page: Page, trends: Sequence[Trend], t: Labels) -> str:
                 value = Cell(f"- ({p.undefined})", None, "undefined")
             rows.append([
                 t(tr.metric), tr.currency or "", group_text(tr.group) or t("all"),
-                Cell(p.month_end.isoformat(), p.month_end.isoformat()), value,
+                day(p.month_end), value,
                 num(tr.target, unit),
             ])  # fmt: skip
     table = page.table(
         t("trends"),
-        [t("figure"), t("currency"), t("group"), t("month_end"), t("value"), t("target")],
+        [t("figure"), t("currency"), t("group"), t("month_end"), t("value"), t("target_header")],
         rows,
         name="trends",
     )
@@ -389,7 +397,7 @@ def _forecast(page: Page, forecasts: Sequence[Forecast], t: Labels) -> str:
         for kind, weeks_ in (("forecast", fc.weeks), ("backtest", fc.backtest)):
             for w in weeks_:
                 rows.append([
-                    t(f"kind_{kind}"), fc.currency, Cell(w.week_start.isoformat(), w.week_start.isoformat()),
+                    t(f"kind_{kind}"), fc.currency, day(w.week_start),
                     money(w.expected), money(w.from_due), money(w.from_promises),
                     money(w.actual) if w.actual is not None else Cell("-", None, "num undefined"),
                 ])  # fmt: skip
@@ -414,7 +422,7 @@ def _watch(page: Page, lists: Sequence[WatchList], t: Labels) -> str:
             [
                 Cell(i.receivable_id, attrs={"data-receivable": i.receivable_id}),
                 i.customer_name,
-                Cell(i.due_date.isoformat(), i.due_date.isoformat()),
+                day(i.due_date),
                 money(i.open_balance),
                 i.open_balance.currency,
                 num(Decimal(i.days), "count"),
@@ -460,7 +468,7 @@ def _figures(page: Page, figures: Sequence[Figure], t: Labels) -> str:
         ])  # fmt: skip
     return page.table(
         t("figures"),
-        [t("figure"), t("currency"), t("group"), t("period"), t("value"), t("target")],
+        [t("figure"), t("currency"), t("group"), t("period"), t("value"), t("target_header")],
         rows,
         name="figures",
     )
@@ -492,8 +500,7 @@ def _contracts(page: Page, contracts: Sequence[ContractView], t: Labels) -> str:
             [
                 n.node_id,
                 n.label,
-                Cell(n.due_date.isoformat() if n.due_date else "-",
-                     n.due_date.isoformat() if n.due_date else None),
+                day(n.due_date),
                 money(n.planned), money(n.invoiced), money(n.collected), money(n.overdue),
                 Cell("", html=_history([
                     f"{m.name} · {m.status} · {m.planned_date or '-'} / {m.actual_date or '-'}"
