@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from arflow.errors import ValidationError
 from arflow.report import (
@@ -300,3 +302,27 @@ def test_the_command_refuses_an_html_path_it_cannot_write(tmp_path: Path) -> Non
     with pytest.raises(ValidationError, match="is a folder"):
         emit_report(report(), html_file=str(tmp_path))
     assert list(tmp_path.iterdir()) == []
+
+
+# -- any name is text -------------------------------------------------------------------------
+
+
+def _with_name(name: str) -> Any:
+    from dataclasses import replace
+
+    r = report()
+    watch = r.watch[0]
+    item = replace(watch.items[0], customer_name=name, history=(name,))
+    return replace(r, watch=(replace(watch, items=(item,)),), contracts=r.contracts[1:])
+
+
+_PLAIN = [(t, sorted(a)) for t, a in _parse(render_html(_with_name("plain"))).tags]
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=40))
+def test_any_name_renders_as_text_and_adds_no_markup(name: str) -> None:
+    html = render_html(_with_name(name))
+    parsed = _parse(html)
+    assert [(t, sorted(a)) for t, a in parsed.tags] == _PLAIN
+    assert "".join(parsed.script) == "".join(_parse(render_html(report())).script)
