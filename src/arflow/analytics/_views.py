@@ -415,7 +415,7 @@ def high_risk(
     live = {r.id: r for r in past_due}
     extra = store.get_many("receivable", [i for i in broken_ids if i not in live])
     live.update({i: r for i, r in extra.items() if not r.is_closed})
-    chosen = [
+    candidates = [
         r
         for r in live.values()
         if r.issue_date <= as_of
@@ -426,11 +426,19 @@ def high_risk(
             or r.id in broken_ids
         )
     ]
+    trails = store.audit_trails("receivable", [r.id for r in candidates])
+    chosen = []
+    for r in candidates:
+        trail = [a for a in trails.get(r.id, []) if a.occurred_at.date() <= as_of]
+        trails[r.id] = trail
+        # a promise broken by the list's date (the audit trail says when)
+        broke = r.id in broken_ids and any(a.event_type == "PromiseBroken" for a in trail)
+        if r.risk_level == "high" or (as_of - r.due_date).days >= overdue_days or broke:
+            chosen.append(r)
     names = _names(store, chosen)
-    trails = store.audit_trails("receivable", [r.id for r in chosen])
     items = []
     for r in sorted(chosen, key=lambda r: (r.due_date, r.customer_id, r.id)):
-        trail = [a for a in trails.get(r.id, []) if a.occurred_at.date() <= as_of]
+        trail = trails[r.id]
         history = tuple(
             f"{a.occurred_at.date().isoformat()} {a.event_type}: {a.summary}".rstrip(": ")
             for a in trail
