@@ -198,3 +198,12 @@ def test_watch_lists_refuse_bad_bounds(store: Store) -> None:
         falling_due(store, AS_OF, days=-1)
     with pytest.raises(ValidationError, match="overdue_days"):
         high_risk(store, AS_OF, overdue_days=0)
+
+
+def test_docs_example_runs() -> None:
+    """docs/analytics_views.md's worked example, as written."""
+    import re
+
+    text = (RULES.parent.parent / "docs" / "analytics_views.md").read_text("utf-8")
+    (block,) = re.findall(r"^```python\n(.*?)^```", text, re.S | re.M)
+    exec(compile(block, "docs/analytics_views.md", "exec"), {})

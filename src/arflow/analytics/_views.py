@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import date, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..decisions import decision_key
 from ..domain import FIRST_DATE, Contract, Customer, Milestone, PromiseToPay, Receivable
@@ -20,10 +20,12 @@ from ..errors import UnknownObject, ValidationError
 from ..ledger import Ledger
 from ..money import Money
 from ..rules.facts import customer_facts, receivable_facts
-from ..rules.loader import RulePack
 from ..store.base import Store
 from ._book import OPEN_STATES, Movements, store_of
 from ._results import ContractView, MilestoneView, NodeView, WatchItem, WatchList
+
+if TYPE_CHECKING:
+    from ..rules.loader import RulePack
 
 #: How far ahead the next dunning step is looked for (days after the view's date).
 NEXT_ACTION_HORIZON = 400
