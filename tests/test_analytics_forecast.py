@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from arflow import Ledger, MemoryStore, Money, Store
 from arflow.analytics import Forecast, forecast, forecasts, lateness_days
 from arflow.analytics._book import Movements
-from arflow.errors import ValidationError
+from arflow.errors import DateOutOfRange, ValidationError
 from arflow.strategies import event_sequences
 from tests.analytics_book import AS_OF, build, cny, usd
 
@@ -87,7 +87,9 @@ def test_lateness_estimator(store: Store) -> None:
 
 def test_forecast_refuses_bad_input(store: Store) -> None:
     build(store)
-    for weeks in (0, -1, True):
+    with pytest.raises(DateOutOfRange):
+        forecast(store, date(1900, 2, 1), currency="CNY")  # its backtest would start in 1899
+    for weeks in (0, -1, True, 521):
         with pytest.raises(ValidationError, match="weeks"):
             forecast(store, AS_OF, currency="CNY", weeks=weeks)
         with pytest.raises(ValidationError, match="weeks"):

@@ -11,7 +11,7 @@ import pytest
 from arflow import Ledger, Store
 from arflow.analytics import contract_view, falling_due, high_risk, project_view
 from arflow.engine import Engine
-from arflow.errors import UnknownObject, ValidationError
+from arflow.errors import DateOutOfRange, UnknownObject, ValidationError
 from arflow.rules.loader import RulePack, load_pack
 from tests.analytics_book import AS_OF, build, cny, usd
 
@@ -99,8 +99,9 @@ def test_contract_view_as_of_an_earlier_date(store: Store) -> None:
 
 def test_next_action_moves_on_after_a_run(store: Store, pack: RulePack) -> None:
     b = build(store)
-    Engine(b.ledger, pack).run(date(2026, 3, 23))
-    v = contract_view(store, "K1", date(2026, 3, 23), pack=pack)
+    engine = Engine(b.ledger, pack)
+    engine.run(date(2026, 3, 23))
+    v = contract_view(store, "K1", date(2026, 3, 23), pack=engine)  # the engine's pack
     # A1's steps up to the 23rd are recorded; P1 (18 March + 3 days' grace) no longer
     # pauses A2, whose reminder a week before its due date comes first
     assert v.next_action == (
@@ -119,6 +120,11 @@ def test_next_action_says_why_nothing_is_sent(store: Store, pack: RulePack) -> N
         "A1 is under dispute: no reminder until it is resolved; "
         "A2 is under dispute: no reminder until it is resolved"
     )
+    # on the 16th neither dispute was open yet
+    assert contract_view(store, "K1", AS_OF).disputes == ()
+    b.resolve("D3", on="2026-03-20")
+    assert contract_view(store, "K1", date(2026, 3, 19)).disputes == ("D2", "D3")
+    assert contract_view(store, "K1", date(2026, 3, 20)).disputes == ("D2",)
     b.pay("PAY5", "C1", 1400, on="2026-03-24", to=[("A1", 900), ("A2", 500)])
     v = contract_view(store, "K1", date(2026, 3, 24), pack=pack)
     assert v.open == cny(0) and v.collected == cny(1500)
@@ -194,8 +200,15 @@ def test_high_risk_after_a_run_shows_the_reminders(store: Store, pack: RulePack)
 
 def test_watch_lists_refuse_bad_bounds(store: Store) -> None:
     build(store)
-    with pytest.raises(ValidationError, match="days"):
-        falling_due(store, AS_OF, days=-1)
+    for days in (-1, 4000, True):
+        with pytest.raises(ValidationError, match="days"):
+            falling_due(store, AS_OF, days=days)
+    with pytest.raises(ValidationError, match="as_of must be a date"):
+        falling_due(store, "2026-03-16", days=1)  # type: ignore[arg-type]
+    with pytest.raises(DateOutOfRange):
+        high_risk(store, date(9999, 12, 31))
+    with pytest.raises(DateOutOfRange):
+        contract_view(store, "K1", date(1, 1, 1))
     with pytest.raises(ValidationError, match="overdue_days"):
         high_risk(store, AS_OF, overdue_days=0)
 

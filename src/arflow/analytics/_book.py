@@ -17,10 +17,12 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 
 from ..domain import (
     CLOSED_RECEIVABLE_STATES,
+    FIRST_DATE,
+    LAST_DATE,
     CreditNote,
     Dispute,
     Payment,
@@ -29,7 +31,7 @@ from ..domain import (
     Receivable,
     ReceivableState,
 )
-from ..errors import ValidationError
+from ..errors import DateOutOfRange, ValidationError
 from ..ledger import Ledger
 from ..money import Money
 from ..store.base import Store
@@ -48,11 +50,26 @@ def store_of(store_or_ledger: Store | Ledger) -> Store:
     return store_or_ledger
 
 
-def check_days(n: int, what: str) -> int:
-    """``n`` if it is a whole number of at least 1, else :class:`ValidationError`."""
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValidationError(f"{what} must be a whole number of at least 1, not {n!r}")
+def check_days(n: int, what: str, least: int = 1, most: int = 3660) -> int:
+    """``n`` if it is a whole number in [``least``, ``most``], else
+    :class:`ValidationError`."""
+    if isinstance(n, bool) or not isinstance(n, int) or not least <= n <= most:
+        raise ValidationError(f"{what} must be a whole number from {least} to {most}, not {n!r}")
     return n
+
+
+def check_as_of(d: date, reach: int = 0) -> date:
+    """``d`` if it is a date (not a datetime) whose ``reach`` days before and after stay in
+    the horizon arflow accepts, else :class:`ValidationError` or :class:`DateOutOfRange`."""
+    if not isinstance(d, date) or isinstance(d, datetime):
+        raise ValidationError(f"as_of must be a date, not {d!r}")
+    if not FIRST_DATE.toordinal() + reach <= d.toordinal() <= LAST_DATE.toordinal() - reach:
+        raise DateOutOfRange(
+            f"as_of {d.isoformat()} is too close to the edge of the dates arflow accepts "
+            f"({FIRST_DATE.isoformat()} to {LAST_DATE.isoformat()})",
+            d,
+        )
+    return d
 
 
 @dataclass

@@ -28,7 +28,15 @@ from ..errors import ValidationError
 from ..ledger import Ledger
 from ..money import Money, check_currency
 from ..store.base import Store
-from ._book import ALL_STATES, Movements, check_days, disputed_on, promise_open_on, store_of
+from ._book import (
+    ALL_STATES,
+    Movements,
+    check_as_of,
+    check_days,
+    disputed_on,
+    promise_open_on,
+    store_of,
+)
 from ._results import Forecast, ForecastWeek
 
 
@@ -58,7 +66,8 @@ def forecast(
 ) -> Forecast:
     """Expected receipts in ``currency`` for ``weeks`` weeks (Mondays) from the week of
     ``as_of``, with the forecast made ``weeks`` weeks earlier against what arrived."""
-    check_days(weeks, "weeks")
+    check_days(weeks, "weeks", most=520)
+    check_as_of(as_of, 7 * weeks + 7)
     cur = _currency(currency)
     return _forecast(_Book.read(store_of(store_or_ledger)), as_of, cur, weeks)
 
@@ -67,7 +76,8 @@ def forecasts(
     store_or_ledger: Store | Ledger, as_of: date, *, weeks: int = 13
 ) -> tuple[Forecast, ...]:
     """:func:`forecast` for every currency of the receivables issued by ``as_of``."""
-    check_days(weeks, "weeks")
+    check_days(weeks, "weeks", most=520)
+    check_as_of(as_of, 7 * weeks + 7)
     book = _Book.read(store_of(store_or_ledger))
     currencies = sorted({r.currency for r in book.receivables if r.issue_date <= as_of})
     return tuple(_forecast(book, as_of, cur, weeks) for cur in currencies)

@@ -12,20 +12,35 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import date, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..decisions import decision_key
 from ..domain import FIRST_DATE, Contract, Customer, Milestone, PromiseToPay, Receivable
-from ..errors import UnknownObject, ValidationError
+from ..errors import UnknownObject
 from ..ledger import Ledger
 from ..money import Money
 from ..rules.facts import customer_facts, receivable_facts
 from ..store.base import Store
-from ._book import OPEN_STATES, Movements, store_of
+from ._book import OPEN_STATES, Movements, check_as_of, check_days, promise_open_on, store_of
 from ._results import ContractView, MilestoneView, NodeView, WatchItem, WatchList
 
 if TYPE_CHECKING:
     from ..rules.loader import RulePack
+
+
+class HasPack(Protocol):
+    """Something that holds a rule pack: an :class:`arflow.Engine`."""
+
+    @property
+    def pack(self) -> RulePack: ...
+
+
+def _pack_of(given: RulePack | HasPack | None) -> RulePack | None:
+    """The pack given, or the pack of the engine given."""
+    if given is None or hasattr(given, "ladders"):
+        return given  # type: ignore[return-value]
+    return given.pack
+
 
 #: How far ahead the next dunning step is looked for (days after the view's date).
 NEXT_ACTION_HORIZON = 400
@@ -54,19 +69,22 @@ def contract_view(
     contract_id: str,
     as_of: date,
     *,
-    pack: RulePack | None = None,
+    pack: RulePack | HasPack | None = None,
 ) -> ContractView:
     """The contract ``contract_id`` as it stood on ``as_of``.
 
     Amounts are what the book says on ``as_of``: invoices issued by then, cash received by
-    then, what was open and past due then. ``next_action`` needs the rule pack (``pack``):
-    without one it is None. An unknown contract raises :class:`UnknownObject`.
+    then, what was open and past due then. ``next_action`` needs the rule pack (``pack``,
+    or an engine, whose pack is used): without one it is None; it reads the receivables
+    as they stand now, from ``as_of`` on. An unknown contract raises
+    :class:`UnknownObject`.
     """
+    check_as_of(as_of, NEXT_ACTION_HORIZON)
     store = store_of(store_or_ledger)
     contract: Contract | None = store.get("contract", contract_id)
     if contract is None:
         raise UnknownObject("contract", contract_id)
-    return _contract_views(store, [contract], as_of, pack)[0]
+    return _contract_views(store, [contract], as_of, _pack_of(pack))[0]
 
 
 def project_view(
@@ -74,10 +92,11 @@ def project_view(
     project_id: str,
     as_of: date,
     *,
-    pack: RulePack | None = None,
+    pack: RulePack | HasPack | None = None,
 ) -> tuple[ContractView, ...]:
     """The views of every contract of project ``project_id`` (by contract id); an
     unknown project raises :class:`UnknownObject`."""
+    check_as_of(as_of, NEXT_ACTION_HORIZON)
     store = store_of(store_or_ledger)
     project = store.get("project", project_id)
     if project is None:
@@ -90,7 +109,7 @@ def project_view(
         ),
         key=lambda c: c.id,
     )
-    return _contract_views(store, contracts, as_of, pack)
+    return _contract_views(store, contracts, as_of, _pack_of(pack))
 
 
 def _contract_views(
@@ -103,8 +122,13 @@ def _contract_views(
     name = customer.name if customer is not None else cid
     every = store.find("receivable", customer_id=cid)
     moves = Movements.read(store, [cid])
-    disputes = store.find("dispute", customer_id=cid, states=["open"])
-    promises: list[PromiseToPay] = store.find("promise", customer_id=cid, states=["open"])
+    disputes = [
+        x
+        for x in store.find("dispute", customer_id=cid)
+        if x.opened_on <= as_of
+        and (x.status == "open" or (x.resolved_on is not None and x.resolved_on > as_of))
+    ]
+    promises = [p for p in store.find("promise", customer_id=cid) if promise_open_on(p, as_of)]
     milestone_ids = [
         n.due.milestone_id
         for c in contracts
@@ -168,14 +192,8 @@ def _one_view(
     invoiced = _sum((n.invoiced for n in nodes), zero)
     ids = {r.id for r in receivables}
     open_ids = tuple(sorted(rid for rid in ids if open_on[rid].is_positive))
-    dispute_ids = tuple(
-        sorted(x.id for x in disputes if x.receivable_id in ids and x.opened_on <= as_of)
-    )
-    promise_ids = tuple(
-        sorted(
-            p.id for p in promises if p.made_on <= as_of and any(i in ids for i in p.receivable_ids)
-        )
-    )
+    dispute_ids = tuple(sorted(x.id for x in disputes if x.receivable_id in ids))
+    promise_ids = tuple(sorted(p.id for p in promises if any(i in ids for i in p.receivable_ids)))
     nxt = None
     if pack is not None and customer is not None:
         open_rs = [r for r in receivables if r.id in open_ids]
@@ -370,8 +388,8 @@ def _next_step(
 def falling_due(store_or_ledger: Store | Ledger, as_of: date, days: int = 14) -> WatchList:
     """Open receivables due from ``as_of`` to ``as_of + days`` (both included), soonest
     first, with the customer's name, the open balance and the dunning level reached."""
-    if isinstance(days, bool) or not isinstance(days, int) or days < 0:
-        raise ValidationError(f"days must be a whole number of at least 0, not {days!r}")
+    check_days(days, "days", least=0)
+    check_as_of(as_of, days)
     store = store_of(store_or_ledger)
     found = [
         r
@@ -402,10 +420,8 @@ def high_risk(
     ``overdue_days`` past due, or whose promise to pay was broken; most overdue first,
     each with its history (from the audit trail, up to ``as_of``) and the last contact
     outcome."""
-    if isinstance(overdue_days, bool) or not isinstance(overdue_days, int) or overdue_days < 1:
-        raise ValidationError(
-            f"overdue_days must be a whole number of at least 1, not {overdue_days!r}"
-        )
+    check_days(overdue_days, "overdue_days", most=36500)
+    check_as_of(as_of, 1)
     store = store_of(store_or_ledger)
     past_due = store.find_due(FIRST_DATE, as_of - timedelta(1), OPEN_STATES)
     broken: list[PromiseToPay] = [
