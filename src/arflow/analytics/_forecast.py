@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
-from ..domain import FIRST_DATE, LAST_DATE, Dispute, PromiseStatus, PromiseToPay, Receivable
+from ..domain import Dispute, PromiseStatus, PromiseToPay, Receivable
 from ..errors import ValidationError
 from ..ledger import Ledger
 from ..money import Money, check_currency
@@ -51,7 +51,7 @@ class _Book:
 
     @classmethod
     def read(cls, store: Store) -> _Book:
-        rs = store.find_due(FIRST_DATE, LAST_DATE, ALL_STATES)
+        rs = store.find_due(date.min, date.max, ALL_STATES)  # every due date
         ids = sorted({r.customer_id for r in rs})
         promises = [p for ps in store.find_for_customers("promise", ids).values() for p in ps]
         disputes: dict[str, list[Dispute]] = defaultdict(list)

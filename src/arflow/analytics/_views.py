@@ -15,7 +15,7 @@ from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..decisions import decision_key
-from ..domain import FIRST_DATE, Contract, Customer, Milestone, PromiseToPay, Receivable
+from ..domain import Contract, Customer, Milestone, PromiseToPay, Receivable
 from ..errors import UnknownObject
 from ..ledger import Ledger
 from ..money import Money
@@ -423,7 +423,7 @@ def high_risk(
     check_days(overdue_days, "overdue_days", most=36500)
     check_as_of(as_of, 1)
     store = store_of(store_or_ledger)
-    past_due = store.find_due(FIRST_DATE, as_of - timedelta(1), OPEN_STATES)
+    past_due = store.find_due(date.min, as_of - timedelta(1), OPEN_STATES)
     broken: list[PromiseToPay] = [
         p
         for p in store.find("promise", states=["broken", "partially_kept"])
