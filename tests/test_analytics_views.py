@@ -209,6 +209,8 @@ def test_watch_lists_refuse_bad_bounds(store: Store) -> None:
         high_risk(store, date(9999, 12, 31))
     with pytest.raises(DateOutOfRange):
         contract_view(store, "K1", date(1, 1, 1))
+    # the last date of the horizon is a date like any other
+    assert contract_view(store, "K1", date(9899, 12, 31)).invoiced == cny(1500)
     with pytest.raises(ValidationError, match="overdue_days"):
         high_risk(store, AS_OF, overdue_days=0)
 

@@ -15,7 +15,7 @@ from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..decisions import decision_key
-from ..domain import Contract, Customer, Milestone, PromiseToPay, Receivable
+from ..domain import LAST_DATE, Contract, Customer, Dispute, Milestone, PromiseToPay, Receivable
 from ..errors import UnknownObject
 from ..ledger import Ledger
 from ..money import Money
@@ -79,7 +79,7 @@ def contract_view(
     as they stand now, from ``as_of`` on. An unknown contract raises
     :class:`UnknownObject`.
     """
-    check_as_of(as_of, NEXT_ACTION_HORIZON)
+    check_as_of(as_of)
     store = store_of(store_or_ledger)
     contract: Contract | None = store.get("contract", contract_id)
     if contract is None:
@@ -96,7 +96,7 @@ def project_view(
 ) -> tuple[ContractView, ...]:
     """The views of every contract of project ``project_id`` (by contract id); an
     unknown project raises :class:`UnknownObject`."""
-    check_as_of(as_of, NEXT_ACTION_HORIZON)
+    check_as_of(as_of)
     store = store_of(store_or_ledger)
     project = store.get("project", project_id)
     if project is None:
@@ -157,7 +157,7 @@ def _one_view(
     customer: Customer | None,
     receivables: list[Receivable],
     moves: Movements,
-    disputes: list[Any],
+    disputes: list[Dispute],
     promises: list[PromiseToPay],
     milestones: dict[str, Milestone],
     as_of: date,
@@ -196,7 +196,8 @@ def _one_view(
     promise_ids = tuple(sorted(p.id for p in promises if any(i in ids for i in p.receivable_ids)))
     nxt = None
     if pack is not None and customer is not None:
-        open_rs = [r for r in receivables if r.id in open_ids]
+        # what is open now (a past view's items paid since need nothing more)
+        open_rs = [r for r in receivables if r.id in open_ids and not r.is_closed]
         nxt = next_action(store, pack, customer, open_rs, as_of)
         if nxt is None:
             nxt = (
@@ -309,7 +310,7 @@ def next_action(
         min_balance=settings.min_balance,
         credits=credits,
     )
-    end = as_of + timedelta(NEXT_ACTION_HORIZON)
+    end = min(as_of + timedelta(NEXT_ACTION_HORIZON), LAST_DATE)
     best: tuple[date, int, str] | None = None
     held: list[str] = []
     for r in receivables:
