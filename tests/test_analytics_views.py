@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
@@ -222,3 +222,24 @@ def test_docs_example_runs() -> None:
     text = (RULES.parent.parent / "docs" / "analytics_views.md").read_text("utf-8")
     (block,) = re.findall(r"^```python\n(.*?)^```", text, re.S | re.M)
     exec(compile(block, "docs/analytics_views.md", "exec"), {})
+
+
+def test_next_action_names_a_dunning_block(store: Store, pack: RulePack) -> None:
+    from arflow.events import DunningBlockChanged
+
+    b = build(store)
+    for rid in ("A1", "A2"):
+        b.apply(
+            DunningBlockChanged(
+                event_id=f"block-{rid}",
+                occurred_at=datetime(2026, 3, 17, 9, tzinfo=UTC),
+                actor="finance",
+                reason="customer in talks",
+                receivable_id=rid,
+                blocked=True,
+            )
+        )
+    v = contract_view(store, "K1", date(2026, 3, 23), pack=pack)
+    assert v.next_action == (
+        "dunning of A1 is blocked (customer in talks); dunning of A2 is blocked (customer in talks)"
+    )
