@@ -62,7 +62,7 @@ class _Book:
 
 
 def forecast(
-    store_or_ledger: Store | Ledger, as_of: date, *, currency: str, weeks: int = 13
+    store_or_ledger: Store | Ledger, as_of: date, weeks: int = 13, *, currency: str
 ) -> Forecast:
     """Expected receipts in ``currency`` for ``weeks`` weeks (Mondays) from the week of
     ``as_of``, with the forecast made ``weeks`` weeks earlier against what arrived."""
@@ -73,7 +73,7 @@ def forecast(
 
 
 def forecasts(
-    store_or_ledger: Store | Ledger, as_of: date, *, weeks: int = 13
+    store_or_ledger: Store | Ledger, as_of: date, weeks: int = 13
 ) -> tuple[Forecast, ...]:
     """:func:`forecast` for every currency of the receivables issued by ``as_of``."""
     check_days(weeks, "weeks", most=520)
