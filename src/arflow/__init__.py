@@ -122,6 +122,14 @@ from .outbox import Dispatcher, RetryPolicy
 from .store import MemoryStore, Store, dump_book, open_store
 
 if TYPE_CHECKING:
+    from .analytics import (
+        contract_view,
+        falling_due,
+        forecast,
+        forecasts,
+        high_risk,
+        project_view,
+    )
     from .calendar import BusinessCalendar, Offset, Schedule, SendWindow
     from .decisions import Decision, Notice
     from .engine import CreditScore, Engine, Failure, Plan, RunResult, review_event
@@ -157,6 +165,12 @@ _LAZY = {
     "default_pack_path": "arflow.rules",
     "import_files": "arflow.importer",
     "load_pack": "arflow.rules.loader",
+    "contract_view": "arflow.analytics",
+    "falling_due": "arflow.analytics",
+    "forecast": "arflow.analytics",
+    "forecasts": "arflow.analytics",
+    "high_risk": "arflow.analytics",
+    "project_view": "arflow.analytics",
 }
 
 
@@ -293,13 +307,19 @@ __all__ = [
     "__version__",
     "adapter_from_url",
     "build_context",
+    "contract_view",
     "default_pack_path",
     "dump_book",
+    "falling_due",
+    "forecast",
+    "forecasts",
+    "high_risk",
     "import_files",
     "ledger_feedback",
     "load_pack",
     "open_store",
     "parse_event",
+    "project_view",
     "register_adapter",
     "review_event",
 ]

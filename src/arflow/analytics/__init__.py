@@ -3,6 +3,7 @@ watch lists and a cash forecast, each as of a date (``docs/analytics.md``)."""
 
 from __future__ import annotations
 
+from ._forecast import forecast, forecasts, lateness_days
 from ._results import (
     DIMENSIONS,
     Aging,
@@ -22,6 +23,7 @@ from ._results import (
     WatchItem,
     WatchList,
 )
+from ._views import contract_view, falling_due, high_risk, next_action, project_view
 
 __all__ = [
     "DIMENSIONS",
@@ -41,4 +43,12 @@ __all__ = [
     "TrendPoint",
     "WatchItem",
     "WatchList",
+    "contract_view",
+    "falling_due",
+    "forecast",
+    "forecasts",
+    "high_risk",
+    "lateness_days",
+    "next_action",
+    "project_view",
 ]

@@ -221,6 +221,12 @@ class Forecast:
     currency: str
     weeks: tuple[ForecastWeek, ...]
     backtest: tuple[ForecastWeek, ...] = ()
+    #: what is open but not expected within ``weeks``: expected after the last week, or
+    #: under dispute (not expected until the dispute is resolved); None: not computed
+    later: Money | None = None
+    #: the days late each customer is expected to pay (``docs/analytics.md``: the observed
+    #: lateness, or the fallback), by customer id
+    lateness: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True)
