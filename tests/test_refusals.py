@@ -12,6 +12,7 @@ On memory, SQLite and PostgreSQL (the ``store`` fixture)."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -256,3 +257,16 @@ def test_a_failure_of_the_store_is_not_recorded_as_a_refusal(engine: Engine) -> 
     assert engine.ledger.record_refusal(order("SO-1", Money.of(1, "CNY")), ArflowError("x"))
     assert engine.ledger.record_refusal(order("SO-2", Money.of(1, "CNY")), StoreError("x")) is None
     assert engine.store.audit_trail("order", "SO-2") == []
+
+
+def test_the_examples_in_docs_credit_md_run(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = RULES.parent.parent
+    text = (root / "docs" / "credit.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```python\n(.*?)```", text, re.S)
+    assert blocks
+    monkeypatch.chdir(root)
+    for code in blocks:
+        exec(compile(code, "docs/credit.md", "exec"), {})
+    assert "C9" in capsys.readouterr().out
