@@ -211,7 +211,11 @@ def test_an_unknown_grade_is_refused_by_the_engine(store: Store, pack: RulePack)
     with pytest.raises(UnknownGrade, match="AAA, BB, C"):
         engine.handle(event)
     assert b.ledger.customer("C1") == before
-    assert not [a for a in b.ledger.audit_trail("customer", "C1") if a.event_id == "x1"]
+    # nothing applied: the only record of x1 is the refused attempt (docs/credit.md)
+    tried = [a for a in b.ledger.audit_trail("customer", "C1") if a.event_id == "x1"]
+    assert [(a.event_type, a.refused) for a in tried] == [
+        ("CreditReviewed:refused", "UnknownGrade")
+    ]
 
 
 def test_a_review_needs_a_score_or_a_reviewer_and_a_well_formed_grade() -> None:

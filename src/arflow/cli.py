@@ -185,6 +185,7 @@ def cmd_show(args: argparse.Namespace) -> int:
             print(
                 f"  {a.occurred_at:%Y-%m-%d %H:%M} {a.actor:<12} {a.event_type:<18}"
                 f" {a.before_state or '-'} -> {a.after_state or '-'}{bal}  {a.summary}"
+                + (f" [refused: {a.refused}]" if a.refused else "")
             )
     return 0
 

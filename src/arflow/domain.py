@@ -552,6 +552,15 @@ class AuditRecord(_Model):
     after_state: str | None = None
     before_balance: Money | None = None
     after_balance: Money | None = None
+    #: On the record of a refused attempt (``Engine.handle``): the class of the error that
+    #: refused it (its message is the ``summary``); nothing was changed, and the event's
+    #: type carries the suffix :data:`REFUSED_SUFFIX`. None: a change that was made.
+    refused: str | None = None
+
+
+#: What ends the ``event_type`` of the audit record of a refused attempt
+#: (``OrderApproved:refused``): a reader matching event types never takes it for the change.
+REFUSED_SUFFIX = ":refused"
 
 
 # -- people -----------------------------------------------------------------------------------

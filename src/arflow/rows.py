@@ -37,7 +37,7 @@ _RECEIVABLE_FIELDS = (
 ).split()
 _AUDIT_FIELDS = (
     "event_id event_type subject_kind subject_id actor occurred_at reason summary "
-    "before_state after_state before_balance after_balance"
+    "before_state after_state before_balance after_balance refused"
 ).split()
 _EVENT_FIELDS = (
     "event_id occurred_at actor reason type number customer_id issue_date due_date amount "

@@ -14,6 +14,7 @@ from ..rules.expr import Condition
 from ..rules.expr import lower_bound as _lower_bound
 from ..rules.loader import RulePack
 from ..store.base import Store
+from ._context import DayBook
 
 #: customer facts that can fall with time alone (counts over a trailing window)
 _WINDOWED_FACTS = frozenset({"customer.late_payments_180d", "customer.broken_promises_180d"})
@@ -100,7 +101,7 @@ def threshold_window(
 
 
 def locked_customers(
-    store: Store, pack: RulePack, mark: int | None, mine: Callable[[str], bool] | None
+    store: DayBook, pack: RulePack, mark: int | None, mine: Callable[[str], bool] | None
 ) -> list[Customer]:
     """The locked customers whose lock may have to lift today. A lock's cause goes only
     through events (a payment, a credit note, a limit raised), so after a run that left a

@@ -4,21 +4,114 @@ the day itself (date, plan, rules, addressing) that every planner reads."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from ..domain import Customer, PromiseToPay, Receivable
-from ..errors import ArflowError
+from ..errors import ArflowError, UnknownObject
 from ..ledger import Ledger
 from ..rules.facts import customer_facts, receivable_facts
 from ..rules.loader import RulePack
 from ..rules.schema import Action, Settings
-from ..store.base import Store
-from ..summary import ReceivableSummary
+from ..store.base import RunRecord, Store, StoreTx
+from ..summary import ReceivableSummary, summary_of
 from ._address import SendTimes, _recipients
 from ._results import Plan
+
+
+class DayBook(Protocol):
+    """What planners read the book through (``day.store``): the committed :class:`Store`
+    when a day is planned, a :class:`TxBook` over the open transaction when an event is
+    (``Engine.handle``). Every :class:`Store` is one."""
+
+    def get(self, kind: str, object_id: str) -> Any | None: ...
+    def find(
+        self, kind: str, *, customer_id: str | None = None, states: Iterable[str] | None = None
+    ) -> list[Any]: ...
+    def get_many(self, kind: str, ids: Iterable[str]) -> dict[str, Any]: ...
+    def find_for_customers(
+        self, kind: str, customer_ids: Iterable[str]
+    ) -> dict[str, list[Any]]: ...
+    def receivable_summaries(
+        self, customer_ids: Iterable[str]
+    ) -> dict[str, list[ReceivableSummary]]: ...
+    def known_decisions(self, keys: Iterable[str]) -> set[str]: ...
+    def all(self, kind: str) -> Iterator[Any]: ...
+    def find_due(
+        self,
+        due_from: date,
+        due_to: date,
+        states: Iterable[str],
+        *,
+        customers: Callable[[str], bool] | None = None,
+    ) -> list[Any]: ...
+    def customers_changed_since(self, mark: int, ignore: Iterable[str] = ()) -> set[str]: ...
+    def runs(self) -> list[RunRecord]: ...
+
+
+class TxBook:
+    """The book as an open transaction sees it, for the planners of ``Engine.handle``:
+    the event and the decisions recorded so far are not committed yet, and the planners
+    must decide on them. Reads of objects by id and by customer go through the
+    transaction (``StoreTx.get``/``find``: its own writes, then the committed book); the
+    day-wide sweeps a day's run makes (every object of a kind, objects by state alone, due
+    dates, changes since a mark, runs) read the committed book, which an event planner
+    does not need: it reads the customers the event touched."""
+
+    __slots__ = ("store", "tx")
+
+    def __init__(self, tx: StoreTx, store: Store) -> None:
+        self.tx, self.store = tx, store
+
+    def get(self, kind: str, object_id: str) -> Any | None:
+        return self.tx.get(kind, object_id)
+
+    def find(
+        self, kind: str, *, customer_id: str | None = None, states: Iterable[str] | None = None
+    ) -> list[Any]:
+        if customer_id is None:
+            return self.store.find(kind, states=states)
+        return self.tx.find(kind, customer_id=customer_id, states=states)
+
+    def get_many(self, kind: str, ids: Iterable[str]) -> dict[str, Any]:
+        wanted = list(ids)
+        self.tx.prefetch([], {kind: wanted})
+        return {i: o for i in wanted if (o := self.tx.get(kind, i)) is not None}
+
+    def find_for_customers(self, kind: str, customer_ids: Iterable[str]) -> dict[str, list[Any]]:
+        wanted = list(customer_ids)
+        self.tx.prefetch([], {}, {kind: wanted})
+        return {c: found for c in wanted if (found := self.tx.find(kind, customer_id=c))}
+
+    def receivable_summaries(
+        self, customer_ids: Iterable[str]
+    ) -> dict[str, list[ReceivableSummary]]:
+        found = self.find_for_customers("receivable", customer_ids)
+        return {c: [summary_of(r) for r in rs] for c, rs in found.items()}
+
+    def known_decisions(self, keys: Iterable[str]) -> set[str]:
+        return self.tx.known_decisions(keys)
+
+    def all(self, kind: str) -> Iterator[Any]:
+        return self.store.all(kind)
+
+    def find_due(
+        self,
+        due_from: date,
+        due_to: date,
+        states: Iterable[str],
+        *,
+        customers: Callable[[str], bool] | None = None,
+    ) -> list[Any]:
+        return self.store.find_due(due_from, due_to, states, customers=customers)
+
+    def customers_changed_since(self, mark: int, ignore: Iterable[str] = ()) -> set[str]:
+        return self.store.customers_changed_since(mark, ignore)
+
+    def runs(self) -> list[RunRecord]:
+        return self.store.runs()
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +127,7 @@ class CustomerFacts:
 class FactCache:
     """Customer facts as of ``as_of``, read on first use or prefetched in chunks."""
 
-    def __init__(self, store: Store, settings: Settings, as_of: date) -> None:
+    def __init__(self, store: DayBook, settings: Settings, as_of: date) -> None:
         self.store = store
         self.settings = settings
         self.as_of = as_of
@@ -141,8 +234,17 @@ class Day:
         return self._latest_run[0]
 
     @property
-    def store(self) -> Store:
+    def store(self) -> DayBook:
+        """The book the day is planned on (see :class:`DayBook`)."""
         return self.facts.store
+
+    def get(self, kind: str, object_id: str) -> Any:
+        """An object of the book the day reads; :class:`~arflow.errors.UnknownObject` if
+        there is none."""
+        obj = self.facts.store.get(kind, object_id)
+        if obj is None:
+            raise UnknownObject(kind, object_id)
+        return obj
 
     def send_at(self, customer: Customer) -> datetime | None:
         """When a message of the day to ``customer`` may go out (None: at once)."""

@@ -39,7 +39,7 @@ from ..rules import durable as dr
 from ..rules.loader import RulePack, load_pack
 from ._address import SendTimes
 from ._candidates import candidates as find_candidates
-from ._context import Day, FactCache
+from ._context import Day, DayBook, FactCache, TxBook
 from ._explain import explain as explain_key
 from ._parallel import (
     _in_slice,
@@ -50,7 +50,7 @@ from ._parallel import (
 )
 from ._parallel import run as run_day
 from ._planner import CustomerPlanner, EventPlanner, HistoryPlanner, ReceivablePlanner
-from ._record import ENGINE_ACTOR, record_helpers, record_plan
+from ._record import ENGINE_ACTOR, record_helpers, record_in, record_plan
 from ._record import record as record_decisions
 from ._results import Plan, RunResult, _failure
 from ._review import proposal as held_decisions
@@ -233,13 +233,14 @@ class Engine:
         """Live receivables whose due date lets some step fire in [since, as_of]."""
         return find_candidates(self.store, self.pack, as_of, since, self._slice_filter())
 
-    def _day(self, plan: Plan, last_mark: int | None = None) -> Day:
-        """The context planners plan ``plan``'s day in, with this engine's rules."""
+    def _day(self, plan: Plan, last_mark: int | None = None, book: DayBook | None = None) -> Day:
+        """The context planners plan ``plan``'s day in, with this engine's rules, on
+        ``book`` (default: the committed book)."""
         return Day(
             as_of=plan.as_of,
             since=plan.since,
             plan=plan,
-            facts=FactCache(self.store, self.settings, plan.as_of),
+            facts=FactCache(self.store if book is None else book, self.settings, plan.as_of),
             pack=self.pack,
             settings=self.settings,
             calendar=self.calendar,
@@ -374,7 +375,7 @@ class Engine:
         return record_helpers(batch, plan, rows, counts, when, self.composer)
 
     def record(self, decisions: Iterable[Decision], at: datetime) -> int:
-        """Record decisions (from :meth:`handle` or a released review) in one transaction."""
+        """Record decisions (a plan's, a released review's) in one transaction."""
         return record_decisions(self.ledger, decisions, at, self.composer)
 
     # -- review ------------------------------------------------------------------------------------
@@ -407,16 +408,40 @@ class Engine:
     def handle(self, event: Event) -> tuple[Applied, list[Decision]]:
         """Apply ``event`` and decide what it triggers: an invoice request when a milestone
         is done, approval of an order beyond policy, an alert on the order, a lock placed
-        or lifted when exposure or overdue items change. The decisions are recorded. A
-        grade the pack does not define is refused here (:class:`~arflow.errors.UnknownGrade`)
-        before anything is applied."""
-        check_grades(self.pack.scoring, event)
-        applied = self.ledger.apply(event)
-        if applied.duplicate or not isinstance(event, BaseEvent):
-            return applied, []
+        or lifted when exposure or overdue items change. The decisions are recorded.
+
+        All of it is one transaction: the event, the decisions (their effects on the book
+        and their messages in the outbox) and the locks of the customers whose orders were
+        decided, checked again after those decisions, commit together or not at all. The
+        planners read the book as that transaction sees it (:class:`TxBook`).
+
+        A refused event (a grade the pack does not define,
+        :class:`~arflow.errors.UnknownGrade`, or any refusal of the ledger) changes
+        nothing; the refused attempt is then recorded in the audit trail, in a transaction
+        of its own (:meth:`Ledger.record_refusal`), and the error is raised."""
+        refused: list[ArflowError] = []
+        try:
+            with self.ledger.batch() as batch:
+                try:
+                    check_grades(self.pack.scoring, event)
+                    applied = batch.apply(event)
+                except ArflowError as exc:
+                    refused.append(exc)
+                    raise
+                if applied.duplicate or not isinstance(event, BaseEvent):
+                    return applied, []
+                return applied, self._decide(batch, event, applied)
+        except ArflowError as exc:
+            if refused and exc is refused[0]:
+                self.ledger.record_refusal(event, exc)
+            raise
+
+    def _decide(self, batch: Batch, event: BaseEvent, applied: Applied) -> list[Decision]:
+        """What ``event``, applied in ``batch``, triggers, recorded in the same transaction."""
         as_of = event.occurred_at.astimezone(UTC).date()
+        book = TxBook(batch.tx, self.store)
         plan = Plan(as_of=as_of, since=as_of)
-        day = self._day(plan)
+        day = self._day(plan, book=book)
         for p in self.event_planners:
             p.on_event(event, applied, day)
         for f in plan.failures:  # the event stands, and so do the other rules' decisions
@@ -428,18 +453,19 @@ class Engine:
                 event.event_id,
                 f.error,
             )
-        self.record(plan.decisions, event.occurred_at)
+        record_in(batch, plan.decisions, event.occurred_at, self.composer)
         # The decisions' own effects (an order refused or approved at entry) change the
-        # customer's exposure: its locks are checked again on the book as it now stands.
+        # customer's exposure: its locks are checked again on the book as it now stands in
+        # the transaction (a fresh day: its facts are read again).
         touched = sorted({d.customer_id for d in plan.decisions if d.subject_kind == "order"})
         if touched and self.pack.locks:
             after = Plan(as_of=as_of, since=as_of)
-            later = self._day(after)
+            later = self._day(after, book=book)
             for cid in touched:
                 self._locks._plan_locks(after, cid, as_of, later, f"{event.event_id}~decided")
-            self.record(after.decisions, event.occurred_at)
+            record_in(batch, after.decisions, event.occurred_at, self.composer)
             plan.decisions.extend(after.decisions)
-        return applied, plan.decisions
+        return plan.decisions
 
     # -- credit scoring and explanations ------------------------------------------------------
     def score(self, customer_id: str, as_of: date) -> CreditScore:

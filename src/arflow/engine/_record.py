@@ -299,19 +299,23 @@ def record_helpers(
 
 
 def record(ledger: Ledger, decisions: Iterable[Decision], at: datetime, composer: Any) -> int:
-    """Record decisions (from ``handle`` or a released review) in one transaction."""
-    n = 0
+    """Record decisions (a released review's) in one transaction of their own."""
     with ledger.batch() as batch:
-        ds = list(decisions)
-        known = batch.tx.known_decisions([d.key for d in ds])
-        # rendered before the effects are booked, as in run()
-        composer.queue(
-            batch.tx, [d for d in ds if d.key not in known and d.status == "planned"], at
-        )
-        for d in ds:
-            if d.key not in known:
-                batch.tx.add_decision(_record(d))
-                if d.status == "planned":
-                    _effects(batch, d, at)
-                n += 1
+        return record_in(batch, decisions, at, composer)
+
+
+def record_in(batch: Batch, decisions: Iterable[Decision], at: datetime, composer: Any) -> int:
+    """Record decisions not recorded yet, their messages and their effects, in ``batch``'s
+    open transaction (``Engine.handle`` records an event's decisions in the event's)."""
+    n = 0
+    ds = list(decisions)
+    known = batch.tx.known_decisions([d.key for d in ds])
+    # rendered before the effects are booked, as in run()
+    composer.queue(batch.tx, [d for d in ds if d.key not in known and d.status == "planned"], at)
+    for d in ds:
+        if d.key not in known:
+            batch.tx.add_decision(_record(d))
+            if d.status == "planned":
+                _effects(batch, d, at)
+            n += 1
     return n

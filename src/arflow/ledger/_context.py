@@ -9,13 +9,13 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from ..domain import AuditRecord, CreditNote, Payment, Receivable
+from ..domain import REFUSED_SUFFIX, AuditRecord, CreditNote, Payment, Receivable
 from ..errors import DuplicateObject, UnknownObject
 from ..events import BaseEvent
 from ..lifecycle import RECEIVABLE_MACHINE, move
 from ..money import Money, total
 from ..store import StoreTx
-from ..store.base import kind_of
+from ..store.base import KINDS, kind_of
 from ._allocation import check_reduction
 from ._checks import R
 
@@ -83,6 +83,59 @@ def audit(e: BaseEvent, new: BaseModel, old: BaseModel | None, summary: str) -> 
         }
     )
     return rec
+
+
+#: The fields that name the object an event is about, most specific first (an invoice's
+#: number before its order, a payment before the receivable it is applied to).
+_TARGETS = (
+    ("number", "receivable"),
+    ("order_id", "order"),
+    ("payment_id", "payment"),
+    ("credit_note_id", "credit_note"),
+    ("dispute_id", "dispute"),
+    ("promise_id", "promise"),
+    ("milestone_id", "milestone"),
+    ("person_id", "person"),
+    ("receivable_id", "receivable"),
+    ("customer_id", "customer"),
+)
+#: Events that carry their object whole, by the field it is in.
+_CARRIED = (("customer", "customer"), ("contract", "contract"), ("person", "person"))
+
+
+def target_of(e: BaseEvent) -> tuple[str, str]:
+    """(kind, id) of the object ``e`` is about: the one it creates or changes first."""
+    for name, kind in _CARRIED:
+        obj = getattr(e, name, None)
+        if isinstance(obj, BaseModel):
+            return kind, str(obj.id)  # type: ignore[attr-defined]
+    for name, kind in _TARGETS:
+        oid = getattr(e, name, None)
+        if isinstance(oid, str):
+            return kind, oid
+    return "event", e.event_id
+
+
+def refusal(tx: StoreTx, e: BaseEvent, error: Exception) -> AuditRecord:
+    """The audit record of ``e``'s refused attempt on the object it is about: who tried,
+    when, the error's class and message; the object's state, if it exists, before and
+    after alike (nothing changed)."""
+    kind, oid = target_of(e)
+    obj = tx.get(kind, oid) if kind in KINDS else None
+    state = _state(obj)
+    return AuditRecord(
+        event_id=e.event_id,
+        event_type=type(e).__name__ + REFUSED_SUFFIX,
+        subject_kind=kind,
+        subject_id=oid,
+        actor=e.actor,
+        occurred_at=e.occurred_at,
+        reason=e.reason,
+        summary=str(error),
+        before_state=state,
+        after_state=state,
+        refused=type(error).__name__,
+    )
 
 
 def _state(obj: BaseModel | None) -> str | None:

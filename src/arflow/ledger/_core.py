@@ -13,6 +13,7 @@ of cash is a pure function (:mod:`._allocation`).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from decimal import Decimal
 from typing import Any
 
 from ..domain import AuditRecord, Customer, Receivable
-from ..errors import ArflowError, DuplicateObject, UnknownObject, ValidationError
+from ..errors import ArflowError, DuplicateObject, StoreError, UnknownObject, ValidationError
 from ..events import (
     BaseEvent,
     CashApplied,
@@ -63,7 +64,7 @@ from ..store import Store, StoreTx, open_store
 from ..store.base import json_of
 from . import _disputes, _dunning, _invoices, _orders, _parties, _payments
 from ._checks import LIVE_STATES, not_positive, zero
-from ._context import Ctx, InvoiceRequest
+from ._context import Ctx, InvoiceRequest, refusal
 from ._invoices import day_of, not_before_issue
 from ._prefetch import prefetch as prefetch_chunk
 
@@ -77,6 +78,8 @@ class Applied:
     audit: tuple[AuditRecord, ...] = ()
     invoice_requests: tuple[InvoiceRequest, ...] = ()
 
+
+log = logging.getLogger("arflow.ledger")
 
 #: Events ``apply_all`` reads ahead (the importer maps a refusal back to its row for the
 #: last 4096 events it handed over).
@@ -137,6 +140,26 @@ class Ledger:
         """Apply one event atomically; refuse it with an ``ArflowError`` and change nothing."""
         with self.store.transaction() as tx:
             return self._apply_in(tx, event)
+
+    def record_refusal(self, event: Event, error: Exception) -> AuditRecord | None:
+        """Record in the audit trail, in a transaction of its own, that ``event`` was
+        refused with ``error`` (after the refusal, which changed nothing): the record is on
+        the object the event is about, its ``event_type`` ends in ``:refused`` and its
+        ``refused`` field names the error's class. The event is not logged, so its id stays
+        free for a corrected retry. ``Engine.handle`` calls this on every refusal;
+        :meth:`apply` does not (an import's refused row is reported, not audited). Returns
+        the record, or None when there is nothing to record it of (not an arflow event, or
+        the store failing, which is not a refusal) or it could not be written (logged)."""
+        if not isinstance(event, BaseEvent) or isinstance(error, StoreError):
+            return None
+        try:
+            with self.store.transaction() as tx:
+                rec = refusal(tx, event, error)
+                tx.add_audit(rec)
+        except Exception:  # the caller raises the refusal itself, whatever happens here
+            log.exception("could not record the refusal of %s", event.event_id)
+            return None
+        return rec
 
     @contextmanager
     def batch(self) -> Iterator[Batch]:

@@ -8,7 +8,13 @@ from decimal import Decimal
 from typing import Any
 
 from ..domain import Contract, Customer, Order, OrderLock, OrderState
-from ..errors import DuplicateObject, NotAuthorized, UnknownObject, ValidationError
+from ..errors import (
+    CurrencyMismatch,
+    DuplicateObject,
+    NotAuthorized,
+    UnknownObject,
+    ValidationError,
+)
 from ..events import OrderLockLifted, OrderLockPlaced, OrderSubmitted
 from ..lifecycle import EXPOSURE_ORDER_STATES, LIVE_STATES, ORDER_MACHINE, move
 from ._checks import positive
@@ -21,12 +27,24 @@ OPEN_ORDERS = [str(s) for s in EXPOSURE_ORDER_STATES]
 def order_submitted(ctx: Ctx, e: OrderSubmitted) -> None:
     """A new order of a customer (and, if named, one of their contracts)."""
     ctx.absent("order", e.order_id)
-    ctx.get("customer", e.customer_id)
+    customer: Customer = ctx.get("customer", e.customer_id)
     positive(e.amount, f"order {e.order_id} amount")
+    # credit is checked in the limit's currency: an order in another could pass any limit
+    limit = customer.credit.credit_limit
+    if limit is not None and e.amount.currency != limit.currency:
+        raise CurrencyMismatch(
+            e.amount.currency,
+            limit.currency,
+            f"order {e.order_id}: the credit limit of {customer.id} is in {limit.currency}",
+        )
     if e.contract_id is not None:
         c: Contract = ctx.get("contract", e.contract_id)
         if c.customer_id != e.customer_id:
             raise ValidationError(f"order {e.order_id}: contract {c.id!r} is another's")
+        if c.amount.currency != e.amount.currency:
+            raise CurrencyMismatch(
+                e.amount.currency, c.amount.currency, f"order {e.order_id} on contract {c.id}"
+            )
     o = Order(
         id=e.order_id,
         customer_id=e.customer_id,

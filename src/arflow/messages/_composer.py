@@ -350,6 +350,7 @@ class Composer:
                 }
                 for sid in notice.subject_ids
                 for rec in self._history(sid)
+                if rec.refused is None  # what happened to the invoice, not refused attempts
             ]
         return Message(
             key=key,

@@ -122,7 +122,7 @@ class OrderAlerts:
         rules = [r for r in day.pack.alerts if r.subject == "order" and r.when is not None]
         if not rules:
             return
-        order = day.ledger.get("order", event.order_id)
+        order = day.get("order", event.order_id)
         cf = day.facts.get(order.customer_id)
         facts = order_facts(order, cf.facts, day.as_of)
         plan = day.plan

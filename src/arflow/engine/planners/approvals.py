@@ -58,7 +58,7 @@ class ApprovalPlanner:
             return
         e, as_of, plan = event, day.as_of, day.plan
         cf = day.facts.get(e.customer_id)
-        order: Order = day.ledger.get("order", e.order_id)
+        order: Order = day.get("order", e.order_id)
         facts = order_facts(order, cf.facts, as_of)
         customer = cf.customer
         rejects: list[Decision] = []
@@ -192,7 +192,7 @@ class ApprovalPlanner:
         acts = tuple(day.settings.order_approved)
         if not acts:
             return
-        order: Order = day.ledger.get("order", e.order_id)
+        order: Order = day.get("order", e.order_id)
         customer = day.facts.get(order.customer_id).customer
         day.plan.decisions.append(
             Decision(
