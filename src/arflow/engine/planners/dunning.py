@@ -1,5 +1,6 @@
 """Dunning ladders: the steps due for a receivable in the day's window, sent, skipped as
-stale on catch-up, or paused (a block, an exempt grade, a promise, a small balance)."""
+stale on catch-up, or paused (a block, an exempt grade, a promise, an item the customer's
+own unapplied credit covers, a small balance)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 from ...calendar import due_reach as _due_reach
 from ...decisions import Decision, decision_key
 from ...domain import Customer, Receivable
+from ...money import Money
 from ...rules.loader import CompiledLadder, CompiledStep
 from ...rules.schema import Settings
 from .._context import CustomerFacts, Day
@@ -50,12 +52,28 @@ def _pause_reason(
         grace = facts["promise_date"] + timedelta(settings.promise_grace_days)
         if as_of <= grace:
             return f"promise to pay until {facts['promise_date']} (+{settings.promise_grace_days}d grace)"
+    covered = _covered_by(facts)
+    if covered is not None:
+        return f"covered by unapplied credit of {covered}"
     minimum = max(ladder.min_balance, st.min_balance or Decimal(0), settings.min_balance)
     if facts["undisputed_balance"] < minimum or facts["undisputed_balance"] <= 0:
         if facts["disputed"]:
             return "the open balance is under dispute"
         return f"undisputed balance {facts['undisputed_balance']} is under the minimum {minimum}"
     return None
+
+
+def _covered_by(facts: Mapping[str, Any]) -> str | None:
+    """The customer's unapplied credit (as text with its currency) when it covers the
+    item's whole undisputed balance in the item's currency (None: it does not)."""
+    credit = facts.get("customer.unapplied_credit") or Decimal(0)
+    balance = facts["undisputed_balance"]
+    currency = facts.get("currency")
+    if credit <= 0 or balance <= 0 or facts.get("customer.currency") != currency:
+        return None
+    if credit < balance:
+        return None
+    return str(Money(amount=credit, currency=str(currency)))
 
 
 class DunningPlanner:
