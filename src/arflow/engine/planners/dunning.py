@@ -166,6 +166,6 @@ class DunningPlanner:
                     **base,
                     actions=st.actions,
                     recipients=day.recipients(customer, st.actions),
-                    send_at=day.send_at(customer),
+                    send_at=day.send_at(customer, st.actions),
                 )
             )
