@@ -68,7 +68,9 @@ from .planners import (
     PatternPlanner,
     ReceivableAlerts,
     check_grades,
+    check_terms,
     score_customer,
+    with_grade_terms,
 )
 
 log = logging.getLogger("arflow.engine")
@@ -409,8 +411,13 @@ class Engine:
         is done, approval of an order beyond policy, an alert on the order, a lock placed
         or lifted when exposure or overdue items change. The decisions are recorded. A
         grade the pack does not define is refused here (:class:`~arflow.errors.UnknownGrade`)
-        before anything is applied."""
+        before anything is applied; so are payment terms longer than the customer's grade
+        allows when the pack names no tier to approve them
+        (:class:`~arflow.errors.TermsNotAllowed`). An order that asks for no terms takes its
+        grade's."""
         check_grades(self.pack.scoring, event)
+        event = with_grade_terms(self.pack, self.store, event)
+        check_terms(self.pack, self.store, event)
         applied = self.ledger.apply(event)
         if applied.duplicate or not isinstance(event, BaseEvent):
             return applied, []
