@@ -223,7 +223,7 @@ def test_an_order_takes_its_grades_terms_and_its_invoice_is_due_by_them(
     # grade B allows 60 days; the customer's own 30 are not the grade's
     assert (order.state, order.payment_terms_days) == ("approved", 60)
     (rec,) = [r for r in engine.ledger.audit_trail("order", "SO-1") if r.before_state is None]
-    assert rec.summary == "submitted 10,000.00 CNY, terms 60 days asked"
+    assert rec.summary == "submitted 10,000.00 CNY, terms 60 days"
     engine.handle(
         InvoiceIssued(
             event_id="i1",
@@ -329,3 +329,22 @@ def test_an_approver_reads_the_request_in_their_own_locale(store: Store, tmp_pat
         "Asked: payment terms of n2 120 days.",
         "Allowed without approval: 60 days (grade B).",
     ]
+
+
+def test_an_order_applied_by_the_ledger_alone_takes_the_customers_terms(store: Store) -> None:
+    b = BookBuilder(Ledger(store))
+    b.customer("C1", terms=45)
+    b.apply(_order("SO-1", 1_000))
+    assert b.ledger.get("order", "SO-1").payment_terms_days == 45
+    (rec,) = b.ledger.audit_trail("order", "SO-1")
+    assert rec.summary == "submitted 1,000.00 CNY, terms 45 days (the customer's)"
+
+
+def test_the_python_blocks_of_the_credit_pages_run(capsys: pytest.CaptureFixture[str]) -> None:
+    root = Path(__file__).resolve().parent.parent
+    for page in ("grades.md", "credit.md"):
+        text = (root / "docs" / page).read_text("utf-8")
+        for i, block in enumerate(text.split("```python\n")[1:]):
+            code = block.split("```", 1)[0]
+            exec(compile(code, f"docs/{page} block {i + 1}", "exec"), {})
+    assert "pending_approval 90" in capsys.readouterr().out

@@ -41,8 +41,8 @@ def order_submitted(ctx: Ctx, e: OrderSubmitted) -> None:
             else e.payment_terms_days
         ),
     )
-    own = "" if e.payment_terms_days is None else " asked"
-    ctx.put(o, None, f"submitted {e.amount}, terms {o.payment_terms_days} days{own}")
+    whose = " (the customer's)" if e.payment_terms_days is None else ""
+    ctx.put(o, None, f"submitted {e.amount}, terms {o.payment_terms_days} days{whose}")
 
 
 #: Who approves an order that passed every check at entry (``Engine.handle`` decides it;
