@@ -348,3 +348,36 @@ def test_the_python_blocks_of_the_credit_pages_run(capsys: pytest.CaptureFixture
             code = block.split("```", 1)[0]
             exec(compile(code, f"docs/{page} block {i + 1}", "exec"), {})
     assert "pending_approval 90" in capsys.readouterr().out
+
+
+def test_a_contracts_nodes_without_terms_take_the_grades(store: Store, tmp_path: Path) -> None:
+    engine = _book(store, _pack_dir(tmp_path))
+    signed = ContractSigned(
+        event_id="sign-K3",
+        **META,
+        contract=Contract(
+            id="K3",
+            customer_id="C1",
+            signed_on=date(2026, 3, 5),
+            amount=Money.of(50_000, "CNY"),
+            payment_nodes=(
+                PaymentNode(id="n1", percent=Decimal(30)),  # no due: grade B's 60 days
+                PaymentNode(id="n2", percent=Decimal(70), due=DueRule(days=30)),
+            ),
+        ),
+    )
+    _, decisions = engine.handle(signed)
+    assert not [d for d in decisions if d.kind == "approval"]
+    nodes = engine.ledger.get("contract", "K3").payment_nodes
+    assert [(n.id, n.due.days) for n in nodes] == [("n1", 60), ("n2", 30)]
+    # the ledger alone keeps the default of a node without due (30 days)
+    b = BookBuilder(Ledger(store))
+    b.apply(
+        signed.model_copy(
+            update={
+                "event_id": "sign-K4",
+                "contract": signed.contract.model_copy(update={"id": "K4"}),
+            }
+        )
+    )
+    assert b.ledger.get("contract", "K4").payment_nodes[0].due.days == 30

@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 from ...decisions import Decision, decision_key
-from ...domain import Customer, PromiseStatus, PromiseToPay
+from ...domain import Customer, DueRule, PromiseStatus, PromiseToPay
 from ...errors import TermsNotAllowed, UnknownGrade
 from ...events import (
     BaseEvent,
@@ -359,14 +359,27 @@ def _customer_of(event: object) -> str | None:
 
 
 def with_grade_terms(pack: RulePack, store: Any, event: Event) -> Event:
-    """An order that asks for no terms takes its grade's (the event with them filled in);
-    any other event as it is."""
-    if not isinstance(event, OrderSubmitted) or event.payment_terms_days is not None:
-        return event
-    graded = grade_terms(pack.scoring, store.get("customer", event.customer_id))
-    if graded is None:
-        return event
-    return event.model_copy(update={"payment_terms_days": graded[1]})
+    """An order that asks for no terms, and a contract's payment nodes that give no ``due``,
+    take the terms of the customer's grade (the event with them filled in: days after the
+    invoice); any other event as it is."""
+    if isinstance(event, OrderSubmitted) and event.payment_terms_days is None:
+        graded = grade_terms(pack.scoring, store.get("customer", event.customer_id))
+        if graded is not None:
+            return event.model_copy(update={"payment_terms_days": graded[1]})
+    if isinstance(event, ContractSigned):
+        c = event.contract
+        if all("due" in n.model_fields_set for n in c.payment_nodes):
+            return event
+        graded = grade_terms(pack.scoring, store.get("customer", c.customer_id))
+        if graded is not None:
+            due = DueRule(days=graded[1])
+            nodes = tuple(
+                n if "due" in n.model_fields_set else n.model_copy(update={"due": due})
+                for n in c.payment_nodes
+            )
+            contract = c.model_copy(update={"payment_nodes": nodes})
+            return event.model_copy(update={"contract": contract})
+    return event
 
 
 def check_terms(pack: RulePack, store: Any, event: object) -> None:
