@@ -282,8 +282,11 @@ def contract_signed(cid: str, days: int) -> object:
 
 
 def test_contract_terms_longer_than_the_grade_allows_go_to_approval(
-    store: Store, pack: RulePack
+    store: Store, tmp_path: Path
 ) -> None:
+    # a pack naming no terms tier but its terms_approvers: the approval goes to them
+    (tmp_path / "pack.yaml").write_text(PACK + "  terms_approvers: [finance_manager]\n")
+    pack = load_pack(tmp_path)
     b = book(store, grade="BB", terms=30)
     engine = Engine(b.ledger, pack)
     _, ds = engine.handle(contract_signed("K1", 120))  # type: ignore[arg-type]

@@ -134,8 +134,19 @@ EXPECTED: dict[str, dict[str, list[str]]] = {
         "zh_CN": ["开具 ¥144,000.00 的发票"],
     },
     "approval_request": {
-        "en": ["Order SO-2024-0310 for Acme Trading (Shanghai) Co., Ltd. (CN¥65,000.00)"],
-        "zh_CN": ["的订单 SO-2024-0310（¥65,000.00）超出其信用政策"],
+        "en": [
+            "Order SO-2024-0310 for Acme Trading (Shanghai) Co., Ltd. (CN¥65,000.00)",
+            "Why: contract CT-2024-007: payment terms longer than grade B allows",
+        ],
+        "zh_CN": ["的订单 SO-2024-0310（¥65,000.00）超出其信用政策", "原因：contract CT-2024-007"],
+    },
+    "terms_approval_request": {
+        "en": ["Asked: payment terms of 120 days.", "Allowed without approval: 60 days (grade B)."],
+        "zh_CN": ["合同 CT-2024-007申请的账期为 120 天，超过 B 级客户无需审批的上限 60 天。"],
+    },
+    "limit_raise_request": {
+        "en": ["Asked: payment terms of 120 days.", "The current limit stays until"],
+        "zh_CN": ["由 200,000.00 CNY 提高至 240,000.00 CNY（评级 B）"],
     },
 }
 
@@ -478,6 +489,7 @@ def test_build_context_contract() -> None:
     assert set(ctx) == {
         "customer", "contact", "invoices", "total", "totals", "company", "as_of",
         "contract", "node", "milestone", "amount", "order", "exposure_percent",
+        "approval",
     }  # fmt: skip
     first = ctx["invoices"][0]
     assert first == {

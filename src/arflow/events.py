@@ -227,6 +227,9 @@ class OrderSubmitted(BaseEvent):
     submitted_on: BookDate
     order_type: str | None = None
     contract_id: Ref | None = None
+    #: the payment terms the order asks for, in days after its invoice (None: the
+    #: customer's, which ``Engine.handle`` takes from the customer's grade)
+    payment_terms_days: int | None = Field(default=None, ge=0, le=3650)
 
 
 class OrderApprovalRequested(BaseEvent):

@@ -36,12 +36,22 @@ class SendTimes:
         self._by_zone: dict[tuple[str, date], datetime] = {}
         self._basis: tuple[Any, Any] = (None, None)
 
-    def at(self, customer: Customer, as_of: date, window: Any, calendar: Any) -> datetime | None:
+    def at(
+        self,
+        customer: Customer,
+        as_of: date,
+        window: Any,
+        calendar: Any,
+        *,
+        tz: str | None = None,
+    ) -> datetime | None:
         """When a message to ``customer`` decided on ``as_of`` may go out under ``window``
-        (None: no window): a reminder is not sent at 3 a.m. the customer's time."""
+        (None: no window): a reminder is not sent at 3 a.m. the customer's time. ``tz``: the
+        recipient's own time zone (a person of the company), else the customer contact's."""
         if window is None:
             return None
-        tz = customer.contacts[0].timezone if customer.contacts else "UTC"
+        if tz is None:
+            tz = customer.contacts[0].timezone if customer.contacts else "UTC"
         basis = self._basis
         if basis[0] is not window or basis[1] is not calendar:
             self._by_zone.clear()  # computed under another window or calendar

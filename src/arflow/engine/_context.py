@@ -9,9 +9,10 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Protocol
 
-from ..domain import Customer, PromiseToPay, Receivable
+from ..domain import ROLE_HOLDERS, Customer, Person, PromiseToPay, Receivable
 from ..errors import ArflowError, UnknownObject
 from ..ledger import Ledger
+from ..messages import person
 from ..rules.facts import customer_facts, receivable_facts
 from ..rules.loader import RulePack
 from ..rules.schema import Action, Settings
@@ -226,6 +227,8 @@ class Day:
     promises: dict[str, PromiseToPay | None] = field(default_factory=dict)
     #: the date of the book's latest run, once read (see :meth:`latest_run`)
     _latest_run: tuple[date | None] | None = None
+    #: the time zone of each person id or role:NAME value read so far (None: no person)
+    _zones: dict[str, str | None] = field(default_factory=dict)
 
     def latest_run(self) -> date | None:
         """The date of the book's latest recorded run (None: none yet), read once a day."""
@@ -246,9 +249,46 @@ class Day:
             raise UnknownObject(kind, object_id)
         return obj
 
-    def send_at(self, customer: Customer) -> datetime | None:
-        """When a message of the day to ``customer`` may go out (None: at once)."""
-        return self.send_times.at(customer, self.as_of, self.window, self.calendar)
+    def send_at(self, customer: Customer, actions: Iterable[Action] = ()) -> datetime | None:
+        """When a message of the day about ``customer`` may go out (None: at once): in the
+        time zone of its customer's contact, or, when ``actions`` address people of the
+        company only, in that of the first person they reach (``Person.timezone``)."""
+        if self.window is None:
+            return None
+        tz = self.internal_zone(customer, actions)
+        return self.send_times.at(customer, self.as_of, self.window, self.calendar, tz=tz)
+
+    def internal_zone(self, customer: Customer, actions: Iterable[Action]) -> str | None:
+        """The time zone of the first person of the directory ``actions`` reach, when none
+        of them is addressed to the customer (None: the customer's contact's zone)."""
+        acts = list(actions)
+        if not acts or any("customer" in (*a.to, *a.cc) for a in acts):
+            return None
+        for a in acts:
+            for role in a.to:
+                value = person(customer, role) or self.pack.roles.get(role)
+                if value:
+                    tz = self._zone_of(value)
+                    if tz is not None:
+                        return tz
+        return None
+
+    def _zone_of(self, value: str) -> str | None:
+        """The time zone of the person (or first active role holder) ``value`` names."""
+        if value not in self._zones:
+            found: Person | None = None
+            if value.startswith(ROLE_HOLDERS):
+                role = value[len(ROLE_HOLDERS) :]
+                found = min(
+                    (p for p in self.store.all("person") if p.active and role in p.roles),
+                    key=lambda p: p.id,
+                    default=None,
+                )
+            else:
+                got = self.store.get("person", value)
+                found = got if isinstance(got, Person) and got.active else None
+            self._zones[value] = None if found is None else found.timezone
+        return self._zones[value]
 
     def recipients(self, customer: Customer, actions: Iterable[Action]) -> dict[str, str | None]:
         return _recipients(customer, actions, self.pack.roles)

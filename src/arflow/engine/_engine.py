@@ -68,7 +68,9 @@ from .planners import (
     PatternPlanner,
     ReceivableAlerts,
     check_grades,
+    check_terms,
     score_customer,
+    with_grade_terms,
 )
 
 log = logging.getLogger("arflow.engine")
@@ -408,7 +410,8 @@ class Engine:
     def handle(self, event: Event) -> tuple[Applied, list[Decision]]:
         """Apply ``event`` and decide what it triggers: an invoice request when a milestone
         is done, approval of an order beyond policy, an alert on the order, a lock placed
-        or lifted when exposure or overdue items change. The decisions are recorded.
+        or lifted when exposure or overdue items change. The decisions are recorded. An order
+        that asks for no payment terms takes its grade's.
 
         All of it is one transaction: the event, the decisions (their effects on the book
         and their messages in the outbox) and the locks of the customers whose orders were
@@ -416,7 +419,9 @@ class Engine:
         planners read the book as that transaction sees it (:class:`TxBook`).
 
         A refused event (a grade the pack does not define,
-        :class:`~arflow.errors.UnknownGrade`, or any refusal of the ledger) changes
+        :class:`~arflow.errors.UnknownGrade`; payment terms longer than the customer's
+        grade allows when the pack names no tier to approve them,
+        :class:`~arflow.errors.TermsNotAllowed`; or any refusal of the ledger) changes
         nothing; the refused attempt is then recorded in the audit trail, in a transaction
         of its own (:meth:`Ledger.record_refusal`), and the error is raised."""
         refused: list[ArflowError] = []
@@ -424,6 +429,8 @@ class Engine:
             with self.ledger.batch() as batch:
                 try:
                     check_grades(self.pack.scoring, event)
+                    event = with_grade_terms(self.pack, self.store, event)
+                    check_terms(self.pack, self.store, event)
                     applied = batch.apply(event)
                 except ArflowError as exc:
                     refused.append(exc)

@@ -21,7 +21,8 @@ _new_receivable = Receivable.__pydantic_validator__.validate_python
 
 
 def invoice_issued(ctx: Ctx, e: InvoiceIssued) -> None:
-    """A new receivable, due by its payment node, its own date or the customer's terms."""
+    """A new receivable, due by its payment node, its own date, its order's terms or the
+    customer's terms."""
     ctx.absent("receivable", e.number)
     customer: Customer = ctx.get("customer", e.customer_id)
     positive(e.amount, f"invoice {e.number} amount")
@@ -48,10 +49,14 @@ def invoice_issued(ctx: Ctx, e: InvoiceIssued) -> None:
                 due = node.due.due_date(e.issue_date, mdate)
     elif e.payment_node_id is not None:
         raise ValidationError(f"invoice {e.number}: a payment node needs its contract_id")
+    order: Order | None = None
+    if e.order_id is not None:
+        order = ctx.get("order", e.order_id)
+        if due is None and order.payment_terms_days is not None:
+            due = date.fromordinal(e.issue_date.toordinal() + order.payment_terms_days)
     due = due_by_terms(e, due, customer)
     r = issued(e, customer, due, salesperson)
-    if e.order_id is not None:
-        order: Order = ctx.get("order", e.order_id)
+    if order is not None:
         if order.customer_id != e.customer_id:
             raise ValidationError(
                 f"invoice {e.number}: order {order.id!r} belongs to {order.customer_id!r}"

@@ -25,7 +25,8 @@ OPEN_ORDERS = [str(s) for s in EXPOSURE_ORDER_STATES]
 
 
 def order_submitted(ctx: Ctx, e: OrderSubmitted) -> None:
-    """A new order of a customer (and, if named, one of their contracts)."""
+    """A new order of a customer (and, if named, one of their contracts), with the payment
+    terms it asks for, else the customer's."""
     ctx.absent("order", e.order_id)
     customer: Customer = ctx.get("customer", e.customer_id)
     positive(e.amount, f"order {e.order_id} amount")
@@ -52,8 +53,14 @@ def order_submitted(ctx: Ctx, e: OrderSubmitted) -> None:
         submitted_on=e.submitted_on,
         order_type=e.order_type,
         contract_id=e.contract_id,
+        payment_terms_days=(
+            customer.credit.payment_terms_days
+            if e.payment_terms_days is None
+            else e.payment_terms_days
+        ),
     )
-    ctx.put(o, None, f"submitted {e.amount}")
+    whose = " (the customer's)" if e.payment_terms_days is None else ""
+    ctx.put(o, None, f"submitted {e.amount}, terms {o.payment_terms_days} days{whose}")
 
 
 #: Who approves an order that passed every check at entry (``Engine.handle`` decides it;

@@ -292,6 +292,28 @@ class Composer:
         extra: dict[str, Any] = {}
         if first.subject_kind == "order":  # an approval, an order alert
             extra["order"] = tx.get("order", first.subject_id)
+        if first.subject_kind == "contract":  # an approval of a contract's terms
+            extra["contract"] = tx.get("contract", first.subject_id)
+        if first.kind == "approval":  # a request to the approvers: what, and why
+            extra["approval"] = {
+                "rule": first.rule,
+                "reason": first.reason,
+                "approvers": first.why.get("approvers")
+                or first.why.get("approval", {}).get("roles")
+                or (),
+                **{
+                    k: first.why.get(k)
+                    for k in (
+                        "asked",
+                        "allowed",
+                        "grade",
+                        "asked_days",
+                        "allowed_days",
+                        "current_limit",
+                        "proposed_limit",
+                    )
+                },
+            }
         if first.kind == "milestone":
             contract = tx.get("contract", first.subject_id)
             extra["contract"] = contract

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
@@ -38,14 +38,20 @@ def build_context(
     amount: Money | None = None,
     order: Order | None = None,
     exposure_ratio: Decimal | None = None,
+    approval: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The variables a template sees, as plain records (never the domain objects, whose
     methods a template has no business calling).
 
     ``customer``, ``invoices``, ``total``, ``totals``, ``company`` and ``as_of`` are always
     there; ``contact`` when the customer has one (or one is given); ``contract``, ``node``,
-    ``milestone``, ``amount``, ``order`` and ``exposure_percent`` only when given, so a
-    template that uses one where it does not belong fails instead of printing a blank.
+    ``milestone``, ``amount``, ``order``, ``exposure_percent`` and ``approval`` only when
+    given, so a template that uses one where it does not belong fails instead of printing a
+    blank. ``approval`` (a request to approvers) has ``rule``, ``reason``, ``approvers``
+    (roles), ``asked`` (what is asked, as text) and ``allowed`` (what applies without an
+    approval), and for terms ``grade``, ``asked_days`` (the longest asked) and
+    ``allowed_days``, for a limit raise ``current_limit`` and ``proposed_limit``: each
+    None when the request does not say.
     """
     invoices = [
         _Record(
@@ -148,6 +154,22 @@ def build_context(
                 "state": order.state.value,
             },
         )
+    if approval is not None:
+        ctx["approval"] = _Record(
+            "approval",
+            {
+                "rule": approval.get("rule"),
+                "reason": approval.get("reason"),
+                "approvers": tuple(approval.get("approvers") or ()),
+                "asked": approval.get("asked"),
+                "allowed": approval.get("allowed"),
+                "grade": approval.get("grade"),
+                "asked_days": approval.get("asked_days"),
+                "allowed_days": approval.get("allowed_days"),
+                "current_limit": approval.get("current_limit"),
+                "proposed_limit": approval.get("proposed_limit"),
+            },
+        )
     if exposure_ratio is not None:
         ctx["exposure_percent"] = (Decimal(exposure_ratio) * 100).quantize(
             Decimal("0.1"), rounding=ROUND_HALF_UP
@@ -243,4 +265,16 @@ def sample_context(*, mixed_currencies: bool = False) -> dict[str, Any]:
             contract_id="CT-2024-007",
         ),
         exposure_ratio=Decimal("0.925"),
+        approval={
+            "rule": "contract-terms",
+            "reason": "contract CT-2024-007: payment terms longer than grade B allows",
+            "approvers": ("finance_manager",),
+            "asked": "payment terms of 120 days",
+            "allowed": "60 days (grade B)",
+            "grade": "B",
+            "asked_days": 120,
+            "allowed_days": 60,
+            "current_limit": "200,000.00 CNY",
+            "proposed_limit": "240,000.00 CNY",
+        },
     )

@@ -22,7 +22,7 @@ from .expr import Condition, Type, condition
 from .facts import fact_types
 from .schema import Action, Ladder, RuleFile
 
-__all__ = ["PACK_SECTIONS", "RULE_SECTIONS", "FileContext"]
+__all__ = ["CROSS_CHECKS", "PACK_SECTIONS", "RULE_SECTIONS", "FileContext"]
 
 
 @dataclass
@@ -354,6 +354,26 @@ def _order_settings(ctx: FileContext, spec: RuleFile) -> None:
         acts = spec.settings.order_approved
         ctx.actions(acts, ("settings", "order_approved"), "settings.order_approved")
 
+
+def _tier_names(ctx: FileContext, spec: RuleFile) -> None:
+    """Every approval tier a lock (``approval``) or a setting (``over_limit_tier``,
+    ``terms_tier``) names is a tier of the pack: checked once every file's tiers are in."""
+    tiers = {t.id for t in ctx.pack.approvals}
+
+    def check(name: str | None, path: Path_, rule: str) -> None:
+        if name is not None and name not in tiers:
+            known = ", ".join(sorted(tiers)) or "none"
+            ctx.problem(path, f"no approval tier {name!r} (the pack's tiers: {known})", rule)
+
+    for i, lock in enumerate(spec.locks):
+        check(lock.approval, (*ctx.path("locks", i), "approval"), lock.id)
+    if spec.settings is not None:
+        for key in ("over_limit_tier", "terms_tier"):
+            check(getattr(spec.settings, key), ("settings", key), f"settings.{key}")
+
+
+#: Cross-references between files, checked file by file once every rule section is in.
+CROSS_CHECKS: tuple[tuple[str, Compile], ...] = (("approval tiers", _tier_names),)
 
 #: Rule sections, compiled file by file in this order once the pack-wide sections are in.
 RULE_SECTIONS: tuple[tuple[str, Compile], ...] = (

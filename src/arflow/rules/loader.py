@@ -9,7 +9,9 @@ nodes first, so every key and value keeps the line it was written on (:mod:`._ya
 2. every condition is parsed and type-checked against the facts of its subject;
 3. every offset or recurrence is parsed; every role and template is looked up;
 4. ids must be unique, levels must not go down, grades must be listed from the top
-   (2 to 4 section by section, :mod:`._compile`).
+   (2 to 4 section by section, :mod:`._compile`);
+5. every approval tier a lock or a setting names is a tier of the pack, whichever file
+   defines it (:data:`._compile.CROSS_CHECKS`).
 
 All problems of all files are collected, in file and line order, and raised together as
 :class:`RuleLoadError`, so a rule author fixes a pack in one pass. Nothing in a rule file
@@ -24,7 +26,7 @@ from pathlib import Path
 from .. import calendar as cal
 from ..errors import Problem as Problem
 from ..errors import RuleLoadError as RuleLoadError
-from ._compile import PACK_SECTIONS, RULE_SECTIONS, FileContext
+from ._compile import CROSS_CHECKS, PACK_SECTIONS, RULE_SECTIONS, FileContext
 from ._pack import CompiledLadder as CompiledLadder
 from ._pack import CompiledRule as CompiledRule
 from ._pack import CompiledStep as CompiledStep
@@ -119,6 +121,9 @@ def load_pack(
         ctx.roles = roles
         for _section, compile_ in RULE_SECTIONS:
             compile_(ctx, spec)
+    for ctx, spec in contexts:
+        for _check, cross in CROSS_CHECKS:
+            cross(ctx, spec)
     if problems:
         raise RuleLoadError(problems)
     pack.name = pack.name or Path(files[0]).parent.name

@@ -445,11 +445,13 @@ class MilestoneRule(_Spec):
 
 
 class ApprovalTier(_Spec):
-    """Orders that need approval: the ``description`` is the reason approvers are given."""
+    """Orders that need approval: the ``description`` is the reason approvers are given.
+    A tier without ``when`` catches no order by itself: it is reached by name only (a
+    lock's ``approval``, ``settings.over_limit_tier``, ``settings.terms_tier``)."""
 
     id: Id
     description: str = ""
-    when: str
+    when: str | None = None
     approvers: Seq[str] = Field(min_length=1)
     template: str
 
@@ -510,6 +512,13 @@ class Settings(_Spec):
         description=(
             "the approval tier of an order over the credit limit that no tier caught, and "
             "of a lock with on_order: approve that names none"
+        ),
+    )
+    terms_tier: Id | None = Field(
+        default=None,
+        description=(
+            "the approval tier of a contract or order asking for longer payment terms than "
+            "the customer's grade allows (none: such a contract or order is refused)"
         ),
     )
     auto_approve_orders: bool = Field(

@@ -10,8 +10,10 @@ from .credit import (
     CreditReviewPlanner,
     CreditScore,
     check_grades,
+    check_terms,
     review_event,
     score_customer,
+    with_grade_terms,
 )
 from .dunning import DunningPlanner
 from .locks import LockPlanner
@@ -31,6 +33,8 @@ __all__ = [
     "PatternPlanner",
     "ReceivableAlerts",
     "check_grades",
+    "check_terms",
     "review_event",
     "score_customer",
+    "with_grade_terms",
 ]

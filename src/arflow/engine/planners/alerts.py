@@ -57,7 +57,7 @@ def _alert(
         as_of=day.as_of,
         actions=acts,
         recipients=day.recipients(customer, acts),
-        send_at=day.send_at(customer),
+        send_at=day.send_at(customer, acts),
         why=_why(rule.id, facts, [rule.when], {}, always),
     )
 

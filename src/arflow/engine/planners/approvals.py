@@ -7,7 +7,8 @@ In this order:
    rejected, whatever else holds;
 2. a lock of the customer with ``on_order: reject``: rejected with the lock's description;
 3. a lock with ``on_order: approve`` (its tier, else ``settings.over_limit_tier``), a lock
-   without ``on_order`` (to the customer's sales manager, as before), an approval tier whose
+   without ``on_order`` (to the customer's sales manager, as before), payment terms longer
+   than the customer's grade allows (``settings.terms_tier``), an approval tier whose
    condition holds, or exposure over the limit (``settings.over_limit_tier``): sent for
    approval, the roles and who holds them recorded on the order;
 4. otherwise, with ``settings.auto_approve_orders``: approved by the engine, and the next
@@ -31,11 +32,14 @@ from ...rules.schema import Action
 from .._context import Day
 from .._explain import _why
 from .._results import _failure, _holds
+from .credit import longer_terms, terms_path
 
 #: the rule of an order that passed the check at entry, and of the tasks after an approval
 APPROVED_RULE = "order-approved"
 #: the rule of an order over the pack's hard ceiling
 CEILING_RULE = "order-ceiling"
+#: the rule of an order asking for longer payment terms than its customer's grade allows
+TERMS_RULE = "order-terms"
 
 
 def _applies(lock: OrderLock, order: Order) -> bool:
@@ -87,14 +91,14 @@ class ApprovalPlanner:
                 why={**why, "on_order": outcome},
             )
 
-        def to_tier(
-            rule: str, tier: CompiledRule | None, reason: str | None, why: dict[str, Any]
+        def to_roles(
+            rule: str,
+            roles: tuple[str, ...],
+            template: str | None,
+            tier_id: str | None,
+            reason: str | None,
+            why: dict[str, Any],
         ) -> None:
-            if tier is None:  # the default before on_order existed: the sales manager
-                roles: tuple[str, ...] = ("sales_manager",)
-                template = "approval_request" if "approval_request" in day.pack.templates else None
-            else:
-                roles, template = tuple(tier.spec.approvers), tier.spec.template
             acts = (
                 (Action(type="task", to=roles, template=template, priority="high"),)
                 if template
@@ -104,9 +108,19 @@ class ApprovalPlanner:
                 "roles": list(roles),
                 "approvers": _holders(day, customer, roles),
             }
-            if tier is not None:
-                approval["tier"] = tier.id
+            if tier_id is not None:
+                approval["tier"] = tier_id
             approvals.append(decide(rule, "approve", reason, {**why, "approval": approval}, acts))
+
+        def to_tier(
+            rule: str, tier: CompiledRule | None, reason: str | None, why: dict[str, Any]
+        ) -> None:
+            if tier is None:  # the default before on_order existed: the sales manager
+                template = "approval_request" if "approval_request" in day.pack.templates else None
+                to_roles(rule, ("sales_manager",), template, None, reason, why)
+            else:
+                spec = tier.spec
+                to_roles(rule, tuple(spec.approvers), spec.template, tier.id, reason, why)
 
         tiers = {t.id: t for t in day.pack.approvals}
         specs = {r.id: r.spec for r in day.pack.locks}
@@ -155,6 +169,24 @@ class ApprovalPlanner:
                         )
                     )
             to_tier(rule, tier, reason, why)
+        longer = longer_terms(day.pack.scoring, customer, e)
+        path = terms_path(day.pack)
+        if longer is not None and path is not None:
+            _subject, grade, allowed, parts = longer
+            asked = parts["terms"]
+            terms_why: dict[str, Any] = {
+                "rule": TERMS_RULE,
+                "grade": grade,
+                "allowed_days": allowed,
+                "asked_days": asked,
+                "asked": f"payment terms of {asked} days",
+                "allowed": f"{allowed} days (grade {grade})",
+            }
+            reason = (
+                f"order {e.order_id}: payment terms of {asked} days, longer than grade {grade} "
+                f"allows ({allowed} days)"
+            )
+            to_roles(TERMS_RULE, path.roles, path.template, path.tier, reason, terms_why)
         caught = False
         for t in day.pack.approvals:
             if t.when is None:

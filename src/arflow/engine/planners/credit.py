@@ -11,21 +11,24 @@ from decimal import Decimal
 from typing import Any
 
 from ...decisions import Decision, decision_key
-from ...domain import PromiseStatus, PromiseToPay
-from ...errors import UnknownGrade
+from ...domain import Customer, DueRule, PromiseStatus, PromiseToPay
+from ...errors import TermsNotAllowed, UnknownGrade
 from ...events import (
     BaseEvent,
     ContractSigned,
     CreditReviewed,
     CustomerRegistered,
     CustomerUpdated,
+    Event,
     FactorPoints,
+    OrderSubmitted,
     PromiseBroken,
 )
 from ...ledger import Applied
 from ...lifecycle import LIVE_STATES
 from ...money import Money
-from ...rules.schema import Review, Scoring
+from ...rules.loader import RulePack
+from ...rules.schema import Action, Review, Scoring
 from .._context import Day
 from .._results import Plan
 
@@ -261,9 +264,13 @@ class CreditReviewPlanner:
             )
             (plan.decisions if i == 0 else plan.skipped).append(d)
         if held:
+            template = RAISE_TEMPLATE if RAISE_TEMPLATE in day.pack.templates else None
+            acts = _task(tuple(scoring.raise_approvers), template)
             plan.decisions.append(
                 Decision(
                     key=decision_key("approval", "credit-limit-raise", customer_id, as_of),
+                    actions=acts,
+                    recipients=day.recipients(cf.customer, acts),
                     kind="approval",
                     rule="credit-limit-raise",
                     subject_kind="customer",
@@ -283,34 +290,159 @@ class CreditReviewPlanner:
                         "proposed_limit": str(limit),
                         "grade": s.grade,
                         "score": _text(s.score),
+                        "asked": f"a credit limit of {limit} (grade {s.grade})",
+                        "allowed": (
+                            f"{credit.credit_limit}, raised by up to "
+                            f"{_text((scoring.max_auto_raise or Decimal(0)) * 100)}% by a review"
+                        ),
                     },
                 )
             )
 
 
+#: the template of the task that asks the approvers of a limit raise, when the pack has it
+RAISE_TEMPLATE = "limit_raise_request"
+#: the template of a terms request when the pack names no tier but ``scoring.terms_approvers``
+TERMS_TEMPLATE = "terms_approval_request"
+
+
+@dataclass(frozen=True)
+class TermsPath:
+    """Where a request for terms beyond the grade goes: the roles, the template of their
+    task (None: no message) and the tier (None: ``scoring.terms_approvers``)."""
+
+    roles: tuple[str, ...]
+    template: str | None
+    tier: str | None
+
+
+def terms_path(pack: RulePack) -> TermsPath | None:
+    """The pack's approval path for longer terms: ``settings.terms_tier``; else, in a pack
+    that sets them, ``scoring.terms_approvers``; else none (such terms are refused)."""
+    name = pack.settings.terms_tier
+    if name is not None:
+        tier = next((t for t in pack.approvals if t.id == name), None)
+        if tier is not None:
+            return TermsPath(tuple(tier.spec.approvers), tier.spec.template, tier.id)
+    scoring = pack.scoring
+    if name is None and scoring is not None and "terms_approvers" in scoring.model_fields_set:
+        template = TERMS_TEMPLATE if TERMS_TEMPLATE in pack.templates else None
+        return TermsPath(tuple(scoring.terms_approvers), template, None)
+    return None
+
+
+def grade_terms(scoring: Scoring | None, customer: Customer | None) -> tuple[str, int] | None:
+    """The customer's grade and the payment terms it allows (None: no grade of the pack)."""
+    if scoring is None or customer is None or customer.credit.grade is None:
+        return None
+    policy = scoring.grade(customer.credit.grade)
+    return None if policy is None else (policy.grade, policy.payment_terms_days)
+
+
+def asked_terms(event: object) -> tuple[str, dict[str, int]] | None:
+    """What a contract or order asks for: its subject and the days of each part (a
+    contract's payment nodes; an order's own terms), or None for other events."""
+    if isinstance(event, ContractSigned):
+        c = event.contract
+        return f"contract {c.id}", {n.id: n.due.days for n in c.payment_nodes}
+    if isinstance(event, OrderSubmitted) and event.payment_terms_days is not None:
+        return f"order {event.order_id}", {"terms": event.payment_terms_days}
+    return None
+
+
+def _customer_of(event: object) -> str | None:
+    if isinstance(event, ContractSigned):
+        return event.contract.customer_id
+    if isinstance(event, OrderSubmitted):
+        return event.customer_id
+    return None
+
+
+def with_grade_terms(pack: RulePack, store: Any, event: Event) -> Event:
+    """An order that asks for no terms, and a contract's payment nodes that give no ``due``,
+    take the terms of the customer's grade (the event with them filled in: days after the
+    invoice); any other event as it is."""
+    if isinstance(event, OrderSubmitted) and event.payment_terms_days is None:
+        graded = grade_terms(pack.scoring, store.get("customer", event.customer_id))
+        if graded is not None:
+            return event.model_copy(update={"payment_terms_days": graded[1]})
+    if isinstance(event, ContractSigned):
+        c = event.contract
+        if all("due" in n.model_fields_set for n in c.payment_nodes):
+            return event
+        graded = grade_terms(pack.scoring, store.get("customer", c.customer_id))
+        if graded is not None:
+            due = DueRule(days=graded[1])
+            nodes = tuple(
+                n if "due" in n.model_fields_set else n.model_copy(update={"due": due})
+                for n in c.payment_nodes
+            )
+            contract = c.model_copy(update={"payment_nodes": nodes})
+            return event.model_copy(update={"contract": contract})
+    return event
+
+
+def check_terms(pack: RulePack, store: Any, event: object) -> None:
+    """Refuse (:class:`TermsNotAllowed`) a contract or order asking for longer terms than
+    the customer's grade allows, in a pack with no approval path for them."""
+    asked = asked_terms(event)
+    if asked is None or terms_path(pack) is not None:
+        return
+    cid = _customer_of(event)
+    graded = grade_terms(pack.scoring, None if cid is None else store.get("customer", cid))
+    if graded is None:
+        return
+    longest = max(asked[1].values(), default=0)
+    if longest > graded[1]:
+        raise TermsNotAllowed(asked[0], longest, graded[0], graded[1])
+
+
+def longer_terms(
+    scoring: Scoring | None, customer: Customer | None, event: object
+) -> tuple[str, str, int, dict[str, int]] | None:
+    """(subject, grade, allowed days, the parts asking more) of a contract or order asking
+    for longer terms than the grade allows; None when it does not (or is not checked)."""
+    asked = asked_terms(event)
+    graded = grade_terms(scoring, customer)
+    if asked is None or graded is None:
+        return None
+    longer = {k: v for k, v in asked[1].items() if v > graded[1]}
+    return (asked[0], graded[0], graded[1], longer) if longer else None
+
+
 class ContractTermsPlanner:
     """An event planner: a signed contract whose payment nodes give the customer longer
     than its grade's ``payment_terms_days`` (days after the invoice or the milestone) goes
-    to approval, one ``approval`` decision per contract for ``scoring.terms_approvers``.
-    Customers without a grade the pack defines are not checked."""
+    to approval, one ``approval`` decision per contract for the pack's terms tier
+    (``settings.terms_tier``; else ``scoring.terms_approvers``), with a task asking them.
+    Customers without a grade the pack defines are not checked. (An order's terms are
+    checked with the order, by the approval planner.)"""
 
     rule = "contract-terms"
 
     def on_event(self, event: BaseEvent, applied: Applied, day: Day) -> None:
-        scoring = day.pack.scoring
-        if scoring is None or not isinstance(event, ContractSigned):
+        if day.pack.scoring is None or not isinstance(event, ContractSigned):
             return
         c = event.contract
         customer = day.store.get("customer", c.customer_id)
-        grade = None if customer is None or customer.credit.grade is None else customer.credit.grade
-        policy = None if grade is None else scoring.grade(grade)
-        if policy is None:
+        found = longer_terms(day.pack.scoring, customer, event)
+        path = terms_path(day.pack)
+        if found is None or path is None or customer is None:
             return
-        allowed = policy.payment_terms_days
-        longer = {n.id: n.due.days for n in c.payment_nodes if n.due.days > allowed}
-        if not longer:
-            return
+        _subject, grade, allowed, longer = found
         nodes = ", ".join(f"{k} {v} days" for k, v in longer.items())
+        acts = _task(path.roles, path.template)
+        why: dict[str, Any] = {
+            "approvers": list(path.roles),
+            "grade": grade,
+            "allowed_days": allowed,
+            "nodes": longer,
+            "asked_days": max(longer.values()),
+            "asked": f"payment terms of {nodes}",
+            "allowed": f"{allowed} days (grade {grade})",
+        }
+        if path.tier is not None:
+            why["tier"] = path.tier
         day.plan.decisions.append(
             Decision(
                 key=decision_key("approval", self.rule, c.id),
@@ -322,18 +454,22 @@ class ContractTermsPlanner:
                 currency=c.amount.currency,
                 occurrence=day.as_of,
                 as_of=day.as_of,
+                actions=acts,
+                recipients=day.recipients(customer, acts),
                 reason=(
                     f"contract {c.id}: payment terms longer than grade {grade} allows "
                     f"({allowed} days): {nodes}"
                 ),
-                why={
-                    "approvers": list(scoring.terms_approvers),
-                    "grade": grade,
-                    "allowed_days": allowed,
-                    "nodes": longer,
-                },
+                why=why,
             )
         )
+
+
+def _task(roles: tuple[str, ...], template: str | None) -> tuple[Action, ...]:
+    """The task that asks ``roles`` to decide (none without a template)."""
+    if not template or not roles:
+        return ()
+    return (Action(type="task", to=roles, template=template, priority="high"),)
 
 
 def _needs_approval(scoring: Scoring, current: Money | None, proposed: Money) -> bool:

@@ -1,9 +1,10 @@
 """Dunning ladders: the steps due for a receivable in the day's window, sent, skipped as
-stale on catch-up, or paused (a block, an exempt grade, a promise, a small balance)."""
+stale on catch-up, or paused (a block, an exempt grade, a promise, an item the customer's
+own unapplied credit covers, a small balance)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
@@ -11,8 +12,10 @@ from typing import Any
 from ...calendar import due_reach as _due_reach
 from ...decisions import Decision, decision_key
 from ...domain import Customer, Receivable
+from ...money import Money
 from ...rules.loader import CompiledLadder, CompiledStep
 from ...rules.schema import Settings
+from ...summary import CLOSED_STATES, ReceivableSummary
 from .._context import CustomerFacts, Day
 from .._explain import _why
 from .._results import _failure
@@ -40,8 +43,10 @@ def _pause_reason(
     st: CompiledStep,
     facts: Mapping[str, Any],
     as_of: date,
+    covered: str | None = None,
 ) -> str | None:
-    """Why a step that is due must not go out now (None: it may)."""
+    """Why a step that is due must not go out now (None: it may). ``covered``: the
+    customer's unapplied credit left for this item when it covers it (:func:`_covered_by`)."""
     if facts["dunning_block"]:
         return "dunning blocked"
     if facts.get("customer.grade") in ladder.exempt_grades:
@@ -50,12 +55,44 @@ def _pause_reason(
         grace = facts["promise_date"] + timedelta(settings.promise_grace_days)
         if as_of <= grace:
             return f"promise to pay until {facts['promise_date']} (+{settings.promise_grace_days}d grace)"
+    if covered is not None:
+        return f"covered by unapplied credit of {covered}"
     minimum = max(ladder.min_balance, st.min_balance or Decimal(0), settings.min_balance)
     if facts["undisputed_balance"] < minimum or facts["undisputed_balance"] <= 0:
         if facts["disputed"]:
             return "the open balance is under dispute"
         return f"undisputed balance {facts['undisputed_balance']} is under the minimum {minimum}"
     return None
+
+
+def _covered_by(
+    facts: Mapping[str, Any], r: Receivable, others: Sequence[ReceivableSummary]
+) -> str | None:
+    """The customer's unapplied credit (as text with its currency) when what is left of it,
+    once the customer's older open items in the same currency have taken their share
+    (oldest due first, as cash application takes them), covers the item's whole undisputed
+    balance (None: it does not). Two items of 800 and a credit of 1,000: the first is
+    covered, the second is not."""
+    credit = facts.get("customer.unapplied_credit") or Decimal(0)
+    balance = facts["undisputed_balance"]
+    currency = facts.get("currency")
+    if credit <= 0 or balance <= 0 or facts.get("customer.currency") != currency:
+        return None
+    order = (r.due_date, r.issue_date, r.id)
+    left = credit
+    for o in others:
+        if (
+            o.id != r.id
+            and o.currency == currency
+            and o.state not in CLOSED_STATES
+            and not o.disputed
+            and o.open_amount > 0
+            and (o.due_date, o.issue_date, o.id) < order
+        ):
+            left -= o.open_amount
+    if left < balance:
+        return None
+    return str(Money(amount=credit, currency=str(currency)))
 
 
 class DunningPlanner:
@@ -65,10 +102,11 @@ class DunningPlanner:
         self, day: Day, r: Receivable, customer: CustomerFacts, facts: dict[str, Any]
     ) -> None:
         anchors = _anchors(r, facts["promise_date"])
+        covered = _covered_by(facts, r, customer.receivables)
         plan_ladder = self.plan_ladder
         for ladder in day.pack.ladders:
             try:
-                plan_ladder(day, ladder, r, customer.customer, facts, anchors)
+                plan_ladder(day, ladder, r, customer.customer, facts, anchors, covered)
             except Exception as exc:  # one rule failing must not stop the others
                 day.plan.failures.append(
                     _failure("receivable", r.id, r.customer_id, ladder.id, exc)
@@ -82,8 +120,10 @@ class DunningPlanner:
         customer: Customer,
         facts: dict[str, Any],
         anchors: dict[str, date],
+        covered: str | None = None,
     ) -> None:
-        """The steps of ``ladder`` due for ``r`` in [day.since, day.as_of]."""
+        """The steps of ``ladder`` due for ``r`` in [day.since, day.as_of] (``covered``: the
+        customer's unapplied credit, when it covers ``r``)."""
         if ladder.when is not None and not ladder.when(facts):
             return
         as_of, since, plan, settings = day.as_of, day.since, day.plan, day.settings
@@ -139,7 +179,7 @@ class DunningPlanner:
                 continue
             if st.when is not None and not st.when(facts):
                 continue
-            pause = _pause_reason(settings, ladder, st, facts, as_of)
+            pause = _pause_reason(settings, ladder, st, facts, as_of, covered)
             if pause is not None:
                 plan.skipped.append(Decision(**base, status="skipped", reason=pause))
                 continue
@@ -148,6 +188,6 @@ class DunningPlanner:
                     **base,
                     actions=st.actions,
                     recipients=day.recipients(customer, st.actions),
-                    send_at=day.send_at(customer),
+                    send_at=day.send_at(customer, st.actions),
                 )
             )

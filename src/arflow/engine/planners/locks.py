@@ -132,7 +132,7 @@ class LockPlanner:
                     as_of=as_of,
                     actions=tuple(acts),
                     recipients=day.recipients(customer, acts),
-                    send_at=day.send_at(customer),
+                    send_at=day.send_at(customer, acts),
                     why=_why(
                         rule.id,
                         facts,

@@ -169,7 +169,7 @@ class PatternPlanner:
                         as_of=as_of,
                         actions=acts,
                         recipients=day.recipients(customer, acts),
-                        send_at=day.send_at(customer),
+                        send_at=day.send_at(customer, acts),
                         why=_why(
                             rule.id,
                             cf.facts,
