@@ -15,7 +15,7 @@ from ..ledger import Ledger
 from ..rules.facts import customer_facts, receivable_facts
 from ..rules.loader import RulePack
 from ..rules.schema import Action, Settings
-from ..store.base import Store
+from ..store.base import UNAPPLIED, Store
 from ..summary import ReceivableSummary
 from ._address import SendTimes, _recipients
 from ._results import Plan
@@ -65,9 +65,12 @@ class FactCache:
             chunk = ids[start : start + 2000]
             customers = store.get_many("customer", chunk)
             objs: dict[str, dict[str, list[Any]]] = {
-                k: store.find_for_customers(k, chunk)
-                for k in ("order", "promise", "payment", "credit_note")
+                k: store.find_for_customers(k, chunk) for k in ("order", "promise")
             }
+            # only the payments and credit notes with money left to apply (an indexed
+            # state): what ``customer.unapplied_credit`` sums; most are applied long ago
+            for k in ("payment", "credit_note"):
+                objs[k] = store.find_for_customers(k, chunk, states=(UNAPPLIED,))
             # every receivable of the customer (closed ones feed the payment behaviour
             # facts): summaries, not models
             objs["receivable"] = dict(store.receivable_summaries(chunk))
