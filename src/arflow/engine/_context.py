@@ -16,7 +16,7 @@ from ..messages import person
 from ..rules.facts import customer_facts, receivable_facts
 from ..rules.loader import RulePack
 from ..rules.schema import Action, Settings
-from ..store.base import RunRecord, Store, StoreTx
+from ..store.base import UNAPPLIED, RunRecord, Store, StoreTx
 from ..summary import ReceivableSummary, summary_of
 from ._address import SendTimes, _recipients
 from ._results import Plan
@@ -33,7 +33,7 @@ class DayBook(Protocol):
     ) -> list[Any]: ...
     def get_many(self, kind: str, ids: Iterable[str]) -> dict[str, Any]: ...
     def find_for_customers(
-        self, kind: str, customer_ids: Iterable[str]
+        self, kind: str, customer_ids: Iterable[str], *, states: Iterable[str] | None = None
     ) -> dict[str, list[Any]]: ...
     def receivable_summaries(
         self, customer_ids: Iterable[str]
@@ -81,10 +81,15 @@ class TxBook:
         self.tx.prefetch([], {kind: wanted})
         return {i: o for i in wanted if (o := self.tx.get(kind, i)) is not None}
 
-    def find_for_customers(self, kind: str, customer_ids: Iterable[str]) -> dict[str, list[Any]]:
+    def find_for_customers(
+        self, kind: str, customer_ids: Iterable[str], *, states: Iterable[str] | None = None
+    ) -> dict[str, list[Any]]:
         wanted = list(customer_ids)
         self.tx.prefetch([], {}, {kind: wanted})
-        return {c: found for c in wanted if (found := self.tx.find(kind, customer_id=c))}
+        chosen = None if states is None else list(states)
+        return {
+            c: found for c in wanted if (found := self.tx.find(kind, customer_id=c, states=chosen))
+        }
 
     def receivable_summaries(
         self, customer_ids: Iterable[str]
@@ -159,9 +164,12 @@ class FactCache:
             chunk = ids[start : start + 2000]
             customers = store.get_many("customer", chunk)
             objs: dict[str, dict[str, list[Any]]] = {
-                k: store.find_for_customers(k, chunk)
-                for k in ("order", "promise", "payment", "credit_note")
+                k: store.find_for_customers(k, chunk) for k in ("order", "promise")
             }
+            # only the payments and credit notes with money left to apply (an indexed
+            # state): what ``customer.unapplied_credit`` sums; most are applied long ago
+            for k in ("payment", "credit_note"):
+                objs[k] = store.find_for_customers(k, chunk, states=(UNAPPLIED,))
             # every receivable of the customer (closed ones feed the payment behaviour
             # facts): summaries, not models
             objs["receivable"] = dict(store.receivable_summaries(chunk))

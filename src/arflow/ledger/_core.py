@@ -61,7 +61,7 @@ from ..lifecycle import EXPOSURE_ORDER_STATES
 from ..money import Money
 from ..rows import PlainInvoice, is_plain, plain_invoice, plain_rows
 from ..store import Store, StoreTx, open_store
-from ..store.base import json_of
+from ..store.base import UNAPPLIED, json_of
 from . import _disputes, _dunning, _invoices, _orders, _parties, _payments
 from ._checks import LIVE_STATES, not_positive, zero
 from ._context import Ctx, InvoiceRequest, refusal
@@ -368,8 +368,8 @@ class Ledger:
     def unapplied_credit(self, customer_id: str) -> dict[str, Money]:
         """Cash and credit notes not applied to any invoice, per currency."""
         self.customer(customer_id)
-        pays = self.store.find("payment", customer_id=customer_id, states=["applied"])
-        notes = self.store.find("credit_note", customer_id=customer_id)
+        pays = self.store.find("payment", customer_id=customer_id, states=[UNAPPLIED])
+        notes = self.store.find("credit_note", customer_id=customer_id, states=[UNAPPLIED])
         return _by_currency(
             [p.unapplied for p in pays if p.unapplied] + [n.unapplied for n in notes if n.unapplied]
         )

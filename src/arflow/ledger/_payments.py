@@ -12,6 +12,7 @@ from ..errors import ClosedItem, ValidationError
 from ..events import CashApplied, PaymentReceived, PaymentReversed, RefundIssued
 from ..money import Money, total
 from ..store import StoreTx
+from ..store.base import UNAPPLIED
 from ._allocation import (
     Plan,
     allocate_explicit,
@@ -167,8 +168,8 @@ Credit = Payment | CreditNote
 def open_credits(tx: StoreTx, customer_id: str, currency: str | None = None) -> list[Credit]:
     """The customer's credits with something left to apply (in ``currency`` if given),
     oldest first: by the day received or issued, then payments before credit notes, then id."""
-    pays = tx.find("payment", customer_id=customer_id, states=["applied"])
-    notes = tx.find("credit_note", customer_id=customer_id)
+    pays = tx.find("payment", customer_id=customer_id, states=[UNAPPLIED])
+    notes = tx.find("credit_note", customer_id=customer_id, states=[UNAPPLIED])
     found: list[tuple[date, int, str, Credit]] = [
         (p.received_on, 0, p.id, p) for p in pays if p.unapplied.is_positive and not p.reversed
     ]

@@ -24,6 +24,7 @@ from ._records import (
     KIND_OF,
     KINDS,
     OUTBOX_STATUSES,
+    UNAPPLIED,
     AuditRow,
     DecisionRecord,
     Kind,
@@ -47,6 +48,7 @@ __all__ = [
     "KINDS",
     "KIND_OF",
     "OUTBOX_STATUSES",
+    "UNAPPLIED",
     "_NOTHING",
     "AuditRow",
     "BookReader",
@@ -182,8 +184,11 @@ class Store(Protocol):
         """Objects by id (missing ids are left out), in as few queries as the backend can."""
         ...
 
-    def find_for_customers(self, kind: str, customer_ids: Iterable[str]) -> dict[str, list[Any]]:
-        """All objects of ``kind`` of each of ``customer_ids``, grouped by customer."""
+    def find_for_customers(
+        self, kind: str, customer_ids: Iterable[str], *, states: Iterable[str] | None = None
+    ) -> dict[str, list[Any]]:
+        """All objects of ``kind`` of each of ``customer_ids`` (only those in ``states``,
+        if given: an indexed column), grouped by customer (customers without any left out)."""
         ...
 
     def receivable_summaries(

@@ -144,8 +144,18 @@ class MemoryStore:
         objs = self._objects[kind]
         return {i: objs[i] for i in ids if i in objs}
 
-    def find_for_customers(self, kind: str, customer_ids: Iterable[str]) -> dict[str, list[Any]]:
-        return {c: found for c in customer_ids if (found := self._find(kind, c))}
+    def find_for_customers(
+        self, kind: str, customer_ids: Iterable[str], *, states: Iterable[str] | None = None
+    ) -> dict[str, list[Any]]:
+        if states is None:
+            return {c: found for c in customer_ids if (found := self._find(kind, c))}
+        wanted = {str(s) for s in states}
+        state_of = KINDS[kind].state
+        return {
+            c: found
+            for c in customer_ids
+            if (found := [o for o in self._find(kind, c) if state_of(o) in wanted])
+        }
 
     def receivable_summaries(
         self, customer_ids: Iterable[str]

@@ -80,8 +80,13 @@ _DUE_BATCH = 5_000
 
 
 @functools.cache
-def _select_in_sql(dialect: str, table: str, columns: str, key: str, n: int) -> str:
-    return f"SELECT {columns} FROM {table} WHERE {key} IN ({_marks(dialect, n)})"
+def _select_in_sql(
+    dialect: str, table: str, columns: str, key: str, n: int, states: int = 0
+) -> str:
+    sql = f"SELECT {columns} FROM {table} WHERE {key} IN ({_marks(dialect, n)})"
+    if states:
+        sql += f" AND state IN ({_marks(dialect, states)})"
+    return sql
 
 
 class _Models:
@@ -137,16 +142,22 @@ def _driver_cursor(conn: Connection, sql: str) -> Iterator[Any]:
 
 
 def _select_in(
-    conn: Connection, table: str, columns: str, key: str, values: list[str]
+    conn: Connection,
+    table: str,
+    columns: str,
+    key: str,
+    values: list[str],
+    states: tuple[str, ...] = (),
 ) -> list[Any]:
-    """``SELECT columns FROM table WHERE key IN (values)``, a batch of values at a time,
-    through :func:`_driver_cursor` (read-ahead queries: cheaper than an expanding bind)."""
+    """``SELECT columns FROM table WHERE key IN (values)`` (``AND state IN (states)`` if
+    ``states`` are given), a batch of values at a time, through :func:`_driver_cursor`
+    (read-ahead queries: cheaper than an expanding bind)."""
     out: list[Any] = []
     for i in range(0, len(values), _IN_BATCH):
         part = values[i : i + _IN_BATCH]
-        sql = _select_in_sql(conn.dialect.name, table, columns, key, len(part))
+        sql = _select_in_sql(conn.dialect.name, table, columns, key, len(part), len(states))
         with _driver_cursor(conn, sql) as cursor:
-            cursor.execute(sql, tuple(part))
+            cursor.execute(sql, (*part, *states))
             out.extend(cursor.fetchall())
     return out
 
@@ -159,13 +170,18 @@ def _by_id(conn: Connection, kind: str, ids: list[str], models: _Models) -> dict
 
 
 def _by_customer(
-    conn: Connection, kind: str, customer_ids: list[str], models: _Models
+    conn: Connection,
+    kind: str,
+    customer_ids: list[str],
+    models: _Models,
+    states: tuple[str, ...] = (),
 ) -> dict[str, list[Any]]:
-    """Objects of ``kind`` of each customer, every state (customers without any left
-    out), a batch of customers per query."""
+    """Objects of ``kind`` of each customer, in ``states`` if given (every state if not;
+    customers without any left out), a batch of customers per query."""
     model = KINDS[kind].model
     found: dict[str, list[Any]] = {}
-    for cid, d in _select_in(conn, f"ar_{kind}", "customer_id, data", "customer_id", customer_ids):
+    rows = _select_in(conn, f"ar_{kind}", "customer_id, data", "customer_id", customer_ids, states)
+    for cid, d in rows:
         found.setdefault(cid, []).append(models.parse(model, d))
     return found
 

@@ -195,9 +195,33 @@ def _v7(conn: Connection) -> None:
     metadata.create_all(conn, tables=[OBJECT_TABLES["person"]], checkfirst=True)
 
 
+def _v8(conn: Connection) -> None:
+    """Payments and credit notes with money left to apply are in the state ``unapplied``
+    (the others ``applied``, or ``reversed`` as before), so a day's customer facts read
+    only those through the (customer, state) index: filled in here from the stored JSON
+    (``unapplied.amount``) for the rows written before."""
+    if conn.dialect.name == "sqlite":
+        left = "CAST(json_extract(data, '$.unapplied.amount') AS REAL)"
+    else:
+        left = "CAST(data::json #>> '{unapplied,amount}' AS NUMERIC)"
+    conn.execute(
+        sa.text(
+            "UPDATE ar_payment SET state = CASE WHEN "
+            f"{left} > 0 THEN 'unapplied' ELSE 'applied' END "
+            "WHERE state IS NULL OR state <> 'reversed'"
+        )
+    )
+    conn.execute(
+        sa.text(
+            f"UPDATE ar_credit_note SET state = CASE WHEN {left} > 0 "
+            "THEN 'unapplied' ELSE 'applied' END"
+        )
+    )
+
+
 #: Schema steps, oldest first. A new step is appended, never edited: version N of the
 #: schema is what steps 1..N made. Each runs in the transaction that records it.
-MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7]
+MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -164,9 +164,15 @@ class SqlStore(_SqlOutbox):
             return _by_id(conn, kind, list(ids), self._models)
 
     @translated("reading customers' objects")
-    def find_for_customers(self, kind: str, customer_ids: Iterable[str]) -> dict[str, list[Any]]:
+    def find_for_customers(
+        self, kind: str, customer_ids: Iterable[str], *, states: Iterable[str] | None = None
+    ) -> dict[str, list[Any]]:
+        # states=() finds nothing, states=None everything: an empty IN () is not SQL
+        wanted = None if states is None else tuple(sorted({str(s) for s in states}))
+        if wanted == ():
+            return {}
         with self._read() as conn, conn.begin():  # one snapshot for every batch
-            return _by_customer(conn, kind, list(customer_ids), self._models)
+            return _by_customer(conn, kind, list(customer_ids), self._models, wanted or ())
 
     @translated("reading receivable summaries")
     def receivable_summaries(
