@@ -309,8 +309,16 @@ class Engine:
         return plan
 
     def _last_mark(self) -> int | None:
-        """The audit mark the latest run recorded (None: no run yet, or one from before)."""
-        mark = self._last_run_says("audit_mark")
+        """The audit mark of the last run that judged locks (None: no run yet, or one from
+        before marks were recorded): the last one recorded whose date was not earlier than
+        a run recorded before it. A run for an earlier day judges no lock, so the changes
+        made before it are still to be judged by the next later day."""
+        latest: date | None = None
+        body: str | None = None
+        for r in self.store.runs():
+            if latest is None or r.as_of >= latest:
+                latest, body = r.as_of, r.body
+        mark = None if body is None else json.loads(body).get("audit_mark")
         return mark if isinstance(mark, int) else None
 
     def _last_run_says(self, what: str) -> Any:
@@ -434,9 +442,9 @@ class Engine:
         touched = sorted({d.customer_id for d in plan.decisions if d.subject_kind == "order"})
         if touched and self.pack.locks:
             after = Plan(as_of=as_of, since=as_of)
-            later = self._day(after)
+            later = self._locks.judged_on(self._day(after))
             for cid in touched:
-                self._locks._plan_locks(after, cid, as_of, later, f"{event.event_id}~decided")
+                self._locks._plan_locks(after, cid, later.as_of, later, f"{event.event_id}~decided")
             self.record(after.decisions, event.occurred_at)
             plan.decisions.extend(after.decisions)
         return applied, plan.decisions

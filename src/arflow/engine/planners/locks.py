@@ -5,6 +5,7 @@ looks at and by ``Engine.handle`` for every customer an event touched."""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import date
 from typing import Any
 
@@ -14,8 +15,8 @@ from ...events import BaseEvent
 from ...ledger import Applied
 from ...rules.loader import CompiledRule
 from ...rules.schema import Action
-from .._candidates import locked_customers
-from .._context import Day
+from .._candidates import lock_customers
+from .._context import Day, FactCache
 from .._explain import _why
 from .._results import Plan, _failure
 
@@ -24,8 +25,9 @@ class LockPlanner:
     """Places and lifts locks (a :class:`CustomerPlanner` and an :class:`EventPlanner`)."""
 
     def customers(self, day: Day) -> Iterable[str]:
-        """The locked customers whose lock may have to lift today."""
-        return [c.id for c in locked_customers(day.store, day.pack, day.last_mark, day.mine)]
+        """The locked customers whose lock may have to lift today, and the customers the
+        book changed for since the last run (a lock to place or lift)."""
+        return [c.id for c in lock_customers(day.store, day.pack, day.last_mark, day.mine)]
 
     def plan_customer(self, plan: Plan, customer_id: str, as_of: date, day: Day) -> None:
         """Place the locks whose condition holds and lift those whose cause is gone.
@@ -55,8 +57,28 @@ class LockPlanner:
         """Locks of every customer whose objects the event changed."""
         if not day.pack.locks:
             return
+        judged = self.judged_on(day)
         for cid in self._customers_touched(day, applied):
-            self._plan_locks(day.plan, cid, day.as_of, day, event.event_id)
+            self._plan_locks(day.plan, cid, judged.as_of, judged, event.event_id)
+
+    @staticmethod
+    def judged_on(day: Day) -> Day:
+        """The day an event's locks are judged on: the event's own, or the book's latest
+        run's when that is later. An event recorded late (a payment of last week) changes the
+        book as it now stands, and locks stand as of the latest day, never an earlier one:
+        judged as of the event's date, a partial payment of last week would lift today's
+        suspension for an item that was not yet 30 days overdue then."""
+        latest = day.latest_run()
+        if latest is None or day.as_of >= latest:
+            return day
+        return replace(
+            day,
+            as_of=latest,
+            since=latest,
+            facts=FactCache(day.store, day.settings, latest),
+            promises={},
+            _latest_run=(latest,),
+        )
 
     @staticmethod
     def _before_latest_run(day: Day, as_of: date) -> bool:

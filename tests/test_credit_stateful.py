@@ -1,0 +1,712 @@
+"""Issue 12: a stateful property test of credit control.
+
+A hypothesis state machine drives a small book (three customers of grades A, B and D with
+the default pack's locks, tiers and ceiling) through orders submitted through
+``Engine.handle`` and through ``Ledger.apply``, approvals by holders of the role and by
+others, invoices (of orders and on their own), payments and prepayments, credit notes,
+cash applied and refunded, limit changes, days advancing with the engine's run, and runs
+for earlier dates. After every step it checks, from the book and independently of the
+code under test where it can:
+
+- an order of a locked or over-limit customer never reaches ``approved`` without the
+  approval of a holder of the role it was sent to (its audit trail says who moved it);
+- exposure (``Ledger.exposure`` and the fact ``customer.exposure``) equals the open
+  receivables (amount less the cash and credit applied to them) plus the open orders
+  (submitted, pending, approved or shipped, not invoiced);
+- the customer's locks are what the lock rules say of the book as of the latest day;
+- a run for an earlier day never changes the locks;
+- money is conserved: a payment's amount is what it applied, left unapplied and refunded;
+  a credit note's what it credited and left; no balance is negative.
+
+The machine runs on the memory store (the main run), SQLite (a smaller run) and
+PostgreSQL (one short run), through the ``store_factory`` fixture of ``conftest.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    Bundle,
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    rule,
+    run_state_machine_as_test,
+)
+
+from arflow import (
+    CashApplied,
+    ClosedItem,
+    Contact,
+    CreditNoteIssued,
+    CreditProfile,
+    Customer,
+    CustomerRegistered,
+    CustomerUpdated,
+    Engine,
+    IllegalTransition,
+    InvoiceIssued,
+    Ledger,
+    MemoryStore,
+    Money,
+    NotAuthorized,
+    OrderApproved,
+    OrderShipped,
+    OrderSubmitted,
+    PaymentReceived,
+    PaymentReversed,
+    RefundIssued,
+    Store,
+)
+from arflow.rules import default_pack_path
+from arflow.rules.loader import RulePack, load_pack
+
+CNY = "CNY"
+START = date(2026, 3, 2)
+MIN_BALANCE = Decimal(100)  # the default pack's small balance: not counted as overdue
+#: receivable states with money still owed
+LIVE = {"open", "partially_paid", "disputed", "promised"}
+#: order states that count toward exposure
+OPEN_ORDERS = {"submitted", "pending_approval", "approved", "shipped"}
+#: customers: id -> (grade, limit, prepayment percent, payment terms)
+CUSTOMERS = {
+    "CA": ("A", 50_000, 0, 30),
+    "CB": ("B", 100_000, 0, 30),
+    "CD": ("D", 20_000, 100, 0),
+}
+SALES_MANAGER = "zhang.min"
+PEOPLE = ["intern", "li.wei", SALES_MANAGER, "finance.manager@example.com"]
+
+_PACK: list[RulePack] = []
+
+
+def pack() -> RulePack:
+    if not _PACK:
+        _PACK.append(load_pack(default_pack_path()))
+    return _PACK[0]
+
+
+def cny(x: int | Decimal) -> Money:
+    return Money.of(x, CNY)
+
+
+def amount_of(m: Money | None) -> Decimal:
+    return Decimal(0) if m is None else m.amount
+
+
+class CreditMachine(RuleBasedStateMachine):
+    """The book, the engine and the day; see the module's docstring."""
+
+    #: makes the store of each run of the machine (set by the test that runs it)
+    make_store: Callable[[], Store] = MemoryStore
+
+    orders = Bundle("orders")
+    invoices = Bundle("invoices")
+    payments = Bundle("payments")
+    notes = Bundle("notes")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ledger = Ledger(type(self).make_store())
+        self.pack = pack()
+        self.engine = Engine(self.ledger, self.pack)
+        self.today = START
+        self.latest_run: date | None = None
+        self.seq = 0
+        #: customers whose book changed through Ledger.apply (which checks no rule) since the
+        #: last run or the last Engine.handle that touched them: their locks may lag
+        self.stale: set[str] = set()
+        #: money the test paid in, per payment, and refunded
+        self.paid_in: dict[str, Decimal] = {}
+        self.refunded: dict[str, Decimal] = {}
+        #: what each order's state was before the step, and whether its customer held it
+        self.before: dict[str, str] = {}
+        self.held: dict[str, str | None] = {}
+        self._register()
+
+    # -- helpers --------------------------------------------------------------------------------
+    def _meta(self, actor: str = "erp", back: int = 0) -> dict[str, Any]:
+        """An event's id, actor and instant: today, or ``back`` days ago (an event recorded
+        late, such as a bank feed's payment of last week)."""
+        self.seq += 1
+        on = self.today - timedelta(back)
+        at = datetime(on.year, on.month, on.day, 10, tzinfo=UTC)
+        return {"event_id": f"ev-{self.seq}", "occurred_at": at, "actor": actor}
+
+    def _customer(self, cid: str) -> Customer:
+        return self.ledger.customer(cid)
+
+    def _open_amount(self, r: Any) -> Decimal:
+        """A receivable's open amount computed from the book's payments and credit notes, not
+        from the receivable's own balance."""
+        paid = sum(
+            (
+                a.amount.amount
+                for p in self.ledger.store.find("payment", customer_id=r.customer_id)
+                if not p.reversed
+                for a in p.allocations
+                if a.receivable_id == r.id
+            ),
+            Decimal(0),
+        )
+        credited = Decimal(0)
+        for n in self.ledger.store.find("credit_note", customer_id=r.customer_id):
+            if n.receivable_id == r.id:
+                credited += n.amount.amount
+            credited += sum(
+                (a.amount.amount for a in n.applications if a.receivable_id == r.id), Decimal(0)
+            )
+        return r.amount.amount - paid - credited - r.written_off.amount
+
+    def _exposure(self, cid: str) -> Decimal:
+        """Open receivables plus open orders, from the book, as docs/orders.md defines it."""
+        owed = sum(
+            (
+                self._open_amount(r)
+                for r in self.ledger.store.find("receivable", customer_id=cid)
+                if str(r.state) in LIVE and r.currency == CNY
+            ),
+            Decimal(0),
+        )
+        ordered = sum(
+            (
+                o.amount.amount
+                for o in self.ledger.store.find("order", customer_id=cid)
+                if str(o.state) in OPEN_ORDERS
+            ),
+            Decimal(0),
+        )
+        return owed + ordered
+
+    def _locks_due(self, cid: str, as_of: date) -> set[str]:
+        """The default pack's locks, computed by hand from the book: exposure at 90% of the
+        limit, anything (of at least the small balance) more than 30 days overdue."""
+        out: set[str] = set()
+        limit = self._customer(cid).credit.credit_limit
+        if (
+            limit is not None
+            and limit.amount
+            and self._exposure(cid) / limit.amount >= Decimal("0.9")
+        ):
+            out.add("exposure-90")
+        overdue = [
+            (as_of - r.due_date).days
+            for r in self.ledger.store.find("receivable", customer_id=cid)
+            if str(r.state) in LIVE and r.due_date < as_of and self._open_amount(r) >= MIN_BALANCE
+        ]
+        if overdue and max(overdue) > 30:
+            out.add("overdue-30")
+        return out
+
+    def _holds(self, cid: str, extra: Decimal = Decimal(0)) -> str | None:
+        """What holds a new or open order of ``cid`` now (None: nothing): a lock on the book,
+        or exposure (with ``extra``, an order not yet in the book) over the limit."""
+        c = self._customer(cid)
+        if c.locks:
+            return "locked by " + ", ".join(lk.lock_id for lk in c.locks)
+        if c.credit.order_block:
+            return "blocked"
+        limit = c.credit.credit_limit
+        if limit is not None and self._exposure(cid) + extra > limit.amount:
+            return "over the limit"
+        return None
+
+    def _holders(self, cid: str, roles: tuple[str, ...]) -> set[str]:
+        c = self._customer(cid)
+        out = set()
+        for role in roles:
+            if role == "sales_manager" and c.sales_manager:
+                out.add(c.sales_manager)
+            elif role in self.pack.roles:
+                out.add(self.pack.roles[role])
+        return out
+
+    def _remember(self, new: tuple[str, Decimal] | None = None) -> None:
+        """Before a step: each order's state and what holds it (``new``: an order about to be
+        submitted, (customer, amount))."""
+        self.before, self.held = {}, {}
+        for o in self.ledger.store.all("order"):
+            self.before[o.id] = str(o.state)
+            self.held[o.id] = self._holds(o.customer_id)
+        if new is not None:
+            self.held["*new*"] = self._holds(new[0], new[1])
+
+    def _run(self, as_of: date) -> None:
+        self.engine.run(as_of, first_run=self.latest_run is None)
+        if self.latest_run is None or as_of > self.latest_run:
+            self.latest_run = as_of
+            self.stale.clear()
+
+    # -- setting up -----------------------------------------------------------------------------
+    def _register(self) -> None:
+        """The three customers, and a first run (hypothesis runs initialize rules in any
+        order, so this is done before them)."""
+        for cid, (grade, limit, prepay, terms) in CUSTOMERS.items():
+            self.engine.handle(
+                CustomerRegistered(
+                    **self._meta(),
+                    customer=Customer(
+                        id=cid,
+                        name=f"Customer {cid}",
+                        salesperson="li.wei",
+                        sales_manager=SALES_MANAGER,
+                        contacts=[Contact(name="AP", email=f"ap@{cid.lower()}.example")],
+                        credit=CreditProfile(
+                            grade=grade,
+                            credit_limit=cny(limit),
+                            prepayment_percent=Decimal(prepay),
+                            payment_terms_days=terms,
+                        ),
+                    ),
+                )
+            )
+        self._run(START)
+        self._remember()
+
+    @initialize(
+        target=invoices,
+        cid=st.sampled_from(sorted(CUSTOMERS)),
+        amount=st.integers(1, 100).map(lambda k: k * 1_000),
+        due_in=st.integers(-60, 45),
+    )
+    def opening_invoice(self, cid: str, amount: int, due_in: int) -> str:
+        return self.invoice(cid, amount, due_in)
+
+    @initialize(
+        target=orders,
+        cid=st.sampled_from(sorted(CUSTOMERS)),
+        amount=st.integers(1, 120).map(lambda k: k * 500),
+        through_engine=st.booleans(),
+    )
+    def opening_order(self, cid: str, amount: int, through_engine: bool) -> str:
+        return self.submit(cid, amount, through_engine)
+
+    # -- orders ---------------------------------------------------------------------------------
+    @rule(
+        target=orders,
+        cid=st.sampled_from(sorted(CUSTOMERS)),
+        amount=st.integers(1, 120).map(lambda k: k * 500),
+        through_engine=st.booleans(),
+    )
+    def submit(self, cid: str, amount: int, through_engine: bool) -> str:
+        oid = f"SO-{self.seq + 1}"
+        self._remember((cid, Decimal(amount)))
+        e = OrderSubmitted(
+            **self._meta("sales"),
+            order_id=oid,
+            customer_id=cid,
+            amount=cny(amount),
+            submitted_on=self.today,
+        )
+        if through_engine:
+            self.engine.handle(e)
+            self.stale.discard(cid)
+        else:
+            self.ledger.apply(e)  # records the order, checks nothing
+            self.stale.add(cid)
+        self.held[oid] = self.held.pop("*new*")
+        self.before[oid] = "new"
+        state = str(self.ledger.get("order", oid).state)
+        if through_engine:
+            assert state != "submitted", f"{oid}: no decision at entry"
+        else:
+            assert state == "submitted"
+        return oid
+
+    @rule(
+        oid=orders,
+        who=st.sampled_from(PEOPLE),
+        through_engine=st.booleans(),
+    )
+    def approve(self, oid: str, who: str, through_engine: bool) -> None:
+        self._remember()
+        o = self.ledger.get("order", oid)
+        e = OrderApproved(**self._meta(who), order_id=oid, approver=who)
+        if str(o.state) not in ("submitted", "pending_approval"):
+            expected: type[Exception] | None = IllegalTransition
+        elif o.approvers:
+            expected = None if who in o.approvers else NotAuthorized
+        else:
+            expected = NotAuthorized if self.held[oid] else None
+        try:
+            if through_engine:
+                self.engine.handle(e)
+            else:
+                self.ledger.apply(e)
+        except (IllegalTransition, NotAuthorized) as exc:
+            assert expected is type(exc), f"{oid} by {who}: {exc!r}, expected {expected}"
+            assert str(self.ledger.get("order", oid).state) == str(o.state)
+            return
+        assert expected is None, f"{oid} by {who}: approved, expected {expected}"
+        if through_engine:
+            self.stale.discard(o.customer_id)
+        else:
+            self.stale.add(o.customer_id)
+
+    @rule(oid=orders)
+    def ship(self, oid: str) -> None:
+        self._remember()
+        o = self.ledger.get("order", oid)
+        e = OrderShipped(**self._meta("warehouse"), order_id=oid, shipped_on=self.today)
+        if str(o.state) != "approved":
+            with pytest.raises(IllegalTransition):
+                self.engine.handle(e)
+            return
+        self.engine.handle(e)
+
+    @rule(target=invoices, oid=orders)
+    def invoice_order(self, oid: str) -> str:
+        self._remember()
+        o = self.ledger.get("order", oid)
+        number = f"INV-{self.seq + 1}"
+        e = InvoiceIssued(
+            **self._meta(),
+            number=number,
+            customer_id=o.customer_id,
+            order_id=oid,
+            issue_date=self.today,
+            amount=o.amount,
+        )
+        if str(o.state) not in ("approved", "shipped"):
+            with pytest.raises(IllegalTransition):
+                self.engine.handle(e)
+            return f"INV-none-{number}"
+        self.engine.handle(e)
+        self.stale.discard(o.customer_id)
+        assert str(self.ledger.get("order", oid).state) == "invoiced"
+        return number
+
+    # -- invoices and cash ------------------------------------------------------------------------
+    @rule(
+        target=invoices,
+        cid=st.sampled_from(sorted(CUSTOMERS)),
+        amount=st.one_of(st.integers(1, 99), st.integers(1, 100).map(lambda k: k * 1_000)),
+        due_in=st.integers(-60, 45),
+    )
+    def invoice(self, cid: str, amount: int, due_in: int) -> str:
+        self._remember()
+        number = f"INV-{self.seq + 1}"
+        due = self.today + timedelta(due_in)
+        self.engine.handle(
+            InvoiceIssued(
+                **self._meta(),
+                number=number,
+                customer_id=cid,
+                issue_date=min(self.today, due),
+                due_date=due,
+                amount=cny(amount),
+            )
+        )
+        self.stale.discard(cid)
+        return number
+
+    @rule(
+        target=payments,
+        cid=st.sampled_from(sorted(CUSTOMERS)),
+        amount=st.integers(1, 80).map(lambda k: k * 1_000),
+        back=st.sampled_from([0, 0, 0, 3, 20]),
+    )
+    def pay(self, cid: str, amount: int, back: int) -> str:
+        self._remember()
+        pid = f"PAY-{self.seq + 1}"
+        meta = self._meta("bank", back)
+        self.engine.handle(
+            PaymentReceived(
+                **meta,
+                payment_id=pid,
+                customer_id=cid,
+                amount=cny(amount),
+                received_on=meta["occurred_at"].date(),
+            )
+        )
+        self.stale.discard(cid)
+        self.paid_in[pid] = Decimal(amount)
+        return pid
+
+    @rule(
+        target=notes,
+        cid=st.sampled_from(sorted(CUSTOMERS)),
+        amount=st.integers(1, 30).map(lambda k: k * 500),
+        against=st.one_of(st.none(), invoices),
+    )
+    def credit_note(self, cid: str, amount: int, against: str | None) -> str:
+        self._remember()
+        nid = f"CN-{self.seq + 1}"
+        r = None if against is None else self.ledger.store.get("receivable", against)
+        if r is not None and (str(r.state) not in LIVE or r.open_balance.amount < amount):
+            r = None  # closed or smaller than the note: issued on account instead
+        self.engine.handle(
+            CreditNoteIssued(
+                **self._meta("finance"),
+                credit_note_id=nid,
+                customer_id=cid if r is None else r.customer_id,
+                receivable_id=None if r is None else r.id,
+                amount=cny(amount),
+                issued_on=self.today,
+            )
+        )
+        self.stale.discard(cid if r is None else r.customer_id)
+        return nid
+
+    @rule(credit=st.one_of(payments, notes), number=invoices, part=st.integers(1, 4))
+    def apply_cash(self, credit: str, number: str, part: int) -> None:
+        self._remember()
+        r = self.ledger.store.get("receivable", number)
+        is_payment = credit.startswith("PAY-")
+        c = self.ledger.get("payment" if is_payment else "credit_note", credit)
+        if r is None or r.customer_id != c.customer_id or str(r.state) not in LIVE:
+            return
+        most = min(c.unapplied.amount, r.open_balance.amount)
+        if most <= 0:
+            return
+        amount = (most * part / 4).quantize(Decimal("0.01"))
+        if amount <= 0:
+            return
+        self.engine.handle(
+            CashApplied(
+                **self._meta("finance"),
+                payment_id=credit if is_payment else None,
+                credit_note_id=None if is_payment else credit,
+                receivable_id=number,
+                amount=cny(amount),
+                applied_on=self.today,
+            )
+        )
+        self.stale.discard(r.customer_id)
+
+    @rule(pid=payments)
+    def reverse(self, pid: str) -> None:
+        """A payment bounces: what it paid is open again (refused, changing nothing, when it
+        was reversed already or paid an invoice since credited in full)."""
+        self._remember()
+        p = self.ledger.get("payment", pid)
+        closed = [
+            a.receivable_id
+            for a in p.allocations
+            if str(self.ledger.receivable(a.receivable_id).state) in ("credited", "written_off")
+        ]
+        e = PaymentReversed(**self._meta("bank"), payment_id=pid, reversed_on=self.today)
+        if p.reversed or closed:
+            with pytest.raises(ClosedItem):
+                self.engine.handle(e)
+            return
+        self.engine.handle(e)
+        self.stale.discard(p.customer_id)
+
+    @rule(pid=payments, part=st.integers(1, 2))
+    def refund(self, pid: str, part: int) -> None:
+        self._remember()
+        p = self.ledger.get("payment", pid)
+        amount = (p.unapplied.amount * part / 2).quantize(Decimal("0.01"))
+        if amount <= 0 or p.reversed:
+            return
+        self.engine.handle(
+            RefundIssued(
+                **self._meta("finance"),
+                payment_id=pid,
+                amount=cny(amount),
+                refunded_on=self.today,
+                reason="asked back",
+            )
+        )
+        self.stale.discard(p.customer_id)
+        self.refunded[pid] = self.refunded.get(pid, Decimal(0)) + amount
+
+    @rule(
+        cid=st.sampled_from(sorted(CUSTOMERS)),
+        limit=st.sampled_from([0, 5_000, 20_000, 50_000, 100_000, 200_000]),
+    )
+    def change_limit(self, cid: str, limit: int) -> None:
+        self._remember()
+        credit = self._customer(cid).credit
+        self.engine.handle(
+            CustomerUpdated(
+                **self._meta("credit"),
+                customer_id=cid,
+                credit=credit.model_copy(update={"credit_limit": cny(limit)}),
+            )
+        )
+        self.stale.discard(cid)
+
+    # -- days -------------------------------------------------------------------------------------
+    @rule(days=st.integers(1, 20))
+    def next_day(self, days: int) -> None:
+        self._remember()
+        self.today += timedelta(days)
+        self._run(self.today)
+
+    @rule(back=st.integers(1, 60))
+    def earlier_day(self, back: int) -> None:
+        self._remember()
+        assert self.latest_run is not None
+        locks = {c.id: c.locks for c in self.ledger.store.all("customer")}
+        self.engine.run(self.latest_run - timedelta(back))
+        after = {c.id: c.locks for c in self.ledger.store.all("customer")}
+        assert after == locks, "a run for an earlier day changed the locks"
+
+    # -- invariants -------------------------------------------------------------------------------
+    @invariant()
+    def no_held_order_approved_without_a_holder(self) -> None:
+        for o in self.ledger.store.all("order"):
+            was = self.before.get(o.id, "new")
+            if str(o.state) != "approved" or was == "approved":
+                continue
+            # this step approved it: who, by the audit trail, and what held it before
+            (moved,) = [
+                a for a in self.ledger.audit_trail("order", o.id) if a.after_state == "approved"
+            ]
+            held = self.held.get(o.id)
+            if held is None:
+                continue
+            assert moved.event_type == "OrderApproved", (
+                f"{o.id} ({held}) approved by {moved.actor} through {moved.event_type}"
+            )
+            assert o.approval_roles, f"{o.id} ({held}) approved with no approval path"
+            holders = self._holders(o.customer_id, tuple(o.approval_roles))
+            assert o.decided_by in holders, (
+                f"{o.id} ({held}) approved by {o.decided_by}, not a holder of "
+                f"{o.approval_roles} ({sorted(holders)})"
+            )
+            assert moved.actor == o.decided_by
+
+    @invariant()
+    def exposure_is_open_receivables_plus_open_orders(self) -> None:
+        for cid in CUSTOMERS:
+            want = self._exposure(cid)
+            got = self.ledger.exposure(cid).get(CNY, cny(0)).amount
+            assert got == want, f"{cid}: Ledger.exposure {got}, the book says {want}"
+            fact = self.engine._customer_facts(cid, self.today)["customer.exposure"]
+            assert fact == want, f"{cid}: customer.exposure {fact}, the book says {want}"
+
+    @invariant()
+    def locks_are_what_the_rules_say(self) -> None:
+        as_of = self.today
+        for cid in CUSTOMERS:
+            if cid in self.stale:
+                continue
+            have = {lk.lock_id for lk in self._customer(cid).locks}
+            want = self._locks_due(cid, as_of)
+            facts = self.engine._customer_facts(cid, as_of)
+            says = {r.id for r in self.pack.locks if r.when is not None and r.when(facts)}
+            assert says == want, f"{cid}: the rules say {says}, computed by hand {want}"
+            assert have == want, f"{cid} on {as_of}: locks {have}, the rules say {want}"
+
+    @invariant()
+    def money_is_conserved(self) -> None:
+        store = self.ledger.store
+        for p in store.all("payment"):
+            assert p.amount.amount == self.paid_in[p.id]
+            if p.reversed:  # its allocations undone, nothing left to apply
+                assert p.unapplied.amount == 0
+                continue
+            applied = sum((a.amount.amount for a in p.allocations), Decimal(0))
+            refunded = amount_of(p.refunded)
+            assert refunded == self.refunded.get(p.id, Decimal(0))
+            assert p.amount.amount == applied + p.unapplied.amount + refunded, p.id
+            assert p.unapplied.amount >= 0 and all(a.amount.amount > 0 for a in p.allocations)
+        for n in store.all("credit_note"):
+            applied = sum((a.amount.amount for a in n.applications), Decimal(0))
+            direct = n.amount.amount if n.receivable_id is not None else Decimal(0)
+            assert n.amount.amount == direct + applied + n.unapplied.amount, n.id
+            assert n.unapplied.amount >= 0
+        for r in store.all("receivable"):
+            open_ = self._open_amount(r)
+            assert r.open_balance.amount == open_, f"{r.id}: {r.open_balance} vs {open_}"
+            assert open_ >= 0, r.id
+            assert (str(r.state) in LIVE) == (open_ > 0), f"{r.id} {r.state} with {open_} open"
+            assert (
+                r.amount.amount == r.paid.amount + r.credited.amount + r.written_off.amount + open_
+            )
+
+
+_SETTINGS = {
+    "deadline": None,
+    "suppress_health_check": [HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+}
+
+
+def _run(make: Callable[[], Store], examples: int, steps: int) -> None:
+    class Machine(CreditMachine):
+        make_store = staticmethod(make)
+
+    run_state_machine_as_test(
+        Machine,
+        settings=settings(max_examples=examples, stateful_step_count=steps, **_SETTINGS),  # type: ignore[arg-type]
+    )
+
+
+@pytest.mark.parametrize(
+    ("backend", "examples", "steps"),
+    [
+        ("memory", 30, 25),
+        ("sqlite", 6, 15),
+        pytest.param("postgres", 3, 12, marks=pytest.mark.postgres),
+    ],
+)
+def test_credit_control_holds_through_any_sequence(
+    store_factory: Callable[[], Store], examples: int, steps: int
+) -> None:
+    _run(store_factory, examples, steps)
+
+
+# -- what the machine found, pinned ------------------------------------------------------------
+
+
+def _machine(store: Store) -> CreditMachine:
+    class Machine(CreditMachine):
+        make_store = staticmethod(lambda: store)
+
+    return Machine()
+
+
+def _check(m: CreditMachine) -> None:
+    m.no_held_order_approved_without_a_holder()
+    m.exposure_is_open_receivables_plus_open_orders()
+    m.locks_are_what_the_rules_say()
+    m.money_is_conserved()
+
+
+def test_the_days_run_locks_a_customer_whose_order_came_through_ledger_apply(
+    store: Store,
+) -> None:
+    """Found by the machine: an order recorded with ``Ledger.apply`` (no rule judges it)
+    took the customer to 90% of its limit, and the next day's run did not place the lock:
+    the run judged only the locked customers and those with a dunning step in reach."""
+    m = _machine(store)
+    m.submit(cid="CA", amount=45_000, through_engine=False)
+    m.next_day(days=1)
+    assert [lk.lock_id for lk in m.ledger.customer("CA").locks] == ["exposure-90"]
+    _check(m)
+
+
+def test_a_run_for_an_earlier_day_does_not_hide_changes_from_the_next_run(
+    store: Store,
+) -> None:
+    """Found by the machine: a run for an earlier day (which judges no lock) recorded its
+    own audit mark, and the next day's run took the changes before that mark as judged: the
+    order recorded before it never locked its customer."""
+    m = _machine(store)
+    m.submit(cid="CA", amount=45_000, through_engine=False)
+    m.earlier_day(back=1)
+    m.next_day(days=1)
+    assert [lk.lock_id for lk in m.ledger.customer("CA").locks] == ["exposure-90"]
+    _check(m)
+
+
+def test_a_payment_recorded_late_does_not_lift_a_current_suspension(store: Store) -> None:
+    """Found by the machine: ``Engine.handle`` judged an event's locks as of the event's
+    own date, so a part payment dated 20 days back (an item 15 days overdue then) lifted a
+    suspension that stands today (the item is 36 days overdue)."""
+    m = _machine(store)
+    m.invoice(cid="CB", amount=10_000, due_in=-35)
+    m.next_day(days=1)
+    m.pay(cid="CB", amount=2_000, back=20)
+    assert [lk.lock_id for lk in m.ledger.customer("CB").locks] == ["overdue-30"]
+    _check(m)
