@@ -47,6 +47,7 @@ from arflow import (
     Contact,
     CreditNoteIssued,
     CreditProfile,
+    CreditReviewed,
     Customer,
     CustomerRegistered,
     CustomerUpdated,
@@ -58,6 +59,7 @@ from arflow import (
     Money,
     NotAuthorized,
     OrderApproved,
+    OrderRejected,
     OrderShipped,
     OrderSubmitted,
     PaymentReceived,
@@ -128,7 +130,9 @@ class CreditMachine(RuleBasedStateMachine):
         self.refunded: dict[str, Decimal] = {}
         #: what each order's state was before the step, and whether its customer held it
         self.before: dict[str, str] = {}
-        self.held: dict[str, str | None] = {}
+        self.held: dict[str, tuple[str | None, str | None]] = {}
+        #: whether the step's event went through Engine.handle (else Ledger.apply)
+        self.via_engine = True
         self._register()
 
     # -- helpers --------------------------------------------------------------------------------
@@ -205,9 +209,17 @@ class CreditMachine(RuleBasedStateMachine):
             out.add("overdue-30")
         return out
 
-    def _holds(self, cid: str, extra: Decimal = Decimal(0)) -> str | None:
-        """What holds a new or open order of ``cid`` now (None: nothing): a lock on the book,
-        or exposure (with ``extra``, an order not yet in the book) over the limit."""
+    def _holds(self, cid: str, extra: Decimal = Decimal(0)) -> tuple[str | None, str | None]:
+        """What holds a new or open order of ``cid`` now (None: nothing), for an approval
+        through ``Ledger.apply`` (a lock on the book, exposure over the limit with ``extra``,
+        an order not yet in the book) and through ``Engine.handle`` (also a lock the rules
+        call for on the book as it stands, placed or not)."""
+        ledger = self._held_by_book(cid, extra)
+        due = self._locks_due(cid, self.today)
+        engine = ledger or (f"locked by the rules: {sorted(due)}" if due else None)
+        return ledger, engine
+
+    def _held_by_book(self, cid: str, extra: Decimal) -> str | None:
         c = self._customer(cid)
         if c.locks:
             return "locked by " + ", ".join(lk.lock_id for lk in c.locks)
@@ -231,7 +243,7 @@ class CreditMachine(RuleBasedStateMachine):
     def _remember(self, new: tuple[str, Decimal] | None = None) -> None:
         """Before a step: each order's state and what holds it (``new``: an order about to be
         submitted, (customer, amount))."""
-        self.before, self.held = {}, {}
+        self.before, self.held, self.via_engine = {}, {}, True
         for o in self.ledger.store.all("order"):
             self.before[o.id] = str(o.state)
             self.held[o.id] = self._holds(o.customer_id)
@@ -305,6 +317,7 @@ class CreditMachine(RuleBasedStateMachine):
             amount=cny(amount),
             submitted_on=self.today,
         )
+        self.via_engine = through_engine
         if through_engine:
             self.engine.handle(e)
             self.stale.discard(cid)
@@ -334,7 +347,10 @@ class CreditMachine(RuleBasedStateMachine):
         elif o.approvers:
             expected = None if who in o.approvers else NotAuthorized
         else:
-            expected = NotAuthorized if self.held[oid] else None
+            ledger, engine = self.held[oid]
+            # Engine.handle settles the customer's locks before the approval is applied
+            expected = NotAuthorized if (engine if through_engine else ledger) else None
+        self.via_engine = through_engine
         try:
             if through_engine:
                 self.engine.handle(e)
@@ -349,6 +365,28 @@ class CreditMachine(RuleBasedStateMachine):
             self.stale.discard(o.customer_id)
         else:
             self.stale.add(o.customer_id)
+
+    @rule(oid=orders, who=st.sampled_from(PEOPLE))
+    def reject(self, oid: str, who: str) -> None:
+        """A person turns an order down: one of its approvers when it was sent for
+        approval, anyone while it is only submitted."""
+        self._remember()
+        o = self.ledger.get("order", oid)
+        e = OrderRejected(**self._meta(who), order_id=oid, approver=who)
+        if str(o.state) not in ("submitted", "pending_approval"):
+            expected: type[Exception] | None = IllegalTransition
+        elif o.approvers and who not in o.approvers:
+            expected = NotAuthorized
+        else:
+            expected = None
+        try:
+            self.engine.handle(e)
+        except (IllegalTransition, NotAuthorized) as exc:
+            assert expected is type(exc), f"{oid} by {who}: {exc!r}, expected {expected}"
+            return
+        assert expected is None, f"{oid} rejected by {who}, expected {expected}"
+        assert str(self.ledger.get("order", oid).state) == "rejected"
+        self.stale.discard(o.customer_id)
 
     @rule(oid=orders)
     def ship(self, oid: str) -> None:
@@ -389,17 +427,19 @@ class CreditMachine(RuleBasedStateMachine):
         cid=st.sampled_from(sorted(CUSTOMERS)),
         amount=st.one_of(st.integers(1, 99), st.integers(1, 100).map(lambda k: k * 1_000)),
         due_in=st.integers(-60, 45),
+        back=st.sampled_from([0, 0, 0, 5, 25]),
     )
-    def invoice(self, cid: str, amount: int, due_in: int) -> str:
+    def invoice(self, cid: str, amount: int, due_in: int, back: int = 0) -> str:
         self._remember()
         number = f"INV-{self.seq + 1}"
         due = self.today + timedelta(due_in)
+        meta = self._meta("erp", back)
         self.engine.handle(
             InvoiceIssued(
-                **self._meta(),
+                **meta,
                 number=number,
                 customer_id=cid,
-                issue_date=min(self.today, due),
+                issue_date=min(meta["occurred_at"].date(), due),
                 due_date=due,
                 amount=cny(amount),
             )
@@ -535,12 +575,41 @@ class CreditMachine(RuleBasedStateMachine):
         )
         self.stale.discard(cid)
 
+    @rule(
+        cid=st.sampled_from(sorted(CUSTOMERS)),
+        grade=st.sampled_from(["A", "B", "C", "D"]),
+        limit=st.sampled_from([0, 20_000, 50_000, 150_000]),
+        through_engine=st.booleans(),
+    )
+    def review(self, cid: str, grade: str, limit: int, through_engine: bool) -> None:
+        """A person re-grades the customer: grade, limit and the grade's prepayment."""
+        self._remember()
+        e = CreditReviewed(
+            **self._meta("credit.manager"),
+            customer_id=cid,
+            reviewed_on=self.today,
+            grade=grade,
+            credit_limit=cny(limit),
+            prepayment_percent=Decimal({"C": 30, "D": 100}.get(grade, 0)),
+            reviewer="credit.manager",
+        )
+        if through_engine:
+            self.engine.handle(e)
+            self.stale.discard(cid)
+        else:
+            self.ledger.apply(e)
+            self.stale.add(cid)
+        assert self._customer(cid).credit.grade == grade
+
     # -- days -------------------------------------------------------------------------------------
     @rule(days=st.integers(1, 20))
     def next_day(self, days: int) -> None:
         self._remember()
         self.today += timedelta(days)
         self._run(self.today)
+        # the day planned again: its locks are settled, nothing to place or lift
+        again = self.engine.plan(self.today)
+        assert [d for d in again.decisions if d.kind in ("lock", "unlock")] == []
 
     @rule(back=st.integers(1, 60))
     def earlier_day(self, back: int) -> None:
@@ -562,7 +631,8 @@ class CreditMachine(RuleBasedStateMachine):
             (moved,) = [
                 a for a in self.ledger.audit_trail("order", o.id) if a.after_state == "approved"
             ]
-            held = self.held.get(o.id)
+            ledger, engine = self.held.get(o.id, (None, None))
+            held = engine if self.via_engine else ledger
             if held is None:
                 continue
             assert moved.event_type == "OrderApproved", (
@@ -709,4 +779,23 @@ def test_a_payment_recorded_late_does_not_lift_a_current_suspension(store: Store
     m.next_day(days=1)
     m.pay(cid="CB", amount=2_000, back=20)
     assert [lk.lock_id for lk in m.ledger.customer("CB").locks] == ["overdue-30"]
+    _check(m)
+
+
+def test_engine_handle_judges_the_locks_before_it_decides_an_order(store: Store) -> None:
+    """Found by the machine: an order recorded with ``Ledger.apply`` took the customer to
+    90% of its limit (no rule judged it); the next order, through ``Engine.handle``, was
+    approved by the engine on the stale locks, and the lock placed just after it. The
+    customer's locks are now settled on the book before the order is decided."""
+    m = _machine(store)
+    m.submit(cid="CA", amount=45_000, through_engine=False)
+    oid = m.submit(cid="CA", amount=1_000, through_engine=True)
+    o = m.ledger.get("order", oid)
+    assert (o.state, o.approval_roles) == ("pending_approval", ("sales_manager", "finance_manager"))
+    _check(m)
+    # an order the host recorded, approved through the engine by someone without the role
+    held = m.submit(cid="CB", amount=95_000, through_engine=False)
+    with pytest.raises(NotAuthorized, match="exposure-90"):
+        m.engine.handle(OrderApproved(**m._meta("intern"), order_id=held, approver="intern"))
+    assert m.ledger.get("order", held).state == "submitted"
     _check(m)

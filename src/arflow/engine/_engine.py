@@ -33,7 +33,7 @@ from ..calendar import SendWindow
 from ..decisions import Decision
 from ..domain import Receivable
 from ..errors import ArflowError
-from ..events import BaseEvent, Event
+from ..events import BaseEvent, Event, OrderApproved, OrderSubmitted
 from ..ledger import Applied, Batch, Ledger
 from ..rules import durable as dr
 from ..rules.loader import RulePack, load_pack
@@ -419,11 +419,13 @@ class Engine:
         grade the pack does not define is refused here (:class:`~arflow.errors.UnknownGrade`)
         before anything is applied."""
         check_grades(self.pack.scoring, event)
+        settled = self._settle_locks(event)
         applied = self.ledger.apply(event)
         if applied.duplicate or not isinstance(event, BaseEvent):
             return applied, []
         as_of = event.occurred_at.astimezone(UTC).date()
         plan = Plan(as_of=as_of, since=as_of)
+        plan.decisions.extend(settled)
         day = self._day(plan)
         for p in self.event_planners:
             p.on_event(event, applied, day)
@@ -436,7 +438,7 @@ class Engine:
                 event.event_id,
                 f.error,
             )
-        self.record(plan.decisions, event.occurred_at)
+        self.record(plan.decisions[len(settled) :], event.occurred_at)
         # The decisions' own effects (an order refused or approved at entry) change the
         # customer's exposure: its locks are checked again on the book as it now stands.
         touched = sorted({d.customer_id for d in plan.decisions if d.subject_kind == "order"})
@@ -448,6 +450,30 @@ class Engine:
             self.record(after.decisions, event.occurred_at)
             plan.decisions.extend(after.decisions)
         return applied, plan.decisions
+
+    def _settle_locks(self, event: Event) -> list[Decision]:
+        """Before an order is submitted or approved: its customer's locks judged on the
+        book as it stands, and recorded, so that the order is decided on them. A change
+        the host recorded with ``Ledger.apply`` (which judges no rule), such as an order
+        that took the customer to 90% of its limit, has not placed its lock yet; without
+        this the next order would be approved by the engine, or by anyone, and the lock
+        placed only after it."""
+        if not self.pack.locks or not isinstance(event, OrderSubmitted | OrderApproved):
+            return []
+        if isinstance(event, OrderApproved):
+            order = self.store.get("order", event.order_id)
+            customer_id = None if order is None else order.customer_id
+        else:
+            customer_id = event.customer_id
+        if customer_id is None or self.store.get("customer", customer_id) is None:
+            return []  # the event is refused for it when applied
+        as_of = event.occurred_at.astimezone(UTC).date()
+        plan = Plan(as_of=as_of, since=as_of)
+        day = self._locks.judged_on(self._day(plan))
+        self._locks._plan_locks(plan, customer_id, day.as_of, day, f"{event.event_id}~before")
+        if plan.decisions:
+            self.record(plan.decisions, event.occurred_at)
+        return plan.decisions
 
     # -- credit scoring and explanations ------------------------------------------------------
     def score(self, customer_id: str, as_of: date) -> CreditScore:
