@@ -141,6 +141,8 @@ class LockPlanner:
             if spec.notify and template:
                 acts.append(Action(type="notify", to=spec.notify, template=template))
             where = ref if spec.scope == "contract" else None
+            if occasion is None:  # a day's run: the key names the customer's lock history
+                occasion = _generation(day, customer_id)
             plan.decisions.append(
                 Decision(
                     key=decision_key(kind, rule.id, customer_id, where, as_of, occasion),
@@ -163,3 +165,19 @@ class LockPlanner:
                     ),
                 )
             )
+
+
+_LOCK_EVENTS = ("OrderLockPlaced", "OrderLockLifted")
+
+
+def _generation(day: Day, customer_id: str) -> str | None:
+    """What a day's lock decision adds to its key: how many times the customer's locks were
+    placed or lifted so far (None: never, the key of before). A lock the day's run placed,
+    that an event lifted and a change recorded with ``Ledger.apply`` calls for again, is
+    placed again by a second run of the same day (under the day's key alone it was known,
+    and left out); a run twice on an unchanged book still adds nothing, and two runners at
+    once agree on the key."""
+    n = sum(
+        1 for a in day.store.audit_trail("customer", customer_id) if a.event_type in _LOCK_EVENTS
+    )
+    return f"g{n}" if n else None
