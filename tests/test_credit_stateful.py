@@ -307,7 +307,7 @@ class CreditMachine(RuleBasedStateMachine):
         amount=st.integers(1, 120).map(lambda k: k * 500),
         through_engine=st.booleans(),
     )
-    def submit(self, cid: str, amount: int, through_engine: bool) -> str:
+    def submit(self, cid: str, amount: int | Decimal, through_engine: bool) -> str:
         oid = f"SO-{self.seq + 1}"
         self._remember((cid, Decimal(amount)))
         e = OrderSubmitted(
@@ -332,6 +332,20 @@ class CreditMachine(RuleBasedStateMachine):
         else:
             assert state == "submitted"
         return oid
+
+    @rule(
+        target=orders,
+        cid=st.sampled_from(sorted(CUSTOMERS)),
+        share=st.sampled_from([10, 50, 90, 99, 100, 101, 200]),
+        through_engine=st.booleans(),
+    )
+    def submit_near_the_limit(self, cid: str, share: int, through_engine: bool) -> str:
+        """An order of ``share`` percent of the credit the customer has left: near the
+        lines where a lock or the limit starts to hold."""
+        limit = self._customer(cid).credit.credit_limit
+        room = (Decimal(0) if limit is None else limit.amount) - self._exposure(cid)
+        amount = (room * share / 100).quantize(Decimal(1)) if room > 0 else Decimal(500)
+        return self.submit(cid, max(amount, Decimal(1)), through_engine)
 
     @rule(
         oid=orders,
