@@ -211,24 +211,25 @@ class CreditMachine(RuleBasedStateMachine):
 
     def _holds(self, cid: str, extra: Decimal = Decimal(0)) -> tuple[str | None, str | None]:
         """What holds a new or open order of ``cid`` now (None: nothing), for an approval
-        through ``Ledger.apply`` (a lock on the book, exposure over the limit with ``extra``,
-        an order not yet in the book) and through ``Engine.handle`` (also a lock the rules
-        call for on the book as it stands, placed or not)."""
-        ledger = self._held_by_book(cid, extra)
-        due = self._locks_due(cid, self.today)
-        engine = ledger or (f"locked by the rules: {sorted(due)}" if due else None)
-        return ledger, engine
-
-    def _held_by_book(self, cid: str, extra: Decimal) -> str | None:
+        through ``Ledger.apply``, which knows no rule (a lock on the book) and through
+        ``Engine.handle``, which settles the locks on the book as it stands first (a lock the
+        rules call for, placed or not; a lock whose cause is gone does not hold). Either:
+        a manual block, or exposure over the limit (with ``extra``, an order not yet in the
+        book)."""
         c = self._customer(cid)
-        if c.locks:
-            return "locked by " + ", ".join(lk.lock_id for lk in c.locks)
-        if c.credit.order_block:
-            return "blocked"
         limit = c.credit.credit_limit
-        if limit is not None and self._exposure(cid) + extra > limit.amount:
-            return "over the limit"
-        return None
+        both = (
+            "blocked"
+            if c.credit.order_block
+            else "over the limit"
+            if limit is not None and self._exposure(cid) + extra > limit.amount
+            else None
+        )
+        placed = sorted(lk.lock_id for lk in c.locks)
+        due = sorted(self._locks_due(cid, self.today))
+        ledger = both or (f"locked by {placed}" if placed else None)
+        engine = both or (f"locked by the rules: {due}" if due else None)
+        return ledger, engine
 
     def _holders(self, cid: str, roles: tuple[str, ...]) -> set[str]:
         c = self._customer(cid)
@@ -842,3 +843,18 @@ def test_a_second_run_of_the_day_places_again_a_lock_an_event_lifted(store: Stor
     _check(m)
     m.same_day_again()  # and a third run adds nothing
     assert len(m.ledger.customer("CA").locks) == 1
+
+
+def test_engine_handle_lifts_a_lock_whose_cause_is_gone_before_it_decides(store: Store) -> None:
+    """The other side of settling locks first: a raised limit recorded with ``Ledger.apply``
+    left exposure-90 on the book with its cause gone; the next order through
+    ``Engine.handle`` lifts it and is approved within the limit."""
+    m = _machine(store)
+    m.invoice(cid="CA", amount=45_000, due_in=0)  # 90% of 50,000: locked at once
+    m.review(cid="CA", grade="A", limit=150_000, through_engine=False)
+    assert [lk.lock_id for lk in m.ledger.customer("CA").locks] == ["exposure-90"]
+    oid = m.submit(cid="CA", amount=500, through_engine=True)
+    o = m.ledger.get("order", oid)
+    assert (o.state, o.decided_by) == ("approved", "arflow-engine")
+    assert m.ledger.customer("CA").locks == ()
+    _check(m)
