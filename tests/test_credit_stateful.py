@@ -858,3 +858,34 @@ def test_engine_handle_lifts_a_lock_whose_cause_is_gone_before_it_decides(store:
     assert (o.state, o.decided_by) == ("approved", "arflow-engine")
     assert m.ledger.customer("CA").locks == ()
     _check(m)
+
+
+def test_a_first_run_locks_a_customer_of_a_book_imported_before_it(store: Store) -> None:
+    """Found while writing the machine (the issue's own example, by hand): an invoice at
+    95% of the limit, due in two months, imported with ``Ledger.apply`` before the first
+    run. The first run judged the locks of the locked customers and of those with an item
+    in reach only, and the later runs those changed since: the customer stayed unlocked
+    until its invoice came within reach of a dunning step."""
+    ledger = Ledger(store)
+    engine = Engine(ledger, pack())
+    register = CustomerRegistered(
+        event_id="reg",
+        occurred_at=datetime(2026, 3, 1, tzinfo=UTC),
+        actor="import",
+        customer=Customer(id="C1", name="Acme", credit=CreditProfile(credit_limit=cny(100_000))),
+    )
+    ledger.apply(register)
+    ledger.apply(
+        InvoiceIssued(
+            event_id="inv",
+            occurred_at=datetime(2026, 3, 1, tzinfo=UTC),
+            actor="import",
+            number="I1",
+            customer_id="C1",
+            issue_date=date(2026, 3, 1),
+            due_date=date(2026, 5, 30),
+            amount=cny(95_000),
+        )
+    )
+    engine.run(date(2026, 3, 2), first_run=True)
+    assert [lk.lock_id for lk in ledger.customer("C1").locks] == ["exposure-90"]

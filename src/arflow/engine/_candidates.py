@@ -117,17 +117,19 @@ def lock_customers(
     locked ones whose lock may have to lift (see :func:`locked_customers`), and, after a
     run that left a mark, every customer the book changed for since, locked or not. An
     event applied by ``Ledger.apply`` (an order recorded by the host) is judged by no rule
-    when it is applied; the next day's run places the lock it calls for."""
+    when it is applied; the next day's run places the lock it calls for. A first run (no
+    mark) judges every customer: a book imported before it (an invoice at 95% of the limit
+    due in two months) has changed for all of them, and none was judged."""
     if not pack.locks:
         return []
+    if mark is None:
+        return [c for c in store.all("customer") if mine is None or mine(c.id)]
     windowed = any(
         rule.when is not None and rule.when.facts & _WINDOWED_FACTS for rule in pack.locks
     )
-    if mark is None or windowed:
+    if windowed:
         locked = store.find("customer", states=["locked"])
         found = {c.id: c for c in locked if mine is None or mine(c.id)}
-        if mark is None:
-            return list(found.values())
     else:
         found = {}
     changed = store.customers_changed_since(mark, ignore=_LOCK_NEUTRAL_EVENTS)
