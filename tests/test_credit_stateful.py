@@ -889,3 +889,41 @@ def test_a_first_run_locks_a_customer_of_a_book_imported_before_it(store: Store)
     )
     engine.run(date(2026, 3, 2), first_run=True)
     assert [lk.lock_id for lk in ledger.customer("C1").locks] == ["exposure-90"]
+
+
+# -- what is left: Ledger.apply decides with no rule -------------------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "Ledger.apply refuses an approval only for a manual block, a lock on the book or "
+        "exposure over the limit; the prepayment a grade requires is a pack tier "
+        "(order-needs-prepayment) that only Engine.handle applies. Making the ledger refuse "
+        "it would refuse the engine's own approval under a pack without that tier: the "
+        "ledger would need the pack's order check (issue 12 item 2: the same check whichever "
+        "call the host makes)."
+    ),
+)
+def test_ledger_apply_cannot_approve_an_order_a_prepayment_grade_has_not_paid() -> None:
+    m = _machine(MemoryStore())
+    oid = m.submit(cid="CD", amount=5_000, through_engine=False)  # grade D: 100% prepayment
+    with pytest.raises(NotAuthorized):
+        m.ledger.apply(OrderApproved(**m._meta("intern"), order_id=oid, approver="intern"))
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "Ledger.apply judges no lock rule: after an order it recorded took the customer to 90% "
+        "of its limit, the lock is not on the book until Engine.handle or the next run judges "
+        "it, and an approval through Ledger.apply in between passes (within the limit). "
+        "Engine.handle settles the locks first; the ledger has no pack to do so."
+    ),
+)
+def test_ledger_apply_cannot_approve_an_order_of_a_customer_the_rules_lock() -> None:
+    m = _machine(MemoryStore())
+    m.submit(cid="CA", amount=45_000, through_engine=False)  # 90% of 50,000: no lock yet
+    oid = m.submit(cid="CA", amount=1_000, through_engine=False)
+    with pytest.raises(NotAuthorized):
+        m.ledger.apply(OrderApproved(**m._meta("intern"), order_id=oid, approver="intern"))
