@@ -51,6 +51,8 @@ from arflow import (
     Customer,
     CustomerRegistered,
     CustomerUpdated,
+    DisputeOpened,
+    DisputeResolved,
     Engine,
     IllegalTransition,
     InvoiceIssued,
@@ -113,6 +115,7 @@ class CreditMachine(RuleBasedStateMachine):
     invoices = Bundle("invoices")
     payments = Bundle("payments")
     notes = Bundle("notes")
+    disputes = Bundle("disputes")
 
     def __init__(self) -> None:
         super().__init__()
@@ -536,6 +539,44 @@ class CreditMachine(RuleBasedStateMachine):
         )
         self.stale.discard(r.customer_id)
 
+    @rule(target=disputes, number=invoices, part=st.integers(1, 2))
+    def dispute(self, number: str, part: int) -> str:
+        """The customer disputes part or all of what is undisputed on an invoice."""
+        self._remember()
+        r = self.ledger.store.get("receivable", number)
+        if r is None or str(r.state) not in LIVE:
+            return "DSP-none"
+        amount = (r.undisputed_balance.amount * part / 2).quantize(Decimal("0.01"))
+        if amount <= 0:
+            return "DSP-none"
+        did = f"DSP-{self.seq + 1}"
+        self.engine.handle(
+            DisputeOpened(
+                **self._meta("sales"),
+                dispute_id=did,
+                receivable_id=number,
+                amount=cny(amount),
+                reason_code="quality",
+                opened_on=self.today,
+            )
+        )
+        self.stale.discard(r.customer_id)
+        assert self.ledger.receivable(number).disputed_amount.amount >= amount
+        return did
+
+    @rule(did=disputes)
+    def resolve(self, did: str) -> None:
+        self._remember()
+        d = self.ledger.store.get("dispute", did)
+        if d is None or d.status != "open":
+            return
+        self.engine.handle(
+            DisputeResolved(
+                **self._meta("sales"), dispute_id=did, resolved_on=self.today, resolution="ok"
+            )
+        )
+        self.stale.discard(d.customer_id)
+
     @rule(pid=payments)
     def reverse(self, pid: str) -> None:
         """A payment bounces: what it paid is open again (refused, changing nothing, when it
@@ -715,6 +756,7 @@ class CreditMachine(RuleBasedStateMachine):
             open_ = self._open_amount(r)
             assert r.open_balance.amount == open_, f"{r.id}: {r.open_balance} vs {open_}"
             assert open_ >= 0, r.id
+            assert 0 <= r.disputed_amount.amount <= open_, f"{r.id}: {r.disputed_amount} disputed"
             assert (str(r.state) in LIVE) == (open_ > 0), f"{r.id} {r.state} with {open_} open"
             assert (
                 r.amount.amount == r.paid.amount + r.credited.amount + r.written_off.amount + open_
