@@ -108,15 +108,33 @@ def locked_customers(
     mark only the locked customers the book changed for since are looked at: the day's
     cost does not grow with the number of locked customers. Conditions on facts that
     fall with time alone (counts over a trailing window) re-check every locked customer."""
+    return [c for c in lock_customers(store, pack, mark, mine) if c.locks]
+
+
+def lock_customers(
+    store: DayBook, pack: RulePack, mark: int | None, mine: Callable[[str], bool] | None
+) -> list[Customer]:
+    """The customers whose locks a day's run judges besides those of its candidates: the
+    locked ones whose lock may have to lift (see :func:`locked_customers`), and, after a
+    run that left a mark, every customer the book changed for since, locked or not. An
+    event applied by ``Ledger.apply`` (an order recorded by the host) is judged by no rule
+    when it is applied; the next day's run places the lock it calls for. A first run (no
+    mark) judges every customer: a book imported before it (an invoice at 95% of the limit
+    due in two months) has changed for all of them, and none was judged."""
     if not pack.locks:
         return []
+    if mark is None:
+        return [c for c in store.all("customer") if mine is None or mine(c.id)]
     windowed = any(
         rule.when is not None and rule.when.facts & _WINDOWED_FACTS for rule in pack.locks
     )
-    if mark is None or windowed:
+    if windowed:
         locked = store.find("customer", states=["locked"])
-        return [c for c in locked if mine is None or mine(c.id)]
+        found = {c.id: c for c in locked if mine is None or mine(c.id)}
+    else:
+        found = {}
     changed = store.customers_changed_since(mark, ignore=_LOCK_NEUTRAL_EVENTS)
     if mine is not None:
         changed = {c for c in changed if mine(c)}
-    return [c for c in store.get_many("customer", sorted(changed)).values() if c.locks]
+    found.update(store.get_many("customer", sorted(changed - found.keys())))
+    return [found[k] for k in sorted(found)]

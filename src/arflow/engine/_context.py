@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Protocol
 
-from ..domain import ROLE_HOLDERS, Customer, Person, PromiseToPay, Receivable
+from ..domain import ROLE_HOLDERS, AuditRecord, Customer, Person, PromiseToPay, Receivable
 from ..errors import ArflowError, UnknownObject
 from ..ledger import Ledger
 from ..messages import person
@@ -50,6 +50,7 @@ class DayBook(Protocol):
     ) -> list[Any]: ...
     def customers_changed_since(self, mark: int, ignore: Iterable[str] = ()) -> set[str]: ...
     def runs(self) -> list[RunRecord]: ...
+    def audit_trail(self, kind: str, object_id: str) -> list[AuditRecord]: ...
 
 
 class TxBook:
@@ -102,6 +103,10 @@ class TxBook:
 
     def all(self, kind: str) -> Iterator[Any]:
         return self.store.all(kind)
+
+    def audit_trail(self, kind: str, object_id: str) -> list[AuditRecord]:
+        # the committed trail: what a lock decision's key counts (past placements and lifts)
+        return self.store.audit_trail(kind, object_id)
 
     def find_due(
         self,

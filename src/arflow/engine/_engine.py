@@ -33,7 +33,7 @@ from ..calendar import SendWindow
 from ..decisions import Decision
 from ..domain import Receivable
 from ..errors import ArflowError
-from ..events import BaseEvent, Event
+from ..events import BaseEvent, Event, OrderApproved, OrderSubmitted
 from ..ledger import Applied, Batch, Ledger
 from ..rules import durable as dr
 from ..rules.loader import RulePack, load_pack
@@ -312,8 +312,16 @@ class Engine:
         return plan
 
     def _last_mark(self) -> int | None:
-        """The audit mark the latest run recorded (None: no run yet, or one from before)."""
-        mark = self._last_run_says("audit_mark")
+        """The audit mark of the last run that judged locks (None: no run yet, or one from
+        before marks were recorded): the last one recorded whose date was not earlier than
+        a run recorded before it. A run for an earlier day judges no lock, so the changes
+        made before it are still to be judged by the next later day."""
+        latest: date | None = None
+        body: str | None = None
+        for r in self.store.runs():
+            if latest is None or r.as_of >= latest:
+                latest, body = r.as_of, r.body
+        mark = None if body is None else json.loads(body).get("audit_mark")
         return mark if isinstance(mark, int) else None
 
     def _last_run_says(self, what: str) -> Any:
@@ -411,7 +419,8 @@ class Engine:
         """Apply ``event`` and decide what it triggers: an invoice request when a milestone
         is done, approval of an order beyond policy, an alert on the order, a lock placed
         or lifted when exposure or overdue items change. The decisions are recorded. An order
-        that asks for no payment terms takes its grade's.
+        that asks for no payment terms takes its grade's. Before an order is submitted or
+        approved, its customer's locks are brought up to date (:meth:`_settle_locks`).
 
         All of it is one transaction: the event, the decisions (their effects on the book
         and their messages in the outbox) and the locks of the customers whose orders were
@@ -431,23 +440,33 @@ class Engine:
                     check_grades(self.pack.scoring, event)
                     event = with_grade_terms(self.pack, self.store, event)
                     check_terms(self.pack, self.store, event)
+                    book = TxBook(batch.tx, self.store)
+                    settled = self._settle_locks(batch, book, event)
                     applied = batch.apply(event)
                 except ArflowError as exc:
                     refused.append(exc)
                     raise
                 if applied.duplicate or not isinstance(event, BaseEvent):
                     return applied, []
-                return applied, self._decide(batch, event, applied)
+                return applied, self._decide(batch, book, event, applied, settled)
         except ArflowError as exc:
             if refused and exc is refused[0]:
                 self.ledger.record_refusal(event, exc)
             raise
 
-    def _decide(self, batch: Batch, event: BaseEvent, applied: Applied) -> list[Decision]:
-        """What ``event``, applied in ``batch``, triggers, recorded in the same transaction."""
+    def _decide(
+        self,
+        batch: Batch,
+        book: TxBook,
+        event: BaseEvent,
+        applied: Applied,
+        settled: list[Decision],
+    ) -> list[Decision]:
+        """What ``event``, applied in ``batch``, triggers, recorded in the same transaction
+        (``settled``: the lock decisions taken before it, already recorded)."""
         as_of = event.occurred_at.astimezone(UTC).date()
-        book = TxBook(batch.tx, self.store)
         plan = Plan(as_of=as_of, since=as_of)
+        plan.decisions.extend(settled)
         day = self._day(plan, book=book)
         for p in self.event_planners:
             p.on_event(event, applied, day)
@@ -460,18 +479,42 @@ class Engine:
                 event.event_id,
                 f.error,
             )
-        record_in(batch, plan.decisions, event.occurred_at, self.composer)
+        record_in(batch, plan.decisions[len(settled) :], event.occurred_at, self.composer)
         # The decisions' own effects (an order refused or approved at entry) change the
         # customer's exposure: its locks are checked again on the book as it now stands in
         # the transaction (a fresh day: its facts are read again).
         touched = sorted({d.customer_id for d in plan.decisions if d.subject_kind == "order"})
         if touched and self.pack.locks:
             after = Plan(as_of=as_of, since=as_of)
-            later = self._day(after, book=book)
+            later = self._locks.judged_on(self._day(after, book=book))
             for cid in touched:
-                self._locks._plan_locks(after, cid, as_of, later, f"{event.event_id}~decided")
+                self._locks._plan_locks(after, cid, later.as_of, later, f"{event.event_id}~decided")
             record_in(batch, after.decisions, event.occurred_at, self.composer)
             plan.decisions.extend(after.decisions)
+        return plan.decisions
+
+    def _settle_locks(self, batch: Batch, book: TxBook, event: Event) -> list[Decision]:
+        """Before an order is submitted or approved: its customer's locks judged on the
+        book as it stands, and recorded, so that the order is decided on them. A change
+        the host recorded with ``Ledger.apply`` (which judges no rule), such as an order
+        that took the customer to 90% of its limit, has not placed its lock yet; without
+        this the next order would be approved by the engine, or by anyone, and the lock
+        placed only after it."""
+        if not self.pack.locks or not isinstance(event, OrderSubmitted | OrderApproved):
+            return []
+        if isinstance(event, OrderApproved):
+            order = book.get("order", event.order_id)
+            customer_id = None if order is None else order.customer_id
+        else:
+            customer_id = event.customer_id
+        if customer_id is None or book.get("customer", customer_id) is None:
+            return []  # the event is refused for it when applied
+        as_of = event.occurred_at.astimezone(UTC).date()
+        plan = Plan(as_of=as_of, since=as_of)
+        day = self._locks.judged_on(self._day(plan, book=book))
+        self._locks._plan_locks(plan, customer_id, day.as_of, day, f"{event.event_id}~before")
+        if plan.decisions:
+            record_in(batch, plan.decisions, event.occurred_at, self.composer)
         return plan.decisions
 
     # -- credit scoring and explanations ------------------------------------------------------

@@ -5,6 +5,7 @@ looks at and by ``Engine.handle`` for every customer an event touched."""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import date
 from typing import Any
 
@@ -14,8 +15,8 @@ from ...events import BaseEvent
 from ...ledger import Applied
 from ...rules.loader import CompiledRule
 from ...rules.schema import Action
-from .._candidates import locked_customers
-from .._context import Day
+from .._candidates import lock_customers
+from .._context import Day, FactCache
 from .._explain import _why
 from .._results import Plan, _failure
 
@@ -24,8 +25,9 @@ class LockPlanner:
     """Places and lifts locks (a :class:`CustomerPlanner` and an :class:`EventPlanner`)."""
 
     def customers(self, day: Day) -> Iterable[str]:
-        """The locked customers whose lock may have to lift today."""
-        return [c.id for c in locked_customers(day.store, day.pack, day.last_mark, day.mine)]
+        """The locked customers whose lock may have to lift today, and the customers the
+        book changed for since the last run (a lock to place or lift)."""
+        return [c.id for c in lock_customers(day.store, day.pack, day.last_mark, day.mine)]
 
     def plan_customer(self, plan: Plan, customer_id: str, as_of: date, day: Day) -> None:
         """Place the locks whose condition holds and lift those whose cause is gone.
@@ -55,8 +57,28 @@ class LockPlanner:
         """Locks of every customer whose objects the event changed."""
         if not day.pack.locks:
             return
+        judged = self.judged_on(day)
         for cid in self._customers_touched(day, applied):
-            self._plan_locks(day.plan, cid, day.as_of, day, event.event_id)
+            self._plan_locks(day.plan, cid, judged.as_of, judged, event.event_id)
+
+    @staticmethod
+    def judged_on(day: Day) -> Day:
+        """The day an event's locks are judged on: the event's own, or the book's latest
+        run's when that is later. An event recorded late (a payment of last week) changes the
+        book as it now stands, and locks stand as of the latest day, never an earlier one:
+        judged as of the event's date, a partial payment of last week would lift today's
+        suspension for an item that was not yet 30 days overdue then."""
+        latest = day.latest_run()
+        if latest is None or day.as_of >= latest:
+            return day
+        return replace(
+            day,
+            as_of=latest,
+            since=latest,
+            facts=FactCache(day.store, day.settings, latest),
+            promises={},
+            _latest_run=(latest,),
+        )
 
     @staticmethod
     def _before_latest_run(day: Day, as_of: date) -> bool:
@@ -119,6 +141,8 @@ class LockPlanner:
             if spec.notify and template:
                 acts.append(Action(type="notify", to=spec.notify, template=template))
             where = ref if spec.scope == "contract" else None
+            if occasion is None:  # a day's run: the key names the customer's lock history
+                occasion = _generation(day, customer_id)
             plan.decisions.append(
                 Decision(
                     key=decision_key(kind, rule.id, customer_id, where, as_of, occasion),
@@ -141,3 +165,19 @@ class LockPlanner:
                     ),
                 )
             )
+
+
+_LOCK_EVENTS = ("OrderLockPlaced", "OrderLockLifted")
+
+
+def _generation(day: Day, customer_id: str) -> str | None:
+    """What a day's lock decision adds to its key: how many times the customer's locks were
+    placed or lifted so far (None: never, the key of before). A lock the day's run placed,
+    that an event lifted and a change recorded with ``Ledger.apply`` calls for again, is
+    placed again by a second run of the same day (under the day's key alone it was known,
+    and left out); a run twice on an unchanged book still adds nothing, and two runners at
+    once agree on the key."""
+    n = sum(
+        1 for a in day.store.audit_trail("customer", customer_id) if a.event_type in _LOCK_EVENTS
+    )
+    return f"g{n}" if n else None
