@@ -762,3 +762,79 @@ def test_an_engine_run_reaches_a_person_by_wecom_in_their_locale(
     # Sam Lee has no WeCom id: his notice goes by e-mail, the chain's next channel
     assert [m.to for m in mailbox.sent if m.customer_id == "C2"] == [("sam.lee@example.cn",)]
     assert not [m for m in mailbox.sent if m.customer_id == "C1"]
+
+
+# -- lint -----------------------------------------------------------------------------------------
+
+
+def _chat_pack(tmp_path: Path) -> Path:
+    pack_dir = tmp_path / "pack"
+    shutil.copytree(RULES, pack_dir)
+    (pack_dir / "dunning.yaml").write_text(
+        "roles:\n"
+        "  finance_team: role:finance\n"
+        "  ops_group: robot:ops\n"
+        "ladders:\n"
+        "  - id: chat\n"
+        "    steps:\n"
+        "      - id: escalate\n"
+        "        at: due+3d\n"
+        "        level: 1\n"
+        "        actions:\n"
+        "          - type: wecom\n"
+        "            to: [salesperson, finance_team, ops_group]\n"
+        "            template: escalation\n"
+        "            fallback: [email]\n",
+        encoding="utf-8",
+    )
+    return pack_dir
+
+
+def _chat_people() -> list[Any]:
+    from arflow import Person
+
+    return [
+        Person(id="P-007", name="Li Wei", roles=("salesperson",), addresses={"wecom": "liwei"}),
+        Person(
+            id="P-008", name="Sam Lee", roles=("salesperson",), addresses={"email": "s@x.example"}
+        ),
+        Person(id="P-010", name="Chen Jing", roles=("finance",)),
+        Person(id="P-011", name="Gone", roles=("finance",), active=False),
+    ]
+
+
+EXPECTED_LINT = [
+    "chat/escalate: a wecom to salesperson goes by wecom, but person P-008 (Sam Lee) has no "
+    "wecom address: the email fallback reaches them instead",
+    "chat/escalate: a wecom to finance_team goes by wecom, but person P-010 (Chen Jing) has no "
+    "wecom address: no channel of the action reaches them",
+]
+
+
+def test_lint_reports_a_person_without_an_id_for_a_channel_a_rule_uses(tmp_path: Path) -> None:
+    from arflow import load_pack
+    from arflow.rules.lint import lint
+
+    pack = load_pack(_chat_pack(tmp_path))
+    without = lint(pack)
+    assert not [w for w in without if "chat/" in w or "ops_group" in w]  # robot:ops is valid
+    warnings = lint(pack, _chat_people())
+    assert [w for w in warnings if w.startswith("chat/")] == EXPECTED_LINT
+
+
+def test_cli_lint_reads_the_people_of_a_book(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from arflow import Ledger, PersonAdded
+    from arflow.cli import main
+
+    db = f"sqlite:///{tmp_path / 'book.db'}"
+    ledger = Ledger(db)
+    at = datetime(2026, 1, 2, 9, tzinfo=UTC)
+    for n, p in enumerate(_chat_people()):
+        ledger.apply(PersonAdded(occurred_at=at, actor="hr", event_id=f"p{n}", person=p))
+    pack_dir = _chat_pack(tmp_path)
+    assert main(["lint", "--db", db, str(pack_dir)]) == 0
+    out = capsys.readouterr().out
+    for w in EXPECTED_LINT:
+        assert f"warning: {w}" in out

@@ -287,7 +287,10 @@ def cmd_lint(args: argparse.Namespace) -> int:
         for p in exc.problems:
             print(f"error: {p}")
         return 1
-    warnings = lint(pack)
+    people = None
+    if getattr(args, "db", None):
+        people = list(Ledger(args.db).store.all("person"))
+    warnings = lint(pack, people)
     for w in warnings:
         print(f"warning: {w}")
     template_problems = _check_templates(pack, paths)
@@ -466,6 +469,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("lint", help="check rule files: errors with file:line, and warnings")
     p.add_argument("paths", nargs="*", help="rule files or folders (default: shipped pack)")
+    p.add_argument(
+        "--db",
+        help="also check the people directory of this book: a person a rule reaches on a "
+        "channel they have no address for (wecom, dingtalk, email, sms)",
+    )
     p.set_defaults(func=cmd_lint)
 
     p = sub.add_parser("dispatch", help="deliver the outbox through adapters named by URL")
