@@ -838,3 +838,16 @@ def test_cli_lint_reads_the_people_of_a_book(
     out = capsys.readouterr().out
     for w in EXPECTED_LINT:
         assert f"warning: {w}" in out
+
+
+def test_the_docs_examples_run() -> None:
+    """Every python block of docs/adapters.md runs (the WeCom and DingTalk one included)."""
+    import re
+
+    doc = RULES.parent.parent / "docs" / "adapters.md"
+    blocks = re.findall(r"^```python\n(.*?)^```", doc.read_text("utf-8"), re.S | re.M)
+    assert any("dingtalk_sign" in b for b in blocks)
+    for n, block in enumerate(blocks):
+        if "sqlite:///ar.db" in block:  # the dispatcher set-up names real servers
+            continue
+        exec(compile(block, f"docs/adapters.md block {n}", "exec"), {})
