@@ -380,6 +380,15 @@ def test_wecom_unknown_user_ids(wecom: WeCom) -> None:
     assert info.value.feedback is None  # a person's id, not a customer's contact
 
 
+def test_wecom_invalid_users_as_a_list_and_a_separator_in_an_id(wecom: WeCom) -> None:
+    adapter = wecom_adapter(wecom.server)
+    wecom.busy = [{"errcode": 0, "errmsg": "ok", "invaliduser": ["ghost"], "msgid": "m-9"}]
+    assert adapter.deliver(chat("wecom", "liwei", "ghost")) == "m-9 (refused: ghost)"
+    with pytest.raises(PermanentFailure, match="holds '\\|'"):
+        adapter.deliver(chat("wecom", "liwei|zhangmin"))
+    assert len(wecom.received) == 1  # the odd id never reached WeCom
+
+
 def test_wecom_wrong_secret_is_permanent_and_says_so_without_the_secret(wecom: WeCom) -> None:
     adapter = wecom_adapter(wecom.server, corpsecret="Wrong-Secret-4ZQ")
     with pytest.raises(PermanentFailure) as info:

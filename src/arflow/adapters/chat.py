@@ -299,6 +299,13 @@ class _ChatAdapter:
         return token, float(lifetime)
 
 
+def _separate(adapter: _ChatAdapter, users: list[str], sep: str) -> None:
+    """Refuse a user id holding the separator of the id list (it would name two users)."""
+    odd = [u for u in users if sep in u]
+    if odd:
+        adapter._fail(PermanentFailure, f"the user id {odd[0]!r} holds {sep!r}: not an id")
+
+
 def _code(answer: Mapping[str, Any]) -> int | None:
     code = answer.get("errcode", 0)
     if isinstance(code, bool):
@@ -387,10 +394,15 @@ class WeComAdapter(_ChatAdapter):
         return body
 
     def _send_app(self, message: Message, users: list[str]) -> str | None:
+        _separate(self, users, "|")
         answer = self._with_token(
             "/cgi-bin/message/send", self.app_body(message, users), "message/send"
         )
-        bad = [u for u in str(answer.get("invaliduser") or "").split("|") if u]
+        raw = answer.get("invaliduser") or ""  # "a|b", or a list in some replies
+        if isinstance(raw, list):
+            bad = [str(u) for u in raw if u]
+        else:
+            bad = [u for u in str(raw).split("|") if u]
         if bad and set(bad) >= set(users):
             self._fail(PermanentFailure, f"no WeCom user has the id(s) {', '.join(bad)}")
         ref = str(answer.get("msgid") or "") or None
@@ -509,6 +521,7 @@ class DingTalkAdapter(_ChatAdapter):
         }
 
     def _send_app(self, message: Message, users: list[str]) -> str | None:
+        _separate(self, users, ",")
         answer = self._with_token(
             "/topapi/message/corpconversation/asyncsend_v2",
             self.app_body(message, users),
