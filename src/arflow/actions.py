@@ -44,7 +44,7 @@ from .errors import Feedback as Feedback
 from .errors import PermanentFailure as PermanentFailure
 from .errors import TemporaryFailure as TemporaryFailure
 
-Channel = Literal["email", "sms", "task", "webhook"]
+Channel = Literal["email", "sms", "task", "webhook", "wecom", "dingtalk"]
 
 #: the rule action types that leave arflow, and the channel each goes out on
 CHANNEL_OF: dict[str, Channel] = {
@@ -55,6 +55,8 @@ CHANNEL_OF: dict[str, Channel] = {
     "request_invoice": "task",
     "handover": "task",
     "webhook": "webhook",
+    "wecom": "wecom",
+    "dingtalk": "dingtalk",
 }
 
 

@@ -110,12 +110,15 @@ def cmd_dispatch(args: argparse.Namespace) -> int:
     from .outbox import RetryPolicy
 
     adapters = {}
-    for channel in ("email", "sms", "task", "webhook"):
+    for channel in ("email", "sms", "task", "webhook", "wecom", "dingtalk"):
         url = getattr(args, channel)
         if url:
             adapters[channel] = adapter_from_url(url)
     if not adapters:
-        raise ArflowError("name at least one adapter: --email smtp://..., --sms, --task, --webhook")
+        raise ArflowError(
+            "name at least one adapter: --email smtp://..., --sms, --task, --webhook, "
+            "--wecom, --dingtalk"
+        )
     ledger = Ledger(args.db)
     limits = {}
     for item in args.rate or ():
@@ -287,7 +290,10 @@ def cmd_lint(args: argparse.Namespace) -> int:
         for p in exc.problems:
             print(f"error: {p}")
         return 1
-    warnings = lint(pack)
+    people = None
+    if getattr(args, "db", None):
+        people = list(Ledger(args.db).store.all("person"))
+    warnings = lint(pack, people)
     for w in warnings:
         print(f"warning: {w}")
     template_problems = _check_templates(pack, paths)
@@ -466,6 +472,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("lint", help="check rule files: errors with file:line, and warnings")
     p.add_argument("paths", nargs="*", help="rule files or folders (default: shipped pack)")
+    p.add_argument(
+        "--db",
+        help="also check the people directory of this book: a person a rule reaches on a "
+        "channel they have no address for (wecom, dingtalk, email, sms)",
+    )
     p.set_defaults(func=cmd_lint)
 
     p = sub.add_parser("dispatch", help="deliver the outbox through adapters named by URL")
@@ -474,6 +485,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sms", help="sms+https://gateway/send?profile=generic")
     p.add_argument("--task", help="celery+redis://...?task=..., rq+redis://...?func=...")
     p.add_argument("--webhook", help="webhook+https://host/path?secret_env=NAME")
+    p.add_argument(
+        "--wecom",
+        help="wecom+https://qyapi.weixin.qq.com?corpid=...&corpsecret_env=NAME&agentid=...",
+    )
+    p.add_argument(
+        "--dingtalk",
+        help="dingtalk+https://oapi.dingtalk.com?appkey=...&appsecret_env=NAME&agent_id=...",
+    )
     p.add_argument("--batch", type=int, default=50, help="messages claimed at a time")
     p.add_argument("--max-attempts", type=int, default=8, help="then a dead letter")
     p.add_argument(

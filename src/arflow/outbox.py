@@ -179,7 +179,7 @@ class Dispatcher:
         self.adapters: dict[str, Adapter] = (
             dict(adapters)
             if isinstance(adapters, Mapping)
-            else dict.fromkeys(("email", "sms", "task", "webhook"), adapters)
+            else dict.fromkeys(("email", "sms", "task", "webhook", "wecom", "dingtalk"), adapters)
         )
         #: where a bounce, an invalid number or an unsubscribe goes (None: only logged)
         self.on_feedback = on_feedback

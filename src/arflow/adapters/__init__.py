@@ -29,7 +29,8 @@ def register_adapter(scheme: str, factory: AdapterFactory) -> None:
 def adapter_from_url(url: str) -> Adapter:
     """An adapter from a URL: ``memory://``, ``log://``, ``smtp://user:pass@host:587?from=...``,
     ``smtps://...``, ``sms+https://gateway/send?profile=...``, ``webhook+https://...``,
-    ``celery+redis://...?task=...``, ``rq+redis://...?queue=...&func=...``."""
+    ``celery+redis://...?task=...``, ``rq+redis://...?queue=...&func=...``,
+    ``wecom+https://qyapi.weixin.qq.com?corpid=...``, ``dingtalk+https://oapi.dingtalk.com?...``."""
     clean, _user, _password = split_userinfo(url)
     scheme = urlsplit(clean).scheme.lower()
     _builtin()
@@ -71,6 +72,10 @@ def register_builtin(register: Callable[[str, Callable[[str, dict[str, str]], An
         register(scheme, _lazy("http", "sms_from_url"))
     for scheme in ("webhook+http", "webhook+https"):
         register(scheme, _lazy("http", "webhook_from_url"))
+    for scheme in ("wecom+http", "wecom+https"):
+        register(scheme, _lazy("chat", "wecom_from_url"))
+    for scheme in ("dingtalk+http", "dingtalk+https"):
+        register(scheme, _lazy("chat", "dingtalk_from_url"))
     for scheme in ("celery+redis", "celery+rediss", "celery+amqp", "celery+amqps"):
         register(scheme, _lazy("queues", "celery_from_url"))
     for scheme in ("rq+redis", "rq+rediss"):

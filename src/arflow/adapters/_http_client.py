@@ -101,9 +101,15 @@ class _Client:
             raise kind(text, feedback="invalid", address=address)
         raise kind(text, address=address)
 
-    def post(self, url: str, data: bytes, headers: Mapping[str, str]) -> _Reply:
+    def get(self, url: str, headers: Mapping[str, str]) -> _Reply:
+        """GET ``url`` (an access-token endpoint), classified as :meth:`post` does."""
+        return self.post(url, None, headers, method="GET")
+
+    def post(
+        self, url: str, data: bytes | None, headers: Mapping[str, str], *, method: str = "POST"
+    ) -> _Reply:
         where = f"{self.family} {redact(url)}"
-        request = urllib.request.Request(url, data=data, headers=dict(headers), method="POST")
+        request = urllib.request.Request(url, data=data, headers=dict(headers), method=method)
         try:
             try:
                 with self.opener.open(request, timeout=self.timeout) as resp:
@@ -124,7 +130,7 @@ class _Client:
             self.fail(TemporaryFailure, f"{where}: {_describe(exc)}", invalid=False)
         except ValueError as exc:  # a URL urllib cannot use
             self.fail(PermanentFailure, f"{where}: {_describe(exc)}", invalid=False)
-        log.debug("POST %s: HTTP %s", redact(url), reply.status)
+        log.debug("%s %s: HTTP %s", method, redact(url), reply.status)
         return reply
 
     def check(self, url: str, reply: _Reply, *, address: str | None = None) -> None:

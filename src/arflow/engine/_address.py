@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 from ..actions import CHANNEL_OF
 from ..domain import Customer
-from ..messages import resolve_address
+from ..messages import channel_chain, resolve_address
 from ..rules.schema import Action
 
 
@@ -19,10 +19,12 @@ def _recipients(
 ) -> dict[str, str | None]:
     """The address of every role the actions name, on each action's channel, decided by
     the one resolver the messages use (:func:`arflow.messages.resolve_address`): a
-    contact who unsubscribed or whose address bounced is not recorded as the recipient."""
+    contact who unsubscribed or whose address bounced is not recorded as the recipient.
+    The channel is the first the message tries (:func:`arflow.messages.channel_chain`:
+    a customer contact's preferred channel first)."""
     out: dict[str, str | None] = {}
     for a in actions:
-        channel = CHANNEL_OF.get(a.type, "email")
+        channel = channel_chain(CHANNEL_OF.get(a.type, "email"), a.fallback, a.to, customer)[0]
         for role in (*a.to, *a.cc):
             out[role] = resolve_address(customer, role, channel, roles=roles)
     return out

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import TemplateError as TemplateError
 from ..errors import TemplateLimitError as TemplateLimitError
+from ._addresses import channel_chain as channel_chain
 from ._addresses import person as person
 from ._addresses import reachable_contact as reachable_contact
 from ._addresses import resolve_address as resolve_address
@@ -100,6 +101,7 @@ __all__ = [
     "TemplateLimitError",
     "TemplateSet",
     "build_context",
+    "channel_chain",
     "check",
     "group_notices",
     "ledger_feedback",

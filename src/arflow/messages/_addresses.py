@@ -41,6 +41,30 @@ def reachable_contact(contacts: Sequence[Contact], channel: str) -> Contact | No
     return None
 
 
+#: the contact's ``preferred_channel`` values a message can go out on by itself (``phone``
+#: and ``letter`` are for people to act on: they leave the rule's order as it is)
+_PREFERABLE = frozenset({"email", "sms"})
+
+
+def channel_chain(
+    first: str, fallback: Iterable[str], to: Iterable[str], customer: Customer | None
+) -> list[str]:
+    """The channels a message tries, in order: the action's own (``first``), then its
+    ``fallback`` ones. A message to the customer (``customer`` in ``to``) on e-mail or SMS
+    tries the customer's first contact's ``preferred_channel`` first (``email`` or ``sms``),
+    then the others in the rule's order: a contact who prefers SMS gets the SMS, and the
+    e-mail only when no SMS can reach them."""
+    chain = [first, *(c for c in fallback if c != first)]
+    if customer is None or not customer.contacts or "customer" not in to:
+        return chain
+    if first not in _PREFERABLE:
+        return chain
+    preferred = customer.contacts[0].preferred_channel
+    if preferred not in _PREFERABLE or preferred == chain[0]:
+        return chain
+    return [preferred, *(c for c in chain if c != preferred)]
+
+
 def person(customer: Customer, role: str) -> str | None:
     """The customer's own person in ``role`` (``salesperson``, ``sales_manager``), if any."""
     if role == "salesperson":

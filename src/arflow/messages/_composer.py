@@ -33,7 +33,7 @@ from ..lifecycle import LIVE_STATES
 from ..outbox import micros
 from ..rules.schema import Action
 from ..store.base import BookReader, OutboxRecord, Store, StoreTx
-from ._addresses import Directory, Reached, resolve_people
+from ._addresses import Directory, Reached, channel_chain, resolve_people
 from ._context import build_context
 from ._grouping import group_notices
 
@@ -195,7 +195,7 @@ class Composer:
             raise ArflowError(f"unknown customer {notice.customer_id!r}")
         first = decisions[0]
         as_of = first.as_of
-        chain = [CHANNEL_OF[a.type], *(c for c in a.fallback if c != CHANNEL_OF[a.type])]
+        chain = channel_chain(CHANNEL_OF[a.type], a.fallback, a.to, customer)
         built: list[Message] = []
         missed: list[str] = []  # why recipients cannot be reached, channel by channel
         for i, channel in enumerate(chain):

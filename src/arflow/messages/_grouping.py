@@ -23,7 +23,7 @@ DEFAULT_GROUP_BY: tuple[str, ...] = ("customer", "level", "currency")
 #: what every grouping must keep: a notice goes to one customer and is in one currency
 REQUIRED_GROUP_BY = frozenset({"customer", "currency"})
 #: the action types whose dunning decisions are merged into notices
-_GROUPED_TYPES = frozenset({"email", "sms", "task", "notify", "handover"})
+_GROUPED_TYPES = frozenset({"email", "sms", "task", "notify", "handover", "wecom", "dingtalk"})
 
 
 def group_notices(

@@ -10,16 +10,20 @@ from __future__ import annotations
 
 import itertools
 import re
+from collections.abc import Iterable, Iterator
 
+from ..actions import CHANNEL_OF
 from ..calendar import due_reach, schedule_reach
-from ..domain import PERSON_ID, ROLE_HOLDERS, check_email, check_phone
+from ..domain import PERSON_ID, ROLE_HOLDERS, Person, check_email, check_phone
 from ..errors import Problem
 from .expr import Condition, contradictions, interval
 from .loader import CompiledRule, RulePack, Source
 
 
-def lint(pack: RulePack) -> list[str]:
-    """Ladder gaps and overlaps, unreachable steps, actions nobody receives."""
+def lint(pack: RulePack, people: Iterable[Person] | None = None) -> list[str]:
+    """Ladder gaps and overlaps, unreachable steps, actions nobody receives; with the
+    ``people`` of a book's directory, also each person a rule reaches on a channel where
+    the person has no address (:func:`unaddressed_people`)."""
     out: list[str] = []
     for ladder in pack.ladders:
         spans: list[tuple[int, int | None, str]] = []
@@ -59,7 +63,82 @@ def lint(pack: RulePack) -> list[str]:
             out.append(f"role {role!r}: {why}")
     out.extend(_never_fire(pack))
     out.extend(_self_contradictions(pack))
+    if people is not None:
+        out.extend(unaddressed_people(pack, people))
     return out
+
+
+#: the channels a person needs an address of their own for (a task goes to the person's id)
+_PERSONAL = frozenset({"email", "sms", "wecom", "dingtalk"})
+#: roles the customers fill: a rule naming one reaches the people who hold it
+_CUSTOMER_ROLES = ("salesperson", "sales_manager")
+
+
+def _addressed(pack: RulePack) -> Iterator[tuple[str, str, list[str], tuple[str, ...]]]:
+    """Each action of the pack that goes to people: where it is written, its type, its
+    channels in order (its own, then its fallbacks) and the roles it names."""
+    for ladder in pack.ladders:
+        for st in ladder.steps:
+            for a in st.actions:
+                if a.type in CHANNEL_OF:
+                    first = CHANNEL_OF[a.type]
+                    chain: list[str] = [first, *(c for c in a.fallback if c != first)]
+                    yield f"{ladder.id}/{st.id}", a.type, chain, (*a.to, *a.cc)
+    for rule in [*pack.alerts, *pack.patterns, *pack.milestones]:
+        for a in getattr(rule.spec, "actions", ()) or ():
+            if a.type in CHANNEL_OF:
+                first = CHANNEL_OF[a.type]
+                chain = [first, *(c for c in a.fallback if c != first)]
+                yield rule.id, str(a.type), chain, (*a.to, *a.cc)
+    for rule in pack.locks:
+        notify = tuple(getattr(rule.spec, "notify", ()) or ())
+        if notify:
+            yield rule.id, "notify", ["email"], notify
+
+
+def unaddressed_people(pack: RulePack, people: Iterable[Person]) -> list[str]:
+    """Each active person a rule reaches (through a pack role naming the person or
+    ``role:NAME``, or as a holder of ``salesperson`` or ``sales_manager``) on a channel for
+    which the person has no address: a WeCom notice to someone without a ``wecom`` id, an
+    e-mail to someone without an ``email``. Says whether a fallback channel of the action
+    still reaches the person."""
+    everyone = [p for p in people if p.active]
+    by_id = {p.id: p for p in everyone}
+
+    def holders(role: str) -> list[Person]:
+        return sorted((p for p in everyone if role in p.roles), key=lambda p: p.id)
+
+    out: list[str] = []
+    for where, kind, chain, roles in _addressed(pack):
+        first = chain[0]
+        if first not in _PERSONAL:
+            continue
+        for role in dict.fromkeys(roles):
+            if role == "customer":
+                continue
+            value = pack.roles.get(role)
+            if value is None and role in _CUSTOMER_ROLES:
+                reached = holders(role)
+            elif value is not None and value.startswith(ROLE_HOLDERS):
+                reached = holders(value[len(ROLE_HOLDERS) :])
+            elif value is not None and value in by_id:
+                reached = [by_id[value]]
+            else:
+                continue
+            for p in reached:
+                if p.address(first) is not None:
+                    continue
+                later = next((c for c in chain[1:] if p.address(c) is not None), None)
+                then = (
+                    f"the {later} fallback reaches them instead"
+                    if later
+                    else "no channel of the action reaches them"
+                )
+                out.append(
+                    f"{where}: a {kind} to {role} goes by {first}, but person {p.id} "
+                    f"({p.name}) has no {first} address: {then}"
+                )
+    return list(dict.fromkeys(out))
 
 
 _ROLE_NAME = re.compile(r"[a-z][a-z0-9_]{0,59}")
@@ -67,8 +146,8 @@ _ROLE_NAME = re.compile(r"[a-z][a-z0-9_]{0,59}")
 
 def unaddressable(value: str) -> str | None:
     """Why a pack role's value can reach no one, or None when it can: it must be an e-mail
-    address, a phone number, a person's id (``P-007``) or ``role:NAME`` (the holders of a
-    role). Lint has no book, so a person id is judged by its form; the composer reports an
+    address, a phone number, a person's id (``P-007``), ``role:NAME`` (the holders of a
+    role) or ``robot:NAME`` (a chat group robot). Lint has no book, so a person id is judged by its form; the composer reports an
     id that names nobody when a message is queued."""
     if value.startswith(ROLE_HOLDERS):
         name = value[len(ROLE_HOLDERS) :]
@@ -83,6 +162,8 @@ def unaddressable(value: str) -> str | None:
         return None
     if PERSON_ID.fullmatch(value):
         return None
+    if value.startswith("robot:") and _ROLE_NAME.fullmatch(value[len("robot:") :]):
+        return None  # a group robot of the wecom or dingtalk adapter
     try:
         check_phone(value)
     except ValueError:

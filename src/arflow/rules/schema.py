@@ -121,7 +121,13 @@ ACTION_TYPES = (
     "handover",
     "webhook",
     "charge",
+    "wecom",
+    "dingtalk",
 )
+
+
+#: action types that go to people and are rendered from a template
+_ADDRESSED = ("email", "sms", "task", "notify", "handover", "wecom", "dingtalk")
 
 
 class Action(_Spec):
@@ -139,11 +145,13 @@ class Action(_Spec):
         "handover",
         "webhook",
         "charge",
+        "wecom",
+        "dingtalk",
     ]
     to: Seq[str] = ()
     cc: Seq[str] = ()
     template: str | None = None
-    fallback: Seq[Literal["email", "sms", "task"]] = ()
+    fallback: Seq[Literal["email", "sms", "task", "wecom", "dingtalk"]] = ()
     priority: Literal["low", "normal", "high", "urgent"] = "normal"
     due_in: str | None = Field(default=None, description="task due, e.g. 2bd or 3d")
     attach_history: bool = Field(default=False, strict=True)
@@ -168,9 +176,9 @@ class Action(_Spec):
     def _needs(self) -> Action:
         t = self.type
         a = "an" if t[0] in "aeiou" else "a"
-        if t in ("email", "sms", "task", "notify", "handover") and not self.to:
+        if t in _ADDRESSED and not self.to:
             raise ValueError(f"{a} {t} action needs 'to' (a role)")
-        if t in ("email", "sms", "task", "notify", "handover") and not self.template:
+        if t in _ADDRESSED and not self.template:
             raise ValueError(f"{a} {t} action needs a 'template'")
         if t == "risk_flag" and self.level is None:
             raise ValueError("a risk_flag action needs a 'level' (low, medium, high)")
