@@ -24,7 +24,16 @@ _WINDOWED_FACTS = frozenset(
 #: Events that change no customer fact a lock condition can read (a run's own dunning steps,
 #: risk flags and locks): a customer they touched need not be re-checked for a lift.
 _LOCK_NEUTRAL_EVENTS = frozenset(
-    {"DunningStepRecorded", "RiskFlagged", "OrderLockPlaced", "OrderLockLifted"}
+    {
+        "DunningStepRecorded",
+        "RiskFlagged",
+        "OrderLockPlaced",
+        "OrderLockLifted",
+        # tracked tasks given, passed on or gone overdue (a done call is a contact fact)
+        "TaskCreated",
+        "TaskReassigned",
+        "TaskOverdue",
+    }
 )
 
 

@@ -82,9 +82,7 @@ def _create(
     d = next((by_key[k] for k in m.decision_keys if k in by_key), None)
     if not tid or d is None or not m.to:
         return
-    a = next((x for x in d.actions if x.type == m.action), None) or next(
-        (x for x in d.actions if x.template == m.template), d.actions[0]
-    )
+    a = _action_of(d, m)
     after = a.escalate_after or pack.settings.task_escalation
     deadline = m.due if m.due is None or m.due >= d.as_of else d.as_of
     batch.apply(
@@ -109,6 +107,12 @@ def _create(
             decision_key=d.key,
         )
     )
+
+
+def _action_of(d: Decision, m: Message) -> Action:
+    """The action of ``d`` that ``m`` renders: by type and template, else by type."""
+    same = [x for x in d.actions if x.type == m.action]
+    return next((x for x in same if x.template == m.template), same[0] if same else d.actions[0])
 
 
 def sweep(batch: Batch, store: Store, pack: Any, as_of: date, at: datetime) -> int:
