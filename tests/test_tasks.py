@@ -393,3 +393,20 @@ def test_a_task_has_one_owner_and_ends_at_most_once(ops: list[tuple[str, str]]) 
         if a.after_state in ("done", "cancelled") and a.before_state not in ("done", "cancelled")
     ]
     assert len(ends) <= 1
+
+
+def test_the_docs_blocks_run(capsys) -> None:  # type: ignore[no-untyped-def]
+    """Every python block of docs/tasks.md runs, and prints what the prose says."""
+    import re
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "tasks.md").read_text("utf-8")
+    blocks = re.findall(r"```python\n(.*?)```", text, re.S)
+    assert len(blocks) == 3
+    for code in blocks:
+        exec(compile(code, "docs/tasks.md", "exec"), {})
+    out = capsys.readouterr().out
+    assert "'P-2' is not its owner" in out and "is closed (state 'done')" in out
+    assert "TaskCompleted:refused open -> open NotTaskOwner" in out
+    assert "approval finance" in out or "task finance" in out
+    assert "['done', 'done']" in out
+    assert "T-7 open 1 escalated to M-1 on 2026-03-05" in out
