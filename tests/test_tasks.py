@@ -410,3 +410,35 @@ def test_the_docs_blocks_run(capsys) -> None:  # type: ignore[no-untyped-def]
     assert "approval finance" in out or "task finance" in out
     assert "['done', 'done']" in out
     assert "T-7 open 1 escalated to M-1 on 2026-03-05" in out
+
+
+def test_an_approval_is_a_task_closed_by_the_decision(
+    b: BookBuilder,
+    pack,  # type: ignore[no-untyped-def]
+) -> None:
+    from arflow.events import OrderApproved, OrderSubmitted
+    from arflow.money import Money
+
+    engine = Engine(b.ledger, pack)
+    engine.handle(
+        OrderSubmitted(
+            occurred_at=at(DAY),
+            actor="crm",
+            order_id="O2",
+            customer_id="C1",
+            amount=Money.of(120_000, "CNY"),  # type: ignore[arg-type]  # over the limit
+            submitted_on=DAY,
+        )
+    )
+    assert b.ledger.get("order", "O2").state == "pending_approval"
+    [task] = [t for t in b.ledger.store.find("task") if t.kind == "approval"]
+    assert (task.subject_kind, task.subject_id, task.owner) == ("order", "O2", "zhang.min")
+    approver = b.ledger.get("order", "O2").approvers[0]
+    engine.handle(
+        OrderApproved(occurred_at=at(DAY, 11), actor=approver, order_id="O2", approver=approver)
+    )
+    t = b.ledger.get("task", task.id)
+    assert (t.status, t.outcome) == (TaskStatus.DONE, "approved")
+    assert f"order O2 approved by {approver}" in [
+        a.reason for a in b.ledger.audit_trail("task", task.id)
+    ]

@@ -55,7 +55,7 @@ from ._record import record as record_decisions
 from ._results import Plan, RunResult, _failure
 from ._review import proposal as held_decisions
 from ._review import release as release_held
-from ._tasks import InboxItem, inbox
+from ._tasks import InboxItem, close_decided, inbox
 from ._tasks import sweep as sweep_tasks
 from .planners import (
     ApprovalPlanner,
@@ -472,6 +472,7 @@ class Engine:
                 f.error,
             )
         record_in(batch, plan.decisions, event.occurred_at, self.composer)
+        close_decided(batch, event)  # an order decided: its approval tasks are done
         # The decisions' own effects (an order refused or approved at entry) change the
         # customer's exposure: its locks are checked again on the book as it now stands in
         # the transaction (a fresh day: its facts are read again).

@@ -11,14 +11,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from ..actions import Message
 from ..calendar import BusinessCalendar, Offset
 from ..decisions import Decision, task_id_for
 from ..domain import PERSON_ID, ROLE_HOLDERS, Person, Task, TaskStatus
-from ..events import TaskCreated, TaskOverdue
+from ..events import (
+    BaseEvent,
+    OrderApproved,
+    OrderRejected,
+    TaskCompleted,
+    TaskCreated,
+    TaskOverdue,
+)
 from ..ledger import Batch
 from ..lifecycle import OPEN_TASK_STATES
 from ..outbox import micros
@@ -213,6 +220,38 @@ def _escalation(batch: Batch, pack: Any, t: Task, manager: str, as_of: date, at:
             rule=t.rule,
         )
     )
+
+
+def close_decided(batch: Batch, event: BaseEvent) -> int:
+    """An order approved or rejected (``Engine.handle``) completes the open approval tasks
+    about it, with the decision as their outcome and the approver in the reason, in the
+    event's transaction. Returns how many were closed."""
+    if not isinstance(event, OrderApproved | OrderRejected):
+        return 0
+    outcome = "approved" if isinstance(event, OrderApproved) else "rejected"
+    order = batch.tx.get("order", event.order_id)
+    if order is None:
+        return 0
+    n = 0
+    for t in batch.tx.find("task", customer_id=order.customer_id, states=_OPEN):
+        if t.kind != "approval" or t.subject_kind != "order" or t.subject_id != order.id:
+            continue
+        batch.apply(
+            TaskCompleted(
+                event_id=f"engine:task-decided:{t.id}",
+                occurred_at=event.occurred_at,
+                actor=ENGINE_ACTOR,
+                reason=f"order {order.id} {outcome} by {event.approver}",
+                task_id=t.id,
+                completed_on=max(t.created_on, event.occurred_at.astimezone(UTC).date()),
+                outcome=outcome,
+            )
+        )
+        n += 1
+    return n
+
+
+_OPEN = [str(s) for s in OPEN_TASK_STATES]
 
 
 # -- the inbox ----------------------------------------------------------------------------------
