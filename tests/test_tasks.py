@@ -442,3 +442,18 @@ def test_an_approval_is_a_task_closed_by_the_decision(
     assert f"order O2 approved by {approver}" in [
         a.reason for a in b.ledger.audit_trail("task", task.id)
     ]
+
+
+def test_a_call_about_an_invoice_paid_since_is_cancelled_by_the_run(
+    b: BookBuilder,
+    pack,  # type: ignore[no-untyped-def]
+) -> None:
+    b.invoice("I1", "C1", 10_000, issued="2026-01-31", due=DUE)
+    engine = Engine(b.ledger, pack)
+    engine.run(DUE, first_run=True)
+    [task] = b.ledger.store.find("task")
+    b.pay("P1", "C1", 10_000, on=DUE + timedelta(1))
+    engine.run(DUE + timedelta(2))
+    t = b.ledger.get("task", task.id)
+    assert (t.status, t.closed_by) == (TaskStatus.CANCELLED, "arflow-engine")
+    assert b.ledger.audit_trail("task", task.id)[-1].reason == "receivable I1 is paid"

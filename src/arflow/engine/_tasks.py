@@ -22,12 +22,13 @@ from ..events import (
     BaseEvent,
     OrderApproved,
     OrderRejected,
+    TaskCancelled,
     TaskCompleted,
     TaskCreated,
     TaskOverdue,
 )
 from ..ledger import Batch
-from ..lifecycle import OPEN_TASK_STATES
+from ..lifecycle import LIVE_STATES, OPEN_TASK_STATES
 from ..outbox import micros
 from ..rules.schema import BUILTIN_ROLES, Action
 from ..store.base import OutboxRecord, Store
@@ -133,6 +134,19 @@ def sweep(batch: Batch, store: Store, pack: Any, as_of: date, at: datetime) -> i
         if t is None or t.status not in OPEN_TASK_STATES:
             continue
         meta: dict[str, Any] = {"occurred_at": at, "actor": ENGINE_ACTOR}
+        gone = _gone(batch, t)
+        if gone is not None:
+            batch.apply(
+                TaskCancelled(
+                    event_id=f"engine:task-gone:{t.id}",
+                    task_id=t.id,
+                    cancelled_on=max(as_of, t.created_on),
+                    reason=gone,
+                    **meta,
+                )
+            )
+            changed += 1
+            continue
         if t.deadline is not None and t.deadline < as_of and t.status == TaskStatus.OPEN:
             batch.apply(
                 TaskOverdue(
@@ -162,6 +176,16 @@ def sweep(batch: Batch, store: Store, pack: Any, as_of: date, at: datetime) -> i
         _escalation(batch, pack, t, manager, as_of, at)
         changed += 1
     return changed
+
+
+def _gone(batch: Batch, t: Task) -> str | None:
+    """Why a call about a receivable is no longer needed (paid, credited, written off)."""
+    if t.kind != "call" or t.subject_kind != "receivable":
+        return None
+    r = batch.tx.get("receivable", t.subject_id)
+    if r is None or r.state in LIVE_STATES:
+        return None
+    return f"receivable {r.id} is {r.state}"
 
 
 def manager_of(p: Person | None) -> str | None:
