@@ -457,3 +457,10 @@ def test_a_call_about_an_invoice_paid_since_is_cancelled_by_the_run(
     t = b.ledger.get("task", task.id)
     assert (t.status, t.closed_by) == (TaskStatus.CANCELLED, "arflow-engine")
     assert b.ledger.audit_trail("task", task.id)[-1].reason == "receivable I1 is paid"
+
+
+def test_the_docs_draw_the_task_machine_as_declared() -> None:
+    from arflow.lifecycle import TASK_TRANSITIONS, mermaid
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "tasks.md").read_text("utf-8")
+    assert "```mermaid\n" + mermaid(TASK_TRANSITIONS, "open") + "```" in text
