@@ -431,7 +431,8 @@ def test_a_customer_reminder_greets_the_contact_in_the_contacts_locale(pack) -> 
     (task,) = [m for m in msgs.values() if m.channel == "task"]
     assert task.locale == pack.settings.locales[0] == "en"
     assert task.action == "task" and task.template == "call_on_due_day"
-    assert task.data == {"invoices": ["I1"]}
+    # a tracked task: its id, for the host to report completion back (issue 14)
+    assert task.data == {"invoices": ["I1"], "task_id": b.ledger.store.find("task")[0].id}
 
 
 def test_deliver_all_passes_options_that_change_what_it_claims() -> None:

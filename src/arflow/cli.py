@@ -193,6 +193,50 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tasks(args: argparse.Namespace) -> int:
+    """The inbox of a person or role, or a task completed or cancelled by ``--as``."""
+    from datetime import UTC, datetime
+
+    from .events import TaskCancelled, TaskCompleted
+
+    engine = _engine(args)
+    if args.action == "list":
+        if not args.who:
+            raise errors.ValidationError("tasks: name whose inbox with --for PERSON|ROLE")
+        as_of = args.as_of or date.today()
+        items = engine.tasks_for(args.who, as_of)
+        print(f"{len(items)} task(s) waiting for {args.who} as of {as_of}")
+        for it in items:
+            t = it.task
+            print(
+                f"  {t.id}  {t.kind:<15} {t.status:<8} {t.subject_kind} {t.subject_id}"
+                f" · customer {t.customer_id} · owner {t.owner}"
+            )
+            print(
+                f"      since {t.created_on} ({it.waiting_days}d) · deadline "
+                f"{t.deadline or '-'} · if nothing is done: {it.if_nothing}"
+            )
+        return 0
+    if not args.task_id:
+        raise errors.ValidationError(f"tasks {args.action}: name the task id")
+    if not args.actor:
+        raise errors.ValidationError(f"tasks {args.action}: say who you are with --as PERSON")
+    on = args.as_of or date.today()
+    meta: dict[str, Any] = {
+        "occurred_at": datetime.now(UTC),
+        "actor": args.actor,
+        "reason": args.reason,
+        "task_id": args.task_id,
+    }
+    if args.action == "done":
+        event: Any = TaskCompleted(completed_on=on, outcome=args.outcome, note=args.note, **meta)
+    else:
+        event = TaskCancelled(cancelled_on=on, **meta)
+    engine.handle(event)
+    print(f"task {args.task_id}: {args.action}" + (f" ({args.outcome})" if args.outcome else ""))
+    return 0
+
+
 def _engine(args: argparse.Namespace, ledger: Ledger | None = None) -> Any:
     from .engine import Engine
     from .rules import default_pack_path
@@ -420,6 +464,7 @@ def build_parser() -> argparse.ArgumentParser:
             "promise",
             "credit_note",
             "milestone",
+            "task",
         ],
     )
     p.add_argument("id")
@@ -458,6 +503,20 @@ def build_parser() -> argparse.ArgumentParser:
                 "day on a machine with cores to spare; SQLite file or PostgreSQL only)",
             )
         p.set_defaults(func=func)
+
+    p = sub.add_parser("tasks", help="an inbox of tracked tasks; complete or cancel one")
+    engine_args(p)
+    p.add_argument("action", nargs="?", default="list", choices=["list", "done", "cancel"])
+    p.add_argument("task_id", nargs="?", help="done, cancel: the task")
+    p.add_argument("--for", dest="who", help="list: a person id or a role")
+    p.add_argument("--as-of", type=_date, help="YYYY-MM-DD (default today)")
+    p.add_argument("--as", dest="actor", help="done, cancel: who you are (a person id)")
+    p.add_argument(
+        "--outcome", help="done: how it went (a call: reached, no_answer, wrong_contact, ...)"
+    )
+    p.add_argument("--note", help="done: a note kept with the outcome")
+    p.add_argument("--reason", help="why (kept in the audit trail)")
+    p.set_defaults(func=cmd_tasks)
 
     p = sub.add_parser("explain", help="why a recorded decision was made")
     engine_args(p)
@@ -559,6 +618,7 @@ EXIT_CODES: dict[type[BaseException], int] = {
     errors.ClosedItem: 4,
     errors.IllegalTransition: 4,
     errors.NotAuthorized: 4,
+    errors.NotTaskOwner: 4,
     errors.InvalidDates: 4,
     errors.StoreError: 5,
     errors.DeliveryError: 6,

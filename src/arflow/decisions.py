@@ -20,6 +20,15 @@ DecisionKind = Literal[
 Status = Literal["planned", "held", "skipped", "dropped"]
 
 
+def task_id_for(message_key: str) -> str:
+    """The id of the tracked task an outbox message on the ``task`` channel stands for:
+    derived from the message's key, so the composer (which puts it in the message) and the
+    recorder (which creates the task) agree, and recording twice creates it once."""
+    import hashlib
+
+    return "T-" + hashlib.sha256(message_key.encode()).hexdigest()[:20]
+
+
 def decision_key(kind: str, rule: str, *parts: str | date | None) -> str:
     """The idempotency key of a decision: its kind, its rule and what makes it unique
     (subject ids, the occurrence date), joined by ``:``; ``None`` parts are left out.

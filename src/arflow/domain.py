@@ -680,3 +680,45 @@ class Person(_Model):
         if found is None and channel == "task":
             return self.id
         return found
+
+
+# -- tracked tasks ------------------------------------------------------------------------------
+
+
+class TaskStatus(StrEnum):
+    OPEN = "open"
+    OVERDUE = "overdue"
+    DONE = "done"
+    CANCELLED = "cancelled"
+
+
+#: What a call's completion records about the contact (``TaskCompleted.outcome``).
+CONTACT_OUTCOMES = ("reached", "no_answer", "wrong_contact", "promise", "dispute")
+
+
+class Task(_Model):
+    """Something a person must do, tracked until it is done or cancelled: a dunning call,
+    an approval, an invoice request, a hand-over, an escalation. ``owner`` is who holds
+    it (a person id, or the address a role resolved to), exactly one at any time;
+    ``role`` is the role it was given to, whose holders may complete it too. ``subject``
+    is what it is about (``subject_kind`` and ``subject_id``)."""
+
+    id: Identifier
+    kind: str = Field(min_length=1)
+    subject_kind: str = Field(min_length=1)
+    subject_id: str = Field(min_length=1)
+    customer_id: str
+    owner: str = Field(min_length=1)
+    role: str | None = None
+    created_on: date
+    deadline: date | None = None
+    #: the day the task goes to the owner's manager if still open (None: never)
+    escalate_on: date | None = None
+    status: TaskStatus = TaskStatus.OPEN
+    outcome: str | None = None
+    note: str | None = None
+    closed_on: date | None = None
+    closed_by: str | None = None
+    escalated_to: str | None = None
+    rule: str | None = None
+    decision_key: str | None = None

@@ -139,6 +139,22 @@ class NotAuthorized(ArflowError):
         super().__init__(f"order {order_id!r}: {who!r} may not decide it: {why}")
 
 
+class TaskClosed(ClosedItem):
+    """A task that is done or cancelled already is completed, cancelled or reassigned."""
+
+    def __init__(self, task_id: str, state: str, event: str) -> None:
+        super().__init__("task", task_id, state, event)
+
+
+class NotTaskOwner(ArflowError):
+    """A task completed (or cancelled) by someone who neither owns it nor holds its role."""
+
+    def __init__(self, task_id: str, who: str, owner: str, role: str | None) -> None:
+        self.task_id, self.who, self.owner, self.role = task_id, who, owner, role
+        held = f" nor holds its role {role!r}" if role else ""
+        super().__init__(f"task {task_id!r}: {who!r} is not its owner ({owner!r}){held}")
+
+
 class InvalidDates(ArflowError):
     """Dates that contradict each other, such as a due date before the issue date."""
 

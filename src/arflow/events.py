@@ -400,6 +400,64 @@ class PersonLeft(BaseEvent):
     left_on: BookDate
 
 
+class TaskCreated(BaseEvent):
+    """A tracked task is given to its owner (the engine creates one for every task it
+    sends: dunning calls, approvals, invoice requests, hand-overs, escalations)."""
+
+    type: Literal["TaskCreated"] = "TaskCreated"
+    task_id: Identifier
+    kind: str = Field(min_length=1)
+    subject_kind: str = Field(min_length=1)
+    subject_id: Ref = Field(min_length=1)
+    customer_id: Ref
+    owner: Line = Field(min_length=1)
+    role: str | None = None
+    created_on: BookDate
+    deadline: BookDate | None = None
+    escalate_on: BookDate | None = None
+    rule: str | None = None
+    decision_key: str | None = None
+
+
+class TaskCompleted(BaseEvent):
+    """The owner (or a holder of the task's role) did it; ``outcome`` says how it went
+    (a call's is one of ``arflow.domain.CONTACT_OUTCOMES``)."""
+
+    type: Literal["TaskCompleted"] = "TaskCompleted"
+    task_id: Ref
+    completed_on: BookDate
+    outcome: str | None = Field(default=None, min_length=1)
+    note: str | None = None
+
+
+class TaskCancelled(BaseEvent):
+    """The task is no longer needed (the ``reason`` says why)."""
+
+    type: Literal["TaskCancelled"] = "TaskCancelled"
+    task_id: Ref
+    cancelled_on: BookDate
+
+
+class TaskReassigned(BaseEvent):
+    """The task changes hands: ``owner`` holds it from now on (and ``role``, if given)."""
+
+    type: Literal["TaskReassigned"] = "TaskReassigned"
+    task_id: Ref
+    owner: Line = Field(min_length=1)
+    role: str | None = None
+    reassigned_on: BookDate
+
+
+class TaskOverdue(BaseEvent):
+    """The daily run found the task open past its deadline; with ``escalated_to`` it also
+    went to that person (the owner's manager), who gets an escalation task of their own."""
+
+    type: Literal["TaskOverdue"] = "TaskOverdue"
+    task_id: Ref
+    overdue_on: BookDate
+    escalated_to: Ref | None = None
+
+
 Event = Annotated[
     CustomerRegistered
     | CustomerUpdated
@@ -430,7 +488,12 @@ Event = Annotated[
     | PersonAdded
     | PersonUpdated
     | PersonLeft
-    | CreditReviewed,
+    | CreditReviewed
+    | TaskCreated
+    | TaskCompleted
+    | TaskCancelled
+    | TaskReassigned
+    | TaskOverdue,
     Field(discriminator="type"),
 ]
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from transitions import Machine, MachineError
 
-from .domain import OrderState, ReceivableState
+from .domain import OrderState, ReceivableState, TaskStatus
 from .errors import IllegalTransition
 
 #: Receivables that are still owed: open, partly paid, disputed or under a promise.
@@ -109,8 +109,21 @@ def _machine(states: list[str], initial: str, transitions: list[dict[str, Any]])
     )
 
 
+TS = TaskStatus
+#: Tasks still waiting for their owner.
+OPEN_TASK_STATES = (TS.OPEN, TS.OVERDUE)
+#: Task transitions: ``reassign`` keeps the state (the owner changes, audited).
+TASK_TRANSITIONS: list[dict[str, Any]] = [
+    {"trigger": "complete", "source": [TS.OPEN, TS.OVERDUE], "dest": TS.DONE},
+    {"trigger": "cancel", "source": [TS.OPEN, TS.OVERDUE], "dest": TS.CANCELLED},
+    {"trigger": "fall_overdue", "source": TS.OPEN, "dest": TS.OVERDUE},
+    {"trigger": "reassign", "source": [TS.OPEN, TS.OVERDUE], "dest": None},
+    {"trigger": "escalate", "source": [TS.OPEN, TS.OVERDUE], "dest": TS.OVERDUE},
+]
+
 RECEIVABLE_MACHINE = _machine([s.value for s in R], R.OPEN.value, RECEIVABLE_TRANSITIONS)
 ORDER_MACHINE = _machine([s.value for s in OS], OS.SUBMITTED.value, ORDER_TRANSITIONS)
+TASK_MACHINE = _machine([s.value for s in TS], TS.OPEN.value, TASK_TRANSITIONS)
 
 
 @dataclass

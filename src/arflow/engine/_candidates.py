@@ -17,12 +17,25 @@ from ..store.base import Store
 from ._context import DayBook
 
 #: customer facts that can fall with time alone (counts over a trailing window)
-_WINDOWED_FACTS = frozenset({"customer.late_payments_180d", "customer.broken_promises_180d"})
+_WINDOWED_FACTS = frozenset(
+    {"customer.late_payments_180d", "customer.broken_promises_180d", "customer.call_attempts_30d"}
+)
 
 #: Events that change no customer fact a lock condition can read (a run's own dunning steps,
 #: risk flags and locks): a customer they touched need not be re-checked for a lift.
 _LOCK_NEUTRAL_EVENTS = frozenset(
-    {"DunningStepRecorded", "RiskFlagged", "OrderLockPlaced", "OrderLockLifted"}
+    {
+        "DunningStepRecorded",
+        "RiskFlagged",
+        "OrderLockPlaced",
+        "OrderLockLifted",
+        # tracked tasks given, passed on, gone overdue or cancelled (a done call is a
+        # contact fact, which a lock rule may read)
+        "TaskCreated",
+        "TaskReassigned",
+        "TaskOverdue",
+        "TaskCancelled",
+    }
 )
 
 

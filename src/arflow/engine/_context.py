@@ -175,6 +175,8 @@ class FactCache:
             # state): what ``customer.unapplied_credit`` sums; most are applied long ago
             for k in ("payment", "credit_note"):
                 objs[k] = store.find_for_customers(k, chunk, states=(UNAPPLIED,))
+            # the done tasks: the calls among them feed the contact facts
+            objs["task"] = store.find_for_customers("task", chunk, states=("done",))
             # every receivable of the customer (closed ones feed the payment behaviour
             # facts): summaries, not models
             objs["receivable"] = dict(store.receivable_summaries(chunk))
@@ -192,6 +194,7 @@ class FactCache:
                     base_currency=settings.base_currency,
                     min_balance=settings.min_balance,
                     credits=[*objs["payment"].get(cid, []), *objs["credit_note"].get(cid, [])],
+                    calls=objs["task"].get(cid, []),
                 )
                 self._by_id[cid] = CustomerFacts(c, facts, summaries)
 

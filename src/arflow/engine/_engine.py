@@ -55,6 +55,8 @@ from ._record import record as record_decisions
 from ._results import Plan, RunResult, _failure
 from ._review import proposal as held_decisions
 from ._review import release as release_held
+from ._tasks import InboxItem, close_decided, inbox
+from ._tasks import sweep as sweep_tasks
 from .planners import (
     ApprovalPlanner,
     ContractTermsPlanner,
@@ -379,6 +381,15 @@ class Engine:
     def _record_plan(self, batch: Batch, plan: Plan, when: datetime) -> tuple[int, int]:
         return record_plan(batch, plan, when, self.composer)
 
+    def _sweep_tasks(self, batch: Batch, as_of: date, when: datetime) -> int:
+        """Open tasks past their deadline marked overdue, and escalated as the pack says."""
+        return sweep_tasks(batch, self.store, self.pack, as_of, when)
+
+    def tasks_for(self, who: str, as_of: date) -> list[InboxItem]:
+        """The inbox of ``who`` (a person id or a role): open and overdue tasks, overdue
+        first, each with what happens if nothing is done."""
+        return inbox(self.store, who, as_of)
+
     def _record_helpers(
         self, batch: Batch, plan: Plan, rows: Any, counts: tuple[int, int], when: datetime
     ) -> tuple[int, int]:
@@ -480,6 +491,7 @@ class Engine:
                 f.error,
             )
         record_in(batch, plan.decisions[len(settled) :], event.occurred_at, self.composer)
+        close_decided(batch, event)  # an order decided: its approval tasks are done
         # The decisions' own effects (an order refused or approved at entry) change the
         # customer's exposure: its locks are checked again on the book as it now stands in
         # the transaction (a fresh day: its facts are read again).

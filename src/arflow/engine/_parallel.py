@@ -60,6 +60,7 @@ class Runner(Protocol):
         self, part: tuple[int, int] | None, as_of: date, since: date | None, first_run: bool
     ) -> Plan: ...
     def _record_plan(self, batch: Batch, plan: Plan, when: datetime) -> tuple[int, int]: ...
+    def _sweep_tasks(self, batch: Batch, as_of: date, when: datetime) -> int: ...
     def _record_helpers(
         self, batch: Batch, plan: Plan, rows: Any, counts: tuple[int, int], when: datetime
     ) -> tuple[int, int]: ...
@@ -247,6 +248,7 @@ def run(
                 plans.append(theirs)
             if helpers:
                 plan = replace(merge_plans(plans), replanned=sum(p.replanned for p in plans))
+            engine._sweep_tasks(batch, as_of, when)
             batch.tx.add_run(_run_record(plan, recorded, queued, len(plan.skipped)))
     return RunResult(as_of, recorded, len(plan.skipped), plan.failures, plan)
 
@@ -325,5 +327,6 @@ def run_in_slices(
             whole.failures.extend(plan.failures)
             if i == 0:
                 whole.since, whole.audit_mark = plan.since, plan.audit_mark
+        engine._sweep_tasks(batch, as_of, when)
         batch.tx.add_run(_run_record(whole, recorded, queued, skipped))
     return RunResult(as_of, recorded, skipped, whole.failures, whole)

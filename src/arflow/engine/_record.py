@@ -30,6 +30,7 @@ from ..money import Money
 from ..rules.schema import Action
 from ..store.base import DecisionRecord, RunRecord
 from ._results import Plan
+from ._tasks import queue_with_tasks
 
 ENGINE_ACTOR = "arflow-engine"
 
@@ -267,7 +268,7 @@ def record_plan(batch: Batch, plan: Plan, when: datetime, composer: Any) -> tupl
     _read_ahead(batch, [d for d in plan.decisions if d.key not in known])
     carried = [d for d in plan.decisions if d.key not in known and d.status == "planned"]
     # rendered before the effects are booked: from the book the rules decided on
-    queued: int = composer.queue(batch.tx, carried, when)
+    queued: int = queue_with_tasks(batch, composer, carried, when)
     recorded = 0
     for d in plan.decisions + plan.skipped:
         if d.key in known:
@@ -311,7 +312,8 @@ def record_in(batch: Batch, decisions: Iterable[Decision], at: datetime, compose
     ds = list(decisions)
     known = batch.tx.known_decisions([d.key for d in ds])
     # rendered before the effects are booked, as in run()
-    composer.queue(batch.tx, [d for d in ds if d.key not in known and d.status == "planned"], at)
+    new = [d for d in ds if d.key not in known and d.status == "planned"]
+    queue_with_tasks(batch, composer, new, at)
     for d in ds:
         if d.key not in known:
             batch.tx.add_decision(_record(d))

@@ -12,6 +12,7 @@ from ..ledger import Batch, Ledger
 from ..lifecycle import LIVE_STATES
 from ..store.base import Store
 from ._record import ENGINE_ACTOR, _effects, _record
+from ._tasks import queue_with_tasks
 
 
 def proposal(store: Store) -> list[Decision]:
@@ -59,7 +60,7 @@ def release(
         if released:
             # rendered before the effects are booked, as in run()
             moment = at or max(when for _d, when in released)
-            composer.queue(batch.tx, [d for d, _when in released], moment)
+            queue_with_tasks(batch, composer, [d for d, _when in released], moment)
         for d, when in released:
             batch.tx.add_decision(_record(d))
             _effects(batch, d, when)

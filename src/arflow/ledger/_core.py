@@ -54,6 +54,11 @@ from ..events import (
     PromiseMade,
     RefundIssued,
     RiskFlagged,
+    TaskCancelled,
+    TaskCompleted,
+    TaskCreated,
+    TaskOverdue,
+    TaskReassigned,
     WrittenOff,
     parse_event,
 )
@@ -62,7 +67,7 @@ from ..money import Money
 from ..rows import PlainInvoice, is_plain, plain_invoice, plain_rows
 from ..store import Store, StoreTx, open_store
 from ..store.base import UNAPPLIED, json_of
-from . import _disputes, _dunning, _invoices, _orders, _parties, _payments
+from . import _disputes, _dunning, _invoices, _orders, _parties, _payments, _tasks
 from ._checks import LIVE_STATES, not_positive, zero
 from ._context import Ctx, InvoiceRequest, refusal
 from ._invoices import day_of, not_before_issue
@@ -133,6 +138,11 @@ class Ledger:
             CreditReviewed: self._credit_reviewed,
             CashApplied: self._cash_applied,
             RefundIssued: self._refund_issued,
+            TaskCreated: self._task_created,
+            TaskCompleted: self._task_completed,
+            TaskCancelled: self._task_cancelled,
+            TaskReassigned: self._task_reassigned,
+            TaskOverdue: self._task_overdue,
         }
 
     # -- applying ---------------------------------------------------------------------------
@@ -339,6 +349,11 @@ class Ledger:
     _dunning_step_recorded = staticmethod(_dunning.dunning_step_recorded)
     _dunning_block_changed = staticmethod(_dunning.dunning_block_changed)
     _risk_flagged = staticmethod(_dunning.risk_flagged)
+    _task_created = staticmethod(_tasks.task_created)
+    _task_completed = staticmethod(_tasks.task_completed)
+    _task_cancelled = staticmethod(_tasks.task_cancelled)
+    _task_reassigned = staticmethod(_tasks.task_reassigned)
+    _task_overdue = staticmethod(_tasks.task_overdue)
 
     # -- reading the book -------------------------------------------------------------------------
     def get(self, kind: str, object_id: str) -> Any:

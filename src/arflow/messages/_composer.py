@@ -26,7 +26,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from ..actions import CHANNEL_OF, Message
-from ..decisions import Decision, Notice
+from ..decisions import Decision, Notice, task_id_for
 from ..domain import AuditRecord, Customer, Person, Receivable
 from ..errors import ArflowError, PermanentFailure
 from ..lifecycle import LIVE_STATES
@@ -115,6 +115,9 @@ class Composer:
         )
         try:
             message = self.compose(tx, notice, decisions)
+            if message.channel == "task":  # a tracked task: the host reports back by its id
+                data = {**message.data, "task_id": task_id_for(notice.key)}
+                message = message.model_copy(update={"data": data})
             copy = self.copy(tx, notice, decisions, message)
         except PermanentFailure as exc:
             return [

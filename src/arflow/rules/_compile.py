@@ -100,6 +100,15 @@ class FileContext:
                     cal.Offset.parse("due+" + a.due_in)
                 except ValueError as exc:
                     self.problem((*path, i, "due_in"), f"bad due_in {a.due_in!r}: {exc}", rule)
+            if a.escalate_after is not None:
+                try:
+                    cal.Offset.parse("due+" + a.escalate_after)
+                except ValueError as exc:
+                    self.problem(
+                        (*path, i, "escalate_after"),
+                        f"bad escalate_after {a.escalate_after!r}: {exc}",
+                        rule,
+                    )
 
 
 # -- pack-wide sections: merged from every file, later files overriding -------------------------
@@ -122,6 +131,15 @@ def _settings(ctx: FileContext, spec: RuleFile) -> None:
             ctx.problem(
                 ("settings", "send_window"),
                 f"bad send_window {spec.settings.send_window!r}: {exc}",
+                None,
+            )
+    if spec.settings.task_escalation:
+        try:
+            cal.Offset.parse("due+" + spec.settings.task_escalation)
+        except ValueError as exc:
+            ctx.problem(
+                ("settings", "task_escalation"),
+                f"bad task_escalation {spec.settings.task_escalation!r}: {exc}",
                 None,
             )
 

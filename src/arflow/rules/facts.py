@@ -26,6 +26,7 @@ from ..domain import (
     PromiseStatus,
     PromiseToPay,
     Receivable,
+    Task,
 )
 from ..lifecycle import EXPOSURE_ORDER_STATES
 from ..summary import CLOSED_STATES, ReceivableSummary, summary_of
@@ -137,6 +138,17 @@ CUSTOMER_FACTS = _spec(
             "unapplied cash and open credit notes, in the credit currency: money of the "
             "customer's not yet applied to an invoice",
         ),
+        (
+            "call_attempts_30d",
+            T.NUMBER,
+            "calls to the customer completed in the last 30 days, whatever their outcome",
+        ),
+        (
+            "last_contact_outcome",
+            T.STRING,
+            "outcome of the latest completed call: reached, no_answer, wrong_contact, "
+            "promise or dispute (null if none)",
+        ),
     ]
 )
 
@@ -188,13 +200,15 @@ def customer_facts(
     base_currency: str = "CNY",
     min_balance: Decimal = ZERO,
     credits: Iterable[Payment | CreditNote] = (),
+    calls: Iterable[Task] = (),
 ) -> dict[str, Any]:
     """Facts about one customer as of ``as_of``, keyed ``customer.<name>``.
 
     ``receivables`` should be all the customer's receivables (closed ones feed the payment
     behaviour facts); ``orders`` and ``promises`` likewise. An item whose open amount is
     under ``min_balance`` (the pack's small balance) is not counted as overdue.
-    ``credits`` are the customer's payments and credit notes (for ``unapplied_credit``).
+    ``credits`` are the customer's payments and credit notes (for ``unapplied_credit``);
+    ``calls`` its completed tasks (the calls among them feed the contact facts).
     """
     credit = customer.credit
     limit = credit.credit_limit
@@ -286,8 +300,28 @@ def customer_facts(
         "third_party_rating": prof.third_party_rating,
         "bank_reference": prof.bank_reference,
         "unapplied_credit": unapplied_credit(credits, cur),
+        **contact_facts(calls, as_of),
     }
     return {"customer." + k: v for k, v in facts.items()}
+
+
+def contact_facts(tasks: Iterable[Task], as_of: date) -> dict[str, Any]:
+    """``call_attempts_30d`` and ``last_contact_outcome`` from the customer's done tasks:
+    calls completed on or before ``as_of``, the count in the 30 days up to it and the
+    outcome of the latest (by completion day, then id)."""
+    calls = sorted(
+        (
+            t
+            for t in tasks
+            if t.kind == "call" and t.status == "done" and t.closed_on and t.closed_on <= as_of
+        ),
+        key=lambda t: (t.closed_on, t.id),
+    )
+    recent = sum(1 for t in calls if t.closed_on and (as_of - t.closed_on).days < 30)
+    return {
+        "call_attempts_30d": Decimal(recent),
+        "last_contact_outcome": calls[-1].outcome if calls else None,
+    }
 
 
 def unapplied_credit(credits: Iterable[Payment | CreditNote], currency: str) -> Decimal:

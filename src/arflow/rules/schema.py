@@ -154,6 +154,13 @@ class Action(_Spec):
     fallback: Seq[Literal["email", "sms", "task", "wecom", "dingtalk"]] = ()
     priority: Literal["low", "normal", "high", "urgent"] = "normal"
     due_in: str | None = Field(default=None, description="task due, e.g. 2bd or 3d")
+    escalate_after: str | None = Field(
+        default=None,
+        description=(
+            "a task still open this long after its deadline (e.g. 1bd) goes to its owner's "
+            "manager; default settings.task_escalation"
+        ),
+    )
     attach_history: bool = Field(default=False, strict=True)
     level: Literal["low", "medium", "high"] | None = None
     scope: Literal["customer", "contract", "order_type"] = "customer"
@@ -503,6 +510,13 @@ class Settings(_Spec):
         ),
     )
     review: bool = Field(default=False, strict=True)
+    task_escalation: str | None = Field(
+        default=None,
+        description=(
+            "a tracked task still open this long after its deadline (e.g. 1bd) is escalated "
+            "to its owner's manager (an action's escalate_after wins); unset: never"
+        ),
+    )
     locales: Seq[str] = Field(
         default=("en", "zh_CN"), description="every template must exist in these locales"
     )

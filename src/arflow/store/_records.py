@@ -27,6 +27,7 @@ from ..domain import (
     Project,
     PromiseToPay,
     Receivable,
+    Task,
 )
 
 
@@ -79,6 +80,7 @@ KINDS: dict[str, Kind] = {
         Kind("promise", PromiseToPay, _cust, lambda m: str(m.status)),
         Kind("order", Order, _cust, lambda m: str(m.state)),
         Kind("person", Person, lambda _m: None, lambda m: "active" if m.active else "inactive"),
+        Kind("task", Task, _cust, lambda m: str(m.status), lambda m: m.deadline),
     )
 }
 KIND_OF: dict[type[BaseModel], Kind] = {k.model: k for k in KINDS.values()}
