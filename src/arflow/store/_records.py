@@ -20,6 +20,7 @@ from ..domain import (
     CreditNote,
     Customer,
     Dispute,
+    InvoiceRequest,
     Milestone,
     Order,
     Payment,
@@ -79,6 +80,7 @@ KINDS: dict[str, Kind] = {
         Kind("promise", PromiseToPay, _cust, lambda m: str(m.status)),
         Kind("order", Order, _cust, lambda m: str(m.state)),
         Kind("person", Person, lambda _m: None, lambda m: "active" if m.active else "inactive"),
+        Kind("invoice_request", InvoiceRequest, _cust, lambda m: str(m.state)),
     )
 }
 KIND_OF: dict[type[BaseModel], Kind] = {k.model: k for k in KINDS.values()}
