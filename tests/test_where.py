@@ -5,8 +5,10 @@ when (the audit trail) and who owns each step. On memory, SQLite and PostgreSQL.
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, date, datetime
 from itertools import count
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -193,3 +195,22 @@ def test_arflow_where_command(tmp_path: Any, capsys: pytest.CaptureFixture[str])
     got = json.loads(capsys.readouterr().out)
     assert got["owner"] == "S1" and got["waiting"] == ["document: delivery_note"]
     assert main(["where", "--db", url, "order", "NOPE"]) == 3
+
+
+def test_the_workflows_page_runs_and_draws_the_machine(capsys: pytest.CaptureFixture[str]) -> None:
+    """Every python block of docs/workflows.md runs, in order, as one program; its diagram
+    is the one drawn from the declaration."""
+    from arflow.lifecycle import INVOICE_REQUEST_TRANSITIONS, mermaid
+
+    text = (Path(__file__).parent.parent / "docs" / "workflows.md").read_text(encoding="utf-8")
+    assert mermaid(INVOICE_REQUEST_TRANSITIONS, "requested") in text
+    blocks = re.findall(r"^```python\n(.*?)^```", text, re.S | re.M)
+    assert len(blocks) == 3
+    namespace: dict[str, Any] = {}
+    for block in blocks:
+        exec(compile(block, "docs/workflows.md", "exec"), namespace)
+    out = capsys.readouterr().out
+    assert out.count("refused:") == 3
+    assert "with_finance" in out and "F1 approved -> invoiced invoiced as INV-0301" in out
+    assert "payment_node K1/install: sent" in out
+    assert 'waiting for: milestone "Acceptance" to be done' in out
