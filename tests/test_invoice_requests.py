@@ -478,3 +478,22 @@ def test_a_request_never_reaches_finance_without_its_documents(steps: list[str])
     if passed:
         kinds = {d.kind for d in final.documents}
         assert {"delivery_note", "acceptance_certificate"} <= kinds
+
+
+def test_the_machine_itself_keeps_a_request_without_documents_from_finance() -> None:
+    from arflow.lifecycle import INVOICE_REQUEST_MACHINE, allowed_triggers, move
+
+    with pytest.raises(IllegalTransition):
+        move(
+            INVOICE_REQUEST_MACHINE,
+            "invoice_request",
+            "IR-1",
+            "awaiting_documents",
+            "to_finance",
+            documents_complete=False,
+        )
+    assert move(
+        INVOICE_REQUEST_MACHINE, "invoice_request", "IR-1", "awaiting_documents", "to_finance"
+    ) == ("with_finance")
+    for end in _TERMINAL:
+        assert allowed_triggers(INVOICE_REQUEST_MACHINE, end) == []

@@ -138,7 +138,14 @@ def _send_on(ctx: Ctx, req: InvoiceRequest, finance: str) -> InvoiceRequest:
         new = req.model_copy(update={"state": IR(state), "owner": req.requested_by})
         ctx.put(new, req, f"waiting for {', '.join(missing)}")
         return new
-    state = move(INVOICE_REQUEST_MACHINE, "invoice_request", req.id, req.state, "to_finance")
+    state = move(
+        INVOICE_REQUEST_MACHINE,
+        "invoice_request",
+        req.id,
+        req.state,
+        "to_finance",
+        documents_complete=not missing,
+    )
     new = req.model_copy(update={"state": IR(state), "owner": ROLE_HOLDERS + finance})
     ctx.put(new, req, "sent to finance")
     return new
