@@ -497,3 +497,176 @@ def test_the_machine_itself_keeps_a_request_without_documents_from_finance() -> 
     ) == ("with_finance")
     for end in _TERMINAL:
         assert allowed_triggers(INVOICE_REQUEST_MACHINE, end) == []
+
+
+# -- the stateful test: orders, milestones and requests thrown at one book ------------------------
+
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule  # noqa: E402
+
+
+class OrderToCash(RuleBasedStateMachine):
+    """Random submit, approve, ship, milestone, request, attach, decide, invoice, cancel,
+    send and confirm steps on one book: a request never reaches finance without its
+    documents, a refusal changes nothing, and every request ends in exactly one terminal
+    state once the open ones are cancelled."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ledger = Ledger(MemoryStore(), order_documents={"project": ["delivery_note"]})
+        book(self.ledger)
+        self.orders: list[str] = []
+        self.invoices: list[str] = []
+        self.n = 0
+
+    def _try(self, event: BaseEvent) -> None:
+        before = snapshot(self.ledger)
+        try:
+            self.ledger.apply(event)  # type: ignore[arg-type]
+        except ArflowError:
+            assert snapshot(self.ledger) == before
+
+    def _requests(self) -> list[InvoiceRequest]:
+        return sorted(self.ledger.store.all("invoice_request"), key=lambda q: q.id)
+
+    def _pick(self, i: int, state: str | None = None) -> str | None:
+        """A request by index: among those in ``state`` when there are some (so that
+        random steps also reach the later states), else among all."""
+        reqs = self._requests()
+        some = [q for q in reqs if q.state == state] or reqs
+        return some[i % len(some)].id if some else None
+
+    @rule(project=st.booleans())
+    def submit_approve_ship(self, project: bool) -> None:
+        self.n += 1
+        oid = f"O{self.n}"
+        day = date(2026, 3, 1)
+        self._try(
+            OrderSubmitted(
+                **meta(day),
+                order_id=oid,
+                customer_id="C1",
+                amount=cny(1_000 * self.n),
+                submitted_on=day,
+                order_type="project" if project else None,
+            )
+        )
+        self._try(OrderApproved(**meta(day), order_id=oid, approver="S1"))
+        self._try(OrderShipped(**meta(day), order_id=oid, shipped_on=day))
+        self.orders.append(oid)
+
+    @rule(which=st.sampled_from(["M-inst", "M-acc"]))
+    def milestone(self, which: str) -> None:
+        self._try(MilestoneCompleted(**meta(), milestone_id=which, completed_on=date(2026, 3, 1)))
+
+    @rule(node=st.sampled_from(["sign", "install", "accept"]), amount=st.integers(1, 400_000))
+    def by_hand(self, node: str, amount: int) -> None:
+        self.n += 1
+        self._try(
+            InvoiceRequested(
+                **meta(),
+                request_id=f"IR-H{self.n}",
+                customer_id="C1",
+                amount=cny(amount),
+                requested_on=date(2026, 3, 1),
+                **_on_node(None, node),
+            )
+        )
+
+    @rule(
+        i=st.integers(0, 20),
+        kind=st.sampled_from(["missing", "delivery_note", "acceptance_certificate"]),
+    )
+    def attach(self, i: int, kind: str) -> None:
+        rid = self._pick(i)
+        if rid is None:
+            return
+        if kind == "missing":  # the first document it still needs, if any
+            kind = next(iter(req(self.ledger, rid).missing_documents), "delivery_note")
+        self.n += 1
+        self._try(attach(rid, kind, f"D-{self.n}"))
+
+    @rule(i=st.integers(0, 20), who=st.sampled_from(["F1", "F1", "S1", "F2"]), early=st.booleans())
+    def approve(self, i: int, who: str, early: bool) -> None:
+        rid = self._pick(i, "with_finance")
+        if rid is not None:
+            self._try(approve(rid, who, before_milestone=early))
+
+    @rule(i=st.integers(0, 20), cancel=st.booleans())
+    def reject_or_cancel(self, i: int, cancel: bool) -> None:
+        rid = self._pick(i)
+        if rid is None:
+            return
+        if cancel:
+            self._try(
+                InvoiceRequestCancelled(**meta(), request_id=rid, cancelled_on=date(2026, 3, 2))
+            )
+        else:
+            self._try(
+                InvoiceRequestRejected(
+                    **meta(actor="F1"), request_id=rid, approver="F1", rejected_on=date(2026, 3, 2)
+                )
+            )
+
+    @rule(i=st.integers(0, 20), direct=st.booleans())
+    def issue(self, i: int, direct: bool) -> None:
+        rid = self._pick(i, "approved")
+        if rid is None:
+            return
+        q = req(self.ledger, rid)
+        self.n += 1
+        number = f"INV-{self.n}"
+        where_from = {
+            "contract_id": q.contract_id,
+            "payment_node_id": q.payment_node_id,
+            "order_id": q.order_id,
+        }
+        if not direct:
+            where_from["invoice_request_id"] = rid
+        self._try(invoice(number, int(q.amount.amount), **where_from))
+        if self.ledger.store.get("receivable", number) is not None:
+            self.invoices.append(number)
+
+    @rule(i=st.integers(0, 20), confirm=st.booleans())
+    def send_or_confirm(self, i: int, confirm: bool) -> None:
+        if not self.invoices:
+            return
+        number = self.invoices[i % len(self.invoices)]
+        if confirm:
+            self._try(
+                InvoiceConfirmed(**meta(), receivable_id=number, confirmed_on=date(2026, 4, 1))
+            )
+        else:
+            self._try(InvoiceSent(**meta(), receivable_id=number, sent_on=date(2026, 4, 1)))
+
+    @invariant()
+    def never_past_the_gate_without_documents(self) -> None:
+        for q in self._requests():
+            if q.state in ("with_finance", "approved") or (
+                q.state == "invoiced" and q.receivable_id
+            ):
+                assert not q.missing_documents, q
+
+    def teardown(self) -> None:
+        for q in self._requests():
+            if q.state not in _TERMINAL:
+                self.ledger.apply(
+                    InvoiceRequestCancelled(
+                        **meta(), request_id=q.id, cancelled_on=date(2026, 5, 1)
+                    )
+                )
+        for q in self._requests():
+            assert q.state in _TERMINAL
+            trail = [
+                a
+                for a in self.ledger.audit_trail("invoice_request", q.id)
+                if a.refused is None and a.after_state != a.before_state
+            ]
+            ends = [a.after_state for a in trail if a.after_state in _TERMINAL]
+            assert ends == [q.state]
+            assert trail[-1].after_state == q.state
+            if q.state == "invoiced":
+                assert self.ledger.receivable(q.receivable_id or "").invoice_request_id == q.id
+
+
+OrderToCash.TestCase.settings = settings(max_examples=40, stateful_step_count=25, deadline=None)
+test_order_to_cash_stateful = OrderToCash.TestCase
