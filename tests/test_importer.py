@@ -803,9 +803,10 @@ def test_cli_import_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str
     bad = write(
         tmp_path,
         "invoices-late.csv",
-        INVOICES_CSV.replace("INV-", "LATE-").replace(
-            "2026-02-01,2026-03-01", "2026-02-01,2026-01-01"
-        ),
+        # (without its payment node: INV-1 invoiced all of N1, and more is refused)
+        INVOICES_CSV.replace("INV-", "LATE-")
+        .replace(",K1,N1,", ",,,")
+        .replace("2026-02-01,2026-03-01", "2026-02-01,2026-01-01"),
     )
     worse = write(
         tmp_path,

@@ -30,16 +30,19 @@ from arflow import (
     Money,
     PaymentNode,
 )
-from arflow.domain import Project
-from arflow.errors import ArflowError
+from arflow.domain import Person, Project
+from arflow.errors import ArflowError, MilestoneNotDone
 from arflow.events import (
     ContactFeedback,
     DunningBlockChanged,
     DunningStepRecorded,
     InvoiceIssued,
+    InvoiceRequestApproved,
+    InvoiceRequested,
     OrderLockLifted,
     OrderLockPlaced,
     PaymentReversed,
+    PersonAdded,
     RiskFlagged,
 )
 from arflow.rows import plain_invoice
@@ -397,7 +400,34 @@ def test_a_node_due_after_its_milestone_counts_from_the_milestone(b: BookBuilder
     k = contract().model_copy(update={"payment_nodes": (node,)})
     planned = Milestone(id="M1", contract_id="K1", planned_date=date(2026, 2, 15))
     b.apply(ContractSigned(**meta("k1"), contract=k, milestones=[planned]))
-    b.invoice("I1", "C1", 100_000, issued="2026-02-01", contract_id="K1", payment_node_id="acc")
+    # before its milestone is done, only an invoice finance approved early may go out
+    fin = Person(id="F1", name="Finance", roles=("finance",))
+    b.apply(PersonAdded(**meta("f1"), person=fin))
+    ask = InvoiceRequested(
+        **meta("r1"),
+        request_id="R1",
+        customer_id="C1",
+        amount=Money.of(100_000, "CNY"),
+        requested_on=date(2026, 2, 1),
+        contract_id="K1",
+        payment_node_id="acc",
+    )
+    b.apply(ask)
+    ok = InvoiceRequestApproved(
+        **meta("r2"), request_id="R1", approver="F1", approved_on=date(2026, 2, 1)
+    )
+    with pytest.raises(MilestoneNotDone):
+        b.apply(ok)
+    b.apply(ok.model_copy(update={"before_milestone": True}))
+    b.invoice(
+        "I1",
+        "C1",
+        100_000,
+        issued="2026-02-01",
+        contract_id="K1",
+        payment_node_id="acc",
+        invoice_request_id="R1",
+    )
     assert b.ledger.receivable("I1").due_date == date(2026, 2, 25)
 
 

@@ -417,7 +417,9 @@ def test_approval_lock_and_milestone_messages_carry_their_records(pack) -> None:
     assert lock.action == "notify" and lock.channel == "email"
     (milestone,) = [m for m in by_rule.values() if m.subject and "invoice K1" in m.subject]
     assert milestone.subject == "Please invoice K1 / acc"
-    assert "Milestone M1 is complete" in milestone.text and "node acc." in milestone.text
+    # the milestone and the contract by name (their ids when they have none: issue 14)
+    assert 'Milestone "M1" of contract "K1"' in milestone.text
+    assert 'payment node "acc".' in milestone.text
 
 
 def test_a_customer_reminder_greets_the_contact_in_the_contacts_locale(pack) -> None:  # type: ignore[no-untyped-def]

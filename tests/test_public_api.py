@@ -26,6 +26,7 @@ PUBLIC_MODULES = frozenset(
         "arflow.adapters.http",
         "arflow.adapters.smtp",
         "arflow.adapters.queues",
+        "arflow.adapters.chat",
         "arflow.rules",
         "arflow.analytics",
         "arflow.report",

@@ -130,8 +130,12 @@ EXPECTED: dict[str, dict[str, list[str]]] = {
     "order_confirm": {"en": ["is approved: please confirm it"], "zh_CN": ["请财务确认"]},
     "order_ship": {"en": ["ship it once finance has confirmed"], "zh_CN": ["财务确认后请发货"]},
     "invoice_request": {
-        "en": ["invoice CN¥144,000.00 for payment node acceptance."],
-        "zh_CN": ["开具 ¥144,000.00 的发票"],
+        # the milestone, the contract and the node by name (issue 14), not by id
+        "en": [
+            'Milestone "Site acceptance" of contract "Warehouse automation, phase 1"',
+            'invoice CN¥144,000.00 for the payment node "Site acceptance".',
+        ],
+        "zh_CN": ["开具 ¥144,000.00 的发票", "Warehouse automation, phase 1"],
     },
     "approval_request": {
         "en": [

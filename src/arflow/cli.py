@@ -237,6 +237,33 @@ def cmd_tasks(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_where(args: argparse.Namespace) -> int:
+    """Where an invoice, order, invoice request or contract is in order to cash."""
+    from .ledger import where
+
+    ledger = Ledger(args.db)
+    found = where(ledger.store, args.kind, args.id, args.as_of or date.today())
+    if args.json:
+        print(json.dumps(_where_json(found), ensure_ascii=False, indent=2))
+    else:
+        print(found.describe())
+    return 0
+
+
+def _where_json(w: Any) -> dict[str, Any]:
+    return {
+        "kind": w.kind,
+        "id": w.id,
+        "stage": w.stage,
+        "since": w.since.isoformat() if w.since else None,
+        "owner": w.owner,
+        "waiting": list(w.waiting),
+        "subject": {"kind": w.subject_kind, "id": w.subject_id},
+        "done": w.done,
+        "parts": [_where_json(p) for p in w.parts],
+    }
+
+
 def _engine(args: argparse.Namespace, ledger: Ledger | None = None) -> Any:
     from .engine import Engine
     from .rules import default_pack_path
@@ -465,11 +492,24 @@ def build_parser() -> argparse.ArgumentParser:
             "credit_note",
             "milestone",
             "task",
+            "invoice_request",
         ],
     )
     p.add_argument("id")
     p.add_argument("--audit", action="store_true", help="also print the audit trail")
     p.set_defaults(func=cmd_show)
+
+    p = sub.add_parser(
+        "where", help="where an invoice, order or contract is stuck, since when, who owns it"
+    )
+    _db_arg(p)
+    p.add_argument(
+        "kind", choices=["invoice", "order", "contract", "invoice_request", "receivable"]
+    )
+    p.add_argument("id")
+    p.add_argument("--as-of", type=_date, default=None, help="YYYY-MM-DD (default: today)")
+    p.add_argument("--json", action="store_true", help="print the answer as JSON")
+    p.set_defaults(func=cmd_where)
 
     def engine_args(p: argparse.ArgumentParser) -> None:
         _db_arg(p)

@@ -40,7 +40,10 @@ __all__ = [
     "CreditProfile",
     "Customer",
     "Dispute",
+    "Document",
     "DueRule",
+    "InvoiceRequest",
+    "InvoiceRequestState",
     "Milestone",
     "Money",
     "Order",
@@ -302,6 +305,10 @@ class DueRule(_Model):
         return start + timedelta(days=self.days)
 
 
+#: A document an invoice request may need before it goes to finance.
+DocumentKind = Annotated[str, Field(min_length=1, max_length=60, pattern=r"^[a-z][a-z0-9_]*$")]
+
+
 class PaymentNode(_Model):
     """One instalment of a contract: a fixed amount or a percentage, and when it is due."""
 
@@ -310,6 +317,9 @@ class PaymentNode(_Model):
     amount: Amount | None = None
     percent: Decimal | None = None
     due: DueRule = DueRule()
+    #: documents its invoice request needs before it goes to finance (``delivery_note``,
+    #: ``acceptance_certificate``); None: none
+    documents: Seq[DocumentKind] | None = None
 
     @field_validator("percent", mode="before")
     @classmethod
@@ -425,6 +435,13 @@ class Receivable(_Model):
     closed_on: date | None = None
     last_dunned_on: date | None = None
     risk_level: Literal["low", "medium", "high"] | None = None
+    #: the invoice request it was issued from (None: issued directly)
+    invoice_request_id: str | None = None
+    #: how far the invoice got with the customer: None (issued), ``sent``, ``confirmed``
+    #: (the customer confirmed it); see :data:`RECEIVABLE_STAGES`
+    stage: Literal["sent", "confirmed"] | None = None
+    sent_on: date | None = None
+    confirmed_on: date | None = None
 
     @property
     def currency(self) -> str:
@@ -722,3 +739,68 @@ class Task(_Model):
     escalated_to: str | None = None
     rule: str | None = None
     decision_key: str | None = None
+
+
+# -- invoice requests -------------------------------------------------------------------------
+
+
+class InvoiceRequestState(StrEnum):
+    REQUESTED = "requested"
+    AWAITING_DOCUMENTS = "awaiting_documents"
+    WITH_FINANCE = "with_finance"
+    APPROVED = "approved"
+    INVOICED = "invoiced"
+    REJECTED = "rejected"
+    CANCELLED = "cancelled"
+
+
+#: Where an invoice request ends: one of these, and nothing moves it again.
+TERMINAL_REQUEST_STATES = frozenset(
+    {InvoiceRequestState.INVOICED, InvoiceRequestState.REJECTED, InvoiceRequestState.CANCELLED}
+)
+
+
+class Document(_Model):
+    """A document attached to an invoice request: its kind, the host's reference to it, the
+    SHA-256 of its content, who attached it and when."""
+
+    kind: DocumentKind
+    reference: Line = Field(min_length=1, max_length=500)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    attached_by: str
+    attached_at: datetime
+
+
+class InvoiceRequest(_Model):
+    """A request that finance issue an invoice: for a contract's payment node (its milestone
+    done), for a shipped order, or by hand. It waits for the documents it requires, goes to
+    finance, is approved (or rejected, or cancelled) and ends invoiced, linked to its invoice.
+    """
+
+    id: Identifier
+    customer_id: Ref
+    amount: Amount
+    text: str = ""
+    contract_id: Ref | None = None
+    payment_node_id: Ref | None = None
+    milestone_id: Ref | None = None
+    order_id: Ref | None = None
+    requested_on: date
+    requested_by: str
+    #: who should act on it now (a person id or ``role:NAME``; None once it is over)
+    owner: str | None = None
+    state: InvoiceRequestState = InvoiceRequestState.REQUESTED
+    required_documents: Seq[DocumentKind] = ()
+    documents: Seq[Document] = ()
+    #: set when finance approves: who, and whether before the node's milestone was done
+    approved_by: str | None = None
+    before_milestone: bool = False
+    decided_on: date | None = None
+    comment: str | None = None
+    receivable_id: str | None = None
+
+    @property
+    def missing_documents(self) -> tuple[str, ...]:
+        """The required documents not attached yet, in the order they are required."""
+        have = {d.kind for d in self.documents}
+        return tuple(k for k in self.required_documents if k not in have)

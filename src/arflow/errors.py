@@ -15,16 +15,20 @@ pydantic, SQLAlchemy, YAML, Jinja2, a driver) is translated at the public edge w
     │   │       └── WindowError
     │   ├── ExpressionError          a rule condition that does not parse or type-check
     │   ├── UnknownGrade             a credit grade the rule pack does not define
-    │   └── RuleLoadError            a rule pack with problems (file:line each)
+    │   ├── RuleLoadError            a rule pack with problems (file:line each)
+    │   └── MilestoneNotDone         an invoice for a payment node before its milestone
     ├── CurrencyMismatch
     ├── UnknownObject
     ├── DuplicateObject
     ├── InvalidAmount
-    │   └── AmountOutOfRange
+    │   ├── AmountOutOfRange
+    │   └── OverInvoiced             more invoiced than a payment node or request holds
     ├── OverAllocation
     ├── ClosedItem
     ├── IllegalTransition
+    │   └── DocumentsMissing         an invoice request sent on without its documents
     ├── NotAuthorized                an approval by someone who does not hold the role
+    │   └── RoleRequired             (an invoice request approved by a non-holder)
     ├── InvalidDates
     │   └── DateOutOfRange
     ├── ImportRejected               an import file with bad rows (file:row:column each)
@@ -368,3 +372,57 @@ class WorkerFailed(ArflowError):
 class ReaderFailed(WorkerFailed):
     """The import's reader process stopped without saying why (killed, out of memory) or
     sent a message that cannot be read; nothing was imported."""
+
+
+class MilestoneNotDone(ValidationError):
+    """An invoice (or its request's approval) for a payment node that falls due on a
+    milestone not done yet, without an approval to invoice it early."""
+
+    def __init__(self, what: str, milestone_id: str) -> None:
+        self.milestone_id = milestone_id
+        super().__init__(
+            f"{what}: milestone {milestone_id!r} is not done yet; finance must approve an "
+            "invoice before its milestone (InvoiceRequestApproved with before_milestone)"
+        )
+
+
+class OverInvoiced(InvalidAmount):
+    """An invoice or invoice request for more than its payment node (or its request) has
+    left to invoice."""
+
+    def __init__(self, what: str, asked: object, left: object, of: str) -> None:
+        self.asked, self.left = asked, left
+        super().__init__(f"{what}: {asked} is more than the {left} left to invoice on {of}")
+
+
+class DocumentsMissing(IllegalTransition):
+    """An invoice request moved on to finance (or approved) before every document its
+    payment node or order type requires is attached."""
+
+    def __init__(self, request_id: str, state: str, trigger: str, missing: Sequence[str]) -> None:
+        self.kind, self.object_id, self.state, self.trigger = (
+            "invoice_request",
+            request_id,
+            state,
+            trigger,
+        )
+        self.missing = tuple(missing)
+        ArflowError.__init__(
+            self,
+            f"invoice request {request_id!r} cannot {trigger!r}: missing "
+            f"{', '.join(self.missing)} (attach with DocumentAttached)",
+        )
+
+
+class RoleRequired(NotAuthorized):
+    """A decision on an invoice request by someone who is not an active holder of the
+    role it needs (finance) in the people directory."""
+
+    def __init__(self, request_id: str, who: str, role: str, why: str) -> None:
+        self.order_id = self.request_id = request_id
+        self.who, self.role = who, role
+        ArflowError.__init__(
+            self,
+            f"invoice request {request_id!r}: {who!r} may not decide it: only an active "
+            f"holder of the role {role!r} may ({why})",
+        )

@@ -33,6 +33,7 @@ from .domain import (
     Contract,
     CreditProfile,
     Customer,
+    DocumentKind,
     EventId,
     GradeName,
     Identifier,
@@ -108,6 +109,8 @@ class InvoiceIssued(BaseEvent):
     region: str | None = None
     product_line: str | None = None
     tags: Seq[str] = ()
+    #: the approved invoice request it is issued from (see docs/workflows.md)
+    invoice_request_id: Ref | None = None
 
 
 class AllocationRequest(BaseModel):
@@ -458,6 +461,82 @@ class TaskOverdue(BaseEvent):
     escalated_to: Ref | None = None
 
 
+class InvoiceRequested(BaseEvent):
+    """Someone (a project manager, by hand) asks finance to invoice: for a contract's
+    payment node, an order, or neither. A completed milestone and a shipped order make
+    their request themselves. ``required_documents`` are needed before it goes to finance
+    (a payment node's own ``documents`` are added)."""
+
+    type: Literal["InvoiceRequested"] = "InvoiceRequested"
+    request_id: Identifier
+    customer_id: Ref
+    amount: Amount
+    requested_on: BookDate
+    text: str = ""
+    contract_id: Ref | None = None
+    payment_node_id: Ref | None = None
+    order_id: Ref | None = None
+    required_documents: Seq[DocumentKind] = ()
+    owner: str | None = Field(default=None, min_length=1)
+
+
+class DocumentAttached(BaseEvent):
+    """A document (a delivery note, an acceptance certificate) attached to an invoice
+    request: the request goes to finance once every document it requires is attached."""
+
+    type: Literal["DocumentAttached"] = "DocumentAttached"
+    request_id: Ref
+    kind: DocumentKind
+    reference: Line = Field(min_length=1, max_length=500)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
+class InvoiceRequestApproved(BaseEvent):
+    """Finance approves an invoice request (``approver``: an active holder of the finance
+    role); ``before_milestone`` lets the invoice go out before the node's milestone."""
+
+    type: Literal["InvoiceRequestApproved"] = "InvoiceRequestApproved"
+    request_id: Ref
+    approver: str = Field(min_length=1)
+    approved_on: BookDate
+    before_milestone: bool = False
+    comment: str | None = None
+
+
+class InvoiceRequestRejected(BaseEvent):
+    """Finance rejects an invoice request (the why in ``comment``)."""
+
+    type: Literal["InvoiceRequestRejected"] = "InvoiceRequestRejected"
+    request_id: Ref
+    approver: str = Field(min_length=1)
+    rejected_on: BookDate
+    comment: str | None = None
+
+
+class InvoiceRequestCancelled(BaseEvent):
+    """The request is withdrawn before it is invoiced."""
+
+    type: Literal["InvoiceRequestCancelled"] = "InvoiceRequestCancelled"
+    request_id: Ref
+    cancelled_on: BookDate
+
+
+class InvoiceSent(BaseEvent):
+    """The invoice went out to the customer."""
+
+    type: Literal["InvoiceSent"] = "InvoiceSent"
+    receivable_id: Ref
+    sent_on: BookDate
+
+
+class InvoiceConfirmed(BaseEvent):
+    """The customer confirmed the invoice they were sent."""
+
+    type: Literal["InvoiceConfirmed"] = "InvoiceConfirmed"
+    receivable_id: Ref
+    confirmed_on: BookDate
+
+
 Event = Annotated[
     CustomerRegistered
     | CustomerUpdated
@@ -493,7 +572,14 @@ Event = Annotated[
     | TaskCompleted
     | TaskCancelled
     | TaskReassigned
-    | TaskOverdue,
+    | TaskOverdue
+    | InvoiceRequested
+    | DocumentAttached
+    | InvoiceRequestApproved
+    | InvoiceRequestRejected
+    | InvoiceRequestCancelled
+    | InvoiceSent
+    | InvoiceConfirmed,
     Field(discriminator="type"),
 ]
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from transitions import Machine, MachineError
 
-from .domain import OrderState, ReceivableState, TaskStatus
+from .domain import InvoiceRequestState, OrderState, ReceivableState, TaskStatus
 from .errors import IllegalTransition
 
 #: Receivables that are still owed: open, partly paid, disputed or under a promise.
@@ -91,6 +91,36 @@ ORDER_TRANSITIONS: list[dict[str, Any]] = [
 ]
 
 
+IR = InvoiceRequestState
+_REQUEST_OPEN = [IR.REQUESTED, IR.AWAITING_DOCUMENTS, IR.WITH_FINANCE]
+
+#: Invoice request transitions. ``to_finance`` needs every required document attached
+#: (``conditions="documents_complete"``): the ledger raises ``DocumentsMissing`` before
+#: trying it otherwise. ``supersede`` is an invoice issued directly, without the request.
+INVOICE_REQUEST_TRANSITIONS: list[dict[str, Any]] = [
+    {"trigger": "await_documents", "source": IR.REQUESTED, "dest": IR.AWAITING_DOCUMENTS},
+    {
+        "trigger": "to_finance",
+        "source": [IR.REQUESTED, IR.AWAITING_DOCUMENTS],
+        "dest": IR.WITH_FINANCE,
+        "conditions": "documents_complete",
+    },
+    {"trigger": "attach", "source": _REQUEST_OPEN, "dest": None},
+    {"trigger": "approve", "source": IR.WITH_FINANCE, "dest": IR.APPROVED},
+    {"trigger": "reject", "source": IR.WITH_FINANCE, "dest": IR.REJECTED},
+    {"trigger": "cancel", "source": [*_REQUEST_OPEN, IR.APPROVED], "dest": IR.CANCELLED},
+    {"trigger": "invoice", "source": IR.APPROVED, "dest": IR.INVOICED},
+    {"trigger": "supersede", "source": _REQUEST_OPEN, "dest": IR.CANCELLED},
+]
+
+#: How far an invoice got with the customer (``Receivable.stage``; ``issued`` is None).
+RECEIVABLE_STAGES = ("issued", "sent", "confirmed")
+STAGE_TRANSITIONS: list[dict[str, Any]] = [
+    {"trigger": "send", "source": "issued", "dest": "sent"},
+    {"trigger": "confirm", "source": "sent", "dest": "confirmed"},
+]
+
+
 def _machine(states: list[str], initial: str, transitions: list[dict[str, Any]]) -> Machine:
     def name(s: Any) -> Any:
         # transitions names Enum states by member name; we want the stored values.
@@ -124,12 +154,17 @@ TASK_TRANSITIONS: list[dict[str, Any]] = [
 RECEIVABLE_MACHINE = _machine([s.value for s in R], R.OPEN.value, RECEIVABLE_TRANSITIONS)
 ORDER_MACHINE = _machine([s.value for s in OS], OS.SUBMITTED.value, ORDER_TRANSITIONS)
 TASK_MACHINE = _machine([s.value for s in TS], TS.OPEN.value, TASK_TRANSITIONS)
+INVOICE_REQUEST_MACHINE = _machine(
+    [s.value for s in IR], IR.REQUESTED.value, INVOICE_REQUEST_TRANSITIONS
+)
+STAGE_MACHINE = _machine(list(RECEIVABLE_STAGES), "issued", STAGE_TRANSITIONS)
 
 
 @dataclass
 class _Subject:
     state: str
     has_reductions: bool = False
+    documents_complete: bool = True
 
 
 def move(
@@ -140,12 +175,13 @@ def move(
     trigger: str,
     *,
     has_reductions: bool = False,
+    documents_complete: bool = True,
 ) -> str:
     """Apply ``trigger`` to an object in ``state``; return the state it ends in."""
     event = machine.events.get(trigger)
     if event is None:
         raise IllegalTransition(kind, object_id, str(state), trigger)
-    subject = _Subject(str(state), has_reductions)
+    subject = _Subject(str(state), has_reductions, documents_complete)
     try:
         ok = event.trigger(subject)
     except MachineError:
@@ -160,6 +196,9 @@ def allowed_triggers(machine: Machine, state: str) -> list[str]:
     return sorted(name for name, ev in machine.events.items() if str(state) in ev.transitions)
 
 
+_CONDITION_LABELS = {"has_reductions": "paid before", "documents_complete": "documents attached"}
+
+
 def mermaid(transitions: list[dict[str, Any]], initial: str) -> str:
     """A mermaid ``stateDiagram-v2`` drawn from a transition declaration."""
     lines = ["stateDiagram-v2", f"    [*] --> {initial}"]
@@ -168,7 +207,8 @@ def mermaid(transitions: list[dict[str, Any]], initial: str) -> str:
         sources = t["source"] if isinstance(t["source"], list) else [t["source"]]
         for src in sources:
             dest = src if t["dest"] is None else t["dest"]
-            label = t["trigger"] + (" [paid before]" if t.get("conditions") else "")
+            cond = t.get("conditions")
+            label = t["trigger"] + (f" [{_CONDITION_LABELS.get(cond, cond)}]" if cond else "")
             key = (str(src), str(dest), label)
             if key not in seen:
                 seen.add(key)

@@ -33,7 +33,7 @@ _RECEIVABLE_FIELDS = (
     "id customer_id contract_id payment_node_id order_id issue_date due_date amount paid "
     "credited written_off disputed_amount open_balance state dunning_level dunning_block "
     "dunning_block_reason salesperson region product_line tags promise_id closed_on "
-    "last_dunned_on risk_level"
+    "last_dunned_on risk_level invoice_request_id stage sent_on confirmed_on"
 ).split()
 _AUDIT_FIELDS = (
     "event_id event_type subject_kind subject_id actor occurred_at reason summary "
@@ -41,7 +41,8 @@ _AUDIT_FIELDS = (
 ).split()
 _EVENT_FIELDS = (
     "event_id occurred_at actor reason type number customer_id issue_date due_date amount "
-    "contract_id payment_node_id order_id salesperson region product_line tags"
+    "contract_id payment_node_id order_id salesperson region product_line tags "
+    "invoice_request_id"
 ).split()
 for _model, _fields in (
     (Receivable, _RECEIVABLE_FIELDS),
@@ -144,6 +145,7 @@ def is_plain(event: object) -> TypeGuard[InvoiceIssued]:
         and event.contract_id is None
         and event.payment_node_id is None
         and event.order_id is None
+        and event.invoice_request_id is None
     )
 
 

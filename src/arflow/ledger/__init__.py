@@ -18,14 +18,20 @@ from ._context import audit as _audit  # noqa: F401
 from ._core import Applied, Batch, Ledger
 from ._invoices import invoice_summary as _issued_summary  # noqa: F401
 from ._invoices import issued as _issued  # noqa: F401
+from ._requests import request_id
+from ._where import CHAIN, Where, where
 
 __all__ = [
+    "CHAIN",
     "LIVE_STATES",
     "UNINVOICED_ORDER_STATES",
     "Applied",
     "Batch",
     "InvoiceRequest",
     "Ledger",
+    "Where",
     "allocate_explicit",
     "allocate_oldest_first",
+    "request_id",
+    "where",
 ]

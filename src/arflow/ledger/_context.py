@@ -96,6 +96,7 @@ _TARGETS = (
     ("dispute_id", "dispute"),
     ("promise_id", "promise"),
     ("milestone_id", "milestone"),
+    ("request_id", "invoice_request"),
     ("person_id", "person"),
     ("receivable_id", "receivable"),
     ("customer_id", "customer"),

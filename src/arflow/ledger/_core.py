@@ -14,7 +14,7 @@ of cash is a pure function (:mod:`._allocation`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
@@ -33,10 +33,17 @@ from ..events import (
     CustomerUpdated,
     DisputeOpened,
     DisputeResolved,
+    DocumentAttached,
     DunningBlockChanged,
     DunningStepRecorded,
     Event,
+    InvoiceConfirmed,
     InvoiceIssued,
+    InvoiceRequestApproved,
+    InvoiceRequestCancelled,
+    InvoiceRequested,
+    InvoiceRequestRejected,
+    InvoiceSent,
     MilestoneCompleted,
     OrderApprovalRequested,
     OrderApproved,
@@ -67,7 +74,7 @@ from ..money import Money
 from ..rows import PlainInvoice, is_plain, plain_invoice, plain_rows
 from ..store import Store, StoreTx, open_store
 from ..store.base import UNAPPLIED, json_of
-from . import _disputes, _dunning, _invoices, _orders, _parties, _payments, _tasks
+from . import _disputes, _dunning, _invoices, _orders, _parties, _payments, _requests, _tasks
 from ._checks import LIVE_STATES, not_positive, zero
 from ._context import Ctx, InvoiceRequest, refusal
 from ._invoices import day_of, not_before_issue
@@ -95,21 +102,36 @@ class Ledger:
     """Applies events to a store and answers questions about the book."""
 
     def __init__(
-        self, store: Store | str = "memory://", *, apply_unapplied_cash: bool = True
+        self,
+        store: Store | str = "memory://",
+        *,
+        apply_unapplied_cash: bool = True,
+        finance_role: str = _requests.FINANCE_ROLE,
+        order_documents: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         """``apply_unapplied_cash``: when an invoice is issued, the customer's unapplied cash
         and open credit notes in its currency are applied to it at once, oldest first (what
         AR systems do with prepayments). Off, they stay unapplied until a ``CashApplied``.
-        A replay gives the same book only with the same setting."""
+        A replay gives the same book only with the same setting.
+
+        ``finance_role``: the role of the people directory whose holders approve invoice
+        requests. ``order_documents``: per order type, the documents (``delivery_note``...)
+        the invoice request of a shipped order of that type waits for (docs/workflows.md);
+        a replay needs the same."""
         self.store: Store = open_store(store)
         self.apply_unapplied_cash = apply_unapplied_cash
+        self.finance_role = finance_role
+        self.order_documents: dict[str, tuple[str, ...]] = {
+            k: tuple(v) for k, v in (order_documents or {}).items()
+        }
+        fin = finance_role
         # Plain functions (a subclass may override any of the names below with a method):
         # applying an event is this one lookup and a call.
         self._handlers: dict[type[BaseEvent], Callable[[Ctx, Any], None]] = {
             CustomerRegistered: self._customer_registered,
             CustomerUpdated: self._customer_updated,
             ContractSigned: self._contract_signed,
-            MilestoneCompleted: self._milestone_completed,
+            MilestoneCompleted: lambda ctx, e: self._milestone_completed(ctx, e, fin),
             InvoiceIssued: (
                 self._invoice_issued_applying if apply_unapplied_cash else self._invoice_issued
             ),
@@ -125,7 +147,7 @@ class Ledger:
             OrderApprovalRequested: self._order_move("request_approval"),
             OrderApproved: self._order_move("approve"),
             OrderRejected: self._order_move("reject"),
-            OrderShipped: self._order_move("ship"),
+            OrderShipped: self._order_shipped,
             DunningStepRecorded: self._dunning_step_recorded,
             DunningBlockChanged: self._dunning_block_changed,
             RiskFlagged: self._risk_flagged,
@@ -143,7 +165,21 @@ class Ledger:
             TaskCancelled: self._task_cancelled,
             TaskReassigned: self._task_reassigned,
             TaskOverdue: self._task_overdue,
+            InvoiceRequested: lambda ctx, e: _requests.invoice_requested(ctx, e, fin),
+            DocumentAttached: lambda ctx, e: _requests.document_attached(ctx, e, fin),
+            InvoiceRequestApproved: lambda ctx, e: _requests.request_approved(ctx, e, fin),
+            InvoiceRequestRejected: lambda ctx, e: _requests.request_rejected(ctx, e, fin),
+            InvoiceRequestCancelled: _requests.request_cancelled,
+            InvoiceSent: _requests.invoice_sent,
+            InvoiceConfirmed: _requests.invoice_confirmed,
         }
+        self._ship = self._order_move("ship")
+
+    def _order_shipped(self, ctx: Ctx, e: OrderShipped) -> None:
+        """The order is shipped, and asks finance for its invoice (an invoice request)."""
+        self._ship(ctx, e)
+        order = ctx.get("order", e.order_id)
+        _requests.from_order(ctx, order, e.shipped_on, self.order_documents, self.finance_role)
 
     # -- applying ---------------------------------------------------------------------------
     def apply(self, event: Event) -> Applied:

@@ -13,6 +13,7 @@ from ..lifecycle import ORDER_MACHINE, move
 from ..rows import issued_summary
 from ._checks import live, positive, same_currency, zero
 from ._context import Ctx, move_receivable, reduce
+from ._requests import check_invoice, link_invoice
 
 #: Dates by ordinal, for the bulk path (an import's due dates are a few thousand days).
 _DAYS: dict[int, date] = {}
@@ -28,8 +29,9 @@ def invoice_issued(ctx: Ctx, e: InvoiceIssued) -> None:
     positive(e.amount, f"invoice {e.number} amount")
     due = e.due_date
     salesperson = e.salesperson or customer.salesperson
+    contract: Contract | None = None
     if e.contract_id is not None:
-        contract: Contract = ctx.get("contract", e.contract_id)
+        contract = ctx.get("contract", e.contract_id)
         if contract.customer_id != e.customer_id:
             raise ValidationError(
                 f"invoice {e.number}: contract {contract.id!r} belongs to customer "
@@ -56,6 +58,7 @@ def invoice_issued(ctx: Ctx, e: InvoiceIssued) -> None:
             due = date.fromordinal(e.issue_date.toordinal() + order.payment_terms_days)
     due = due_by_terms(e, due, customer)
     r = issued(e, customer, due, salesperson)
+    request = check_invoice(ctx, e, contract)
     if order is not None:
         if order.customer_id != e.customer_id:
             raise ValidationError(
@@ -69,6 +72,7 @@ def invoice_issued(ctx: Ctx, e: InvoiceIssued) -> None:
             f"invoiced as {e.number}",
         )
     ctx.put(r, None, invoice_summary(e, due))
+    link_invoice(ctx, e, request)
 
 
 def issued(e: InvoiceIssued, customer: Customer, due: date, salesperson: str | None) -> Receivable:
@@ -93,6 +97,7 @@ def issued(e: InvoiceIssued, customer: Customer, due: date, salesperson: str | N
             "region": e.region or customer.region,
             "product_line": e.product_line,
             "tags": e.tags,
+            "invoice_request_id": e.invoice_request_id,
         }
     )
     return r

@@ -19,6 +19,7 @@ from ..events import (
     PersonUpdated,
 )
 from ._context import Ctx, InvoiceRequest
+from ._requests import FINANCE_ROLE, from_milestone
 
 
 def customer_registered(ctx: Ctx, e: CustomerRegistered) -> None:
@@ -110,8 +111,10 @@ def contract_signed(ctx: Ctx, e: ContractSigned) -> None:
         )
 
 
-def milestone_completed(ctx: Ctx, e: MilestoneCompleted) -> None:
-    """Mark a milestone done and ask for the invoices of the payment nodes it triggers."""
+def milestone_completed(ctx: Ctx, e: MilestoneCompleted, finance: str = FINANCE_ROLE) -> None:
+    """Mark a milestone done and ask for the invoices of the payment nodes it triggers: an
+    invoice request in the book per node (``_requests.from_milestone``), and the
+    ``InvoiceRequest`` notes of ``Applied`` the milestone rules read."""
     m: Milestone = ctx.get("milestone", e.milestone_id)
     if m.status == "done":
         raise ClosedItem("milestone", m.id, m.status, "MilestoneCompleted")
@@ -125,6 +128,7 @@ def milestone_completed(ctx: Ctx, e: MilestoneCompleted) -> None:
                     contract.customer_id, contract.id, node.id, m.id, contract.node_amount(node)
                 )
             )
+            from_milestone(ctx, new, contract, node, e.completed_on, finance)
 
 
 # -- people ------------------------------------------------------------------------------------

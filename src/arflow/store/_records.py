@@ -20,6 +20,7 @@ from ..domain import (
     CreditNote,
     Customer,
     Dispute,
+    InvoiceRequest,
     Milestone,
     Order,
     Payment,
@@ -81,6 +82,7 @@ KINDS: dict[str, Kind] = {
         Kind("order", Order, _cust, lambda m: str(m.state)),
         Kind("person", Person, lambda _m: None, lambda m: "active" if m.active else "inactive"),
         Kind("task", Task, _cust, lambda m: str(m.status), lambda m: m.deadline),
+        Kind("invoice_request", InvoiceRequest, _cust, lambda m: str(m.state)),
     )
 }
 KIND_OF: dict[type[BaseModel], Kind] = {k.model: k for k in KINDS.values()}

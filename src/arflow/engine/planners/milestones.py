@@ -1,11 +1,13 @@
 """Milestones: when ``MilestoneCompleted`` makes a contract's payment node invoiceable,
-an invoice request for finance (``Engine.handle``)."""
+the milestone rules' tasks for finance (``Engine.handle``). The ledger has made the
+node's invoice request in the book already (``IR-<contract>-<node>``, see
+docs/workflows.md); the decision names it, with the milestone and the contract by name."""
 
 from __future__ import annotations
 
 from ...decisions import Decision, decision_key
 from ...events import BaseEvent, MilestoneCompleted
-from ...ledger import Applied
+from ...ledger import Applied, request_id
 from .._context import Day
 from .._results import _holds
 
@@ -45,6 +47,18 @@ class MilestonePlanner:
                             "milestone": req.milestone_id,
                             "payment_node": req.payment_node_id,
                             "amount": str(req.amount),
+                            **_names(day, req.contract_id, req.milestone_id),
+                            "invoice_request": request_id(req.contract_id, req.payment_node_id),
                         },
                     )
                 )
+
+
+def _names(day: Day, contract_id: str, milestone_id: str) -> dict[str, str]:
+    """The contract's title and the milestone's name, for the people who read the task."""
+    contract = day.get("contract", contract_id)
+    milestone = day.get("milestone", milestone_id)
+    return {
+        "contract_title": contract.title or contract.id,
+        "milestone_name": milestone.name or milestone.id,
+    }

@@ -115,7 +115,7 @@ SCHEMA = sa.Table(
 
 
 #: Kinds of object added after the first version, by the step that creates their table.
-_LATER_KINDS = {"person": 7, "task": 9}
+_LATER_KINDS = {"person": 7, "task": 9, "invoice_request": 10}
 _V1 = [
     "ar_event",
     "ar_audit",
@@ -224,9 +224,15 @@ def _v9(conn: Connection) -> None:
     metadata.create_all(conn, tables=[OBJECT_TABLES["task"]], checkfirst=True)
 
 
+def _v10(conn: Connection) -> None:
+    """Invoice requests (``ar_invoice_request``): asked for, waiting for their documents,
+    with finance, approved, invoiced (docs/workflows.md)."""
+    metadata.create_all(conn, tables=[OBJECT_TABLES["invoice_request"]], checkfirst=True)
+
+
 #: Schema steps, oldest first. A new step is appended, never edited: version N of the
 #: schema is what steps 1..N made. Each runs in the transaction that records it.
-MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8, _v9]
+MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8, _v9, _v10]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
