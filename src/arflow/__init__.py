@@ -77,6 +77,7 @@ from .errors import (
     StoreUnavailable,
     TemplateError,
     TemplateLimitError,
+    UnknownDimension,
     UnknownGrade,
     UnknownObject,
     UnsupportedForDurable,
@@ -136,6 +137,7 @@ __version__ = "0.1.0"
 
 #: Public names imported on first use, and the module each comes from.
 _LAZY = {
+    "Analytics": "arflow.analytics",
     "BusinessCalendar": "arflow.calendar",
     "Decision": "arflow.decisions",
     "CreditScore": "arflow.engine",
@@ -179,6 +181,7 @@ __all__ = [
     "Allocation",
     "AllocationRequest",
     "AmountOutOfRange",
+    "Analytics",
     "Applied",
     "ArflowError",
     "AuditRecord",
@@ -283,6 +286,7 @@ __all__ = [
     "TemplateLimitError",
     "TemplateSet",
     "TemporaryFailure",
+    "UnknownDimension",
     "UnknownGrade",
     "UnknownObject",
     "UnsupportedForDurable",

@@ -15,6 +15,7 @@ pydantic, SQLAlchemy, YAML, Jinja2, a driver) is translated at the public edge w
     │   │       └── WindowError
     │   ├── ExpressionError          a rule condition that does not parse or type-check
     │   ├── UnknownGrade             a credit grade the rule pack does not define
+    │   ├── UnknownDimension         a figure filtered or grouped by a dimension not known
     │   └── RuleLoadError            a rule pack with problems (file:line each)
     ├── CurrencyMismatch
     ├── UnknownObject
@@ -66,6 +67,16 @@ class UnknownGrade(ValidationError):
     def __init__(self, grade: str, known: Sequence[str]) -> None:
         self.grade, self.known = grade, tuple(known)
         super().__init__(f"grade {grade!r} is not one of the pack's grades {', '.join(known)}")
+
+
+class UnknownDimension(ValidationError):
+    """A figure of ``arflow.analytics`` asked to filter or group by a dimension it does not
+    know (or to group by one it can only filter by)."""
+
+    def __init__(self, dimension: str, known: Sequence[str], where: str = "") -> None:
+        self.dimension, self.known = dimension, tuple(known)
+        suffix = f" ({where})" if where else ""
+        super().__init__(f"unknown dimension {dimension!r}{suffix}: use one of {', '.join(known)}")
 
 
 class CurrencyMismatch(ArflowError):

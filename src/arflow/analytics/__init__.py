@@ -3,6 +3,7 @@ watch lists and a cash forecast, each as of a date (``docs/analytics.md``)."""
 
 from __future__ import annotations
 
+from ._figures import DEFAULT_BUCKETS, RANK_METRICS, TREND_METRICS, Analytics, Rates
 from ._results import (
     DIMENSIONS,
     Aging,
@@ -24,8 +25,12 @@ from ._results import (
 )
 
 __all__ = [
+    "DEFAULT_BUCKETS",
     "DIMENSIONS",
+    "RANK_METRICS",
+    "TREND_METRICS",
     "Aging",
+    "Analytics",
     "Bucket",
     "ContractView",
     "Figure",
@@ -36,6 +41,7 @@ __all__ = [
     "NodeView",
     "RankEntry",
     "Ranking",
+    "Rates",
     "Report",
     "Trend",
     "TrendPoint",
