@@ -137,12 +137,13 @@ def test_a_v7_book_gets_its_journal_on_upgrade(store_factory: Callable[[], Store
             conn.execute(SCHEMA.insert().values(version=version))
     v7_tables = _tables(store.engine)
     assert "ar_movement" not in v7_tables and "ar_receivable" in v7_tables
-    with store.engine.begin() as conn:  # what the v7 book holds: copied row for row
-        with reference.engine.connect() as source:  # type: ignore[attr-defined]
-            for table in sorted(v7_tables - {"arflow_schema"}):
-                rows = [dict(r._mapping) for r in source.execute(sa.text(f"SELECT * FROM {table}"))]
-                if rows:
-                    conn.execute(sa.table(table, *(sa.column(c) for c in rows[0])).insert(), rows)
+    assert isinstance(reference, SqlStore)
+    # what the v7 book holds: the reference's rows of those tables, copied row for row
+    with store.engine.begin() as conn, reference.engine.connect() as source:
+        for table in sorted(v7_tables - {"arflow_schema"}):
+            rows = [dict(r._mapping) for r in source.execute(sa.text(f"SELECT * FROM {table}"))]
+            if rows:
+                conn.execute(sa.table(table, *(sa.column(c) for c in rows[0])).insert(), rows)
     upgraded = SqlStore(store.engine)
     with upgraded.engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.max(SCHEMA.c.version))).scalar() == len(MIGRATIONS)
