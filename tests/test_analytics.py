@@ -311,3 +311,13 @@ def test_currencies_are_summed_only_with_rates(store: Store) -> None:
     assert [f.currency for f in a.dso(MARCH)] == ["CNY", "USD"]
     with pytest.raises(CurrencyMismatch, match="USD"):
         a.aging(MARCH, rates=Rates("CNY", {}))
+
+
+def test_the_docs_worked_example_runs() -> None:
+    """docs/analytics.md's worked example, as written (its numbers are the ones above)."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "analytics.md").read_text("utf-8")
+    (block,) = re.findall(r"^```python\n(.*?)^```", text, re.S | re.M)
+    exec(compile(block, "docs/analytics.md", "exec"), {})
