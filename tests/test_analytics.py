@@ -276,6 +276,11 @@ def test_bad_input(store: Store) -> None:
         a.ranking("overdue", "planet", MARCH)
     with pytest.raises(ValidationError, match="metric"):
         a.ranking("happiness", "customer", MARCH)
+    with pytest.raises(ValidationError, match="where"):
+        a.aging(MARCH, where={"customer": 5})
+    with pytest.raises(ValidationError, match="where"):
+        a.aging(MARCH, where={"customer": []})
+    assert a.aging(MARCH, by="customer") == a.aging(MARCH, by=("customer",))
     with pytest.raises(ValidationError, match="buckets"):
         a.aging(MARCH, buckets=(60, 30))
     with pytest.raises(ValidationError, match="method"):

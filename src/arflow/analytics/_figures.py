@@ -159,7 +159,7 @@ class Analytics:
         increasing), then one past the last. Empty when nothing is open."""
         as_of = _check_day(as_of, "as_of")
         bands = _bands(buckets)
-        by = tuple(by)
+        by = _dims(by)
         check_dims(by, where, "aging")
         q = Query(on_to=as_of, by=by, where=where_values(where), split="due")
         out = []
@@ -258,7 +258,7 @@ class Analytics:
         start = _check_day(start, "start")
         if start > end:
             raise InvalidDates(f"the period of {name} starts ({start}) after it ends ({end})")
-        by = tuple(by)
+        by = _dims(by)
         check_dims(by, where, name)
         days = (end - start).days + 1
         found = self._inputs(start, end, by, where, rates, need)
@@ -336,7 +336,7 @@ class Analytics:
         start = _check_day(start or end - timedelta(days=DEFAULT_PERIOD_DAYS - 1), "start")
         if start > end:
             raise InvalidDates(f"the period of dso_countback starts ({start}) after it ends")
-        by = tuple(by)
+        by = _dims(by)
         check_dims(by, where, "dso_countback")
         w = where_values(where)
         ar = self._total(Query(on_to=end, by=by, where=w), rates)
@@ -706,7 +706,7 @@ class Analytics:
             d = _month_end(d + timedelta(days=1))
         points: dict[tuple[str | None, Group], dict[date, TrendPoint]] = {}
         for e in ends:
-            for f in self._month_figure(metric, e, tuple(by), where, rates):
+            for f in self._month_figure(metric, e, _dims(by), where, rates):
                 key = (f.currency, f.group)
                 points.setdefault(key, {})[e] = TrendPoint(e, f.value, f.undefined)
         target = self.dso_target if metric.startswith("dso") else None
@@ -854,6 +854,11 @@ def _band(bands: list[tuple[str, int | None, int | None]], days: int) -> int:
         if high is None or days <= high:
             return i
     return len(bands) - 1  # pragma: no cover - the last band has no upper end
+
+
+def _dims(by: Sequence[str] | str) -> tuple[str, ...]:
+    """``by`` as a tuple: one dimension may be given as a string."""
+    return (by,) if isinstance(by, str) else tuple(by)
 
 
 def _group(by: tuple[str, ...], values: tuple[str | None, ...]) -> Group:

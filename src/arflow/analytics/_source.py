@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, Literal, Protocol
 
-from ..errors import UnknownDimension
+from ..errors import UnknownDimension, ValidationError
 from ..store import Store
 from ..store.base import MOVEMENT_COLUMNS, customer_dim
 from ._results import DIMENSIONS
@@ -71,7 +71,14 @@ def where_values(where: Mapping[str, Any] | None) -> tuple[tuple[str, tuple[str 
     """``where`` as the hashable form ``Query`` takes: a value, or several."""
     out = []
     for d, v in sorted((where or {}).items()):
-        values = (v,) if v is None or isinstance(v, str) else tuple(v)
+        many = isinstance(v, Iterable) and not isinstance(v, str)
+        values = tuple(v) if many else (v,)
+        bad = [x for x in values if x is not None and not isinstance(x, str)]
+        if bad or not values:
+            raise ValidationError(
+                f"where={{{d!r}: {v!r}}}: give a value (text or None) or several, not "
+                f"{type(bad[0]).__name__ if bad else 'none at all'}"
+            )
         out.append((d, values))
     return tuple(out)
 
