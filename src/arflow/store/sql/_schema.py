@@ -135,7 +135,7 @@ MOVEMENTS = sa.Table(
     # aging and balances as of a date: due date and amount read from the index alone
     sa.Index("ix_ar_movement_due", "currency", "due_date", "on_date", "amount", "open_delta"),
     # sales, cash and write-offs of a period
-    sa.Index("ix_ar_movement_kind", "kind", "on_date", "currency", "amount"),
+    sa.Index("ix_ar_movement_kind", "kind", "on_date", "currency", "amount", "open_delta"),
     sa.Index("ix_ar_movement_customer", "customer_id"),
 )
 #: The customer dimension (``CUSTOMER_DIM_COLUMNS``), kept with each customer's object.
