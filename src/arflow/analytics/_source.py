@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Any, Literal, Protocol
 
 from ..errors import UnknownDimension, ValidationError
@@ -36,7 +36,7 @@ CUSTOMER_DIMS = {"sales_manager": "sales_manager", "team": "team", "grade": "gra
 #: Dimensions that filter but do not group (a customer has several tags).
 FILTER_ONLY = ("tag",)
 
-Split = Literal["due", "on", "late"] | None
+Split = Literal["due", "on", "late", "band"] | None
 Key = date | int | None
 #: ((currency, group values), split key) -> (amount in minor units, open count)
 Sums = dict[tuple[str, tuple[str | None, ...], Key], tuple[int, int]]
@@ -54,6 +54,19 @@ class Query:
     by: tuple[str, ...] = ()
     where: tuple[tuple[str, tuple[str | None, ...]], ...] = ()
     split: Split = None
+    #: ``split="band"``: the age bands' upper ends in days past due on ``on_to``; the key
+    #: is 0 (not yet due), i (up to ``bands[i - 1]`` days) or ``len(bands) + 1`` (beyond)
+    bands: tuple[int, ...] = ()
+
+
+def band_of(days: int, bands: tuple[int, ...]) -> int:
+    """The age band of ``days`` past due (see ``Query.bands``)."""
+    if days <= 0:
+        return 0
+    for i, high in enumerate(bands, start=1):
+        if days <= high:
+            return i
+    return len(bands) + 1
 
 
 def check_dims(by: Iterable[str], where: Mapping[str, Any] | None, what: str) -> None:
@@ -143,6 +156,8 @@ class PySource:
                 key = on
             elif q.split == "late":
                 key = 1 if on > m[8] else 0
+            elif q.split == "band":
+                key = band_of((q.on_to - m[8]).days, q.bands)
             group = tuple(value(m, d) for d in q.by)
             acc = out.setdefault((m[2], group, key), [0, 0])
             acc[0] += m[5]
@@ -211,6 +226,15 @@ class SqlSource:
             key = m.on_date
         elif q.split == "late":
             key = sa.case((m.on_date > m.due_date, 1), else_=0)
+        elif q.split == "band":
+            key = sa.case(
+                (m.due_date >= q.on_to, 0),
+                *(
+                    (m.due_date >= q.on_to - timedelta(days=high), i)
+                    for i, high in enumerate(q.bands, start=1)
+                ),
+                else_=len(q.bands) + 1,
+            )
         else:
             key = sa.literal(0)
         groups = [column(d) for d in q.by]
