@@ -151,3 +151,51 @@ def test_a_v7_book_gets_its_journal_on_upgrade(store_factory: Callable[[], Store
     got = [_figures(Analytics(upgraded), by) for by in ((), ("team", "customer"))]
     assert got == expected
     assert Analytics(upgraded).ranking("dso", "team", DAYS[2]) == ranks
+
+
+def test_cash_applied_later_and_a_reversal_are_in_the_journal(store: Store) -> None:
+    """Cash and a credit note held on account, applied later with CashApplied (a ledger
+    that does not apply them itself), then the payment reversed: each balance change is a
+    movement on its business date, and the upgrade's rebuild agrees."""
+    from arflow import CashApplied, CreditNoteIssued, InvoiceIssued, Money, PaymentReceived
+
+    from .test_analytics import AT, worked_book
+
+    worked_book(store)
+    ledger = Ledger(store, apply_unapplied_cash=False)
+    cny = Money.of(300, "CNY")
+    ledger.apply(
+        PaymentReceived(occurred_at=AT, actor="t", payment_id="P9", customer_id="C1",
+                        amount=cny, received_on=date(2026, 4, 1), allocations=())
+    )  # fmt: skip
+    ledger.apply(
+        CreditNoteIssued(occurred_at=AT, actor="t", credit_note_id="CN9", customer_id="C1",
+                         amount=cny, issued_on=date(2026, 4, 2))
+    )  # fmt: skip
+    ledger.apply(
+        InvoiceIssued(occurred_at=AT, actor="t", number="I9", customer_id="C1",
+                      issue_date=date(2026, 4, 3), due_date=date(2026, 5, 3),
+                      amount=Money.of(1000, "CNY"))
+    )  # fmt: skip
+    for kw in ({"payment_id": "P9"}, {"credit_note_id": "CN9"}):
+        ledger.apply(
+            CashApplied(occurred_at=AT, actor="t", receivable_id="I9", amount=cny,
+                        applied_on=date(2026, 4, 10), **kw)  # type: ignore[arg-type]
+        )  # fmt: skip
+    ledger.apply(
+        PaymentReversed(occurred_at=AT, actor="t", payment_id="P9", reversed_on=date(2026, 4, 20))
+    )
+    mine = [(m[3], m[4], m[5], m[6]) for m in store.movements() if m[0] == "I9"]
+    assert mine == [
+        ("invoiced", date(2026, 4, 3), 100000, 1),
+        ("paid", date(2026, 4, 10), -30000, 0),
+        ("credited", date(2026, 4, 10), -30000, 0),
+        ("reversed", date(2026, 4, 20), 30000, 0),
+    ]
+    (figure,) = Analytics(store).collection_rate(date(2026, 4, 30), start=date(2026, 4, 1))
+    assert figure.value == Decimal(0)  # 300 paid, 300 reversed: nothing collected
+    if isinstance(store, SqlStore):
+        journal = sorted(store.movements())
+        with store.engine.begin() as conn:
+            backfill_movements(conn)
+        assert sorted(store.movements()) == journal
