@@ -132,9 +132,21 @@ class Analytics:
         self.store = store
         self.source: Source = source_of(store, reference=reference)
         self.dso_target = None if dso_target_days is None else Decimal(dso_target_days)
+        #: Sums already asked, while several figures of one date are made (``headline``).
+        self._memo: dict[tuple[Query, int], Any] | None = None
 
     # -- the sums every figure is made of ---------------------------------------------------
     def _sums(self, q: Query, rates: Rates | None) -> dict[_GKey, dict[Key, tuple[Decimal, int]]]:
+        memo = self._memo
+        if memo is not None:
+            got = memo.get((q, id(rates)))
+            if got is None:
+                self._memo = None
+                try:
+                    got = memo[(q, id(rates))] = self._sums(q, rates)
+                finally:
+                    self._memo = memo
+            return got
         out: dict[_GKey, dict[Key, tuple[Decimal, int]]] = {}
         for (cur, group, key), (minor, count) in self.source.sums(q).items():
             amount = Decimal(minor).scaleb(-minor_unit(cur))
@@ -175,7 +187,13 @@ class Analytics:
         # Ungrouped, the sums by due date are few and read from an index in order; grouped,
         # the database puts each sum in its band (fewer rows to bring back).
         split: Split = "band" if by else "due"
-        q = Query(on_to=as_of, by=by, where=where_values(where), split=split, bands=highs)
+        q = Query(
+            on_to=as_of,
+            by=by,
+            where=where_values(where),
+            split=split,
+            bands=highs if split == "band" else (),
+        )
         out = []
         for (cur, group), keys in sorted(self._sums(q, rates).items(), key=_order):
             amounts = [Decimal(0)] * len(bands)
@@ -229,10 +247,12 @@ class Analytics:
         got: dict[str, dict[_GKey, Decimal]] = {}
         before = start - timedelta(days=1)
         for name in need:
+            # ungrouped, balances are summed from the sums by due date the aging reads too
+            split: Split = None if by else "due"
             if name == "ar_end":
-                got[name] = self._total(Query(on_to=end, by=by, where=w), rates)
+                got[name] = self._total(Query(on_to=end, by=by, where=w, split=split), rates)
             elif name == "ar_start":
-                got[name] = self._total(Query(on_to=before, by=by, where=w), rates)
+                got[name] = self._total(Query(on_to=before, by=by, where=w, split=split), rates)
             elif name == "overdue_end":
                 q = Query(on_to=end, by=by, where=w, split="due")
                 got[name] = self._total(q, rates, lambda k: k is not None and k < end)  # type: ignore[operator]
@@ -244,7 +264,7 @@ class Analytics:
                     "on_time": (("paid",), -1),
                     "paid": (("paid",), -1),
                 }[name]
-                split: Split = "late" if name == "on_time" else None
+                split = "late" if name == "on_time" else None
                 q = Query(on_to=end, on_from=start, kinds=kinds, by=by, where=w, split=split)
                 keep = (lambda k: k == 0) if name == "on_time" else None
                 got[name] = {g: sign * v for g, v in self._total(q, rates, keep).items()}
@@ -573,6 +593,15 @@ class Analytics:
     def headline(self, as_of: date, *, rates: Rates | None = None) -> tuple[Headline, ...]:
         """The report's cards per currency: open and overdue receivables, DSO, the
         collection rate of the month to date, CEI and the overdue rate."""
+        if self._memo is not None:
+            return self._headline(as_of, rates)
+        self._memo = {}
+        try:
+            return self._headline(as_of, rates)
+        finally:
+            self._memo = None
+
+    def _headline(self, as_of: date, rates: Rates | None) -> tuple[Headline, ...]:
         aging = {a.currency: a for a in self.aging(as_of, rates=rates)}
 
         def per(figures: tuple[Figure, ...]) -> dict[str | None, Figure]:
