@@ -139,8 +139,14 @@ MOVEMENTS = sa.Table(
     # drilling down by customer (the commonest grouping) from the index alone
     sa.Index(
         "ix_ar_movement_customer",
-        "customer_id", "currency", "due_date", "on_date", "kind", "amount", "open_delta",
-    ),  # fmt: skip
+        "customer_id",
+        "currency",
+        "due_date",
+        "on_date",
+        "kind",
+        "amount",
+        "open_delta",
+    ),
 )
 #: The customer dimension (``CUSTOMER_DIM_COLUMNS``), kept with each customer's object.
 CUSTOMER_DIM = sa.Table(
