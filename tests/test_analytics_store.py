@@ -8,6 +8,7 @@ import contextlib
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -196,6 +197,29 @@ def test_cash_applied_later_and_a_reversal_are_in_the_journal(store: Store) -> N
     assert figure.value == Decimal(0)  # 300 paid, 300 reversed: nothing collected
     if isinstance(store, SqlStore):
         journal = sorted(store.movements())
+        with store.engine.begin() as conn:
+            backfill_movements(conn)
+        assert sorted(store.movements()) == journal
+
+
+@pytest.mark.parametrize("reader_process", [False, True])
+def test_an_import_writes_the_journal(store: Store, tmp_path: Path, reader_process: bool) -> None:
+    """The importer (its bulk path, in this process or from its reader process) keeps the
+    journal as the ledger's events do: the same rows as a memory book fed the same files,
+    money conserved, and what the upgrade would rebuild."""
+    from arflow import import_files
+
+    from .test_importer import NOW, csv_files
+
+    files = csv_files(tmp_path)
+    import_files(Ledger(store), files, now=NOW, reader_process=reader_process)
+    reference = MemoryStore()
+    import_files(Ledger(reference), files, now=NOW, reader_process=False)
+    journal = sorted(store.movements())
+    assert journal == sorted(reference.movements())
+    assert {m[3] for m in journal} >= {"invoiced", "paid"}
+    _conserved(store)
+    if isinstance(store, SqlStore):
         with store.engine.begin() as conn:
             backfill_movements(conn)
         assert sorted(store.movements()) == journal
