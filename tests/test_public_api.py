@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PUBLIC_MODULES = frozenset(
     {
         "arflow",
+        "arflow.analytics",
         "arflow.testing",
         "arflow.strategies",
         "arflow.adapters",
@@ -28,7 +29,6 @@ PUBLIC_MODULES = frozenset(
         "arflow.adapters.queues",
         "arflow.adapters.chat",
         "arflow.rules",
-        "arflow.analytics",
         "arflow.report",
     }
 )

@@ -86,6 +86,7 @@ from .errors import (
     TemplateError,
     TemplateLimitError,
     TermsNotAllowed,
+    UnknownDimension,
     UnknownGrade,
     UnknownObject,
     UnsupportedForDurable,
@@ -165,6 +166,7 @@ __version__ = "0.1.0"
 
 #: Public names imported on first use, and the module each comes from.
 _LAZY = {
+    "Analytics": "arflow.analytics",
     "BusinessCalendar": "arflow.calendar",
     "Decision": "arflow.decisions",
     "CreditScore": "arflow.engine",
@@ -214,6 +216,7 @@ __all__ = [
     "Allocation",
     "AllocationRequest",
     "AmountOutOfRange",
+    "Analytics",
     "Applied",
     "ArflowError",
     "AuditRecord",
@@ -340,6 +343,7 @@ __all__ = [
     "TemplateSet",
     "TemporaryFailure",
     "TermsNotAllowed",
+    "UnknownDimension",
     "UnknownGrade",
     "UnknownObject",
     "UnsupportedForDurable",

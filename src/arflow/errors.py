@@ -15,6 +15,7 @@ pydantic, SQLAlchemy, YAML, Jinja2, a driver) is translated at the public edge w
     │   │       └── WindowError
     │   ├── ExpressionError          a rule condition that does not parse or type-check
     │   ├── UnknownGrade             a credit grade the rule pack does not define
+    │   ├── UnknownDimension         a figure filtered or grouped by a dimension not known
     │   ├── RuleLoadError            a rule pack with problems (file:line each)
     │   └── MilestoneNotDone         an invoice for a payment node before its milestone
     ├── CurrencyMismatch
@@ -83,6 +84,16 @@ class TermsNotAllowed(ValidationError):
             f"({allowed} days), and the pack names no approval tier for longer terms "
             "(settings.terms_tier)"
         )
+
+
+class UnknownDimension(ValidationError):
+    """A figure of ``arflow.analytics`` asked to filter or group by a dimension it does not
+    know (or to group by one it can only filter by)."""
+
+    def __init__(self, dimension: str, known: Sequence[str], where: str = "") -> None:
+        self.dimension, self.known = dimension, tuple(known)
+        suffix = f" ({where})" if where else ""
+        super().__init__(f"unknown dimension {dimension!r}{suffix}: use one of {', '.join(known)}")
 
 
 class CurrencyMismatch(ArflowError):

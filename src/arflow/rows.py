@@ -26,7 +26,7 @@ from pydantic import TypeAdapter
 
 from .domain import AuditRecord, Receivable
 from .events import InvoiceIssued
-from .money import Money
+from .money import Money, minor_unit
 from .summary import plain_summary_text
 
 _RECEIVABLE_FIELDS = (
@@ -135,6 +135,9 @@ class PlainInvoice(NamedTuple):
     #: it up to the salesperson, and after the region
     audit: tuple[str, str]  #: the audit record's JSON before and after its summary
     summary: str  #: the receivable's summary column (``plain_summary_text``)
+    currency: str = ""  #: the amount's currency
+    minor: int = 0  #: the amount in the currency's minor units (the movement journal)
+    product_line: str | None = None
 
 
 def is_plain(event: object) -> TypeGuard[InvoiceIssued]:
@@ -195,6 +198,9 @@ def plain_invoice(e: InvoiceIssued) -> PlainInvoice:
             f',"after_state":"open","after_balance":{amount}}}',
         ),
         plain_summary_text(e.amount.currency, e.issue_date, e.amount.amount),
+        e.amount.currency,
+        int(e.amount.amount.scaleb(minor_unit(e.amount.currency))),
+        e.product_line,
     )
 
 

@@ -3,6 +3,7 @@ watch lists and a cash forecast, each as of a date (``docs/analytics.md``)."""
 
 from __future__ import annotations
 
+from ._figures import DEFAULT_BUCKETS, RANK_METRICS, TREND_METRICS, Analytics, Rates
 from ._forecast import forecast, forecasts, lateness_days
 from ._results import (
     DIMENSIONS,
@@ -26,8 +27,12 @@ from ._results import (
 from ._views import contract_view, falling_due, high_risk, next_action, project_view
 
 __all__ = [
+    "DEFAULT_BUCKETS",
     "DIMENSIONS",
+    "RANK_METRICS",
+    "TREND_METRICS",
     "Aging",
+    "Analytics",
     "Bucket",
     "ContractView",
     "Figure",
@@ -38,6 +43,7 @@ __all__ = [
     "NodeView",
     "RankEntry",
     "Ranking",
+    "Rates",
     "Report",
     "Trend",
     "TrendPoint",

@@ -4,7 +4,7 @@ their audit records) and the receivable changes several event families make."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date
 from typing import Any
 
 from pydantic import BaseModel
@@ -15,7 +15,7 @@ from ..events import BaseEvent
 from ..lifecycle import RECEIVABLE_MACHINE, move
 from ..money import Money, total
 from ..store import StoreTx
-from ..store.base import KINDS, kind_of
+from ..store.base import BUSINESS_DATE, KINDS, kind_of, movements_of
 from ._allocation import check_reduction
 from ._checks import R
 
@@ -48,15 +48,37 @@ class Ctx:
             raise UnknownObject(kind, object_id)
         return obj
 
+    def _project(self, r: Receivable) -> str | None:
+        if r.contract_id is None:
+            return None
+        c = self.tx.get("contract", r.contract_id)
+        project: str | None = None if c is None else c.project_id
+        return project
+
     def absent(self, kind: str, object_id: str) -> None:
         if self.tx.get(kind, object_id) is not None:
             raise DuplicateObject(kind, object_id)
 
     def put(self, new: BaseModel, old: BaseModel | None = None, summary: str = "") -> None:
         self.tx.put(new)
+        if isinstance(new, Receivable) and (old is None or isinstance(old, Receivable)):
+            self.tx.add_movements(
+                movements_of(new, old, business_day(self.event), self._project(new))
+            )
         rec = audit(self.event, new, old, summary)
         self.tx.add_audit(rec)
         self.audits.append(rec)
+
+
+def business_day(e: BaseEvent) -> date:
+    """The day an event happened in the book (a payment's ``received_on``; see
+    ``BUSINESS_DATE``), else the day of its ``occurred_at`` in UTC."""
+    field = BUSINESS_DATE.get(type(e).__name__)
+    if field is not None:
+        on = getattr(e, field, None)
+        if isinstance(on, date):
+            return on
+    return e.occurred_at.astimezone(UTC).date()
 
 
 # ``Model.__pydantic_validator__.validate_python(fields)`` is ``Model(**fields)``, validated

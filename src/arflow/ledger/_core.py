@@ -327,6 +327,16 @@ class Ledger:
             p, day, p.salesperson or customer.salesperson, p.region or customer.region
         )
         tx.put_row("receivable", p.number, p.customer_id, "open", day, data, p.summary)
+        issued = day_of(p.issued)
+        tx.add_movements(
+            (
+                (
+                    p.number, p.customer_id, p.currency, "invoiced", issued, p.minor, 1, issued,
+                    day, p.salesperson or customer.salesperson, p.region or customer.region,
+                    p.product_line, None, None,
+                ),
+            )
+        )  # fmt: skip
         tx.add_audit_row(("receivable", p.number, p.event_id, audit))
         tx.add_event(p.event_id, "InvoiceIssued", p.body)
         return True

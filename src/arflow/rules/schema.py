@@ -492,6 +492,12 @@ class Settings(_Spec):
         description="after downtime: send only the latest due step (default), all, or none",
     )
     promise_grace_days: int = Field(default=3, ge=0, le=60, strict=True)
+    dso_target_days: Decimal | None = Field(
+        default=None,
+        ge=0,
+        le=3650,
+        description="the DSO the company aims at: shown beside DSO figures and trends",
+    )
     min_balance: Decimal = Field(
         default=Decimal(0),
         ge=0,

@@ -23,6 +23,7 @@ from ._records import (
     KINDS,
     AuditRow,
     DecisionRecord,
+    Movement,
     ObjectRow,
     OutboxRecord,
     RunRecord,
@@ -46,6 +47,8 @@ class _Layer:
     new: set[tuple[str, str]] = field(default_factory=set)
     #: New objects staged as their stored row, not as models (``BufferedTx.put_row``).
     rows: dict[tuple[str, str], ObjectRow] = field(default_factory=dict)
+    #: Movements of receivables' balances (``add_movements``), in the order made.
+    movements: list[Movement] = field(default_factory=list)
 
     def put(self, obj: BaseModel) -> None:
         k = kind_of(obj)
@@ -66,6 +69,7 @@ class _Layer:
         self.audits.extend(other.audits)
         self.decisions.update(other.decisions)
         self.runs.extend(other.runs)
+        self.movements.extend(other.movements)
         for k, rec in other.outbox.items():
             self.outbox.setdefault(k, rec)
 
@@ -93,7 +97,7 @@ class BufferedTx:
         self._staged = _Layer()
         self._in_event = False
         self._undo: list[tuple[Any, ...]] = []
-        self._marks = (0, 0, 0, 0)
+        self._marks = (0, 0, 0, 0, 0)
         # The backend's version of keys read in this transaction (None: it has none). An
         # entry goes as soon as the transaction writes the key (the backend's version is
         # then about to change), so it always tells what the backend holds.
@@ -370,6 +374,11 @@ class BufferedTx:
     def add_run(self, record: RunRecord) -> None:
         self._target().runs.append(record)
 
+    def add_movements(self, movements: Iterable[Movement]) -> None:
+        """Stage movements of receivables' balances (the journal ``arflow.analytics``
+        sums), written with the objects whose change they record."""
+        self._target().movements.extend(movements)
+
     def add_outbox(self, record: OutboxRecord) -> None:
         """Queue an action for delivery, in this transaction; a key already queued (here
         or in the store) is left as it is."""
@@ -379,7 +388,13 @@ class BufferedTx:
         st = self._staged
         self._in_event = True
         self._undo = []
-        self._marks = (len(st.events), len(st.audits), len(st.runs), len(st.outbox))
+        self._marks = (
+            len(st.events),
+            len(st.audits),
+            len(st.runs),
+            len(st.outbox),
+            len(st.movements),
+        )
 
     def commit_event(self) -> None:
         self._in_event = False
@@ -408,7 +423,8 @@ class BufferedTx:
                     st.new.discard(key)
                 if added is not None:
                     st.by_customer[added].discard(key[1])
-        events, audits, runs, outbox = self._marks
+        events, audits, runs, outbox, movements = self._marks
+        del st.movements[movements:]
         del st.events[events:]
         del st.audits[audits:]
         del st.runs[runs:]
@@ -427,7 +443,10 @@ class BufferedTx:
                 AuditRecord.model_validate_json(a[3]) if isinstance(a, tuple) else a
                 for a in st.audits
             ]
-        if st.objects or st.rows or st.events or st.audits or st.decisions or st.runs or st.outbox:
+        if (
+            st.objects or st.rows or st.events or st.audits or st.decisions or st.runs
+            or st.outbox or st.movements
+        ):  # fmt: skip
             self._write(self._staged)
             self._staged = _Layer()
             self._found = {}

@@ -232,3 +232,131 @@ class StagedRows:
     inserts: dict[str, list[tuple[Any, ...]]] = field(default_factory=dict)
     upserts: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     runs: list[dict[str, Any]] = field(default_factory=list)
+
+
+# -- the receivable movement journal (what arflow.analytics sums) ------------------------------
+#: The columns of a movement: one change of one receivable's open balance. ``amount`` is
+#: in the currency's minor units (an exact integer: cents for CNY), positive when the
+#: balance grows (invoiced, payment reversed) and negative when it shrinks (paid, credited,
+#: written off); ``open_delta`` is +1 when the movement opens the receivable (its balance
+#: leaves zero), -1 when it closes it (the balance reaches zero), else 0, so that the sum of
+#: ``open_delta`` up to a date counts the receivables open on that date. The rest are the
+#: receivable's dimensions, copied so that figures group by them without a join.
+MOVEMENT_COLUMNS = (
+    "receivable_id",
+    "customer_id",
+    "currency",
+    "kind",
+    "on_date",
+    "amount",
+    "open_delta",
+    "issue_date",
+    "due_date",
+    "salesperson",
+    "region",
+    "product_line",
+    "contract_id",
+    "project_id",
+)
+#: One movement, in ``MOVEMENT_COLUMNS`` order (dates as ``date``).
+Movement = tuple[
+    str, str, str, str, date, int, int, date, date, str | None, str | None, str | None,
+    str | None, str | None,
+]  # fmt: skip
+#: The kinds of movement, by sign: + invoiced, reversed (a payment undone), adjusted (the
+#: amount changed); - paid, credited, written_off.
+MOVEMENT_KINDS = ("invoiced", "paid", "reversed", "credited", "written_off", "adjusted")
+#: The business date of an event that changes balances: the field that holds it, by event
+#: type (other events: the day of ``occurred_at``, in UTC).
+BUSINESS_DATE = {
+    "InvoiceIssued": "issue_date",
+    "PaymentReceived": "received_on",
+    "PaymentReversed": "reversed_on",
+    "CreditNoteIssued": "issued_on",
+    "CashApplied": "applied_on",
+    "WrittenOff": "written_off_on",
+    "RefundIssued": "refunded_on",
+    "DisputeOpened": "opened_on",
+    "DisputeResolved": "resolved_on",
+}
+#: The customer dimension: what figures group customers by (``ar_customer_dim``).
+CUSTOMER_DIM_COLUMNS = (
+    "id", "name", "grade", "salesperson", "sales_manager", "team", "region", "tags",
+)  # fmt: skip
+#: A customer's team is its first tag ``team:<name>`` (the model has no team field).
+TEAM_TAG = "team:"
+
+
+def customer_dim(c: Customer) -> tuple[Any, ...]:
+    """A customer's row of the customer dimension, in ``CUSTOMER_DIM_COLUMNS`` order; its
+    tags as ``|a|b|`` (a tag filter is one LIKE)."""
+    team = next((t[len(TEAM_TAG) :] for t in c.tags if t.startswith(TEAM_TAG)), None)
+    tags = "|" + "|".join(c.tags) + "|" if c.tags else ""
+    return (
+        c.id, c.name, c.credit.grade, c.salesperson, c.sales_manager, team, c.region, tags,
+    )  # fmt: skip
+
+
+def minor_units(m: Any) -> int:
+    """``m`` (a Money) in its currency's minor units, exactly."""
+    from ..money import minor_unit
+
+    return int(m.amount.scaleb(minor_unit(m.currency)))
+
+
+def movements_of(
+    new: Receivable, old: Receivable | None, on: date, project_id: str | None
+) -> list[Movement]:
+    """The movements of ``old`` becoming ``new`` (None: issued) on ``on``: one per field
+    of the balance that changed (amount, paid, credited, written off)."""
+    changes: list[tuple[str, int]] = []
+    if old is None:
+        if new.amount:
+            changes.append(("invoiced", minor_units(new.amount)))
+        before_open = False
+        deltas = (
+            ("paid", minor_units(new.paid)),
+            ("credited", minor_units(new.credited)),
+            ("written_off", minor_units(new.written_off)),
+        )
+    else:
+        before_open = bool(old.open_balance)
+        grew = minor_units(new.amount) - minor_units(old.amount)
+        if grew:
+            changes.append(("adjusted", grew))
+        deltas = (
+            ("paid", minor_units(new.paid) - minor_units(old.paid)),
+            ("credited", minor_units(new.credited) - minor_units(old.credited)),
+            ("written_off", minor_units(new.written_off) - minor_units(old.written_off)),
+        )
+    for kind, d in deltas:
+        if d > 0:
+            changes.append((kind, -d))
+        elif d < 0:
+            changes.append(("reversed" if kind == "paid" else "adjusted", -d))
+    if not changes:
+        return []
+    after_open = bool(new.open_balance)
+    opened = (1 if after_open else 0) - (1 if before_open else 0)
+    out: list[Movement] = []
+    last = len(changes) - 1
+    for i, (kind, amount) in enumerate(changes):
+        out.append(
+            (
+                new.id,
+                new.customer_id,
+                new.currency,
+                kind,
+                on,
+                amount,
+                opened if i == last else 0,
+                new.issue_date,
+                new.due_date,
+                new.salesperson,
+                new.region,
+                new.product_line,
+                new.contract_id,
+                project_id,
+            )
+        )
+    return out

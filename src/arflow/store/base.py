@@ -21,14 +21,20 @@ from ..domain import AuditRecord
 from ..summary import ReceivableSummary
 from ._buffered import _NOTHING, BufferedTx, _Layer
 from ._records import (
+    BUSINESS_DATE,
+    CUSTOMER_DIM_COLUMNS,
     KIND_OF,
     KINDS,
+    MOVEMENT_COLUMNS,
+    MOVEMENT_KINDS,
     OUTBOX_STATUSES,
+    TEAM_TAG,
     UNAPPLIED,
     AuditRow,
     DecisionRecord,
     Kind,
     M,
+    Movement,
     ObjectRow,
     OutboxRecord,
     RunRecord,
@@ -36,18 +42,26 @@ from ._records import (
     StagedRows,
     claimable,
     claimed,
+    customer_dim,
     holds,
     json_of,
     kind_of,
+    minor_units,
+    movements_of,
     new_claim,
     retried,
     settled,
 )
 
 __all__ = [
+    "BUSINESS_DATE",
+    "CUSTOMER_DIM_COLUMNS",
     "KINDS",
     "KIND_OF",
+    "MOVEMENT_COLUMNS",
+    "MOVEMENT_KINDS",
     "OUTBOX_STATUSES",
+    "TEAM_TAG",
     "UNAPPLIED",
     "_NOTHING",
     "AuditRow",
@@ -56,6 +70,7 @@ __all__ = [
     "DecisionRecord",
     "Kind",
     "M",
+    "Movement",
     "ObjectRow",
     "OutboxRecord",
     "RunRecord",
@@ -66,10 +81,13 @@ __all__ = [
     "_Layer",
     "claimable",
     "claimed",
+    "customer_dim",
     "dump_book",
     "holds",
     "json_of",
     "kind_of",
+    "minor_units",
+    "movements_of",
     "new_claim",
     "retried",
     "settled",
@@ -112,6 +130,11 @@ class StoreTx(Protocol):
 
     def add_decision(self, record: DecisionRecord) -> None: ...
     def add_run(self, record: RunRecord) -> None: ...
+    def add_movements(self, movements: Iterable[Movement]) -> None:
+        """Stage movements of receivables' balances (``arflow.analytics``' journal), in the
+        transaction that changes the receivables."""
+        ...
+
     def add_outbox(self, record: OutboxRecord) -> None: ...
 
     # -- bulk work: speed-ups the ledger and the engine call on every store ------------------
@@ -274,6 +297,11 @@ class Store(Protocol):
 
     def forget_parsed(self) -> None:
         """Within ``parse_once``: drop the objects kept so far (a no-op elsewhere)."""
+        ...
+
+    def movements(self) -> Iterator[Movement]:
+        """The journal of receivables' balance movements, in the order written (the
+        reference the figures' SQL is checked against)."""
         ...
 
     def shared_url(self) -> str | None:

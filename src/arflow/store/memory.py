@@ -20,6 +20,7 @@ from .base import (
     OUTBOX_STATUSES,
     BufferedTx,
     DecisionRecord,
+    Movement,
     OutboxRecord,
     RunRecord,
     Settle,
@@ -80,6 +81,7 @@ class MemoryStore:
         self._decisions: dict[str, DecisionRecord] = {}
         self._runs: list[RunRecord] = []
         self._outbox: dict[str, OutboxRecord] = {}
+        self._movements: list[Movement] = []
         self._lock = threading.RLock()
 
     @contextmanager
@@ -97,6 +99,9 @@ class MemoryStore:
 
     def forget_parsed(self) -> None:
         """Nothing parsed, nothing to drop (see ``parse_once``)."""
+
+    def movements(self) -> Iterator[Movement]:
+        return iter(list(self._movements))
 
     def shared_url(self) -> str | None:
         """None: no other process can open a book held in this one's memory."""
@@ -118,6 +123,7 @@ class MemoryStore:
             self._audit.append(rec)
         self._decisions.update(layer.decisions)
         self._runs.extend(layer.runs)
+        self._movements.extend(layer.movements)
         for k, item in layer.outbox.items():
             self._outbox.setdefault(k, item)
 

@@ -12,9 +12,11 @@ from ..base import StagedRows
 from ._driver import _SUMMARY_COLUMNS, _Models
 from ._schema import (
     AUDIT,
+    CUSTOMER_DIM,
     DECISIONS,
     EVENTS,
     MIGRATIONS,
+    MOVEMENTS,
     OBJECT_TABLES,
     OUTBOX,
     RUNS,
@@ -30,9 +32,11 @@ from ._tx import _SqlTx
 __all__ = [
     "AUDIT",
     "BULK_CACHE_KIB",
+    "CUSTOMER_DIM",
     "DECISIONS",
     "EVENTS",
     "MIGRATIONS",
+    "MOVEMENTS",
     "OBJECT_TABLES",
     "OUTBOX",
     "RUNS",

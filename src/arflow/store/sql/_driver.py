@@ -15,7 +15,7 @@ from sqlalchemy.engine import Connection, Dialect
 
 from ...errors import StoreError
 from ...summary import summary_text
-from ..base import KINDS, OutboxRecord, json_of
+from ..base import KINDS, MOVEMENT_COLUMNS, OutboxRecord, json_of
 from ._schema import DECISIONS, EVENTS, OBJECT_TABLES, metadata
 
 
@@ -122,7 +122,11 @@ def _columns(kind: str) -> tuple[str, ...]:
 
 _EVENT_COLUMNS = ("event_id", "event_type", "body")
 _AUDIT_COLUMNS = ("subject_kind", "subject_id", "event_id", "body")
-_TABLE_COLUMNS = {"ar_event": _EVENT_COLUMNS, "ar_audit": _AUDIT_COLUMNS}
+_TABLE_COLUMNS = {
+    "ar_event": _EVENT_COLUMNS,
+    "ar_audit": _AUDIT_COLUMNS,
+    "ar_movement": MOVEMENT_COLUMNS,
+}
 
 
 @contextmanager
@@ -253,7 +257,7 @@ def _upsert(dialect: str, kind: str) -> Any:
             index_elements=[DECISIONS.c.key],
             set_={"status": stmt.excluded.status, "body": stmt.excluded.body},
         )
-    t = OBJECT_TABLES[kind]
+    t = metadata.tables[f"ar_{kind}"]  # an object's table, or the customer dimension
     stmt = insert(t)
     return stmt.on_conflict_do_update(
         index_elements=[t.c.id],

@@ -10,11 +10,13 @@ writer.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, date, datetime
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from ...errors import StoreError
+from ...money import Money
 from ..base import KINDS
 from ._errors import _Edge
 
@@ -106,6 +108,58 @@ OUTBOX = sa.Table(
     sa.Column("body", sa.Text, nullable=False),
     sa.Column("claim", sa.String(40), nullable=True),
     sa.Index("ix_ar_outbox_status_next", "status", "next_at"),
+)
+#: The receivable movement journal (``MOVEMENT_COLUMNS``): one row per change of a
+#: receivable's open balance, with the receivable's dimensions, so that every figure of
+#: ``arflow.analytics`` is a GROUP BY over indexed columns. ``amount`` is an exact integer of
+#: the currency's minor units: SQLite's SUM of 64-bit integers is exact up to 2**63 - 1
+#: minor units (about 9.2e16 of a two-decimal currency) and raises beyond, never rounds.
+MOVEMENTS = sa.Table(
+    "ar_movement",
+    metadata,
+    sa.Column("seq", _BigInt, primary_key=True, autoincrement=True),
+    sa.Column("receivable_id", sa.String(200), nullable=False),
+    sa.Column("customer_id", sa.String(200), nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("kind", sa.String(20), nullable=False),
+    sa.Column("on_date", sa.Date, nullable=False),
+    sa.Column("amount", sa.BigInteger, nullable=False),
+    sa.Column("open_delta", sa.SmallInteger, nullable=False),
+    sa.Column("issue_date", sa.Date, nullable=False),
+    sa.Column("due_date", sa.Date, nullable=False),
+    sa.Column("salesperson", sa.String(200), nullable=True),
+    sa.Column("region", sa.String(200), nullable=True),
+    sa.Column("product_line", sa.String(200), nullable=True),
+    sa.Column("contract_id", sa.String(200), nullable=True),
+    sa.Column("project_id", sa.String(200), nullable=True),
+    # aging and balances as of a date: due date and amount read from the index alone
+    sa.Index("ix_ar_movement_due", "currency", "due_date", "on_date", "amount", "open_delta"),
+    # sales, cash and write-offs of a period
+    sa.Index("ix_ar_movement_kind", "kind", "on_date", "currency", "amount", "open_delta"),
+    # drilling down by customer (the commonest grouping) from the index alone
+    sa.Index(
+        "ix_ar_movement_customer",
+        "customer_id",
+        "currency",
+        "due_date",
+        "on_date",
+        "kind",
+        "amount",
+        "open_delta",
+    ),
+)
+#: The customer dimension (``CUSTOMER_DIM_COLUMNS``), kept with each customer's object.
+CUSTOMER_DIM = sa.Table(
+    "ar_customer_dim",
+    metadata,
+    sa.Column("id", sa.String(200), primary_key=True),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("grade", sa.String(40), nullable=True),
+    sa.Column("salesperson", sa.String(200), nullable=True),
+    sa.Column("sales_manager", sa.String(200), nullable=True),
+    sa.Column("team", sa.String(200), nullable=True),
+    sa.Column("region", sa.String(200), nullable=True),
+    sa.Column("tags", sa.Text, nullable=False),
 )
 SCHEMA = sa.Table(
     "arflow_schema",
@@ -230,9 +284,127 @@ def _v10(conn: Connection) -> None:
     metadata.create_all(conn, tables=[OBJECT_TABLES["invoice_request"]], checkfirst=True)
 
 
+def _v11(conn: Connection) -> None:
+    """The receivable movement journal and the customer dimension (``arflow.analytics``),
+    filled in from the book already stored (see :func:`backfill_movements`)."""
+    metadata.create_all(conn, tables=[MOVEMENTS, CUSTOMER_DIM], checkfirst=True)
+    backfill_movements(conn)
+
+
+def backfill_movements(conn: Connection) -> None:
+    """Rebuild the journal from the audit trail: each audit record of a receivable holds its
+    open balance before and after an event, and the event's business date is in the log.
+    The kind of a reduction comes from the event (and the audit summary, for credit applied
+    as an invoice is issued); the dimensions from the receivable as stored. The rows are
+    those the ledger writes as it applies the same events (a test compares the two)."""
+    import json
+
+    from ...domain import Contract, Customer, Receivable
+    from ..base import BUSINESS_DATE, customer_dim, minor_units
+
+    conn.execute(MOVEMENTS.delete())
+    conn.execute(CUSTOMER_DIM.delete())
+    dims = [
+        dict(zip(CUSTOMER_DIM.c.keys(), customer_dim(Customer.model_validate_json(d)), strict=True))
+        for (d,) in conn.execute(sa.select(OBJECT_TABLES["customer"].c.data))
+    ]
+    if dims:
+        conn.execute(CUSTOMER_DIM.insert(), dims)
+    projects = {
+        c.id: c.project_id
+        for c in (
+            Contract.model_validate_json(d)
+            for (d,) in conn.execute(sa.select(OBJECT_TABLES["contract"].c.data))
+        )
+    }
+    receivables = {
+        r.id: r
+        for r in (
+            Receivable.model_validate_json(d)
+            for (d,) in conn.execute(sa.select(OBJECT_TABLES["receivable"].c.data))
+        )
+    }
+    rows: list[dict[str, object]] = []
+    q = (
+        sa.select(AUDIT.c.body, EVENTS.c.event_type, EVENTS.c.body)
+        .join(EVENTS, EVENTS.c.event_id == AUDIT.c.event_id)
+        .where(AUDIT.c.subject_kind == "receivable")
+        .order_by(AUDIT.c.seq)
+    )
+    for audit_body, event_type, event_body in conn.execute(q):
+        a = json.loads(audit_body)
+        r = receivables.get(a["subject_id"])
+        if r is None:
+            continue
+        after = a.get("after_balance")
+        before = a.get("before_balance")
+        after_minor = 0 if after is None else minor_units(_money(after))
+        before_minor = 0 if before is None else minor_units(_money(before))
+        amount = after_minor - before_minor
+        if not amount and before is not None:
+            continue
+        if before is None:
+            kind = "invoiced"
+        elif amount > 0:
+            kind = "reversed" if event_type == "PaymentReversed" else "adjusted"
+        elif event_type == "WrittenOff":
+            kind = "written_off"
+        elif event_type == "CreditNoteIssued" or a.get("summary", "").startswith("credited"):
+            kind = "credited"
+        else:
+            kind = "paid"
+        event = json.loads(event_body)
+        field = BUSINESS_DATE.get(event_type)
+        on = (
+            date.fromisoformat(event[field])
+            if field and field in event
+            else datetime.fromisoformat(event["occurred_at"]).astimezone(UTC).date()
+        )
+        opened = (1 if after_minor else 0) - (1 if before_minor else 0)
+        rows.append(
+            {
+                "receivable_id": r.id,
+                "customer_id": r.customer_id,
+                "currency": r.currency,
+                "kind": kind,
+                "on_date": on,
+                "amount": amount,
+                "open_delta": opened,
+                "issue_date": r.issue_date,
+                "due_date": r.due_date,
+                "salesperson": r.salesperson,
+                "region": r.region,
+                "product_line": r.product_line,
+                "contract_id": r.contract_id,
+                "project_id": projects.get(r.contract_id) if r.contract_id else None,
+            }
+        )
+        if len(rows) >= 10_000:
+            conn.execute(MOVEMENTS.insert(), rows)
+            rows = []
+    if rows:
+        conn.execute(MOVEMENTS.insert(), rows)
+
+
+def _money(data: dict[str, str]) -> Money:
+    return Money.of(data["amount"], data["currency"])
+
+
 #: Schema steps, oldest first. A new step is appended, never edited: version N of the
 #: schema is what steps 1..N made. Each runs in the transaction that records it.
-MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8, _v9, _v10]
+MIGRATIONS: list[Callable[[Connection], None]] = [
+    _v1,
+    _v2,
+    _v3,
+    _v4,
+    _v5,
+    _v6,
+    _v7,
+    _v8,
+    _v9,
+    _v10,
+    _v11,
+]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -22,7 +22,7 @@ from sqlalchemy.engine import Engine
 from ...domain import AuditRecord
 from ...errors import StoreError
 from ...summary import ReceivableSummary, summary_from_json, summary_from_text
-from ..base import KINDS, DecisionRecord, RunRecord
+from ..base import KINDS, MOVEMENT_COLUMNS, DecisionRecord, Movement, RunRecord
 from ._driver import (
     _DUE_BATCH,
     _IN_BATCH,
@@ -36,7 +36,7 @@ from ._driver import (
 )
 from ._errors import _Edge, translated
 from ._outbox import _SqlOutbox
-from ._schema import AUDIT, DECISIONS, EVENTS, OBJECT_TABLES, RUNS, _lock, migrate
+from ._schema import AUDIT, DECISIONS, EVENTS, MOVEMENTS, OBJECT_TABLES, RUNS, _lock, migrate
 from ._sqlite import _Checkpoints, _sqlite_setup
 from ._tx import _SqlTx
 
@@ -212,6 +212,16 @@ class SqlStore(_SqlOutbox):
             )
             for t, body in result:
                 yield str(t), str(body)
+
+    @translated("reading the movement journal")
+    def movements(self) -> Iterator[Movement]:
+        cols = [MOVEMENTS.c[n] for n in MOVEMENT_COLUMNS]
+        with self._read() as conn:
+            result = conn.execution_options(yield_per=5000).execute(
+                sa.select(*cols).order_by(MOVEMENTS.c.seq)
+            )
+            for row in result:
+                yield tuple(row)
 
     @translated("counting events")
     def event_count(self) -> int:

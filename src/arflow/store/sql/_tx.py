@@ -11,7 +11,15 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ...errors import StoreError
-from ..base import KINDS, BufferedTx, StagedRows, _Layer, json_of
+from ..base import (
+    CUSTOMER_DIM_COLUMNS,
+    KINDS,
+    BufferedTx,
+    StagedRows,
+    _Layer,
+    customer_dim,
+    json_of,
+)
 from ._driver import (
     _DUE_KEYS,
     _FIND,
@@ -161,8 +169,12 @@ class _SqlTx(BufferedTx):
         new = layer.new
         rows = StagedRows()
         day = _day_param(self._conn.dialect.name)
+        dims = []
         for key, obj in layer.objects.items():
             kind = key[0]
+            if kind == "customer":
+                dim = customer_dim(obj)  # type: ignore[arg-type]
+                dims.append(dict(zip(CUSTOMER_DIM_COLUMNS, dim, strict=True)))
             values = _object_values(kind, obj, day)
             if key in new:
                 rows.inserts.setdefault(f"ar_{kind}", []).append(values)
@@ -173,6 +185,13 @@ class _SqlTx(BufferedTx):
         for (kind, oid), (cust, state, due, data, summary) in layer.rows.items():
             values = (oid, cust, state, None if due is None else day(due), data, summary)
             rows.inserts.setdefault(f"ar_{kind}", []).append(values[: len(_columns(kind))])
+        if dims:
+            rows.upserts["customer_dim"] = dims
+        if layer.movements:
+            rows.inserts["ar_movement"] = [
+                (*m[:4], day(m[4]), m[5], m[6], day(m[7]), day(m[8]), *m[9:])
+                for m in layer.movements
+            ]
         if layer.events:
             rows.inserts["ar_event"] = list(layer.events)
         if layer.decisions:

@@ -1,0 +1,303 @@
+"""Where the figures' sums come from: one question (:class:`Query`), two answers.
+
+Every figure of :mod:`arflow.analytics` is arithmetic over a few sums of the receivable
+movement journal (``MOVEMENT_COLUMNS``): the movements up to a date (or within a period),
+of some kinds, filtered and grouped by dimensions, and split by one more key (the due
+date, the business date, whether the movement came after the due date). :class:`SqlSource`
+asks the database for those sums with one ``GROUP BY`` over indexed columns;
+:class:`PySource` computes them in Python from ``Store.movements()`` and is the reference
+the SQL is tested against (and what the memory store uses).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any, Literal, Protocol
+
+from ..errors import UnknownDimension, ValidationError
+from ..store import Store
+from ..store.base import MOVEMENT_COLUMNS, customer_dim
+from ._results import DIMENSIONS
+
+#: Dimensions read from the movement itself (the receivable's), by column.
+MOVEMENT_DIMS = {
+    "customer": "customer_id",
+    "salesperson": "salesperson",
+    "region": "region",
+    "currency": "currency",
+    "product_line": "product_line",
+    "project": "project_id",
+    "contract": "contract_id",
+}
+#: Dimensions read from the customer dimension, by column.
+CUSTOMER_DIMS = {"sales_manager": "sales_manager", "team": "team", "grade": "grade"}
+#: Dimensions that filter but do not group (a customer has several tags).
+FILTER_ONLY = ("tag",)
+
+Split = Literal["due", "on", "late", "band"] | None
+Key = date | int | None
+#: ((currency, group values), split key) -> (amount in minor units, open count)
+Sums = dict[tuple[str, tuple[str | None, ...], Key], tuple[int, int]]
+
+
+@dataclass(frozen=True)
+class Query:
+    """Movements with ``on_from <= on_date <= on_to`` (``on_from`` None: from the start),
+    of ``kinds`` (None: all), matching ``where`` (dimension -> values; None among them
+    matches a missing value), summed per currency, ``by`` and ``split``."""
+
+    on_to: date
+    on_from: date | None = None
+    kinds: tuple[str, ...] | None = None
+    by: tuple[str, ...] = ()
+    where: tuple[tuple[str, tuple[str | None, ...]], ...] = ()
+    split: Split = None
+    #: ``split="band"``: the age bands' upper ends in days past due on ``on_to``; the key
+    #: is 0 (not yet due), i (up to ``bands[i - 1]`` days) or ``len(bands) + 1`` (beyond)
+    bands: tuple[int, ...] = ()
+
+
+def band_of(days: int, bands: tuple[int, ...]) -> int:
+    """The age band of ``days`` past due (see ``Query.bands``)."""
+    if days <= 0:
+        return 0
+    for i, high in enumerate(bands, start=1):
+        if days <= high:
+            return i
+    return len(bands) + 1
+
+
+def check_dims(by: Iterable[str], where: Mapping[str, Any] | None, what: str) -> None:
+    """Refuse a dimension not in ``DIMENSIONS`` (and grouping by a filter-only one)."""
+    for d in by:
+        if d not in DIMENSIONS or d in FILTER_ONLY:
+            known = [x for x in DIMENSIONS if x not in FILTER_ONLY]
+            raise UnknownDimension(d, known, f"by= of {what}")
+    for d in where or {}:
+        if d not in DIMENSIONS:
+            raise UnknownDimension(d, DIMENSIONS, f"where= of {what}")
+
+
+def where_values(where: Mapping[str, Any] | None) -> tuple[tuple[str, tuple[str | None, ...]], ...]:
+    """``where`` as the hashable form ``Query`` takes: a value, or several."""
+    out = []
+    for d, v in sorted((where or {}).items()):
+        many = isinstance(v, Iterable) and not isinstance(v, str)
+        values = tuple(v) if many else (v,)
+        bad = [x for x in values if x is not None and not isinstance(x, str)]
+        if bad or not values:
+            raise ValidationError(
+                f"where={{{d!r}: {v!r}}}: give a value (text or None) or several, not "
+                f"{type(bad[0]).__name__ if bad else 'none at all'}"
+            )
+        out.append((d, values))
+    return tuple(out)
+
+
+class Source(Protocol):
+    def sums(self, q: Query) -> Sums: ...
+    def customer_labels(self) -> dict[str, str]: ...
+    def grades(self) -> list[tuple[str | None, int]]: ...
+    def first_day(self) -> date | None: ...
+
+
+class PySource:
+    """The sums computed in Python from the journal: the reference for :class:`SqlSource`."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def _dims(self) -> dict[str, tuple[Any, ...]]:
+        return {c.id: customer_dim(c) for c in self._store.all("customer")}
+
+    def sums(self, q: Query) -> Sums:
+        cols = {n: i for i, n in enumerate(MOVEMENT_COLUMNS)}
+        dim_cols = {
+            "grade": 2,
+            "salesperson": 3,
+            "sales_manager": 4,
+            "team": 5,
+            "region": 6,
+            "tags": 7,
+        }
+        dims = self._dims()
+
+        def value(m: tuple[Any, ...], d: str) -> Any:
+            if d in MOVEMENT_DIMS:
+                return m[cols[MOVEMENT_DIMS[d]]]
+            row = dims.get(m[1])
+            return None if row is None else row[dim_cols[d]]
+
+        out: dict[tuple[str, tuple[str | None, ...], Key], list[int]] = {}
+        for m in self._store.movements():
+            on = m[4]
+            if on > q.on_to or (q.on_from is not None and on < q.on_from):
+                continue
+            if q.kinds is not None and m[3] not in q.kinds:
+                continue
+            ok = True
+            for d, values in q.where:
+                if d == "tag":
+                    row = dims.get(m[1])
+                    tags = "" if row is None else row[7]
+                    ok = any(v is not None and f"|{v}|" in tags for v in values)
+                else:
+                    ok = value(m, d) in values
+                if not ok:
+                    break
+            if not ok:
+                continue
+            key: Key = None
+            if q.split == "due":
+                key = m[8]
+            elif q.split == "on":
+                key = on
+            elif q.split == "late":
+                key = 1 if on > m[8] else 0
+            elif q.split == "band":
+                key = band_of((q.on_to - m[8]).days, q.bands)
+            group = tuple(value(m, d) for d in q.by)
+            acc = out.setdefault((m[2], group, key), [0, 0])
+            acc[0] += m[5]
+            acc[1] += m[6]
+        return {k: (a, n) for k, (a, n) in out.items()}
+
+    def customer_labels(self) -> dict[str, str]:
+        return {c.id: c.name for c in self._store.all("customer")}
+
+    def grades(self) -> list[tuple[str | None, int]]:
+        counts: dict[str | None, int] = {}
+        for row in self._dims().values():
+            counts[row[2]] = counts.get(row[2], 0) + 1
+        return sorted(counts.items(), key=lambda kv: (kv[0] is None, kv[0] or ""))
+
+    def first_day(self) -> date | None:
+        return min((m[4] for m in self._store.movements()), default=None)
+
+
+class SqlSource:
+    """The sums as one ``GROUP BY`` in the database (SQLAlchemy Core)."""
+
+    def __init__(self, engine: Any) -> None:
+        self._engine = engine
+
+    def sums(self, q: Query) -> Sums:
+        import sqlalchemy as sa
+
+        from ..store.sql import CUSTOMER_DIM, MOVEMENTS
+
+        m, c = MOVEMENTS.c, CUSTOMER_DIM.c
+        joined = any(d in CUSTOMER_DIMS for d in q.by) or any(
+            d in CUSTOMER_DIMS or d == "tag" for d, _v in q.where
+        )
+
+        def column(d: str) -> Any:
+            if d in MOVEMENT_DIMS:
+                return m[MOVEMENT_DIMS[d]]
+            return c[CUSTOMER_DIMS[d]]
+
+        conds: list[Any] = [m.on_date <= q.on_to]
+        if q.on_from is not None:
+            conds.append(m.on_date >= q.on_from)
+        if q.kinds is not None:
+            conds.append(m.kind.in_(q.kinds) if len(q.kinds) > 1 else m.kind == q.kinds[0])
+        for d, values in q.where:
+            if d == "tag":
+                conds.append(
+                    sa.or_(*(c.tags.contains(f"|{v}|") for v in values if v is not None))
+                    if any(v is not None for v in values)
+                    else sa.false()
+                )
+                continue
+            col = column(d)
+            present = [v for v in values if v is not None]
+            parts = []
+            if present:
+                parts.append(col.in_(present))
+            if len(present) < len(values):
+                parts.append(col.is_(None))
+            conds.append(sa.or_(*parts))
+        key: Any
+        if q.split == "due":
+            key = m.due_date
+        elif q.split == "on":
+            key = m.on_date
+        elif q.split == "late":
+            key = sa.case((m.on_date > m.due_date, 1), else_=0)
+        elif q.split == "band":
+            key = sa.case(
+                (m.due_date >= q.on_to, 0),
+                *(
+                    (m.due_date >= q.on_to - timedelta(days=high), i)
+                    for i, high in enumerate(q.bands, start=1)
+                ),
+                else_=len(q.bands) + 1,
+            )
+        else:
+            key = sa.literal(0)
+        groups = [column(d) for d in q.by]
+        source: Any = MOVEMENTS
+        if joined:
+            source = MOVEMENTS.outerjoin(CUSTOMER_DIM, CUSTOMER_DIM.c.id == m.customer_id)
+        stmt = (
+            sa.select(
+                m.currency,
+                *groups,
+                key.label("k"),
+                sa.func.sum(m.amount),
+                sa.func.sum(m.open_delta),
+            )
+            .select_from(source)
+            .where(*conds)
+            .group_by(m.currency, *groups, *([] if q.split is None else [key]))
+        )
+        out: Sums = {}
+        n = len(groups)
+        with self._engine.connect() as conn:
+            for row in conn.execute(stmt):
+                k = None if q.split is None else row[n + 1]
+                if isinstance(k, str):  # SQLite gives dates of a CASE-less key as text
+                    k = date.fromisoformat(k)
+                out[(row[0], tuple(row[1 : n + 1]), k)] = (int(row[n + 2]), int(row[n + 3]))
+        return out
+
+    def customer_labels(self) -> dict[str, str]:
+        import sqlalchemy as sa
+
+        from ..store.sql import CUSTOMER_DIM
+
+        with self._engine.connect() as conn:
+            return {
+                i: n for i, n in conn.execute(sa.select(CUSTOMER_DIM.c.id, CUSTOMER_DIM.c.name))
+            }
+
+    def grades(self) -> list[tuple[str | None, int]]:
+        import sqlalchemy as sa
+
+        from ..store.sql import CUSTOMER_DIM
+
+        g = CUSTOMER_DIM.c.grade
+        with self._engine.connect() as conn:
+            rows = conn.execute(sa.select(g, sa.func.count()).group_by(g)).all()
+        return sorted(((a, int(b)) for a, b in rows), key=lambda kv: (kv[0] is None, kv[0] or ""))
+
+    def first_day(self) -> date | None:
+        import sqlalchemy as sa
+
+        from ..store.sql import MOVEMENTS
+
+        with self._engine.connect() as conn:
+            got = conn.execute(sa.select(sa.func.min(MOVEMENTS.c.on_date))).scalar()
+        if isinstance(got, str):
+            return date.fromisoformat(got)
+        return got  # type: ignore[no-any-return]
+
+
+def source_of(store: Store, *, reference: bool = False) -> Source:
+    """The SQL source for a SQL store, else (or with ``reference``) the Python one."""
+    engine = getattr(store, "engine", None)
+    if engine is not None and not reference:
+        return SqlSource(engine)
+    return PySource(store)
