@@ -25,6 +25,7 @@ pydantic, SQLAlchemy, YAML, Jinja2, a driver) is translated at the public edge w
     ├── ClosedItem
     ├── IllegalTransition
     ├── NotAuthorized                an approval by someone who does not hold the role
+    │   └── NotReviewer              a proposal's action by someone not holding the review role
     ├── InvalidDates
     │   └── DateOutOfRange
     ├── ImportRejected               an import file with bad rows (file:row:column each)
@@ -137,6 +138,17 @@ class NotAuthorized(ArflowError):
     def __init__(self, order_id: str, who: str, why: str) -> None:
         self.order_id, self.who = order_id, who
         super().__init__(f"order {order_id!r}: {who!r} may not decide it: {why}")
+
+
+class NotReviewer(NotAuthorized):
+    """An action on a review proposal (edit, drop, hold, release) by someone who is not an
+    active holder of the pack's ``settings.review_role``."""
+
+    def __init__(self, who: str, role: str, why: str) -> None:
+        self.order_id, self.who, self.role = "", who, role
+        ArflowError.__init__(
+            self, f"proposal: {who!r} may not review it: only a holder of {role} may ({why})"
+        )
 
 
 class InvalidDates(ArflowError):
