@@ -152,25 +152,32 @@ def compose(
     applied; with each record the lines it carries and the edit applied (or None)."""
     planned = [d.model_copy(update={"status": "planned"}) for d in lines]
     edits = _edits(planned)
-    groups: list[tuple[list[Decision], dict[str, Any] | None]] = []
+    # each edited message's lines are composed on their own: the message the reviewer saw
+    groups: list[tuple[list[Decision], list[dict[str, Any]]]] = []
     taken: set[str] = set()
     for ed in edits.values():
-        pinned = [d for d in planned if d.key in ed["lines"] and d.key not in taken]
-        if pinned:
-            taken.update(d.key for d in pinned)
-            groups.append((pinned, ed))
+        mine = {d.key for d in planned if d.key in ed["lines"]}
+        if not mine:
+            continue
+        found = next((g for g in groups if mine & {d.key for d in g[0]}), None)
+        if found is not None:
+            found[1].append(ed)  # another message of the same lines (the call beside a mail)
+            continue
+        groups.append(([d for d in planned if d.key in mine and d.key not in taken], [ed]))
+        taken |= mine
     rest = [d for d in planned if d.key not in taken]
     if rest:
-        groups.append((rest, None))
+        groups.append((rest, []))
     out: list[tuple[OutboxRecord, tuple[str, ...], dict[str, Any] | None]] = []
-    for group, e in groups:
+    for group, eds in groups:
+        if not group:
+            continue
         for rec in engine.composer.records(book, group, at):
             carried = _carried(rec, group)
-            if e is not None and rec.status != "dead" and _matches(rec, e):
+            e = next((x for x in eds if rec.status != "dead" and _matches(rec, x)), None)
+            if e is not None:
                 rec = _apply(engine, book, rec, e)
-                out.append((rec, carried, e))
-            else:
-                out.append((rec, carried, None))
+            out.append((rec, carried, e))
     return out
 
 
