@@ -30,6 +30,7 @@ from arflow import (
     PersonLeft,
     Store,
 )
+from arflow.cli import main
 from arflow.engine import Engine
 from arflow.errors import (
     DateOutOfRange,
@@ -51,6 +52,7 @@ DAY = date(2026, 3, 6)  # a Friday: the due day of the invoices below
 AT = datetime(2026, 3, 6, 10, tzinfo=UTC)
 REVIEWER, CLERK, GONE = "P-100", "P-200", "P-300"
 _PACKS: dict[str, Any] = {}
+_PACK_DIRS: dict[str, Path] = {}
 
 
 def _pack(review_role: str | None = "ar_reviewer") -> Any:
@@ -66,6 +68,7 @@ def _pack(review_role: str | None = "ar_reviewer") -> Any:
             encoding="utf-8",
         )
         _PACKS[key] = load_pack(dest)
+        _PACK_DIRS[key] = dest
     return _PACKS[key]
 
 
@@ -496,3 +499,43 @@ def _check_sequence(store: Store, ops: list[tuple[str, int, int]]) -> None:
     assert not released & {k for k, s in status.items() if s == "dropped"}
     # each released line went out as both its messages: the e-mail and the call task
     assert all((k, t) in sent for k in released for t in ("reminder_due", "call_on_due_day"))
+
+
+def test_the_proposal_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = f"sqlite:///{tmp_path / 'book.db'}"
+    store = SqlStore(db)
+    try:
+        _book(store)
+    finally:
+        store.close()
+    rules = ["--db", db, "--rules", str(_PACK_DIRS["ar_reviewer"])]
+    assert main(["proposal", "show", *rules, "--json", "--customer", "C1"]) == 0
+    (c1,) = json.loads(capsys.readouterr().out)
+    (email,) = [m for m in c1["messages"] if m["channel"] == "email"]
+    assert main(["proposal", "show", *rules]) == 0
+    assert "(on hold)" not in capsys.readouterr().out
+    text = tmp_path / "text.txt"
+    text.write_text("Dear Ms Wang, two invoices are due today.", encoding="utf-8")
+    edit = ["proposal", "edit", email["key"], *rules, "--text-file", str(text)]
+    assert main([*edit, "--as", CLERK]) == 4  # not a reviewer: docs/cli.md
+    assert main([*edit, "--as", REVIEWER, "--send-on", "2026-03-08"]) == 4  # out of bounds
+    assert main([*edit, "--as", REVIEWER, "--subject", "Due today"]) == 0
+    assert main(["proposal", "edit", "nope", *rules, "--as", REVIEWER, "--subject", "x"]) == 3
+    assert main(["proposal", "hold", "C2", *rules, "--as", REVIEWER]) == 0
+    assert main(["proposal", "drop", "nope", *rules, "--as", REVIEWER]) == 3
+    assert main(["proposal", "release", *rules]) == 4  # who releases?
+    capsys.readouterr()
+    assert main(["proposal", "release", *rules, "--as", REVIEWER]) == 0
+    assert capsys.readouterr().out.strip() == "2 released, 0 dropped, 2 held, 0 skipped"
+    assert main(["proposal", "edit", email["key"], *rules, "--as", REVIEWER, "--subject", "x"]) == 4
+    store = SqlStore(db)
+    try:
+        rec = store.outbox_item(email["key"])
+        assert rec is not None
+        sent = json.loads(rec.body)
+        assert (sent["subject"], sent["text"]) == (
+            "Due today",
+            "Dear Ms Wang, two invoices are due today.",
+        )
+    finally:
+        store.close()
