@@ -539,3 +539,16 @@ def test_the_proposal_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]
         )
     finally:
         store.close()
+
+
+def test_the_python_blocks_of_the_review_page_run(capsys: pytest.CaptureFixture[str]) -> None:
+    """docs/review.md is one story: its blocks run in order, in one namespace."""
+    text = (RULES.parent.parent / "docs" / "review.md").read_text("utf-8")
+    scope: dict[str, Any] = {}
+    for i, block in enumerate(text.split("```python\n")[1:]):
+        code = block.split("```", 1)[0]
+        exec(compile(code, f"docs/review.md block {i + 1}", "exec"), scope)
+    out = capsys.readouterr().out
+    assert "outside 2026-03-06 .. 2026-03-07" in out
+    assert "NotReviewer" in out and "UnknownObject" in out and "IllegalTransition" in out
+    assert "P-100 ProposalEdited Two invoices due today" in out
