@@ -329,38 +329,40 @@ def edit(
         raise ValidationError(f"edit {key!r}: give a subject, a text or a send date")
     if text is not None and not text.strip():
         raise ValidationError(f"edit {key!r}: the text is empty")
-    msg, lines = _find_message(engine, key)
-    if send_on is not None:
-        lo, hi = send_bounds(engine, lines)
-        if not lo <= send_on <= hi:
-            raise DateOutOfRange(
-                f"edit {msg.key!r}: send date {send_on} is outside {lo} .. {hi} (not before "
-                "the run date, not after the step's next occurrence nor settings.review_days "
-                "after the run date)",
-                send_on,
-            )
-    body = json.loads(_record_body(engine, msg, lines))
-    old = _edits(lines).get(msg.key)
-    new = {
-        "message": msg.key,
-        "lines": list(msg.lines),
-        "action": body.get("action"),
-        "template": body.get("template"),
-        "subject": subject if subject is not None else (old or {}).get("subject"),
-        "text": text if text is not None else (old or {}).get("text"),
-        "send_on": send_on.isoformat() if send_on else (old or {}).get("send_on"),
-        "by": by,
-        "at": at.isoformat(),
-    }
-    before = {"subject": msg.subject, "text": msg.text, "send_at": msg.send_at.isoformat()}
-    edited: list[Decision] = []
-    for d in lines:
-        review = dict(d.why.get("review", {}))
-        edits = [e for e in review.get("edits", ()) if e["message"] != msg.key]
-        review["edits"] = [*edits, new]
-        edited.append(d.model_copy(update={"why": {**d.why, "review": review}}))
-    after = _message(engine, msg.key, edited)
+    # read and written in one write transaction: writers are serialised, so the lines
+    # cannot be released or dropped between the check and the write
     with engine.ledger.batch() as batch:
+        msg, lines = _find_message(engine, key)
+        if send_on is not None:
+            lo, hi = send_bounds(engine, lines)
+            if not lo <= send_on <= hi:
+                raise DateOutOfRange(
+                    f"edit {msg.key!r}: send date {send_on} is outside {lo} .. {hi} (not before "
+                    "the run date, not after the step's next occurrence nor settings.review_days "
+                    "after the run date)",
+                    send_on,
+                )
+        body = json.loads(_record_body(engine, msg, lines))
+        old = _edits(lines).get(msg.key)
+        new = {
+            "message": msg.key,
+            "lines": list(msg.lines),
+            "action": body.get("action"),
+            "template": body.get("template"),
+            "subject": subject if subject is not None else (old or {}).get("subject"),
+            "text": text if text is not None else (old or {}).get("text"),
+            "send_on": send_on.isoformat() if send_on else (old or {}).get("send_on"),
+            "by": by,
+            "at": at.isoformat(),
+        }
+        before = {"subject": msg.subject, "text": msg.text, "send_at": msg.send_at.isoformat()}
+        edited: list[Decision] = []
+        for d in lines:
+            review = dict(d.why.get("review", {}))
+            edits = [e for e in review.get("edits", ()) if e["message"] != msg.key]
+            review["edits"] = [*edits, new]
+            edited.append(d.model_copy(update={"why": {**d.why, "review": review}}))
+        after = _message(engine, msg.key, edited)
         for d in edited:
             batch.tx.add_decision(_record(d))
         _audit(
@@ -454,8 +456,8 @@ def drop(engine: Any, keys: Iterable[str], *, by: str, at: datetime) -> int:
     """Drop held lines for good; returns how many."""
     check_reviewer(engine, by)
     wanted = list(dict.fromkeys(keys))
-    lines = [_line(engine.store, k, "drop") for k in wanted]
-    with engine.ledger.batch() as batch:
+    with engine.ledger.batch() as batch:  # checked and written under the writers' lock
+        lines = [_line(engine.store, k, "drop") for k in wanted]
         for d in lines:
             reason = f"dropped by {by}"
             batch.tx.add_decision(
@@ -482,23 +484,15 @@ def hold(engine: Any, customer: str, *, by: str, at: datetime, lift: bool = Fals
     check_reviewer(engine, by)
     if engine.store.get("customer", customer) is None:
         raise UnknownObject("customer", customer)
-    was = customer in held_customers(engine.store, [customer])
-    if was != lift:
-        state = "on hold" if was else "released"
-        raise IllegalTransition(PROPOSAL, customer, state, "lift" if lift else "hold")
-    now = "released" if lift else "on hold"
-    with engine.ledger.batch() as batch:
-        _audit(
-            batch,
-            PROPOSAL,
-            customer,
-            "ProposalLifted" if lift else "ProposalHeld",
-            by,
-            at,
-            "on hold" if lift else "open",
-            now,
-            ("on hold" if lift else "open", now),
-        )
+    with engine.ledger.batch() as batch:  # checked and written under the writers' lock
+        was = customer in held_customers(engine.store, [customer])
+        if was != lift:
+            state = "on hold" if was else "open"
+            raise IllegalTransition(PROPOSAL, customer, state, "lift" if lift else "hold")
+        now = "open" if lift else "on hold"
+        then = "on hold" if lift else "open"
+        event = "ProposalLifted" if lift else "ProposalHeld"
+        _audit(batch, PROPOSAL, customer, event, by, at, then, now, (then, now))
     return sum(1 for d in proposal(engine.store) if d.customer_id == customer)
 
 
@@ -517,37 +511,41 @@ def release(
     named). A key released before is left alone: releasing twice sends once."""
     check_reviewer(engine, actor)
     ledger: Ledger = engine.ledger
-    named = None if keys is None else list(dict.fromkeys(keys))
-    dropped, kept = set(drop), set(hold_customers)
-    held = proposal(ledger.store)
-    by_key = {d.key: d for d in held}
-    for k in [*(named or ()), *dropped]:
-        if k not in by_key:
-            rec = ledger.store.decision(k)
-            if rec is None:
-                raise UnknownObject("decision", k)
-            if k in dropped or rec.status == "dropped":
-                raise IllegalTransition("decision", k, rec.status, "release")
-    wanted = None if named is None else {k for k in named if k in by_key}
-    kept |= held_customers(ledger.store, {d.customer_id for d in held}) if wanted is None else set()
-    chosen = [
-        d
-        for d in held
-        if d.key not in dropped
-        and d.customer_id not in kept
-        and (wanted is None or d.key in wanted)
-    ]
-    chosen_keys = {d.key for d in chosen}
-    for e in _edits(chosen).values():
-        pinned = {k for k in e["lines"] if k in by_key and k not in dropped}
-        if not pinned <= chosen_keys:
-            raise ValidationError(
-                f"release: message {e['message']!r} was edited; release its lines together: "
-                + ", ".join(sorted(pinned))
-            )
-    counts = {"released": 0, "dropped": 0, "held": 0, "skipped": 0}
-    released: list[Decision] = []
+    # read, checked and written under the writers' lock: two releases at once cannot both
+    # carry out a line
     with ledger.batch() as batch:
+        named = None if keys is None else list(dict.fromkeys(keys))
+        dropped, kept = set(drop), set(hold_customers)
+        held = proposal(ledger.store)
+        by_key = {d.key: d for d in held}
+        for k in [*(named or ()), *dropped]:
+            if k not in by_key:
+                rec = ledger.store.decision(k)
+                if rec is None:
+                    raise UnknownObject("decision", k)
+                if k in dropped or rec.status == "dropped":
+                    raise IllegalTransition("decision", k, rec.status, "release")
+        wanted = None if named is None else {k for k in named if k in by_key}
+        kept |= (
+            held_customers(ledger.store, {d.customer_id for d in held}) if wanted is None else set()
+        )
+        chosen = [
+            d
+            for d in held
+            if d.key not in dropped
+            and d.customer_id not in kept
+            and (wanted is None or d.key in wanted)
+        ]
+        chosen_keys = {d.key for d in chosen}
+        for e in _edits(chosen).values():
+            pinned = {k for k in e["lines"] if k in by_key and k not in dropped}
+            if not pinned <= chosen_keys:
+                raise ValidationError(
+                    f"release: message {e['message']!r} was edited; release its lines together: "
+                    + ", ".join(sorted(pinned))
+                )
+        counts = {"released": 0, "dropped": 0, "held": 0, "skipped": 0}
+        released: list[Decision] = []
         for d in held:
             if d.key in dropped:
                 batch.tx.add_decision(
