@@ -342,8 +342,8 @@ def edit(
                     "after the run date)",
                     send_on,
                 )
-        body = json.loads(_record_body(engine, msg, lines))
-        old = _edits(lines).get(msg.key)
+        raw, old = _record_body(engine, msg, lines)
+        body = json.loads(raw)
         new = {
             "message": msg.key,
             "lines": list(msg.lines),
@@ -359,7 +359,14 @@ def edit(
         edited: list[Decision] = []
         for d in lines:
             review = dict(d.why.get("review", {}))
-            edits = [e for e in review.get("edits", ()) if e["message"] != msg.key]
+            # an edit of this message replaces the one before it, even when the message's
+            # key changed since (a line of it was dropped)
+            edits = [
+                e
+                for e in review.get("edits", ())
+                if e["message"] != msg.key
+                and not (old is not None and e["message"] == old["message"])
+            ]
             review["edits"] = [*edits, new]
             edited.append(d.model_copy(update={"why": {**d.why, "review": review}}))
         after = _message(engine, msg.key, edited)
@@ -390,10 +397,13 @@ def _message(engine: Any, key: str, lines: Sequence[Decision]) -> ProposedMessag
     raise UnknownObject("message", key)  # pragma: no cover
 
 
-def _record_body(engine: Any, msg: ProposedMessage, lines: Sequence[Decision]) -> str:
-    for rec, _c, _e in compose(engine, engine.store, lines, _moment(lines)):
+def _record_body(
+    engine: Any, msg: ProposedMessage, lines: Sequence[Decision]
+) -> tuple[str, dict[str, Any] | None]:
+    """The outbox body of held message ``msg`` and the edit it carries (None: none)."""
+    for rec, _c, e in compose(engine, engine.store, lines, _moment(lines)):
         if rec.key == msg.key:
-            return rec.body
+            return rec.body, e
     raise UnknownObject("message", msg.key)  # pragma: no cover
 
 
