@@ -331,6 +331,67 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_proposal(args: argparse.Namespace) -> int:
+    """A review proposal (``settings.review: true``): show, edit, drop, hold, release."""
+    from datetime import UTC, datetime
+
+    engine = _engine(args)
+    now = datetime.now(UTC)  # the CLI is the edge: the one place that reads the clock
+    if args.action == "show":
+        view = engine.proposal_view(args.customer)
+        if args.json:
+            print(json.dumps([c.as_dict() for c in view], ensure_ascii=False, indent=2))
+            return 0
+        for c in view:
+            print(f"{c.customer_id}{'  (on hold)' if c.on_hold else ''}")
+            for d in c.lines:
+                rule = d.rule + (f"/{d.step}" if d.step else "")
+                print(f"  line {d.key}  {d.kind} {rule} {d.subject_id}")
+            for m in c.messages:
+                mark = " (edited)" if m.edited else ""
+                print(f"  message {m.key}{mark}")
+                if m.problem:
+                    print(f"    cannot go out: {m.problem}")
+                    continue
+                print(f"    {m.channel} to {', '.join(m.to)} at {m.send_at.isoformat()}")
+                if m.subject:
+                    print(f"    subject: {m.subject}")
+                for line in m.text.splitlines():
+                    print(f"    | {line}")
+        if not view:
+            print("the proposal is empty: nothing is held for review")
+        return 0
+    if not args.as_:
+        raise errors.ValidationError(f"proposal {args.action}: say who acts: --as PERSON")
+    if args.action == "edit":
+        if len(args.keys) != 1:
+            raise errors.ValidationError("proposal edit: name one message key")
+        key = args.keys[0]
+        text = None
+        if args.text_file:
+            with open(args.text_file, encoding="utf-8") as f:
+                text = f.read()
+        m = engine.edit_message(
+            key, by=args.as_, at=now, subject=args.subject, text=text, send_on=args.send_on
+        )
+        print(f"edited {m.key}: {m.channel} to {', '.join(m.to)} at {m.send_at.isoformat()}")
+        return 0
+    if args.action == "drop":
+        if not args.keys:
+            raise errors.ValidationError("proposal drop: name the lines (decision keys)")
+        print(f"dropped {engine.drop_lines(args.keys, by=args.as_, at=now)} line(s)")
+        return 0
+    if args.action == "hold":
+        if not args.keys or len(args.keys) != 1:
+            raise errors.ValidationError("proposal hold: name one customer")
+        n = engine.hold_customer(args.keys[0], by=args.as_, at=now, lift=args.lift)
+        print(f"{'let go' if args.lift else 'held'} {args.keys[0]}: {n} line(s) held")
+        return 0
+    counts = engine.release(args.keys or None, actor=args.as_, at=now)
+    print(", ".join(f"{v} {k}" for k, v in counts.items()))
+    return 0
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     """Day by day on a copy of the book: the real one is not touched."""
     source = Ledger(args.db)
@@ -562,6 +623,25 @@ def build_parser() -> argparse.ArgumentParser:
     engine_args(p)
     p.add_argument("key")
     p.set_defaults(func=cmd_explain)
+
+    p = sub.add_parser(
+        "proposal", help="review a held run: show, edit, drop, hold, release (docs/review.md)"
+    )
+    engine_args(p)
+    p.add_argument("action", choices=["show", "edit", "drop", "hold", "release"])
+    p.add_argument(
+        "keys",
+        nargs="*",
+        help="edit: a message key; drop, release: line (decision) keys; hold: a customer",
+    )
+    p.add_argument("--as", dest="as_", help="the reviewing person's id (all but show)")
+    p.add_argument("--customer", help="show: one customer's part")
+    p.add_argument("--json", action="store_true", help="show: machine-readable output")
+    p.add_argument("--subject", help="edit: the message's new subject")
+    p.add_argument("--text-file", help="edit: a file holding the message's new text")
+    p.add_argument("--send-on", type=_date, help="edit: the new send date, YYYY-MM-DD")
+    p.add_argument("--lift", action="store_true", help="hold: let the customer go again")
+    p.set_defaults(func=cmd_proposal)
 
     p = sub.add_parser("simulate", help="run day by day on a copy of the book")
     engine_args(p)

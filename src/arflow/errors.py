@@ -29,7 +29,8 @@ pydantic, SQLAlchemy, YAML, Jinja2, a driver) is translated at the public edge w
     ├── IllegalTransition
     │   └── DocumentsMissing         an invoice request sent on without its documents
     ├── NotAuthorized                an approval by someone who does not hold the role
-    │   └── RoleRequired             (an invoice request approved by a non-holder)
+    │   ├── RoleRequired             (an invoice request approved by a non-holder)
+    │   └── NotReviewer              a proposal's action by someone not holding the review role
     ├── InvalidDates
     │   └── DateOutOfRange
     ├── ImportRejected               an import file with bad rows (file:row:column each)
@@ -168,6 +169,17 @@ class NotTaskOwner(ArflowError):
         self.task_id, self.who, self.owner, self.role = task_id, who, owner, role
         held = f" nor holds its role {role!r}" if role else ""
         super().__init__(f"task {task_id!r}: {who!r} is not its owner ({owner!r}){held}")
+
+
+class NotReviewer(NotAuthorized):
+    """An action on a review proposal (edit, drop, hold, release) by someone who is not an
+    active holder of the pack's ``settings.review_role``."""
+
+    def __init__(self, who: str, role: str, why: str) -> None:
+        self.order_id, self.who, self.role = "", who, role
+        ArflowError.__init__(
+            self, f"proposal: {who!r} may not review it: only a holder of {role} may ({why})"
+        )
 
 
 class InvalidDates(ArflowError):

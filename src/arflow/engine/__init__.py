@@ -24,6 +24,7 @@ from ._planner import CustomerPlanner, EventPlanner, HistoryPlanner, ReceivableP
 from ._record import ENGINE_ACTOR
 from ._record import _effect_id as _effect_id
 from ._results import Failure, Plan, RunResult
+from ._review import CustomerProposal, ProposedMessage
 from .planners import CreditScore, review_event, score_customer
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "CreditScore",
     "CustomerFacts",
     "CustomerPlanner",
+    "CustomerProposal",
     "Day",
     "Decision",
     "DecisionKind",
@@ -41,6 +43,7 @@ __all__ = [
     "HistoryPlanner",
     "Notice",
     "Plan",
+    "ProposedMessage",
     "ReceivablePlanner",
     "RunResult",
     "Status",

@@ -53,8 +53,13 @@ from ._planner import CustomerPlanner, EventPlanner, HistoryPlanner, ReceivableP
 from ._record import ENGINE_ACTOR, record_helpers, record_in, record_plan
 from ._record import record as record_decisions
 from ._results import Plan, RunResult, _failure
+from ._review import CustomerProposal, ProposedMessage
+from ._review import drop as drop_held
+from ._review import edit as edit_held
+from ._review import hold as hold_held
 from ._review import proposal as held_decisions
 from ._review import release as release_held
+from ._review import view as proposal_view
 from ._tasks import InboxItem, close_decided, inbox
 from ._tasks import sweep as sweep_tasks
 from .planners import (
@@ -404,6 +409,35 @@ class Engine:
         """Decisions held for review (``settings.review: true``), oldest first."""
         return held_decisions(self.store)
 
+    def proposal_view(self, customer: str | None = None) -> list[CustomerProposal]:
+        """The proposal whole, by customer: each customer's held lines, whether a reviewer
+        holds it, and its messages as they would go out if released now (edits applied)."""
+        return proposal_view(self, customer)
+
+    def edit_message(
+        self,
+        key: str,
+        *,
+        by: str,
+        at: datetime,
+        subject: str | None = None,
+        text: str | None = None,
+        send_on: date | None = None,
+    ) -> ProposedMessage:
+        """Change a held message's subject, text or send date (within the bounds of
+        docs/review.md); ``key`` is the message's key or that of a line carrying one
+        message. Audited; returns the message as it now stands."""
+        return edit_held(self, key, by=by, at=at, subject=subject, text=text, send_on=send_on)
+
+    def drop_lines(self, keys: Iterable[str], *, by: str, at: datetime) -> int:
+        """Drop held lines (decision keys) for good, audited; returns how many."""
+        return drop_held(self, keys, by=by, at=at)
+
+    def hold_customer(self, customer: str, *, by: str, at: datetime, lift: bool = False) -> int:
+        """Hold a customer's part of the proposal (``lift``: let it go), audited: a release
+        of everything leaves it held. Returns how many lines the customer has held."""
+        return hold_held(self, customer, by=by, at=at, lift=lift)
+
     def release(
         self,
         keys: Iterable[str] | None = None,
@@ -413,11 +447,12 @@ class Engine:
         at: datetime | None = None,
         actor: str = ENGINE_ACTOR,
     ) -> dict[str, int]:
-        """Release held decisions (all, or ``keys``): they are carried out now. ``drop``
-        removes items for good; customers in ``hold_customers`` stay held."""
+        """Release held decisions (all, or ``keys``): they are carried out now and their
+        messages, as edited, queued. ``drop`` removes items for good; customers in
+        ``hold_customers`` (and those a reviewer holds) stay held. ``actor`` must hold
+        ``settings.review_role`` when the pack names one. Releasing twice sends once."""
         return release_held(
-            self.ledger,
-            self.composer,
+            self,
             keys,
             drop=drop,
             hold_customers=hold_customers,

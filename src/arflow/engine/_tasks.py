@@ -74,12 +74,25 @@ def queue_with_tasks(
     """``composer.queue``, and a tracked task for every message queued on the ``task``
     channel, created in the same transaction; returns how many messages were queued."""
     records: list[OutboxRecord] = composer.records(batch.tx, decisions, at)
+    track_tasks(batch, composer.pack, records, decisions, at)
+    return len(records)
+
+
+def track_tasks(
+    batch: Batch,
+    pack: Any,
+    records: Sequence[OutboxRecord],
+    decisions: Sequence[Decision],
+    at: datetime,
+) -> None:
+    """Queue ``records`` (composed from ``decisions``, edited by a reviewer or not), and
+    create a tracked task for every one of them on the ``task`` channel, in the same
+    transaction."""
     by_key = {d.key: d for d in decisions}
     for rec in records:
         batch.tx.add_outbox(rec)
         if rec.channel == "task" and rec.status == "pending":
-            _create(batch, composer.pack, rec, by_key, at)
-    return len(records)
+            _create(batch, pack, rec, by_key, at)
 
 
 def _create(

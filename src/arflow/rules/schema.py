@@ -523,6 +523,24 @@ class Settings(_Spec):
             "to its owner's manager (an action's escalate_after wins); unset: never"
         ),
     )
+    review_role: Id | None = Field(
+        default=None,
+        description=(
+            "the role whose holders own a run's proposal in review mode: only an active "
+            "person of the directory holding it may edit, drop, hold or release it "
+            "(docs/review.md); none: anyone may"
+        ),
+    )
+    review_days: int = Field(
+        default=7,
+        ge=0,
+        le=60,
+        strict=True,
+        description=(
+            "how many days after its run date a reviewer may move a held message's send "
+            "date at most (the step's next occurrence bounds it too)"
+        ),
+    )
     locales: Seq[str] = Field(
         default=("en", "zh_CN"), description="every template must exist in these locales"
     )
@@ -562,6 +580,15 @@ class Settings(_Spec):
     _d = field_validator("min_balance", "order_ceiling_ratio", mode="before")(
         lambda cls, v, info: _dec(v, info)
     )
+
+    @model_validator(mode="after")
+    def _review_role_needs_review(self) -> Settings:
+        if self.review_role is not None and not self.review:
+            raise ValueError(
+                f"review_role {self.review_role!r} names who reviews a proposal, but review "
+                "is false: runs make no proposal (set review: true, or drop review_role)"
+            )
+        return self
 
     @field_validator("group_by")
     @classmethod
