@@ -220,3 +220,45 @@ def test_chinese_labels_and_a_screenshot(
     print(f"screenshot: {shot}")
     assert zh.console == [] and zh.errors == [] and zh.dialogs == []
     page.close()
+
+
+def test_the_report_of_a_real_book_shows_the_api_s_numbers(browser: Any, tmp_path: Path) -> None:
+    """The worked book of docs/analytics_views.md, through ``build_report`` (the figures
+    from the journal, the views, the forecast): every headline card, aging bar and
+    ranking row the page shows is the API's, with no console error."""
+    from arflow.analytics import build_report
+    from arflow.rules import default_pack_path, load_pack
+    from arflow.store import MemoryStore
+    from tests.analytics_book import AS_OF, build
+
+    store = MemoryStore()
+    build(store)
+    r = build_report(store, AS_OF, pack=load_pack(default_pack_path()))
+    assert r.headline and r.aging and r.contracts and r.forecast
+    path = tmp_path / "real.html"
+    path.write_text(render_html(r, "en"), encoding="utf-8")
+    opened = Opened(browser, path)
+    page = opened.page
+    try:
+        for h in r.headline:
+            card = page.locator(f"#headline-{h.currency}-total")
+            assert Decimal(card.get_attribute("data-value")) == h.total.amount
+            dso = page.locator(f"#{anchor('headline', f'{h.currency}-dso')}")
+            assert dso.get_attribute("data-value") == (
+                "" if h.dso.value is None else str(h.dso.value)
+            )
+        bars = page.eval_on_selector_all(
+            "svg[data-chart=aging]",
+            "ss => ss.map(s => [...s.querySelectorAll('rect.bar')].map(r => r.dataset.value))",
+        )
+        assert [[Decimal(v) for v in chart] for chart in bars] == [
+            [b.amount.amount for b in a.buckets] for a in r.aging if not a.group
+        ]
+        for c in r.contracts:
+            aid = anchor("contract", c.contract_id)
+            shown = page.locator(f"#{aid}-overdue").get_attribute("data-value")
+            assert Decimal(shown) == c.overdue.amount
+        assert opened.console == [] and opened.errors == []
+        page.screenshot(path=str(tmp_path / "real.png"), full_page=True)
+    finally:
+        page.close()

@@ -1,5 +1,5 @@
 """``arflow report`` end to end, on the demo book: the command builds the report with
-``arflow.analytics.build_report`` and prints or writes it. (Needs issue 13's figures.)"""
+``arflow.analytics.build_report`` and prints or writes it."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from arflow import Ledger
-from arflow.analytics import build_report  # type: ignore[attr-defined]
+from arflow.analytics import build_report
 from arflow.cli import main
 from arflow.report import CSV_HEADERS, report_dict
 from arflow.rules import default_pack_path

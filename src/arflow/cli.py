@@ -471,7 +471,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     """The figures as of a date: a table, or JSON, CSV files or one HTML page."""
-    from .analytics import build_report  # type: ignore[attr-defined]  # issue 13's figures
+    from .analytics import build_report
     from .rules import default_pack_path
     from .rules.loader import load_pack
 

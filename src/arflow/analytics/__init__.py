@@ -3,6 +3,7 @@ watch lists and a cash forecast, each as of a date (``docs/analytics.md``)."""
 
 from __future__ import annotations
 
+from ._build import REPORT_RANKINGS, REPORT_TRENDS, build_report
 from ._figures import DEFAULT_BUCKETS, RANK_METRICS, TREND_METRICS, Analytics, Rates
 from ._forecast import forecast, forecasts, lateness_days
 from ._results import (
@@ -30,6 +31,8 @@ __all__ = [
     "DEFAULT_BUCKETS",
     "DIMENSIONS",
     "RANK_METRICS",
+    "REPORT_RANKINGS",
+    "REPORT_TRENDS",
     "TREND_METRICS",
     "Aging",
     "Analytics",
@@ -49,6 +52,7 @@ __all__ = [
     "TrendPoint",
     "WatchItem",
     "WatchList",
+    "build_report",
     "contract_view",
     "falling_due",
     "forecast",
