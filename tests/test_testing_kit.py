@@ -222,3 +222,46 @@ def test_plugin_is_silent_without_the_option_and_refuses_a_broken_pack(
             "*x.yaml:1: ?l? missing field 'steps'",
         ]
     )
+
+
+ROOT = Path(__file__).resolve().parent.parent
+DOC = ROOT / "docs" / "rule-authoring.md"
+
+
+def _section(title: str) -> str:
+    return DOC.read_text(encoding="utf-8").split(f"## {title}", 1)[1].split("\n## ", 1)[0]
+
+
+def test_the_docs_people_block_runs() -> None:
+    import re
+
+    (code,) = re.findall(r"^```python\n(.*?)^```", _section("5. "), re.S | re.M)
+    exec(compile(code, str(DOC), "exec"), {"__name__": "docs_block"})
+
+
+def test_the_docs_coverage_command_prints_what_the_doc_shows() -> None:
+    import os
+    import re
+    import shlex
+    import subprocess
+    import sys
+
+    section = _section("6. ")
+    (command,) = re.findall(r"^```sh\n(.*?)^```", section, re.S | re.M)
+    (shown,) = re.findall(r"^```text\n(.*?)^```", section, re.S | re.M)
+    argv = shlex.split(command)
+    assert argv[0] == "pytest"
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    plugin = ["-p", "arflow.testing.plugin", "-p", "no:cacheprovider"]
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", *plugin, *argv[1:]],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    for line in shown.splitlines():
+        assert line.strip("- ") in done.stdout, line
