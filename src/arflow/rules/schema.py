@@ -661,13 +661,40 @@ _CONDITIONAL: dict[str, list[dict[str, Any]]] = {
             "if": {"properties": {"type": {"const": "webhook"}}, "required": ["type"]},
             "then": {"required": ["url"]},
         },
+        {
+            "if": {"properties": {"scope": {"const": "order_type"}}, "required": ["scope"]},
+            "then": {"required": ["order_type"]},
+        },
     ],
+    "Lock": [
+        {
+            "if": {"properties": {"scope": {"const": "order_type"}}, "required": ["scope"]},
+            "then": {"required": ["order_type"]},
+        },
+    ],
+    "Factor": [{"oneOf": [{"required": ["points"]}, {"required": ["bands"]}]}],
     "PatternRule": [
         {
             "if": {"properties": {"match": {"const": "late_payments"}}, "required": ["match"]},
             "then": {"required": ["count", "window_days", "actions"]},
         },
     ],
+}
+
+
+#: Characters that end one line of plain text (``not`` a match of this anywhere: a regex
+#: with ``$`` would let a final line break through in Python, where ``$`` matches before it).
+_BREAKS = "[\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]"
+#: What the models' before-validators check of a text that JSON Schema can say too: one
+#: line of plain text (:func:`_plain_text`), one address per role (:func:`_address`), an
+#: http(s) URL with a host and no spaces (:func:`_url`).
+_TEXT_RULES: dict[tuple[str, str], dict[str, Any]] = {
+    ("Settings", "company_name"): {"not": {"pattern": _BREAKS}},
+    ("RuleFile", "roles"): {"not": {"pattern": "[,;]|" + _BREAKS}},
+    ("Action", "url"): {
+        "pattern": "^[Hh][Tt][Tt][Pp][Ss]?://[^/?#\\s]",
+        "not": {"pattern": "\\s|" + _BREAKS},
+    },
 }
 
 
@@ -689,6 +716,14 @@ def json_schema() -> dict[str, Any]:
             props[name] = {**keep, "anyOf": [one, many]}
     for model, rules in _CONDITIONAL.items():
         defs[model]["allOf"] = rules
+    for (model, name), rule in _TEXT_RULES.items():
+        prop = (schema if model == "RuleFile" else defs[model])["properties"][name]
+        if "additionalProperties" in prop:  # roles: a mapping of role to address
+            prop["additionalProperties"].update(rule)
+        else:
+            for text in [*prop.get("anyOf", []), prop]:
+                if text.get("type") == "string":
+                    text.update(rule)
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         **schema,
