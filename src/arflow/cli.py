@@ -443,6 +443,28 @@ def cmd_lint(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_schema(args: argparse.Namespace) -> int:
+    """Print (or write) the JSON Schema of a rule file, for editors (docs/authoring.md)."""
+    from pathlib import Path
+
+    from .rules.schema import json_schema
+
+    text = json.dumps(json_schema(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    if args.out is None:
+        print(text, end="")
+        return 0
+    target = Path(args.out)
+    if not target.parent.is_dir():
+        raise errors.ValidationError(
+            f"--out {args.out!r}: folder {str(target.parent)!r} does not exist"
+        )
+    if target.is_dir():
+        raise errors.ValidationError(f"--out {args.out!r} is a folder, not a file")
+    target.write_text(text, encoding="utf-8")
+    print(f"the rule-file schema written to {args.out}")
+    return 0
+
+
 def _check_templates(pack: Any, paths: Sequence[str]) -> list[str]:
     """Every template a rule names, in every required locale, renders against a full
     sample context: a misspelled variable fails here, not in a customer's inbox."""
@@ -657,6 +679,10 @@ def build_parser() -> argparse.ArgumentParser:
         "channel they have no address for (wecom, dingtalk, email, sms)",
     )
     p.set_defaults(func=cmd_lint)
+
+    p = sub.add_parser("schema", help="print the JSON Schema of rule files, for editors")
+    p.add_argument("--out", metavar="FILE", help="write it to FILE instead of printing it")
+    p.set_defaults(func=cmd_schema)
 
     p = sub.add_parser("dispatch", help="deliver the outbox through adapters named by URL")
     _db_arg(p)

@@ -22,6 +22,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationInfo,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -35,6 +36,19 @@ GradeName = Annotated[
     str,
     BeforeValidator(lambda v: str(v) if type(v) is int else v),
     Field(min_length=1, max_length=20, pattern=r"^[A-Za-z0-9+_-]+$"),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": 20,
+                    "pattern": r"^[A-Za-z0-9+_-]+$",
+                },
+                {"type": "integer"},
+            ]
+        }
+    ),
 ]
 
 
@@ -617,3 +631,101 @@ class RuleFile(_Spec):
     milestones: Seq[MilestoneRule] = ()
     approvals: Seq[ApprovalTier] = ()
     patterns: Seq[PatternRule] = ()
+
+
+# -- the JSON Schema of a rule file, for editors --------------------------------------------------
+
+#: Fields that take one text or a list of texts (their before-validator wraps a lone text
+#: into a list); the generated schema says so, so an editor accepts ``to: customer``.
+_ONE_OR_MANY: dict[str, tuple[str, ...]] = {
+    "Action": ("to", "cc"),
+    "Lock": ("notify",),
+    "ApprovalTier": ("approvers",),
+    "Review": ("after",),
+    "Scoring": ("raise_approvers", "terms_approvers"),
+}
+
+#: Cross-field rules of the models' validators that JSON Schema can say (``if``/``then``),
+#: so an editor flags them too: an addressed action needs ``to`` and ``template``...
+_CONDITIONAL: dict[str, list[dict[str, Any]]] = {
+    "Action": [
+        {
+            "if": {"properties": {"type": {"enum": list(_ADDRESSED)}}, "required": ["type"]},
+            "then": {"required": ["to", "template"]},
+        },
+        {
+            "if": {"properties": {"type": {"const": "risk_flag"}}, "required": ["type"]},
+            "then": {"required": ["level"]},
+        },
+        {
+            "if": {"properties": {"type": {"const": "webhook"}}, "required": ["type"]},
+            "then": {"required": ["url"]},
+        },
+        {
+            "if": {"properties": {"scope": {"const": "order_type"}}, "required": ["scope"]},
+            "then": {"required": ["order_type"]},
+        },
+    ],
+    "Lock": [
+        {
+            "if": {"properties": {"scope": {"const": "order_type"}}, "required": ["scope"]},
+            "then": {"required": ["order_type"]},
+        },
+    ],
+    "Factor": [{"oneOf": [{"required": ["points"]}, {"required": ["bands"]}]}],
+    "PatternRule": [
+        {
+            "if": {"properties": {"match": {"const": "late_payments"}}, "required": ["match"]},
+            "then": {"required": ["count", "window_days", "actions"]},
+        },
+    ],
+}
+
+
+#: Characters that end one line of plain text (``not`` a match of this anywhere: a regex
+#: with ``$`` would let a final line break through in Python, where ``$`` matches before it).
+_BREAKS = "[\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]"
+#: What the models' before-validators check of a text that JSON Schema can say too: one
+#: line of plain text (:func:`_plain_text`), one address per role (:func:`_address`), an
+#: http(s) URL with a host and no spaces (:func:`_url`).
+_TEXT_RULES: dict[tuple[str, str], dict[str, Any]] = {
+    ("Settings", "company_name"): {"not": {"pattern": _BREAKS}},
+    ("RuleFile", "roles"): {"not": {"pattern": "[,;]|" + _BREAKS}},
+    ("Action", "url"): {
+        "pattern": "^[Hh][Tt][Tt][Pp][Ss]?://[^/?#\\s]",
+        "not": {"pattern": "\\s|" + _BREAKS},
+    },
+}
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of one rule file, generated from :class:`RuleFile`.
+
+    It says what the pydantic models say about shape and types, for editors
+    (yaml-language-server) to validate and complete rule files as they are typed; the
+    loader still checks what a schema cannot (conditions, offsets, roles, templates, ids).
+    The result is the same on every call, so it can be committed beside a pack."""
+    schema = RuleFile.model_json_schema(mode="validation")
+    defs: dict[str, Any] = schema.get("$defs", {})
+    for model, fields in _ONE_OR_MANY.items():
+        props = defs[model]["properties"]
+        for name in fields:
+            many = props[name]
+            one = dict(many["items"])
+            keep = {k: many.pop(k) for k in ("title", "description", "default") if k in many}
+            props[name] = {**keep, "anyOf": [one, many]}
+    for model, rules in _CONDITIONAL.items():
+        defs[model]["allOf"] = rules
+    for (model, name), rule in _TEXT_RULES.items():
+        prop = (schema if model == "RuleFile" else defs[model])["properties"][name]
+        if "additionalProperties" in prop:  # roles: a mapping of role to address
+            prop["additionalProperties"].update(rule)
+        else:
+            for text in [*prop.get("anyOf", []), prop]:
+                if text.get("type") == "string":
+                    text.update(rule)
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        **schema,
+        "title": "arflow rule file",
+    }

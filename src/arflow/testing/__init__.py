@@ -16,23 +16,41 @@ file plus a unit test (see ``docs/rule-authoring.md``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
-from . import events as ev
-from .domain import Contact, CreditProfile, Customer
-from .ledger import Applied, Ledger
-from .money import Money
-from .rules.loader import RulePack
-from .store import Store
+from .. import events as ev
+from ..domain import Channel, Contact, CreditProfile, Customer, Person, PersonAddress
+from ..ledger import Applied, Ledger
+from ..money import Money
+from ..rules.loader import RulePack
+from ..store import Store
+from ._coverage import RuleCoverage, rule_items
 
 if TYPE_CHECKING:
-    from .engine import Decision, RunResult
+    from ..engine import Decision, RunResult
 
-__all__ = ["BookBuilder", "RuleHarness", "d"]
+__all__ = ["BookBuilder", "RuleCoverage", "RuleHarness", "d", "rule_items"]
+
+
+def _contact(
+    name: str,
+    *,
+    email: str | None,
+    phone: str | None,
+    channel: Channel | None,
+    locale: str,
+    role: str | None = None,
+) -> Contact:
+    if channel is None:
+        channel = "email" if email else "sms"
+    return Contact(
+        name=name, email=email, phone=phone, preferred_channel=channel, locale=locale, role=role
+    )
 
 
 def d(value: str | date) -> date:
@@ -55,6 +73,8 @@ class BookBuilder:
         self.actor = actor
         self._seq = 0
         self.clock = datetime(2026, 1, 1, 9, 0, tzinfo=UTC)
+        #: where events go: the ledger (``RuleHarness.live`` routes them through the engine)
+        self._apply: Callable[[ev.Event], Applied] = self.ledger.apply
 
     def _money(self, amount: Money | Decimal | int | str) -> Money:
         return amount if isinstance(amount, Money) else Money.of(amount, self.currency)
@@ -67,7 +87,7 @@ class BookBuilder:
         return {"event_id": f"t-{self._seq}", "occurred_at": at, "actor": self.actor, **kw}
 
     def apply(self, event: ev.Event) -> Applied:
-        return self.ledger.apply(event)
+        return self._apply(event)
 
     def customer(
         self,
@@ -78,18 +98,193 @@ class BookBuilder:
         terms: int = 30,
         grade: str | None = None,
         email: str | None = None,
+        phone: str | None = None,
+        channel: Channel | None = None,
+        locale: str = "en",
+        contact: str | None = None,
+        contacts: Sequence[Contact | Mapping[str, Any]] = (),
+        prepayment: Decimal | int | str | None = None,
+        order_block: bool = False,
+        dunning_block: bool = False,
         **fields: Any,
     ) -> Applied:
-        contacts = [Contact(name=name or customer_id, email=email)] if email else []
+        """Register a customer. With ``email`` and/or ``phone`` it gets one contact (named
+        ``contact``, else the customer's name) who prefers ``channel`` (default: e-mail
+        when there is an address, else SMS) and reads ``locale``; ``contacts`` adds more
+        (as :class:`~arflow.domain.Contact` or its fields). ``limit``, ``terms``, ``grade``,
+        ``prepayment`` (percent) and the blocks make its credit profile; any other field of
+        :class:`~arflow.domain.Customer` passes through (``salesperson``, ``region``...)."""
+        found: list[Contact] = []
+        if email or phone:
+            found.append(
+                _contact(
+                    contact or name or customer_id,
+                    email=email,
+                    phone=phone,
+                    channel=channel,
+                    locale=locale,
+                )
+            )
+        found.extend(c if isinstance(c, Contact) else Contact(**c) for c in contacts)
         credit = CreditProfile(
             grade=grade,
             credit_limit=None if limit is None else self._money(limit),
             payment_terms_days=terms,
+            prepayment_percent=Decimal(0) if prepayment is None else Decimal(str(prepayment)),
+            order_block=order_block,
+            dunning_block=dunning_block,
         )
         c = Customer(
-            id=customer_id, name=name or customer_id, contacts=contacts, credit=credit, **fields
+            id=customer_id, name=name or customer_id, contacts=tuple(found), credit=credit, **fields
         )
         return self.apply(ev.CustomerRegistered(**self._meta(), customer=c))
+
+    def contact(
+        self,
+        customer_id: str,
+        name: str,
+        *,
+        email: str | None = None,
+        phone: str | None = None,
+        channel: Channel | None = None,
+        locale: str = "en",
+        role: str | None = None,
+        on: str | date | None = None,
+    ) -> Applied:
+        """Add a contact to a registered customer (a ``CustomerUpdated`` keeping the
+        others): by e-mail, SMS, phone call or letter (``channel``)."""
+        current = self.ledger.customer(customer_id).contacts
+        new = _contact(name, email=email, phone=phone, channel=channel, locale=locale, role=role)
+        return self.apply(
+            ev.CustomerUpdated(
+                **self._meta(None if on is None else d(on)),
+                customer_id=customer_id,
+                contacts=(*current, new),
+            )
+        )
+
+    def bounce(
+        self,
+        customer_id: str,
+        address: str,
+        *,
+        channel: Literal["email", "sms"] = "email",
+        feedback: Literal["bounced", "invalid", "unsubscribed"] = "bounced",
+        on: str | date | None = None,
+    ) -> Applied:
+        """What a channel said of a contact's address (a bounce, an invalid number, an
+        unsubscribe): later messages take the contact's other channels."""
+        return self.apply(
+            ev.ContactFeedback(
+                **self._meta(None if on is None else d(on)),
+                customer_id=customer_id,
+                address=address,
+                channel=channel,
+                feedback=feedback,
+            )
+        )
+
+    def person(
+        self,
+        person_id: str,
+        *roles: str,
+        name: str | None = None,
+        email: str | None = None,
+        phone: str | None = None,
+        wecom: str | None = None,
+        dingtalk: str | None = None,
+        manager: str | None = None,
+        locale: str = "en",
+        active: bool = True,
+        **addresses: str,
+    ) -> Applied:
+        """Add someone of the company to the directory, holding ``roles``: reached by
+        ``email``, ``phone`` (SMS), their ``wecom`` or ``dingtalk`` id, or any other
+        channel given by name (``task="queue-7"``)."""
+        given = {"email": email, "phone": phone, "wecom": wecom, "dingtalk": dingtalk, **addresses}
+        person = Person(
+            id=person_id,
+            name=name or person_id,
+            roles=roles,
+            manager=manager,
+            addresses=tuple(
+                PersonAddress(channel=k, address=v) for k, v in given.items() if v is not None
+            ),
+            locale=locale,
+            active=active,
+        )
+        return self.apply(ev.PersonAdded(**self._meta(), person=person))
+
+    def leave(self, person_id: str, *, on: str | date = "2026-01-01") -> Applied:
+        """The person left: kept in the directory, reached by no rule any more."""
+        return self.apply(ev.PersonLeft(**self._meta(d(on)), person_id=person_id, left_on=d(on)))
+
+    def grade(
+        self,
+        customer_id: str,
+        grade: str,
+        *,
+        limit: Money | Decimal | int | str | None = None,
+        terms: int | None = None,
+        prepayment: Decimal | int | str | None = None,
+        on: str | date = "2026-01-01",
+        reviewer: str = "test",
+    ) -> Applied:
+        """A reviewer's credit decision: grade (and limit, terms, prepayment) from ``on``."""
+        return self.apply(
+            ev.CreditReviewed(
+                **self._meta(d(on)),
+                customer_id=customer_id,
+                reviewed_on=d(on),
+                grade=grade,
+                credit_limit=None if limit is None else self._money(limit),
+                payment_terms_days=terms,
+                prepayment_percent=None if prepayment is None else Decimal(str(prepayment)),
+                reviewer=reviewer,
+            )
+        )
+
+    def lock(
+        self,
+        customer_id: str,
+        lock_id: str,
+        *,
+        scope: Literal["customer", "contract", "order_type"] = "customer",
+        ref: str | None = None,
+        on: str | date = "2026-01-01",
+    ) -> Applied:
+        """Place an order lock by hand (as a pack's lock would), e.g. to test its lifting."""
+        return self.apply(
+            ev.OrderLockPlaced(
+                **self._meta(d(on)),
+                customer_id=customer_id,
+                lock_id=lock_id,
+                scope=scope,
+                ref=ref,
+                placed_on=d(on),
+            )
+        )
+
+    def unlock(
+        self,
+        customer_id: str,
+        lock_id: str,
+        *,
+        scope: Literal["customer", "contract", "order_type"] = "customer",
+        ref: str | None = None,
+        on: str | date = "2026-01-01",
+    ) -> Applied:
+        """Lift an order lock by hand."""
+        return self.apply(
+            ev.OrderLockLifted(
+                **self._meta(d(on)),
+                customer_id=customer_id,
+                lock_id=lock_id,
+                scope=scope,
+                ref=ref,
+                lifted_on=d(on),
+            )
+        )
 
     def invoice(
         self,
@@ -271,9 +466,9 @@ class RuleHarness:
         *,
         currency: str = "CNY",
     ) -> None:
-        from .engine import Engine
-        from .rules import default_pack_path
-        from .rules.loader import load_pack
+        from ..engine import Engine
+        from ..rules import default_pack_path
+        from ..rules.loader import load_pack
 
         pack = rules if isinstance(rules, RulePack) else load_pack(rules or default_pack_path())
         self.book = BookBuilder(store, currency=currency)
@@ -297,6 +492,37 @@ class RuleHarness:
                 out[day] = got
             day += timedelta(days=1)
         return out
+
+    def handle(self, event: ev.Event) -> list[str]:
+        """Give one event to ``Engine.handle``: applied and decided in one transaction, as a
+        host's order entry would; returns what it decided (approvals, order alerts, locks,
+        milestone rules), as :meth:`sent` does."""
+        _applied, decisions = self.engine.handle(event)
+        return _describe(decisions)
+
+    @contextmanager
+    def live(self) -> Iterator[list[str]]:
+        """Inside the block, ``h.book``'s events go through ``Engine.handle`` instead of the
+        ledger alone, so the rules that judge events fire (an order's approval tier, a lock
+        checked on entry); the list it gives fills with what they decided::
+
+            with h.live() as decided:
+                h.book.order("SO-1", "C1", 90_000, on="2026-03-02")
+            assert decided == ["approval order-over-limit SO-1"]
+        """
+        decided: list[str] = []
+
+        def through_engine(event: ev.Event) -> Applied:
+            applied, decisions = self.engine.handle(event)
+            decided.extend(_describe(decisions))
+            return applied
+
+        before = self.book._apply
+        self.book._apply = through_engine
+        try:
+            yield decided
+        finally:
+            self.book._apply = before
 
     def sent(self, day: str | date) -> list[str]:
         """What the run of ``day`` decided (run it first)."""
