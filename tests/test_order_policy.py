@@ -262,3 +262,18 @@ def test_a_sequence_that_locks_and_refuses_is_the_same_both_ways(
     assert states == {"SO-5": "approved", "SO-8": "pending_approval", "SO-10": "approved"}
     assert want["decisions"]  # the lock and the orders' decisions were recorded
     assert want["outbox"]  # with their messages
+
+
+def test_a_replay_into_a_ledger_with_an_engine_attached_decides_nothing_again(
+    store_factory: Callable[[], Store],
+) -> None:
+    """``replay`` (``apply_all``) never consults the policy: the log holds the decisions'
+    own events already, and the replayed book is the book."""
+    host = Host(store_factory(), attached=True)
+    for s in [("invoice", "CA", 45_000, 20), ("submit", "CA", 1_000), ("submit", "CB", 5_000)]:
+        host.step(s)
+    target = Ledger(store_factory())
+    Engine(target, pack()).attach()
+    assert target.replay(host.ledger.store) == host.ledger.store.event_count()
+    assert dump_book(target.store) == dump_book(host.ledger.store)
+    assert target.store.decisions() == []  # nothing decided again
