@@ -933,39 +933,94 @@ def test_a_first_run_locks_a_customer_of_a_book_imported_before_it(store: Store)
     assert [lk.lock_id for lk in ledger.customer("C1").locks] == ["exposure-90"]
 
 
-# -- what is left: Ledger.apply decides with no rule -------------------------------------------
+# -- Ledger.apply with the engine attached: the same order check (issue 12 item 2) ------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "Ledger.apply refuses an approval only for a manual block, a lock on the book or "
-        "exposure over the limit; the prepayment a grade requires is a pack tier "
-        "(order-needs-prepayment) that only Engine.handle applies. Making the ledger refuse "
-        "it would refuse the engine's own approval under a pack without that tier: the "
-        "ledger would need the pack's order check (issue 12 item 2: the same check whichever "
-        "call the host makes)."
-    ),
-)
-def test_ledger_apply_cannot_approve_an_order_a_prepayment_grade_has_not_paid() -> None:
-    m = _machine(MemoryStore())
-    oid = m.submit(cid="CD", amount=5_000, through_engine=False)  # grade D: 100% prepayment
+def test_ledger_apply_with_the_engine_attached_refuses_an_approval_a_grade_has_not_prepaid(
+    store: Store,
+) -> None:
+    """Without a policy, ``Ledger.apply`` records a D-grade order as ``submitted`` and lets
+    anyone approve it: the prepayment a grade requires is a pack tier the ledger does not
+    know. With ``Engine.attach()`` the same ``Ledger.apply`` calls run the engine's check:
+    the order is sent for approval at entry, an approval by anyone else is refused (and
+    audited, as through Engine.handle) and the approver's passes. Detached, the ledger
+    behaves as before."""
+    m = _machine(store)
+    m.engine.attach()
+    oid = "SO-D"
+    m.ledger.apply(
+        OrderSubmitted(
+            **m._meta("sales"),
+            order_id=oid,
+            customer_id="CD",  # grade D: 100% prepayment
+            amount=cny(5_000),
+            submitted_on=m.today,
+        )
+    )
+    o = m.ledger.get("order", oid)
+    assert str(o.state) == "pending_approval"
     with pytest.raises(NotAuthorized):
         m.ledger.apply(OrderApproved(**m._meta("intern"), order_id=oid, approver="intern"))
+    (tried,) = [a for a in m.ledger.audit_trail("order", oid) if a.refused]
+    assert tried.event_type == "OrderApproved:refused"
+    (holder,) = o.approvers
+    m.ledger.apply(OrderApproved(**m._meta(holder), order_id=oid, approver=holder))
+    assert str(m.ledger.get("order", oid).state) == "approved"
+
+    m.ledger.order_policy = None  # detached: recorded only, as before
+    m.ledger.apply(
+        OrderSubmitted(
+            **m._meta("sales"),
+            order_id="SO-D2",
+            customer_id="CD",
+            amount=cny(5_000),
+            submitted_on=m.today,
+        )
+    )
+    assert str(m.ledger.get("order", "SO-D2").state) == "submitted"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "Ledger.apply judges no lock rule: after an order it recorded took the customer to 90% "
-        "of its limit, the lock is not on the book until Engine.handle or the next run judges "
-        "it, and an approval through Ledger.apply in between passes (within the limit). "
-        "Engine.handle settles the locks first; the ledger has no pack to do so."
-    ),
-)
-def test_ledger_apply_cannot_approve_an_order_of_a_customer_the_rules_lock() -> None:
-    m = _machine(MemoryStore())
+def test_ledger_apply_with_the_engine_attached_settles_the_locks_before_an_approval(
+    store: Store,
+) -> None:
+    """An order recorded before the engine was attached took the customer to 90% of its
+    limit; the lock is not on the book yet. With the engine attached, ``Ledger.apply`` of an
+    approval settles the customer's locks first (as ``Engine.handle`` does) and refuses an
+    approval by someone who holds no approval role."""
+    m = _machine(store)
     m.submit(cid="CA", amount=45_000, through_engine=False)  # 90% of 50,000: no lock yet
     oid = m.submit(cid="CA", amount=1_000, through_engine=False)
+    assert m.ledger.customer("CA").locks == ()
+    m.engine.attach()
     with pytest.raises(NotAuthorized):
         m.ledger.apply(OrderApproved(**m._meta("intern"), order_id=oid, approver="intern"))
+    assert m.ledger.get("order", oid).state == "submitted"
+
+
+def test_ledger_apply_with_the_engine_attached_decides_an_order_at_entry(store: Store) -> None:
+    """An order submitted through ``Ledger.apply`` with the engine attached is decided at
+    entry: approved within the limit, sent for approval past the lock, as Engine.handle."""
+    m = _machine(store)
+    m.engine.attach()
+    first = "SO-ok"
+    m.ledger.apply(
+        OrderSubmitted(
+            **m._meta("sales"),
+            order_id=first,
+            customer_id="CA",
+            amount=cny(45_000),
+            submitted_on=m.today,
+        )
+    )
+    assert m.ledger.get("order", first).state == "approved"
+    assert [lk.lock_id for lk in m.ledger.customer("CA").locks] == ["exposure-90"]
+    m.ledger.apply(
+        OrderSubmitted(
+            **m._meta("sales"),
+            order_id="SO-held",
+            customer_id="CA",
+            amount=cny(1_000),
+            submitted_on=m.today,
+        )
+    )
+    assert m.ledger.get("order", "SO-held").state != "approved"

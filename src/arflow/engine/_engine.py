@@ -461,6 +461,17 @@ class Engine:
         )
 
     # -- events -------------------------------------------------------------------------------------
+    def attach(self) -> Engine:
+        """Make this engine its ledger's order policy, and return it: from now on
+        ``ledger.apply(OrderSubmitted(...))`` and ``ledger.apply(OrderApproved(...))`` run
+        :meth:`handle` (the locks settled, the grade and terms checked, the order decided,
+        its messages and tasks queued, a refusal audited), so a host that calls
+        ``Ledger.apply`` gets the same order check as one that calls ``Engine.handle``.
+        ``ledger.order_policy = None`` detaches it. Other events given to ``Ledger.apply``
+        are still only recorded."""
+        self.ledger.order_policy = self
+        return self
+
     def handle(self, event: Event) -> tuple[Applied, list[Decision]]:
         """Apply ``event`` and decide what it triggers: an invoice request when a milestone
         is done, approval of an order beyond policy, an alert on the order, a lock placed

@@ -15,7 +15,7 @@ from ._allocation import allocate_explicit, allocate_oldest_first
 from ._checks import LIVE_STATES, UNINVOICED_ORDER_STATES
 from ._context import InvoiceRequest
 from ._context import audit as _audit  # noqa: F401
-from ._core import Applied, Batch, Ledger
+from ._core import Applied, Batch, Ledger, OrderPolicy
 from ._invoices import invoice_summary as _issued_summary  # noqa: F401
 from ._invoices import issued as _issued  # noqa: F401
 from ._requests import request_id
@@ -29,6 +29,7 @@ __all__ = [
     "Batch",
     "InvoiceRequest",
     "Ledger",
+    "OrderPolicy",
     "Where",
     "allocate_explicit",
     "allocate_oldest_first",

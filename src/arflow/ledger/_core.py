@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 from ..domain import AuditRecord, Customer, Receivable
 from ..errors import ArflowError, DuplicateObject, StoreError, UnknownObject, ValidationError
@@ -91,6 +91,19 @@ class Applied:
     invoice_requests: tuple[InvoiceRequest, ...] = ()
 
 
+class OrderPolicy(Protocol):
+    """What decides an order as it is submitted or approved, for a :class:`Ledger` whose
+    host calls :meth:`Ledger.apply` (``Engine.attach()`` makes the engine the ledger's
+    policy). ``handle`` applies the event, in a transaction of the ledger's own
+    (:meth:`Ledger.batch`), with whatever the policy decides on it, and returns what
+    applying it did and the decisions; on a refusal it raises and changes nothing."""
+
+    def handle(self, event: Event) -> tuple[Applied, Sequence[object]]: ...
+
+
+#: The events :meth:`Ledger.apply` hands to the ledger's order policy when it has one.
+ORDER_EVENTS = (OrderSubmitted, OrderApproved)
+
 log = logging.getLogger("arflow.ledger")
 
 #: Events ``apply_all`` reads ahead (the importer maps a refusal back to its row for the
@@ -119,6 +132,9 @@ class Ledger:
         the invoice request of a shipped order of that type waits for (docs/workflows.md);
         a replay needs the same."""
         self.store: Store = open_store(store)
+        #: decides ``OrderSubmitted`` and ``OrderApproved`` given to :meth:`apply` (None:
+        #: they are only recorded); set by ``Engine.attach()``
+        self.order_policy: OrderPolicy | None = None
         self.apply_unapplied_cash = apply_unapplied_cash
         self.finance_role = finance_role
         self.order_documents: dict[str, tuple[str, ...]] = {
@@ -183,7 +199,17 @@ class Ledger:
 
     # -- applying ---------------------------------------------------------------------------
     def apply(self, event: Event) -> Applied:
-        """Apply one event atomically; refuse it with an ``ArflowError`` and change nothing."""
+        """Apply one event atomically; refuse it with an ``ArflowError`` and change nothing.
+
+        With an :attr:`order_policy` (``Engine.attach()``), an ``OrderSubmitted`` or
+        ``OrderApproved`` goes to it instead: the order is checked and decided exactly as
+        ``Engine.handle`` does, in one transaction (a refused attempt is then audited too).
+        Without one, the order is only recorded, under the book's own checks.
+        :meth:`apply_all`, :meth:`replay` and :meth:`batch` never consult the policy: the
+        log already holds what was decided."""
+        policy = self.order_policy
+        if policy is not None and isinstance(event, ORDER_EVENTS):
+            return policy.handle(event)[0]
         with self.store.transaction() as tx:
             return self._apply_in(tx, event)
 
@@ -471,4 +497,4 @@ def _by_currency(amounts: Iterable[Money]) -> dict[str, Money]:
     return {c: Money(amount=a, currency=c) for c, a in sorted(out.items())}
 
 
-__all__ = ["Applied", "Batch", "Ledger"]
+__all__ = ["ORDER_EVENTS", "Applied", "Batch", "Ledger", "OrderPolicy"]
