@@ -813,15 +813,40 @@ def test_patterns_agree_with_a_plain_reference(
 # -- the built-in pattern matcher against durable-rules ------------------------------------------
 
 
+# days close together and short windows, so that the edges (a payment on the window's first
+# day, on as_of, on a promise's deadline) come up often
+near_days = st.integers(0, 12).map(lambda n: D0 + timedelta(days=n))
+near_patterns = st.lists(
+    st.one_of(
+        st.builds(UnpaidPromise, st.just("unpaid"), st.integers(0, 2)),
+        st.builds(LatePayments, st.just("late"), st.integers(1, 3), st.integers(0, 6)),
+    ),
+    min_size=1,
+    max_size=2,
+    unique_by=lambda p: p.name,
+)
+
+
 @settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    patterns_st,
+    near_patterns,
     st.lists(
-        st.tuples(st.lists(promises_st, max_size=4), st.lists(payments_st, max_size=8)),
+        st.tuples(
+            st.lists(
+                st.builds(
+                    lambda r, made, wait: Promise(r, made, made + timedelta(days=wait)),
+                    receivables,
+                    near_days,
+                    st.integers(0, 4),
+                ),
+                max_size=3,
+            ),
+            st.lists(st.builds(Payment, receivables, near_days, near_days), max_size=8),
+        ),
         min_size=1,
         max_size=3,
     ),
-    small_days,
+    near_days,
 )
 def test_the_builtin_pattern_matcher_decides_exactly_like_durable(
     patterns: list[UnpaidPromise | LatePayments],
@@ -846,6 +871,7 @@ def test_the_builtin_matcher_hangs_a_late_run_on_its_first_payment_in_the_window
             (D0 + timedelta(days=12), pays[1]),  # 10, 11, 12 in [7, 12]
             (D0 + timedelta(days=11), None),  # only 10, 11 by the 11th
             (D0 + timedelta(days=16), None),  # 11, 12 in [11, 16]: the run starts at 11
+            (D0 + timedelta(days=15), pays[1]),  # [10, 15]: the window's first day counts
         ]:
             want = [("late_payments", first)] if first else []
             assert m.match_details({"c": ([], pays)}, as_of) == {"c": want}
