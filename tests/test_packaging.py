@@ -282,3 +282,14 @@ def test_the_matcher_setting_is_checked(tmp_path: Path) -> None:
         load_pack(tmp_path)
     (tmp_path / "settings.yaml").write_text("settings:\n  matcher: builtin\n", encoding="utf-8")
     assert load_pack(tmp_path).settings.matcher == "builtin"
+
+
+def test_the_matchers_page_example_runs() -> None:
+    """The python block of docs/matchers.md's section on choosing the matcher, as written
+    (it needs no durable-rules)."""
+    text = (ROOT / "docs/matchers.md").read_text(encoding="utf-8")
+    section = text.split("## Installing durable-rules, and choosing the pattern matcher", 1)[1]
+    section = section.split("\n## ", 1)[0]
+    blocks = section.split("```python\n")[1:]
+    assert len(blocks) == 1
+    exec(compile(blocks[0].split("```", 1)[0], "docs/matchers.md", "exec"), {})
