@@ -278,7 +278,7 @@ class Alert(_Spec):
 
 class PatternRule(_Spec):
     """A pattern over one customer's history (promises, payments, the date), matched by
-    durable-rules: ``unpaid_promise`` (a promise with no payment by its date plus grace) or
+    ``settings.matcher`` (durable-rules or the built-in matcher): ``unpaid_promise`` (a promise with no payment by its date plus grace) or
     ``late_payments`` (``count`` payments after their due date within ``window_days``)."""
 
     id: Id
