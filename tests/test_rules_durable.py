@@ -7,6 +7,7 @@ so that the guard next to it is known to guard against something real.
 from __future__ import annotations
 
 import functools
+import os
 import random
 import string
 import subprocess
@@ -18,6 +19,14 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+
+from arflow.rules.patterns import BuiltinPatternMatcher, durable_available
+
+if not durable_available():  # the 3.13 stage of .ci/run installs arflow without the extra
+    if os.environ.get("CI") and not os.environ.get("ARFLOW_TEST_WITHOUT_DURABLE"):
+        pytest.fail("durable-rules does not import, and CI wants the differential tests run")
+    pytest.skip("durable-rules is not installed (arflow[durable])", allow_module_level=True)
+
 from durable import engine  # type: ignore[import-untyped]
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -797,6 +806,89 @@ def test_patterns_agree_with_a_plain_reference(
     with PatternMatcher(patterns) as m:
         got = m.match(by_customer, as_of)
     assert got == {c: reference(patterns, h[0], h[1], as_of) for c, h in by_customer.items()}
+    with BuiltinPatternMatcher(patterns) as b:
+        assert b.match(by_customer, as_of) == got
+
+
+# -- the built-in pattern matcher against durable-rules ------------------------------------------
+
+
+# days close together and short windows, so that the edges (a payment on the window's first
+# day, on as_of, on a promise's deadline) come up often
+near_days = st.integers(0, 12).map(lambda n: D0 + timedelta(days=n))
+near_patterns = st.lists(
+    st.one_of(
+        st.builds(UnpaidPromise, st.just("unpaid"), st.integers(0, 2)),
+        st.builds(LatePayments, st.just("late"), st.integers(1, 3), st.integers(0, 6)),
+    ),
+    min_size=1,
+    max_size=2,
+    unique_by=lambda p: p.name,
+)
+
+
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    near_patterns,
+    st.lists(
+        st.tuples(
+            st.lists(
+                st.builds(
+                    lambda r, made, wait: Promise(r, made, made + timedelta(days=wait)),
+                    receivables,
+                    near_days,
+                    st.integers(0, 4),
+                ),
+                max_size=3,
+            ),
+            st.lists(st.builds(Payment, receivables, near_days, near_days), max_size=8),
+        ),
+        min_size=1,
+        max_size=3,
+    ),
+    near_days,
+)
+def test_the_builtin_pattern_matcher_decides_exactly_like_durable(
+    patterns: list[UnpaidPromise | LatePayments],
+    histories: list[tuple[list[Promise], list[Payment]]],
+    as_of: date,
+) -> None:
+    """Not only which patterns hold: each match hangs on the same promise or first late
+    payment, which is what the engine's decision keys are made of."""
+    by_customer = {f"c{i}": h for i, h in enumerate(histories)}
+    with PatternMatcher(patterns) as durable_m, BuiltinPatternMatcher(patterns) as builtin_m:
+        assert builtin_m.match_details(by_customer, as_of) == durable_m.match_details(
+            by_customer, as_of
+        )
+
+
+def test_the_builtin_matcher_hangs_a_late_run_on_its_first_payment_in_the_window() -> None:
+    due = D0
+    pays = [Payment(f"r{i}", D0 + timedelta(days=d), due) for i, d in enumerate([2, 10, 11, 12])]
+    late = LatePayments(count=3, window_days=5)
+    with BuiltinPatternMatcher([late]) as m, PatternMatcher([late]) as durable_m:
+        for as_of, first in [
+            (D0 + timedelta(days=12), pays[1]),  # 10, 11, 12 in [7, 12]
+            (D0 + timedelta(days=11), None),  # only 10, 11 by the 11th
+            (D0 + timedelta(days=16), None),  # 11, 12 in [11, 16]: the run starts at 11
+            (D0 + timedelta(days=15), pays[1]),  # [10, 15]: the window's first day counts
+        ]:
+            want = [("late_payments", first)] if first else []
+            assert m.match_details({"c": ([], pays)}, as_of) == {"c": want}
+            assert durable_m.match_details({"c": ([], pays)}, as_of) == {"c": want}
+
+
+def test_the_builtin_matcher_checks_the_same_parameters_and_is_closed_once_closed() -> None:
+    with pytest.raises(UnsupportedForDurable, match="count"):
+        BuiltinPatternMatcher([LatePayments(count=13)])
+    with pytest.raises(ValueError, match="grace_days"):
+        BuiltinPatternMatcher([UnpaidPromise(grace_days=-1)])
+    with pytest.raises(ValueError, match="at least one"):
+        BuiltinPatternMatcher([])
+    m = BuiltinPatternMatcher([UnpaidPromise()])
+    m.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        m.match({}, D0)
 
 
 def test_many_promises_and_late_payments_stay_below_durables_limits() -> None:

@@ -3,6 +3,7 @@ own days off and adjusted working days."""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -101,7 +102,7 @@ class BusinessCalendar:
             # Next year's table too: the working Saturday before New Year's Day belongs to it.
             for yy in (y, y + 1) if y < date.max.year else (y,):
                 table: Any = holidays.country_holidays(
-                    self.country, subdiv=self.subdivision, years=yy
+                    self.country, subdiv=self.subdivision, years=yy, language=_english(self.country)
                 )
                 if yy == y:
                     public.update((d, str(n)) for d, n in table.items() if d.year == y)
@@ -228,3 +229,14 @@ class BusinessCalendar:
         for y in range(lo.year + 1, hi.year):
             total += len(self._year(y))
         return total + hi_rank
+
+
+@functools.cache
+def _english(country: str) -> str | None:
+    """The language of holiday names: English where the holidays package has it, else the
+    country's default one. Left unset, the package follows the process locale, and Python 3.13 no
+    longer reads ``LANG=C.UTF-8`` as English: China's names came out in Chinese there."""
+    table = holidays.country_holidays(country, years=[])
+    languages = getattr(table, "supported_languages", ())
+    english = (lang for lang in ("en_US", "en_GB", "en") if lang in languages)
+    return next(english, getattr(table, "default_language", None))

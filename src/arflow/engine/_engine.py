@@ -35,7 +35,7 @@ from ..domain import Receivable
 from ..errors import ArflowError
 from ..events import BaseEvent, Event, OrderApproved, OrderSubmitted
 from ..ledger import Applied, Batch, Ledger
-from ..rules import durable as dr
+from ..rules import patterns as dr
 from ..rules.loader import RulePack, load_pack
 from ._address import SendTimes
 from ._candidates import candidates as find_candidates
@@ -187,7 +187,7 @@ class Engine:
 
     # -- life -------------------------------------------------------------------------------------
     def close(self) -> None:
-        """Free the durable-rules rulesets of this engine's patterns (if it has any)."""
+        """Free the pattern matcher of this engine (a durable-rules one's rulesets)."""
         self._patterns.close()
 
     def __enter__(self) -> Engine:
@@ -197,13 +197,14 @@ class Engine:
         self.close()
 
     @property
-    def matcher(self) -> dr.PatternMatcher | None:
-        """The durable-rules matcher of the pack's patterns: this engine's own (its own
-        durable host), built on first use; None when the pack has no patterns."""
+    def matcher(self) -> dr.PatternMatching | None:
+        """The matcher of the pack's patterns (``settings.matcher``): this engine's own (a
+        durable-rules one has its own host), built on first use; None when the pack has no
+        patterns."""
         return self._patterns.matcher(self.pack, self.settings)
 
     @property
-    def _matcher(self) -> dr.PatternMatcher | None:
+    def _matcher(self) -> dr.PatternMatching | None:
         return self._patterns._matcher
 
     # seams tests replace: the dunning planner's ladder, the lock planner's customer

@@ -4,7 +4,7 @@ calls at one of four points of a day or an event.
 - :class:`ReceivablePlanner`: once per candidate receivable of the day, with its facts
   (dunning ladders, receivable alerts); the hot path of a run.
 - :class:`HistoryPlanner`: once per day, over the histories of many customers at once
-  (patterns matched by durable-rules).
+  (patterns, matched by the matcher the pack chose).
 - :class:`CustomerPlanner`: once per customer the day looks at (the candidates' customers,
   those the history planners read, and those any customer planner asks for), with the
   customer's facts (locks, customer alerts).

@@ -1,9 +1,9 @@
 """Rules in files: the condition language, the facts it reads, rule-file schema and loading.
 
 The public module for rule authors: ``load_pack`` and ``lint`` for packs, ``condition`` and
-``fact_types`` for the condition language, and the two matchers of the durable-rules extra.
-The names are imported on first use, so ``import arflow.rules`` loads neither YAML nor
-durable-rules.
+``fact_types`` for the condition language, the built-in pattern matcher, and the two
+matchers of the durable-rules extra (``arflow[durable]``). The names are imported on first
+use, so ``import arflow.rules`` loads neither YAML nor durable-rules.
 """
 
 from __future__ import annotations
@@ -13,20 +13,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .durable import (
-        DurableMatcher,
-        LatePayments,
-        PatternMatcher,
-        Payment,
-        Promise,
-        UnpaidPromise,
-    )
+    from .durable import DurableMatcher, PatternMatcher
     from .expr import Condition, condition
     from .facts import fact_types
     from .lint import lint
     from .loader import RulePack, load_pack
+    from .patterns import BuiltinPatternMatcher, LatePayments, Payment, Promise, UnpaidPromise
 
 __all__ = [
+    "BuiltinPatternMatcher",
     "Condition",
     "DurableMatcher",
     "LatePayments",
@@ -43,14 +38,15 @@ __all__ = [
 ]
 
 _LAZY = {
+    "BuiltinPatternMatcher": "patterns",
     "Condition": "expr",
     "DurableMatcher": "durable",
-    "LatePayments": "durable",
+    "LatePayments": "patterns",
     "PatternMatcher": "durable",
-    "Payment": "durable",
-    "Promise": "durable",
+    "Payment": "patterns",
+    "Promise": "patterns",
     "RulePack": "loader",
-    "UnpaidPromise": "durable",
+    "UnpaidPromise": "patterns",
     "condition": "expr",
     "fact_types": "facts",
     "lint": "lint",

@@ -28,6 +28,7 @@ from pydantic import (
 )
 
 from ..money import Seq, to_decimal
+from .patterns import DURABLE_MISSING, durable_available
 
 Id = Annotated[str, Field(min_length=1, max_length=80, pattern=r"^[A-Za-z0-9_.:-]+$")]
 #: A credit grade's name, as the pack names its grades (A-D by default, AAA or 1-5 too: a
@@ -291,7 +292,7 @@ class Alert(_Spec):
 
 class PatternRule(_Spec):
     """A pattern over one customer's history (promises, payments, the date), matched by
-    durable-rules: ``unpaid_promise`` (a promise with no payment by its date plus grace) or
+    ``settings.matcher`` (durable-rules or the built-in matcher): ``unpaid_promise`` (a promise with no payment by its date plus grace) or
     ``late_payments`` (``count`` payments after their due date within ``window_days``)."""
 
     id: Id
@@ -506,6 +507,14 @@ class Settings(_Spec):
         description="after downtime: send only the latest due step (default), all, or none",
     )
     promise_grace_days: int = Field(default=3, ge=0, le=60, strict=True)
+    matcher: Literal["auto", "builtin", "durable"] = Field(
+        default="auto",
+        description=(
+            "what matches the patterns: durable-rules (the arflow[durable] extra), the "
+            "built-in matcher (same decisions, no native code), or auto: durable-rules when "
+            "it imports here, else the built-in one"
+        ),
+    )
     dso_target_days: Decimal | None = Field(
         default=None,
         ge=0,
@@ -594,6 +603,13 @@ class Settings(_Spec):
     _d = field_validator("min_balance", "order_ceiling_ratio", mode="before")(
         lambda cls, v, info: _dec(v, info)
     )
+
+    @field_validator("matcher")
+    @classmethod
+    def _matcher_importable(cls, v: str) -> str:
+        if v == "durable" and not durable_available():
+            raise ValueError(f"matcher: durable {DURABLE_MISSING}")
+        return v
 
     @model_validator(mode="after")
     def _review_role_needs_review(self) -> Settings:

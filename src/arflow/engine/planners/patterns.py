@@ -1,6 +1,7 @@
-"""Patterns over a customer's history, matched by durable-rules: unpaid promises (every
-customer with an open promise past its date plus grace) and runs of late payments (the
-customers a day looks at, and the payer as each payment arrives)."""
+"""Patterns over a customer's history: unpaid promises (every customer with an open promise
+past its date plus grace) and runs of late payments (the customers a day looks at, and the
+payer as each payment arrives), matched by the matcher the pack chose (``settings.matcher``:
+durable-rules or the built-in one, which decide the same)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from ...decisions import Decision, decision_key
 from ...domain import PromiseStatus, PromiseToPay
 from ...events import BaseEvent, PaymentReceived
 from ...ledger import Applied
-from ...rules import durable as dr
+from ...rules import patterns as dr
 from ...rules.loader import RulePack
 from ...rules.schema import PatternRule, Settings
 from .._context import Day
@@ -21,14 +22,27 @@ from .._explain import _jsonable_deep, _why
 from .._results import Failure, _holds
 
 
+def pattern_matcher(patterns: Sequence[dr.Pattern], choice: dr.MatcherChoice) -> dr.PatternMatching:
+    """The matcher a pack chose: ``builtin``, ``durable``, or ``auto`` (durable-rules when it
+    imports here, else the built-in one). ``durable`` where it does not import raises
+    :class:`RuntimeError` naming the fix (the loader refuses such a pack first)."""
+    if choice == "builtin" or (choice == "auto" and not dr.durable_available()):
+        return dr.BuiltinPatternMatcher(patterns)
+    if not dr.durable_available():
+        raise RuntimeError(f"settings.matcher: durable {dr.DURABLE_MISSING}")
+    from ...rules.durable import PatternMatcher
+
+    return PatternMatcher(patterns)
+
+
 class PatternPlanner:
-    """Holds the durable-rules matcher of a pack's patterns (its own host, built on first
-    use); a :class:`HistoryPlanner` and an :class:`EventPlanner`."""
+    """Holds the pattern matcher of a pack's patterns (built on first use; a durable-rules
+    one has its own host); a :class:`HistoryPlanner` and an :class:`EventPlanner`."""
 
     def __init__(self) -> None:
-        self._matcher: dr.PatternMatcher | None = None
+        self._matcher: dr.PatternMatching | None = None
 
-    def matcher(self, pack: RulePack, settings: Settings) -> dr.PatternMatcher | None:
+    def matcher(self, pack: RulePack, settings: Settings) -> dr.PatternMatching | None:
         """The matcher of ``pack``'s patterns (None when it has none)."""
         if self._matcher is None and pack.patterns:
             built: list[dr.Pattern] = []
@@ -42,11 +56,11 @@ class PatternPlanner:
                 else:
                     assert spec.count is not None and spec.window_days is not None
                     built.append(dr.LatePayments(rule.id, spec.count, spec.window_days))
-            self._matcher = dr.PatternMatcher(built)
+            self._matcher = pattern_matcher(built, settings.matcher)
         return self._matcher
 
     def close(self) -> None:
-        """Free the durable-rules rulesets (if any were built)."""
+        """Free the matcher (a durable-rules one's rulesets), if one was built."""
         if self._matcher is not None:
             self._matcher.close()
             self._matcher = None
@@ -111,7 +125,7 @@ class PatternPlanner:
                     for rid in pr.receivable_ids:
                         proms.append(dr.Promise(rid, pr.made_on, pr.promised_date))
                         promises[(rid, pr.made_on.isoformat(), pr.promised_date)] = pr
-                # only histories that could match reach durable-rules: a promise, or enough
+                # only histories that could match reach the matcher: a promise, or enough
                 # late payments for the smallest count
                 if proms or sum(p.paid_on > p.due_date for p in pays) >= least_late:
                     histories[cid] = (proms, pays)

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 from ...errors import DurableError as DurableError
 from ...errors import UnsupportedForDurable as UnsupportedForDurable
+from ..patterns import Pattern as Pattern
 from ._host import MAX_SESSIONS as MAX_SESSIONS
 from ._host import TERMS_PER_RULE as TERMS_PER_RULE
 from ._host import TERMS_PER_SHARD as TERMS_PER_SHARD
@@ -46,7 +47,6 @@ from ._matcher import DurableMatcher as DurableMatcher
 from ._matcher import RuleInput as RuleInput
 from ._patterns import MAX_LATE_COUNT as MAX_LATE_COUNT
 from ._patterns import LatePayments as LatePayments
-from ._patterns import Pattern as Pattern
 from ._patterns import PatternMatcher as PatternMatcher
 from ._patterns import Payment as Payment
 from ._patterns import Promise as Promise

@@ -8,9 +8,13 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from typing import Any, NoReturn
 
-from durable import engine  # type: ignore[import-untyped]
-
 from ...errors import DurableError
+from ..patterns import DURABLE_MISSING
+
+try:
+    from durable import engine  # type: ignore[import-untyped]
+except ImportError as exc:  # not installed, or not built for this Python (3.13)
+    raise ImportError(f"arflow.rules.durable {DURABLE_MISSING}") from exc
 
 __all__ = ["MAX_SESSIONS", "TERMS_PER_RULE", "TERMS_PER_SHARD", "TESTS_PER_SHARD", "fnv1a32"]
 

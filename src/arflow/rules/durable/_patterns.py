@@ -4,11 +4,19 @@ by its date plus grace, repeated late payments."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import date
-from typing import Any, TypeAlias
+from typing import Any
 
-from ...errors import UnsupportedForDurable
+from ..patterns import (
+    MAX_LATE_COUNT,
+    LatePayments,
+    Pattern,
+    Payment,
+    Promise,
+    UnpaidPromise,
+    check_patterns,
+    detail_order,
+)
 from ._host import _TAG, _Driver
 
 __all__ = [
@@ -21,46 +29,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
-class Promise:
-    """A promise to pay ``receivable_id`` by ``promised_date``, made on ``made_on``."""
-
-    receivable_id: str
-    made_on: date
-    promised_date: date
-
-
-@dataclass(frozen=True)
-class Payment:
-    """Money received on ``paid_on`` for ``receivable_id``, which was due on ``due_date``."""
-
-    receivable_id: str
-    paid_on: date
-    due_date: date
-
-
-@dataclass(frozen=True)
-class UnpaidPromise:
-    """Holds when a promise's date plus ``grace_days`` is before ``as_of`` and no payment for
-    its receivable arrived between the day it was made and that deadline."""
-
-    name: str = "unpaid_promise"
-    grace_days: int = 0
-
-
-@dataclass(frozen=True)
-class LatePayments:
-    """Holds when at least ``count`` payments made after their due date fall in the
-    ``window_days`` days up to ``as_of`` (both ends included)."""
-
-    name: str = "late_payments"
-    count: int = 3
-    window_days: int = 180
-
-
-Pattern: TypeAlias = UnpaidPromise | LatePayments
 _PROMISE, _PAYMENT, _CLOCK, _START = 1, 2, 3, 9
-MAX_LATE_COUNT = 12  # durable joins at most 16 facts per rule
 
 
 def _plus(alias: str, prop: str, n: int) -> Any:
@@ -151,28 +120,15 @@ class PatternMatcher(_Driver):
     RULESET = "patterns"
 
     def __init__(self, patterns: Sequence[Pattern], *, max_sessions: int = 8) -> None:
+        check_patterns(patterns)
         super().__init__(max_sessions)
-        if not patterns:
-            raise ValueError("at least one pattern is needed")
-        if len(patterns) > 16:
-            raise UnsupportedForDurable("at most 16 patterns per matcher")
         self.patterns = list(patterns)
         rules: dict[str, Any] = {"start": {"all": [{"m": {_TAG: _START}}], "run": _nothing}}
         for i, p in enumerate(self.patterns):
             if isinstance(p, LatePayments):
-                if not 1 <= p.count <= MAX_LATE_COUNT:
-                    raise UnsupportedForDurable(
-                        f"pattern {p.name!r}: count must be 1..{MAX_LATE_COUNT}, not {p.count}"
-                    )
-                if p.window_days < 0:
-                    raise ValueError(f"pattern {p.name!r}: window_days must not be negative")
                 rules[f"q{i}"] = {"all": _late_rule(p), "run": self._action(i, "l0")}
-            elif isinstance(p, UnpaidPromise):
-                if p.grace_days < 0:
-                    raise ValueError(f"pattern {p.name!r}: grace_days must not be negative")
-                rules[f"q{i}"] = {"all": _promise_rule(p), "run": self._action(i, "p")}
             else:
-                raise TypeError(f"not a pattern: {p!r}")
+                rules[f"q{i}"] = {"all": _promise_rule(p), "run": self._action(i, "p")}
         self.definitions = {self.RULESET: {k: {"all": v["all"]} for k, v in rules.items()}}
         self._register(self.RULESET, rules)
         promise_rules = sum(isinstance(p, UnpaidPromise) for p in self.patterns)
@@ -209,7 +165,7 @@ class PatternMatcher(_Driver):
                     (self.patterns[i].name, obj)
                     for i, obj in self._evaluate(promises, payments, as_of)
                 }
-                out[customer] = sorted(found, key=_detail_order)
+                out[customer] = sorted(found, key=detail_order)
         return out
 
     def _evaluate(
@@ -283,12 +239,6 @@ class PatternMatcher(_Driver):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _detail_order(item: tuple[str, Promise | Payment]) -> tuple[str, date, str]:
-    name, obj = item
-    day = obj.promised_date if isinstance(obj, Promise) else obj.paid_on
-    return name, day, obj.receivable_id
 
 
 def _nothing(_c: Any) -> None:
