@@ -47,3 +47,21 @@ def test_a_skip_marker_is_honoured(tmp_path: Path) -> None:
     )
     found = blocks(page)
     assert [b.skip for b in found] == ["needs network", None, None]
+
+
+def test_a_failing_block_fails_its_page(tmp_path: Path) -> None:
+    """The runner is not a formality: a Python error, a command that exits non-zero, and a
+    name defined on another page all fail the page."""
+    (tmp_path / "book").mkdir()
+    bad_python = tmp_path / "python.md"
+    bad_python.write_text("```python\nraise ValueError('as written')\n```\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="as written"):
+        run_page(bad_python, tmp_path / "book")
+    bad_shell = tmp_path / "shell.md"
+    bad_shell.write_text("```sh\npython -m arflow explain no-such-key\n```\n", encoding="utf-8")
+    with pytest.raises(AssertionError, match="no decision with key"):
+        run_page(bad_shell, tmp_path / "book")
+    other_page = tmp_path / "other.md"
+    other_page.write_text("```python\nprint(x)\n```\n", encoding="utf-8")
+    with pytest.raises(NameError):
+        run_page(other_page, tmp_path / "book")
