@@ -118,3 +118,11 @@ def test_the_api_reference_documents_every_public_name(site: Path) -> None:
     adapters = (site / "api" / "adapters" / "index.html").read_text(encoding="utf-8")
     for sub in ("http", "smtp", "queues", "chat"):
         assert f'id="arflow.adapters.{sub}"' in adapters, sub
+
+
+def test_the_rule_language_reference_names_every_setting() -> None:
+    from arflow.rules.schema import Settings
+
+    text = (ROOT / "docs" / "rules.md").read_text(encoding="utf-8")
+    missing = [f for f in Settings.model_fields if f"`{f}`" not in text]
+    assert not missing, f"settings not in docs/rules.md: {missing}"
