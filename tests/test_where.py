@@ -197,9 +197,12 @@ def test_arflow_where_command(tmp_path: Any, capsys: pytest.CaptureFixture[str])
     assert main(["where", "--db", url, "order", "NOPE"]) == 3
 
 
-def test_the_workflows_page_runs_and_draws_the_machine(capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_workflows_page_runs_and_draws_the_machine(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Every python block of docs/workflows.md runs, in order, as one program; its diagram
     is the one drawn from the declaration."""
+    monkeypatch.chdir(tmp_path)  # the page's book is ./book.db
     from arflow.lifecycle import INVOICE_REQUEST_TRANSITIONS, mermaid
 
     text = (Path(__file__).parent.parent / "docs" / "workflows.md").read_text(encoding="utf-8")

@@ -146,6 +146,7 @@ from .store import MemoryStore, Store, dump_book, open_store
 
 if TYPE_CHECKING:
     from .analytics import (
+        Analytics,
         contract_view,
         falling_due,
         forecast,
