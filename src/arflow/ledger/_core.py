@@ -58,9 +58,12 @@ from ..events import (
     PersonLeft,
     PersonUpdated,
     PromiseBroken,
+    ProcessStarted,
     PromiseMade,
     RefundIssued,
     RiskFlagged,
+    StepDecided,
+    StepTimedOutEvent,
     TaskCancelled,
     TaskCompleted,
     TaskCreated,
@@ -75,6 +78,7 @@ from ..rows import PlainInvoice, is_plain, plain_invoice, plain_rows
 from ..store import Store, StoreTx, open_store
 from ..store.base import UNAPPLIED, json_of
 from . import _disputes, _dunning, _invoices, _orders, _parties, _payments, _requests, _tasks
+from . import _processes
 from ._checks import LIVE_STATES, not_positive, zero
 from ._context import Ctx, InvoiceRequest, refusal
 from ._invoices import day_of, not_before_issue
@@ -172,11 +176,17 @@ class Ledger:
             InvoiceRequestCancelled: _requests.request_cancelled,
             InvoiceSent: _requests.invoice_sent,
             InvoiceConfirmed: _requests.invoice_confirmed,
+            ProcessStarted: _processes.process_started,
+            StepDecided: _processes.step_decided,
+            StepTimedOutEvent: _processes.step_timed_out,
         }
         self._ship = self._order_move("ship")
 
     def _order_shipped(self, ctx: Ctx, e: OrderShipped) -> None:
-        """The order is shipped, and asks finance for its invoice (an invoice request)."""
+        """The order is shipped (once the processes about it approved it), and asks finance
+        for its invoice (an invoice request)."""
+        order = ctx.get("order", e.order_id)
+        _processes.check_gates(ctx, order.id, order.customer_id)
         self._ship(ctx, e)
         order = ctx.get("order", e.order_id)
         _requests.from_order(ctx, order, e.shipped_on, self.order_documents, self.finance_role)

@@ -26,6 +26,7 @@ from pydantic import (
     model_validator,
 )
 
+from ..domain import ProcessDefinition
 from ..money import Seq, to_decimal
 
 Id = Annotated[str, Field(min_length=1, max_length=80, pattern=r"^[A-Za-z0-9_.:-]+$")]
@@ -617,3 +618,5 @@ class RuleFile(_Spec):
     milestones: Seq[MilestoneRule] = ()
     approvals: Seq[ApprovalTier] = ()
     patterns: Seq[PatternRule] = ()
+    #: processes with owners, deadlines and approvals (docs/workflows.md#processes)
+    processes: Seq[ProcessDefinition] = ()
