@@ -60,6 +60,10 @@ from ._review import hold as hold_held
 from ._review import proposal as held_decisions
 from ._review import release as release_held
 from ._review import view as proposal_view
+from ._processes import check_discount
+from ._processes import follow as follow_process
+from ._processes import start_for as start_process
+from ._processes import sweep as sweep_processes
 from ._tasks import InboxItem, close_decided, inbox
 from ._tasks import sweep as sweep_tasks
 from .planners import (
@@ -387,8 +391,10 @@ class Engine:
         return record_plan(batch, plan, when, self.composer)
 
     def _sweep_tasks(self, batch: Batch, as_of: date, when: datetime) -> int:
-        """Open tasks past their deadline marked overdue, and escalated as the pack says."""
-        return sweep_tasks(batch, self.store, self.pack, as_of, when)
+        """Process steps past their deadline timed out (their owners reminded before), then
+        open tasks past their deadline marked overdue, and escalated as the pack says."""
+        moved = sweep_processes(batch, self.store, self.pack, as_of, when)
+        return moved + sweep_tasks(batch, self.store, self.pack, as_of, when)
 
     def tasks_for(self, who: str, as_of: date) -> list[InboxItem]:
         """The inbox of ``who`` (a person id or a role): open and overdue tasks, overdue
@@ -486,6 +492,7 @@ class Engine:
                     check_grades(self.pack.scoring, event)
                     event = with_grade_terms(self.pack, self.store, event)
                     check_terms(self.pack, self.store, event)
+                    check_discount(self.pack, event)
                     book = TxBook(batch.tx, self.store)
                     settled = self._settle_locks(batch, book, event)
                     applied = batch.apply(event)
@@ -527,6 +534,8 @@ class Engine:
             )
         record_in(batch, plan.decisions[len(settled) :], event.occurred_at, self.composer)
         close_decided(batch, event)  # an order decided: its approval tasks are done
+        start_process(batch, self.pack, self.store, event, event.occurred_at)
+        follow_process(batch, self.pack, event)  # a step decided: the next owner's task
         # The decisions' own effects (an order refused or approved at entry) change the
         # customer's exposure: its locks are checked again on the book as it now stands in
         # the transaction (a fresh day: its facts are read again).
