@@ -410,6 +410,21 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_process(args: argparse.Namespace) -> int:
+    """``arflow process diagram NAME``: the Mermaid diagram of a declared process."""
+    from .lifecycle import process_mermaid
+    from .rules import default_pack_path
+    from .rules.loader import load_pack
+
+    pack = load_pack(args.rules or [str(default_pack_path())])
+    proc = pack.process(args.name)
+    if proc is None:
+        known = ", ".join(p.id for p in pack.processes) or "none"
+        raise errors.UnknownObject("process", f"{args.name} (the pack declares: {known})")
+    sys.stdout.write(process_mermaid(proc))
+    return 0
+
+
 def cmd_lint(args: argparse.Namespace) -> int:
     from .rules import default_pack_path
     from .rules.lint import lint
@@ -648,6 +663,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--from", dest="date_from", type=_date, required=True)
     p.add_argument("--to", dest="date_to", type=_date, required=True)
     p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("process", help="declared processes: draw one (docs/workflows.md)")
+    p.add_argument("action", choices=["diagram"])
+    p.add_argument("name", help="the process's id in the pack")
+    p.add_argument("--rules", action="append", help="rule files or folders (default: shipped)")
+    p.set_defaults(func=cmd_process)
 
     p = sub.add_parser("lint", help="check rule files: errors with file:line, and warnings")
     p.add_argument("paths", nargs="*", help="rule files or folders (default: shipped pack)")
