@@ -211,9 +211,7 @@ def test_timeouts_move_on_escalate_and_end_expired(engine: Engine) -> None:
 
 def _refused(engine: Engine, pid: str) -> list[tuple[str | None, str]]:
     return [
-        (a.refused, a.event_type)
-        for a in engine.ledger.audit_trail("process", pid)
-        if a.refused
+        (a.refused, a.event_type) for a in engine.ledger.audit_trail("process", pid) if a.refused
     ]
 
 
@@ -308,7 +306,9 @@ def test_the_process_diagram_command(capsys) -> None:  # type: ignore[no-untyped
     from arflow.cli import main
 
     assert main(["process", "diagram", "discount_approval", "--rules", str(DEFAULT)]) == 0
-    assert capsys.readouterr().out == process_mermaid(load_pack(DEFAULT).process("discount_approval"))
+    assert capsys.readouterr().out == process_mermaid(
+        load_pack(DEFAULT).process("discount_approval")
+    )
 
 
 # -- random sequences ------------------------------------------------------------------------------
@@ -359,7 +359,7 @@ class Processes(RuleBasedStateMachine):
         except (StepNotOwned, StepDecidedAlready, StepTimedOut):
             assert proc(self.engine, oid) == p  # nothing changed
             return
-        assert p.state == step and p.owner == who or who in PEOPLE and p.role in PEOPLE[who]
+        assert (p.state == step and p.owner == who) or (who in PEOPLE and p.role in PEOPLE[who])
 
     @rule(days=st.integers(1, 4))
     def time_passes(self, days: int) -> None:
@@ -374,8 +374,11 @@ class Processes(RuleBasedStateMachine):
         p = proc(self.engine, oid)
         approved = self.engine.store.get("order", oid).state == "approved"
         try:
-            self.engine.handle(ship(oid).model_copy(update={"occurred_at": at(self.day, 15),
-                                                            "shipped_on": self.day}))
+            self.engine.handle(
+                ship(oid).model_copy(
+                    update={"occurred_at": at(self.day, 15), "shipped_on": self.day}
+                )
+            )
         except ApprovalPending:
             assert p.state != "approved"
             return

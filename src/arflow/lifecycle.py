@@ -272,7 +272,9 @@ class _StepSubject:
         return self.within
 
 
-def move_process(d: ProcessDefinition, process_id: str, state: str, trigger: str, within: bool) -> str:
+def move_process(
+    d: ProcessDefinition, process_id: str, state: str, trigger: str, within: bool
+) -> str:
     """Run ``trigger`` on an instance of ``d`` in ``state``; the state it ends in, or
     :class:`~arflow.errors.IllegalTransition`."""
     machine = process_machine(d)

@@ -50,6 +50,10 @@ from ._parallel import (
 )
 from ._parallel import run as run_day
 from ._planner import CustomerPlanner, EventPlanner, HistoryPlanner, ReceivablePlanner
+from ._processes import check_discount
+from ._processes import follow as follow_process
+from ._processes import start_for as start_process
+from ._processes import sweep as sweep_processes
 from ._record import ENGINE_ACTOR, record_helpers, record_in, record_plan
 from ._record import record as record_decisions
 from ._results import Plan, RunResult, _failure
@@ -60,10 +64,6 @@ from ._review import hold as hold_held
 from ._review import proposal as held_decisions
 from ._review import release as release_held
 from ._review import view as proposal_view
-from ._processes import check_discount
-from ._processes import follow as follow_process
-from ._processes import start_for as start_process
-from ._processes import sweep as sweep_processes
 from ._tasks import InboxItem, close_decided, inbox
 from ._tasks import sweep as sweep_tasks
 from .planners import (

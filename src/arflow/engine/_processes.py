@@ -86,8 +86,14 @@ def _discount_of(event: BaseEvent) -> tuple[str, str, str, Decimal, Any, Any] | 
         if c.discount_percent is None and c.discount_amount is None:
             return None
         amt = c.discount_amount
-        return ("contract_discount", "contract", c.id, c.amount.amount, c.discount_percent,
-                amt and amt.amount)
+        return (
+            "contract_discount",
+            "contract",
+            c.id,
+            c.amount.amount,
+            c.discount_percent,
+            amt and amt.amount,
+        )
     return None
 
 
@@ -131,7 +137,7 @@ def owners_for(
             role = spec[len(ROLE_HOLDERS) :]
             holders = [p.id for p in people if role in p.roles]
             return StepOwner(step="-", owner=holders[0], role=role) if holders else None
-        pid = spec
+        pid: str | None = spec
         if spec in OWNER_PATHS:
             where, field = spec.split(".")
             holder = customer if where == "customer" else contract
@@ -171,11 +177,19 @@ def start_for(batch: Batch, pack: Any, store: Store, event: BaseEvent, at: datet
         assert isinstance(event, OrderSubmitted)
         customer_id = event.customer_id
         on = event.submitted_on
-        contract = None if event.contract_id is None else batch.tx.get("contract", event.contract_id)
+        contract = (
+            None if event.contract_id is None else batch.tx.get("contract", event.contract_id)
+        )
     else:
         assert isinstance(event, ContractSigned)
-        customer_id, on, contract = event.contract.customer_id, event.contract.signed_on, event.contract
-    customer: Customer = batch.tx.get("customer", customer_id)
+        customer_id, on, contract = (
+            event.contract.customer_id,
+            event.contract.signed_on,
+            event.contract,
+        )
+    customer: Customer | None = batch.tx.get("customer", customer_id)
+    if customer is None:
+        return
     start(batch, pack, store, proc, kind, sid, customer, contract, on, at, pct, amt)
 
 
@@ -212,7 +226,8 @@ def start(
             owners=owners_for(store, batch.tx, proc, customer, contract),
         )
     )
-    inst: ProcessInstance = batch.tx.get("process", pid)
+    inst: ProcessInstance | None = batch.tx.get("process", pid)
+    assert inst is not None  # just started
     step_task(batch, pack, inst, at)
     return inst
 
@@ -260,7 +275,9 @@ def step_task(batch: Batch, pack: Any, inst: ProcessInstance, at: datetime) -> N
     )
 
 
-def _close_tasks(batch: Batch, inst: ProcessInstance, outcome: str, on: date, at: datetime, why: str) -> None:
+def _close_tasks(
+    batch: Batch, inst: ProcessInstance, outcome: str, on: date, at: datetime, why: str
+) -> None:
     for t in batch.tx.find("task", customer_id=inst.customer_id, states=_OPEN):
         if t.subject_kind != "process" or t.subject_id != inst.id:
             continue
@@ -291,7 +308,9 @@ def follow(batch: Batch, pack: Any, event: BaseEvent) -> None:
     owner has theirs."""
     if not isinstance(event, StepDecided):
         return
-    inst: ProcessInstance = batch.tx.get("process", event.process_id)
+    inst: ProcessInstance | None = batch.tx.get("process", event.process_id)
+    if inst is None:
+        return
     why = f"step {event.step} {event.decision}d by {event.actor}"
     _close_tasks(batch, inst, f"{event.decision}d", event.decided_on, event.occurred_at, why)
     step_task(batch, pack, inst, event.occurred_at)
@@ -321,15 +340,18 @@ def sweep(batch: Batch, store: Store, pack: Any, as_of: date, at: datetime) -> i
                 )
             )
             _close_tasks(batch, inst, "timeout", as_of, at, f"step {inst.state} timed out")
-            new: ProcessInstance = batch.tx.get("process", inst.id)
-            step_task(batch, pack, new, at)
+            new: ProcessInstance | None = batch.tx.get("process", inst.id)
+            if new is not None:
+                step_task(batch, pack, new, at)
             moved += 1
             continue
         _remind(batch, store, pack, inst, as_of, at)
     return moved
 
 
-def _remind(batch: Batch, store: Store, pack: Any, inst: ProcessInstance, as_of: date, at: datetime) -> None:
+def _remind(
+    batch: Batch, store: Store, pack: Any, inst: ProcessInstance, as_of: date, at: datetime
+) -> None:
     step = inst.definition.step(inst.state)
     if step is None or inst.owner is None:
         return

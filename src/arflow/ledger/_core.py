@@ -57,8 +57,8 @@ from ..events import (
     PersonAdded,
     PersonLeft,
     PersonUpdated,
-    PromiseBroken,
     ProcessStarted,
+    PromiseBroken,
     PromiseMade,
     RefundIssued,
     RiskFlagged,
@@ -77,8 +77,17 @@ from ..money import Money
 from ..rows import PlainInvoice, is_plain, plain_invoice, plain_rows
 from ..store import Store, StoreTx, open_store
 from ..store.base import UNAPPLIED, json_of
-from . import _disputes, _dunning, _invoices, _orders, _parties, _payments, _requests, _tasks
-from . import _processes
+from . import (
+    _disputes,
+    _dunning,
+    _invoices,
+    _orders,
+    _parties,
+    _payments,
+    _processes,
+    _requests,
+    _tasks,
+)
 from ._checks import LIVE_STATES, not_positive, zero
 from ._context import Ctx, InvoiceRequest, refusal
 from ._invoices import day_of, not_before_issue

@@ -8,6 +8,9 @@ refused decision changes nothing (``Engine.handle`` audits the refused attempt).
 
 from __future__ import annotations
 
+from datetime import date
+from typing import Literal
+
 from ..domain import (
     OWNER_PATHS,
     ROLE_HOLDERS,
@@ -194,13 +197,15 @@ def _move(
     ctx: Ctx,
     inst: ProcessInstance,
     step: str,
-    decision: str,
+    decision: Literal["approve", "reject", "timeout"],
     who: str,
-    on: object,
+    on: date,
     comment: str | None,
 ) -> None:
     state = move_process(inst.definition, inst.id, inst.state, decision, within(inst, step))
-    rec = ProcessRecord(step=step, decision=decision, by=who, on=on, comment=comment, moved_to=state)  # type: ignore[arg-type]
+    rec = ProcessRecord(
+        step=step, decision=decision, by=who, on=on, comment=comment, moved_to=state
+    )
     new = _owned(
         inst.model_copy(
             update={

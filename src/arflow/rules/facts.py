@@ -391,7 +391,9 @@ def _discount_percent(o: Order) -> Decimal:
     if o.discount_amount is None:
         return Decimal(0)
     gross = o.amount.amount + o.discount_amount.amount
-    return (o.discount_amount.amount * 100 / gross).quantize(Decimal("0.01")) if gross else Decimal(0)
+    return (
+        (o.discount_amount.amount * 100 / gross).quantize(Decimal("0.01")) if gross else Decimal(0)
+    )
 
 
 def order_facts(o: Order, customer: Mapping[str, Any], as_of: date) -> dict[str, Any]:
