@@ -27,9 +27,11 @@ from arflow.errors import (
 from arflow.events import (
     ContractSigned,
     CustomerRegistered,
+    OrderApproved,
     OrderShipped,
     OrderSubmitted,
     PersonAdded,
+    ProcessStarted,
     StepDecided,
 )
 from arflow.lifecycle import process_mermaid
@@ -186,24 +188,58 @@ def test_a_discount_by_amount_is_tiered_too(engine: Engine) -> None:
     assert proc(engine, "O3").state == "sales_director"
 
 
-def test_timeouts_move_on_escalate_and_end_expired(engine: Engine) -> None:
+def test_reminders_escalation_and_timeouts_in_the_daily_run(engine: Engine) -> None:
     engine.handle(submit("O4", "20"))
     pid = proc(engine, "O4").id
     first = open_tasks(engine, pid)[0]
-    assert first.deadline == DAY + timedelta(2) and first.escalate_on == DAY + timedelta(3)
-    engine.run(DAY + timedelta(3))  # Thursday: the manager's deadline (Wednesday) passed
+    # Monday: 3 business days to decide, the manager's manager after 2
+    assert (first.owner, first.kind, first.subject_kind) == ("wang.sm", "approval", "process")
+    assert first.deadline == date(2026, 3, 5) and first.escalate_on == date(2026, 3, 4)
+    engine.run(date(2026, 3, 3))  # Tuesday: reminded, once
+    engine.run(date(2026, 3, 3))
+    reminders = [r for r in engine.store.outbox() if r.key.startswith("process-remind:")]
+    assert len(reminders) == 1 and '"wang.sm"' in reminders[0].body
+    engine.run(date(2026, 3, 4))  # Wednesday: escalated to the manager
+    assert engine.store.get("task", first.id).escalated_to == "chen.ceo"
+    assert proc(engine, "O4").state == "sales_manager"
+    engine.run(date(2026, 3, 6))  # Friday: Thursday's deadline passed
     p = proc(engine, "O4")
     assert p.state == "sales_director" and p.history[-1].decision == "timeout"
+    assert p.owner == "zhao.sd" and p.step_since == date(2026, 3, 6)
     assert engine.store.get("task", first.id).status == "cancelled"
-    engine.run(DAY + timedelta(3))  # the same day again: nothing more
+    engine.run(date(2026, 3, 6))  # the same day again: nothing more
     assert len(proc(engine, "O4").history) == 1
     with pytest.raises(StepTimedOut):
         engine.handle(decide(pid, "sales_manager", "wang.sm"))
-    engine.run(DAY + timedelta(8))
-    engine.run(DAY + timedelta(16))
+    engine.run(date(2026, 3, 12))
+    assert proc(engine, "O4").state == "ceo"
+    engine.run(date(2026, 3, 20))
     p = proc(engine, "O4")
     assert p.state == "expired" and [h.decision for h in p.history] == ["timeout"] * 3
     assert not open_tasks(engine, pid)
+    refused = [a.refused for a in engine.ledger.audit_trail("process", pid) if a.refused]
+    assert refused == ["StepTimedOut"]
+
+
+def test_an_order_with_a_discount_recorded_without_the_engine_cannot_ship(
+    engine: Engine,
+) -> None:
+    engine.ledger.apply(submit("O9", "3"))
+    engine.ledger.apply(
+        OrderApproved(
+            event_id="ap-O9", occurred_at=at(DAY, 12), actor="m", order_id="O9", approver="m"
+        )
+    )
+    with pytest.raises(ApprovalPending, match="never approved"):
+        engine.ledger.apply(ship("O9"))
+
+
+def test_an_approved_discount_lets_the_order_ship(engine: Engine) -> None:
+    engine.handle(submit("O10", "3"))
+    assert engine.store.get("order", "O10").state == "approved"  # within limit, unlocked
+    engine.handle(decide(proc(engine, "O10").id, "sales_manager", "wang.sm"))
+    engine.handle(ship("O10"))
+    assert engine.store.get("order", "O10").state == "shipped"
 
 
 # -- bad input: refused, nothing changed, audited ---------------------------------------------
@@ -417,3 +453,52 @@ TestProcesses.settings = settings(
     stateful_step_count=15,
     suppress_health_check=[HealthCheck.too_slow],
 )
+
+
+def _declared_in_docs() -> str:
+    text = (ROOT / "docs" / "workflows.md").read_text()
+    part = text[text.index("### Declaring your own") :]
+    return part[part.index("```yaml\n") + 8 : part.index("```", part.index("```yaml\n") + 8)]
+
+
+def test_a_process_declared_as_the_docs_say_runs_when_started_by_hand(
+    store: Store, tmp_path: Path
+) -> None:
+    (tmp_path / "credit.yaml").write_text(_declared_in_docs())
+    pack = load_pack([DEFAULT, tmp_path / "credit.yaml"])
+    ledger = Ledger(store)
+    setup(ledger)
+    ledger.apply(
+        PersonAdded(
+            event_id="p-cfo",
+            occurred_at=at(DAY, 8),
+            actor="hr",
+            person=Person(id="qian.cfo", name="qian", roles=("cfo",), manager="chen.ceo"),
+        )
+    )
+    engine = Engine(ledger, pack)
+    definition = pack.process("credit_raise")
+    engine.handle(
+        ProcessStarted(
+            event_id="start-raise",
+            occurred_at=at(DAY),
+            actor="li.fin",
+            reason="raise to 2,000,000",
+            process_id="RAISE-1",
+            definition=definition,
+            subject_kind="customer",
+            subject_id="C1",
+            customer_id="C1",
+            started_on=DAY,
+        )
+    )
+    p: ProcessInstance = store.get("process", "RAISE-1")
+    assert (p.state, p.owner, p.role) == ("finance", "li.fin", "finance")
+    assert [t.owner for t in open_tasks(engine, "RAISE-1")] == ["li.fin"]
+    engine.handle(decide("RAISE-1", "finance", "li.fin"))
+    assert [t.owner for t in open_tasks(engine, "RAISE-1")] == ["qian.cfo"]
+    engine.handle(decide("RAISE-1", "cfo", "qian.cfo", "reject"))
+    p = store.get("process", "RAISE-1")
+    assert p.state == "rejected" and not open_tasks(engine, "RAISE-1")
+    done = [t for t in store.find("task", customer_id="C1") if t.subject_id == "RAISE-1"]
+    assert sorted(t.outcome for t in done) == ["approved", "rejected"]

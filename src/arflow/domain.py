@@ -367,6 +367,13 @@ class Contract(_Model):
             raise ValueError("payment nodes add up to more than the contract amount")
         return self
 
+    @model_validator(mode="after")
+    def _discount_currency(self) -> Contract:
+        d = self.discount_amount
+        if d is not None and d.currency != self.amount.currency:
+            raise ValueError(f"discount is in {d.currency}, the contract in {self.amount.currency}")
+        return self
+
     def node(self, node_id: str) -> PaymentNode | None:
         return next((n for n in self.payment_nodes if n.id == node_id), None)
 
@@ -877,7 +884,8 @@ class ProcessStepDef(BaseModel):
     deadline_days: int = Field(default=2, ge=0, le=250, strict=True)
     #: business days after the step is reached on which its owner is reminded
     remind_days: Seq[Annotated[int, Field(ge=0, le=250, strict=True)]] = ()
-    #: business days after the deadline that the step's task goes to its owner's manager
+    #: business days after the step is reached that its task goes to its owner's manager
+    #: (the escalation of tracked tasks), if still open
     escalate_after_days: int | None = Field(default=None, ge=0, le=250, strict=True)
     on_approve: str = Field(min_length=1)
     on_reject: str = Field(min_length=1)

@@ -54,6 +54,7 @@ from ._processes import check_discount
 from ._processes import follow as follow_process
 from ._processes import start_for as start_process
 from ._processes import sweep as sweep_processes
+from ._processes import with_owners
 from ._record import ENGINE_ACTOR, record_helpers, record_in, record_plan
 from ._record import record as record_decisions
 from ._results import Plan, RunResult, _failure
@@ -493,6 +494,7 @@ class Engine:
                     event = with_grade_terms(self.pack, self.store, event)
                     check_terms(self.pack, self.store, event)
                     check_discount(self.pack, event)
+                    event = with_owners(self.store, event)
                     book = TxBook(batch.tx, self.store)
                     settled = self._settle_locks(batch, book, event)
                     applied = batch.apply(event)

@@ -50,6 +50,8 @@ from ..store.base import OutboxRecord, Store
 ENGINE_ACTOR = "arflow-engine"
 _CENT = Decimal("0.01")
 _OPEN = [str(s) for s in OPEN_TASK_STATES]
+#: A decision as the outcome of the step's task.
+DONE = {"approve": "approved", "reject": "rejected", "timeout": "timed out"}
 
 
 def process_id(name: str, subject_id: str) -> str:
@@ -252,7 +254,7 @@ def step_task(batch: Batch, pack: Any, inst: ProcessInstance, at: datetime) -> N
     escalate = (
         None
         if step.escalate_after_days is None
-        else _after(deadline, step.escalate_after_days, pack.calendar)
+        else _after(inst.step_since, step.escalate_after_days, pack.calendar)
     )
     batch.apply(
         TaskCreated(
@@ -303,16 +305,41 @@ def _close_tasks(
             )
 
 
+def with_owners(store: Store, event: BaseEvent) -> BaseEvent:
+    """A process started by hand (``Engine.handle(ProcessStarted)``) naming no owners:
+    the event with each step's owner resolved from the people directory."""
+    if not isinstance(event, ProcessStarted) or event.owners:
+        return event
+    customer: Customer | None = store.get("customer", event.customer_id)
+    if customer is None:
+        return event  # refused as unknown when applied
+    contract: Contract | None = None
+    if event.subject_kind == "contract":
+        contract = store.get("contract", event.subject_id)
+    elif event.subject_kind == "order":
+        order = store.get("order", event.subject_id)
+        if order is not None and order.contract_id is not None:
+            contract = store.get("contract", order.contract_id)
+    owners = owners_for(store, store, event.definition, customer, contract)
+    return event.model_copy(update={"owners": owners})
+
+
 def follow(batch: Batch, pack: Any, event: BaseEvent) -> None:
-    """After a step is decided (``Engine.handle``): its task is done, the next step's
-    owner has theirs."""
+    """After a process is started by hand or a step is decided (``Engine.handle``): the
+    decided step's task is done, the current step's owner has theirs."""
+    if isinstance(event, ProcessStarted):
+        started: ProcessInstance | None = batch.tx.get("process", event.process_id)
+        if started is not None:
+            step_task(batch, pack, started, event.occurred_at)
+        return
     if not isinstance(event, StepDecided):
         return
     inst: ProcessInstance | None = batch.tx.get("process", event.process_id)
     if inst is None:
         return
-    why = f"step {event.step} {event.decision}d by {event.actor}"
-    _close_tasks(batch, inst, f"{event.decision}d", event.decided_on, event.occurred_at, why)
+    outcome = DONE[event.decision]
+    why = f"step {event.step} {outcome} by {event.actor}"
+    _close_tasks(batch, inst, outcome, event.decided_on, event.occurred_at, why)
     step_task(batch, pack, inst, event.occurred_at)
 
 

@@ -28,6 +28,9 @@ from ..lifecycle import move_process
 from ._context import Ctx
 
 
+_DONE = {"approve": "approved", "reject": "rejected", "timeout": "timed out"}
+
+
 def _active(ctx: Ctx, pid: str | None) -> Person | None:
     p: Person | None = None if pid is None else ctx.tx.get("person", pid)
     return p if p is not None and p.active else None
@@ -155,7 +158,10 @@ def _closed(inst: ProcessInstance, step: str, trigger: str) -> None:
     if past:
         h = past[-1]
         raise StepDecidedAlready(
-            inst.id, step, inst.state, f"{h.decision}d already by {h.by} on {h.on}; now {_at(inst)}"
+            inst.id,
+            step,
+            inst.state,
+            f"{_DONE[h.decision]} already by {h.by} on {h.on}; now {_at(inst)}",
         )
     raise StepDecidedAlready(
         inst.id, step, inst.state, f"cannot {trigger}: the process is at {_at(inst)}"
@@ -217,7 +223,7 @@ def _move(
         )
     )
     said = f": {comment}" if comment else ""
-    verb = {"approve": "approved", "reject": "rejected", "timeout": "timed out"}[decision]
+    verb = _DONE[decision]
     ctx.put(new, inst, f"step {step} {verb} by {who}{said}; {_at(new)}")
 
 
@@ -226,10 +232,19 @@ def check_gates(ctx: Ctx, order_id: str, customer_id: str) -> None:
     about it has not approved: still open, or ended other than approved."""
     from ..errors import ApprovalPending
 
+    gated = False
     for p in sorted(ctx.tx.find("process", customer_id=customer_id), key=lambda p: p.id):
         if p.subject_kind != "order" or p.subject_id != order_id:
             continue
+        gated = True
         if p.is_open:
             raise ApprovalPending(order_id, f"process {p.id} ({p.process}) waits at {_at(p)}")
         if p.state != p.definition.approved_state:
             raise ApprovalPending(order_id, f"process {p.id} ({p.process}) ended {p.state}")
+    order = ctx.get("order", order_id)
+    if not gated and (order.discount_percent is not None or order.discount_amount is not None):
+        raise ApprovalPending(
+            order_id,
+            "its discount was never approved (submit the order through Engine.handle, which "
+            "starts the pack's discount approval process)",
+        )
