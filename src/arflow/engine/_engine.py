@@ -50,11 +50,10 @@ from ._parallel import (
 )
 from ._parallel import run as run_day
 from ._planner import CustomerPlanner, EventPlanner, HistoryPlanner, ReceivablePlanner
-from ._processes import check_discount
+from ._processes import check_discount, with_owners
 from ._processes import follow as follow_process
 from ._processes import start_for as start_process
 from ._processes import sweep as sweep_processes
-from ._processes import with_owners
 from ._record import ENGINE_ACTOR, record_helpers, record_in, record_plan
 from ._record import record as record_decisions
 from ._results import Plan, RunResult, _failure

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from ..actions import Message
 from ..calendar import BusinessCalendar, Offset
@@ -48,6 +48,7 @@ from ..outbox import micros
 from ..store.base import OutboxRecord, Store
 
 ENGINE_ACTOR = "arflow-engine"
+E = TypeVar("E")
 _CENT = Decimal("0.01")
 _OPEN = [str(s) for s in OPEN_TASK_STATES]
 #: A decision as the outcome of the step's task.
@@ -305,7 +306,7 @@ def _close_tasks(
             )
 
 
-def with_owners(store: Store, event: BaseEvent) -> BaseEvent:
+def with_owners(store: Store, event: E) -> E:
     """A process started by hand (``Engine.handle(ProcessStarted)``) naming no owners:
     the event with each step's owner resolved from the people directory."""
     if not isinstance(event, ProcessStarted) or event.owners:
@@ -321,7 +322,8 @@ def with_owners(store: Store, event: BaseEvent) -> BaseEvent:
         if order is not None and order.contract_id is not None:
             contract = store.get("contract", order.contract_id)
     owners = owners_for(store, store, event.definition, customer, contract)
-    return event.model_copy(update={"owners": owners})
+    started: E = event.model_copy(update={"owners": owners})
+    return started
 
 
 def follow(batch: Batch, pack: Any, event: BaseEvent) -> None:

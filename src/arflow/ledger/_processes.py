@@ -27,7 +27,6 @@ from ..events import ProcessStarted, StepDecided, StepTimedOutEvent
 from ..lifecycle import move_process
 from ._context import Ctx
 
-
 _DONE = {"approve": "approved", "reject": "rejected", "timeout": "timed out"}
 
 
