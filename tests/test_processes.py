@@ -502,3 +502,24 @@ def test_a_process_declared_as_the_docs_say_runs_when_started_by_hand(
     assert p.state == "rejected" and not open_tasks(engine, "RAISE-1")
     done = [t for t in store.find("task", customer_id="C1") if t.subject_id == "RAISE-1"]
     assert sorted(t.outcome for t in done) == ["approved", "rejected"]
+
+
+def test_lint_warns_of_steps_and_ends_never_reached(tmp_path: Path) -> None:
+    from arflow.rules.lint import lint
+
+    (tmp_path / "p.yaml").write_text(
+        "processes:\n"
+        "  - id: p\n"
+        "    start: a\n"
+        "    terminals: [approved, lost]\n"
+        "    steps:\n"
+        "      - {id: a, owner: 'role:x', on_approve: approved, on_reject: approved,"
+        " on_timeout: approved}\n"
+        "      - {id: b, owner: 'role:x', on_approve: approved, on_reject: lost,"
+        " on_timeout: lost}\n"
+    )
+    assert lint(load_pack(tmp_path, templates=[])) == [
+        "process p: step b is never reached from a",
+        "process p: terminal state lost is never reached",
+    ]
+    assert lint(load_pack(DEFAULT)) == [w for w in lint(load_pack(DEFAULT)) if "process" not in w]
