@@ -588,11 +588,11 @@ class StepDecided(BaseEvent):
     comment: str | None = None
 
 
-class StepTimedOutEvent(BaseEvent):
+class ProcessStepTimedOut(BaseEvent):
     """The daily run found a process step past its deadline: the process moves on as the
     step's ``on_timeout`` says."""
 
-    type: Literal["StepTimedOut"] = "StepTimedOut"
+    type: Literal["ProcessStepTimedOut"] = "ProcessStepTimedOut"
     process_id: Ref
     step: str = Field(min_length=1)
     timed_out_on: BookDate
@@ -643,7 +643,7 @@ Event = Annotated[
     | InvoiceConfirmed
     | ProcessStarted
     | StepDecided
-    | StepTimedOutEvent,
+    | ProcessStepTimedOut,
     Field(discriminator="type"),
 ]
 

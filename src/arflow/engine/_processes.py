@@ -36,8 +36,8 @@ from ..events import (
     ContractSigned,
     OrderSubmitted,
     ProcessStarted,
+    ProcessStepTimedOut,
     StepDecided,
-    StepTimedOutEvent,
     TaskCancelled,
     TaskCompleted,
     TaskCreated,
@@ -358,7 +358,7 @@ def sweep(batch: Batch, store: Store, pack: Any, as_of: date, at: datetime) -> i
         deadline = deadline_of(inst, pack)
         if deadline is not None and deadline < as_of:
             batch.apply(
-                StepTimedOutEvent(
+                ProcessStepTimedOut(
                     event_id=f"engine:process-timeout:{inst.id}:{inst.visits}",
                     occurred_at=at,
                     actor=ENGINE_ACTOR,

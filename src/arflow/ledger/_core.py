@@ -58,12 +58,12 @@ from ..events import (
     PersonLeft,
     PersonUpdated,
     ProcessStarted,
+    ProcessStepTimedOut,
     PromiseBroken,
     PromiseMade,
     RefundIssued,
     RiskFlagged,
     StepDecided,
-    StepTimedOutEvent,
     TaskCancelled,
     TaskCompleted,
     TaskCreated,
@@ -187,7 +187,7 @@ class Ledger:
             InvoiceConfirmed: _requests.invoice_confirmed,
             ProcessStarted: _processes.process_started,
             StepDecided: _processes.step_decided,
-            StepTimedOutEvent: _processes.step_timed_out,
+            ProcessStepTimedOut: _processes.step_timed_out,
         }
         self._ship = self._order_move("ship")
 

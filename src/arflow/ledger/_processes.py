@@ -23,7 +23,7 @@ from ..domain import (
     StepOwner,
 )
 from ..errors import StepDecidedAlready, StepNotOwned, StepTimedOut, ValidationError
-from ..events import ProcessStarted, StepDecided, StepTimedOutEvent
+from ..events import ProcessStarted, ProcessStepTimedOut, StepDecided
 from ..lifecycle import move_process
 from ._context import Ctx
 
@@ -192,7 +192,7 @@ def step_decided(ctx: Ctx, e: StepDecided) -> None:
     _move(ctx, inst, e.step, e.decision, e.actor, e.decided_on, e.comment)
 
 
-def step_timed_out(ctx: Ctx, e: StepTimedOutEvent) -> None:
+def step_timed_out(ctx: Ctx, e: ProcessStepTimedOut) -> None:
     inst: ProcessInstance = ctx.get("process", e.process_id)
     _closed(inst, e.step, "timeout")
     _move(ctx, inst, e.step, "timeout", e.actor, e.timed_out_on, e.reason)
