@@ -378,14 +378,21 @@ class Processes(RuleBasedStateMachine):
             return
         self.orders.append(oid)
 
-    @rule(data=st.data(), decision=st.sampled_from(["approve", "reject"]))
-    def decide(self, data: st.DataObject, decision: str) -> None:
+    @rule(
+        data=st.data(),
+        decision=st.sampled_from(["approve", "approve", "reject"]),
+        right=st.booleans(),
+    )
+    def decide(self, data: st.DataObject, decision: str, right: bool) -> None:
         if not self.orders:
             return
         oid = data.draw(st.sampled_from(self.orders))
-        who = data.draw(st.sampled_from(WHO))
         p = proc(self.engine, oid)
-        step = data.draw(st.sampled_from([s.id for s in p.definition.steps]))
+        if right and p.is_open:  # the current step, by its owner
+            who, step = str(p.owner), p.state
+        else:
+            who = data.draw(st.sampled_from(WHO))
+            step = data.draw(st.sampled_from([s.id for s in p.definition.steps]))
         self.n += 1
         e = decide(p.id, step, who, decision, self.n).model_copy(
             update={"occurred_at": at(self.day, 11), "decided_on": self.day}
@@ -394,8 +401,14 @@ class Processes(RuleBasedStateMachine):
             self.engine.handle(e)
         except (StepNotOwned, StepDecidedAlready, StepTimedOut):
             assert proc(self.engine, oid) == p  # nothing changed
+            refused = [a for a in self.ledger.audit_trail("process", p.id) if a.refused]
+            assert refused[-1].event_id == e.event_id  # and the attempt is audited
             return
-        assert (p.state == step and p.owner == who) or (who in PEOPLE and p.role in PEOPLE[who])
+        assert p.state == step and (p.owner == who or p.role in PEOPLE[who])
+        after = proc(self.engine, oid)
+        assert after.history[-1] == after.history[-1].model_copy(
+            update={"step": step, "decision": decision, "by": who}
+        )
 
     @rule(days=st.integers(1, 4))
     def time_passes(self, days: int) -> None:
@@ -422,6 +435,19 @@ class Processes(RuleBasedStateMachine):
             return
         assert approved and p.state == "approved"
         self.shipped.add(oid)
+
+    def teardown(self) -> None:
+        """Time enough passes: every process ends, in exactly one terminal state."""
+        if not hasattr(self, "engine"):
+            return
+        for _ in range(4):
+            self.day += timedelta(10)
+            self.engine.run(self.day)
+        for oid in self.orders:
+            p = proc(self.engine, oid)
+            assert not p.is_open and p.state in p.definition.terminals
+            assert not open_tasks(self.engine, p.id)
+            assert p.history[-1].moved_to == p.state
 
     @invariant()
     def shipped_only_when_approved(self) -> None:
