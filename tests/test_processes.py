@@ -549,3 +549,49 @@ def test_lint_warns_of_steps_and_ends_never_reached(tmp_path: Path) -> None:
         "process p: terminal state lost is never reached",
     ]
     assert lint(load_pack(DEFAULT)) == [w for w in lint(load_pack(DEFAULT)) if "process" not in w]
+
+
+def test_where_says_an_order_waits_for_its_discount_approval(engine: Engine) -> None:
+    from arflow import where
+
+    engine.handle(submit("O11", "8"))
+    pid = proc(engine, "O11").id
+    w = where(engine.store, "order", "O11", DAY)
+    assert (w.stage, w.owner, w.waiting) == (
+        "approval",
+        "wang.sm",
+        ("discount_approval: step sales_manager",),
+    )
+    engine.handle(decide(pid, "sales_manager", "wang.sm"))
+    w = where(engine.store, "order", "O11", DAY)
+    assert (w.owner, w.waiting) == ("zhao.sd", ("discount_approval: step sales_director",))
+    engine.handle(decide(pid, "sales_director", "zhao.sd", "reject"))
+    w = where(engine.store, "order", "O11", DAY)
+    assert (w.stage, w.done, w.subject_id) == ("rejected", True, pid)
+
+
+def test_rules_read_the_discount_of_an_order(tmp_path: Path) -> None:
+    from arflow.rules.facts import order_facts
+
+    (tmp_path / "a.yaml").write_text(
+        "approvals:\n"
+        "  - id: big-discount\n"
+        "    when: order.discount_percent > 5\n"
+        "    approvers: [sales_manager]\n"
+        "    template: approval_request\n"
+    )
+    pack = load_pack(tmp_path, templates=["approval_request"])
+    cond = pack.approvals[0].when
+    assert cond is not None
+    from arflow.domain import Order
+
+    order = Order(
+        id="O",
+        customer_id="C1",
+        amount=Money.of("90000", "CNY"),
+        submitted_on=DAY,
+        discount_amount=Money.of("10000", "CNY"),
+    )
+    facts = order_facts(order, {}, DAY)
+    assert facts["order.discount_percent"] == Decimal("10.00")
+    assert cond(facts) is True
