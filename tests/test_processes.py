@@ -23,6 +23,7 @@ from arflow.errors import (
     StepDecidedAlready,
     StepNotOwned,
     StepTimedOut,
+    ValidationError,
 )
 from arflow.events import (
     ContractSigned,
@@ -595,3 +596,27 @@ def test_rules_read_the_discount_of_an_order(tmp_path: Path) -> None:
     facts = order_facts(order, {}, DAY)
     assert facts["order.discount_percent"] == Decimal("10.00")
     assert cond(facts) is True
+
+
+def test_a_process_about_another_customers_order_is_refused(engine: Engine, pack) -> None:  # type: ignore[no-untyped-def]
+    engine.ledger.apply(
+        CustomerRegistered(
+            event_id="c2", occurred_at=at(DAY, 8), actor="t", customer=Customer(id="C2", name="B")
+        )
+    )
+    engine.handle(submit("O12"))
+    started = ProcessStarted(
+        event_id="s-x",
+        occurred_at=at(DAY),
+        actor="li.fin",
+        process_id="X-1",
+        definition=pack.process("discount_approval"),
+        subject_kind="order",
+        subject_id="O12",
+        customer_id="C2",
+        started_on=DAY,
+    )
+    with pytest.raises(ValidationError, match="is not of C2"):
+        engine.handle(started)
+    assert engine.store.get("process", "X-1") is None
+    assert [a.refused for a in engine.ledger.audit_trail("process", "X-1")] == ["ValidationError"]

@@ -66,21 +66,22 @@ def resolve(
 
 
 def process_started(ctx: Ctx, e: ProcessStarted) -> None:
+    """A new instance at its definition's start step, about an order, contract or
+    customer of ``customer_id``, each step's owner resolved (or given by the engine)."""
     ctx.absent("process", e.process_id)
     customer: Customer = ctx.get("customer", e.customer_id)
     contract: Contract | None = None
     if e.subject_kind == "contract":
         contract = ctx.get("contract", e.subject_id)
+        whose = contract.customer_id
     elif e.subject_kind == "order":
         order = ctx.get("order", e.subject_id)
+        whose = order.customer_id
         if order.contract_id is not None:
             contract = ctx.tx.get("contract", order.contract_id)
     else:
-        ctx.get("customer", e.subject_id)
-    subject_customer = customer.id if contract is None else contract.customer_id
-    if e.subject_kind == "order":
-        subject_customer = ctx.get("order", e.subject_id).customer_id
-    if subject_customer != customer.id:
+        whose = ctx.get("customer", e.subject_id).id
+    if whose != customer.id:
         raise ValidationError(
             f"process {e.process_id}: {e.subject_kind} {e.subject_id!r} is not of {customer.id}"
         )
