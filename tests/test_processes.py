@@ -18,6 +18,7 @@ from arflow.domain import Contract, Customer, Money, Person, ProcessInstance
 from arflow.engine import Engine
 from arflow.errors import (
     ApprovalPending,
+    CurrencyMismatch,
     DiscountWithoutTier,
     RuleLoadError,
     StepDecidedAlready,
@@ -620,3 +621,27 @@ def test_a_process_about_another_customers_order_is_refused(engine: Engine, pack
         engine.handle(started)
     assert engine.store.get("process", "X-1") is None
     assert [a.refused for a in engine.ledger.audit_trail("process", "X-1")] == ["ValidationError"]
+
+
+def test_a_contract_discount_without_a_tier_is_refused_and_audited(engine: Engine) -> None:
+    c = Contract(
+        id="K2",
+        customer_id="C1",
+        signed_on=DAY,
+        amount=Money.of("100000", "CNY"),
+        discount_percent=Decimal("35"),
+    )
+    with pytest.raises(DiscountWithoutTier, match="contract K2"):
+        engine.handle(ContractSigned(event_id="k2", occurred_at=at(DAY), actor="s", contract=c))
+    assert engine.store.get("contract", "K2") is None
+    assert [a.refused for a in engine.ledger.audit_trail("contract", "K2")] == [
+        "DiscountWithoutTier"
+    ]
+
+
+def test_a_discount_in_another_currency_is_refused(engine: Engine) -> None:
+    bad = submit("O13").model_copy(update={"discount_amount": Money.of("100", "USD")})
+    with pytest.raises(CurrencyMismatch):
+        engine.handle(bad)
+    assert engine.store.get("order", "O13") is None
+    assert engine.store.get("process", "PR-discount_approval-O13") is None
