@@ -645,3 +645,21 @@ def test_a_discount_in_another_currency_is_refused(engine: Engine) -> None:
         engine.handle(bad)
     assert engine.store.get("order", "O13") is None
     assert engine.store.get("process", "PR-discount_approval-O13") is None
+
+
+def test_the_process_show_command(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    from arflow.cli import main
+
+    url = f"sqlite:///{tmp_path / 'book.db'}"
+    ledger = Ledger(url)
+    setup(ledger)
+    engine = Engine(ledger, load_pack(DEFAULT))
+    engine.handle(submit("O14", "8"))
+    engine.handle(decide("PR-discount_approval-O14", "sales_manager", "wang.sm"))
+    capsys.readouterr()
+    assert main(["process", "show", "PR-discount_approval-O14", "--db", url]) == 0
+    out = capsys.readouterr().out
+    assert "at step sales_director since 2026-03-02, owner zhao.sd" in out
+    assert "sales_manager approve by wang.sm -> sales_director: approve by wang.sm" in out
+    assert out.endswith(process_mermaid(load_pack(DEFAULT).process("discount_approval")))
+    assert main(["process", "show", "NOPE", "--db", url]) == 3
