@@ -410,6 +410,35 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_process(args: argparse.Namespace) -> int:
+    """``arflow process diagram NAME``: the Mermaid diagram of a declared process;
+    ``arflow process show ID``: an instance in the book, its history and its diagram."""
+    from .lifecycle import process_mermaid
+    from .rules import default_pack_path
+    from .rules.loader import load_pack
+
+    if args.action == "show":
+        inst = Ledger(args.db).get("process", args.name)
+        print(f"process {inst.id} ({inst.process}) on {inst.subject_kind} {inst.subject_id}")
+        if inst.is_open:
+            role = f" (or a holder of {inst.role})" if inst.role else ""
+            print(f"  at step {inst.state} since {inst.step_since}, owner {inst.owner}{role}")
+        else:
+            print(f"  ended {inst.state} on {inst.step_since}")
+        for h in inst.history:
+            said = f": {h.comment}" if h.comment else ""
+            print(f"  {h.on} {h.step} {h.decision} by {h.by} -> {h.moved_to}{said}")
+        sys.stdout.write(process_mermaid(inst.definition))
+        return 0
+    pack = load_pack(args.rules or [str(default_pack_path())])
+    proc = pack.process(args.name)
+    if proc is None:
+        known = ", ".join(p.id for p in pack.processes) or "none"
+        raise errors.UnknownObject("process", f"{args.name} (the pack declares: {known})")
+    sys.stdout.write(process_mermaid(proc))
+    return 0
+
+
 def cmd_lint(args: argparse.Namespace) -> int:
     from .rules import default_pack_path
     from .rules.lint import lint
@@ -670,6 +699,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--from", dest="date_from", type=_date, required=True)
     p.add_argument("--to", dest="date_to", type=_date, required=True)
     p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser(
+        "process", help="declared processes: draw one, or show an instance (docs/workflows.md)"
+    )
+    _db_arg(p)
+    p.add_argument("action", choices=["diagram", "show"])
+    p.add_argument("name", help="diagram: the process's id in the pack; show: an instance's id")
+    p.add_argument("--rules", action="append", help="rule files or folders (default: shipped)")
+    p.set_defaults(func=cmd_process)
 
     p = sub.add_parser("lint", help="check rule files: errors with file:line, and warnings")
     p.add_argument("paths", nargs="*", help="rule files or folders (default: shipped pack)")

@@ -342,6 +342,10 @@ class Contract(_Model):
     project_id: Ref | None = None
     salesperson: Line | None = None
     payment_nodes: Seq[PaymentNode] = ()
+    #: the discount granted off the list price (``amount`` is after it): a percentage, an
+    #: amount, or both; a discount starts the pack's discount approval process
+    discount_percent: Annotated[Decimal, BeforeValidator(_percent)] | None = None
+    discount_amount: Amount | None = None
 
     @model_validator(mode="after")
     def _nodes_fit(self) -> Contract:
@@ -361,6 +365,13 @@ class Contract(_Model):
                 pct += n.percent or Decimal(0)
         if fixed + self.amount.amount * pct / 100 > self.amount.amount:
             raise ValueError("payment nodes add up to more than the contract amount")
+        return self
+
+    @model_validator(mode="after")
+    def _discount_currency(self) -> Contract:
+        d = self.discount_amount
+        if d is not None and d.currency != self.amount.currency:
+            raise ValueError(f"discount is in {d.currency}, the contract in {self.amount.currency}")
         return self
 
     def node(self, node_id: str) -> PaymentNode | None:
@@ -555,6 +566,10 @@ class Order(_Model):
     #: the order's payment terms, in days after its invoice: what it asked for, else the
     #: customer's when it was submitted (None: an order recorded before terms were kept)
     payment_terms_days: int | None = None
+    #: the discount the order was granted off its list price (``amount`` is after it),
+    #: as a percentage, an amount, or both (docs/workflows.md#processes)
+    discount_percent: Annotated[Decimal, BeforeValidator(_percent)] | None = None
+    discount_amount: Amount | None = None
 
 
 class AuditRecord(_Model):
@@ -804,3 +819,186 @@ class InvoiceRequest(_Model):
         """The required documents not attached yet, in the order they are required."""
         have = {d.kind for d in self.documents}
         return tuple(k for k in self.required_documents if k not in have)
+
+
+# -- processes ----------------------------------------------------------------------------------
+
+#: What a process instance is about.
+ProcessSubject = Literal["order", "contract", "customer"]
+#: What starts a process by itself (None: started by hand, ``ProcessStarted``).
+ProcessTrigger = Literal["order_discount", "contract_discount"]
+#: A step's decisions: a person approves or rejects; the daily run times a step out.
+STEP_DECISIONS = ("approve", "reject", "timeout")
+
+
+def _limit_decimal(v: Any) -> Any:
+    return None if v is None else to_decimal(v, "limit")
+
+
+class DiscountLimit(BaseModel):
+    """The largest discount a step may grant on its own: ``percent`` of the list price
+    and/or an ``amount`` (in the subject's currency); a discount within every bound given
+    is within the limit."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    percent: Annotated[Decimal, BeforeValidator(_percent)] | None = None
+    amount: Annotated[Decimal, BeforeValidator(_limit_decimal)] | None = None
+
+    @model_validator(mode="after")
+    def _some(self) -> DiscountLimit:
+        if self.percent is None and self.amount is None:
+            raise ValueError("a limit gives a percent, an amount, or both")
+        if self.amount is not None and self.amount < 0:
+            raise ValueError(f"limit amount {self.amount} is negative")
+        return self
+
+    def allows(self, percent: Decimal | None, amount: Decimal | None) -> bool:
+        if self.percent is not None and percent is not None and percent > self.percent:
+            return False
+        return not (self.amount is not None and amount is not None and amount > self.amount)
+
+    def __str__(self) -> str:
+        parts = ([f"{self.percent}%"] if self.percent is not None else []) + (
+            [str(self.amount)] if self.amount is not None else []
+        )
+        return " and ".join(parts)
+
+
+#: Who owns a step: ``role:NAME`` (the first active holder; every holder may decide),
+#: ``customer.salesperson`` / ``customer.sales_manager`` / ``contract.salesperson`` (the
+#: holder of that role for this customer or contract), or a person's id.
+OWNER_PATHS = ("customer.salesperson", "customer.sales_manager", "contract.salesperson")
+
+
+class ProcessStepDef(BaseModel):
+    """One step of a process: who owns it, by when, and where approve, reject and timeout
+    lead (another step's id or a terminal state)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    id: Annotated[str, Field(min_length=1, max_length=80, pattern=r"^[A-Za-z0-9_-]+$")]
+    description: str = ""
+    owner: str = Field(min_length=1, max_length=200)
+    #: who owns the step when ``owner`` names nobody (no holder, no salesperson, left)
+    fallback: str | None = Field(default=None, min_length=1, max_length=200)
+    #: business days the owner has, from the day the step is reached
+    deadline_days: int = Field(default=2, ge=0, le=250, strict=True)
+    #: business days after the step is reached on which its owner is reminded
+    remind_days: Seq[Annotated[int, Field(ge=0, le=250, strict=True)]] = ()
+    #: business days after the step is reached that its task goes to its owner's manager
+    #: (the escalation of tracked tasks), if still open
+    escalate_after_days: int | None = Field(default=None, ge=0, le=250, strict=True)
+    on_approve: str = Field(min_length=1)
+    on_reject: str = Field(min_length=1)
+    on_timeout: str = Field(min_length=1)
+    #: an approval of a discount within this limit ends the process at ``approved_state``
+    #: instead of going on to ``on_approve`` (a multi-level chain: each level in turn)
+    final_up_to: DiscountLimit | None = None
+
+    def targets(self) -> dict[str, str]:
+        return {"approve": self.on_approve, "reject": self.on_reject, "timeout": self.on_timeout}
+
+
+class ProcessDefinition(BaseModel):
+    """A process as a rule pack declares it (``processes:``): its steps, where it starts,
+    its terminal states, and what it is about."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    id: Annotated[str, Field(min_length=1, max_length=80, pattern=r"^[A-Za-z0-9_-]+$")]
+    description: str = ""
+    subject: ProcessSubject = "order"
+    starts_on: ProcessTrigger | None = None
+    start: str = Field(min_length=1)
+    terminals: Seq[str] = Field(min_length=1)
+    #: the terminal state that means "approved" (what an order waits for to ship)
+    approved_state: str = "approved"
+    steps: Seq[ProcessStepDef] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _connected(self) -> ProcessDefinition:
+        ids = [s.id for s in self.steps]
+        twice = sorted({i for i in ids if ids.count(i) > 1})
+        if twice:
+            raise ValueError(f"step {twice[0]!r} is defined twice")
+        both = sorted(set(ids) & set(self.terminals))
+        if both:
+            raise ValueError(f"{both[0]!r} is both a step and a terminal state")
+        known = set(ids) | set(self.terminals)
+        if self.start not in ids:
+            raise ValueError(f"start {self.start!r} is not a step (steps: {', '.join(ids)})")
+        if self.approved_state not in self.terminals:
+            raise ValueError(f"approved_state {self.approved_state!r} is not a terminal state")
+        for s in self.steps:
+            for what, dest in s.targets().items():
+                if dest not in known:
+                    raise ValueError(
+                        f"step {s.id!r}: on_{what} leads to {dest!r}, neither a step nor a "
+                        f"terminal state ({', '.join(sorted(known))})"
+                    )
+        return self
+
+    def step(self, step_id: str) -> ProcessStepDef | None:
+        return next((s for s in self.steps if s.id == step_id), None)
+
+    def is_terminal(self, state: str) -> bool:
+        return state in self.terminals
+
+    def can_grant(self, percent: Decimal | None, amount: Decimal | None) -> bool:
+        """Whether some step may end the process approved for this discount: a step
+        whose approval ends it with no ``final_up_to``, or a ``final_up_to`` allowing it."""
+        for s in self.steps:
+            if s.final_up_to is not None:
+                if s.final_up_to.allows(percent, amount):
+                    return True
+            elif s.on_approve == self.approved_state:
+                return True
+        return False
+
+
+class StepOwner(_Model):
+    """Who owns one step of an instance: a person id (or ``role:NAME`` when the role has
+    no holder to name), and the role whose active holders may decide the step too."""
+
+    step: str
+    owner: str = Field(min_length=1)
+    role: str | None = None
+
+
+class ProcessRecord(_Model):
+    """One move of a process instance: the step, what happened, who, when, why, and the
+    state it moved to (its audit trail, kept on the instance too)."""
+
+    step: str
+    decision: Literal["approve", "reject", "timeout"]
+    by: str
+    on: date
+    comment: str | None = None
+    moved_to: str
+
+
+class ProcessInstance(_Model):
+    """One running (or ended) process: which definition, about what, where it stands, who
+    owns its step now and since when. The state is data: no machine is kept per instance."""
+
+    id: Identifier
+    process: str
+    definition: ProcessDefinition
+    subject_kind: ProcessSubject
+    subject_id: Ref
+    customer_id: Ref
+    state: str
+    started_on: date
+    step_since: date
+    #: the step's owner (a person id) and the role whose active holders may decide too
+    owner: str | None = None
+    role: str | None = None
+    #: how many steps were reached so far (the step's visit number, for idempotent keys)
+    visits: int = 1
+    #: each step's owner, resolved when the instance started
+    owners: Seq[StepOwner] = ()
+    discount_percent: Decimal | None = None
+    discount_amount: Decimal | None = None
+    history: Seq[ProcessRecord] = ()
+
+    @property
+    def is_open(self) -> bool:
+        return not self.definition.is_terminal(self.state)

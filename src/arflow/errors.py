@@ -449,3 +449,51 @@ class RoleRequired(NotAuthorized):
             f"invoice request {request_id!r}: {who!r} may not decide it: only an active "
             f"holder of the role {role!r} may ({why})",
         )
+
+
+class StepNotOwned(NotAuthorized):
+    """A process step decided by someone who neither owns it nor is an active holder of
+    its role in the people directory."""
+
+    def __init__(self, process_id: str, step: str, who: str, why: str) -> None:
+        self.order_id = self.process_id = process_id
+        self.step, self.who = step, who
+        ArflowError.__init__(
+            self, f"process {process_id!r}, step {step!r}: {who!r} may not decide it: {why}"
+        )
+
+
+class StepClosed(IllegalTransition):
+    """A decision on a process step that is no longer the process's current step."""
+
+    def __init__(self, process_id: str, step: str, state: str, why: str) -> None:
+        self.kind, self.object_id, self.state, self.trigger = "process", process_id, state, step
+        self.step = step
+        ArflowError.__init__(self, f"process {process_id!r}, step {step!r}: {why}")
+
+
+class StepDecidedAlready(StepClosed):
+    """A process step decided a second time (by the same person or another)."""
+
+
+class StepTimedOut(StepClosed):
+    """A process step decided after its deadline passed and the daily run moved the
+    process on (``on_timeout``)."""
+
+
+class DiscountWithoutTier(ValidationError):
+    """A discount that no approval tier of the pack can grant: no discount process, or a
+    discount beyond the widest limit of its chain."""
+
+    def __init__(self, subject: str, discount: str, why: str) -> None:
+        self.subject, self.discount = subject, discount
+        super().__init__(f"{subject}: discount {discount} has no approval tier: {why}")
+
+
+class ApprovalPending(IllegalTransition):
+    """An order shipped while a process it waits for (its discount's approval chain) is
+    open, or ended other than approved."""
+
+    def __init__(self, order_id: str, why: str) -> None:
+        self.kind, self.object_id, self.state, self.trigger = "order", order_id, "", "ship"
+        ArflowError.__init__(self, f"order {order_id!r} cannot ship: {why}")

@@ -40,8 +40,12 @@ from .domain import (
     Line,
     Milestone,
     Person,
+    ProcessDefinition,
+    ProcessSubject,
     Project,
     Ref,
+    StepOwner,
+    _percent,
     check_instant,
 )
 from .errors import ValidationError
@@ -233,6 +237,15 @@ class OrderSubmitted(BaseEvent):
     #: the payment terms the order asks for, in days after its invoice (None: the
     #: customer's, which ``Engine.handle`` takes from the customer's grade)
     payment_terms_days: int | None = Field(default=None, ge=0, le=3650)
+    #: the discount granted off the list price (``amount`` is after it): a percentage
+    #: and/or an amount; ``Engine.handle`` starts the pack's discount approval process
+    discount_percent: Decimal | None = None
+    discount_amount: Amount | None = None
+
+    @field_validator("discount_percent", mode="before")
+    @classmethod
+    def _pct(cls, v: Any) -> Decimal | None:
+        return None if v is None else _percent(v)
 
 
 class OrderApprovalRequested(BaseEvent):
@@ -537,6 +550,54 @@ class InvoiceConfirmed(BaseEvent):
     confirmed_on: BookDate
 
 
+class ProcessStarted(BaseEvent):
+    """A process instance starts at its definition's ``start`` step (the engine starts the
+    pack's discount process for an order or contract with a discount; a host may start
+    any process by hand). The definition travels with the event, so a replay of the log
+    rebuilds the instance with no pack."""
+
+    type: Literal["ProcessStarted"] = "ProcessStarted"
+    process_id: Identifier
+    definition: ProcessDefinition
+    subject_kind: ProcessSubject
+    subject_id: Ref
+    customer_id: Ref
+    started_on: BookDate
+    discount_percent: Decimal | None = None
+    discount_amount: Decimal | None = None
+    #: each step's owner as the engine resolved it (the holder of the step's role for this
+    #: customer or contract, else its fallback); steps left out are resolved by the ledger
+    #: from the directory (a person id, the customer's or contract's salesperson, a role)
+    owners: Seq[StepOwner] = ()
+
+    @field_validator("discount_percent", "discount_amount", mode="before")
+    @classmethod
+    def _d(cls, v: Any) -> Decimal | None:
+        return None if v is None else to_decimal(v, "discount")
+
+
+class StepDecided(BaseEvent):
+    """The owner of a process step (or an active holder of its role), the event's
+    ``actor``, approves or rejects it, with a comment."""
+
+    type: Literal["StepDecided"] = "StepDecided"
+    process_id: Ref
+    step: str = Field(min_length=1)
+    decision: Literal["approve", "reject"]
+    decided_on: BookDate
+    comment: str | None = None
+
+
+class ProcessStepTimedOut(BaseEvent):
+    """The daily run found a process step past its deadline: the process moves on as the
+    step's ``on_timeout`` says."""
+
+    type: Literal["ProcessStepTimedOut"] = "ProcessStepTimedOut"
+    process_id: Ref
+    step: str = Field(min_length=1)
+    timed_out_on: BookDate
+
+
 Event = Annotated[
     CustomerRegistered
     | CustomerUpdated
@@ -579,7 +640,10 @@ Event = Annotated[
     | InvoiceRequestRejected
     | InvoiceRequestCancelled
     | InvoiceSent
-    | InvoiceConfirmed,
+    | InvoiceConfirmed
+    | ProcessStarted
+    | StepDecided
+    | ProcessStepTimedOut,
     Field(discriminator="type"),
 ]
 

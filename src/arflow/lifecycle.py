@@ -10,11 +10,18 @@ The same declaration draws the diagrams in ``docs/concepts.md`` (:func:`mermaid`
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from transitions import Machine, MachineError
 
-from .domain import InvoiceRequestState, OrderState, ReceivableState, TaskStatus
+from .domain import (
+    InvoiceRequestState,
+    OrderState,
+    ProcessDefinition,
+    ReceivableState,
+    TaskStatus,
+)
 from .errors import IllegalTransition
 
 #: Receivables that are still owed: open, partly paid, disputed or under a promise.
@@ -213,4 +220,82 @@ def mermaid(transitions: list[dict[str, Any]], initial: str) -> str:
             if key not in seen:
                 seen.add(key)
                 lines.append(f"    {src} --> {dest}: {label}")
+    return "\n".join(lines) + "\n"
+
+
+# -- processes declared in rule packs ----------------------------------------------------------
+
+
+def process_transitions(d: ProcessDefinition) -> list[dict[str, Any]]:
+    """The transitions of a declared process: from each step, ``approve`` (to
+    ``approved_state`` when the discount is within the step's ``final_up_to``, else to
+    ``on_approve``), ``reject`` and ``timeout``."""
+    out: list[dict[str, Any]] = []
+    for s in d.steps:
+        if s.final_up_to is not None and s.on_approve != d.approved_state:
+            out.append(
+                {
+                    "trigger": "approve",
+                    "source": s.id,
+                    "dest": d.approved_state,
+                    "conditions": "within_limit",
+                    "label": f"within {s.final_up_to}",
+                }
+            )
+        out.append({"trigger": "approve", "source": s.id, "dest": s.on_approve})
+        out.append({"trigger": "reject", "source": s.id, "dest": s.on_reject})
+        out.append({"trigger": "timeout", "source": s.id, "dest": s.on_timeout})
+    return out
+
+
+@lru_cache(maxsize=256)
+def process_machine(d: ProcessDefinition) -> Machine:
+    """The one machine of a definition, built once (instances keep their state as data)."""
+    plain = [{k: v for k, v in t.items() if k != "label"} for t in process_transitions(d)]
+    states = [s.id for s in d.steps] + list(d.terminals)
+    return Machine(
+        model=None,
+        states=states,
+        initial=d.start,
+        transitions=plain,
+        auto_transitions=False,
+        send_event=False,
+    )
+
+
+@dataclass
+class _StepSubject:
+    state: str
+    within: bool
+
+    def within_limit(self) -> bool:
+        return self.within
+
+
+def move_process(
+    d: ProcessDefinition, process_id: str, state: str, trigger: str, within: bool
+) -> str:
+    """Run ``trigger`` on an instance of ``d`` in ``state``; the state it ends in, or
+    :class:`~arflow.errors.IllegalTransition`."""
+    machine = process_machine(d)
+    event = machine.events.get(trigger)
+    if event is None:
+        raise IllegalTransition("process", process_id, state, trigger)
+    subject = _StepSubject(state, within)
+    try:
+        ok = event.trigger(subject)
+    except MachineError:
+        raise IllegalTransition("process", process_id, state, trigger) from None
+    if not ok:
+        raise IllegalTransition("process", process_id, state, trigger)
+    return subject.state
+
+
+def process_mermaid(d: ProcessDefinition) -> str:
+    """A mermaid ``stateDiagram-v2`` of a declared process, drawn from its definition."""
+    lines = ["stateDiagram-v2", f"    [*] --> {d.start}"]
+    for t in process_transitions(d):
+        label = t["trigger"] + (f" [{t['label']}]" if "label" in t else "")
+        lines.append(f"    {t['source']} --> {t['dest']}: {label}")
+    lines.extend(f"    {term} --> [*]" for term in d.terminals)
     return "\n".join(lines) + "\n"

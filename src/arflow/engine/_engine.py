@@ -50,6 +50,10 @@ from ._parallel import (
 )
 from ._parallel import run as run_day
 from ._planner import CustomerPlanner, EventPlanner, HistoryPlanner, ReceivablePlanner
+from ._processes import check_discount, with_owners
+from ._processes import follow as follow_process
+from ._processes import start_for as start_process
+from ._processes import sweep as sweep_processes
 from ._record import ENGINE_ACTOR, record_helpers, record_in, record_plan
 from ._record import record as record_decisions
 from ._results import Plan, RunResult, _failure
@@ -388,8 +392,10 @@ class Engine:
         return record_plan(batch, plan, when, self.composer)
 
     def _sweep_tasks(self, batch: Batch, as_of: date, when: datetime) -> int:
-        """Open tasks past their deadline marked overdue, and escalated as the pack says."""
-        return sweep_tasks(batch, self.store, self.pack, as_of, when)
+        """Process steps past their deadline timed out (their owners reminded before), then
+        open tasks past their deadline marked overdue, and escalated as the pack says."""
+        moved = sweep_processes(batch, self.store, self.pack, as_of, when)
+        return moved + sweep_tasks(batch, self.store, self.pack, as_of, when)
 
     def tasks_for(self, who: str, as_of: date) -> list[InboxItem]:
         """The inbox of ``who`` (a person id or a role): open and overdue tasks, overdue
@@ -498,6 +504,8 @@ class Engine:
                     check_grades(self.pack.scoring, event)
                     event = with_grade_terms(self.pack, self.store, event)
                     check_terms(self.pack, self.store, event)
+                    check_discount(self.pack, event)
+                    event = with_owners(self.store, event)
                     book = TxBook(batch.tx, self.store)
                     settled = self._settle_locks(batch, book, event)
                     applied = batch.apply(event)
@@ -539,6 +547,8 @@ class Engine:
             )
         record_in(batch, plan.decisions[len(settled) :], event.occurred_at, self.composer)
         close_decided(batch, event)  # an order decided: its approval tasks are done
+        start_process(batch, self.pack, self.store, event, event.occurred_at)
+        follow_process(batch, self.pack, event)  # a step decided: the next owner's task
         # The decisions' own effects (an order refused or approved at entry) change the
         # customer's exposure: its locks are checked again on the book as it now stands in
         # the transaction (a fresh day: its facts are read again).

@@ -110,6 +110,7 @@ def audit(e: BaseEvent, new: BaseModel, old: BaseModel | None, summary: str) -> 
 #: The fields that name the object an event is about, most specific first (an invoice's
 #: number before its order, a payment before the receivable it is applied to).
 _TARGETS = (
+    ("process_id", "process"),
     ("task_id", "task"),
     ("number", "receivable"),
     ("order_id", "order"),

@@ -57,10 +57,13 @@ from ..events import (
     PersonAdded,
     PersonLeft,
     PersonUpdated,
+    ProcessStarted,
+    ProcessStepTimedOut,
     PromiseBroken,
     PromiseMade,
     RefundIssued,
     RiskFlagged,
+    StepDecided,
     TaskCancelled,
     TaskCompleted,
     TaskCreated,
@@ -74,7 +77,17 @@ from ..money import Money
 from ..rows import PlainInvoice, is_plain, plain_invoice, plain_rows
 from ..store import Store, StoreTx, open_store
 from ..store.base import UNAPPLIED, json_of
-from . import _disputes, _dunning, _invoices, _orders, _parties, _payments, _requests, _tasks
+from . import (
+    _disputes,
+    _dunning,
+    _invoices,
+    _orders,
+    _parties,
+    _payments,
+    _processes,
+    _requests,
+    _tasks,
+)
 from ._checks import LIVE_STATES, not_positive, zero
 from ._context import Ctx, InvoiceRequest, refusal
 from ._invoices import day_of, not_before_issue
@@ -188,11 +201,17 @@ class Ledger:
             InvoiceRequestCancelled: _requests.request_cancelled,
             InvoiceSent: _requests.invoice_sent,
             InvoiceConfirmed: _requests.invoice_confirmed,
+            ProcessStarted: _processes.process_started,
+            StepDecided: _processes.step_decided,
+            ProcessStepTimedOut: _processes.step_timed_out,
         }
         self._ship = self._order_move("ship")
 
     def _order_shipped(self, ctx: Ctx, e: OrderShipped) -> None:
-        """The order is shipped, and asks finance for its invoice (an invoice request)."""
+        """The order is shipped (once the processes about it approved it), and asks finance
+        for its invoice (an invoice request)."""
+        order = ctx.get("order", e.order_id)
+        _processes.check_gates(ctx, order.id, order.customer_id)
         self._ship(ctx, e)
         order = ctx.get("order", e.order_id)
         _requests.from_order(ctx, order, e.shipped_on, self.order_documents, self.finance_role)

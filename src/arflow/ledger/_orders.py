@@ -46,6 +46,10 @@ def order_submitted(ctx: Ctx, e: OrderSubmitted) -> None:
             raise CurrencyMismatch(
                 e.amount.currency, c.amount.currency, f"order {e.order_id} on contract {c.id}"
             )
+    if e.discount_amount is not None and e.discount_amount.currency != e.amount.currency:
+        raise CurrencyMismatch(
+            e.discount_amount.currency, e.amount.currency, f"order {e.order_id} discount"
+        )
     o = Order(
         id=e.order_id,
         customer_id=e.customer_id,
@@ -58,6 +62,8 @@ def order_submitted(ctx: Ctx, e: OrderSubmitted) -> None:
             if e.payment_terms_days is None
             else e.payment_terms_days
         ),
+        discount_percent=e.discount_percent,
+        discount_amount=e.discount_amount,
     )
     whose = " (the customer's)" if e.payment_terms_days is None else ""
     ctx.put(o, None, f"submitted {e.amount}, terms {o.payment_terms_days} days{whose}")

@@ -236,6 +236,9 @@ class _Reader:
         if o.state == OrderState.REJECTED:
             return self._done(o, kind, "rejected")
         if o.state == OrderState.APPROVED:
+            gate = self._discount_gate(o)
+            if gate is not None:
+                return gate
             return self._at(
                 o, kind, "approval", ROLE_HOLDERS + "warehouse", "the warehouse to ship it"
             )
@@ -252,6 +255,37 @@ class _Reader:
         if live:
             return self.request(sorted(live, key=lambda q: q.requested_on)[-1])
         return self._at(o, kind, "shipped", o.decided_by, "an invoice request")
+
+    def _discount_gate(self, o: Order) -> Where | None:
+        """An approved order still held by a process about it (its discount's approval):
+        at which step, whose, since when (None: nothing holds it)."""
+        for p in self.store.find("process", customer_id=o.customer_id):
+            if p.subject_kind != "order" or p.subject_id != o.id:
+                continue
+            if p.is_open:
+                return Where(
+                    "order",
+                    o.id,
+                    "approval",
+                    self.since("process", p.id),
+                    p.owner,
+                    (f"{p.process}: step {p.state}",),
+                    "process",
+                    p.id,
+                )
+            if p.state != p.definition.approved_state:
+                return Where(
+                    "order",
+                    o.id,
+                    "rejected",
+                    self.since("process", p.id),
+                    None,
+                    (),
+                    "process",
+                    p.id,
+                    True,
+                )
+        return None
 
     # -- a contract ----------------------------------------------------------------------------------
     def contract(self, c: Contract) -> Where:

@@ -9,12 +9,14 @@ function in :data:`RULE_SECTIONS`.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
 from .. import calendar as cal
+from ..domain import OWNER_PATHS, ROLE_HOLDERS
 from ..errors import ExpressionError, Problem, ValidationError
 from ._pack import CompiledLadder, CompiledRule, CompiledStep, RulePack, Source
 from ._yaml import Path_, _Lines, _short
@@ -315,6 +317,41 @@ def _approvals(ctx: FileContext, spec: RuleFile) -> None:
         ctx.pack.approvals.append(_rule(ctx, "approval", "order", tier, p))
 
 
+_PERSON = re.compile(r"^[A-Za-z0-9_.:@-]+$")
+_SUBJECT_OF = {"order_discount": "order", "contract_discount": "contract"}
+
+
+def _processes(ctx: FileContext, spec: RuleFile) -> None:
+    """Declared processes: ids unique in the pack, one process per trigger, a trigger on
+    its own subject, and every owner a role, a holder path or a person id."""
+    for i, proc in enumerate(spec.processes):
+        p = ctx.path("processes", i)
+        ctx.unique("process", proc.id, p)
+        if proc.starts_on is not None:
+            ctx.unique("process trigger", proc.starts_on, (*p, "starts_on"))
+            if _SUBJECT_OF[proc.starts_on] != proc.subject:
+                ctx.problem(
+                    (*p, "starts_on"),
+                    f"{proc.starts_on} starts a process about a {_SUBJECT_OF[proc.starts_on]}, "
+                    f"not a {proc.subject}",
+                    proc.id,
+                )
+        for j, step in enumerate(proc.steps):
+            for field in ("owner", "fallback"):
+                who = getattr(step, field)
+                if who is None or who in OWNER_PATHS:
+                    continue
+                name = who[len(ROLE_HOLDERS) :] if who.startswith(ROLE_HOLDERS) else who
+                if not name or not _PERSON.fullmatch(name):
+                    ctx.problem(
+                        (*p, "steps", j, field),
+                        f"{field} {who!r} is neither role:NAME, one of "
+                        f"{', '.join(OWNER_PATHS)}, nor a person id",
+                        proc.id,
+                    )
+        ctx.pack.processes.append(proc)
+
+
 def _patterns(ctx: FileContext, spec: RuleFile) -> None:
     for i, pat in enumerate(spec.patterns):
         p = ctx.path("patterns", i)
@@ -401,6 +438,7 @@ RULE_SECTIONS: tuple[tuple[str, Compile], ...] = (
     ("milestones", _milestones),
     ("approvals", _approvals),
     ("patterns", _patterns),
+    ("processes", _processes),
     ("scoring", _scoring_rules),
     ("settings", _order_settings),
 )

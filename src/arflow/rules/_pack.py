@@ -74,9 +74,18 @@ class RulePack:
     milestones: list[CompiledRule] = field(default_factory=list)
     approvals: list[CompiledRule] = field(default_factory=list)
     patterns: list[CompiledRule] = field(default_factory=list)
+    processes: list[Any] = field(default_factory=list)  # arflow.domain.ProcessDefinition
     scoring: Any = None  # arflow.rules.schema.Scoring
     templates: frozenset[str] = frozenset()
     template_dirs: tuple[Path, ...] = ()
+
+    def process(self, name: str) -> Any | None:
+        """The declared process ``name`` (None: the pack declares none of that id)."""
+        return next((p for p in self.processes if p.id == name), None)
+
+    def process_for(self, trigger: str) -> Any | None:
+        """The process that ``trigger`` (``order_discount``...) starts, if any."""
+        return next((p for p in self.processes if p.starts_on == trigger), None)
 
     def all_roles(self) -> frozenset[str]:
         return BUILTIN_ROLES | frozenset(self.roles)

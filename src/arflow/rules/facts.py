@@ -167,6 +167,7 @@ ORDER_FACTS = _spec(
             "the customer's unapplied credit covers the order (same currency): what a "
             "prepayment (cash-on-delivery) customer needs before its order is approved",
         ),
+        ("discount_percent", T.NUMBER, "the order's discount off its list price, in % (0: none)"),
     ]
 )
 
@@ -382,6 +383,19 @@ def receivable_facts(
     return facts
 
 
+def _discount_percent(o: Order) -> Decimal:
+    """The order's discount in % of its list price (derived from its amount when only the
+    amount is given); 0 without a discount."""
+    if o.discount_percent is not None:
+        return o.discount_percent
+    if o.discount_amount is None:
+        return Decimal(0)
+    gross = o.amount.amount + o.discount_amount.amount
+    return (
+        (o.discount_amount.amount * 100 / gross).quantize(Decimal("0.01")) if gross else Decimal(0)
+    )
+
+
 def order_facts(o: Order, customer: Mapping[str, Any], as_of: date) -> dict[str, Any]:
     """Facts about one order, keyed ``order.<name>``, with its customer's facts merged in."""
     facts: dict[str, Any] = dict(customer)
@@ -395,6 +409,7 @@ def order_facts(o: Order, customer: Mapping[str, Any], as_of: date) -> dict[str,
             "order.type": o.order_type,
             "order.contract_id": o.contract_id,
             "order.submitted_on": o.submitted_on,
+            "order.discount_percent": _discount_percent(o),
             "order.prepaid": (
                 customer.get("customer.currency") == o.amount.currency
                 and customer.get("customer.unapplied_credit", ZERO) >= o.amount.amount

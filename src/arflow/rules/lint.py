@@ -63,8 +63,32 @@ def lint(pack: RulePack, people: Iterable[Person] | None = None) -> list[str]:
             out.append(f"role {role!r}: {why}")
     out.extend(_never_fire(pack))
     out.extend(_self_contradictions(pack))
+    out.extend(_process_warnings(pack))
     if people is not None:
         out.extend(unaddressed_people(pack, people))
+    return out
+
+
+def _process_warnings(pack: RulePack) -> list[str]:
+    """Steps no path from ``start`` reaches, and terminal states nothing leads to."""
+    out: list[str] = []
+    for proc in pack.processes:
+        seen, todo = {proc.start}, [proc.start]
+        while todo:
+            step = proc.step(todo.pop())
+            if step is None:
+                continue
+            nxt = [*step.targets().values()] + ([proc.approved_state] if step.final_up_to else [])
+            for dest in nxt:
+                if dest not in seen:
+                    seen.add(dest)
+                    todo.append(dest)
+        for s in proc.steps:
+            if s.id not in seen:
+                out.append(f"process {proc.id}: step {s.id} is never reached from {proc.start}")
+        for t in proc.terminals:
+            if t not in seen:
+                out.append(f"process {proc.id}: terminal state {t} is never reached")
     return out
 
 

@@ -27,6 +27,7 @@ from pydantic import (
     model_validator,
 )
 
+from ..domain import ProcessDefinition
 from ..money import Seq, to_decimal
 from .patterns import DURABLE_MISSING, durable_available
 
@@ -647,6 +648,8 @@ class RuleFile(_Spec):
     milestones: Seq[MilestoneRule] = ()
     approvals: Seq[ApprovalTier] = ()
     patterns: Seq[PatternRule] = ()
+    #: processes with owners, deadlines and approvals (docs/workflows.md#processes)
+    processes: Seq[ProcessDefinition] = ()
 
 
 # -- the JSON Schema of a rule file, for editors --------------------------------------------------

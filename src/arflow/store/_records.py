@@ -25,6 +25,7 @@ from ..domain import (
     Order,
     Payment,
     Person,
+    ProcessInstance,
     Project,
     PromiseToPay,
     Receivable,
@@ -83,6 +84,7 @@ KINDS: dict[str, Kind] = {
         Kind("person", Person, lambda _m: None, lambda m: "active" if m.active else "inactive"),
         Kind("task", Task, _cust, lambda m: str(m.status), lambda m: m.deadline),
         Kind("invoice_request", InvoiceRequest, _cust, lambda m: str(m.state)),
+        Kind("process", ProcessInstance, _cust, lambda m: "open" if m.is_open else m.state),
     )
 }
 KIND_OF: dict[type[BaseModel], Kind] = {k.model: k for k in KINDS.values()}

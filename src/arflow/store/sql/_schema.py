@@ -169,7 +169,7 @@ SCHEMA = sa.Table(
 
 
 #: Kinds of object added after the first version, by the step that creates their table.
-_LATER_KINDS = {"person": 7, "task": 9, "invoice_request": 10}
+_LATER_KINDS = {"person": 7, "task": 9, "invoice_request": 10, "process": 12}
 _V1 = [
     "ar_event",
     "ar_audit",
@@ -291,6 +291,12 @@ def _v11(conn: Connection) -> None:
     backfill_movements(conn)
 
 
+def _v12(conn: Connection) -> None:
+    """Process instances (``ar_process``): declared processes running, with their state as
+    data and their audit trail (docs/workflows.md#processes)."""
+    metadata.create_all(conn, tables=[OBJECT_TABLES["process"]], checkfirst=True)
+
+
 def backfill_movements(conn: Connection) -> None:
     """Rebuild the journal from the audit trail: each audit record of a receivable holds its
     open balance before and after an event, and the event's business date is in the log.
@@ -404,6 +410,7 @@ MIGRATIONS: list[Callable[[Connection], None]] = [
     _v9,
     _v10,
     _v11,
+    _v12,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
