@@ -73,11 +73,24 @@ def test_an_sms_contact_gets_the_reminder_by_sms_with_email_as_fallback(store: A
 
 
 def test_an_email_contact_gets_an_sms_step_by_email_first(store: Any) -> None:
-    wang = Contact(name="Wang", email="wang@acme.example", phone="+8613800000001")
+    wang = Contact(
+        name="Wang", email="wang@acme.example", phone="+8613800000001", preferred_channel="email"
+    )
     msgs = run(store, wang, date(2026, 3, 5))  # sms-3: sms to customer, fallback email, task
     (m,) = [x for x in msgs if x.template and x.template.startswith("overdue_sms")]
     assert (m.channel, m.to) == ("email", ("wang@acme.example",))
     assert [f.channel for f in m.fallbacks] == ["sms", "task"]
+
+
+def test_a_contact_without_a_preference_gets_the_rules_channel(store: Any) -> None:
+    """No preference (the default) is not a preference for e-mail: the SMS step sends
+    the SMS."""
+    wang = Contact(name="Wang", email="wang@acme.example", phone="+8613800000001")
+    assert wang.preferred_channel is None
+    msgs = run(store, wang, date(2026, 3, 5))
+    (m,) = [x for x in msgs if x.template and x.template.startswith("overdue_sms")]
+    assert (m.channel, m.to) == ("sms", ("+8613800000001",))
+    assert [f.channel for f in m.fallbacks] == ["email", "task"]
 
 
 def test_an_sms_contact_without_a_phone_still_gets_the_email(store: Any) -> None:

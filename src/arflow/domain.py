@@ -185,7 +185,9 @@ class Contact(_Model):
     name: Line
     email: str | None = None
     phone: Line | None = None
-    preferred_channel: Channel = "email"
+    #: the channel the contact asked to be reached on first (None: no preference, the
+    #: rule's own channel goes first): reorders only the channels a rule's action lists
+    preferred_channel: Channel | None = None
     locale: str = "en"
     timezone: str = "UTC"
     role: str | None = None

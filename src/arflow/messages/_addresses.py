@@ -53,14 +53,15 @@ def channel_chain(
     ``fallback`` ones. A message to the customer (``customer`` in ``to``) on e-mail or SMS
     tries the customer's first contact's ``preferred_channel`` first (``email`` or ``sms``),
     then the others in the rule's order: a contact who prefers SMS gets the SMS, and the
-    e-mail only when no SMS can reach them."""
+    e-mail only when no SMS can reach them. A contact with no preference (None, the
+    default) gets the rule's order."""
     chain = [first, *(c for c in fallback if c != first)]
     if customer is None or not customer.contacts or "customer" not in to:
         return chain
     if first not in _PREFERABLE:
         return chain
     preferred = customer.contacts[0].preferred_channel
-    if preferred not in _PREFERABLE or preferred == chain[0]:
+    if preferred is None or preferred not in _PREFERABLE or preferred == chain[0]:
         return chain
     return [preferred, *(c for c in chain if c != preferred)]
 

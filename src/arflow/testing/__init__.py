@@ -46,8 +46,8 @@ def _contact(
     locale: str,
     role: str | None = None,
 ) -> Contact:
-    if channel is None:
-        channel = "email" if email else "sms"
+    if channel is None and bool(email) != bool(phone):
+        channel = "email" if email else "sms"  # the one channel it can be reached on
     return Contact(
         name=name, email=email, phone=phone, preferred_channel=channel, locale=locale, role=role
     )
@@ -109,8 +109,8 @@ class BookBuilder:
         **fields: Any,
     ) -> Applied:
         """Register a customer. With ``email`` and/or ``phone`` it gets one contact (named
-        ``contact``, else the customer's name) who prefers ``channel`` (default: e-mail
-        when there is an address, else SMS) and reads ``locale``; ``contacts`` adds more
+        ``contact``, else the customer's name) who prefers ``channel`` (default: the one
+        channel it has, none when it has both) and reads ``locale``; ``contacts`` adds more
         (as :class:`~arflow.domain.Contact` or its fields). ``limit``, ``terms``, ``grade``,
         ``prepayment`` (percent) and the blocks make its credit profile; any other field of
         :class:`~arflow.domain.Customer` passes through (``salesperson``, ``region``...)."""
