@@ -368,6 +368,11 @@ class CreditMachine(RuleBasedStateMachine):
             ledger, engine = self.held[oid]
             # Engine.handle settles the customer's locks before the approval is applied
             expected = NotAuthorized if (engine if through_engine else ledger) else None
+        # An order no engine decided, approved through Engine.handle, is first checked as at
+        # its entry (the pack's tiers, the prepayment a grade needs, a ceiling): it may then
+        # be refused (not a holder of the tier it goes to; rejected at entry, so no longer
+        # approvable) or pass; the invariants after the step say it never passes unheld.
+        checked = through_engine and not o.approvers and str(o.state) == "submitted"
         self.via_engine = through_engine
         try:
             if through_engine:
@@ -375,10 +380,10 @@ class CreditMachine(RuleBasedStateMachine):
             else:
                 self.ledger.apply(e)
         except (IllegalTransition, NotAuthorized) as exc:
-            assert expected is type(exc), f"{oid} by {who}: {exc!r}, expected {expected}"
+            assert checked or expected is type(exc), f"{oid} by {who}: {exc!r}, expected {expected}"
             assert str(self.ledger.get("order", oid).state) == str(o.state)
             return
-        assert expected is None, f"{oid} by {who}: approved, expected {expected}"
+        assert checked or expected is None, f"{oid} by {who}: approved, expected {expected}"
         if through_engine:
             self.stale.discard(o.customer_id)
         else:
@@ -863,8 +868,9 @@ def test_engine_handle_judges_the_locks_before_it_decides_an_order(store: Store)
     assert (o.state, o.approval_roles) == ("pending_approval", ("sales_manager", "finance_manager"))
     _check(m)
     # an order the host recorded, approved through the engine by someone without the role
+    # (checked as at its entry first: the lock's tier takes it, and only its holders decide)
     held = m.submit(cid="CB", amount=95_000, through_engine=False)
-    with pytest.raises(NotAuthorized, match="exposure-90"):
+    with pytest.raises(NotAuthorized, match="only a holder of sales_manager, finance_manager"):
         m.engine.handle(OrderApproved(**m._meta("intern"), order_id=held, approver="intern"))
     assert m.ledger.get("order", held).state == "submitted"
     _check(m)
@@ -978,6 +984,53 @@ def test_ledger_apply_with_the_engine_attached_refuses_an_approval_a_grade_has_n
         )
     )
     assert str(m.ledger.get("order", "SO-D2").state) == "submitted"
+
+
+def test_an_order_no_engine_decided_is_checked_before_a_persons_approval(
+    store: Store,
+) -> None:
+    """A D-grade order recorded with ``Ledger.apply`` while no engine was attached stays
+    ``submitted``. Approving it through ``Engine.handle`` first checks it as at its entry:
+    the prepayment tier takes it, so the intern's approval is refused (nothing changed, the
+    attempt audited) and only a holder of the tier's role approves it."""
+    m = _machine(store)
+    oid = "SO-D"
+    m.ledger.apply(
+        OrderSubmitted(
+            **m._meta("sales"),
+            order_id=oid,
+            customer_id="CD",  # grade D: 100% prepayment
+            amount=cny(5_000),
+            submitted_on=m.today,
+        )
+    )
+    assert str(m.ledger.get("order", oid).state) == "submitted"
+    before = m.ledger.get("order", oid)
+    with pytest.raises(NotAuthorized):
+        m.engine.handle(OrderApproved(**m._meta("intern"), order_id=oid, approver="intern"))
+    assert m.ledger.get("order", oid) == before
+    (tried,) = [a for a in m.ledger.audit_trail("order", oid) if a.refused]
+    assert tried.event_type == "OrderApproved:refused"
+    # a holder of the tier's role: the order is sent for approval and approved in one go
+    holders = _prepayment_holders(m)
+    assert holders, "the pack's prepayment tier names someone"
+    m.engine.handle(OrderApproved(**m._meta(holders[0]), order_id=oid, approver=holders[0]))
+    o = m.ledger.get("order", oid)
+    assert (str(o.state), o.decided_by) == ("approved", holders[0])
+
+
+def _prepayment_holders(m: Any) -> list[str]:
+    """Who the default pack's order-needs-prepayment tier reaches for customer CD."""
+    from arflow.messages import resolve_address
+
+    tier = next(t for t in m.engine.pack.approvals if t.id == "order-needs-prepayment")
+    customer = m.ledger.customer("CD")
+    out: list[str] = []
+    for role in tier.spec.approvers:
+        who = resolve_address(customer, role, "task", roles=m.engine.pack.roles)
+        if who and who not in out:
+            out.append(who)
+    return out
 
 
 def test_ledger_apply_with_the_engine_attached_settles_the_locks_before_an_approval(

@@ -143,9 +143,10 @@ class Engine:
             CustomerAlerts(),
             self._reviews,
         )
+        self._approvals = ApprovalPlanner()
         self.event_planners: tuple[EventPlanner, ...] = (
             MilestonePlanner(),
-            ApprovalPlanner(),
+            self._approvals,
             OrderAlerts(),
             self._patterns,
             self._locks,
@@ -508,6 +509,7 @@ class Engine:
                     event = with_owners(self.store, event)
                     book = TxBook(batch.tx, self.store)
                     settled = self._settle_locks(batch, book, event)
+                    settled += self._settle_order(batch, book, event)
                     applied = batch.apply(event)
                 except ArflowError as exc:
                     refused.append(exc)
@@ -561,6 +563,43 @@ class Engine:
             record_in(batch, after.decisions, event.occurred_at, self.composer)
             plan.decisions.extend(after.decisions)
         return plan.decisions
+
+    def _settle_order(self, batch: Batch, book: TxBook, event: Event) -> list[Decision]:
+        """Before a person's approval of an order no engine decided (submitted with
+        ``Ledger.apply`` while no engine was attached): the order checked as at its entry,
+        and a rejection or an approval path the pack gives it recorded first. The approval
+        is then applied to an order sent for approval, which only a holder of the tier's role
+        may approve: an intern's approval of a cash-on-delivery order not prepaid is refused
+        (:class:`~arflow.errors.NotAuthorized`, nothing changed, the attempt audited). An
+        order the check would approve at once is left to the person's approval."""
+        if not isinstance(event, OrderApproved):
+            return []
+        o = book.get("order", event.order_id)
+        if o is None or o.state != "submitted" or o.approvers:
+            return []
+        entry = OrderSubmitted(
+            event_id=f"{event.event_id}~check",
+            occurred_at=event.occurred_at,
+            actor=ENGINE_ACTOR,
+            reason="the order checked before its approval",
+            order_id=o.id,
+            customer_id=o.customer_id,
+            amount=o.amount,
+            submitted_on=o.submitted_on,
+            order_type=o.order_type,
+            contract_id=o.contract_id,
+            payment_terms_days=o.payment_terms_days,
+            discount_percent=o.discount_percent,
+            discount_amount=o.discount_amount,
+        )
+        as_of = event.occurred_at.astimezone(UTC).date()
+        plan = Plan(as_of=as_of, since=as_of)
+        day = self._day(plan, book=book)
+        self._approvals.on_event(entry, Applied(entry.event_id), day)
+        held = [d for d in plan.decisions if d.why.get("on_order") in ("reject", "approve")]
+        if held:
+            record_in(batch, held, event.occurred_at, self.composer)
+        return held
 
     def _settle_locks(self, batch: Batch, book: TxBook, event: Event) -> list[Decision]:
         """Before an order is submitted or approved: its customer's locks judged on the
