@@ -28,12 +28,6 @@ from . import events as ev
 from .actions import MemoryAdapter, Message
 from .analytics import build_report
 from .decisions import Decision
-from .engine import Engine
-from .ledger import Ledger
-from .messages import ledger_feedback
-from .outbox import Dispatcher
-from .report import render_html
-from .rules import default_pack_path
 from .domain import (
     Contact,
     Contract,
@@ -46,7 +40,13 @@ from .domain import (
     PersonAddress,
     Project,
 )
+from .engine import Engine
+from .ledger import Ledger
+from .messages import ledger_feedback
 from .money import Money
+from .outbox import Dispatcher
+from .report import render_html
+from .rules import default_pack_path
 
 
 def _at(d: date) -> datetime:
@@ -571,6 +571,16 @@ def _why(m: Message) -> str:
     return _WHY.get(name, name.replace("_", " "))
 
 
+def _because(d: Decision) -> str:
+    """A lock's condition and the fact that made it hold, or no longer hold."""
+    facts = d.why.get("facts") or {}
+    conditions = d.why.get("conditions") or []
+    shown = ", ".join(f"{k.split('.')[-1]} {v}" for k, v in facts.items())
+    if d.kind == "lock":
+        return f"{shown}; the rule: {' and '.join(conditions)}" if conditions else shown
+    return f"{shown} now" if shown else "no longer holds"
+
+
 def story_text(story: Story, *, verbose: bool = False) -> str:
     """What :func:`play` did, in one screen: the customers, what was sent to whom and why
     (grouped by customer), the locks set and lifted, the orders decided, the report's
@@ -596,19 +606,21 @@ def story_text(story: Story, *, verbose: bool = False) -> str:
             to.setdefault(who, {}).setdefault(m.channel, 0)
             to[who][m.channel] += 1
             why[_why(m)] = why.get(_why(m), 0) + 1
+        ranked = sorted(to.items(), key=lambda kv: -sum(kv[1].values()))
         whom = "; ".join(
             f"{' '.join(f'{n} {ch}' for ch, n in chans.items())} to {who}"
-            for who, chans in sorted(to.items(), key=lambda kv: -sum(kv[1].values()))
-        )
+            for who, chans in ranked[:3]
+        ) + (f"; {len(ranked) - 3} more" if len(ranked) > 3 else "")
         out.append(f"  {cid} {name} (grade {grade or '-'}): {whom}")
         out.append("      why: " + ", ".join(f"{w} ×{n}" if n > 1 else w for w, n in why.items()))
     out += ["", "Locks set and lifted:"]
     locks = [d for d in story.events if d.kind in ("lock", "unlock")]
     for d in locks:
         what = "orders suspended" if d.kind == "lock" else "orders open again"
-        because = d.reason or d.rule
-        out.append(f"  {d.occurrence}  {what:<18} {d.customer_id} {names.get(d.customer_id, '')}")
-        out.append(f"              {d.rule}: {because}")
+        out.append(
+            f"  {d.occurrence}  {d.customer_id} {names.get(d.customer_id, '')}: {what}"
+            f" ({d.rule}: {_because(d)})"
+        )
     if not locks:
         out.append("  none")
     out += ["", "Orders:"]
