@@ -12,7 +12,7 @@ imported the first time they are used.
 from __future__ import annotations
 
 import importlib
-import logging
+import logging as _logging
 from typing import TYPE_CHECKING, Any
 
 from .actions import (
@@ -401,4 +401,4 @@ __all__ = [
 
 # Records go to the host's handlers; without any, none is printed (the library configures
 # nothing else: no levels, no formats, no basicConfig). See docs/operations.md, "Logging".
-logging.getLogger("arflow").addHandler(logging.NullHandler())
+_logging.getLogger("arflow").addHandler(_logging.NullHandler())
