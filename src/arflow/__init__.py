@@ -12,6 +12,7 @@ imported the first time they are used.
 from __future__ import annotations
 
 import importlib
+import logging as _logging
 from typing import TYPE_CHECKING, Any
 
 from .actions import (
@@ -397,3 +398,7 @@ __all__ = [
     "review_event",
     "where",
 ]
+
+# Records go to the host's handlers; without any, none is printed (the library configures
+# nothing else: no levels, no formats, no basicConfig). See docs/operations.md, "Logging".
+_logging.getLogger("arflow").addHandler(_logging.NullHandler())

@@ -150,6 +150,7 @@ class LogAdapter:
             ",".join(message.to),
             ",".join(message.cc),
             message.subject,
+            extra={"arflow_message": message.key},
         )
         return None
 

@@ -1,15 +1,33 @@
-"""A small sample book: three customers, a contract with milestones, invoices, cash,
-a dispute, a promise and an order. ``arflow demo`` loads it and prints the book.
+"""A small sample book and the story ``arflow demo`` tells with it.
 
-The events have fixed ids, so loading the sample twice changes nothing the second time.
+:func:`sample_events` is the book as it stands on 2026-11-23: three customers, a contract
+with milestones, invoices, cash, a dispute, a promise and an order. :func:`story_events`
+adds a fourth customer who is suspended and then pays, and an order the rules refuse.
+:func:`play` runs the 60 days to a date one by one, as a host would: each day's events
+through ``Engine.handle`` (orders are checked as they come), then ``Engine.run`` for the
+day, then the outbox delivered to an in-process adapter; and it writes the HTML report.
+:func:`story_text` says what happened in one screen.
+
+The events have fixed ids and every decision and message a key, so playing the story
+twice changes nothing the second time.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+import argparse
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
+from typing import TextIO
 
 from . import events as ev
+from .actions import MemoryAdapter, Message
+from .analytics import build_report
+from .decisions import Decision
 from .domain import (
     Contact,
     Contract,
@@ -22,7 +40,13 @@ from .domain import (
     PersonAddress,
     Project,
 )
+from .engine import Engine
+from .ledger import Ledger
+from .messages import ledger_feedback
 from .money import Money
+from .outbox import Dispatcher
+from .report import render_html
+from .rules import default_pack_path
 
 
 def _at(d: date) -> datetime:
@@ -319,3 +343,345 @@ def sample_events() -> list[ev.Event]:
         )
     )
     return out
+
+
+#: the day the story ends on unless told otherwise
+DEFAULT_AS_OF = date(2026, 11, 23)
+#: how many days the story plays, up to and including its last
+DEFAULT_DAYS = 60
+
+
+def story_events() -> list[ev.Event]:
+    """:func:`sample_events` and what the story adds: Pearl River Foods (grade B), whose
+    invoice runs more than 30 days overdue (orders suspended) until it is paid in
+    November (orders open again), and an order from the suspended 西南新能源科技 that the
+    rules refuse. In the order they happened."""
+    cny = "CNY"
+    more: list[ev.Event] = [
+        ev.CustomerRegistered(
+            event_id="demo-c4",
+            occurred_at=_at(date(2026, 6, 1)),
+            actor="import",
+            customer=Customer(
+                id="C004",
+                name="Pearl River Foods",
+                region="South",
+                salesperson="amy.chen",
+                sales_manager="zhang.min",
+                contacts=[
+                    Contact(
+                        name="Lin Hui",
+                        email="ap@pearlriver.example",
+                        locale="en",
+                        timezone="Asia/Shanghai",
+                    )
+                ],
+                credit=CreditProfile(
+                    grade="B", credit_limit=Money.of(200_000, cny), payment_terms_days=60
+                ),
+            ),
+        ),
+        ev.InvoiceIssued(
+            event_id="demo-i4",
+            occurred_at=_at(date(2026, 7, 20)),
+            actor="finance",
+            number="INV-4001",
+            customer_id="C004",
+            issue_date=date(2026, 7, 20),
+            amount=Money.of(28_600, cny),
+            product_line="food-lines",
+        ),
+        ev.PaymentReceived(
+            event_id="demo-p4",
+            occurred_at=_at(date(2026, 11, 6)),
+            actor="bank-feed",
+            payment_id="BANK-7802",
+            customer_id="C004",
+            amount=Money.of(28_600, cny),
+            received_on=date(2026, 11, 6),
+            reference="INV-4001",
+        ),
+        ev.OrderSubmitted(
+            event_id="demo-o2",
+            occurred_at=_at(date(2026, 11, 18)),
+            actor="li.wei",
+            order_id="SO-502",
+            customer_id="C003",
+            amount=Money.of(15_000, cny),
+            submitted_on=date(2026, 11, 18),
+        ),
+    ]
+    # stable: events of one instant keep the order they were written in
+    return sorted(sample_events() + more, key=lambda e: e.occurred_at)
+
+
+@dataclass(frozen=True)
+class Story:
+    """What :func:`play` did and what the book now holds of the story's days."""
+
+    book: str  # the store's URL
+    start: date
+    as_of: date
+    applied: int  # events new to the book (0 when the story was played before)
+    recorded: int  # decisions new to the book
+    customers: tuple[tuple[str, str, str | None], ...]  # (id, name, grade)
+    #: every message delivered over the story's days, in the order it was sent
+    sent: tuple[Message, ...]
+    #: the decisions recorded for the story's days other than reminders (locks, lifts,
+    #: approvals, alerts), oldest first
+    events: tuple[Decision, ...]
+    report: Path | None  # the HTML report written, if any
+
+
+Progress = Callable[[int, int, date], None]
+
+
+def play(
+    ledger: Ledger | str,
+    as_of: date = DEFAULT_AS_OF,
+    *,
+    days: int = DEFAULT_DAYS,
+    rules: Sequence[str] | None = None,
+    progress: Progress | None = None,
+    report_dir: Path | str | None = None,
+) -> Story:
+    """Play the ``days`` days up to ``as_of`` on ``ledger`` (or a store URL): the events
+    before them at once, then day by day each day's events, the rules' run and the
+    delivery of what is due; then write the HTML report as of ``as_of`` into
+    ``report_dir`` (default: next to a SQLite file, else a new temporary folder).
+    Events after ``as_of`` are not applied. ``progress(i, days, day)`` is called after
+    each day."""
+    if days < 1:
+        raise ValueError(f"days must be at least 1, not {days}")
+    book = ledger if isinstance(ledger, Ledger) else Ledger(ledger)
+    engine = Engine(book, list(rules) if rules else [str(default_pack_path())])
+    start = as_of - timedelta(days=days - 1)
+    events = [e for e in story_events() if _day_of(e) <= as_of]
+    applied = book.apply_all(e for e in events if _day_of(e) < start)
+    by_day: dict[date, list[ev.Event]] = {}
+    for e in events:
+        if _day_of(e) >= start:
+            by_day.setdefault(_day_of(e), []).append(e)
+    sink = MemoryAdapter()
+    recorded = 0
+    day = start
+    for i in range(days):
+        for e in by_day.get(day, ()):
+            done, decided = engine.handle(e)
+            applied += not done.duplicate
+            recorded += len(decided) if not done.duplicate else 0
+        result = engine.run(day, first_run=engine.last_run() is None)
+        recorded += result.recorded
+        end = datetime(day.year, day.month, day.day, 23, 59, tzinfo=UTC)
+        Dispatcher(
+            book.store,
+            sink,
+            on_feedback=ledger_feedback(book),
+            clock=lambda end=end: end,  # type: ignore[misc]
+            worker="demo",
+        ).run()
+        if progress is not None:
+            progress(i + 1, days, day)
+        day += timedelta(days=1)
+    report = _write_report(book, engine, as_of, report_dir)
+    return Story(
+        book=book.store.url,
+        start=start,
+        as_of=as_of,
+        applied=applied,
+        recorded=recorded,
+        customers=tuple(
+            (c.id, c.name, c.credit.grade if c.credit else None)
+            for c in sorted(book.store.all("customer"), key=lambda c: c.id)
+        ),
+        sent=_sent(book, start, as_of),
+        events=_story_decisions(book, start, as_of),
+        report=report,
+    )
+
+
+def _day_of(e: ev.Event) -> date:
+    return e.occurred_at.astimezone(UTC).date()
+
+
+def _sent(book: Ledger, start: date, end: date) -> tuple[Message, ...]:
+    out: list[tuple[int, Message]] = []
+    for rec in book.store.outbox(status="sent"):
+        m = Message.model_validate_json(rec.body)
+        at = rec.sent_at if rec.sent_at is not None else rec.created_at
+        when = datetime.fromtimestamp(at / 1e6, UTC).date()
+        if start <= when <= end:
+            out.append((at, m))
+    return tuple(m for _at_, m in sorted(out, key=lambda p: p[0]))
+
+
+def _story_decisions(book: Ledger, start: date, end: date) -> tuple[Decision, ...]:
+    out = []
+    for rec in book.store.decisions():
+        if rec.kind in ("lock", "unlock", "approval") and rec.status == "planned":
+            d = Decision.model_validate_json(rec.body)
+            if start <= d.occurrence <= end:
+                out.append(d)
+    return tuple(sorted(out, key=lambda d: (d.occurrence, d.key)))
+
+
+def _write_report(book: Ledger, engine: Engine, as_of: date, where: Path | str | None) -> Path:
+    if where is not None:
+        folder = Path(where)
+        name = "arflow-demo-report.html"
+    else:
+        url = book.store.url
+        path = url[len("sqlite:///") :].split("?")[0] if url.startswith("sqlite:///") else ""
+        if path and path != ":memory:":
+            db = Path(path)
+            folder, name = db.parent, f"{db.stem}-report.html"
+        else:
+            folder, name = Path(tempfile.mkdtemp(prefix="arflow-demo-")), "report.html"
+    target = folder / name
+    report = build_report(book.store, as_of, pack=engine.pack)
+    target.write_text(render_html(report), encoding="utf-8")
+    return target
+
+
+#: what a message's template is for, in a few words (others: the template's name)
+_WHY = {
+    "reminder_before_due": "reminder before due",
+    "reminder_due": "due today",
+    "formal_notice": "overdue notice",
+    "overdue_sms": "overdue SMS",
+    "call_on_due_day": "call on the due day",
+    "call_and_record": "call and record the outcome",
+    "escalation": "escalation",
+    "order_lock_notice": "orders suspended",
+    "order_lock_lifted": "orders open again",
+    "credit_limit_warning": "credit limit warning",
+    "approval_request": "approval request",
+    "invoice_request": "please invoice",
+}
+
+
+def _why(m: Message) -> str:
+    if m.key.startswith("alert:"):
+        return "risk alert"
+    if m.key.startswith("approval:") and m.template != "approval_request":
+        return "order approved: confirm and ship"
+    if m.key.startswith("milestone:"):
+        return "milestone done: please invoice"
+    name = m.template or m.rule or m.action
+    return _WHY.get(name, name.replace("_", " "))
+
+
+def _because(d: Decision) -> str:
+    """A lock's condition and the fact that made it hold, or no longer hold."""
+    facts = d.why.get("facts") or {}
+    conditions = d.why.get("conditions") or []
+    shown = ", ".join(f"{k.split('.')[-1]} {v}" for k, v in facts.items())
+    if d.kind == "lock":
+        return f"{shown}; the rule: {' and '.join(conditions)}" if conditions else shown
+    return f"{shown} now" if shown else "no longer holds"
+
+
+def story_text(story: Story, *, verbose: bool = False) -> str:
+    """What :func:`play` did, in one screen: the customers, what was sent to whom and why
+    (grouped by customer), the locks set and lifted, the orders decided, the report's
+    path. ``verbose``: every message sent, with its key, too."""
+    names = {cid: name for cid, name, _grade in story.customers}
+    out = [
+        f"arflow demo: {len(story.customers)} customers, {(story.as_of - story.start).days + 1}"
+        f" days played one by one, {story.start} to {story.as_of}",
+        f"book at {story.book} ({story.applied} new events applied, "
+        f"{story.recorded} new decisions recorded)",
+        "",
+        f"What was sent, to whom and why ({len(story.sent)} messages):",
+    ]
+    for cid, name, grade in story.customers:
+        mine = [m for m in story.sent if m.customer_id == cid]
+        if not mine:
+            out.append(f"  {cid} {name} (grade {grade or '-'}): nothing")
+            continue
+        to: dict[str, dict[str, int]] = {}
+        why: dict[str, int] = {}
+        for m in mine:
+            who = ", ".join(m.to) or "-"
+            to.setdefault(who, {}).setdefault(m.channel, 0)
+            to[who][m.channel] += 1
+            why[_why(m)] = why.get(_why(m), 0) + 1
+        ranked = sorted(to.items(), key=lambda kv: -sum(kv[1].values()))
+        whom = "; ".join(
+            f"{' '.join(f'{n} {ch}' for ch, n in chans.items())} to {who}"
+            for who, chans in ranked[:3]
+        ) + (f"; {len(ranked) - 3} more" if len(ranked) > 3 else "")
+        out.append(f"  {cid} {name} (grade {grade or '-'}): {whom}")
+        out.append("      why: " + ", ".join(f"{w} ×{n}" if n > 1 else w for w, n in why.items()))
+    out += ["", "Locks set and lifted:"]
+    locks = [d for d in story.events if d.kind in ("lock", "unlock")]
+    for d in locks:
+        what = "orders suspended" if d.kind == "lock" else "orders open again"
+        out.append(
+            f"  {d.occurrence}  {d.customer_id} {names.get(d.customer_id, '')}: {what}"
+            f" ({d.rule}: {_because(d)})"
+        )
+    if not locks:
+        out.append("  none")
+    out += ["", "Orders:"]
+    orders = [d for d in story.events if d.kind == "approval"]
+    for d in orders:
+        outcome = d.why.get("on_order", "approve")
+        cust = f"{d.customer_id} {names.get(d.customer_id, '')}"
+        if outcome == "reject":
+            text = f"refused ({d.rule}: {d.reason or 'a lock refuses new orders'})"
+        elif outcome == "approved":
+            text = "approved: finance confirms, the warehouse ships"
+        else:
+            approvers = ", ".join(v for v in d.recipients.values() if v) or "the approvers"
+            text = f"sent for approval to {approvers} ({d.rule})"
+        out.append(f"  {d.occurrence}  {d.subject_id} of {cust}: {text}")
+    if not orders:
+        out.append("  none")
+    if verbose:
+        out += ["", "Every message sent:"]
+        out += [f"  {m.channel:<5} {', '.join(m.to):<32} {m.key}" for m in story.sent]
+    out.append("")
+    if story.report is not None:
+        out.append(f"Report as of {story.as_of}: {story.report} (open it in a browser)")
+    out.append(
+        "Next: arflow show customer C004 · arflow outbox list · arflow explain KEY "
+        "(add --db when you gave one)"
+    )
+    return "\n".join(out)
+
+
+def progress_bar(stream: TextIO) -> Progress:
+    """A progress indicator for :func:`play` on ``stream``: a bar redrawn in place on a
+    terminal, a plain line every tenth of the way otherwise."""
+    tty = stream.isatty()
+
+    def show(i: int, n: int, day: date) -> None:
+        if tty:
+            width = 30
+            full = width * i // n
+            bar = "#" * full + "-" * (width - full)
+            stream.write(f"\r  day {i:>3}/{n} [{bar}] {day}")
+            if i == n:
+                stream.write("\n")
+        elif i == n or i % max(n // 10, 1) == 0:
+            stream.write(f"  day {i}/{n}: {day}\n")
+        stream.flush()
+
+    return show
+
+
+def command(args: argparse.Namespace) -> int:
+    """``arflow demo``: play the story on ``args.db`` up to ``args.as_of`` and tell it
+    (``args.rules``, ``args.verbose`` as ``cmd_demo`` reads them; ``args.days`` and
+    ``args.report_dir`` when the command line has them)."""
+    story = play(
+        args.db,
+        args.as_of,
+        days=getattr(args, "days", None) or DEFAULT_DAYS,
+        rules=args.rules,
+        progress=progress_bar(sys.stderr),
+        report_dir=getattr(args, "report_dir", None),
+    )
+    print(story_text(story, verbose=args.verbose))
+    return 0

@@ -57,6 +57,11 @@ from .store.base import OutboxRecord, Settle, Store
 log = logging.getLogger("arflow.outbox")
 
 
+def _about(key: str) -> dict[str, str]:
+    """The ``extra`` of a record about the message ``key`` (see docs/operations.md)."""
+    return {"arflow_message": key}
+
+
 def micros(at: datetime) -> int:
     """An aware instant as UTC microseconds since the epoch (how the outbox stores time)."""
     if at.tzinfo is None:
@@ -205,10 +210,21 @@ class Dispatcher:
         """Claim one batch of due messages and deliver them, each only while its claim holds."""
         stats = DispatchStats()
         now = self._now()
-        claimed = self.store.outbox_claim(
-            self.worker, now, self.batch, self.lease_us, self.channels
-        )
+        try:
+            claimed = self.store.outbox_claim(
+                self.worker, now, self.batch, self.lease_us, self.channels
+            )
+        except StoreError as exc:
+            log.error("outbox: %s could not claim messages: %s", self.worker, exc)
+            raise
         stats.claimed = len(claimed)
+        if claimed:
+            log.info(
+                "outbox: %s claimed %d message(s): %s",
+                self.worker,
+                len(claimed),
+                ", ".join(r.key for r in claimed[:5]) + (" ..." if len(claimed) > 5 else ""),
+            )
         unfenced = [r.key for r in claimed if not r.claim]
         if unfenced:  # a store of one's own that does not keep the protocol
             raise StoreError(
@@ -289,7 +305,11 @@ class Dispatcher:
         if not self._hold(rec, rest):
             # the lease ran out and another dispatcher took the message over: it is theirs
             stats.lost += 1
-            log.warning("outbox %s: claim lost to another dispatcher, not sent", rec.key)
+            log.warning(
+                "outbox %s: claim lost to another dispatcher, not sent",
+                rec.key,
+                extra=_about(rec.key),
+            )
             return
         try:
             with heartbeat.beating(rec):
@@ -308,6 +328,13 @@ class Dispatcher:
             return
         self._settle(rec, Settle("sent", self._now(), receipt=receipt))
         stats.sent += 1
+        log.info(
+            "outbox %s: sent by %s (customer %s)",
+            rec.key,
+            message.channel,
+            message.customer_id or "-",
+            extra=_about(rec.key),
+        )
         if self.on_sent is not None:
             self.on_sent(rec, message)
 
@@ -324,7 +351,7 @@ class Dispatcher:
             rec, Settle("pending", now, next_at=now + int(wait.total_seconds() * 1e6), error=error)
         )
         stats.retried += 1
-        log.info("retry %s in %s: %s", rec.key, wait, error)
+        log.info("retry %s in %s: %s", rec.key, wait, error, extra=_about(rec.key))
 
     def _dead(self, rec: OutboxRecord, message: Message, error: str, stats: DispatchStats) -> None:
         follow = None
@@ -344,12 +371,14 @@ class Dispatcher:
         self._settle(rec, Settle("dead", self._now(), error=error, follow_up=follow))
         stats.dead += 1
         stats.errors.append(f"{rec.key}: {error}")
-        log.warning("dead letter %s: %s", rec.key, error)
+        log.warning("dead letter %s: %s", rec.key, error, extra=_about(rec.key))
 
     def _settle(self, rec: OutboxRecord, change: Settle) -> None:
         if not self.store.outbox_settle(rec.key, replace(change, claim=str(rec.claim))):
             log.warning(
-                "outbox %s: claim lost to another dispatcher, outcome not recorded", rec.key
+                "outbox %s: claim lost to another dispatcher, outcome not recorded",
+                rec.key,
+                extra=_about(rec.key),
             )
 
     def _feedback(
@@ -360,7 +389,12 @@ class Dispatcher:
         if address is None or exc.feedback is None:
             return
         if self.on_feedback is None:
-            log.info("feedback for %s not recorded: the dispatcher has no on_feedback", address)
+            log.info(
+                "feedback for %s not recorded: the dispatcher has no on_feedback (outbox %s)",
+                address,
+                rec.key,
+                extra=_about(rec.key),
+            )
             return
         try:
             self.on_feedback(
@@ -375,7 +409,13 @@ class Dispatcher:
                 )
             )
         except ArflowError as err:  # the contact changed since: nothing to mark
-            log.info("feedback for %s not recorded: %s", address, err)
+            log.info(
+                "feedback for %s not recorded: %s (outbox %s)",
+                address,
+                err,
+                rec.key,
+                extra=_about(rec.key),
+            )
 
 
 class _Heartbeat:
@@ -424,10 +464,16 @@ class _Heartbeat:
             try:
                 held = d.store.outbox_renew([key], claim, d._now(), d.lease_us)
             except Exception as exc:  # the store is unreachable: the lease may run out
-                log.warning("outbox %s: the claim could not be renewed: %s", key, exc)
+                log.warning(
+                    "outbox %s: the claim could not be renewed: %s", key, exc, extra=_about(key)
+                )
                 continue
             if key not in held:
-                log.warning("outbox %s: claim lost while it was being handed over", key)
+                log.warning(
+                    "outbox %s: claim lost while it was being handed over",
+                    key,
+                    extra=_about(key),
+                )
 
 
 def _keys_after(records: Sequence[OutboxRecord], i: int) -> list[str]:

@@ -4,6 +4,7 @@ forecast (what ``arflow report`` renders)."""
 
 from __future__ import annotations
 
+import logging
 from datetime import date
 from typing import TYPE_CHECKING
 
@@ -16,6 +17,8 @@ from ._views import contract_view, falling_due, high_risk
 if TYPE_CHECKING:
     from ..rules.loader import RulePack
     from ..store.base import Store
+
+log = logging.getLogger("arflow.analytics")
 
 #: The rankings a report shows: (metric, ranked by).
 REPORT_RANKINGS: tuple[tuple[str, str], ...] = (
@@ -83,6 +86,7 @@ def build_report(
     rankings: list[Ranking] = []
     for metric, by in REPORT_RANKINGS:
         rankings += a.ranking(metric, by, as_of)  # one per currency
+    log.info("report as of %s built", as_of, extra={"arflow_report": as_of.isoformat()})
     return Report(
         as_of=as_of,
         headline=a.headline(as_of),

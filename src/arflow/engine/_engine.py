@@ -32,7 +32,7 @@ from .._gc import fewer_gc_passes
 from ..calendar import SendWindow
 from ..decisions import Decision
 from ..domain import Receivable
-from ..errors import ArflowError
+from ..errors import ArflowError, StoreError
 from ..events import BaseEvent, Event, OrderApproved, OrderSubmitted
 from ..ledger import Applied, Batch, Ledger
 from ..rules import patterns as dr
@@ -41,6 +41,7 @@ from ._address import SendTimes
 from ._candidates import candidates as find_candidates
 from ._context import Day, DayBook, FactCache, TxBook
 from ._explain import explain as explain_key
+from ._log import running
 from ._parallel import (
     _in_slice,
     helper_spec,
@@ -353,8 +354,40 @@ class Engine:
     ) -> RunResult:
         """Plan ``as_of`` and record it in one transaction; a second run adds nothing."""
         when = at or datetime(as_of.year, as_of.month, as_of.day, tzinfo=UTC)
-        with self._bulk_reads():
-            return run_day(self, as_of, since, first_run, when)
+        with running(as_of) as run:
+            extra = {"arflow_run": run}
+            log.info(
+                "run %s started (pack %s%s)",
+                run,
+                self.pack.name,
+                ", first run" if first_run else "",
+                extra=extra,
+            )
+            try:
+                with self._bulk_reads():
+                    result = run_day(self, as_of, since, first_run, when)
+            except StoreError as exc:
+                log.error("run %s failed, nothing recorded: %s", run, exc, extra=extra)
+                raise
+            log.info(
+                "run %s done: %d decision(s) recorded, %d skipped, %d failure(s)",
+                run,
+                result.recorded,
+                result.skipped,
+                len(result.failures),
+                extra=extra,
+            )
+            for f in result.failures:
+                log.error(
+                    "run %s: rule %s failed on %s %s: %s",
+                    run,
+                    f.rule,
+                    f.subject_kind,
+                    f.subject_id,
+                    f.error,
+                    extra=extra,
+                )
+            return result
 
     @contextmanager
     def _bulk_reads(self) -> Iterator[None]:
@@ -546,6 +579,7 @@ class Engine:
                 f.subject_id,
                 event.event_id,
                 f.error,
+                extra={"arflow_event": event.event_id},
             )
         record_in(batch, plan.decisions[len(settled) :], event.occurred_at, self.composer)
         close_decided(batch, event)  # an order decided: its approval tasks are done

@@ -39,6 +39,7 @@ from ..lifecycle import LIVE_STATES
 from ..rules.loader import RulePack
 from ..store.base import Store
 from ._candidates import due_windows
+from ._log import current_run
 from ._record import _run_record
 from ._results import Failure, Plan, RunResult
 
@@ -274,7 +275,13 @@ def _recheck(engine: Runner, plan: Plan, part: tuple[int, int] | None) -> Plan:
         again = engine._plan_slice(part, plan.as_of, plan.since, True)
     finally:
         engine._only = None
-    log.info("planned %d customers again: their book changed while planning", len(changed))
+    run = current_run()
+    log.info(
+        "run %s: planned %d customers again: their book changed while planning",
+        run,
+        len(changed),
+        extra={"arflow_run": run},
+    )
     return replace(
         merge_plans([_without(plan, changed), again]),
         since=plan.since,

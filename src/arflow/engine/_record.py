@@ -29,6 +29,7 @@ from ..ledger import Batch, Ledger
 from ..money import Money
 from ..rules.schema import Action
 from ..store.base import DecisionRecord, RunRecord
+from ._log import log_decision
 from ._results import Plan
 from ._tasks import queue_with_tasks
 
@@ -278,6 +279,7 @@ def record_plan(batch: Batch, plan: Plan, when: datetime, composer: Any) -> tupl
             _effects(batch, d, when)
         if d.status in ("planned", "held"):
             recorded += 1
+        log_decision("recorded", d.key, d.status)
     return recorded, queued
 
 
@@ -320,4 +322,5 @@ def record_in(batch: Batch, decisions: Iterable[Decision], at: datetime, compose
             if d.status == "planned":
                 _effects(batch, d, at)
             n += 1
+            log_decision("recorded", d.key, d.status)
     return n

@@ -5,6 +5,7 @@ refusal (the importer's or the ledger's) mapped back to its file:row:column.
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass
@@ -31,6 +32,11 @@ from . import _reader
 from ._run import Problem, _Rejected, _Run
 from ._schema import _FORMATS, COLUMNS, KINDS
 from ._stream import _sourced
+
+log = logging.getLogger("arflow.importer")
+
+#: an info record every this many rows handed to the ledger
+PROGRESS_EVERY = 10_000
 
 #: Files larger than this in all are read by a second process (``arflow.importer._reader``).
 READER_PROCESS_BYTES = 16 * 1024 * 1024
@@ -92,9 +98,30 @@ def _handed_over(
     """The events of ``sourced``, each remembered as handed to the ledger (with where it
     came from, for a refusal's row); closing this closes ``sourced``."""
     kinds = {file_no: (kind, fmt) for file_no, _path, kind, fmt in plan}
+    extra = {"arflow_import": run.id}
+    current, n = -1, 0
     try:
         for file_no, row, event in sourced:
             run.handed_over(event.event_id, (run.files[file_no], row, *kinds[file_no]))
+            if file_no != current:
+                current = file_no
+                log.info(
+                    "%s: reading %s (%s)",
+                    run.id,
+                    run.files[file_no],
+                    kinds[file_no][0],
+                    extra=extra,
+                )
+            n += 1
+            if n % PROGRESS_EVERY == 0:
+                log.info(
+                    "%s: %d rows handed to the ledger (%s row %d)",
+                    run.id,
+                    n,
+                    run.files[file_no],
+                    row,
+                    extra=extra,
+                )
             yield event
     finally:
         run.where = None
@@ -246,14 +273,30 @@ def import_files(
         reader_process = size > READER_PROCESS_BYTES and bool(sys.executable)
     stream: Generator[Event | PlainInvoice, None, None]
     stream = _from_reader(run, plan) if reader_process else _events(run, plan)
+    extra = {"arflow_import": run.id}
+    log.info(
+        "%s started: %d file(s)%s",
+        run.id,
+        len(paths),
+        ", read by a second process" if reader_process else "",
+        extra=extra,
+    )
     try:
         try:
             with fewer_gc_passes():
                 applied = ledger.apply_all(stream)
         except _Rejected:
+            log.warning(
+                "%s rejected, nothing imported: %d problem(s)",
+                run.id,
+                len(run.problems),
+                extra=extra,
+            )
             raise ImportRejected(_in_order(run, plan)) from None
-        except StoreError:
-            raise  # the database failed, not a row: nothing to report against a row
+        except StoreError as exc:
+            # the database failed, not a row: nothing to report against a row
+            log.error("%s failed, nothing imported: %s", run.id, exc, extra=extra)
+            raise
         except ArflowError as exc:
             # The refused event is the last one handed over, unless the ledger read ahead and
             # says which it was.
@@ -267,9 +310,22 @@ def import_files(
                     pass
             except _Rejected:
                 pass
+            log.warning(
+                "%s rejected, nothing imported: %d problem(s)",
+                run.id,
+                len(run.problems),
+                extra=extra,
+            )
             raise ImportRejected(_in_order(run, plan)) from exc
     finally:
         stream.close()  # stops the reader process, if any
+    log.info(
+        "%s done: %d event(s) applied (%s)",
+        run.id,
+        applied,
+        ", ".join(f"{n} {k}" for k, n in run.counts.items() if n),
+        extra=extra,
+    )
     return ImportReport(
         files=tuple(run.files),
         customers=run.counts["customers"],

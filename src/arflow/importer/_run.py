@@ -5,6 +5,7 @@ of the events last handed to the ledger, and the cache of dates read.
 from __future__ import annotations
 
 import re
+import uuid
 from datetime import UTC, date, datetime
 
 from ..domain import FIRST_DATE, LAST_DATE
@@ -31,6 +32,8 @@ class _Run:
 
     def __init__(self, files: int, actor: str, now: datetime) -> None:
         self.problems: list[Problem] = []
+        #: names this import in log records (``extra={"arflow_import": ...}``)
+        self.id = f"import/{uuid.uuid4().hex[:12]}"
         self.actor = actor
         self.now = now
         self.files: list[str] = []

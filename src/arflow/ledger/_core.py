@@ -229,8 +229,17 @@ class Ledger:
         policy = self.order_policy
         if policy is not None and isinstance(event, ORDER_EVENTS):
             return policy.handle(event)[0]
-        with self.store.transaction() as tx:
-            return self._apply_in(tx, event)
+        try:
+            with self.store.transaction() as tx:
+                return self._apply_in(tx, event)
+        except StoreError as exc:
+            log.error(
+                "event %s not applied, the store failed: %s",
+                event.event_id,
+                exc,
+                extra={"arflow_event": event.event_id},
+            )
+            raise
 
     def record_refusal(self, event: Event, error: Exception) -> AuditRecord | None:
         """Record in the audit trail, in a transaction of its own, that ``event`` was
@@ -248,7 +257,11 @@ class Ledger:
                 rec = refusal(tx, event, error)
                 tx.add_audit(rec)
         except Exception:  # the caller raises the refusal itself, whatever happens here
-            log.exception("could not record the refusal of %s", event.event_id)
+            log.exception(
+                "could not record the refusal of %s",
+                event.event_id,
+                extra={"arflow_event": event.event_id},
+            )
             return None
         return rec
 

@@ -20,6 +20,7 @@ is executed.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -41,6 +42,8 @@ from ._yaml import MAX_TEXT as MAX_TEXT
 from ._yaml import MAX_VALUES as MAX_VALUES
 from ._yaml import _read
 from .schema import RuleFile
+
+log = logging.getLogger("arflow.rules")
 
 __all__ = [
     "MAX_ALIASES",
@@ -125,6 +128,8 @@ def load_pack(
         for _check, cross in CROSS_CHECKS:
             cross(ctx, spec)
     if problems:
+        log.warning("rule pack at %s refused: %d problem(s)", path_list[0], len(problems))
         raise RuleLoadError(problems)
     pack.name = pack.name or Path(files[0]).parent.name
+    log.debug("rule pack %s loaded from %d file(s)", pack.name, len(files))
     return pack
