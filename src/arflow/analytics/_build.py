@@ -41,6 +41,7 @@ def build_report(
     weeks: int = 13,
     falling_due_days: int = 14,
     max_contracts: int = 200,
+    max_watch: int | None = 500,
 ) -> Report:
     """The report of the book in ``store`` as of ``as_of``.
 
@@ -51,7 +52,8 @@ def build_report(
     with data), with the pack's ``dso_target_days`` beside the DSO; the rankings of
     :data:`REPORT_RANKINGS`; customers by grade; the cash forecast for ``weeks`` weeks with
     its backtest; the receivables falling due in ``falling_due_days`` days and the high-risk
-    ones; and the project-contract-receivable view of up to ``max_contracts`` contracts
+    ones (the first ``max_watch`` of each, ``WatchList.cut`` saying so; None: all); and the
+    project-contract-receivable view of up to ``max_contracts`` contracts
     (those with the most open, then by id; ``next_action`` needs ``pack``).
 
     An empty book gives a report with no rows and figures that say they are undefined; a
@@ -92,7 +94,10 @@ def build_report(
         rankings=tuple(rankings),
         grades=a.grades(),
         forecast=forecasts(store, as_of, weeks) if first is not None else (),
-        watch=(falling_due(store, as_of, falling_due_days), high_risk(store, as_of)),
+        watch=(
+            falling_due(store, as_of, falling_due_days, limit=max_watch),
+            high_risk(store, as_of, limit=max_watch),
+        ),
         contracts=_contracts(store, as_of, pack, max_contracts),
     )
 
