@@ -28,6 +28,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
 
 from ..domain import CreditNote, Dispute, Payment, PromiseStatus, PromiseToPay, Receivable
 from ..errors import ValidationError
@@ -97,18 +98,8 @@ class _Lean:
         for ds in store.find_for_customers("dispute", ids).values():
             for x in ds:
                 disputes[x.receivable_id].append(x)
-        pays: list[Payment] = [
-            p
-            for ps in store.find_for_customers("payment", ids).values()
-            for p in ps
-            if p.received_on > since
-        ]
-        notes: list[CreditNote] = [
-            n
-            for ns in store.find_for_customers("credit_note", ids).values()
-            for n in ns
-            if n.issued_on > since
-        ]
+        pays: list[Payment] = _after(store, "payment", "received_on", since, ids)
+        notes: list[CreditNote] = _after(store, "credit_note", "issued_on", since, ids)
         moves = Movements.of(pays, notes)
         wanted = set(moves.reductions) | set(disputes)
         wanted.update(i for p in promises for i in p.receivable_ids)
@@ -119,6 +110,40 @@ class _Lean:
         )
         touched: dict[str, Receivable] = store.get_many("receivable", wanted)
         return cls(since, summaries, touched, moves, promises, disputes)
+
+
+def _after(store: Store, kind: str, field: str, since: date, ids: list[str]) -> list[Any]:
+    """The ``kind`` objects (payments, credit notes) of customers ``ids`` whose date
+    ``field`` is after ``since``. A SQL store picks them by the date in their JSON (ISO
+    dates compare as text) and builds only those; another store reads them all."""
+    engine = getattr(store, "engine", None)
+    if engine is None:
+        return [
+            x
+            for xs in store.find_for_customers(kind, ids).values()
+            for x in xs
+            if getattr(x, field) > since
+        ]
+    import sqlalchemy as sa
+
+    from ..store.sql import OBJECT_TABLES
+
+    t = OBJECT_TABLES[kind]
+    if engine.dialect.name == "sqlite":
+        on: Any = sa.func.json_extract(t.c.data, f"$.{field}")
+    else:
+        on = sa.cast(t.c.data, sa.JSON)[field].as_string()
+    wanted = set(ids)
+    with engine.connect() as conn:
+        found = [
+            oid
+            for oid, cid in conn.execute(
+                sa.select(t.c.id, t.c.customer_id).where(on > since.isoformat())
+            )
+            if cid in wanted
+        ]
+    got = store.get_many(kind, found)
+    return [got[i] for i in sorted(got)]
 
 
 def forecast(
