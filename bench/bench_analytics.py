@@ -273,8 +273,8 @@ def report_parts(store: Any) -> dict[str, Callable[[], Any]]:
         "trends": lambda: [a.trend(m, start, AS_OF) for m in REPORT_TRENDS],
         "rankings": lambda: [a.ranking(m, by, AS_OF) for m, by in REPORT_RANKINGS],
         "forecast": lambda: forecasts(store, AS_OF),
-        "falling_due": lambda: falling_due(store, AS_OF),
-        "high_risk": lambda: high_risk(store, AS_OF),
+        "falling_due": lambda: falling_due(store, AS_OF, limit=500),  # as build_report
+        "high_risk": lambda: high_risk(store, AS_OF, limit=500),
         "contracts": lambda: _contracts(store, AS_OF, None, 200),
     }
 
