@@ -23,8 +23,9 @@ def main() -> None:
         sys.argv[4],
     )
     sys.path[:0] = [f"{tree}/src", f"{tree}/bench"]
-    import arflow
     import bench_run
+
+    import arflow
 
     if not str(Path(arflow.__file__).resolve()).startswith(tree):
         raise SystemExit(f"arflow came from {arflow.__file__}, not {tree}")
