@@ -65,6 +65,28 @@ def build_report(
         )
     target = None if pack is None else pack.settings.dso_target_days
     a = Analytics(store, dso_target_days=target)
+    # every sum the report's figures, trends and rankings ask for is asked of the book once
+    # (the headline does the same for its cards): about half of them are asked again
+    a._memo = {}
+    try:
+        return _report(
+            a, store, as_of, pack, months, weeks, falling_due_days, max_contracts, max_watch
+        )
+    finally:
+        a._memo = None
+
+
+def _report(
+    a: Analytics,
+    store: Store,
+    as_of: date,
+    pack: RulePack | None,
+    months: int,
+    weeks: int,
+    falling_due_days: int,
+    max_contracts: int,
+    max_watch: int | None,
+) -> Report:
     figures: list[Figure] = []
     figures += a.dso(as_of)
     figures += a.dso(as_of, method="countback")
