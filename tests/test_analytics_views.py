@@ -286,3 +286,20 @@ def test_a_limited_watch_list_is_the_first_of_the_whole(
             assert part.cut
     with pytest.raises(ValidationError):
         high_risk(store, day, limit=0)
+
+
+def test_a_report_says_when_a_watch_list_was_cut(store: Store) -> None:
+    from arflow.analytics import build_report
+    from arflow.report import render_html, report_dict
+
+    build(store)
+    whole = build_report(store, AS_OF)
+    cut = build_report(store, AS_OF, max_watch=1)
+    assert [len(w.items) for w in whole.watch] == [3, 2]
+    assert [(len(w.items), w.cut) for w in cut.watch] == [(1, True), (1, True)]
+    assert [w.items[0] for w in cut.watch] == [w.items[0] for w in whole.watch]
+    assert "first 1 shown" in render_html(cut) and "first 1 shown" not in render_html(whole)
+    assert "仅显示前 1 项" in render_html(cut, "zh_CN")
+    assert [w["cut"] for w in report_dict(cut)["watch"]] == [True, True]
+    with pytest.raises(ValidationError):
+        build_report(store, AS_OF, max_watch=0)
