@@ -252,6 +252,63 @@ def measure(stores: dict[str, Any], repeat: int, peer: bool) -> dict[str, dict[s
     return out
 
 
+# -- the whole report ----------------------------------------------------------------------------
+def report_parts(store: Any) -> dict[str, Callable[[], Any]]:
+    """``build_report``'s parts, each timed alone (what the report's total is made of)."""
+    from arflow.analytics import Analytics, falling_due, forecasts, high_risk
+    from arflow.analytics._build import REPORT_RANKINGS, REPORT_TRENDS, _contracts
+
+    a = Analytics(store)
+    start = AS_OF.replace(day=1) - timedelta(days=330)
+
+    def figures() -> Any:
+        out = [a.headline(AS_OF), a.aging(AS_OF), a.grades()]
+        out += [a.dso(AS_OF), a.dso(AS_OF, method="countback"), a.art(AS_OF), a.add(AS_OF)]
+        out += [a.cei(AS_OF), a.overdue_rate(AS_OF), a.collection_rate(AS_OF)]
+        out += [a.collection_rate_mtd(AS_OF), a.on_time_rate(AS_OF), a.written_off_ratio(AS_OF)]
+        return out
+
+    return {
+        "figures": figures,
+        "trends": lambda: [a.trend(m, start, AS_OF) for m in REPORT_TRENDS],
+        "rankings": lambda: [a.ranking(m, by, AS_OF) for m, by in REPORT_RANKINGS],
+        "forecast": lambda: forecasts(store, AS_OF),
+        "falling_due": lambda: falling_due(store, AS_OF, limit=500),  # as build_report
+        "high_risk": lambda: high_risk(store, AS_OF, limit=500),
+        "contracts": lambda: _contracts(store, AS_OF, None, 200),
+    }
+
+
+def measure_report(stores: dict[str, Any], repeat: int) -> dict[str, dict[str, float]]:
+    """``build_report`` + ``render_html`` per backend (interleaved), then each part alone."""
+    from arflow.analytics import build_report
+    from arflow.report import render_html
+
+    runs: dict[str, list[float]] = {}
+    for _ in range(repeat):
+        for backend, store in stores.items():
+            t0 = time.perf_counter()
+            report = build_report(store, AS_OF)
+            t1 = time.perf_counter()
+            html = render_html(report)
+            t2 = time.perf_counter()
+            runs.setdefault(f"{backend}/build_report", []).append(t1 - t0)
+            runs.setdefault(f"{backend}/render_html", []).append(t2 - t1)
+            runs.setdefault(f"{backend}/total", []).append(t2 - t0)
+            print(f"# {backend}: report {t2 - t0:.1f} s, html {len(html)} chars, "
+                  f"watch {[len(w.items) for w in report.watch]}", file=sys.stderr)  # fmt: skip
+    for backend, store in stores.items():
+        for name, f in report_parts(store).items():
+            t0 = time.perf_counter()
+            f()
+            runs.setdefault(f"{backend}/part {name}", []).append(time.perf_counter() - t0)
+    out: dict[str, dict[str, float]] = {}
+    for label, times in runs.items():
+        backend, name = label.split("/")
+        out.setdefault(name, {})[backend] = round(statistics.median(times), 2)
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--size", type=int, default=1_000_000, help="receivables")
@@ -262,6 +319,10 @@ def main() -> None:
     p.add_argument("--pg-schema", default="bench_analytics")
     p.add_argument("--no-postgres", action="store_true")
     p.add_argument("--json", help="also write the results here")
+    p.add_argument(
+        "--case", choices=["figures", "report", "both"], default="figures",
+        help="the figures beside pandas, the whole report (build_report + render_html), or both",
+    )  # fmt: skip
     args = p.parse_args()
     try:
         import pandas  # noqa: F401
@@ -275,7 +336,8 @@ def main() -> None:
     stores["sqlite"], builds["sqlite"] = open_sqlite(args)
     if not args.no_postgres:
         stores["postgresql"], builds["postgresql"] = open_postgres(args)
-    results = measure(stores, args.repeat, peer)
+    results = measure(stores, args.repeat, peer) if args.case != "report" else {}
+    report = measure_report(stores, args.repeat) if args.case != "figures" else {}
     journal = {}
     for backend, store in stores.items():
         import sqlalchemy as sa
@@ -290,8 +352,15 @@ def main() -> None:
     print("|---|---|---|")
     for label, got in results.items():
         print(f"| {label} | {got['arflow']:.3f} | {got.get('pandas', float('nan')):.3f} |")
+    if report:
+        print(f"| report | {' (s) | '.join(stores)} (s) |")
+        print("|---|" + "---|" * len(stores))
+        for name, got in report.items():
+            print(f"| {name} | " + " | ".join(f"{got[b]:.2f}" for b in stores) + " |")
     if args.json:
-        Path(args.json).write_text(json.dumps({"results": results, "builds": builds}, indent=1))
+        Path(args.json).write_text(
+            json.dumps({"results": results, "report": report, "builds": builds}, indent=1)
+        )
     for store in stores.values():
         store.close()
 

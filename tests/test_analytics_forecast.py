@@ -6,19 +6,22 @@ past date is what a ledger fed only the events up to that date holds."""
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from arflow import Ledger, MemoryStore, Money, Store
 from arflow.analytics import Forecast, forecast, forecasts, lateness_days
 from arflow.analytics._book import Movements
+from arflow.analytics._forecast import _forecasts_reference
 from arflow.errors import DateOutOfRange, ValidationError
 from arflow.strategies import event_sequences
 from tests.analytics_book import AS_OF, build, cny, usd
+from tests.test_analytics_store import _book
 
 
 def weeks_of(f: Forecast) -> list[tuple[date, Money, Money, Money]]:
@@ -145,3 +148,44 @@ def _accounts_for(f: Forecast, receivables: list) -> None:  # type: ignore[type-
     assert f.later.amount >= 0
     open_total = sum((r.open_balance.amount for r in receivables), Decimal(0))
     assert parts["weeks"] + f.later.amount == open_total
+
+
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    phases=[Phase.explicit, Phase.reuse, Phase.generate],
+)
+@given(
+    events=event_sequences(
+        start=START, end=END, n_customers=(1, 3), n_events=(5, 40), opening=(0, 4)
+    ),
+    reverse=st.booleans(),
+    offset=st.integers(0, (END - START).days + 40),
+    weeks=st.integers(1, 14),
+)
+def test_the_lean_forecast_is_the_reference_on_generated_books(
+    store_factory: Callable[[], Store],
+    events: list,  # type: ignore[type-arg]
+    reverse: bool,
+    offset: int,
+    weeks: int,
+) -> None:
+    """The forecast read from the receivables' summaries (and the few objects a later
+    payment, credit note, write-off, promise or dispute touches) is the forecast read from
+    every receivable as an object, on the memory store and on SQL, on days before, within
+    and after the book's events (and after a payment is reversed)."""
+    sql = store_factory()
+    memory = MemoryStore()
+    _book(sql, events, reverse)
+    _book(memory, events, reverse)
+    day = START + timedelta(offset)
+    expected = _forecasts_reference(memory, day, weeks)
+    assert _forecasts_reference(sql, day, weeks) == expected
+    assert forecasts(memory, day, weeks) == expected
+    assert forecasts(sql, day, weeks) == expected
+    for f in expected:
+        assert forecast(sql, day, weeks, currency=f.currency) == f

@@ -3,16 +3,20 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from arflow import Ledger, Store
 from arflow.analytics import contract_view, falling_due, high_risk, project_view
 from arflow.engine import Engine
 from arflow.errors import DateOutOfRange, UnknownObject, ValidationError
 from arflow.rules.loader import RulePack, load_pack
+from arflow.strategies import event_sequences
 from tests.analytics_book import AS_OF, build, cny, usd
 
 RULES = Path(__file__).resolve().parent.parent / "rules" / "default"
@@ -243,3 +247,59 @@ def test_next_action_names_a_dunning_block(store: Store, pack: RulePack) -> None
     assert v.next_action == (
         "dunning of A1 is blocked (customer in talks); dunning of A2 is blocked (customer in talks)"
     )
+
+
+@pytest.mark.parametrize("backend", ["memory", "sqlite"])
+@settings(
+    max_examples=20,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    events=event_sequences(
+        start=date(2025, 6, 1), end=date(2026, 4, 30), n_events=(10, 60), opening=(0, 4)
+    ),
+    offset=st.integers(0, 360),
+    limit=st.integers(1, 6),
+)
+def test_a_limited_watch_list_is_the_first_of_the_whole(
+    store_factory: Callable[[], Store],
+    events: list,  # type: ignore[type-arg]
+    offset: int,
+    limit: int,
+) -> None:
+    """With a limit, the lists (read a few due days at a time) are the first items of the
+    whole lists, and say when they were cut."""
+    store = store_factory()
+    Ledger(store).apply_all(events)
+    day = date(2025, 6, 1) + timedelta(offset)
+    for make in (
+        lambda **kw: falling_due(store, day, 45, **kw),
+        lambda **kw: high_risk(store, day, overdue_days=20, **kw),
+    ):
+        whole = make()
+        assert not whole.cut
+        part = make(limit=limit)
+        assert part.items == whole.items[:limit]
+        assert part.cut or part.items == whole.items
+        if len(whole.items) > limit:
+            assert part.cut
+    with pytest.raises(ValidationError):
+        high_risk(store, day, limit=0)
+
+
+def test_a_report_says_when_a_watch_list_was_cut(store: Store) -> None:
+    from arflow.analytics import build_report
+    from arflow.report import render_html, report_dict
+
+    build(store)
+    whole = build_report(store, AS_OF)
+    cut = build_report(store, AS_OF, max_watch=1)
+    assert [len(w.items) for w in whole.watch] == [3, 2]
+    assert [(len(w.items), w.cut) for w in cut.watch] == [(1, True), (1, True)]
+    assert [w.items[0] for w in cut.watch] == [w.items[0] for w in whole.watch]
+    assert "first 1 shown" in render_html(cut) and "first 1 shown" not in render_html(whole)
+    assert "仅显示前 1 项" in render_html(cut, "zh_CN")
+    assert [w["cut"] for w in report_dict(cut)["watch"]] == [True, True]
+    with pytest.raises(ValidationError):
+        build_report(store, AS_OF, max_watch=0)

@@ -85,25 +85,31 @@ class Movements:
     @classmethod
     def read(cls, store: Store, customer_ids: Iterable[str]) -> Movements:
         ids = sorted(set(customer_ids))
-        out = cls()
         if not ids:
-            return out
+            return cls()
         pays: dict[str, list[Payment]] = store.find_for_customers("payment", ids)
         notes: dict[str, list[CreditNote]] = store.find_for_customers("credit_note", ids)
-        for plist in pays.values():
-            for p in plist:
-                if p.reversed:
-                    continue
-                out.payments.append(p)
-                for a in p.allocations:
-                    out.reductions[a.receivable_id].append((p.received_on, a.amount, True))
-        for nlist in notes.values():
-            for n in nlist:
-                if n.receivable_id is not None:
-                    # taken off its invoice when issued: the whole amount
-                    out.reductions[n.receivable_id].append((n.issued_on, n.amount, False))
-                for a in n.applications:
-                    out.reductions[a.receivable_id].append((n.issued_on, a.amount, False))
+        return cls.of(
+            (p for plist in pays.values() for p in plist),
+            (n for nlist in notes.values() for n in nlist),
+        )
+
+    @classmethod
+    def of(cls, payments: Iterable[Payment], notes: Iterable[CreditNote]) -> Movements:
+        """The reductions made by ``payments`` (those not reversed) and credit ``notes``."""
+        out = cls()
+        for p in payments:
+            if p.reversed:
+                continue
+            out.payments.append(p)
+            for a in p.allocations:
+                out.reductions[a.receivable_id].append((p.received_on, a.amount, True))
+        for n in notes:
+            if n.receivable_id is not None:
+                # taken off its invoice when issued: the whole amount
+                out.reductions[n.receivable_id].append((n.issued_on, n.amount, False))
+            for a in n.applications:
+                out.reductions[a.receivable_id].append((n.issued_on, a.amount, False))
         return out
 
     def open_on(self, r: Receivable, d: date) -> Money:

@@ -44,6 +44,7 @@ def build_report(
     weeks: int = 13,
     falling_due_days: int = 14,
     max_contracts: int = 200,
+    max_watch: int | None = 500,
 ) -> Report:
     """The report of the book in ``store`` as of ``as_of``.
 
@@ -54,7 +55,8 @@ def build_report(
     with data), with the pack's ``dso_target_days`` beside the DSO; the rankings of
     :data:`REPORT_RANKINGS`; customers by grade; the cash forecast for ``weeks`` weeks with
     its backtest; the receivables falling due in ``falling_due_days`` days and the high-risk
-    ones; and the project-contract-receivable view of up to ``max_contracts`` contracts
+    ones (the first ``max_watch`` of each, ``WatchList.cut`` saying so; None: all); and the
+    project-contract-receivable view of up to ``max_contracts`` contracts
     (those with the most open, then by id; ``next_action`` needs ``pack``).
 
     An empty book gives a report with no rows and figures that say they are undefined; a
@@ -66,6 +68,28 @@ def build_report(
         )
     target = None if pack is None else pack.settings.dso_target_days
     a = Analytics(store, dso_target_days=target)
+    # every sum the report's figures, trends and rankings ask for is asked of the book once
+    # (the headline does the same for its cards): about half of them are asked again
+    a._memo = {}
+    try:
+        return _report(
+            a, store, as_of, pack, months, weeks, falling_due_days, max_contracts, max_watch
+        )
+    finally:
+        a._memo = None
+
+
+def _report(
+    a: Analytics,
+    store: Store,
+    as_of: date,
+    pack: RulePack | None,
+    months: int,
+    weeks: int,
+    falling_due_days: int,
+    max_contracts: int,
+    max_watch: int | None,
+) -> Report:
     figures: list[Figure] = []
     figures += a.dso(as_of)
     figures += a.dso(as_of, method="countback")
@@ -96,7 +120,10 @@ def build_report(
         rankings=tuple(rankings),
         grades=a.grades(),
         forecast=forecasts(store, as_of, weeks) if first is not None else (),
-        watch=(falling_due(store, as_of, falling_due_days), high_risk(store, as_of)),
+        watch=(
+            falling_due(store, as_of, falling_due_days, limit=max_watch),
+            high_risk(store, as_of, limit=max_watch),
+        ),
         contracts=_contracts(store, as_of, pack, max_contracts),
     )
 

@@ -201,6 +201,8 @@ class WatchList:
     name: Literal["falling_due", "high_risk"]
     as_of: date
     items: tuple[WatchItem, ...]
+    #: the list stopped at the limit it was asked for: more may qualify
+    cut: bool = False
 
 
 @dataclass(frozen=True)

@@ -10,13 +10,22 @@ book.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..decisions import decision_key
-from ..domain import LAST_DATE, Contract, Customer, Dispute, Milestone, PromiseToPay, Receivable
-from ..errors import UnknownObject
+from ..domain import (
+    FIRST_DATE,
+    LAST_DATE,
+    Contract,
+    Customer,
+    Dispute,
+    Milestone,
+    PromiseToPay,
+    Receivable,
+)
+from ..errors import UnknownObject, ValidationError
 from ..ledger import Ledger
 from ..money import Money
 from ..rules.facts import customer_facts, receivable_facts
@@ -386,17 +395,27 @@ def _next_step(
 # -- watch lists -----------------------------------------------------------------------------
 
 
-def falling_due(store_or_ledger: Store | Ledger, as_of: date, days: int = 14) -> WatchList:
+def falling_due(
+    store_or_ledger: Store | Ledger, as_of: date, days: int = 14, *, limit: int | None = None
+) -> WatchList:
     """Open receivables due from ``as_of`` to ``as_of + days`` (both included), soonest
-    first, with the customer's name, the open balance and the dunning level reached."""
+    first, with the customer's name, the open balance and the dunning level reached; only
+    the first ``limit`` of them if given (read a few due days at a time, soonest first, so a
+    big book's list is not read whole)."""
     check_days(days, "days", least=0)
     check_as_of(as_of, days)
+    _check_limit(limit)
     store = store_of(store_or_ledger)
-    found = [
-        r
-        for r in store.find_due(as_of, as_of + timedelta(days), OPEN_STATES)
-        if r.issue_date <= as_of and r.open_balance.is_positive
-    ]
+    found: list[Receivable] = []
+    cut = False
+    for batch in _due_days(store, as_of, as_of + timedelta(days)):
+        found += [r for r in batch if r.issue_date <= as_of and r.open_balance.is_positive]
+        if limit is not None and len(found) >= limit:
+            cut = True
+            break
+    found.sort(key=lambda r: (r.due_date, r.customer_id, r.id))
+    if limit is not None and cut:
+        found = found[:limit]
     names = _names(store, found)
     items = [
         WatchItem(
@@ -409,55 +428,79 @@ def falling_due(store_or_ledger: Store | Ledger, as_of: date, days: int = 14) ->
             risk_level=r.risk_level,
             dunning_level=r.dunning_level,
         )
-        for r in sorted(found, key=lambda r: (r.due_date, r.customer_id, r.id))
+        for r in found
     ]
-    return WatchList(name="falling_due", as_of=as_of, items=tuple(items))
+    return WatchList(name="falling_due", as_of=as_of, items=tuple(items), cut=cut)
 
 
 def high_risk(
-    store_or_ledger: Store | Ledger, as_of: date, *, overdue_days: int = FAR_OVERDUE_DAYS
+    store_or_ledger: Store | Ledger,
+    as_of: date,
+    *,
+    overdue_days: int = FAR_OVERDUE_DAYS,
+    limit: int | None = None,
 ) -> WatchList:
     """Open receivables past due whose risk level is ``high``, that are at least
     ``overdue_days`` past due, or whose promise to pay was broken; most overdue first,
     each with its history (from the audit trail, up to ``as_of``) and the last contact
-    outcome."""
+    outcome; only the first ``limit`` of them if given (the past-due receivables are read
+    a few due days at a time, oldest first, until that many are on the list)."""
     check_days(overdue_days, "overdue_days", most=36500)
     check_as_of(as_of, 1)
+    _check_limit(limit)
     store = store_of(store_or_ledger)
-    past_due = store.find_due(date.min, as_of - timedelta(1), OPEN_STATES)
     broken: list[PromiseToPay] = [
         p
         for p in store.find("promise", states=["broken", "partially_kept"])
         if p.promised_date <= as_of
     ]
     broken_ids = {rid for p in broken for rid in p.receivable_ids}
-    live = {r.id: r for r in past_due}
-    extra = store.get_many("receivable", [i for i in broken_ids if i not in live])
-    live.update({i: r for i, r in extra.items() if not r.is_closed})
-    candidates = [
-        r
-        for r in live.values()
-        if r.issue_date <= as_of
-        and r.open_balance.is_positive
-        and (
-            r.risk_level == "high"
-            or (as_of - r.due_date).days >= overdue_days
-            or r.id in broken_ids
+
+    def sure(r: Receivable) -> bool:
+        return r.risk_level == "high" or (as_of - r.due_date).days >= overdue_days
+
+    def candidate(r: Receivable) -> bool:
+        return (
+            r.issue_date <= as_of and r.open_balance.is_positive and (sure(r) or r.id in broken_ids)
         )
-    ]
-    trails = store.audit_trails("receivable", [r.id for r in candidates])
-    chosen = []
-    for r in candidates:
-        trail = [a for a in trails.get(r.id, []) if a.occurred_at.date() <= as_of]
-        trails[r.id] = trail
-        # a promise broken by the list's date (the audit trail says when)
-        broke = r.id in broken_ids and any(a.event_type == "PromiseBroken" for a in trail)
-        if r.risk_level == "high" or (as_of - r.due_date).days >= overdue_days or broke:
-            chosen.append(r)
+
+    # past due, oldest first, a few due days at a time (with a limit, only until enough
+    # are sure to be on the list); then those of broken promises
+    live: dict[str, Receivable] = {}
+    cut = False
+    found = 0
+    for batch in _due_days(store, _first_due(store, as_of - timedelta(1)), as_of - timedelta(1)):
+        for r in batch:
+            if candidate(r):
+                live[r.id] = r
+                found += sure(r)
+        if limit is not None and found >= limit:
+            cut = True
+            break
+    extra = store.get_many("receivable", [i for i in broken_ids if i not in live])
+    live.update({i: r for i, r in extra.items() if not r.is_closed and candidate(r)})
+    # a promise broken by the list's date (the audit trail says when)
+    maybe = [r.id for r in live.values() if not sure(r)]
+    told = store.audit_trails("receivable", maybe)
+    broke = {
+        i
+        for i in maybe
+        if any(
+            a.event_type == "PromiseBroken" and a.occurred_at.date() <= as_of
+            for a in told.get(i, [])
+        )
+    }
+    chosen = sorted(
+        (r for r in live.values() if sure(r) or r.id in broke),
+        key=lambda r: (r.due_date, r.customer_id, r.id),
+    )
+    if limit is not None and cut:
+        chosen = chosen[:limit]
+    trails = store.audit_trails("receivable", [r.id for r in chosen])
     names = _names(store, chosen)
     items = []
-    for r in sorted(chosen, key=lambda r: (r.due_date, r.customer_id, r.id)):
-        trail = trails[r.id]
+    for r in chosen:
+        trail = [a for a in trails.get(r.id, []) if a.occurred_at.date() <= as_of]
         history = tuple(
             f"{a.occurred_at.date().isoformat()} {a.event_type}: {a.summary}".rstrip(": ")
             for a in trail
@@ -482,7 +525,39 @@ def high_risk(
                 history=history,
             )
         )
-    return WatchList(name="high_risk", as_of=as_of, items=tuple(items))
+    return WatchList(name="high_risk", as_of=as_of, items=tuple(items), cut=cut)
+
+
+def _check_limit(limit: int | None) -> None:
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ValidationError(f"limit must be a whole number of at least 1, or None, not {limit!r}")
+
+
+def _first_due(store: Store, last: date) -> date:
+    """The earliest due date up to ``last`` of an open receivable (``last`` if none): a
+    bisection over ``count_due``, which counts from the due index without reading."""
+    lo, hi = FIRST_DATE, last
+    if lo > hi or not store.count_due(lo, hi, OPEN_STATES):
+        return last
+    while lo < hi:
+        mid = lo + timedelta((hi - lo).days // 2)
+        if store.count_due(lo, mid, OPEN_STATES):
+            hi = mid
+        else:
+            lo = mid + timedelta(1)
+    return lo
+
+
+def _due_days(store: Store, first: date, last: date) -> Iterator[list[Receivable]]:
+    """The open receivables due from ``first`` to ``last``, in batches of whole due days,
+    soonest first (a week, then twice as many days each time)."""
+    lo, span = first, 7
+    while lo <= last:
+        hi = min(lo + timedelta(span - 1), last)
+        yield store.find_due(lo, hi, OPEN_STATES)
+        if hi >= last:
+            return
+        lo, span = hi + timedelta(1), span * 2
 
 
 def _names(store: Store, rs: Iterable[Receivable]) -> dict[str, str]:

@@ -435,7 +435,8 @@ def _watch(page: Page, lists: Sequence[WatchList], t: Labels) -> str:
         ]
         out.append(
             page.table(
-                f"{t(wl.name)} ({wl.as_of.isoformat()})",
+                f"{t(wl.name)} ({wl.as_of.isoformat()})"
+                + (f", {t('first_shown').format(n=len(wl.items))}" if wl.cut else ""),
                 [
                     t("receivable"),
                     t("customer"),
