@@ -10,19 +10,53 @@ from collections.abc import Sequence
 from datetime import date, timedelta
 from typing import Any
 
-from . import ArflowError, Dispatcher, Ledger, MemoryAdapter, Money, errors
+from . import ArflowError, Dispatcher, Ledger, MemoryAdapter, Money, __version__, errors
 from .demo import sample_events
 
 DEFAULT_DB = "sqlite:///arflow.db"
+#: Commands that create the SQLite file ``--db`` names when it is missing; every other
+#: command refuses a missing file (a mistyped path would otherwise be an empty book).
+CREATES_BOOK = frozenset({"init", "demo"})
+#: A run that would queue more messages than this stops unless ``--yes`` (docs/cli.md).
+DEFAULT_MAX_MESSAGES = 1000
 
 
 def _db_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--db",
-        default=os.environ.get("ARFLOW_DB", DEFAULT_DB),
-        help="store URL: sqlite:///file.db, postgresql+psycopg://..., memory:// "
-        f"(default $ARFLOW_DB or {DEFAULT_DB})",
+        default=None,
+        help="the book: a URL (sqlite:///file.db, postgresql+psycopg://..., memory://) or "
+        f"a path to a SQLite file (default $ARFLOW_DB, else {DEFAULT_DB})",
     )
+
+
+def db_url(value: str | None, *, create: bool = False) -> str:
+    """The store URL ``--db`` names: a URL as given, a plain path as SQLite at that path;
+    ``None`` reads ``$ARFLOW_DB`` (else :data:`DEFAULT_DB`). A SQLite file that does not
+    exist is refused (:class:`~arflow.errors.ValidationError`) unless ``create``; its folder
+    must exist either way."""
+    from pathlib import Path
+
+    text = value if value else os.environ.get("ARFLOW_DB") or DEFAULT_DB
+    url = text if "://" in text else f"sqlite:///{Path(text).expanduser().absolute()}"
+    if url.startswith("sqlite:///"):
+        path = url[len("sqlite:///") :].split("?", 1)[0]
+        if path and path != ":memory:":
+            file = Path(path)
+            if not file.parent.is_dir():
+                raise errors.ValidationError(
+                    f"--db {text!r}: folder {str(file.parent)!r} does not exist"
+                )
+            if not create and not file.exists():
+                raise errors.ValidationError(
+                    f"--db {text!r}: no book at {str(file)!r}; create it with "
+                    f"`arflow init --db {path}` (or `arflow demo` for a sample book)"
+                )
+    return url
+
+
+def _dump(data: Any) -> None:
+    print(json.dumps(data, ensure_ascii=False, indent=2, default=str))
 
 
 def _money(m: dict[str, Money]) -> str:
@@ -97,6 +131,34 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_init(args: argparse.Namespace) -> int:
+    """Create the book ``--db`` names (its tables); an existing book is left as it is."""
+    ledger = Ledger(args.db)
+    events = ledger.store.event_count()
+    if args.json:
+        _dump({"db": ledger.store.url, "events": events})
+    else:
+        print(f"book at {ledger.store.url}: ready ({events} event(s) in it)")
+    return 0
+
+
+def cmd_decisions(args: argparse.Namespace) -> int:
+    """The decision ledger, oldest run first: by customer, status or run date."""
+    store = Ledger(args.db).store
+    rows = [
+        r
+        for r in store.decisions(as_of=args.as_of, status=args.status)
+        if args.customer is None or r.customer_id == args.customer
+    ]
+    if args.json:
+        _dump([json.loads(r.body) | {"status": r.status} for r in rows])
+        return 0
+    print(f"{len(rows)} decision(s)")
+    for r in rows:
+        print(f"  {r.as_of} {r.status:<8} {r.kind:<9} {r.customer_id:<10} {r.key}")
+    return 0
+
+
 def _end_of(day: date) -> Any:
     from datetime import UTC, datetime
 
@@ -123,7 +185,12 @@ def cmd_dispatch(args: argparse.Namespace) -> int:
     limits = {}
     for item in args.rate or ():
         channel, _, per_s = item.partition("=")
-        limits[channel] = float(per_s)
+        try:
+            limits[channel] = float(per_s)
+        except ValueError:
+            raise errors.ValidationError(
+                f"--rate {item!r}: write CHANNEL=PER_SECOND, e.g. sms=5"
+            ) from None
     dispatcher = Dispatcher(
         ledger.store,
         adapters,
@@ -141,6 +208,11 @@ def cmd_dispatch(args: argparse.Namespace) -> int:
             close = getattr(adapter, "close", None)
             if callable(close):
                 close()
+    if args.json:
+        from dataclasses import asdict
+
+        _dump(asdict(stats))
+        return 0
     lost = f", {stats.lost} left to another dispatcher" if stats.lost else ""
     print(f"dispatch: {stats.sent} sent, {stats.retried} to retry, {stats.dead} dead{lost}")
     for e in stats.errors:
@@ -163,10 +235,36 @@ def cmd_outbox(args: argparse.Namespace) -> int:
         n = store.outbox_retry(keys, micros(datetime.now(UTC)))
         print(f"{n} dead letter(s) queued again")
         return 0
+    if args.action == "show":
+        if len(args.keys) != 1:
+            raise errors.ValidationError("outbox show: name one message key")
+        row = store.outbox_item(args.keys[0])
+        if row is None:
+            raise errors.UnknownObject("message", args.keys[0])
+        body = json.loads(row.body)
+        if args.json:
+            _dump(_outbox_json(row) | {"message": body})
+            return 0
+        print(f"{row.key}  {row.status} · {row.channel} · {row.attempts} attempt(s)")
+        print(f"  to: {', '.join(body.get('to') or []) or '-'}")
+        if body.get("cc"):
+            print(f"  cc: {', '.join(body['cc'])}")
+        if body.get("subject"):
+            print(f"  subject: {body['subject']}")
+        print(f"  decisions: {', '.join(body.get('decision_keys') or []) or '-'}")
+        if row.last_error:
+            print(f"  last error: {redact_urls(row.last_error)}")
+        for line in (body.get("text") or "").splitlines():
+            print(f"  | {line}")
+        return 0
     counts = store.outbox_counts()
     status = "dead" if args.action == "dead" else args.status
+    rows = store.outbox(status=status, limit=args.limit)
+    if args.json:
+        _dump({"counts": counts, "messages": [_outbox_json(r) for r in rows]})
+        return 0
     print(" · ".join(f"{k} {v}" for k, v in counts.items()))
-    for r in store.outbox(status=status, limit=args.limit):
+    for r in rows:
         when = instant(r.sent_at if r.status == "sent" else r.next_at)
         print(f"  {r.status:<8} {r.channel:<7} {r.attempts:>2}x {when:%Y-%m-%d %H:%M} {r.key}")
         if r.last_error and (r.status != "sent" or args.verbose):
@@ -174,8 +272,43 @@ def cmd_outbox(args: argparse.Namespace) -> int:
     return 0
 
 
+def _iso(when: Any) -> str | None:
+    return None if when is None else str(when.isoformat())
+
+
+def _outbox_json(r: Any) -> dict[str, Any]:
+    from .actions import redact_urls
+    from .outbox import instant
+
+    return {
+        "key": r.key,
+        "channel": r.channel,
+        "customer_id": r.customer_id,
+        "status": r.status,
+        "attempts": r.attempts,
+        "next_at": _iso(instant(r.next_at)),
+        "sent_at": _iso(instant(r.sent_at)),
+        "last_error": redact_urls(r.last_error) if r.last_error else None,
+    }
+
+
 def cmd_show(args: argparse.Namespace) -> int:
     ledger = Ledger(args.db)
+    if args.json:
+        obj = (
+            ledger.customer(args.id) if args.kind == "customer" else ledger.get(args.kind, args.id)
+        )
+        out: dict[str, Any] = {"object": obj.model_dump(mode="json")}
+        if args.kind == "customer":
+            out["balance"] = {k: str(v) for k, v in ledger.balance(args.id).items()}
+            out["exposure"] = {k: str(v) for k, v in ledger.exposure(args.id).items()}
+            out["open_items"] = [r.id for r in ledger.open_items(args.id)]
+        if args.audit or args.kind != "customer":
+            out["audit"] = [
+                a.model_dump(mode="json") for a in ledger.audit_trail(args.kind, args.id)
+            ]
+        _dump(out)
+        return 0
     if args.kind == "customer":
         _print_customer(ledger, args.id)
     else:
@@ -205,6 +338,18 @@ def cmd_tasks(args: argparse.Namespace) -> int:
             raise errors.ValidationError("tasks: name whose inbox with --for PERSON|ROLE")
         as_of = args.as_of or date.today()
         items = engine.tasks_for(args.who, as_of)
+        if args.json:
+            _dump(
+                [
+                    {
+                        "task": it.task.model_dump(mode="json"),
+                        "waiting_days": it.waiting_days,
+                        "if_nothing": it.if_nothing,
+                    }
+                    for it in items
+                ]
+            )
+            return 0
         print(f"{len(items)} task(s) waiting for {args.who} as of {as_of}")
         for it in items:
             t = it.task
@@ -312,9 +457,38 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return 0
 
 
+def _messages_in(plan: Any) -> int:
+    """The messages recording ``plan`` would queue (held decisions queue none)."""
+    from .actions import CHANNEL_OF
+
+    return sum(1 for n in plan.notices if n.action.type in CHANNEL_OF)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     engine = _engine(args)
+    if not args.yes:
+        n = _messages_in(engine.plan(args.as_of, first_run=args.first_run))
+        if n > args.max_messages:
+            raise errors.ValidationError(
+                f"run {args.as_of} would queue {n} messages, more than --max-messages "
+                f"{args.max_messages} (a first run or a catch-up?): look at them with "
+                f"`arflow plan --as-of {args.as_of}`, then run again with --yes, or hold "
+                "them for review (settings.review: true, docs/review.md)"
+            )
     result = engine.run(args.as_of, first_run=args.first_run)
+    if args.json:
+        _dump(
+            {
+                "as_of": args.as_of.isoformat(),
+                "recorded": result.recorded,
+                "skipped": result.skipped,
+                "failed": len(result.failures),
+                "messages": _messages_in(result.plan),
+                "decisions": [d.model_dump(mode="json") for d in result.plan.decisions],
+                "failures": [f.__dict__ for f in result.failures],
+            }
+        )
+        return 1 if result.failures else 0
     print(
         f"run {args.as_of}: {result.recorded} recorded, {result.skipped} skipped, "
         f"{len(result.failures)} failed"
@@ -327,7 +501,22 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_explain(args: argparse.Namespace) -> int:
     engine = _engine(args)
-    print(json.dumps(engine.explain(args.key), ensure_ascii=False, indent=2))
+    row = engine.store.outbox_item(args.key)
+    if row is not None and engine.store.decision(args.key) is None:
+        body = json.loads(row.body)
+        _dump(
+            {
+                "message": _outbox_json(row)
+                | {k: body.get(k) for k in ("to", "subject", "template", "rule")},
+                "decisions": [engine.explain(k) for k in body.get("decision_keys") or []],
+            }
+        )
+        return 0
+    try:
+        why = engine.explain(args.key)
+    except ArflowError:
+        raise errors.UnknownObject("decision or message", args.key) from None
+    print(json.dumps(why, ensure_ascii=False, indent=2))
     return 0
 
 
@@ -400,13 +589,25 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     engine = _engine(args, copy)
     day = args.date_from
     first = True
+    days: list[dict[str, Any]] = []
     while day <= args.date_to:
         result = engine.run(day, first_run=first)
         first = False
-        if result.plan.decisions or result.failures or args.verbose:
+        if args.json:
+            days.append(
+                {
+                    "as_of": day.isoformat(),
+                    "recorded": result.recorded,
+                    "failed": len(result.failures),
+                    "decisions": [d.model_dump(mode="json") for d in result.plan.decisions],
+                }
+            )
+        elif result.plan.decisions or result.failures or args.verbose:
             print(f"{day} ({day:%a}): {result.recorded} decision(s)")
             _print_decisions(result.plan, verbose=args.verbose)
         day += timedelta(1)
+    if args.json:
+        _dump(days)
     return 0
 
 
@@ -448,6 +649,9 @@ def cmd_lint(args: argparse.Namespace) -> int:
     try:
         pack = load_pack(paths)
     except RuleLoadError as exc:
+        if args.json:
+            _dump({"errors": [str(p) for p in exc.problems], "warnings": []})
+            return 1
         for p in exc.problems:
             print(f"error: {p}")
         return 1
@@ -455,6 +659,10 @@ def cmd_lint(args: argparse.Namespace) -> int:
     if getattr(args, "db", None):
         people = list(Ledger(args.db).store.all("person"))
     warnings = lint(pack, people)
+    if args.json:
+        found = _check_templates(pack, paths)
+        _dump({"pack": pack.name, "errors": found, "warnings": [str(w) for w in warnings]})
+        return 1 if found else 0
     for w in warnings:
         print(f"warning: {w}")
     template_problems = _check_templates(pack, paths)
@@ -516,6 +724,11 @@ def cmd_import(args: argparse.Namespace) -> int:
 
     ledger = Ledger(args.db)
     report = import_files(ledger, args.paths)
+    if args.json:
+        from dataclasses import asdict
+
+        _dump(asdict(report) | {"already_imported": report.already_imported})
+        return 0
     print(report)
     return 0
 
@@ -572,15 +785,36 @@ def emit_report(
 
 
 def _date(text: str) -> date:
+    if text == "today":
+        return date.today()
     try:
         return date.fromisoformat(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD or today)") from None
+
+
+def _positive(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: at least 1")
+    return n
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="arflow", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"arflow {__version__}")
+    parser.add_argument(
+        "--debug", action="store_true", help="on an error, raise it with its traceback"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("init", help="create an empty book (the SQLite file --db names)")
+    _db_arg(p)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_init)
 
     p = sub.add_parser("demo", help="load a sample book, print it, and run the default rules")
     _db_arg(p)
@@ -609,6 +843,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("id")
     p.add_argument("--audit", action="store_true", help="also print the audit trail")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_show)
 
     p = sub.add_parser(
@@ -619,7 +854,7 @@ def build_parser() -> argparse.ArgumentParser:
         "kind", choices=["invoice", "order", "contract", "invoice_request", "receivable"]
     )
     p.add_argument("id")
-    p.add_argument("--as-of", type=_date, default=None, help="YYYY-MM-DD (default: today)")
+    p.add_argument("--as-of", type=_date, default=None, help="YYYY-MM-DD or today (default: today)")
     p.add_argument("--json", action="store_true", help="print the answer as JSON")
     p.set_defaults(func=cmd_where)
 
@@ -638,18 +873,25 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         p = sub.add_parser(name, help=text)
         engine_args(p)
-        p.add_argument("--as-of", type=_date, required=True, help="YYYY-MM-DD")
+        p.add_argument("--as-of", type=_date, required=True, help="YYYY-MM-DD or today")
         p.add_argument(
             "--first-run",
             action="store_true",
             help="count every past step (catch-up policy applies)",
         )
-        if name == "plan":
-            p.add_argument("--json", action="store_true", help="machine-readable output")
-        else:
+        p.add_argument("--json", action="store_true", help="machine-readable output")
+        if name == "run":
+            p.add_argument(
+                "--max-messages",
+                type=int,
+                default=DEFAULT_MAX_MESSAGES,
+                help="stop, unless --yes, when the run would queue more messages than this "
+                f"(a first run, a catch-up; default {DEFAULT_MAX_MESSAGES})",
+            )
+            p.add_argument("--yes", action="store_true", help="queue them however many they are")
             p.add_argument(
                 "--workers",
-                type=int,
+                type=_positive,
                 default=1,
                 help="processes to plan and render in, by slices of the customers (a large "
                 "day on a machine with cores to spare; SQLite file or PostgreSQL only)",
@@ -661,18 +903,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", nargs="?", default="list", choices=["list", "done", "cancel"])
     p.add_argument("task_id", nargs="?", help="done, cancel: the task")
     p.add_argument("--for", dest="who", help="list: a person id or a role")
-    p.add_argument("--as-of", type=_date, help="YYYY-MM-DD (default today)")
+    p.add_argument("--as-of", type=_date, help="YYYY-MM-DD or today (default today)")
     p.add_argument("--as", dest="actor", help="done, cancel: who you are (a person id)")
     p.add_argument(
         "--outcome", help="done: how it went (a call: reached, no_answer, wrong_contact, ...)"
     )
     p.add_argument("--note", help="done: a note kept with the outcome")
     p.add_argument("--reason", help="why (kept in the audit trail)")
+    p.add_argument("--json", action="store_true", help="list: machine-readable output")
     p.set_defaults(func=cmd_tasks)
 
-    p = sub.add_parser("explain", help="why a recorded decision was made")
+    p = sub.add_parser(
+        "explain", help="why a recorded decision was made, or the decisions behind a message"
+    )
     engine_args(p)
-    p.add_argument("key")
+    p.add_argument("key", help="a decision key, or a message (outbox) key")
+    p.add_argument("--json", action="store_true", help="accepted: the answer is JSON anyway")
     p.set_defaults(func=cmd_explain)
 
     p = sub.add_parser(
@@ -698,6 +944,7 @@ def build_parser() -> argparse.ArgumentParser:
     engine_args(p)
     p.add_argument("--from", dest="date_from", type=_date, required=True)
     p.add_argument("--to", dest="date_to", type=_date, required=True)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_simulate)
 
     p = sub.add_parser(
@@ -711,6 +958,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("lint", help="check rule files: errors with file:line, and warnings")
     p.add_argument("paths", nargs="*", help="rule files or folders (default: shipped pack)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument(
         "--db",
         help="also check the people directory of this book: a person a rule reaches on a "
@@ -736,8 +984,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--dingtalk",
         help="dingtalk+https://oapi.dingtalk.com?appkey=...&appsecret_env=NAME&agent_id=...",
     )
-    p.add_argument("--batch", type=int, default=50, help="messages claimed at a time")
-    p.add_argument("--max-attempts", type=int, default=8, help="then a dead letter")
+    p.add_argument("--batch", type=_positive, default=50, help="messages claimed at a time")
+    p.add_argument("--max-attempts", type=_positive, default=8, help="then a dead letter")
     p.add_argument(
         "--lease",
         type=float,
@@ -747,15 +995,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rate", action="append", help="CHANNEL=PER_SECOND, e.g. sms=5")
     p.add_argument("--forever", action="store_true", help="keep polling when idle")
     p.add_argument("--poll", type=float, default=2.0, help="seconds between polls when idle")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_dispatch)
 
     p = sub.add_parser("outbox", help="list, inspect and retry the outbox")
     _db_arg(p)
-    p.add_argument("action", choices=["list", "dead", "retry"])
-    p.add_argument("keys", nargs="*", help="retry: the dead letters to queue again")
+    p.add_argument("action", choices=["list", "dead", "retry", "show"])
+    p.add_argument(
+        "keys", nargs="*", help="retry: the dead letters to queue again; show: one message"
+    )
+    p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--all", action="store_true", help="retry: every dead letter")
     p.add_argument("--status", choices=["pending", "sending", "sent", "dead"])
-    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--limit", type=_positive, default=50)
     p.add_argument("-v", "--verbose", action="store_true")
     p.set_defaults(func=cmd_outbox)
 
@@ -763,7 +1015,7 @@ def build_parser() -> argparse.ArgumentParser:
         "report", help="the figures as of a date: a table, --json, --csv DIR or --html FILE"
     )
     _db_arg(p)
-    p.add_argument("--as-of", type=_date, required=True, help="YYYY-MM-DD")
+    p.add_argument("--as-of", type=_date, required=True, help="YYYY-MM-DD or today")
     p.add_argument(
         "--rules",
         action="append",
@@ -780,7 +1032,25 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("import", help="import customers, contracts, invoices, payments")
     _db_arg(p)
     p.add_argument("paths", nargs="+", help="CSV or JSON files (see docs/import.md)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("decisions", help="list the recorded decisions")
+    _db_arg(p)
+    p.add_argument("action", nargs="?", default="list", choices=["list"])
+    p.add_argument("--customer", help="one customer's decisions")
+    p.add_argument("--status", choices=["planned", "held", "skipped", "dropped", "released"])
+    p.add_argument("--as-of", type=_date, help="decisions of one run date (YYYY-MM-DD or today)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_decisions)
+
+    for one in sub.choices.values():  # --debug after the command, too
+        one.add_argument(
+            "--debug",
+            dest="debug_here",
+            action="store_true",
+            help="on an error, raise it with its traceback",
+        )
     return parser
 
 
@@ -813,6 +1083,8 @@ EXIT_CODES: dict[type[BaseException], int] = {
 }
 #: A usage error (argparse's own code), Ctrl-C, and a closed output pipe.
 EXIT_USAGE, EXIT_INTERRUPTED, EXIT_PIPE = 2, 130, 141
+#: Input refused (a file the command reads, a run too large to go without ``--yes``).
+EXIT_REFUSED = 4
 
 
 def exit_code(exc: BaseException) -> int:
@@ -824,8 +1096,16 @@ def exit_code(exc: BaseException) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; return its exit code (docs/cli.md). An error prints one line on
+    standard error; with ``--debug`` it is raised instead, traceback and all."""
     args = build_parser().parse_args(argv)
+    debug = bool(args.debug or getattr(args, "debug_here", False))
     try:
+        no_book = (args.command == "lint" and args.db is None) or (
+            args.command == "process" and args.action == "diagram"
+        )
+        if "db" in vars(args) and not no_book:
+            args.db = db_url(args.db, create=args.command in CREATES_BOOK)
         return int(args.func(args))
     except BrokenPipeError:
         # The reader (``arflow demo | head``) went away: stop quietly, as Unix tools do.
@@ -833,11 +1113,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         return EXIT_PIPE
     except KeyboardInterrupt:
+        if debug:
+            raise
         print("arflow: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except ArflowError as exc:
+        if debug:
+            raise
         print(f"arflow: {exc}", file=sys.stderr)
         return exit_code(exc)
+    except OSError as exc:  # a file named on the command line: missing, a folder, unreadable
+        if debug:
+            raise
+        print(f"arflow: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
+        return EXIT_REFUSED
+    except Exception as exc:  # a bug: one line, and --debug for the traceback
+        if debug:
+            raise
+        print(
+            f"arflow: unexpected {type(exc).__name__}: {exc} (run again with --debug for the "
+            "traceback)",
+            file=sys.stderr,
+        )
+        return EXIT_CODES[errors.ArflowError]
 
 
 if __name__ == "__main__":  # pragma: no cover
