@@ -195,3 +195,97 @@ def test_a_run_that_would_queue_too_many_messages_asks_for_yes(
     assert main([*run, "--max-messages", "1", "--yes"]) == 0
     assert ledger.store.decisions()
     assert main([*run]) == 0  # under the default threshold
+
+
+# -- the config file: arflow.toml or [tool.arflow] ---------------------------------------------
+ADAPTER_MODULE = '''
+import json
+
+
+class FileAdapter:
+    """Appends each message it is handed to a JSON-lines file: a host's own adapter."""
+
+    def __init__(self, path="sent.jsonl"):
+        self.path = path
+
+    def deliver(self, message):
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(json.dumps({"key": message.key, "to": list(message.to)}) + "\\n")
+        return "filed"
+'''
+
+
+def _pending_book(folder: Path, capsys: Capture) -> Ledger:
+    """A book with the sample events and a first run recorded: messages pending."""
+    assert main(["init"]) == 0  # the config's db
+    ledger = Ledger(f"sqlite:///{folder / 'books' / 'ar.db'}")
+    ledger.apply_all(sample_events())
+    assert main(["run", "--as-of", "2026-11-23", "--first-run", "--yes"]) == 0
+    capsys.readouterr()
+    return ledger
+
+
+def test_arflow_toml_names_the_book_and_a_custom_adapter(
+    tmp_path: Path, capsys: Capture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("ARFLOW_DB", raising=False)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / "books").mkdir()
+    (tmp_path / "host_adapters.py").write_text(ADAPTER_MODULE, encoding="utf-8")
+    out = tmp_path / "mail.jsonl"
+    (tmp_path / "arflow.toml").write_text(
+        'db = "books/ar.db"\n\n[adapters]\n'
+        f'email = {{ class = "host_adapters:FileAdapter", path = "{out}" }}\n'
+        'task = "memory://"\nsms = "host_adapters:FileAdapter"\n',
+        encoding="utf-8",
+    )
+    ledger = _pending_book(tmp_path, capsys)
+    emails = [r.key for r in ledger.store.outbox(status="pending") if r.channel == "email"]
+    assert emails
+    assert main(["dispatch", "--json"]) == 0
+    stats = json.loads(_out(capsys))
+    assert stats["dead"] == 0 and stats["sent"] >= len(emails)
+    filed = [json.loads(line)["key"] for line in out.read_text("utf-8").splitlines()]
+    assert sorted(filed) == sorted(emails)
+    assert all(ledger.store.outbox_item(k).status == "sent" for k in emails)  # type: ignore[union-attr]
+
+
+def test_pyproject_tool_arflow_and_what_the_config_refuses(
+    tmp_path: Path, capsys: Capture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("ARFLOW_DB", raising=False)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / "books").mkdir()
+    (tmp_path / "host_adapters.py").write_text(ADAPTER_MODULE, encoding="utf-8")
+    pyproject = tmp_path / "pyproject.toml"
+
+    def config(text: str) -> None:
+        pyproject.write_text(f'[project]\nname = "host"\n\n[tool.arflow]\n{text}', "utf-8")
+
+    config('db = "books/ar.db"\n')
+    _pending_book(tmp_path, capsys)
+    assert (tmp_path / "books" / "ar.db").exists()
+    for text, said in (
+        ('adapters = { email = "host_adapters:Nope" }\n', "has no 'Nope'"),
+        ('adapters = { email = "no_such_module:X" }\n', "cannot import 'no_such_module'"),
+        ('adapters = { email = "json:dumps" }\n', "missing 1 required positional argument"),
+        ('adapters = { email = "json:JSONDecoder" }\n', "no deliver(message) method"),
+        ('adapters = { fax = "memory://" }\n', "unknown channel(s) fax"),
+        ('adapters = { email = "nothing-here" }\n', "neither a URL nor module:Class"),
+        ('adapter = { email = "memory://" }\n', "unknown key(s) adapter"),
+        ("db = [\n", "not valid TOML"),
+    ):
+        config('db = "books/ar.db"\n' + text if not text.startswith("db") else text)
+        assert main(["dispatch"]) == 4, text
+        err = capsys.readouterr().err
+        assert err.startswith(f"arflow: {pyproject}") and said in err and err.count("\n") == 1
+    config('db = "books/ar.db"\n')
+    assert main(["dispatch"]) == 4  # no adapter named anywhere
+    assert "arflow.toml" in capsys.readouterr().err
+    # the command line and $ARFLOW_DB come before the file
+    monkeypatch.setenv("ARFLOW_DB", str(tmp_path / "elsewhere.db"))
+    assert main(["decisions", "list"]) == 4
+    assert "elsewhere.db" in capsys.readouterr().err
+    assert main(["decisions", "list", "--db", "books/ar.db"]) == 0

@@ -30,14 +30,108 @@ def _db_arg(p: argparse.ArgumentParser) -> None:
     )
 
 
+CHANNELS = ("email", "sms", "task", "webhook", "wecom", "dingtalk")
+
+
+def load_config(folder: Any = None) -> dict[str, Any]:
+    """The settings of ``arflow.toml`` in ``folder`` (default: the current directory), else
+    of the ``[tool.arflow]`` table of its ``pyproject.toml``, else none: ``db`` (a URL or a
+    path, relative to that folder) and ``adapters`` (a channel to a URL, an import path
+    ``module:Class``, or a table ``{class = "module:Class", ...}`` whose other keys are the
+    class's keyword arguments). Raises :class:`~arflow.errors.ValidationError` for a file
+    that is not TOML or a key arflow does not know."""
+    import tomllib
+    from pathlib import Path
+
+    base = Path(folder) if folder is not None else Path.cwd()
+    found: dict[str, Any] | None = None
+    source = base / "arflow.toml"
+    try:
+        if source.is_file():
+            found = tomllib.loads(source.read_text("utf-8"))
+        elif (base / "pyproject.toml").is_file():
+            source = base / "pyproject.toml"
+            found = tomllib.loads(source.read_text("utf-8")).get("tool", {}).get("arflow")
+    except tomllib.TOMLDecodeError as exc:
+        raise errors.ValidationError(f"{source}: not valid TOML: {exc}") from None
+    if not found:
+        return {}
+    where = f"{source}" + ("" if source.name == "arflow.toml" else " [tool.arflow]")
+    unknown = set(found) - {"db", "adapters"}
+    if unknown:
+        raise errors.ValidationError(
+            f"{where}: unknown key(s) {', '.join(sorted(unknown))} (known: db, adapters)"
+        )
+    out: dict[str, Any] = {"source": where}
+    db = found.get("db")
+    if db is not None:
+        if not isinstance(db, str) or not db:
+            raise errors.ValidationError(f"{where}: db must be a URL or a path")
+        out["db"] = db if "://" in db else str(base / Path(db).expanduser())
+    adapters = found.get("adapters", {})
+    if not isinstance(adapters, dict):
+        raise errors.ValidationError(f"{where}: adapters must be a table of channels")
+    bad = set(adapters) - set(CHANNELS)
+    if bad:
+        raise errors.ValidationError(
+            f"{where}: adapters: unknown channel(s) {', '.join(sorted(bad))} "
+            f"(known: {', '.join(CHANNELS)})"
+        )
+    out["adapters"] = {k: (v, f"{where}: adapters.{k}") for k, v in adapters.items()}
+    return out
+
+
+def adapter_from_spec(spec: Any, where: str) -> Any:
+    """An adapter from a config entry: a URL (:func:`arflow.adapters.adapter_from_url`), an
+    import path ``module:Class`` (called with no arguments) or a table ``{class =
+    "module:Class", ...}`` (the other keys: keyword arguments)."""
+    import importlib
+
+    from .adapters import adapter_from_url
+
+    options: dict[str, Any] = {}
+    if isinstance(spec, dict):
+        options = {k: v for k, v in spec.items() if k != "class"}
+        spec = spec.get("class")
+    if not isinstance(spec, str) or not spec:
+        raise errors.ValidationError(f"{where}: give a URL, module:Class, or {{class = ...}}")
+    if "://" in spec:
+        if options:
+            raise errors.ValidationError(f"{where}: a URL takes its options in its query")
+        return adapter_from_url(spec)
+    module, _, name = spec.partition(":")
+    if not module or not name:
+        raise errors.ValidationError(f"{where}: {spec!r} is neither a URL nor module:Class")
+    try:
+        obj: Any = importlib.import_module(module)
+    except ImportError as exc:
+        raise errors.ValidationError(f"{where}: cannot import {module!r}: {exc}") from None
+    for part in name.split("."):
+        if not hasattr(obj, part):
+            raise errors.ValidationError(f"{where}: {module!r} has no {name!r}")
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise errors.ValidationError(f"{where}: {spec!r} is not a class or a factory")
+    try:
+        adapter = obj(**options)
+    except TypeError as exc:
+        raise errors.ValidationError(f"{where}: {spec!r}: {exc}") from None
+    if not callable(getattr(adapter, "deliver", None)):
+        raise errors.ValidationError(
+            f"{where}: {spec!r} made no adapter (it has no deliver(message) method)"
+        )
+    return adapter
+
+
 def db_url(value: str | None, *, create: bool = False) -> str:
     """The store URL ``--db`` names: a URL as given, a plain path as SQLite at that path;
-    ``None`` reads ``$ARFLOW_DB`` (else :data:`DEFAULT_DB`). A SQLite file that does not
+    ``None`` reads ``$ARFLOW_DB``, else the config file's ``db`` (:func:`load_config`), else
+    :data:`DEFAULT_DB`. A SQLite file that does not
     exist is refused (:class:`~arflow.errors.ValidationError`) unless ``create``; its folder
     must exist either way."""
     from pathlib import Path
 
-    text = value if value else os.environ.get("ARFLOW_DB") or DEFAULT_DB
+    text = value or os.environ.get("ARFLOW_DB") or load_config().get("db") or DEFAULT_DB
     url = text if "://" in text else f"sqlite:///{Path(text).expanduser().absolute()}"
     if url.startswith("sqlite:///"):
         path = url[len("sqlite:///") :].split("?", 1)[0]
@@ -172,14 +266,17 @@ def cmd_dispatch(args: argparse.Namespace) -> int:
     from .outbox import RetryPolicy
 
     adapters = {}
-    for channel in ("email", "sms", "task", "webhook", "wecom", "dingtalk"):
+    configured = load_config().get("adapters", {})
+    for channel in CHANNELS:
         url = getattr(args, channel)
         if url:
             adapters[channel] = adapter_from_url(url)
+        elif channel in configured:
+            adapters[channel] = adapter_from_spec(*configured[channel])
     if not adapters:
-        raise ArflowError(
+        raise errors.ValidationError(
             "name at least one adapter: --email smtp://..., --sms, --task, --webhook, "
-            "--wecom, --dingtalk"
+            "--wecom, --dingtalk, or [adapters] in arflow.toml (docs/cli.md)"
         )
     ledger = Ledger(args.db)
     limits = {}
