@@ -10,10 +10,11 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 import arflow
 from arflow import Ledger
-from arflow.cli import main
+from arflow.cli import cli, main
 from arflow.demo import sample_events
 
 Capture = pytest.CaptureFixture[str]
@@ -31,10 +32,33 @@ def _demo(tmp_path: Path, capsys: Capture) -> str:
 
 
 def test_version(capsys: Capture) -> None:
-    with pytest.raises(SystemExit) as stop:
-        main(["--version"])
-    assert stop.value.code == 0
+    assert main(["--version"]) == 0
     assert capsys.readouterr().out == f"arflow {arflow.__version__}\n"
+    result = CliRunner().invoke(cli, ["--version"])
+    assert result.exit_code == 0 and result.stdout == f"arflow {arflow.__version__}\n"
+
+
+def test_the_click_runner_sees_the_documented_exit_codes(tmp_path: Path) -> None:
+    runner = CliRunner()
+    db = str(tmp_path / "book.db")
+    missing = runner.invoke(cli, ["decisions", "list", "--db", db])
+    assert missing.exit_code == 4 and "arflow init" in missing.stderr  # input refused
+    assert missing.stdout == ""
+    made = runner.invoke(cli, ["init", "--db", db])
+    assert made.exit_code == 0 and "ready (0 event(s) in it)" in made.stdout
+    demo = runner.invoke(cli, ["demo", "--db", db])
+    assert demo.exit_code == 0 and "rules (default) as of 2026-11-23" in demo.stdout
+    unknown = runner.invoke(cli, ["show", "--db", db, "customer", "NOPE"])
+    assert unknown.exit_code == 3 and unknown.stderr == "arflow: unknown customer 'NOPE'\n"
+    usage = runner.invoke(cli, ["run", "--db", db, "--as-of", "2026-11-31"])
+    assert usage.exit_code == 2 and "'2026-11-31' is not a date" in usage.stderr
+    nothing = runner.invoke(cli, ["no-such-command"])
+    assert nothing.exit_code == 2 and "No such command" in nothing.stderr
+    listed = runner.invoke(cli, ["decisions", "--db", db, "--customer", "C003", "--json"])
+    assert listed.exit_code == 0
+    assert {d["customer_id"] for d in json.loads(listed.stdout)} == {"C003"}
+    helped = runner.invoke(cli, ["run", "-h"])
+    assert helped.exit_code == 0 and "--max-messages" in helped.stdout
 
 
 def test_a_missing_book_is_refused_until_init_makes_it(
@@ -68,7 +92,7 @@ def test_usage_errors_and_bad_values_say_one_line(tmp_path: Path, capsys: Captur
     with pytest.raises(SystemExit) as stop:
         main(["run", "--db", db, "--as-of", "2026-11-23", "--workers", "0"])
     assert stop.value.code == 2  # the command line is misused
-    assert "--workers: '0': at least 1" in capsys.readouterr().err
+    assert "'0': at least 1" in capsys.readouterr().err
     with pytest.raises(SystemExit) as stop:
         main(["plan", "--db", db, "--as-of", "yesterday"])
     assert stop.value.code == 2

@@ -6,9 +6,12 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import date, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import click
 
 from . import ArflowError, Dispatcher, Ledger, MemoryAdapter, Money, __version__, errors
 from .demo import sample_events
@@ -19,15 +22,6 @@ DEFAULT_DB = "sqlite:///arflow.db"
 CREATES_BOOK = frozenset({"init", "demo"})
 #: A run that would queue more messages than this stops unless ``--yes`` (docs/cli.md).
 DEFAULT_MAX_MESSAGES = 1000
-
-
-def _db_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--db",
-        default=None,
-        help="the book: a URL (sqlite:///file.db, postgresql+psycopg://..., memory://) or "
-        f"a path to a SQLite file (default $ARFLOW_DB, else {DEFAULT_DB})",
-    )
 
 
 CHANNELS = ("email", "sms", "task", "webhook", "wecom", "dingtalk")
@@ -147,6 +141,35 @@ def db_url(value: str | None, *, create: bool = False) -> str:
                     f"`arflow init --db {path}` (or `arflow demo` for a sample book)"
                 )
     return url
+
+
+@contextmanager
+def _progress(text: str, total: int | None = None) -> Iterator[Callable[[], None]]:
+    """A progress bar (``total`` steps) or a spinner on standard error while the block runs,
+    when standard error is a terminal: a sign of life on a long import, run, simulation or
+    report. Yields the function that advances it one step. Standard output is left alone
+    (a pipe gets the data only)."""
+    if not sys.stderr.isatty():
+        yield lambda: None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    console = Console(stderr=True, no_color=bool(os.environ.get("NO_COLOR")))
+    columns: list[Any] = [SpinnerColumn(), TextColumn("{task.description}")]
+    if total is not None:
+        columns += [BarColumn(), TextColumn("{task.completed}/{task.total}")]
+    bar = Progress(
+        *columns,
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        redirect_stdout=False,
+        redirect_stderr=False,
+    )
+    with bar:
+        task = bar.add_task(text, total=total)
+        yield lambda: bar.advance(task)
 
 
 def _dump(data: Any) -> None:
@@ -564,7 +587,8 @@ def _messages_in(plan: Any) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     engine = _engine(args)
     if not args.yes:
-        n = _messages_in(engine.plan(args.as_of, first_run=args.first_run))
+        with _progress(f"planning {args.as_of}: counting the messages"):
+            n = _messages_in(engine.plan(args.as_of, first_run=args.first_run))
         if n > args.max_messages:
             raise errors.ValidationError(
                 f"run {args.as_of} would queue {n} messages, more than --max-messages "
@@ -572,7 +596,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                 f"`arflow plan --as-of {args.as_of}`, then run again with --yes, or hold "
                 "them for review (settings.review: true, docs/review.md)"
             )
-    result = engine.run(args.as_of, first_run=args.first_run)
+    with _progress(f"running {args.as_of}"):
+        result = engine.run(args.as_of, first_run=args.first_run)
     if args.json:
         _dump(
             {
@@ -687,22 +712,25 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     day = args.date_from
     first = True
     days: list[dict[str, Any]] = []
-    while day <= args.date_to:
-        result = engine.run(day, first_run=first)
-        first = False
-        if args.json:
-            days.append(
-                {
-                    "as_of": day.isoformat(),
-                    "recorded": result.recorded,
-                    "failed": len(result.failures),
-                    "decisions": [d.model_dump(mode="json") for d in result.plan.decisions],
-                }
-            )
-        elif result.plan.decisions or result.failures or args.verbose:
-            print(f"{day} ({day:%a}): {result.recorded} decision(s)")
-            _print_decisions(result.plan, verbose=args.verbose)
-        day += timedelta(1)
+    total = max((args.date_to - args.date_from).days + 1, 0)
+    with _progress(f"simulating {args.date_from} to {args.date_to}", total) as step:
+        while day <= args.date_to:
+            result = engine.run(day, first_run=first)
+            first = False
+            if args.json:
+                days.append(
+                    {
+                        "as_of": day.isoformat(),
+                        "recorded": result.recorded,
+                        "failed": len(result.failures),
+                        "decisions": [d.model_dump(mode="json") for d in result.plan.decisions],
+                    }
+                )
+            elif result.plan.decisions or result.failures or args.verbose:
+                print(f"{day} ({day:%a}): {result.recorded} decision(s)")
+                _print_decisions(result.plan, verbose=args.verbose)
+            day += timedelta(1)
+            step()
     if args.json:
         _dump(days)
     return 0
@@ -820,7 +848,8 @@ def cmd_import(args: argparse.Namespace) -> int:
     from .importer import import_files
 
     ledger = Ledger(args.db)
-    report = import_files(ledger, args.paths)
+    with _progress(f"importing {len(args.paths)} file(s)"):
+        report = import_files(ledger, args.paths)
     if args.json:
         from dataclasses import asdict
 
@@ -838,7 +867,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     ledger = Ledger(args.db)
     pack = load_pack(args.rules or [str(default_pack_path())])
-    report = build_report(ledger.store, args.as_of, pack=pack)
+    with _progress(f"the figures as of {args.as_of}"):
+        report = build_report(ledger.store, args.as_of, pack=pack)
     return emit_report(
         report, json_out=args.json, csv_dir=args.csv, html_file=args.html, locale=args.locale
     )
@@ -881,274 +911,470 @@ def emit_report(
     return 0
 
 
-def _date(text: str) -> date:
-    if text == "today":
-        return date.today()
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD or today)") from None
+if TYPE_CHECKING:  # click's ParamType is generic for type checkers since click 8.2
+    _DateBase = click.ParamType[date]
+    _IntBase = click.ParamType[int]
+else:
+    _DateBase = _IntBase = click.ParamType
 
 
-def _positive(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: at least 1")
-    return n
+class _DateType(_DateBase):
+    name = "date"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> date:
+        if isinstance(value, date):
+            return value
+        if value == "today":
+            return date.today()
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            self.fail(f"{value!r} is not a date (YYYY-MM-DD or today)", param, ctx)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="arflow", description=__doc__)
-    parser.add_argument("--version", action="version", version=f"arflow {__version__}")
-    parser.add_argument(
-        "--debug", action="store_true", help="on an error, raise it with its traceback"
+class _PositiveType(_IntBase):
+    name = "integer"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> int:
+        if isinstance(value, int):
+            n = value
+        else:
+            try:
+                n = int(value)
+            except ValueError:
+                self.fail(f"{value!r} is not a whole number", param, ctx)
+        if n < 1:
+            self.fail(f"{value!r}: at least 1", param, ctx)
+        return n
+
+
+DATE, POSITIVE = _DateType(), _PositiveType()
+
+
+def _opt(*decls: str, **kw: Any) -> click.Option:
+    return click.Option(list(decls), **kw)
+
+
+def _flag(*decls: str, help: str | None = None) -> click.Option:
+    return click.Option(list(decls), is_flag=True, default=False, help=help)
+
+
+def _arg(name: str, **kw: Any) -> click.Argument:
+    return click.Argument([name], **kw)
+
+
+def _db() -> click.Option:
+    return _opt(
+        "--db",
+        default=None,
+        help="the book: a URL (sqlite:///file.db, postgresql+psycopg://..., memory://) or "
+        f"a path to a SQLite file (default $ARFLOW_DB, the config file, else {DEFAULT_DB})",
     )
-    sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("init", help="create an empty book (the SQLite file --db names)")
-    _db_arg(p)
-    p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.set_defaults(func=cmd_init)
 
-    p = sub.add_parser("demo", help="load a sample book, print it, and run the default rules")
-    _db_arg(p)
-    p.add_argument("--as-of", type=_date, default=date(2026, 11, 23), help="YYYY-MM-DD")
-    p.add_argument("--rules", action="append", help="rule files or folders")
-    p.add_argument("-v", "--verbose", action="store_true", help="show keys and skips")
-    p.set_defaults(func=cmd_demo)
+def _rules(
+    text: str = "rule files or folders (default: the shipped default pack); may repeat",
+) -> click.Option:
+    return _opt("--rules", multiple=True, help=text)
 
-    p = sub.add_parser("show", help="show a customer (balances, open items) or any object")
-    _db_arg(p)
-    p.add_argument(
-        "kind",
-        choices=[
-            "customer",
-            "receivable",
-            "payment",
-            "contract",
-            "order",
-            "dispute",
-            "promise",
-            "credit_note",
-            "milestone",
-            "task",
-            "invoice_request",
+
+_VERBOSE = ("-v", "--verbose")
+_JSON_HELP = "machine-readable output"
+
+
+def _engine_params() -> list[click.Parameter]:
+    return [_db(), _rules(), _flag(*_VERBOSE, help="show keys and skips")]
+
+
+def _run_command(func: Any, name: str, params: dict[str, Any], check: Any = None) -> int:
+    """Call ``func`` with the options as an argparse-like namespace, and turn an error into
+    one line and its exit code (docs/cli.md); ``--debug`` raises it instead."""
+    ctx = click.get_current_context()
+    root = ctx.find_root()
+    args = argparse.Namespace(**params)
+    args.command = name
+    args.debug = bool((root.params or {}).get("debug") or params.get("debug_here"))
+    if hasattr(args, "rules"):
+        args.rules = list(args.rules) or None
+    if check is not None:
+        check(args)
+    return _guarded(func, args)
+
+
+def _make(
+    name: str,
+    func: Any,
+    help: str,
+    params: list[click.Parameter],
+    check: Any = None,
+) -> click.Command:
+    def callback(**kw: Any) -> int:
+        code = _run_command(func, name, kw, check)
+        if code:
+            click.get_current_context().exit(code)
+        return 0
+
+    params = [*params, _flag("--debug", "debug_here", help="raise an error with its traceback")]
+    return click.Command(
+        name,
+        callback=callback,
+        params=params,
+        help=help,
+        short_help=help,
+        context_settings=_CONTEXT,
+    )
+
+
+_CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+_KINDS = [
+    "customer",
+    "receivable",
+    "payment",
+    "contract",
+    "order",
+    "dispute",
+    "promise",
+    "credit_note",
+    "milestone",
+    "task",
+    "invoice_request",
+]
+
+
+def _one_report_output(args: Any) -> None:
+    if sum(bool(x) for x in (args.json, args.csv, args.html)) > 1:
+        raise click.UsageError("--json, --csv and --html: choose one")
+
+
+def build_cli() -> click.Group:
+    """The ``arflow`` command (click): every command of docs/cli.md."""
+    group = click.Group(
+        "arflow",
+        help=__doc__,
+        context_settings=_CONTEXT,
+        params=[
+            _flag("--debug", help="on an error, raise it with its traceback"),
         ],
     )
-    p.add_argument("id")
-    p.add_argument("--audit", action="store_true", help="also print the audit trail")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.set_defaults(func=cmd_show)
-
-    p = sub.add_parser(
-        "where", help="where an invoice, order or contract is stuck, since when, who owns it"
+    group = click.version_option(__version__, prog_name="arflow", message="%(prog)s %(version)s")(
+        group
     )
-    _db_arg(p)
-    p.add_argument(
-        "kind", choices=["invoice", "order", "contract", "invoice_request", "receivable"]
-    )
-    p.add_argument("id")
-    p.add_argument("--as-of", type=_date, default=None, help="YYYY-MM-DD or today (default: today)")
-    p.add_argument("--json", action="store_true", help="print the answer as JSON")
-    p.set_defaults(func=cmd_where)
 
-    def engine_args(p: argparse.ArgumentParser) -> None:
-        _db_arg(p)
-        p.add_argument(
-            "--rules",
-            action="append",
-            help="rule files or folders (default: the shipped default pack); may repeat",
+    def json_flag(text: str = _JSON_HELP) -> click.Option:
+        return _flag("--json", help=text)
+
+    def as_of_required() -> click.Option:
+        return _opt("--as-of", type=DATE, required=True, help="YYYY-MM-DD or today")
+
+    add = group.add_command
+    add(
+        _make(
+            "init",
+            cmd_init,
+            "create an empty book (the SQLite file --db names)",
+            [_db(), json_flag()],
         )
-        p.add_argument("-v", "--verbose", action="store_true", help="show keys and skips")
-
-    for name, func, text in (
-        ("plan", cmd_plan, "what the rules decide for a date (a dry run: nothing recorded)"),
-        ("run", cmd_run, "decide and record a date; running it again adds nothing"),
-    ):
-        p = sub.add_parser(name, help=text)
-        engine_args(p)
-        p.add_argument("--as-of", type=_date, required=True, help="YYYY-MM-DD or today")
-        p.add_argument(
-            "--first-run",
-            action="store_true",
-            help="count every past step (catch-up policy applies)",
+    )
+    add(
+        _make(
+            "demo",
+            cmd_demo,
+            "load a sample book, print it, and run the default rules",
+            [
+                _db(),
+                _opt("--as-of", type=DATE, default=date(2026, 11, 23), help="YYYY-MM-DD or today"),
+                _rules("rule files or folders"),
+                _flag(*_VERBOSE, help="show keys and skips"),
+            ],
         )
-        p.add_argument("--json", action="store_true", help="machine-readable output")
-        if name == "run":
-            p.add_argument(
-                "--max-messages",
-                type=int,
-                default=DEFAULT_MAX_MESSAGES,
-                help="stop, unless --yes, when the run would queue more messages than this "
-                f"(a first run, a catch-up; default {DEFAULT_MAX_MESSAGES})",
-            )
-            p.add_argument("--yes", action="store_true", help="queue them however many they are")
-            p.add_argument(
-                "--workers",
-                type=_positive,
-                default=1,
-                help="processes to plan and render in, by slices of the customers (a large "
-                "day on a machine with cores to spare; SQLite file or PostgreSQL only)",
-            )
-        p.set_defaults(func=func)
-
-    p = sub.add_parser("tasks", help="an inbox of tracked tasks; complete or cancel one")
-    engine_args(p)
-    p.add_argument("action", nargs="?", default="list", choices=["list", "done", "cancel"])
-    p.add_argument("task_id", nargs="?", help="done, cancel: the task")
-    p.add_argument("--for", dest="who", help="list: a person id or a role")
-    p.add_argument("--as-of", type=_date, help="YYYY-MM-DD or today (default today)")
-    p.add_argument("--as", dest="actor", help="done, cancel: who you are (a person id)")
-    p.add_argument(
-        "--outcome", help="done: how it went (a call: reached, no_answer, wrong_contact, ...)"
     )
-    p.add_argument("--note", help="done: a note kept with the outcome")
-    p.add_argument("--reason", help="why (kept in the audit trail)")
-    p.add_argument("--json", action="store_true", help="list: machine-readable output")
-    p.set_defaults(func=cmd_tasks)
-
-    p = sub.add_parser(
-        "explain", help="why a recorded decision was made, or the decisions behind a message"
-    )
-    engine_args(p)
-    p.add_argument("key", help="a decision key, or a message (outbox) key")
-    p.add_argument("--json", action="store_true", help="accepted: the answer is JSON anyway")
-    p.set_defaults(func=cmd_explain)
-
-    p = sub.add_parser(
-        "proposal", help="review a held run: show, edit, drop, hold, release (docs/review.md)"
-    )
-    engine_args(p)
-    p.add_argument("action", choices=["show", "edit", "drop", "hold", "release"])
-    p.add_argument(
-        "keys",
-        nargs="*",
-        help="edit: a message key; drop, release: line (decision) keys; hold: a customer",
-    )
-    p.add_argument("--as", dest="as_", help="the reviewing person's id (all but show)")
-    p.add_argument("--customer", help="show: one customer's part")
-    p.add_argument("--json", action="store_true", help="show: machine-readable output")
-    p.add_argument("--subject", help="edit: the message's new subject")
-    p.add_argument("--text-file", help="edit: a file holding the message's new text")
-    p.add_argument("--send-on", type=_date, help="edit: the new send date, YYYY-MM-DD")
-    p.add_argument("--lift", action="store_true", help="hold: let the customer go again")
-    p.set_defaults(func=cmd_proposal)
-
-    p = sub.add_parser("simulate", help="run day by day on a copy of the book")
-    engine_args(p)
-    p.add_argument("--from", dest="date_from", type=_date, required=True)
-    p.add_argument("--to", dest="date_to", type=_date, required=True)
-    p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.set_defaults(func=cmd_simulate)
-
-    p = sub.add_parser(
-        "process", help="declared processes: draw one, or show an instance (docs/workflows.md)"
-    )
-    _db_arg(p)
-    p.add_argument("action", choices=["diagram", "show"])
-    p.add_argument("name", help="diagram: the process's id in the pack; show: an instance's id")
-    p.add_argument("--rules", action="append", help="rule files or folders (default: shipped)")
-    p.set_defaults(func=cmd_process)
-
-    p = sub.add_parser("lint", help="check rule files: errors with file:line, and warnings")
-    p.add_argument("paths", nargs="*", help="rule files or folders (default: shipped pack)")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.add_argument(
-        "--db",
-        help="also check the people directory of this book: a person a rule reaches on a "
-        "channel they have no address for (wecom, dingtalk, email, sms)",
-    )
-    p.set_defaults(func=cmd_lint)
-
-    p = sub.add_parser("schema", help="print the JSON Schema of rule files, for editors")
-    p.add_argument("--out", metavar="FILE", help="write it to FILE instead of printing it")
-    p.set_defaults(func=cmd_schema)
-
-    p = sub.add_parser("dispatch", help="deliver the outbox through adapters named by URL")
-    _db_arg(p)
-    p.add_argument("--email", help="smtp://user:pass@host:587?starttls=1&from=ar@example.com")
-    p.add_argument("--sms", help="sms+https://gateway/send?profile=generic")
-    p.add_argument("--task", help="celery+redis://...?task=..., rq+redis://...?func=...")
-    p.add_argument("--webhook", help="webhook+https://host/path?secret_env=NAME")
-    p.add_argument(
-        "--wecom",
-        help="wecom+https://qyapi.weixin.qq.com?corpid=...&corpsecret_env=NAME&agentid=...",
-    )
-    p.add_argument(
-        "--dingtalk",
-        help="dingtalk+https://oapi.dingtalk.com?appkey=...&appsecret_env=NAME&agent_id=...",
-    )
-    p.add_argument("--batch", type=_positive, default=50, help="messages claimed at a time")
-    p.add_argument("--max-attempts", type=_positive, default=8, help="then a dead letter")
-    p.add_argument(
-        "--lease",
-        type=float,
-        default=300.0,
-        help="seconds a claim holds; a crashed dispatcher's claims are taken over after it",
-    )
-    p.add_argument("--rate", action="append", help="CHANNEL=PER_SECOND, e.g. sms=5")
-    p.add_argument("--forever", action="store_true", help="keep polling when idle")
-    p.add_argument("--poll", type=float, default=2.0, help="seconds between polls when idle")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.set_defaults(func=cmd_dispatch)
-
-    p = sub.add_parser("outbox", help="list, inspect and retry the outbox")
-    _db_arg(p)
-    p.add_argument("action", choices=["list", "dead", "retry", "show"])
-    p.add_argument(
-        "keys", nargs="*", help="retry: the dead letters to queue again; show: one message"
-    )
-    p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.add_argument("--all", action="store_true", help="retry: every dead letter")
-    p.add_argument("--status", choices=["pending", "sending", "sent", "dead"])
-    p.add_argument("--limit", type=_positive, default=50)
-    p.add_argument("-v", "--verbose", action="store_true")
-    p.set_defaults(func=cmd_outbox)
-
-    p = sub.add_parser(
-        "report", help="the figures as of a date: a table, --json, --csv DIR or --html FILE"
-    )
-    _db_arg(p)
-    p.add_argument("--as-of", type=_date, required=True, help="YYYY-MM-DD or today")
-    p.add_argument(
-        "--rules",
-        action="append",
-        help="rule files or folders, for targets such as the DSO target (default: the "
-        "shipped default pack); may repeat",
-    )
-    out = p.add_mutually_exclusive_group()
-    out.add_argument("--json", action="store_true", help="every figure as JSON on stdout")
-    out.add_argument("--csv", metavar="DIR", help="every figure as CSV files, one per family")
-    out.add_argument("--html", metavar="FILE", help="one self-contained HTML dashboard")
-    p.add_argument("--locale", choices=["en", "zh_CN"], default="en", help="labels (default en)")
-    p.set_defaults(func=cmd_report)
-
-    p = sub.add_parser("import", help="import customers, contracts, invoices, payments")
-    _db_arg(p)
-    p.add_argument("paths", nargs="+", help="CSV or JSON files (see docs/import.md)")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.set_defaults(func=cmd_import)
-
-    p = sub.add_parser("decisions", help="list the recorded decisions")
-    _db_arg(p)
-    p.add_argument("action", nargs="?", default="list", choices=["list"])
-    p.add_argument("--customer", help="one customer's decisions")
-    p.add_argument("--status", choices=["planned", "held", "skipped", "dropped", "released"])
-    p.add_argument("--as-of", type=_date, help="decisions of one run date (YYYY-MM-DD or today)")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.set_defaults(func=cmd_decisions)
-
-    for one in sub.choices.values():  # --debug after the command, too
-        one.add_argument(
-            "--debug",
-            dest="debug_here",
-            action="store_true",
-            help="on an error, raise it with its traceback",
+    add(
+        _make(
+            "show",
+            cmd_show,
+            "show a customer (balances, open items) or any object",
+            [
+                _db(),
+                _arg("kind", type=click.Choice(_KINDS)),
+                _arg("id"),
+                _flag("--audit", help="also print the audit trail"),
+                json_flag(),
+            ],
         )
-    return parser
+    )
+    add(
+        _make(
+            "where",
+            cmd_where,
+            "where an invoice, order or contract is stuck, since when, who owns it",
+            [
+                _db(),
+                _arg(
+                    "kind",
+                    type=click.Choice(
+                        ["invoice", "order", "contract", "invoice_request", "receivable"]
+                    ),
+                ),
+                _arg("id"),
+                _opt(
+                    "--as-of", type=DATE, default=None, help="YYYY-MM-DD or today (default: today)"
+                ),
+                json_flag("print the answer as JSON"),
+            ],
+        )
+    )
+    first_run = _flag("--first-run", help="count every past step (catch-up policy applies)")
+    add(
+        _make(
+            "plan",
+            cmd_plan,
+            "what the rules decide for a date (a dry run: nothing recorded)",
+            [*_engine_params(), as_of_required(), first_run, json_flag()],
+        )
+    )
+    add(
+        _make(
+            "run",
+            cmd_run,
+            "decide and record a date; running it again adds nothing",
+            [
+                *_engine_params(),
+                as_of_required(),
+                _flag("--first-run", help="count every past step (catch-up policy applies)"),
+                json_flag(),
+                _opt(
+                    "--max-messages",
+                    type=int,
+                    default=DEFAULT_MAX_MESSAGES,
+                    help="stop, unless --yes, when the run would queue more messages than "
+                    f"this (a first run, a catch-up; default {DEFAULT_MAX_MESSAGES})",
+                ),
+                _flag("--yes", help="queue them however many they are"),
+                _opt(
+                    "--workers",
+                    type=POSITIVE,
+                    default=1,
+                    help="processes to plan and render in, by slices of the customers (a "
+                    "large day on a machine with cores to spare; SQLite file or PostgreSQL only)",
+                ),
+            ],
+        )
+    )
+    add(
+        _make(
+            "tasks",
+            cmd_tasks,
+            "an inbox of tracked tasks; complete or cancel one",
+            [
+                *_engine_params(),
+                _arg(
+                    "action",
+                    required=False,
+                    default="list",
+                    type=click.Choice(["list", "done", "cancel"]),
+                ),
+                _arg("task_id", required=False, default=None),
+                _opt("--for", "who", help="list: a person id or a role"),
+                _opt(
+                    "--as-of", type=DATE, default=None, help="YYYY-MM-DD or today (default today)"
+                ),
+                _opt("--as", "actor", help="done, cancel: who you are (a person id)"),
+                _opt(
+                    "--outcome",
+                    help="done: how it went (a call: reached, no_answer, wrong_contact, ...)",
+                ),
+                _opt("--note", help="done: a note kept with the outcome"),
+                _opt("--reason", help="why (kept in the audit trail)"),
+                json_flag("list: machine-readable output"),
+            ],
+        )
+    )
+    add(
+        _make(
+            "explain",
+            cmd_explain,
+            "why a recorded decision was made, or the decisions behind a message",
+            [*_engine_params(), _arg("key"), json_flag("accepted: the answer is JSON anyway")],
+        )
+    )
+    add(
+        _make(
+            "proposal",
+            cmd_proposal,
+            "review a held run: show, edit, drop, hold, release (docs/review.md)",
+            [
+                *_engine_params(),
+                _arg("action", type=click.Choice(["show", "edit", "drop", "hold", "release"])),
+                _arg("keys", nargs=-1),
+                _opt("--as", "as_", help="the reviewing person's id (all but show)"),
+                _opt("--customer", help="show: one customer's part"),
+                json_flag("show: machine-readable output"),
+                _opt("--subject", help="edit: the message's new subject"),
+                _opt("--text-file", help="edit: a file holding the message's new text"),
+                _opt("--send-on", type=DATE, default=None, help="edit: the new send date"),
+                _flag("--lift", help="hold: let the customer go again"),
+            ],
+        )
+    )
+    add(
+        _make(
+            "simulate",
+            cmd_simulate,
+            "run day by day on a copy of the book",
+            [
+                *_engine_params(),
+                _opt("--from", "date_from", type=DATE, required=True),
+                _opt("--to", "date_to", type=DATE, required=True),
+                json_flag(),
+            ],
+        )
+    )
+    add(
+        _make(
+            "process",
+            cmd_process,
+            "declared processes: draw one, or show an instance (docs/workflows.md)",
+            [
+                _db(),
+                _arg("action", type=click.Choice(["diagram", "show"])),
+                _arg("name"),
+                _rules("rule files or folders (default: shipped)"),
+            ],
+        )
+    )
+    add(
+        _make(
+            "lint",
+            cmd_lint,
+            "check rule files: errors with file:line, and warnings",
+            [
+                _arg("paths", nargs=-1),
+                json_flag(),
+                _opt(
+                    "--db",
+                    default=None,
+                    help="also check the people directory of this book: a person a rule "
+                    "reaches on a channel they have no address for (wecom, dingtalk, email, sms)",
+                ),
+            ],
+        )
+    )
+    add(
+        _make(
+            "schema",
+            cmd_schema,
+            "print the JSON Schema of rule files, for editors",
+            [_opt("--out", metavar="FILE", help="write it to FILE instead of printing it")],
+        )
+    )
+    add(
+        _make(
+            "dispatch",
+            cmd_dispatch,
+            "deliver the outbox through adapters named by URL or in the config file",
+            [
+                _db(),
+                _opt("--email", help="smtp://user:pass@host:587?starttls=1&from=ar@example.com"),
+                _opt("--sms", help="sms+https://gateway/send?profile=generic"),
+                _opt("--task", help="celery+redis://...?task=..., rq+redis://...?func=..."),
+                _opt("--webhook", help="webhook+https://host/path?secret_env=NAME"),
+                _opt(
+                    "--wecom",
+                    help="wecom+https://qyapi.weixin.qq.com?corpid=...&corpsecret_env=NAME&agentid=...",
+                ),
+                _opt(
+                    "--dingtalk",
+                    help="dingtalk+https://oapi.dingtalk.com?appkey=...&appsecret_env=NAME&agent_id=...",
+                ),
+                _opt("--batch", type=POSITIVE, default=50, help="messages claimed at a time"),
+                _opt("--max-attempts", type=POSITIVE, default=8, help="then a dead letter"),
+                _opt(
+                    "--lease",
+                    type=float,
+                    default=300.0,
+                    help="seconds a claim holds; a crashed dispatcher's claims are taken over after it",
+                ),
+                _opt("--rate", multiple=True, help="CHANNEL=PER_SECOND, e.g. sms=5"),
+                _flag("--forever", help="keep polling when idle"),
+                _opt("--poll", type=float, default=2.0, help="seconds between polls when idle"),
+                json_flag(),
+            ],
+        )
+    )
+    add(
+        _make(
+            "outbox",
+            cmd_outbox,
+            "list, show, inspect and retry the outbox",
+            [
+                _db(),
+                _arg("action", type=click.Choice(["list", "dead", "retry", "show"])),
+                _arg("keys", nargs=-1),
+                _flag("--all", help="retry: every dead letter"),
+                _opt(
+                    "--status",
+                    type=click.Choice(["pending", "sending", "sent", "dead"]),
+                    default=None,
+                ),
+                _opt("--limit", type=POSITIVE, default=50),
+                _flag(*_VERBOSE),
+                json_flag(),
+            ],
+        )
+    )
+    add(
+        _make(
+            "report",
+            cmd_report,
+            "the figures as of a date: a table, --json, --csv DIR or --html FILE",
+            [
+                _db(),
+                as_of_required(),
+                _rules(
+                    "rule files or folders, for targets such as the DSO target (default: the "
+                    "shipped default pack); may repeat"
+                ),
+                json_flag("every figure as JSON on stdout"),
+                _opt("--csv", metavar="DIR", help="every figure as CSV files, one per family"),
+                _opt("--html", metavar="FILE", help="one self-contained HTML dashboard"),
+                _opt(
+                    "--locale",
+                    type=click.Choice(["en", "zh_CN"]),
+                    default="en",
+                    help="labels (default en)",
+                ),
+            ],
+            check=_one_report_output,
+        )
+    )
+    add(
+        _make(
+            "import",
+            cmd_import,
+            "import customers, contracts, invoices, payments",
+            [_db(), _arg("paths", nargs=-1, required=True), json_flag()],
+        )
+    )
+    add(
+        _make(
+            "decisions",
+            cmd_decisions,
+            "list the recorded decisions",
+            [
+                _db(),
+                _arg("action", required=False, default="list", type=click.Choice(["list"])),
+                _opt("--customer", help="one customer's decisions"),
+                _opt(
+                    "--status",
+                    type=click.Choice(["planned", "held", "skipped", "dropped", "released"]),
+                    default=None,
+                ),
+                _opt("--as-of", type=DATE, default=None, help="decisions of one run date"),
+                json_flag(),
+            ],
+        )
+    )
+    return group
 
 
 #: The exit code of each error class; an error takes the code of the first class in its
@@ -1178,7 +1404,7 @@ EXIT_CODES: dict[type[BaseException], int] = {
     errors.DurableError: 6,
     errors.ArflowError: 7,
 }
-#: A usage error (argparse's own code), Ctrl-C, and a closed output pipe.
+#: A usage error (click's own code), Ctrl-C, and a closed output pipe.
 EXIT_USAGE, EXIT_INTERRUPTED, EXIT_PIPE = 2, 130, 141
 #: Input refused (a file the command reads, a run too large to go without ``--yes``).
 EXIT_REFUSED = 4
@@ -1192,18 +1418,17 @@ def exit_code(exc: BaseException) -> int:
     return EXIT_CODES[errors.ArflowError]
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run one command; return its exit code (docs/cli.md). An error prints one line on
-    standard error; with ``--debug`` it is raised instead, traceback and all."""
-    args = build_parser().parse_args(argv)
-    debug = bool(args.debug or getattr(args, "debug_here", False))
+def _guarded(func: Any, args: Any) -> int:
+    """Run a command; an error ends it with one line on standard error and the exit code of
+    docs/cli.md (``args.debug``: raised instead, traceback and all)."""
+    debug = bool(args.debug)
     try:
         no_book = (args.command == "lint" and args.db is None) or (
             args.command == "process" and args.action == "diagram"
         )
         if "db" in vars(args) and not no_book:
             args.db = db_url(args.db, create=args.command in CREATES_BOOK)
-        return int(args.func(args))
+        return int(func(args))
     except BrokenPipeError:
         # The reader (``arflow demo | head``) went away: stop quietly, as Unix tools do.
         devnull = os.open(os.devnull, os.O_WRONLY)
@@ -1212,27 +1437,54 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         if debug:
             raise
-        print("arflow: interrupted", file=sys.stderr)
+        _say("arflow: interrupted")
         return EXIT_INTERRUPTED
     except ArflowError as exc:
         if debug:
             raise
-        print(f"arflow: {exc}", file=sys.stderr)
+        _say(f"arflow: {exc}")
         return exit_code(exc)
     except OSError as exc:  # a file named on the command line: missing, a folder, unreadable
         if debug:
             raise
-        print(f"arflow: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
+        _say(f"arflow: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "))
         return EXIT_REFUSED
     except Exception as exc:  # a bug: one line, and --debug for the traceback
         if debug:
             raise
-        print(
+        _say(
             f"arflow: unexpected {type(exc).__name__}: {exc} (run again with --debug for the "
-            "traceback)",
-            file=sys.stderr,
+            "traceback)"
         )
         return EXIT_CODES[errors.ArflowError]
+
+
+def _say(line: str) -> None:
+    """One line on standard error: red when it is a terminal (and ``$NO_COLOR`` is unset)."""
+    if sys.stderr.isatty() and not os.environ.get("NO_COLOR"):
+        line = click.style(line, fg="red", bold=True)
+    print(line, file=sys.stderr)
+
+
+#: The ``arflow`` command as a click group (``arflow.cli.cli``: for click's ``CliRunner``).
+cli = build_cli()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; return its exit code (docs/cli.md). A usage error prints the usage
+    and raises ``SystemExit(2)``, as the shell command exits."""
+    words = list(sys.argv[1:] if argv is None else argv)
+    try:
+        rv = cli.main(args=words, prog_name="arflow", standalone_mode=False)
+    except click.UsageError as exc:
+        exc.show()
+        raise SystemExit(EXIT_USAGE) from None
+    except click.Abort:
+        if "--debug" in words:
+            raise
+        _say("arflow: interrupted")
+        return EXIT_INTERRUPTED
+    return int(rv or 0)
 
 
 if __name__ == "__main__":  # pragma: no cover
