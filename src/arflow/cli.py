@@ -172,6 +172,23 @@ def _progress(text: str, total: int | None = None) -> Iterator[Callable[[], None
         yield lambda: bar.advance(task)
 
 
+def _table(title: str, headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> bool:
+    """Print ``rows`` as a rich table when standard output is a terminal (colour unless
+    ``$NO_COLOR``); False when it is not, for the caller to print its plain lines."""
+    if not sys.stdout.isatty():
+        return False
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    for h in headers:
+        table.add_column(h, overflow="fold")  # a key in full: it is copied into explain
+    for r in rows:
+        table.add_row(*(str(x) for x in r))
+    Console(no_color=bool(os.environ.get("NO_COLOR"))).print(table)
+    return True
+
+
 def _dump(data: Any) -> None:
     print(json.dumps(data, ensure_ascii=False, indent=2, default=str))
 
@@ -269,6 +286,9 @@ def cmd_decisions(args: argparse.Namespace) -> int:
     ]
     if args.json:
         _dump([json.loads(r.body) | {"status": r.status} for r in rows])
+        return 0
+    shown = [(r.as_of, r.status, r.kind, r.customer_id, r.key) for r in rows]
+    if _table(f"{len(rows)} decision(s)", ["as of", "status", "kind", "customer", "key"], shown):
         return 0
     print(f"{len(rows)} decision(s)")
     for r in rows:
