@@ -1070,7 +1070,8 @@ def build_cli() -> click.Group:
     """The ``arflow`` command (click): every command of docs/cli.md."""
     group = click.Group(
         "arflow",
-        help=__doc__,
+        help="Accounts receivable from a shell: the commands of docs/cli.md, each a few calls "
+        "of the public API.",
         context_settings=_CONTEXT,
         params=[
             _flag("--debug", help="on an error, raise it with its traceback"),
