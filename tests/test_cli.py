@@ -11,22 +11,20 @@ from arflow.cli import main
 
 
 def test_demo_builds_the_sample_book_once(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
+    """The demo plays its 60 days once: a second run on the same book applies and records
+    nothing new and tells the same story (tests/test_demo.py checks the story itself)."""
     db = f"sqlite:///{tmp_path / 'demo.db'}"
     assert main(["demo", "--db", db]) == 0
     first = capsys.readouterr().out
-    assert "(20 new events applied)" in first
-    assert "华东精密机械有限公司" in first
-    assert "INV-2002" in first and "disputed 12,500.00 CNY" in first
-    assert "exposure 175,700.00 CNY" in first  # open items + approved order SO-501
-    assert "rules (default) as of 2026-11-23: 4 new decision(s)" in first
-    assert "standard/formal-notice     INV-1002" in first
-    assert "lock      overdue-30                 C003" in first
+    assert "60 days played one by one, 2026-09-25 to 2026-11-23" in first
+    assert "(24 new events applied, 38 new decisions recorded)" in first
+    assert "华东精密机械有限公司" in first and "Locks set and lifted:" in first
+    assert (tmp_path / "demo-report.html").is_file()
     assert main(["demo", "--db", db]) == 0
     again = capsys.readouterr().out
-    assert "(0 new events applied)" in again
-    book = first.split("\n", 1)[1].split("rules (")[0]
-    assert again.split("\n", 1)[1].split("rules (")[0] == book
-    assert "0 new decision(s)" in again and "nothing new" in again
+    assert "(0 new events applied, 0 new decisions recorded)" in again
+    story = first.split("\n", 2)[2]
+    assert again.split("\n", 2)[2] == story
 
 
 def test_show_customer_receivable_and_unknown(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from arflow import Ledger
-from arflow.cli import build_parser
-from arflow.demo import DEFAULT_AS_OF, command, play, progress_bar, story_events, story_text
+from arflow.cli import main
+from arflow.demo import DEFAULT_AS_OF, play, progress_bar, story_events, story_text
 
 
 class _Page(HTMLParser):
@@ -119,8 +119,7 @@ def test_the_command_prints_the_story_and_plain_progress(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     db = f"sqlite:///{tmp_path / 'demo.db'}"
-    args = build_parser().parse_args(["demo", "--db", db, "-v"])
-    assert command(args) == 0
+    assert main(["demo", "--db", db, "-v"]) == 0
     captured = capsys.readouterr()
     assert captured.out.startswith("arflow demo: 4 customers, 60 days played one by one")
     assert "Every message sent:" in captured.out  # -v

@@ -58,8 +58,11 @@ def test_a_failing_block_fails_its_page(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="as written"):
         run_page(bad_python, tmp_path / "book")
     bad_shell = tmp_path / "shell.md"
-    bad_shell.write_text("```sh\npython -m arflow explain no-such-key\n```\n", encoding="utf-8")
-    with pytest.raises(AssertionError, match="no decision with key"):
+    bad_shell.write_text(
+        "```sh\npython -m arflow init\npython -m arflow explain no-such-key\n```\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(AssertionError, match="unknown decision or message 'no-such-key'"):
         run_page(bad_shell, tmp_path / "book")
     other_page = tmp_path / "other.md"
     other_page.write_text("```python\nprint(x)\n```\n", encoding="utf-8")

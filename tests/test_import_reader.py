@@ -298,6 +298,8 @@ def test_the_cli_says_the_reader_failed_without_a_traceback(
     monkeypatch.setattr(sys, "executable", exe)
     monkeypatch.setattr(importer, "READER_PROCESS_BYTES", 0)  # every import uses the reader
     db = f"sqlite:///{tmp_path / 'book.db'}"
+    assert main(["init", "--db", db]) == 0
+    capsys.readouterr()
     # a helper process failed: exit code 6 (docs/cli.md)
     assert main(["import", "--db", db, *map(str, csv_files(tmp_path))]) == 6
     err = capsys.readouterr().err

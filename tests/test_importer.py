@@ -791,6 +791,10 @@ def test_parse_amount_refuses(text: str, currency: str, why: str) -> None:
 def test_cli_import_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     db = f"sqlite:///{tmp_path / 'book.db'}"
     paths = [str(p) for p in csv_files(tmp_path)]
+    assert main(["import", "--db", db, *paths]) == 4  # no book there: `arflow init` first
+    assert "arflow init" in capsys.readouterr().err
+    assert main(["init", "--db", db]) == 0
+    capsys.readouterr()
     assert main(["import", "--db", db, *paths]) == 0
     assert capsys.readouterr().out == (
         "imported 4 file(s): 2 customer(s), 1 contract(s), 3 invoice(s), 2 payment(s); "

@@ -146,7 +146,7 @@ def _without_runs(rows: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_args(path: Path) -> list[str]:
-    return ["run", "--db", f"sqlite:///{path}", "--as-of", DAY.isoformat(), "--first-run"]
+    return ["run", "--db", f"sqlite:///{path}", "--as-of", DAY.isoformat(), "--first-run", "--yes"]
 
 
 def test_a_run_killed_at_random_points_leaves_nothing_half_and_finishes_the_day_alike(

@@ -6,23 +6,190 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import date, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from . import ArflowError, Dispatcher, Ledger, MemoryAdapter, Money, errors
-from .demo import sample_events
+import click
+
+from . import ArflowError, Dispatcher, Ledger, Money, __version__, errors
 
 DEFAULT_DB = "sqlite:///arflow.db"
+#: Commands that create the SQLite file ``--db`` names when it is missing; every other
+#: command refuses a missing file (a mistyped path would otherwise be an empty book).
+CREATES_BOOK = frozenset({"init", "demo"})
+#: A run that would queue more messages than this stops unless ``--yes`` (docs/cli.md).
+DEFAULT_MAX_MESSAGES = 1000
 
 
-def _db_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--db",
-        default=os.environ.get("ARFLOW_DB", DEFAULT_DB),
-        help="store URL: sqlite:///file.db, postgresql+psycopg://..., memory:// "
-        f"(default $ARFLOW_DB or {DEFAULT_DB})",
+CHANNELS = ("email", "sms", "task", "webhook", "wecom", "dingtalk")
+
+
+def load_config(folder: Any = None) -> dict[str, Any]:
+    """The settings of ``arflow.toml`` in ``folder`` (default: the current directory), else
+    of the ``[tool.arflow]`` table of its ``pyproject.toml``, else none: ``db`` (a URL or a
+    path, relative to that folder) and ``adapters`` (a channel to a URL, an import path
+    ``module:Class``, or a table ``{class = "module:Class", ...}`` whose other keys are the
+    class's keyword arguments). Raises :class:`~arflow.errors.ValidationError` for a file
+    that is not TOML or a key arflow does not know."""
+    import tomllib
+    from pathlib import Path
+
+    base = Path(folder) if folder is not None else Path.cwd()
+    found: dict[str, Any] | None = None
+    source = base / "arflow.toml"
+    try:
+        if source.is_file():
+            found = tomllib.loads(source.read_text("utf-8"))
+        elif (base / "pyproject.toml").is_file():
+            source = base / "pyproject.toml"
+            found = tomllib.loads(source.read_text("utf-8")).get("tool", {}).get("arflow")
+    except tomllib.TOMLDecodeError as exc:
+        raise errors.ValidationError(f"{source}: not valid TOML: {exc}") from None
+    if not found:
+        return {}
+    where = f"{source}" + ("" if source.name == "arflow.toml" else " [tool.arflow]")
+    unknown = set(found) - {"db", "adapters"}
+    if unknown:
+        raise errors.ValidationError(
+            f"{where}: unknown key(s) {', '.join(sorted(unknown))} (known: db, adapters)"
+        )
+    out: dict[str, Any] = {"source": where}
+    db = found.get("db")
+    if db is not None:
+        if not isinstance(db, str) or not db:
+            raise errors.ValidationError(f"{where}: db must be a URL or a path")
+        out["db"] = db if "://" in db else str(base / Path(db).expanduser())
+    adapters = found.get("adapters", {})
+    if not isinstance(adapters, dict):
+        raise errors.ValidationError(f"{where}: adapters must be a table of channels")
+    bad = set(adapters) - set(CHANNELS)
+    if bad:
+        raise errors.ValidationError(
+            f"{where}: adapters: unknown channel(s) {', '.join(sorted(bad))} "
+            f"(known: {', '.join(CHANNELS)})"
+        )
+    out["adapters"] = {k: (v, f"{where}: adapters.{k}") for k, v in adapters.items()}
+    return out
+
+
+def adapter_from_spec(spec: Any, where: str) -> Any:
+    """An adapter from a config entry: a URL (:func:`arflow.adapters.adapter_from_url`), an
+    import path ``module:Class`` (called with no arguments) or a table ``{class =
+    "module:Class", ...}`` (the other keys: keyword arguments)."""
+    import importlib
+
+    from .adapters import adapter_from_url
+
+    options: dict[str, Any] = {}
+    if isinstance(spec, dict):
+        options = {k: v for k, v in spec.items() if k != "class"}
+        spec = spec.get("class")
+    if not isinstance(spec, str) or not spec:
+        raise errors.ValidationError(f"{where}: give a URL, module:Class, or {{class = ...}}")
+    if "://" in spec:
+        if options:
+            raise errors.ValidationError(f"{where}: a URL takes its options in its query")
+        return adapter_from_url(spec)
+    module, _, name = spec.partition(":")
+    if not module or not name:
+        raise errors.ValidationError(f"{where}: {spec!r} is neither a URL nor module:Class")
+    try:
+        obj: Any = importlib.import_module(module)
+    except ImportError as exc:
+        raise errors.ValidationError(f"{where}: cannot import {module!r}: {exc}") from None
+    for part in name.split("."):
+        if not hasattr(obj, part):
+            raise errors.ValidationError(f"{where}: {module!r} has no {name!r}")
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise errors.ValidationError(f"{where}: {spec!r} is not a class or a factory")
+    try:
+        adapter = obj(**options)
+    except TypeError as exc:
+        raise errors.ValidationError(f"{where}: {spec!r}: {exc}") from None
+    if not callable(getattr(adapter, "deliver", None)):
+        raise errors.ValidationError(
+            f"{where}: {spec!r} made no adapter (it has no deliver(message) method)"
+        )
+    return adapter
+
+
+def db_url(value: str | None, *, create: bool = False) -> str:
+    """The store URL ``--db`` names: a URL as given, a plain path as SQLite at that path;
+    ``None`` reads ``$ARFLOW_DB``, else the config file's ``db`` (:func:`load_config`), else
+    :data:`DEFAULT_DB`. A SQLite file that does not
+    exist is refused (:class:`~arflow.errors.ValidationError`) unless ``create``; its folder
+    must exist either way."""
+    from pathlib import Path
+
+    text = value or os.environ.get("ARFLOW_DB") or load_config().get("db") or DEFAULT_DB
+    url = text if "://" in text else f"sqlite:///{Path(text).expanduser().absolute()}"
+    if url.startswith("sqlite:///"):
+        path = url[len("sqlite:///") :].split("?", 1)[0]
+        if path and path != ":memory:":
+            file = Path(path)
+            if not file.parent.is_dir():
+                raise errors.ValidationError(
+                    f"--db {text!r}: folder {str(file.parent)!r} does not exist"
+                )
+            if not create and not file.exists():
+                raise errors.ValidationError(
+                    f"--db {text!r}: no book at {str(file)!r}; create it with "
+                    f"`arflow init --db {path}` (or `arflow demo` for a sample book)"
+                )
+    return url
+
+
+@contextmanager
+def _progress(text: str, total: int | None = None) -> Iterator[Callable[[], None]]:
+    """A progress bar (``total`` steps) or a spinner on standard error while the block runs,
+    when standard error is a terminal: a sign of life on a long import, run, simulation or
+    report. Yields the function that advances it one step. Standard output is left alone
+    (a pipe gets the data only)."""
+    if not sys.stderr.isatty():
+        yield lambda: None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    console = Console(stderr=True, no_color=bool(os.environ.get("NO_COLOR")))
+    columns: list[Any] = [SpinnerColumn(), TextColumn("{task.description}")]
+    if total is not None:
+        columns += [BarColumn(), TextColumn("{task.completed}/{task.total}")]
+    bar = Progress(
+        *columns,
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        redirect_stdout=False,
+        redirect_stderr=False,
     )
+    with bar:
+        task = bar.add_task(text, total=total)
+        yield lambda: bar.advance(task)
+
+
+def _table(title: str, headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> bool:
+    """Print ``rows`` as a rich table when standard output is a terminal (colour unless
+    ``$NO_COLOR``); False when it is not, for the caller to print its plain lines."""
+    if not sys.stdout.isatty():
+        return False
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    for h in headers:
+        table.add_column(h, overflow="fold")  # a key in full: it is copied into explain
+    for r in rows:
+        table.add_row(*(str(x) for x in r))
+    Console(no_color=bool(os.environ.get("NO_COLOR"))).print(table)
+    return True
+
+
+def _dump(data: Any) -> None:
+    print(json.dumps(data, ensure_ascii=False, indent=2, default=str))
 
 
 def _money(m: dict[str, Money]) -> str:
@@ -56,44 +223,40 @@ def _print_customer(ledger: Ledger, customer_id: str) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """Load the sample book, print it, then run the default rules on it as of a date."""
-    from .engine import Engine
-    from .messages import ledger_feedback
-    from .rules import default_pack_path
+    """Play the sample book's days up to ``--as-of`` and tell the story (``arflow.demo``)."""
+    from . import demo
 
+    return demo.command(args)
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    """Create the book ``--db`` names (its tables); an existing book is left as it is."""
     ledger = Ledger(args.db)
-    applied = ledger.apply_all(sample_events())
-    print(f"arflow demo: book at {ledger.store.url} ({applied} new events applied)\n")
-    for c in sorted(ledger.store.all("customer"), key=lambda c: c.id):
-        _print_customer(ledger, c.id)
-        print()
-    engine = Engine(ledger, args.rules or [str(default_pack_path())])
-    result = engine.run(args.as_of, first_run=engine.last_run() is None)
-    plan = result.plan
-    print(
-        f"rules ({engine.pack.name}) as of {args.as_of}: {result.recorded} new decision(s), "
-        f"{result.skipped} skipped, {len(plan.notices)} notice(s)"
-    )
-    _print_decisions(plan, verbose=args.verbose)
-    if not result.recorded:
-        print("  nothing new: every decision for this day is already recorded")
-    # deliver through the in-process adapter: what an SMTP server, an SMS gateway or a task
-    # queue would receive (pass real adapters to `arflow dispatch` for that)
-    sink = MemoryAdapter()
-    stats = Dispatcher(
-        ledger.store,
-        sink,
-        on_feedback=ledger_feedback(ledger),
-        clock=lambda: _end_of(args.as_of),
-        worker="demo",
-    ).run()
-    print(
-        f"\noutbox: {stats.sent} message(s) delivered to the in-process adapter, "
-        f"{stats.retried} to retry, {stats.dead} dead"
-    )
-    for m in sink.sent:
-        who = ", ".join(m.to)
-        print(f"  {m.channel:<5} {m.locale or '-':<5} to {who:<32} {m.subject or m.text[:60]!s}")
+    events = ledger.store.event_count()
+    if args.json:
+        _dump({"db": ledger.store.url, "events": events})
+    else:
+        print(f"book at {ledger.store.url}: ready ({events} event(s) in it)")
+    return 0
+
+
+def cmd_decisions(args: argparse.Namespace) -> int:
+    """The decision ledger, oldest run first: by customer, status or run date."""
+    store = Ledger(args.db).store
+    rows = [
+        r
+        for r in store.decisions(as_of=args.as_of, status=args.status)
+        if args.customer is None or r.customer_id == args.customer
+    ]
+    if args.json:
+        _dump([json.loads(r.body) | {"status": r.status} for r in rows])
+        return 0
+    shown = [(r.as_of, r.status, r.kind, r.customer_id, r.key) for r in rows]
+    if _table(f"{len(rows)} decision(s)", ["as of", "status", "kind", "customer", "key"], shown):
+        return 0
+    print(f"{len(rows)} decision(s)")
+    for r in rows:
+        print(f"  {r.as_of} {r.status:<8} {r.kind:<9} {r.customer_id:<10} {r.key}")
     return 0
 
 
@@ -110,20 +273,28 @@ def cmd_dispatch(args: argparse.Namespace) -> int:
     from .outbox import RetryPolicy
 
     adapters = {}
-    for channel in ("email", "sms", "task", "webhook", "wecom", "dingtalk"):
+    configured = load_config().get("adapters", {})
+    for channel in CHANNELS:
         url = getattr(args, channel)
         if url:
             adapters[channel] = adapter_from_url(url)
+        elif channel in configured:
+            adapters[channel] = adapter_from_spec(*configured[channel])
     if not adapters:
-        raise ArflowError(
+        raise errors.ValidationError(
             "name at least one adapter: --email smtp://..., --sms, --task, --webhook, "
-            "--wecom, --dingtalk"
+            "--wecom, --dingtalk, or [adapters] in arflow.toml (docs/cli.md)"
         )
     ledger = Ledger(args.db)
     limits = {}
     for item in args.rate or ():
         channel, _, per_s = item.partition("=")
-        limits[channel] = float(per_s)
+        try:
+            limits[channel] = float(per_s)
+        except ValueError:
+            raise errors.ValidationError(
+                f"--rate {item!r}: write CHANNEL=PER_SECOND, e.g. sms=5"
+            ) from None
     dispatcher = Dispatcher(
         ledger.store,
         adapters,
@@ -141,6 +312,11 @@ def cmd_dispatch(args: argparse.Namespace) -> int:
             close = getattr(adapter, "close", None)
             if callable(close):
                 close()
+    if args.json:
+        from dataclasses import asdict
+
+        _dump(asdict(stats))
+        return 0
     lost = f", {stats.lost} left to another dispatcher" if stats.lost else ""
     print(f"dispatch: {stats.sent} sent, {stats.retried} to retry, {stats.dead} dead{lost}")
     for e in stats.errors:
@@ -163,10 +339,36 @@ def cmd_outbox(args: argparse.Namespace) -> int:
         n = store.outbox_retry(keys, micros(datetime.now(UTC)))
         print(f"{n} dead letter(s) queued again")
         return 0
+    if args.action == "show":
+        if len(args.keys) != 1:
+            raise errors.ValidationError("outbox show: name one message key")
+        row = store.outbox_item(args.keys[0])
+        if row is None:
+            raise errors.UnknownObject("message", args.keys[0])
+        body = json.loads(row.body)
+        if args.json:
+            _dump(_outbox_json(row) | {"message": body})
+            return 0
+        print(f"{row.key}  {row.status} · {row.channel} · {row.attempts} attempt(s)")
+        print(f"  to: {', '.join(body.get('to') or []) or '-'}")
+        if body.get("cc"):
+            print(f"  cc: {', '.join(body['cc'])}")
+        if body.get("subject"):
+            print(f"  subject: {body['subject']}")
+        print(f"  decisions: {', '.join(body.get('decision_keys') or []) or '-'}")
+        if row.last_error:
+            print(f"  last error: {redact_urls(row.last_error)}")
+        for line in (body.get("text") or "").splitlines():
+            print(f"  | {line}")
+        return 0
     counts = store.outbox_counts()
     status = "dead" if args.action == "dead" else args.status
+    rows = store.outbox(status=status, limit=args.limit)
+    if args.json:
+        _dump({"counts": counts, "messages": [_outbox_json(r) for r in rows]})
+        return 0
     print(" · ".join(f"{k} {v}" for k, v in counts.items()))
-    for r in store.outbox(status=status, limit=args.limit):
+    for r in rows:
         when = instant(r.sent_at if r.status == "sent" else r.next_at)
         print(f"  {r.status:<8} {r.channel:<7} {r.attempts:>2}x {when:%Y-%m-%d %H:%M} {r.key}")
         if r.last_error and (r.status != "sent" or args.verbose):
@@ -174,8 +376,43 @@ def cmd_outbox(args: argparse.Namespace) -> int:
     return 0
 
 
+def _iso(when: Any) -> str | None:
+    return None if when is None else str(when.isoformat())
+
+
+def _outbox_json(r: Any) -> dict[str, Any]:
+    from .actions import redact_urls
+    from .outbox import instant
+
+    return {
+        "key": r.key,
+        "channel": r.channel,
+        "customer_id": r.customer_id,
+        "status": r.status,
+        "attempts": r.attempts,
+        "next_at": _iso(instant(r.next_at)),
+        "sent_at": _iso(instant(r.sent_at)),
+        "last_error": redact_urls(r.last_error) if r.last_error else None,
+    }
+
+
 def cmd_show(args: argparse.Namespace) -> int:
     ledger = Ledger(args.db)
+    if args.json:
+        obj = (
+            ledger.customer(args.id) if args.kind == "customer" else ledger.get(args.kind, args.id)
+        )
+        out: dict[str, Any] = {"object": obj.model_dump(mode="json")}
+        if args.kind == "customer":
+            out["balance"] = {k: str(v) for k, v in ledger.balance(args.id).items()}
+            out["exposure"] = {k: str(v) for k, v in ledger.exposure(args.id).items()}
+            out["open_items"] = [r.id for r in ledger.open_items(args.id)]
+        if args.audit or args.kind != "customer":
+            out["audit"] = [
+                a.model_dump(mode="json") for a in ledger.audit_trail(args.kind, args.id)
+            ]
+        _dump(out)
+        return 0
     if args.kind == "customer":
         _print_customer(ledger, args.id)
     else:
@@ -205,6 +442,18 @@ def cmd_tasks(args: argparse.Namespace) -> int:
             raise errors.ValidationError("tasks: name whose inbox with --for PERSON|ROLE")
         as_of = args.as_of or date.today()
         items = engine.tasks_for(args.who, as_of)
+        if args.json:
+            _dump(
+                [
+                    {
+                        "task": it.task.model_dump(mode="json"),
+                        "waiting_days": it.waiting_days,
+                        "if_nothing": it.if_nothing,
+                    }
+                    for it in items
+                ]
+            )
+            return 0
         print(f"{len(items)} task(s) waiting for {args.who} as of {as_of}")
         for it in items:
             t = it.task
@@ -312,9 +561,40 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return 0
 
 
+def _messages_in(plan: Any) -> int:
+    """The messages recording ``plan`` would queue (held decisions queue none)."""
+    from .actions import CHANNEL_OF
+
+    return sum(1 for n in plan.notices if n.action.type in CHANNEL_OF)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     engine = _engine(args)
-    result = engine.run(args.as_of, first_run=args.first_run)
+    if not args.yes:
+        with _progress(f"planning {args.as_of}: counting the messages"):
+            n = _messages_in(engine.plan(args.as_of, first_run=args.first_run))
+        if n > args.max_messages:
+            raise errors.ValidationError(
+                f"run {args.as_of} would queue {n} messages, more than --max-messages "
+                f"{args.max_messages} (a first run or a catch-up?): look at them with "
+                f"`arflow plan --as-of {args.as_of}`, then run again with --yes, or hold "
+                "them for review (settings.review: true, docs/review.md)"
+            )
+    with _progress(f"running {args.as_of}"):
+        result = engine.run(args.as_of, first_run=args.first_run)
+    if args.json:
+        _dump(
+            {
+                "as_of": args.as_of.isoformat(),
+                "recorded": result.recorded,
+                "skipped": result.skipped,
+                "failed": len(result.failures),
+                "messages": _messages_in(result.plan),
+                "decisions": [d.model_dump(mode="json") for d in result.plan.decisions],
+                "failures": [f.__dict__ for f in result.failures],
+            }
+        )
+        return 1 if result.failures else 0
     print(
         f"run {args.as_of}: {result.recorded} recorded, {result.skipped} skipped, "
         f"{len(result.failures)} failed"
@@ -327,7 +607,22 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_explain(args: argparse.Namespace) -> int:
     engine = _engine(args)
-    print(json.dumps(engine.explain(args.key), ensure_ascii=False, indent=2))
+    row = engine.store.outbox_item(args.key)
+    if row is not None and engine.store.decision(args.key) is None:
+        body = json.loads(row.body)
+        _dump(
+            {
+                "message": _outbox_json(row)
+                | {k: body.get(k) for k in ("to", "subject", "template", "rule")},
+                "decisions": [engine.explain(k) for k in body.get("decision_keys") or []],
+            }
+        )
+        return 0
+    try:
+        why = engine.explain(args.key)
+    except ArflowError:
+        raise errors.UnknownObject("decision or message", args.key) from None
+    print(json.dumps(why, ensure_ascii=False, indent=2))
     return 0
 
 
@@ -400,13 +695,28 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     engine = _engine(args, copy)
     day = args.date_from
     first = True
-    while day <= args.date_to:
-        result = engine.run(day, first_run=first)
-        first = False
-        if result.plan.decisions or result.failures or args.verbose:
-            print(f"{day} ({day:%a}): {result.recorded} decision(s)")
-            _print_decisions(result.plan, verbose=args.verbose)
-        day += timedelta(1)
+    days: list[dict[str, Any]] = []
+    total = max((args.date_to - args.date_from).days + 1, 0)
+    with _progress(f"simulating {args.date_from} to {args.date_to}", total) as step:
+        while day <= args.date_to:
+            result = engine.run(day, first_run=first)
+            first = False
+            if args.json:
+                days.append(
+                    {
+                        "as_of": day.isoformat(),
+                        "recorded": result.recorded,
+                        "failed": len(result.failures),
+                        "decisions": [d.model_dump(mode="json") for d in result.plan.decisions],
+                    }
+                )
+            elif result.plan.decisions or result.failures or args.verbose:
+                print(f"{day} ({day:%a}): {result.recorded} decision(s)")
+                _print_decisions(result.plan, verbose=args.verbose)
+            day += timedelta(1)
+            step()
+    if args.json:
+        _dump(days)
     return 0
 
 
@@ -448,6 +758,9 @@ def cmd_lint(args: argparse.Namespace) -> int:
     try:
         pack = load_pack(paths)
     except RuleLoadError as exc:
+        if args.json:
+            _dump({"errors": [str(p) for p in exc.problems], "warnings": []})
+            return 1
         for p in exc.problems:
             print(f"error: {p}")
         return 1
@@ -455,6 +768,10 @@ def cmd_lint(args: argparse.Namespace) -> int:
     if getattr(args, "db", None):
         people = list(Ledger(args.db).store.all("person"))
     warnings = lint(pack, people)
+    if args.json:
+        found = _check_templates(pack, paths)
+        _dump({"pack": pack.name, "errors": found, "warnings": [str(w) for w in warnings]})
+        return 1 if found else 0
     for w in warnings:
         print(f"warning: {w}")
     template_problems = _check_templates(pack, paths)
@@ -515,7 +832,13 @@ def cmd_import(args: argparse.Namespace) -> int:
     from .importer import import_files
 
     ledger = Ledger(args.db)
-    report = import_files(ledger, args.paths)
+    with _progress(f"importing {len(args.paths)} file(s)"):
+        report = import_files(ledger, args.paths)
+    if args.json:
+        from dataclasses import asdict
+
+        _dump(asdict(report) | {"already_imported": report.already_imported})
+        return 0
     print(report)
     return 0
 
@@ -528,7 +851,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     ledger = Ledger(args.db)
     pack = load_pack(args.rules or [str(default_pack_path())])
-    report = build_report(ledger.store, args.as_of, pack=pack)
+    with _progress(f"the figures as of {args.as_of}"):
+        report = build_report(ledger.store, args.as_of, pack=pack)
     return emit_report(
         report, json_out=args.json, csv_dir=args.csv, html_file=args.html, locale=args.locale
     )
@@ -571,217 +895,473 @@ def emit_report(
     return 0
 
 
-def _date(text: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
+if TYPE_CHECKING:  # click's ParamType is generic for type checkers since click 8.2
+    _DateBase = click.ParamType[date]
+    _IntBase = click.ParamType[int]
+else:
+    _DateBase = _IntBase = click.ParamType
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="arflow", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+class _DateType(_DateBase):
+    name = "date"
 
-    p = sub.add_parser("demo", help="load a sample book, print it, and run the default rules")
-    _db_arg(p)
-    p.add_argument("--as-of", type=_date, default=date(2026, 11, 23), help="YYYY-MM-DD")
-    p.add_argument("--rules", action="append", help="rule files or folders")
-    p.add_argument("-v", "--verbose", action="store_true", help="show keys and skips")
-    p.set_defaults(func=cmd_demo)
+    def convert(self, value: Any, param: Any, ctx: Any) -> date:
+        if isinstance(value, date):
+            return value
+        if value == "today":
+            return date.today()
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            self.fail(f"{value!r} is not a date (YYYY-MM-DD or today)", param, ctx)
 
-    p = sub.add_parser("show", help="show a customer (balances, open items) or any object")
-    _db_arg(p)
-    p.add_argument(
-        "kind",
-        choices=[
-            "customer",
-            "receivable",
-            "payment",
-            "contract",
-            "order",
-            "dispute",
-            "promise",
-            "credit_note",
-            "milestone",
-            "task",
-            "invoice_request",
+
+class _PositiveType(_IntBase):
+    name = "integer"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> int:
+        if isinstance(value, int):
+            n = value
+        else:
+            try:
+                n = int(value)
+            except ValueError:
+                self.fail(f"{value!r} is not a whole number", param, ctx)
+        if n < 1:
+            self.fail(f"{value!r}: at least 1", param, ctx)
+        return n
+
+
+DATE, POSITIVE = _DateType(), _PositiveType()
+
+
+def _opt(*decls: str, **kw: Any) -> click.Option:
+    return click.Option(list(decls), **kw)
+
+
+def _flag(*decls: str, help: str | None = None) -> click.Option:
+    return click.Option(list(decls), is_flag=True, default=False, help=help)
+
+
+def _arg(name: str, **kw: Any) -> click.Argument:
+    return click.Argument([name], **kw)
+
+
+def _db() -> click.Option:
+    return _opt(
+        "--db",
+        default=None,
+        help="the book: a URL (sqlite:///file.db, postgresql+psycopg://..., memory://) or "
+        f"a path to a SQLite file (default $ARFLOW_DB, the config file, else {DEFAULT_DB})",
+    )
+
+
+def _rules(
+    text: str = "rule files or folders (default: the shipped default pack); may repeat",
+) -> click.Option:
+    return _opt("--rules", multiple=True, help=text)
+
+
+_VERBOSE = ("-v", "--verbose")
+_JSON_HELP = "machine-readable output"
+
+
+def _engine_params() -> list[click.Parameter]:
+    return [_db(), _rules(), _flag(*_VERBOSE, help="show keys and skips")]
+
+
+def _run_command(func: Any, name: str, params: dict[str, Any], check: Any = None) -> int:
+    """Call ``func`` with the options as an argparse-like namespace, and turn an error into
+    one line and its exit code (docs/cli.md); ``--debug`` raises it instead."""
+    ctx = click.get_current_context()
+    root = ctx.find_root()
+    args = argparse.Namespace(**params)
+    args.command = name
+    args.debug = bool((root.params or {}).get("debug") or params.get("debug_here"))
+    if hasattr(args, "rules"):
+        args.rules = list(args.rules) or None
+    if check is not None:
+        check(args)
+    return _guarded(func, args)
+
+
+def _make(
+    name: str,
+    func: Any,
+    help: str,
+    params: list[click.Parameter],
+    check: Any = None,
+) -> click.Command:
+    def callback(**kw: Any) -> int:
+        code = _run_command(func, name, kw, check)
+        if code:
+            click.get_current_context().exit(code)
+        return 0
+
+    params = [*params, _flag("--debug", "debug_here", help="raise an error with its traceback")]
+    return click.Command(
+        name,
+        callback=callback,
+        params=params,
+        help=help,
+        short_help=help,
+        context_settings=_CONTEXT,
+    )
+
+
+_CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+_KINDS = [
+    "customer",
+    "receivable",
+    "payment",
+    "contract",
+    "order",
+    "dispute",
+    "promise",
+    "credit_note",
+    "milestone",
+    "task",
+    "invoice_request",
+]
+
+
+def _one_report_output(args: Any) -> None:
+    if sum(bool(x) for x in (args.json, args.csv, args.html)) > 1:
+        raise click.UsageError("--json, --csv and --html: choose one")
+
+
+def build_cli() -> click.Group:
+    """The ``arflow`` command (click): every command of docs/cli.md."""
+    group = click.Group(
+        "arflow",
+        help="Accounts receivable from a shell: the commands of docs/cli.md, each a few calls "
+        "of the public API.",
+        context_settings=_CONTEXT,
+        params=[
+            _flag("--debug", help="on an error, raise it with its traceback"),
         ],
     )
-    p.add_argument("id")
-    p.add_argument("--audit", action="store_true", help="also print the audit trail")
-    p.set_defaults(func=cmd_show)
-
-    p = sub.add_parser(
-        "where", help="where an invoice, order or contract is stuck, since when, who owns it"
+    group = click.version_option(__version__, prog_name="arflow", message="%(prog)s %(version)s")(
+        group
     )
-    _db_arg(p)
-    p.add_argument(
-        "kind", choices=["invoice", "order", "contract", "invoice_request", "receivable"]
-    )
-    p.add_argument("id")
-    p.add_argument("--as-of", type=_date, default=None, help="YYYY-MM-DD (default: today)")
-    p.add_argument("--json", action="store_true", help="print the answer as JSON")
-    p.set_defaults(func=cmd_where)
 
-    def engine_args(p: argparse.ArgumentParser) -> None:
-        _db_arg(p)
-        p.add_argument(
-            "--rules",
-            action="append",
-            help="rule files or folders (default: the shipped default pack); may repeat",
+    def json_flag(text: str = _JSON_HELP) -> click.Option:
+        return _flag("--json", help=text)
+
+    def as_of_required() -> click.Option:
+        return _opt("--as-of", type=DATE, required=True, help="YYYY-MM-DD or today")
+
+    add = group.add_command
+    add(
+        _make(
+            "init",
+            cmd_init,
+            "create an empty book (the SQLite file --db names)",
+            [_db(), json_flag()],
         )
-        p.add_argument("-v", "--verbose", action="store_true", help="show keys and skips")
-
-    for name, func, text in (
-        ("plan", cmd_plan, "what the rules decide for a date (a dry run: nothing recorded)"),
-        ("run", cmd_run, "decide and record a date; running it again adds nothing"),
-    ):
-        p = sub.add_parser(name, help=text)
-        engine_args(p)
-        p.add_argument("--as-of", type=_date, required=True, help="YYYY-MM-DD")
-        p.add_argument(
-            "--first-run",
-            action="store_true",
-            help="count every past step (catch-up policy applies)",
+    )
+    add(
+        _make(
+            "demo",
+            cmd_demo,
+            "play a sample book's days, tell what arflow did, write the HTML report",
+            [
+                _db(),
+                _opt("--as-of", type=DATE, default=date(2026, 11, 23), help="YYYY-MM-DD or today"),
+                _opt("--days", type=int, default=None, help="how many days to play (default 60)"),
+                _opt("--report-dir", default=None, help="where the HTML report goes"),
+                _rules("rule files or folders"),
+                _flag(*_VERBOSE, help="show keys and skips"),
+            ],
         )
-        if name == "plan":
-            p.add_argument("--json", action="store_true", help="machine-readable output")
-        else:
-            p.add_argument(
-                "--workers",
-                type=int,
-                default=1,
-                help="processes to plan and render in, by slices of the customers (a large "
-                "day on a machine with cores to spare; SQLite file or PostgreSQL only)",
-            )
-        p.set_defaults(func=func)
-
-    p = sub.add_parser("tasks", help="an inbox of tracked tasks; complete or cancel one")
-    engine_args(p)
-    p.add_argument("action", nargs="?", default="list", choices=["list", "done", "cancel"])
-    p.add_argument("task_id", nargs="?", help="done, cancel: the task")
-    p.add_argument("--for", dest="who", help="list: a person id or a role")
-    p.add_argument("--as-of", type=_date, help="YYYY-MM-DD (default today)")
-    p.add_argument("--as", dest="actor", help="done, cancel: who you are (a person id)")
-    p.add_argument(
-        "--outcome", help="done: how it went (a call: reached, no_answer, wrong_contact, ...)"
     )
-    p.add_argument("--note", help="done: a note kept with the outcome")
-    p.add_argument("--reason", help="why (kept in the audit trail)")
-    p.set_defaults(func=cmd_tasks)
-
-    p = sub.add_parser("explain", help="why a recorded decision was made")
-    engine_args(p)
-    p.add_argument("key")
-    p.set_defaults(func=cmd_explain)
-
-    p = sub.add_parser(
-        "proposal", help="review a held run: show, edit, drop, hold, release (docs/review.md)"
+    add(
+        _make(
+            "show",
+            cmd_show,
+            "show a customer (balances, open items) or any object",
+            [
+                _db(),
+                _arg("kind", type=click.Choice(_KINDS)),
+                _arg("id"),
+                _flag("--audit", help="also print the audit trail"),
+                json_flag(),
+            ],
+        )
     )
-    engine_args(p)
-    p.add_argument("action", choices=["show", "edit", "drop", "hold", "release"])
-    p.add_argument(
-        "keys",
-        nargs="*",
-        help="edit: a message key; drop, release: line (decision) keys; hold: a customer",
+    add(
+        _make(
+            "where",
+            cmd_where,
+            "where an invoice, order or contract is stuck, since when, who owns it",
+            [
+                _db(),
+                _arg(
+                    "kind",
+                    type=click.Choice(
+                        ["invoice", "order", "contract", "invoice_request", "receivable"]
+                    ),
+                ),
+                _arg("id"),
+                _opt(
+                    "--as-of", type=DATE, default=None, help="YYYY-MM-DD or today (default: today)"
+                ),
+                json_flag("print the answer as JSON"),
+            ],
+        )
     )
-    p.add_argument("--as", dest="as_", help="the reviewing person's id (all but show)")
-    p.add_argument("--customer", help="show: one customer's part")
-    p.add_argument("--json", action="store_true", help="show: machine-readable output")
-    p.add_argument("--subject", help="edit: the message's new subject")
-    p.add_argument("--text-file", help="edit: a file holding the message's new text")
-    p.add_argument("--send-on", type=_date, help="edit: the new send date, YYYY-MM-DD")
-    p.add_argument("--lift", action="store_true", help="hold: let the customer go again")
-    p.set_defaults(func=cmd_proposal)
-
-    p = sub.add_parser("simulate", help="run day by day on a copy of the book")
-    engine_args(p)
-    p.add_argument("--from", dest="date_from", type=_date, required=True)
-    p.add_argument("--to", dest="date_to", type=_date, required=True)
-    p.set_defaults(func=cmd_simulate)
-
-    p = sub.add_parser(
-        "process", help="declared processes: draw one, or show an instance (docs/workflows.md)"
+    first_run = _flag("--first-run", help="count every past step (catch-up policy applies)")
+    add(
+        _make(
+            "plan",
+            cmd_plan,
+            "what the rules decide for a date (a dry run: nothing recorded)",
+            [*_engine_params(), as_of_required(), first_run, json_flag()],
+        )
     )
-    _db_arg(p)
-    p.add_argument("action", choices=["diagram", "show"])
-    p.add_argument("name", help="diagram: the process's id in the pack; show: an instance's id")
-    p.add_argument("--rules", action="append", help="rule files or folders (default: shipped)")
-    p.set_defaults(func=cmd_process)
-
-    p = sub.add_parser("lint", help="check rule files: errors with file:line, and warnings")
-    p.add_argument("paths", nargs="*", help="rule files or folders (default: shipped pack)")
-    p.add_argument(
-        "--db",
-        help="also check the people directory of this book: a person a rule reaches on a "
-        "channel they have no address for (wecom, dingtalk, email, sms)",
+    add(
+        _make(
+            "run",
+            cmd_run,
+            "decide and record a date; running it again adds nothing",
+            [
+                *_engine_params(),
+                as_of_required(),
+                _flag("--first-run", help="count every past step (catch-up policy applies)"),
+                json_flag(),
+                _opt(
+                    "--max-messages",
+                    type=int,
+                    default=DEFAULT_MAX_MESSAGES,
+                    help="stop, unless --yes, when the run would queue more messages than "
+                    f"this (a first run, a catch-up; default {DEFAULT_MAX_MESSAGES})",
+                ),
+                _flag("--yes", help="queue them however many they are"),
+                _opt(
+                    "--workers",
+                    type=POSITIVE,
+                    default=1,
+                    help="processes to plan and render in, by slices of the customers (a "
+                    "large day on a machine with cores to spare; SQLite file or PostgreSQL only)",
+                ),
+            ],
+        )
     )
-    p.set_defaults(func=cmd_lint)
-
-    p = sub.add_parser("schema", help="print the JSON Schema of rule files, for editors")
-    p.add_argument("--out", metavar="FILE", help="write it to FILE instead of printing it")
-    p.set_defaults(func=cmd_schema)
-
-    p = sub.add_parser("dispatch", help="deliver the outbox through adapters named by URL")
-    _db_arg(p)
-    p.add_argument("--email", help="smtp://user:pass@host:587?starttls=1&from=ar@example.com")
-    p.add_argument("--sms", help="sms+https://gateway/send?profile=generic")
-    p.add_argument("--task", help="celery+redis://...?task=..., rq+redis://...?func=...")
-    p.add_argument("--webhook", help="webhook+https://host/path?secret_env=NAME")
-    p.add_argument(
-        "--wecom",
-        help="wecom+https://qyapi.weixin.qq.com?corpid=...&corpsecret_env=NAME&agentid=...",
+    add(
+        _make(
+            "tasks",
+            cmd_tasks,
+            "an inbox of tracked tasks; complete or cancel one",
+            [
+                *_engine_params(),
+                _arg(
+                    "action",
+                    required=False,
+                    default="list",
+                    type=click.Choice(["list", "done", "cancel"]),
+                ),
+                _arg("task_id", required=False, default=None),
+                _opt("--for", "who", help="list: a person id or a role"),
+                _opt(
+                    "--as-of", type=DATE, default=None, help="YYYY-MM-DD or today (default today)"
+                ),
+                _opt("--as", "actor", help="done, cancel: who you are (a person id)"),
+                _opt(
+                    "--outcome",
+                    help="done: how it went (a call: reached, no_answer, wrong_contact, ...)",
+                ),
+                _opt("--note", help="done: a note kept with the outcome"),
+                _opt("--reason", help="why (kept in the audit trail)"),
+                json_flag("list: machine-readable output"),
+            ],
+        )
     )
-    p.add_argument(
-        "--dingtalk",
-        help="dingtalk+https://oapi.dingtalk.com?appkey=...&appsecret_env=NAME&agent_id=...",
+    add(
+        _make(
+            "explain",
+            cmd_explain,
+            "why a recorded decision was made, or the decisions behind a message",
+            [*_engine_params(), _arg("key"), json_flag("accepted: the answer is JSON anyway")],
+        )
     )
-    p.add_argument("--batch", type=int, default=50, help="messages claimed at a time")
-    p.add_argument("--max-attempts", type=int, default=8, help="then a dead letter")
-    p.add_argument(
-        "--lease",
-        type=float,
-        default=300.0,
-        help="seconds a claim holds; a crashed dispatcher's claims are taken over after it",
+    add(
+        _make(
+            "proposal",
+            cmd_proposal,
+            "review a held run: show, edit, drop, hold, release (docs/review.md)",
+            [
+                *_engine_params(),
+                _arg("action", type=click.Choice(["show", "edit", "drop", "hold", "release"])),
+                _arg("keys", nargs=-1),
+                _opt("--as", "as_", help="the reviewing person's id (all but show)"),
+                _opt("--customer", help="show: one customer's part"),
+                json_flag("show: machine-readable output"),
+                _opt("--subject", help="edit: the message's new subject"),
+                _opt("--text-file", help="edit: a file holding the message's new text"),
+                _opt("--send-on", type=DATE, default=None, help="edit: the new send date"),
+                _flag("--lift", help="hold: let the customer go again"),
+            ],
+        )
     )
-    p.add_argument("--rate", action="append", help="CHANNEL=PER_SECOND, e.g. sms=5")
-    p.add_argument("--forever", action="store_true", help="keep polling when idle")
-    p.add_argument("--poll", type=float, default=2.0, help="seconds between polls when idle")
-    p.set_defaults(func=cmd_dispatch)
-
-    p = sub.add_parser("outbox", help="list, inspect and retry the outbox")
-    _db_arg(p)
-    p.add_argument("action", choices=["list", "dead", "retry"])
-    p.add_argument("keys", nargs="*", help="retry: the dead letters to queue again")
-    p.add_argument("--all", action="store_true", help="retry: every dead letter")
-    p.add_argument("--status", choices=["pending", "sending", "sent", "dead"])
-    p.add_argument("--limit", type=int, default=50)
-    p.add_argument("-v", "--verbose", action="store_true")
-    p.set_defaults(func=cmd_outbox)
-
-    p = sub.add_parser(
-        "report", help="the figures as of a date: a table, --json, --csv DIR or --html FILE"
+    add(
+        _make(
+            "simulate",
+            cmd_simulate,
+            "run day by day on a copy of the book",
+            [
+                *_engine_params(),
+                _opt("--from", "date_from", type=DATE, required=True),
+                _opt("--to", "date_to", type=DATE, required=True),
+                json_flag(),
+            ],
+        )
     )
-    _db_arg(p)
-    p.add_argument("--as-of", type=_date, required=True, help="YYYY-MM-DD")
-    p.add_argument(
-        "--rules",
-        action="append",
-        help="rule files or folders, for targets such as the DSO target (default: the "
-        "shipped default pack); may repeat",
+    add(
+        _make(
+            "process",
+            cmd_process,
+            "declared processes: draw one, or show an instance (docs/workflows.md)",
+            [
+                _db(),
+                _arg("action", type=click.Choice(["diagram", "show"])),
+                _arg("name"),
+                _rules("rule files or folders (default: shipped)"),
+            ],
+        )
     )
-    out = p.add_mutually_exclusive_group()
-    out.add_argument("--json", action="store_true", help="every figure as JSON on stdout")
-    out.add_argument("--csv", metavar="DIR", help="every figure as CSV files, one per family")
-    out.add_argument("--html", metavar="FILE", help="one self-contained HTML dashboard")
-    p.add_argument("--locale", choices=["en", "zh_CN"], default="en", help="labels (default en)")
-    p.set_defaults(func=cmd_report)
-
-    p = sub.add_parser("import", help="import customers, contracts, invoices, payments")
-    _db_arg(p)
-    p.add_argument("paths", nargs="+", help="CSV or JSON files (see docs/import.md)")
-    p.set_defaults(func=cmd_import)
-    return parser
+    add(
+        _make(
+            "lint",
+            cmd_lint,
+            "check rule files: errors with file:line, and warnings",
+            [
+                _arg("paths", nargs=-1),
+                json_flag(),
+                _opt(
+                    "--db",
+                    default=None,
+                    help="also check the people directory of this book: a person a rule "
+                    "reaches on a channel they have no address for (wecom, dingtalk, email, sms)",
+                ),
+            ],
+        )
+    )
+    add(
+        _make(
+            "schema",
+            cmd_schema,
+            "print the JSON Schema of rule files, for editors",
+            [_opt("--out", metavar="FILE", help="write it to FILE instead of printing it")],
+        )
+    )
+    add(
+        _make(
+            "dispatch",
+            cmd_dispatch,
+            "deliver the outbox through adapters named by URL or in the config file",
+            [
+                _db(),
+                _opt("--email", help="smtp://user:pass@host:587?starttls=1&from=ar@example.com"),
+                _opt("--sms", help="sms+https://gateway/send?profile=generic"),
+                _opt("--task", help="celery+redis://...?task=..., rq+redis://...?func=..."),
+                _opt("--webhook", help="webhook+https://host/path?secret_env=NAME"),
+                _opt(
+                    "--wecom",
+                    help="wecom+https://qyapi.weixin.qq.com?corpid=...&corpsecret_env=NAME&agentid=...",
+                ),
+                _opt(
+                    "--dingtalk",
+                    help="dingtalk+https://oapi.dingtalk.com?appkey=...&appsecret_env=NAME&agent_id=...",
+                ),
+                _opt("--batch", type=POSITIVE, default=50, help="messages claimed at a time"),
+                _opt("--max-attempts", type=POSITIVE, default=8, help="then a dead letter"),
+                _opt(
+                    "--lease",
+                    type=float,
+                    default=300.0,
+                    help="seconds a claim holds; a crashed dispatcher's claims are taken over after it",
+                ),
+                _opt("--rate", multiple=True, help="CHANNEL=PER_SECOND, e.g. sms=5"),
+                _flag("--forever", help="keep polling when idle"),
+                _opt("--poll", type=float, default=2.0, help="seconds between polls when idle"),
+                json_flag(),
+            ],
+        )
+    )
+    add(
+        _make(
+            "outbox",
+            cmd_outbox,
+            "list, show, inspect and retry the outbox",
+            [
+                _db(),
+                _arg("action", type=click.Choice(["list", "dead", "retry", "show"])),
+                _arg("keys", nargs=-1),
+                _flag("--all", help="retry: every dead letter"),
+                _opt(
+                    "--status",
+                    type=click.Choice(["pending", "sending", "sent", "dead"]),
+                    default=None,
+                ),
+                _opt("--limit", type=POSITIVE, default=50),
+                _flag(*_VERBOSE),
+                json_flag(),
+            ],
+        )
+    )
+    add(
+        _make(
+            "report",
+            cmd_report,
+            "the figures as of a date: a table, --json, --csv DIR or --html FILE",
+            [
+                _db(),
+                as_of_required(),
+                _rules(
+                    "rule files or folders, for targets such as the DSO target (default: the "
+                    "shipped default pack); may repeat"
+                ),
+                json_flag("every figure as JSON on stdout"),
+                _opt("--csv", metavar="DIR", help="every figure as CSV files, one per family"),
+                _opt("--html", metavar="FILE", help="one self-contained HTML dashboard"),
+                _opt(
+                    "--locale",
+                    type=click.Choice(["en", "zh_CN"]),
+                    default="en",
+                    help="labels (default en)",
+                ),
+            ],
+            check=_one_report_output,
+        )
+    )
+    add(
+        _make(
+            "import",
+            cmd_import,
+            "import customers, contracts, invoices, payments",
+            [_db(), _arg("paths", nargs=-1, required=True), json_flag()],
+        )
+    )
+    add(
+        _make(
+            "decisions",
+            cmd_decisions,
+            "list the recorded decisions",
+            [
+                _db(),
+                _arg("action", required=False, default="list", type=click.Choice(["list"])),
+                _opt("--customer", help="one customer's decisions"),
+                _opt(
+                    "--status",
+                    type=click.Choice(["planned", "held", "skipped", "dropped", "released"]),
+                    default=None,
+                ),
+                _opt("--as-of", type=DATE, default=None, help="decisions of one run date"),
+                json_flag(),
+            ],
+        )
+    )
+    return group
 
 
 #: The exit code of each error class; an error takes the code of the first class in its
@@ -811,8 +1391,10 @@ EXIT_CODES: dict[type[BaseException], int] = {
     errors.DurableError: 6,
     errors.ArflowError: 7,
 }
-#: A usage error (argparse's own code), Ctrl-C, and a closed output pipe.
+#: A usage error (click's own code), Ctrl-C, and a closed output pipe.
 EXIT_USAGE, EXIT_INTERRUPTED, EXIT_PIPE = 2, 130, 141
+#: Input refused (a file the command reads, a run too large to go without ``--yes``).
+EXIT_REFUSED = 4
 
 
 def exit_code(exc: BaseException) -> int:
@@ -823,21 +1405,73 @@ def exit_code(exc: BaseException) -> int:
     return EXIT_CODES[errors.ArflowError]
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def _guarded(func: Any, args: Any) -> int:
+    """Run a command; an error ends it with one line on standard error and the exit code of
+    docs/cli.md (``args.debug``: raised instead, traceback and all)."""
+    debug = bool(args.debug)
     try:
-        return int(args.func(args))
+        no_book = (args.command == "lint" and args.db is None) or (
+            args.command == "process" and args.action == "diagram"
+        )
+        if "db" in vars(args) and not no_book:
+            args.db = db_url(args.db, create=args.command in CREATES_BOOK)
+        return int(func(args))
     except BrokenPipeError:
         # The reader (``arflow demo | head``) went away: stop quietly, as Unix tools do.
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return EXIT_PIPE
     except KeyboardInterrupt:
-        print("arflow: interrupted", file=sys.stderr)
+        if debug:
+            raise
+        _say("arflow: interrupted")
         return EXIT_INTERRUPTED
     except ArflowError as exc:
-        print(f"arflow: {exc}", file=sys.stderr)
+        if debug:
+            raise
+        _say(f"arflow: {exc}")
         return exit_code(exc)
+    except OSError as exc:  # a file named on the command line: missing, a folder, unreadable
+        if debug:
+            raise
+        _say(f"arflow: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "))
+        return EXIT_REFUSED
+    except Exception as exc:  # a bug: one line, and --debug for the traceback
+        if debug:
+            raise
+        _say(
+            f"arflow: unexpected {type(exc).__name__}: {exc} (run again with --debug for the "
+            "traceback)"
+        )
+        return EXIT_CODES[errors.ArflowError]
+
+
+def _say(line: str) -> None:
+    """One line on standard error: red when it is a terminal (and ``$NO_COLOR`` is unset)."""
+    if sys.stderr.isatty() and not os.environ.get("NO_COLOR"):
+        line = click.style(line, fg="red", bold=True)
+    print(line, file=sys.stderr)
+
+
+#: The ``arflow`` command as a click group (``arflow.cli.cli``: for click's ``CliRunner``).
+cli = build_cli()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; return its exit code (docs/cli.md). A usage error prints the usage
+    and raises ``SystemExit(2)``, as the shell command exits."""
+    words = list(sys.argv[1:] if argv is None else argv)
+    try:
+        rv = cli.main(args=words, prog_name="arflow", standalone_mode=False)
+    except click.UsageError as exc:
+        exc.show()
+        raise SystemExit(EXIT_USAGE) from None
+    except click.Abort:
+        if "--debug" in words:
+            raise
+        _say("arflow: interrupted")
+        return EXIT_INTERRUPTED
+    return int(rv or 0)
 
 
 if __name__ == "__main__":  # pragma: no cover
