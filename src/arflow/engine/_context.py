@@ -245,6 +245,9 @@ class Day:
     _latest_run: tuple[date | None] | None = None
     #: the time zone of each person id or role:NAME value read so far (None: no person)
     _zones: dict[str, str | None] = field(default_factory=dict)
+    #: per customer, what its older open items take of its unapplied credit, by receivable
+    #: (the dunning planner's, made once a day for a customer with credit)
+    credit_before: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def latest_run(self) -> date | None:
         """The date of the book's latest recorded run (None: none yet), read once a day."""

@@ -65,34 +65,35 @@ def _pause_reason(
     return None
 
 
-def _covered_by(
-    facts: Mapping[str, Any], r: Receivable, others: Sequence[ReceivableSummary]
-) -> str | None:
+def _covered_by(facts: Mapping[str, Any], r: Receivable, before: Decimal) -> str | None:
     """The customer's unapplied credit (as text with its currency) when what is left of it,
     once the customer's older open items in the same currency have taken their share
-    (oldest due first, as cash application takes them), covers the item's whole undisputed
-    balance (None: it does not). Two items of 800 and a credit of 1,000: the first is
-    covered, the second is not."""
+    (``before``, see :func:`_taken_before`), covers the item's whole undisputed balance
+    (None: it does not). Two items of 800 and a credit of 1,000: the first is covered, the
+    second is not."""
     credit = facts.get("customer.unapplied_credit") or Decimal(0)
     balance = facts["undisputed_balance"]
     currency = facts.get("currency")
     if credit <= 0 or balance <= 0 or facts.get("customer.currency") != currency:
         return None
-    order = (r.due_date, r.issue_date, r.id)
-    left = credit
-    for o in others:
-        if (
-            o.id != r.id
-            and o.currency == currency
-            and o.state not in CLOSED_STATES
-            and not o.disputed
-            and o.open_amount > 0
-            and (o.due_date, o.issue_date, o.id) < order
-        ):
-            left -= o.open_amount
-    if left < balance:
+    if credit - before < balance:
         return None
     return str(Money(amount=credit, currency=str(currency)))
+
+
+def _taken_before(items: Sequence[ReceivableSummary]) -> dict[str, Decimal]:
+    """For each receivable of a customer, the open amounts of its older open, undisputed
+    items in the same currency (oldest due first, as cash application takes them): what
+    they take of the customer's unapplied credit before it reaches that receivable. One
+    pass over the customer's items, sorted."""
+    out: dict[str, Decimal] = {}
+    totals: dict[str, Decimal] = {}
+    for o in sorted(items, key=lambda x: (x.due_date, x.issue_date, x.id)):
+        taken = totals.get(o.currency, Decimal(0))
+        out[o.id] = taken
+        if o.state not in CLOSED_STATES and not o.disputed and o.open_amount > 0:
+            totals[o.currency] = taken + o.open_amount
+    return out
 
 
 class DunningPlanner:
@@ -102,7 +103,12 @@ class DunningPlanner:
         self, day: Day, r: Receivable, customer: CustomerFacts, facts: dict[str, Any]
     ) -> None:
         anchors = _anchors(r, facts["promise_date"])
-        covered = _covered_by(facts, r, customer.receivables)
+        covered = None
+        if (facts.get("customer.unapplied_credit") or 0) > 0:
+            before = day.credit_before.get(r.customer_id)
+            if before is None:
+                before = day.credit_before[r.customer_id] = _taken_before(customer.receivables)
+            covered = _covered_by(facts, r, before.get(r.id, Decimal(0)))
         plan_ladder = self.plan_ladder
         for ladder in day.pack.ladders:
             try:

@@ -77,6 +77,7 @@ class LockPlanner:
             since=latest,
             facts=FactCache(day.store, day.settings, latest),
             promises={},
+            credit_before={},
             _latest_run=(latest,),
         )
 
