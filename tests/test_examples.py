@@ -86,3 +86,33 @@ def test_credit_distributor_checks_orders_at_entry() -> None:
         "SO-B1 after the sales manager's approval: approved",
         "INV-D1: paid, paid 20,000.00 CNY, open 0.00 CNY",
     ]
+
+
+def test_contract_to_cash_tells_the_seed_000_story(tmp_path: Path) -> None:
+    """Seed 000's contract (30% on signing, 40% on installation with a delivery note, 30%
+    on acceptance + 30 days), an 8% discount up to the CEO, invoice requests held until
+    their documents, and where the contract stands at each stage."""
+    out = run("contract_to_cash.py", f"sqlite:///{tmp_path / 'k.db'}").splitlines()
+    assert out[:4] == [
+        "discount 8%: step sales_manager, owner wang.sm",
+        "discount 8%: step sales_director, owner zhao.sd",
+        "discount 8%: step ceo, owner chen.ceo",
+        "discount 8%: approved",
+    ]
+    text = "\n".join(out)
+    assert "refused: invoice INV-EARLY: milestone 'M-acc' is not done yet" in text
+    assert "IR-K1-install: awaiting_documents, 400,000.00 CNY, missing ('delivery_note',)" in out
+    assert "    IR-K1-install: invoice_request (waiting: document: delivery_note)" in out
+    assert (
+        "refused: invoice request 'IR-K1-install' cannot 'approve': missing delivery_note" in text
+    )
+    assert "    IR-K1-install: invoice_request (waiting: approval by finance)" in out
+    assert "2026-06-10 accepted: due, owner li.sales" in out
+    assert "    INV-K1-2: due (waiting: payment of 400,000.00 CNY, due 2026-06-03)" in out
+    assert out[-5:] == [
+        "2026-07-01 paid: paid, owner -",
+        "    INV-K1-1: paid (waiting: -)",
+        "    INV-K1-2: paid (waiting: -)",
+        "    INV-K1-3: paid (waiting: -)",
+        "balance: nothing open",
+    ]
