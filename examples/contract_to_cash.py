@@ -23,6 +23,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from arflow import (
+    BaseEvent,
     Contract,
     ContractSigned,
     Customer,
@@ -48,7 +49,6 @@ from arflow import (
     default_pack_path,
     where,
 )
-from arflow.events import BaseEvent
 
 _ids = iter(range(1, 1000))
 

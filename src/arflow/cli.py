@@ -8,7 +8,8 @@ import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import date, timedelta
+from datetime import UTC, date, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -687,31 +688,83 @@ def cmd_proposal(args: argparse.Namespace) -> int:
     return 0
 
 
+def _hypothetical_events(path: str, date_to: date) -> list[tuple[date, int, Any]]:
+    """``simulate --events FILE``: one event a line in the log's JSON form (blank lines and
+    lines starting with ``#`` skipped), each with the day it takes effect (its
+    ``occurred_at``, in UTC) and its line. A bad line, or an event after ``--to`` (it
+    could never take effect), is refused with ``FILE:LINE``."""
+    from .events import parse_event
+
+    out: list[tuple[date, int, Any]] = []
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise errors.ValidationError(f"{path}: cannot read the events: {exc.strerror}") from exc
+    for n, line in enumerate(lines, start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        try:
+            event = parse_event(line)
+        except errors.ValidationError as exc:
+            raise errors.ValidationError(f"{path}:{n}: {exc}") from exc
+        day = event.occurred_at.astimezone(UTC).date()
+        if day > date_to:
+            raise errors.ValidationError(
+                f"{path}:{n}: event {event.event_id} occurs on {day}, after --to {date_to}"
+            )
+        out.append((day, n, event))
+    out.sort(key=lambda x: (x[0], x[1]))
+    return out
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
-    """Day by day on a copy of the book: the real one is not touched."""
+    """Day by day on a copy of the whole book (objects, log, audit trail, decision ledger,
+    runs, outbox): what the book already decided is not decided again, and the real book
+    is not touched. Hypothetical events (``--events FILE``) enter the copy through
+    ``Engine.handle`` on their day, before that day's run."""
+    from .store import copy_book
+
     source = Ledger(args.db)
-    copy = Ledger("memory://")
-    copy.replay(source.store)
+    copy = Ledger(copy_book(source.store))
     engine = _engine(args, copy)
+    pending = _hypothetical_events(args.events, args.date_to) if args.events else []
     day = args.date_from
-    first = True
+    first = not copy.store.runs()
     days: list[dict[str, Any]] = []
     total = max((args.date_to - args.date_from).days + 1, 0)
+
+    def enter(until: date) -> list[str]:
+        entered = []
+        while pending and pending[0][0] <= until:
+            _day, n, event = pending.pop(0)
+            try:
+                engine.handle(event)
+            except errors.ArflowError as exc:
+                raise errors.ValidationError(
+                    f"{args.events}:{n}: event {event.event_id} refused: {exc}"
+                ) from exc
+            entered.append(event.event_id)
+        return entered
+
     with _progress(f"simulating {args.date_from} to {args.date_to}", total) as step:
         while day <= args.date_to:
+            entered = enter(day)
             result = engine.run(day, first_run=first)
             first = False
             if args.json:
                 days.append(
                     {
                         "as_of": day.isoformat(),
+                        "events": entered,
                         "recorded": result.recorded,
                         "failed": len(result.failures),
                         "decisions": [d.model_dump(mode="json") for d in result.plan.decisions],
                     }
                 )
-            elif result.plan.decisions or result.failures or args.verbose:
+            elif result.plan.decisions or result.failures or entered or args.verbose:
                 print(f"{day} ({day:%a}): {result.recorded} decision(s)")
+                for eid in entered:
+                    print(f"  event    {eid}")
                 _print_decisions(result.plan, verbose=args.verbose)
             day += timedelta(1)
             step()
@@ -1212,6 +1265,10 @@ def build_cli() -> click.Group:
                 *_engine_params(),
                 _opt("--from", "date_from", type=DATE, required=True),
                 _opt("--to", "date_to", type=DATE, required=True),
+                _opt(
+                    "--events",
+                    help="hypothetical events, one JSON event a line, entered on their day",
+                ),
                 json_flag(),
             ],
         )

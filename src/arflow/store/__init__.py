@@ -3,10 +3,20 @@ that follows the :class:`Store` protocol."""
 
 from __future__ import annotations
 
+from ._copy import copy_book
 from .base import KINDS, Kind, Store, StoreTx, dump_book
 from .memory import MemoryStore
 
-__all__ = ["KINDS", "Kind", "MemoryStore", "Store", "StoreTx", "dump_book", "open_store"]
+__all__ = [
+    "KINDS",
+    "Kind",
+    "MemoryStore",
+    "Store",
+    "StoreTx",
+    "copy_book",
+    "dump_book",
+    "open_store",
+]
 
 
 def open_store(url: str | Store = "sqlite:///arflow.db") -> Store:

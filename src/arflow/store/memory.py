@@ -189,6 +189,10 @@ class MemoryStore:
     def audit_count(self) -> int:
         return len(self._audit)
 
+    def audit_log(self) -> Iterator[tuple[int, AuditRecord]]:
+        with self._lock:
+            return iter(list(enumerate(self._audit, start=1)))
+
     def find_due(
         self,
         due_from: date,

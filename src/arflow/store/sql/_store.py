@@ -254,6 +254,15 @@ class SqlStore(_SqlOutbox):
                     out.setdefault(oid, []).append(AuditRecord.model_validate_json(body))
         return out
 
+    @translated("reading the audit trail")
+    def audit_log(self) -> Iterator[tuple[int, AuditRecord]]:
+        with self._read() as conn:
+            result = conn.execution_options(yield_per=5000).execute(
+                sa.select(AUDIT.c.seq, AUDIT.c.body).order_by(AUDIT.c.seq)
+            )
+            for seq, body in result:
+                yield int(seq), AuditRecord.model_validate_json(body)
+
     @translated("counting audit records")
     def audit_count(self) -> int:
         with self._read() as conn:
