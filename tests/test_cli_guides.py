@@ -16,6 +16,7 @@ import arflow
 from arflow import Ledger
 from arflow.cli import cli, main
 from arflow.demo import sample_events
+from arflow.testing import BookBuilder
 
 Capture = pytest.CaptureFixture[str]
 
@@ -313,3 +314,37 @@ def test_pyproject_tool_arflow_and_what_the_config_refuses(
     assert main(["decisions", "list"]) == 4
     assert "elsewhere.db" in capsys.readouterr().err
     assert main(["decisions", "list", "--db", "books/ar.db"]) == 0
+
+
+def test_plan_and_run_print_counts_by_default_and_each_decision_with_v(
+    tmp_path: Path, capsys: Capture
+) -> None:
+    """A large day is a few lines: counts by status, kind and rule; ``-v`` lists each
+    decision, ``-vv`` adds the keys and the skipped decisions."""
+    db = tmp_path / "book.db"
+    assert main(["init", "--db", str(db)]) == 0
+    book = BookBuilder(f"sqlite:///{db}")
+    for i in range(12):  # twelve invoices one day overdue: twelve formal notices
+        book.customer(f"C{i}", email=f"ap{i}@example.com")
+        book.invoice(f"INV-{i}", f"C{i}", 1000, issued="2026-10-23", due="2026-11-22")
+    capsys.readouterr()
+    day = ["--db", str(db), "--as-of", "2026-11-23"]
+    assert main(["plan", *day, "--json"]) == 0
+    planned = json.loads(_out(capsys))["decisions"]
+    assert len(planned) > 2
+    assert main(["plan", *day]) == 0
+    summary = _out(capsys).splitlines()
+    assert summary[-1] == "  (-v lists each decision, -vv adds its key and the skipped ones)"
+    counted = [line.split()[0] for line in summary[1:-1]]
+    assert sum(int(n.replace(",", "")) for n in counted) == len(planned)
+    assert summary[1:-1] == ["       12 planned  dunning   standard/formal-notice"]
+    assert main(["plan", *day, "-v"]) == 0
+    each = _out(capsys).splitlines()[1:]
+    assert len(each) == len(planned) and not any(" key " in line for line in each)
+    assert main(["plan", *day, "-vv"]) == 0
+    keyed = _out(capsys)
+    assert all(f"key {d['key']}" in keyed for d in planned)
+    assert main(["run", *day]) == 0
+    ran = _out(capsys).splitlines()
+    assert ran[0].startswith(f"run 2026-11-23: {len(planned)} recorded")
+    assert ran[1:] == summary[1:]

@@ -522,22 +522,42 @@ def _engine(args: argparse.Namespace, ledger: Ledger | None = None) -> Any:
     return Engine(ledger or Ledger(args.db), rules, workers=getattr(args, "workers", 1))
 
 
-def _print_decisions(plan: Any, *, verbose: bool = False) -> None:
-    for d in plan.decisions:
-        acts = ", ".join(
-            f"{a.type}{'→' + '+'.join(a.to) if a.to else ''}"
-            f"{'(' + a.template + ')' if a.template else ''}"
-            for a in d.actions
-        )
-        rule = d.rule + (f"/{d.step}" if d.step else "")
-        print(f"  {d.status:<8} {d.kind:<9} {rule:<26} {d.subject_id:<12} {acts}")
-        if verbose:
-            print(f"           key {d.key}")
-    for d in plan.skipped if verbose else []:
-        rule = d.rule + (f"/{d.step}" if d.step else "")
-        print(f"  skipped  {d.kind:<9} {rule:<26} {d.subject_id:<12} {d.reason}")
-    for f in plan.failures:
+#: Failures listed one by one before the rest are counted.
+_FAILURES_SHOWN = 20
+
+
+def _print_decisions(plan: Any, *, verbose: int = 0) -> None:
+    """A plan's decisions: counted by status, kind and rule by default (a large day is a
+    few lines, not one per decision); ``-v`` lists each one, ``-vv`` adds its key and the
+    skipped decisions with why. Failures are always listed (the first 20, then a count)."""
+    if verbose:
+        for d in plan.decisions:
+            acts = ", ".join(
+                f"{a.type}{'→' + '+'.join(a.to) if a.to else ''}"
+                f"{'(' + a.template + ')' if a.template else ''}"
+                for a in d.actions
+            )
+            rule = d.rule + (f"/{d.step}" if d.step else "")
+            print(f"  {d.status:<8} {d.kind:<9} {rule:<26} {d.subject_id:<12} {acts}")
+            if verbose > 1:
+                print(f"           key {d.key}")
+        for d in plan.skipped if verbose > 1 else []:
+            rule = d.rule + (f"/{d.step}" if d.step else "")
+            print(f"  skipped  {d.kind:<9} {rule:<26} {d.subject_id:<12} {d.reason}")
+    else:
+        counts: dict[tuple[str, str, str], int] = {}
+        for d in plan.decisions:
+            key = (str(d.status), str(d.kind), d.rule + (f"/{d.step}" if d.step else ""))
+            counts[key] = counts.get(key, 0) + 1
+        for (status, kind, rule), n in sorted(counts.items()):
+            print(f"  {n:>7,} {status:<8} {kind:<9} {rule}")
+        if plan.decisions or plan.skipped:
+            print("  (-v lists each decision, -vv adds its key and the skipped ones)")
+    failures = plan.failures if verbose else plan.failures[:_FAILURES_SHOWN]
+    for f in failures:
         print(f"  FAILED   {f.subject_kind} {f.subject_id}: {f.error}")
+    if len(plan.failures) > len(failures):
+        print(f"  ... and {len(plan.failures) - len(failures)} more failure(s) (-v lists all)")
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
@@ -1020,7 +1040,15 @@ _JSON_HELP = "machine-readable output"
 
 
 def _engine_params() -> list[click.Parameter]:
-    return [_db(), _rules(), _flag(*_VERBOSE, help="show keys and skips")]
+    return [
+        _db(),
+        _rules(),
+        _opt(
+            *_VERBOSE,
+            count=True,
+            help="-v: each decision instead of counts; -vv: with keys and skips",
+        ),
+    ]
 
 
 def _run_command(func: Any, name: str, params: dict[str, Any], check: Any = None) -> int:
