@@ -3,6 +3,7 @@ address, events through the engine, and the rule-coverage plugin (with pytester)
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -265,3 +266,34 @@ def test_the_docs_coverage_command_prints_what_the_doc_shows() -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     for line in shown.splitlines():
         assert line.strip("- ") in done.stdout, line
+
+
+def test_coverage_sees_a_run_planned_in_helper_processes(tmp_path: Path) -> None:
+    """``workers=2``: one slice of the customers is planned in a helper process, out of
+    sight of ``Engine.plan`` in this one. The customers of one slice are due for the
+    reminder that day, those of the other for the text: both count as fired."""
+    import zlib
+
+    from arflow import Ledger
+    from arflow.engine import Engine
+    from arflow.testing import BookBuilder
+    from arflow.testing._coverage import watching
+
+    pack = _pack(tmp_path)
+    cov = RuleCoverage(pack)
+    book = BookBuilder(f"sqlite:///{tmp_path / 'book.db'}")
+    for i in range(8):
+        cid = f"C{i}"
+        # slice 0: due 03-04, reminded 03-05; slice 1: due 03-02, texted 03-05
+        due = "2026-03-04" if zlib.crc32(cid.encode()) % 2 == 0 else "2026-03-02"
+        book.customer(cid, email=f"ap{i}@example.com", phone=f"+86138000000{i:02d}")
+        book.invoice(f"INV-{i}", cid, 100, issued="2026-03-01", due=due)
+    engine = Engine(Ledger(book.ledger.store), pack, workers=2)
+    engine.helpers_from = 0  # a helper even for a day this small
+    engine.run(date(2026, 3, 3), first_run=True)  # slice 1's reminders, unobserved
+    with watching(cov.observe):
+        result = engine.run(date(2026, 3, 5))
+    steps = {d.customer_id: d.step for d in result.plan.decisions}
+    assert {zlib.crc32(c.encode()) % 2 for c, st in steps.items() if st == "remind"} == {0}
+    assert {zlib.crc32(c.encode()) % 2 for c, st in steps.items() if st == "text"} == {1}
+    assert {"dunning std/remind", "dunning std/text"} <= cov.fired

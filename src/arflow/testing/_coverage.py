@@ -108,15 +108,21 @@ class RuleCoverage:
 @contextmanager
 def watching(observe: Observer) -> Iterator[None]:
     """While the block runs, ``observe(pack, decisions)`` gets the decisions of every
-    ``Engine.plan`` (a day's run plans through it) and ``Engine.handle`` in this process.
-    Decisions planned in an engine's helper processes are not seen."""
+    ``Engine.plan``, ``Engine.run`` and ``Engine.handle`` in this process. A run in helper
+    processes (``workers > 1``) plans its slices there, out of sight: its merged plan is
+    seen when the run returns (the same decision seen twice counts once)."""
     from ..engine import Engine
 
-    plan, handle = Engine.plan, Engine.handle
+    plan, run, handle = Engine.plan, Engine.run, Engine.handle
 
     def plan_and_observe(self: Engine, *args: Any, **kwargs: Any) -> Any:
         got = plan(self, *args, **kwargs)
         observe(self.pack, list(got.decisions))
+        return got
+
+    def run_and_observe(self: Engine, *args: Any, **kwargs: Any) -> Any:
+        got = run(self, *args, **kwargs)
+        observe(self.pack, list(got.plan.decisions))
         return got
 
     def handle_and_observe(self: Engine, event: Any) -> Any:
@@ -125,9 +131,11 @@ def watching(observe: Observer) -> Iterator[None]:
         return applied, decisions
 
     setattr(Engine, "plan", plan_and_observe)  # noqa: B010
+    setattr(Engine, "run", run_and_observe)  # noqa: B010
     setattr(Engine, "handle", handle_and_observe)  # noqa: B010
     try:
         yield
     finally:
         setattr(Engine, "plan", plan)  # noqa: B010
+        setattr(Engine, "run", run)  # noqa: B010
         setattr(Engine, "handle", handle)  # noqa: B010
