@@ -51,6 +51,9 @@ def prefetch(
         "payment": [],
     }
     numbers, customers = ids["receivable"], ids["customer"]
+    #: customers of the chunk's invoices: whether they have credit to apply decides the
+    #: invoice's path (a payment's customer needs none of that read)
+    invoiced: list[str] = []
     for event in chunk:
         if type(event) is PlainInvoice or (
             type(event) is InvoiceIssued and event.contract_id is None and event.order_id is None
@@ -58,12 +61,15 @@ def prefetch(
             event_ids.append(event.event_id)
             numbers.append(event.number)
             customers.append(event.customer_id)
+            invoiced.append(event.customer_id)
         elif isinstance(event, BaseEvent):
             event_ids.append(event.event_id)
             reads(event, ids)
+            if isinstance(event, InvoiceIssued):
+                invoiced.append(event.customer_id)
     wanted = {kind: found for kind, found in ids.items() if found}
-    if credits and customers:
-        cids = sorted(set(customers))
+    if credits and invoiced:
+        cids = sorted(set(invoiced))
         fetch(event_ids, wanted, {"payment": cids, "credit_note": cids})
     else:
         fetch(event_ids, wanted)
