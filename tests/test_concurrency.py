@@ -2,7 +2,7 @@
 
 One ``Ledger`` and one ``Engine`` shared by the threads of a process, on every backend
 (memory, SQLite file, PostgreSQL); processes each with their own ``Ledger`` and ``Engine``
-on one PostgreSQL book; an asyncio host calling arflow through a bounded thread pool. Every
+on one book (an SQLite file, PostgreSQL); an asyncio host calling arflow through a bounded thread pool. Every
 test is bounded in threads, processes, events and time (``join`` with a timeout), and
 asserts invariants, never timings:
 
@@ -397,9 +397,16 @@ def _worker(url: str, bodies: list[str], handle: bool) -> tuple[int, int, int]:
     return applied, duplicates, errors
 
 
-@pytest.fixture
-def pg_book() -> Iterator[tuple[str, SqlStore]]:
-    """A PostgreSQL book in a schema of its own, with a URL other processes can open."""
+@pytest.fixture(params=SHARED)
+def shared_book(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[tuple[str, SqlStore]]:
+    """A book other processes can open by its URL: an SQLite file, or PostgreSQL in a
+    schema of its own."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'book.db'}"
+        store = SqlStore(url)
+        yield url, store
+        store.close()
+        return
     schema = f"t_{uuid.uuid4().hex[:12]}"
     store = SqlStore(_postgres_engine(schema))
     sep = "&" if "?" in POSTGRES_URL else "?"
@@ -408,12 +415,13 @@ def pg_book() -> Iterator[tuple[str, SqlStore]]:
     _drop_schema(schema)
 
 
-@pytest.mark.postgres
-def test_worker_processes_each_with_their_own_ledger(pg_book: tuple[str, SqlStore]) -> None:
-    """4 processes (a web app's workers), each with its own Ledger and Engine on one
-    PostgreSQL book, share invoices, payments and orders, every event sent by two of them:
-    each applied once, the limit kept, the book consistent."""
-    url, store = pg_book
+def test_worker_processes_each_with_their_own_ledger(
+    shared_book: tuple[str, SqlStore],
+) -> None:
+    """4 processes (a web app's workers), each with its own Ledger and Engine on one book
+    (an SQLite file, PostgreSQL), share invoices, payments and orders, every event sent by
+    two of them: each applied once, the limit kept, the book consistent."""
+    url, store = shared_book
     ledger = Ledger(store)
     customers = ["C1", "C2", "C3"]
     for cid in customers:
