@@ -161,7 +161,9 @@ def system_clock() -> datetime:
 
 
 class Dispatcher:
-    """Delivers queued messages through adapters; safe to run several at once."""
+    """Delivers queued messages through adapters; safe to run several at once, in threads
+    of one process (one dispatcher shared, its rate limits then shared too) or in
+    processes (each its own, each with the rate limits given)."""
 
     def __init__(
         self,
@@ -198,8 +200,6 @@ class Dispatcher:
         self.sleep = sleep
         self.on_sent = on_sent
         self._buckets = {ch: _Bucket(r, sleep) for ch, r in (rate_limits or {}).items() if r > 0}
-        self._renewed = 0  # when the current batch's claims were last renewed together
-        self._held: set[str] = set()  # the keys of the batch held then
 
     @property
     def lease_us(self) -> int:
@@ -231,13 +231,14 @@ class Dispatcher:
                 f"{type(self.store).__name__}.outbox_claim gave {unfenced[0]!r} no claim token: "
                 "without one no send can be fenced"
             )
-        self._renewed, self._held = now, {r.key for r in claimed}
         if not claimed:
             return stats
+        held = _Held(now, {r.key for r in claimed})
         heartbeat = _Heartbeat(self)
         try:
             for i, rec in enumerate(claimed):
-                self._one(rec, stats, functools.partial(_keys_after, claimed, i), heartbeat)
+                rest = functools.partial(_keys_after, claimed, i)
+                self._one(rec, stats, rest, heartbeat, held)
         finally:
             heartbeat.stop()
         return stats
@@ -268,7 +269,7 @@ class Dispatcher:
                     self.sleep(poll)
         return total
 
-    def _hold(self, rec: OutboxRecord, rest: Callable[[], list[str]]) -> bool:
+    def _hold(self, rec: OutboxRecord, rest: Callable[[], list[str]], held: _Held) -> bool:
         """Whether the claim on ``rec`` still holds, just before it is sent. Within a third
         of a lease of the batch's last renewal, where ``rec`` was held, it does (it was
         claimed or renewed then for a whole lease, and no one may take it over before that
@@ -276,11 +277,11 @@ class Dispatcher:
         lists) are renewed for a whole lease from here, so a batch longer than the lease
         keeps its tail, and the answer is whether ``rec`` was still held."""
         now = self._now()
-        if now - self._renewed < self.lease_us // 3 and rec.key in self._held:
+        if now - held.renewed < self.lease_us // 3 and rec.key in held.keys:
             return True
-        self._renewed = now
-        self._held = self.store.outbox_renew([rec.key, *rest()], str(rec.claim), now, self.lease_us)
-        return rec.key in self._held
+        held.renewed = now
+        held.keys = self.store.outbox_renew([rec.key, *rest()], str(rec.claim), now, self.lease_us)
+        return rec.key in held.keys
 
     def _one(
         self,
@@ -288,6 +289,7 @@ class Dispatcher:
         stats: DispatchStats,
         rest: Callable[[], list[str]],
         heartbeat: _Heartbeat,
+        held: _Held,
     ) -> None:
         try:
             message = Message.model_validate_json(rec.body)
@@ -302,7 +304,7 @@ class Dispatcher:
         bucket = self._buckets.get(message.channel)
         if bucket is not None:
             bucket.take()
-        if not self._hold(rec, rest):
+        if not self._hold(rec, rest, held):
             # the lease ran out and another dispatcher took the message over: it is theirs
             stats.lost += 1
             log.warning(
@@ -416,6 +418,16 @@ class Dispatcher:
                 rec.key,
                 extra=_about(rec.key),
             )
+
+
+@dataclass
+class _Held:
+    """A batch's claims as last renewed together: when, and the keys still held then. Each
+    :meth:`Dispatcher.run_once` has its own, so threads sharing a dispatcher never take
+    another batch's claims for their own."""
+
+    renewed: int
+    keys: set[str]
 
 
 class _Heartbeat:

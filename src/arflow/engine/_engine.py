@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
@@ -88,6 +89,15 @@ from .planners import (
 log = logging.getLogger("arflow.engine")
 
 
+class _RunScope(threading.local):
+    """What a run plans for (a slice of the customers, the customers planned again), set
+    while it plans and kept per thread: an engine shared by threads may run a day in one
+    while others plan or handle events, and these see every customer."""
+
+    slice: tuple[int, int] | None = None
+    only: frozenset[str] | None = None
+
+
 class Engine:
     """Evaluates one rule pack against one book: the planners of its rule kinds, in order,
     over the receivables and customers a day reads or the event given."""
@@ -120,10 +130,8 @@ class Engine:
         self.workers = workers
         #: where the pack was loaded from (None: given loaded), for the other processes
         self._source = None if isinstance(pack, RulePack) else pack
-        #: the slice of the customers this engine plans for, (i, k): crc32(id) % k == i
-        self._slice: tuple[int, int] | None = None
-        #: the customers this engine plans for when they are planned again (None: all)
-        self._only: frozenset[str] | None = None
+        #: what a run of this engine plans for, the running thread's own (see _RunScope)
+        self._scope = _RunScope()
         self.settings = self.pack.settings
         self.calendar = self.pack.calendar
         window = self.settings.send_window
@@ -160,6 +168,24 @@ class Engine:
         self.composer = Composer(self.pack, store=self.store)
         self._as_loaded = self._shape()
         self._digest = None if workers == 1 or self._source is None else pack_digest(self.pack)
+
+    @property
+    def _slice(self) -> tuple[int, int] | None:
+        """The slice of the customers this engine plans for, (i, k): crc32(id) % k == i."""
+        return self._scope.slice
+
+    @_slice.setter
+    def _slice(self, part: tuple[int, int] | None) -> None:
+        self._scope.slice = part
+
+    @property
+    def _only(self) -> frozenset[str] | None:
+        """The customers this engine plans for when they are planned again (None: all)."""
+        return self._scope.only
+
+    @_only.setter
+    def _only(self, customers: frozenset[str] | None) -> None:
+        self._scope.only = customers
 
     def _slice_filter(self) -> Callable[[str], bool] | None:
         """Whether a customer is in this engine's slice (None: no slice, every customer)."""

@@ -19,6 +19,7 @@ when the pack has templates in it.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import date, datetime
@@ -53,6 +54,9 @@ class Composer:
         self.store = store
         self._histories: dict[str, list[AuditRecord]] = {}  # read ahead by ``queue``
         self._people: list[Person] | None = None  # the directory, read once per ``records``
+        #: held by :meth:`records`, whose read-ahead above is per call: an engine shared by
+        #: threads renders one call at a time here
+        self._one_call = threading.RLock()
 
     @property
     def templates(self) -> TemplateSet | None:
@@ -76,6 +80,12 @@ class Composer:
         from the book as ``book`` reads it (a transaction, or a store). The engine renders
         them before it books the decisions' own effects: a message shows the book as the
         rules saw it when they decided."""
+        with self._one_call:
+            return self._records_of(book, decisions, at)
+
+    def _records_of(
+        self, book: BookReader, decisions: Sequence[Decision], at: datetime
+    ) -> list[OutboxRecord]:
         at_ = {d.key: i for i, d in enumerate(decisions)}  # a notice's decisions, in order
         notices = group_notices(decisions, self.pack.settings.group_by)
         # the histories the notices attach, read in a few queries rather than one each

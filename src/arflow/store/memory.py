@@ -1,17 +1,21 @@
 """The in-memory store: for tests, simulations and small embedded uses.
 
-Writes become visible only when the transaction commits; one writer at a time.
+Writes become visible only when the transaction commits; one writer at a time. It may be
+shared by the threads of one process: a commit is published under a lock that every read
+takes too, so a reader sees a transaction's writes all or none, and never a dictionary
+changing under its loop.
 """
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import date
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from ..domain import AuditRecord
 from ..summary import ReceivableSummary, summary_of
@@ -32,6 +36,22 @@ from .base import (
     retried,
     settled,
 )
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _viewed(read: Callable[_P, _R]) -> Callable[_P, _R]:
+    """A read of the committed book, done under the store's view lock (see ``_publish``)."""
+
+    @functools.wraps(read)
+    def locked(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        store = args[0]
+        assert isinstance(store, MemoryStore)
+        with store._view:
+            return read(*args, **kwargs)
+
+    return locked
 
 
 class _MemoryTx(BufferedTx):
@@ -82,7 +102,12 @@ class MemoryStore:
         self._runs: list[RunRecord] = []
         self._outbox: dict[str, OutboxRecord] = {}
         self._movements: list[Movement] = []
-        self._lock = threading.RLock()
+        self._lock = threading.RLock()  # one writer at a time
+        #: held while a commit is published and by every read of the committed book: a
+        #: reader in another thread never sees half a transaction, nor a set or dict
+        #: changing size under its loop (a writer's own reads, inside its transaction,
+        #: need no more than ``_lock``: no one else publishes then)
+        self._view = threading.RLock()
 
     @contextmanager
     def transaction(self) -> Iterator[_MemoryTx]:
@@ -90,7 +115,8 @@ class MemoryStore:
             tx = _MemoryTx(self)
             yield tx
             tx.flush()
-            self._publish(tx._pending)
+            with self._view:
+                self._publish(tx._pending)
 
     @contextmanager
     def parse_once(self) -> Iterator[None]:
@@ -100,6 +126,7 @@ class MemoryStore:
     def forget_parsed(self) -> None:
         """Nothing parsed, nothing to drop (see ``parse_once``)."""
 
+    @_viewed
     def movements(self) -> Iterator[Movement]:
         return iter(list(self._movements))
 
@@ -131,9 +158,11 @@ class MemoryStore:
         objs = self._objects[kind]
         return [objs[i] for i in self._by_customer.get((kind, customer_id), ())]
 
+    @_viewed
     def get(self, kind: str, object_id: str) -> Any | None:
         return self._objects[kind].get(object_id)
 
+    @_viewed
     def find(
         self, kind: str, *, customer_id: str | None = None, states: Iterable[str] | None = None
     ) -> list[Any]:
@@ -146,10 +175,12 @@ class MemoryStore:
         wanted = {str(s) for s in states}
         return [o for o in found if KINDS[kind].state(o) in wanted]
 
+    @_viewed
     def get_many(self, kind: str, ids: Iterable[str]) -> dict[str, Any]:
         objs = self._objects[kind]
         return {i: objs[i] for i in ids if i in objs}
 
+    @_viewed
     def find_for_customers(
         self, kind: str, customer_ids: Iterable[str], *, states: Iterable[str] | None = None
     ) -> dict[str, list[Any]]:
@@ -163,6 +194,7 @@ class MemoryStore:
             if (found := [o for o in self._find(kind, c) if state_of(o) in wanted])
         }
 
+    @_viewed
     def receivable_summaries(
         self, customer_ids: Iterable[str]
     ) -> dict[str, list[ReceivableSummary]]:
@@ -171,28 +203,35 @@ class MemoryStore:
             for c, found in self.find_for_customers("receivable", customer_ids).items()
         }
 
+    @_viewed
     def all(self, kind: str) -> Iterator[Any]:
         return iter(list(self._objects[kind].values()))
 
+    @_viewed
     def event_log(self) -> Iterator[tuple[str, str]]:
         return iter([(t, body) for _id, t, body in self._events])
 
+    @_viewed
     def event_count(self) -> int:
         return len(self._events)
 
+    @_viewed
     def audit_trail(self, kind: str, object_id: str) -> list[AuditRecord]:
         return [self._audit[i] for i in self._audit_by_subject.get((kind, object_id), ())]
 
+    @_viewed
     def audit_trails(self, kind: str, object_ids: Iterable[str]) -> dict[str, list[AuditRecord]]:
         return {oid: found for oid in object_ids if (found := self.audit_trail(kind, oid))}
 
+    @_viewed
     def audit_count(self) -> int:
         return len(self._audit)
 
+    @_viewed
     def audit_log(self) -> Iterator[tuple[int, AuditRecord]]:
-        with self._lock:
-            return iter(list(enumerate(self._audit, start=1)))
+        return iter(list(enumerate(self._audit, start=1)))
 
+    @_viewed
     def find_due(
         self,
         due_from: date,
@@ -210,9 +249,11 @@ class MemoryStore:
             and (customers is None or customers(r.customer_id))
         ]
 
+    @_viewed
     def count_due(self, due_from: date, due_to: date, states: Iterable[str]) -> int:
         return len(self.find_due(due_from, due_to, states))
 
+    @_viewed
     def decisions(
         self, *, as_of: date | None = None, status: str | None = None
     ) -> list[DecisionRecord]:
@@ -222,16 +263,20 @@ class MemoryStore:
             if (as_of is None or d.as_of == as_of) and (status is None or d.status == status)
         ]
 
+    @_viewed
     def decision(self, key: str) -> DecisionRecord | None:
         return self._decisions.get(key)
 
+    @_viewed
     def known_decisions(self, keys: Iterable[str]) -> set[str]:
         return {k for k in keys if k in self._decisions}
 
+    @_viewed
     def runs(self) -> list[RunRecord]:
         return list(self._runs)
 
     # -- change tracking ---------------------------------------------------------------------
+    @_viewed
     def audit_mark(self) -> int:
         return len(self._audit)
 
@@ -306,6 +351,7 @@ class MemoryStore:
             )
         return rows if limit is None else rows[:limit]
 
+    @_viewed
     def outbox_item(self, key: str) -> OutboxRecord | None:
         return self._outbox.get(key)
 

@@ -147,12 +147,13 @@ class CreditReviewPlanner:
         return None if scoring is None else scoring.review
 
     def _broken_promises(self, day: Day) -> dict[str, list[PromiseToPay]]:
-        if self._broken[0] is not day.plan:
-            out: dict[str, list[PromiseToPay]] = {}
+        plan, out = self._broken  # one read: another thread may be planning another day
+        if plan is not day.plan:
+            out = {}
             for p in day.store.find("promise", states=_BROKEN):
                 out.setdefault(p.customer_id, []).append(p)
             self._broken = (day.plan, out)
-        return self._broken[1]
+        return out
 
     def customers(self, day: Day) -> Iterable[str]:
         """Customers due for a periodic review, with a broken promise, or with an item

@@ -5,6 +5,7 @@ durable-rules or the built-in one, which decide the same)."""
 
 from __future__ import annotations
 
+import threading
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import date
@@ -37,13 +38,23 @@ def pattern_matcher(patterns: Sequence[dr.Pattern], choice: dr.MatcherChoice) ->
 
 class PatternPlanner:
     """Holds the pattern matcher of a pack's patterns (built on first use; a durable-rules
-    one has its own host); a :class:`HistoryPlanner` and an :class:`EventPlanner`."""
+    one has its own host); a :class:`HistoryPlanner` and an :class:`EventPlanner`.
+
+    A matcher is driven from one thread at a time (it raises otherwise); an engine shared
+    by threads (a run in one, events handled in others) takes turns on it here."""
 
     def __init__(self) -> None:
         self._matcher: dr.PatternMatching | None = None
+        self._turn = threading.Lock()  # building the matcher, and each match
 
     def matcher(self, pack: RulePack, settings: Settings) -> dr.PatternMatching | None:
         """The matcher of ``pack``'s patterns (None when it has none)."""
+        if self._matcher is not None or not pack.patterns:
+            return self._matcher
+        with self._turn:
+            return self._build(pack, settings)
+
+    def _build(self, pack: RulePack, settings: Settings) -> dr.PatternMatching | None:
         if self._matcher is None and pack.patterns:
             built: list[dr.Pattern] = []
             for rule in pack.patterns:
@@ -132,7 +143,9 @@ class PatternPlanner:
         rules = {r.id: r for r in patterns}
         out: list[Decision] = []
         seen: set[str] = set()
-        for cid, found in sorted(matcher.match_details(histories, as_of).items()):
+        with self._turn:
+            matched = matcher.match_details(histories, as_of)
+        for cid, found in sorted(matched.items()):
             cf = cache.get(cid)
             customer = cf.customer
             for name, obj in found:

@@ -5,6 +5,7 @@ dialect-specific upserts, and parsing stored JSON (once, within ``SqlStore.parse
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import date
@@ -89,10 +90,13 @@ def _select_in_sql(
     return sql
 
 
-class _Models:
+class _Models(threading.local):
     """Objects from their stored JSON. Within :meth:`SqlStore.parse_once`, a text parsed
     before gives the object parsed then (objects are immutable): an engine run reads the
-    same receivables and customers to plan and again, in its transaction, to record."""
+    same receivables and customers to plan and again, in its transaction, to record.
+
+    The memo is the thread's own (a ``threading.local``): a store shared by threads keeps
+    one per thread, so one thread's run neither fills nor ends another thread's."""
 
     #: Objects kept at most (a run over a whole large book must not keep all of them).
     MEMO_MAX = 200_000
