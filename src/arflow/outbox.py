@@ -40,7 +40,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from .actions import (
     Adapter,
@@ -51,7 +51,7 @@ from .actions import (
     redact_urls,
 )
 from .adapters import adapter_from_url
-from .errors import ArflowError, Feedback, StoreError
+from .errors import ArflowError, Feedback, StoreError, ValidationError
 from .store.base import OutboxRecord, Settle, Store
 
 log = logging.getLogger("arflow.outbox")
@@ -137,22 +137,42 @@ class DispatchStats:
         self.errors.extend(other.errors)
 
 
-class _Bucket:
-    """A token bucket: at most ``rate`` deliveries per second on one channel."""
+class RateLimiter(Protocol):
+    """Spaces the deliveries of each channel: at most so many per second on a channel.
 
-    def __init__(self, rate: float, sleep: Callable[[float], None]) -> None:
-        self.rate = rate
-        self.sleep = sleep
-        self.next_free = time.monotonic()
-        self.lock = threading.Lock()
+    The dispatcher asks it once per message, just before the message's claim is checked
+    and the message handed over, and waits the seconds it answers. The default,
+    :class:`InProcessRateLimiter`, limits one dispatcher; one shared by every dispatcher
+    (``arflow.adapters.ratelimit.RedisRateLimiter``) limits them all together."""
 
-    def take(self) -> None:
-        with self.lock:
+    def reserve(self, channel: str) -> float:
+        """Reserve the next free slot for one delivery on ``channel`` and return the seconds
+        until it (0.0: at once, also for a channel without a limit). Raises
+        :class:`ArflowError` when it cannot tell (its service is down)."""
+        ...
+
+
+class InProcessRateLimiter:
+    """A token bucket per channel, in this process: at most ``rates[channel]`` deliveries per
+    second by the dispatcher that holds it (shared by its threads, not by other dispatchers)."""
+
+    def __init__(self, rates: Mapping[str, float] | None = None) -> None:
+        self.rates = {ch: float(r) for ch, r in (rates or {}).items() if r > 0}
+        self._next_free = dict.fromkeys(self.rates, time.monotonic())
+        self._lock = threading.Lock()
+
+    def reserve(self, channel: str) -> float:
+        rate = self.rates.get(channel)
+        if rate is None:
+            return 0.0
+        with self._lock:
             now = time.monotonic()
-            wait = self.next_free - now
-            self.next_free = max(now, self.next_free) + 1.0 / self.rate
-        if wait > 0:
-            self.sleep(wait)
+            slot = max(now, self._next_free[channel])
+            self._next_free[channel] = slot + 1.0 / rate
+        return slot - now
+
+    def __repr__(self) -> str:
+        return f"InProcessRateLimiter({self.rates!r})"
 
 
 def system_clock() -> datetime:
@@ -174,6 +194,7 @@ class Dispatcher:
         lease: timedelta = timedelta(minutes=5),
         retry: RetryPolicy | None = None,
         rate_limits: Mapping[str, float] | None = None,
+        rate_limiter: RateLimiter | None = None,
         channels: Iterable[str] | None = None,
         clock: Callable[[], datetime] = system_clock,
         rng: random.Random | None = None,
@@ -197,7 +218,13 @@ class Dispatcher:
         self.rng = rng or random.Random()
         self.sleep = sleep
         self.on_sent = on_sent
-        self._buckets = {ch: _Bucket(r, sleep) for ch, r in (rate_limits or {}).items() if r > 0}
+        if rate_limiter is not None and rate_limits:
+            raise ValidationError(
+                "Dispatcher: pass rate_limits (this dispatcher's own) or rate_limiter "
+                "(which holds its rates), not both"
+            )
+        #: spaces each channel's deliveries (``rate_limits`` alone: this dispatcher's own)
+        self.rate_limiter: RateLimiter = rate_limiter or InProcessRateLimiter(rate_limits)
         self._renewed = 0  # when the current batch's claims were last renewed together
         self._held: set[str] = set()  # the keys of the batch held then
 
@@ -299,9 +326,13 @@ class Dispatcher:
         if adapter is None:
             self._dead(rec, message, f"no adapter for channel {message.channel!r}", stats)
             return
-        bucket = self._buckets.get(message.channel)
-        if bucket is not None:
-            bucket.take()
+        try:
+            wait = self.rate_limiter.reserve(message.channel)
+        except ArflowError as exc:  # the shared limiter is down: never send past the limit
+            self._again(rec, message, f"rate limiter: {exc}", stats)
+            return
+        if wait > 0:
+            self.sleep(wait)
         if not self._hold(rec, rest):
             # the lease ran out and another dispatcher took the message over: it is theirs
             stats.lost += 1
@@ -508,6 +539,8 @@ __all__ = [
     "DispatchStats",
     "Dispatcher",
     "FeedbackHandler",
+    "InProcessRateLimiter",
+    "RateLimiter",
     "RetryPolicy",
     "TemporaryFailure",
     "adapters_from_urls",
