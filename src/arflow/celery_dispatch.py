@@ -41,7 +41,7 @@ from typing import Any
 
 from .actions import Adapter
 from .adapters import adapter_from_url
-from .adapters.ratelimit import RedisRateLimiter
+from .adapters.ratelimit import DEFAULT_PREFIX, RedisRateLimiter
 from .errors import ArflowError, ValidationError
 from .ledger import Ledger
 from .messages import ledger_feedback
@@ -90,7 +90,7 @@ def register_dispatch(
             )
         return asdict(dispatcher.run(max_batches=max_batches))
 
-    return app.task(name=DISPATCH_TASK, acks_late=True)(dispatch)
+    return app.task(name=DISPATCH_TASK, acks_late=True, shared=False)(dispatch)
 
 
 def send_dispatch(app: Any, channel: str, *, copies: int = 1) -> list[str]:
@@ -154,6 +154,7 @@ def dispatch_app(
     rates: Mapping[str, float] | None = None,
     limiter: str | None = None,
     burst: int | Mapping[str, int] = 1,
+    limiter_prefix: str = DEFAULT_PREFIX,
     batch: int = 50,
     lease: timedelta = timedelta(minutes=5),
     retry: RetryPolicy | None = None,
@@ -165,7 +166,7 @@ def dispatch_app(
     ``adapters`` maps each channel to an adapter URL (or an adapter). ``rates`` are
     deliveries per second by channel; with ``limiter``, a Redis URL, they are shared by every
     worker process using that Redis (:class:`~arflow.adapters.ratelimit.RedisRateLimiter`,
-    ``burst`` as there); without it each worker process keeps them on its own. Bounces and
+    ``burst`` and ``limiter_prefix`` as its ``burst`` and ``prefix``); without it each worker process keeps them on its own. Bounces and
     unsubscribes are recorded on the book (``ledger_feedback``)."""
     celery = _celery()
     for channel in adapters:
@@ -178,7 +179,7 @@ def dispatch_app(
 
     def make_limiter() -> RateLimiter:
         if limiter is not None:
-            return RedisRateLimiter(limiter, rates or {}, burst=burst)
+            return RedisRateLimiter(limiter, rates or {}, burst=burst, prefix=limiter_prefix)
         return InProcessRateLimiter(rates)
 
     opened = _PerProcess(db, adapters, make_limiter)
