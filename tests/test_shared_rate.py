@@ -139,9 +139,7 @@ class Gateway:
     def busiest_second(self) -> int:
         """The most requests that arrived within any half-open second."""
         times = sorted(t for t, _ in self.seen)
-        return max(
-            (bisect.bisect_left(times, t + 1.0) - i for i, t in enumerate(times)), default=0
-        )
+        return max((bisect.bisect_left(times, t + 1.0) - i for i, t in enumerate(times)), default=0)
 
     def close(self) -> None:
         self.server.shutdown()
@@ -280,7 +278,7 @@ def test_a_dispatcher_whose_limiter_is_down_sends_nothing_and_retries(
     tmp_path: Path, gateway: Gateway
 ) -> None:
     need("redis", "ratelimit")
-    db, keys = book(tmp_path, 3)
+    db, _ = book(tmp_path, 3)
     store = SqlStore(db)
     down = RedisRateLimiter("redis://127.0.0.1:1/0", {"sms": 5}, timeout=1.0)
     stats = Dispatcher(
