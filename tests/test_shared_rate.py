@@ -453,3 +453,17 @@ def test_a_dispatcher_on_celery_is_restricted_to_its_channel() -> None:
     with pytest.raises(ValidationError, match="restricted"):
         app.tasks[DISPATCH_TASK](channel="sms")
     app.close()
+
+
+def test_arflow_dispatch_shares_its_rate_through_redis(
+    tmp_path: Path, gateway: Gateway, redis_client: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from arflow.cli import main
+
+    db, keys = book(tmp_path, 4)
+    base = ["dispatch", "--db", db, "--sms", gateway.url, "--json"]
+    assert main([*base, "--rate-redis", REDIS_URL]) == 4  # no --rate to share
+    assert "give --rate too" in capsys.readouterr().err
+    assert main([*base, "--rate", "sms=50", "--rate-redis", REDIS_URL]) == 0
+    assert json.loads(capsys.readouterr().out)["sent"] == 4
+    assert gateway.keys() == Counter(dict.fromkeys(keys, 1))
