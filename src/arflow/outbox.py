@@ -13,6 +13,10 @@ invalid number or an unsubscribe is handed to ``on_feedback`` as a :class:`Deliv
 ``ContactFeedback``), so the next step does not use that channel. A dispatcher that dies mid-batch leaves its
 claims to expire (``lease``); another dispatcher (or it, restarted) takes them over.
 
+Each channel's deliveries are spaced by a :class:`RateLimiter`: by default this dispatcher's
+own (``rate_limits``, :class:`InProcessRateLimiter`); one shared by every dispatcher
+(``arflow.adapters.ratelimit.RedisRateLimiter``) keeps the rate of them all together.
+
 Every claim carries a token of its own. Just before a message is sent its claim is renewed
 for a whole lease (and the rest of the batch with it, every third of a lease), and only
 while it still holds the token; while the adapter hands it over, a heartbeat thread renews
