@@ -37,6 +37,8 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from arflow import Dispatcher, InProcessRateLimiter, Message, ValidationError, adapter_from_url
 from arflow.adapters.ratelimit import RedisRateLimiter
@@ -467,3 +469,43 @@ def test_arflow_dispatch_shares_its_rate_through_redis(
     assert main([*base, "--rate", "sms=50", "--rate-redis", REDIS_URL]) == 0
     assert json.loads(capsys.readouterr().out)["sent"] == 4
     assert gateway.keys() == Counter(dict.fromkeys(keys, 1))
+
+
+# -- the algorithm, on Redis, against a model ------------------------------------------------------
+
+
+def gcra_model(calls: list[int], interval: int, burst: int) -> list[int]:
+    """The slots a GCRA hands out for calls at the instants ``calls`` (microseconds)."""
+    tat, slots = 0, []
+    for now in calls:
+        tat = max(tat, now)
+        slots.append(max(now, tat - (burst - 1) * interval))
+        tat += interval
+    return slots
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    rate=st.sampled_from([0.5, 1.0, 5.0, 7.0, 30.0]),
+    burst=st.integers(1, 4),
+    gaps=st.lists(st.integers(0, 600_000), min_size=1, max_size=25),
+)
+def test_the_script_hands_out_the_slots_of_a_gcra(
+    redis_client: Any, rate: float, burst: int, gaps: list[int]
+) -> None:
+    """With its clock given (``now_us``), the script hands out exactly the model's slots,
+    and no window of the slots holds more than ``burst + span * rate``."""
+    prefix = f"arflow-test:{uuid.uuid4().hex[:12]}:rate:"
+    limiter = RedisRateLimiter(redis_client, {"sms": rate}, burst=burst, prefix=prefix)
+    start = 1_700_000_000_000_000
+    calls = [start + sum(gaps[: i + 1]) for i in range(len(gaps))]
+    try:
+        slots = [now + limiter._reserve_us("sms", now) for now in calls]
+    finally:
+        redis_client.delete(limiter.key("sms"))
+    interval = round(1_000_000 / rate)
+    assert slots == gcra_model(calls, interval, burst)
+    assert all(s >= now for s, now in zip(slots, calls, strict=True))
+    for i in range(len(slots)):
+        for j in range(i, len(slots)):
+            assert j - i + 1 <= burst + (slots[j] - slots[i]) // interval

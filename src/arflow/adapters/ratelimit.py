@@ -12,8 +12,8 @@ moves the channel's "theoretical arrival time" one interval (``1/rate`` seconds)
 answers how long the caller waits for the slot it reserved. With ``burst`` b, at most
 ``b + rate * T`` deliveries fall in any T seconds; the default ``burst=1`` spaces them
 ``1/rate`` apart. A reserved slot is spent even if the dispatcher dies before it sends,
-which errs on the side of sending less. The key expires when the channel has been idle for
-its budget to refill, so idle channels leave nothing behind.
+which errs on the side of sending less. The key expires a minute after the channel's budget
+has refilled, so idle channels leave nothing behind.
 
 Failures: when Redis cannot be reached (or refuses the login) ``reserve`` raises
 :class:`~arflow.errors.ArflowError`; the dispatcher then does not send that message (never
@@ -37,10 +37,14 @@ DEFAULT_PREFIX = "arflow:rate:"
 DEFAULT_TIMEOUT = 5.0
 
 # KEYS[1] the channel's key; ARGV[1] the interval and ARGV[2] the burst tolerance, both in
-# microseconds. Returns the microseconds until the reserved slot (0: now).
+# microseconds; ARGV[3], for tests only, an instant standing in for Redis's clock. Returns
+# the microseconds until the reserved slot (0: now).
 _GCRA = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local now = tonumber(ARGV[3])
+if not now then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
 local interval = tonumber(ARGV[1])
 local tolerance = tonumber(ARGV[2])
 local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
@@ -48,7 +52,7 @@ if tat < now then tat = now end
 local slot = tat - tolerance
 if slot < now then slot = now end
 local after = tat + interval
-redis.call('SET', KEYS[1], string.format('%d', after), 'PX', math.floor((after - now) / 1000) + 1000)
+redis.call('SET', KEYS[1], string.format('%d', after), 'PX', math.floor((after - now) / 1000) + 60000)
 return slot - now
 """
 
@@ -123,13 +127,18 @@ class RedisRateLimiter:
     def reserve(self, channel: str) -> float:
         """Reserve the next slot for one delivery on ``channel``, shared with every other
         dispatcher; the seconds until it (0.0 at once, or for a channel without a limit)."""
+        return self._reserve_us(channel) / 1_000_000
+
+    def _reserve_us(self, channel: str, now_us: int | None = None) -> int:
+        """``reserve`` in microseconds; ``now_us`` stands in for Redis's clock (tests)."""
         rate = self.rates.get(channel)
         if rate is None:
-            return 0.0
+            return 0
         interval = max(1, round(1_000_000 / rate))
         tolerance = (self.burst[channel] - 1) * interval
+        args = [interval, tolerance] if now_us is None else [interval, tolerance, now_us]
         try:
-            wait_us = self._script(keys=[self.key(channel)], args=[interval, tolerance])
+            wait_us = self._script(keys=[self.key(channel)], args=args)
         except self._errors as exc:
             text = f"{type(exc).__name__}: {exc}"
             password = split_userinfo(self.url)[2] if self.url else None
@@ -137,7 +146,7 @@ class RedisRateLimiter:
                 text = Scrubber([password])(text)
             where = redact(self.url) if self.url else "Redis"
             raise ArflowError(f"rate limiter at {where}: {text}") from None
-        return max(0, int(wait_us)) / 1_000_000
+        return max(0, int(wait_us))
 
     def close(self) -> None:
         """Release the Redis connections (of a client the limiter made; a given one is yours)."""
