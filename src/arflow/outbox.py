@@ -229,6 +229,7 @@ class Dispatcher:
             )
         #: spaces each channel's deliveries (``rate_limits`` alone: this dispatcher's own)
         self.rate_limiter: RateLimiter = rate_limiter or InProcessRateLimiter(rate_limits)
+        self._limiter_down: dict[str, str] = {}  # channels whose limiter failed this batch
         self._renewed = 0  # when the current batch's claims were last renewed together
         self._held: set[str] = set()  # the keys of the batch held then
 
@@ -263,6 +264,7 @@ class Dispatcher:
                 "without one no send can be fenced"
             )
         self._renewed, self._held = now, {r.key for r in claimed}
+        self._limiter_down.clear()
         if not claimed:
             return stats
         heartbeat = _Heartbeat(self)
@@ -330,10 +332,14 @@ class Dispatcher:
         if adapter is None:
             self._dead(rec, message, f"no adapter for channel {message.channel!r}", stats)
             return
-        try:
-            wait = self.rate_limiter.reserve(message.channel)
-        except ArflowError as exc:  # the shared limiter is down: never send past the limit
-            self._again(rec, message, f"rate limiter: {exc}", stats)
+        down = self._limiter_down.get(message.channel)
+        if down is None:
+            try:
+                wait = self.rate_limiter.reserve(message.channel)
+            except ArflowError as exc:  # the shared limiter is down: never send past the limit
+                down = self._limiter_down[message.channel] = f"rate limiter: {exc}"
+        if down is not None:  # (asked once a batch: the rest of it is not kept waiting)
+            self._again(rec, message, down, stats)
             return
         if wait > 0:
             self.sleep(wait)
