@@ -42,7 +42,7 @@ from hypothesis import strategies as st
 
 from arflow import Dispatcher, InProcessRateLimiter, Message, ValidationError, adapter_from_url
 from arflow.adapters.ratelimit import RedisRateLimiter
-from arflow.errors import ArflowError
+from arflow.errors import TemporaryFailure
 from arflow.store.base import OutboxRecord
 from arflow.store.sql import SqlStore
 from tests.celery_dispatch_worker import (
@@ -269,7 +269,7 @@ def test_the_limiter_refuses_what_is_no_rate_and_hides_the_password() -> None:
         RedisRateLimiter(REDIS_URL, {"sms": 5}, burst={"email": 2})
     down = RedisRateLimiter("redis://:s3cret-pw@127.0.0.1:1/0", {"sms": 5}, timeout=1.0)
     assert "s3cret-pw" not in repr(down)
-    with pytest.raises(ArflowError, match="rate limiter") as caught:
+    with pytest.raises(TemporaryFailure, match="rate limiter") as caught:
         down.reserve("sms")
     assert "s3cret-pw" not in str(caught.value)
     with pytest.raises(ValidationError, match="not both"):

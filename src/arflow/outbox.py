@@ -152,7 +152,8 @@ class RateLimiter(Protocol):
     def reserve(self, channel: str) -> float:
         """Reserve the next free slot for one delivery on ``channel`` and return the seconds
         until it (0.0: at once, also for a channel without a limit). Raises
-        :class:`ArflowError` when it cannot tell (its service is down)."""
+        :class:`TemporaryFailure` (or another :class:`ArflowError`) when it cannot tell (its
+        service is down): the dispatcher then retries the message later and sends nothing."""
         ...
 
 

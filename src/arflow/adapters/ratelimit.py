@@ -16,7 +16,7 @@ which errs on the side of sending less. The key expires a minute after the chann
 has refilled, so idle channels leave nothing behind.
 
 Failures: when Redis cannot be reached (or refuses the login) ``reserve`` raises
-:class:`~arflow.errors.ArflowError`; the dispatcher then does not send that message (never
+:class:`~arflow.errors.TemporaryFailure`; the dispatcher then does not send that message (never
 past the limit) and retries it with backoff like any temporary failure. Passwords never
 appear in a ``repr`` or an error.
 
@@ -29,7 +29,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..actions import Scrubber, redact, split_userinfo
+from ..actions import Scrubber, TemporaryFailure, redact, split_userinfo
 from ..errors import ArflowError, ValidationError
 
 #: where the budgets live in Redis: ``arflow:rate:<channel>``
@@ -145,7 +145,7 @@ class RedisRateLimiter:
             if password:
                 text = Scrubber([password])(text)
             where = redact(self.url) if self.url else "Redis"
-            raise ArflowError(f"rate limiter at {where}: {text}") from None
+            raise TemporaryFailure(f"rate limiter at {where}: {text}") from None
         return max(0, int(wait_us))
 
     def close(self) -> None:
