@@ -12,7 +12,13 @@ Each measurement runs in a fresh child process (its own timing, CPU seconds and 
 
 The SMTP server is aiosmtpd's ``Sink`` in a process of its own (it accepts and discards).
 
+``--limiters REDIS_URL`` measures the rate limiter instead: one dispatcher to the memory
+adapter with no limiter, the in-process one and the Redis one shared by every dispatcher,
+each at a rate too high to ever wait (so what is left is the limiter's own cost), and the
+bare ``reserve`` call of each.
+
     python bench/bench_dispatch.py --n 5000
+    python bench/bench_dispatch.py --n 5000 --limiters redis://127.0.0.1:6379/0
     python bench/bench_dispatch.py --n 5000 --db postgresql+psycopg://postgres@127.0.0.1:5432/test
 """
 
@@ -87,7 +93,9 @@ def child(args: argparse.Namespace) -> None:
             adapter.deliver(m)
         done = len(messages)
     else:
-        stats = Dispatcher(store, adapter, batch=args.batch, worker=args.worker).run()
+        stats = Dispatcher(
+            store, adapter, batch=args.batch, worker=args.worker, **limiter_options(args)
+        ).run()
         done = stats.sent
     out = {
         "delivered": done,
@@ -97,6 +105,46 @@ def child(args: argparse.Namespace) -> None:
         "start": t0,
     }
     print(json.dumps(out))
+
+
+#: a rate no limiter ever makes a dispatcher wait at: what is measured is the limiter's cost
+NEVER_WAITS = 1e9
+
+
+def limiter_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The Dispatcher's rate limit options for ``--limiter`` (none, inprocess or a Redis URL)."""
+    if args.limiter == "inprocess":
+        return {"rate_limits": {"email": NEVER_WAITS}}
+    if args.limiter.startswith("redis"):
+        from arflow.adapters.ratelimit import RedisRateLimiter
+
+        prefix = f"bench:{uuid.uuid4().hex[:8]}:"
+        return {
+            "rate_limiter": RedisRateLimiter(args.limiter, {"email": NEVER_WAITS}, prefix=prefix)
+        }
+    return {}
+
+
+def bare_reserve(redis_url: str, n: int) -> list[dict[str, Any]]:
+    """The cost of one ``reserve`` of each limiter, called ``n`` times in a row."""
+    from arflow import InProcessRateLimiter
+    from arflow.adapters.ratelimit import RedisRateLimiter
+
+    rows = []
+    shared = RedisRateLimiter(
+        redis_url, {"email": NEVER_WAITS}, prefix=f"bench:{uuid.uuid4().hex[:8]}:"
+    )
+    for name, limiter in (
+        ("in-process", InProcessRateLimiter({"email": NEVER_WAITS})),
+        ("Redis", shared),
+    ):
+        t0 = time.perf_counter()
+        for _ in range(n):
+            limiter.reserve("email")
+        seconds = time.perf_counter() - t0
+        rows.append({"limiter": name, "calls": n, "us_per_call": seconds / n * 1e6})
+    shared.close()
+    return rows
 
 
 def spawn(args: argparse.Namespace, what: str, adapter: str, schema: str, worker: str) -> Any:
@@ -115,6 +163,8 @@ def spawn(args: argparse.Namespace, what: str, adapter: str, schema: str, worker
         str(args.batch),
         "--worker",
         worker,
+        "--limiter",
+        args.limiter,
     ]
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env)
@@ -175,9 +225,14 @@ def main() -> None:
     p.add_argument("--schema", default="", help=argparse.SUPPRESS)
     p.add_argument("--adapter", default="", help=argparse.SUPPRESS)
     p.add_argument("--worker", default="w", help=argparse.SUPPRESS)
+    p.add_argument("--limiter", default="none", help=argparse.SUPPRESS)
+    p.add_argument("--limiters", help="a Redis URL: measure the rate limiters instead")
     args = p.parse_args()
     if args.child:
         child(args)
+        return
+    if args.limiters:
+        limiters(args)
         return
     port = free_port()
     smtp = subprocess.Popen(
@@ -219,6 +274,33 @@ def main() -> None:
         )
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2))
+
+
+def limiters(args: argparse.Namespace) -> None:
+    """One dispatcher to the memory adapter with each limiter, and each bare ``reserve``."""
+    rows = []
+    for limiter in ("none", "inprocess", args.limiters):
+        sub = argparse.Namespace(**{**vars(args), "limiter": limiter})
+        r = measure(sub, "dispatch", "memory://", 1)
+        r["limiter"] = "Redis" if limiter.startswith("redis") else limiter
+        print(json.dumps(r), flush=True)
+        rows.append(r)
+    bare = bare_reserve(args.limiters, args.n)
+    for b in bare:
+        print(json.dumps(b), flush=True)
+    backend = "SQLite" if args.db.startswith("sqlite") else "PostgreSQL"
+    print(f"\n{args.n:,} e-mail actions, one dispatcher, memory adapter, outbox on {backend}\n")
+    print("| limiter | actions/s | µs per action | limiter µs/action | bare reserve µs |")
+    print("|---|---:|---:|---:|---:|")
+    base = rows[0]["us_per_action"]
+    cost = {b["limiter"]: b["us_per_call"] for b in bare}
+    for r in rows:
+        name = {"none": "none", "inprocess": "in-process"}.get(r["limiter"], r["limiter"])
+        over = "" if name == "none" else f"{r['us_per_action'] - base:,.0f}"
+        bare_us = f"{cost[name]:,.1f}" if name in cost else ""
+        print(f"| {name} | {r['per_s']:,.0f} | {r['us_per_action']:,.0f} | {over} | {bare_us} |")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"dispatch": rows, "reserve": bare}, indent=2))
 
 
 if __name__ == "__main__":

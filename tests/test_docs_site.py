@@ -14,7 +14,15 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-PUBLIC_MODULES = ["rules", "testing", "strategies", "adapters", "analytics", "report"]
+PUBLIC_MODULES = [
+    "rules",
+    "testing",
+    "strategies",
+    "adapters",
+    "analytics",
+    "report",
+    "celery_dispatch",
+]
 
 
 def _needs_mkdocs() -> None:
@@ -116,7 +124,7 @@ def test_the_api_reference_documents_every_public_name(site: Path) -> None:
         page = (site / "api" / module / "index.html").read_text(encoding="utf-8")
         assert f'id="arflow.{module}"' in page, module
     adapters = (site / "api" / "adapters" / "index.html").read_text(encoding="utf-8")
-    for sub in ("http", "smtp", "queues", "chat"):
+    for sub in ("http", "smtp", "queues", "chat", "ratelimit"):
         assert f'id="arflow.adapters.{sub}"' in adapters, sub
 
 

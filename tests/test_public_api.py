@@ -28,6 +28,8 @@ PUBLIC_MODULES = frozenset(
         "arflow.adapters.smtp",
         "arflow.adapters.queues",
         "arflow.adapters.chat",
+        "arflow.adapters.ratelimit",
+        "arflow.celery_dispatch",
         "arflow.rules",
         "arflow.report",
     }

@@ -153,7 +153,7 @@ from .events import (
 )
 from .ledger import Applied, InvoiceRequest, Ledger, Where, where
 from .money import Money
-from .outbox import Dispatcher, RetryPolicy
+from .outbox import Dispatcher, InProcessRateLimiter, RateLimiter, RetryPolicy
 from .store import MemoryStore, Store, dump_book, open_store
 
 if TYPE_CHECKING:
@@ -275,6 +275,7 @@ __all__ = [
     "Failure",
     "IllegalTransition",
     "ImportRejected",
+    "InProcessRateLimiter",
     "InvalidAmount",
     "InvalidDates",
     "InvoiceConfirmed",
@@ -333,6 +334,7 @@ __all__ = [
     "PromiseMade",
     "PromiseStatus",
     "PromiseToPay",
+    "RateLimiter",
     "ReaderFailed",
     "Receivable",
     "ReceivableState",

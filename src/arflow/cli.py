@@ -296,6 +296,16 @@ def cmd_dispatch(args: argparse.Namespace) -> int:
             raise errors.ValidationError(
                 f"--rate {item!r}: write CHANNEL=PER_SECOND, e.g. sms=5"
             ) from None
+    shared = None
+    if args.rate_redis:
+        from .adapters.ratelimit import RedisRateLimiter
+
+        if not limits:
+            raise errors.ValidationError(
+                "--rate-redis shares the limits of --rate among dispatchers: give --rate too, "
+                "e.g. --rate sms=5"
+            )
+        shared, limits = RedisRateLimiter(args.rate_redis, limits), {}
     dispatcher = Dispatcher(
         ledger.store,
         adapters,
@@ -304,11 +314,14 @@ def cmd_dispatch(args: argparse.Namespace) -> int:
         lease=timedelta(seconds=args.lease),
         retry=RetryPolicy(max_attempts=args.max_attempts),
         rate_limits=limits,
+        rate_limiter=shared,
         channels=list(adapters),
     )
     try:
         stats = dispatcher.run(idle_exit=not args.forever, poll=args.poll)
     finally:
+        if shared is not None:
+            shared.close()
         for adapter in adapters.values():
             close = getattr(adapter, "close", None)
             if callable(close):
@@ -1367,6 +1380,10 @@ def build_cli() -> click.Group:
                     help="seconds a claim holds; a crashed dispatcher's claims are taken over after it",
                 ),
                 _opt("--rate", multiple=True, help="CHANNEL=PER_SECOND, e.g. sms=5"),
+                _opt(
+                    "--rate-redis",
+                    help="redis://...: the --rate limits shared by every dispatcher on this Redis",
+                ),
                 _flag("--forever", help="keep polling when idle"),
                 _opt("--poll", type=float, default=2.0, help="seconds between polls when idle"),
                 json_flag(),

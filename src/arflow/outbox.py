@@ -13,6 +13,10 @@ invalid number or an unsubscribe is handed to ``on_feedback`` as a :class:`Deliv
 ``ContactFeedback``), so the next step does not use that channel. A dispatcher that dies mid-batch leaves its
 claims to expire (``lease``); another dispatcher (or it, restarted) takes them over.
 
+Each channel's deliveries are spaced by a :class:`RateLimiter`: by default this dispatcher's
+own (``rate_limits``, :class:`InProcessRateLimiter`); one shared by every dispatcher
+(``arflow.adapters.ratelimit.RedisRateLimiter``) keeps the rate of them all together.
+
 Every claim carries a token of its own. Just before a message is sent its claim is renewed
 for a whole lease (and the rest of the batch with it, every third of a lease), and only
 while it still holds the token; while the adapter hands it over, a heartbeat thread renews
@@ -40,7 +44,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from .actions import (
     Adapter,
@@ -51,7 +55,7 @@ from .actions import (
     redact_urls,
 )
 from .adapters import adapter_from_url
-from .errors import ArflowError, Feedback, StoreError
+from .errors import ArflowError, Feedback, StoreError, ValidationError
 from .store.base import OutboxRecord, Settle, Store
 
 log = logging.getLogger("arflow.outbox")
@@ -137,22 +141,43 @@ class DispatchStats:
         self.errors.extend(other.errors)
 
 
-class _Bucket:
-    """A token bucket: at most ``rate`` deliveries per second on one channel."""
+class RateLimiter(Protocol):
+    """Spaces the deliveries of each channel: at most so many per second on a channel.
 
-    def __init__(self, rate: float, sleep: Callable[[float], None]) -> None:
-        self.rate = rate
-        self.sleep = sleep
-        self.next_free = time.monotonic()
-        self.lock = threading.Lock()
+    The dispatcher asks it once per message, just before the message's claim is checked
+    and the message handed over, and waits the seconds it answers. The default,
+    :class:`InProcessRateLimiter`, limits one dispatcher; one shared by every dispatcher
+    (``arflow.adapters.ratelimit.RedisRateLimiter``) limits them all together."""
 
-    def take(self) -> None:
-        with self.lock:
+    def reserve(self, channel: str) -> float:
+        """Reserve the next free slot for one delivery on ``channel`` and return the seconds
+        until it (0.0: at once, also for a channel without a limit). Raises
+        :class:`TemporaryFailure` (or another :class:`ArflowError`) when it cannot tell (its
+        service is down): the dispatcher then retries the message later and sends nothing."""
+        ...
+
+
+class InProcessRateLimiter:
+    """A token bucket per channel, in this process: at most ``rates[channel]`` deliveries per
+    second by the dispatcher that holds it (shared by its threads, not by other dispatchers)."""
+
+    def __init__(self, rates: Mapping[str, float] | None = None) -> None:
+        self.rates = {ch: float(r) for ch, r in (rates or {}).items() if r > 0}
+        self._next_free = dict.fromkeys(self.rates, time.monotonic())
+        self._lock = threading.Lock()
+
+    def reserve(self, channel: str) -> float:
+        rate = self.rates.get(channel)
+        if rate is None:
+            return 0.0
+        with self._lock:
             now = time.monotonic()
-            wait = self.next_free - now
-            self.next_free = max(now, self.next_free) + 1.0 / self.rate
-        if wait > 0:
-            self.sleep(wait)
+            slot = max(now, self._next_free[channel])
+            self._next_free[channel] = slot + 1.0 / rate
+        return slot - now
+
+    def __repr__(self) -> str:
+        return f"InProcessRateLimiter({self.rates!r})"
 
 
 def system_clock() -> datetime:
@@ -176,6 +201,7 @@ class Dispatcher:
         lease: timedelta = timedelta(minutes=5),
         retry: RetryPolicy | None = None,
         rate_limits: Mapping[str, float] | None = None,
+        rate_limiter: RateLimiter | None = None,
         channels: Iterable[str] | None = None,
         clock: Callable[[], datetime] = system_clock,
         rng: random.Random | None = None,
@@ -199,7 +225,13 @@ class Dispatcher:
         self.rng = rng or random.Random()
         self.sleep = sleep
         self.on_sent = on_sent
-        self._buckets = {ch: _Bucket(r, sleep) for ch, r in (rate_limits or {}).items() if r > 0}
+        if rate_limiter is not None and rate_limits:
+            raise ValidationError(
+                "Dispatcher: pass rate_limits (this dispatcher's own) or rate_limiter "
+                "(which holds its rates), not both"
+            )
+        #: spaces each channel's deliveries (``rate_limits`` alone: this dispatcher's own)
+        self.rate_limiter: RateLimiter = rate_limiter or InProcessRateLimiter(rate_limits)
 
     @property
     def lease_us(self) -> int:
@@ -301,9 +333,17 @@ class Dispatcher:
         if adapter is None:
             self._dead(rec, message, f"no adapter for channel {message.channel!r}", stats)
             return
-        bucket = self._buckets.get(message.channel)
-        if bucket is not None:
-            bucket.take()
+        down = held.limiter_down.get(message.channel)
+        if down is None:
+            try:
+                wait = self.rate_limiter.reserve(message.channel)
+            except ArflowError as exc:  # the shared limiter is down: never send past the limit
+                down = held.limiter_down[message.channel] = f"rate limiter: {exc}"
+        if down is not None:  # (asked once a batch: the rest of it is not kept waiting)
+            self._again(rec, message, down, stats)
+            return
+        if wait > 0:
+            self.sleep(wait)
         if not self._hold(rec, rest, held):
             # the lease ran out and another dispatcher took the message over: it is theirs
             stats.lost += 1
@@ -428,6 +468,8 @@ class _Held:
 
     renewed: int
     keys: set[str]
+    #: channels whose shared rate limiter failed during this batch, with the error
+    limiter_down: dict[str, str] = field(default_factory=dict)
 
 
 class _Heartbeat:
@@ -520,6 +562,8 @@ __all__ = [
     "DispatchStats",
     "Dispatcher",
     "FeedbackHandler",
+    "InProcessRateLimiter",
+    "RateLimiter",
     "RetryPolicy",
     "TemporaryFailure",
     "adapters_from_urls",
