@@ -71,7 +71,7 @@ def schema_of(bind: Any) -> str | None:
     """The schema arflow's tables are in on ``bind`` (an engine or a connection), as
     :func:`with_schema` set it; None when they are where its search path puts them."""
     found = bind.get_execution_options().get("schema_translate_map") or {}
-    return found.get(None)  # type: ignore[no-any-return]
+    return found.get(None)
 
 
 def qualified(bind: Any, table: str) -> str:
