@@ -103,6 +103,7 @@ def test_a_whole_book_lives_in_its_schema_beside_same_named_host_tables(
     ledger = Ledger(_url(host, arflow_schema=ax))  # the URL names arflow's schema
     store = ledger.store
     assert isinstance(store, SqlStore) and store.schema == ax
+    assert f"arflow_schema={ax}" in store.url  # as messages show it
     try:
         assert _tables(admin, ax) == TABLE_NAMES
         build(BookBuilder(ledger), customers=6)
@@ -440,7 +441,8 @@ def test_cli_db_schema_option_and_config(
     assert f"to version {SCHEMA_VERSION}" in capsys.readouterr().out
     assert schema_version(POSTGRES_URL, schema=ax) == SCHEMA_VERSION
     assert main(["init", "--db", f"{POSTGRES_URL}?arflow_schema={ax}", "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["events"] == 0
+    init = json.loads(capsys.readouterr().out)
+    assert init["events"] == 0 and f"arflow_schema={ax}" in init["db"]
     # arflow.toml: db and db_schema
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("ARFLOW_DB", raising=False)

@@ -82,7 +82,11 @@ class SqlStore(_SqlOutbox):
         self.schema = schema
         engine = with_schema(engine, schema)
         self.engine = engine
-        self._edge = _Edge(engine.url)
+        # the URL as messages show it: with arflow's schema, if it has one
+        shown = (
+            engine.url if schema is None else engine.url.update_query_dict({SCHEMA_OPTION: schema})
+        )
+        self._edge = _Edge(shown)
         self.url = self._edge.where
         self._source_url = url_or_engine if isinstance(url_or_engine, str) else None
         self._models = _Models()
