@@ -83,10 +83,10 @@ class SqlStore(_SqlOutbox):
         engine = with_schema(engine, schema)
         self.engine = engine
         # the URL as messages show it: with arflow's schema, if it has one
-        shown = (
-            engine.url if schema is None else engine.url.update_query_dict({SCHEMA_OPTION: schema})
-        )
-        self._edge = _Edge(shown)
+        named = engine.url
+        if schema is not None:
+            named = named.update_query_dict({SCHEMA_OPTION: schema})
+        self._edge = _Edge(named)
         self.url = self._edge.where
         self._source_url = url_or_engine if isinstance(url_or_engine, str) else None
         self._models = _Models()
