@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,7 @@ import pytest
 import sqlalchemy as sa
 
 import arflow.engine._parallel as planner
-from arflow import Dispatcher, Ledger, MemoryAdapter, dump_book
+from arflow import Dispatcher, Ledger, MemoryAdapter, Money, OrderSubmitted, dump_book
 from arflow.analytics import build_report, forecasts
 from arflow.cli import main
 from arflow.engine import Engine
@@ -111,6 +111,18 @@ def test_a_whole_book_lives_in_its_schema_beside_same_named_host_tables(
         engine.helpers_from = 0  # a helper process even on a small day: it opens the same book
         for day in DAYS[:2]:
             assert engine.run(day).recorded > 0
+        applied, _decisions = engine.handle(
+            OrderSubmitted(
+                event_id="shop:SO-X",
+                occurred_at=datetime(2026, 3, 3, 10, tzinfo=UTC),
+                actor="shop",
+                order_id="SO-X",
+                customer_id="C001",
+                amount=Money.of("900000.00", "CNY"),
+                submitted_on=DAYS[1],
+            )
+        )
+        assert not applied.duplicate and store.get("order", "SO-X") is not None
         assert len(started) == 2  # a helper process each day, opening the book by its URL
         assert ax in (store.shared_url() or "")
         due = store.find_due(DAYS[0] - timedelta(100), DAYS[3], ["open", "partially_paid"])
