@@ -294,6 +294,57 @@ def test_upgrade_in_a_schema_of_its_own(pg_schemas: Callable[[], str]) -> None:
         engine.dispose()
 
 
+@pytest.mark.postgres
+def test_an_old_book_in_its_schema_upgrades_there_and_not_in_the_search_path(
+    pg_schemas: Callable[[], str],
+) -> None:
+    """A book of schema version 3 in ``arflow_x_...``, shaped as that version made it (no
+    receivable summary, the old customer index, no outbox claim), beside same-named tables
+    in the search path's schema: every step's ALTER, UPDATE and DROP INDEX lands in
+    arflow's schema."""
+    host, ax = pg_schemas(), pg_schemas()
+    admin = sa.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{host}"'))
+        conn.execute(sa.text(f'CREATE SCHEMA "{ax}"'))
+    db = sa.create_engine(_url(host))
+    try:
+        host_md = sa.MetaData()
+        for name in ("ar_receivable", "ar_outbox", "ar_payment", "ar_credit_note"):
+            sa.Table(name, host_md, sa.Column("host_id", sa.Integer, primary_key=True))
+        host_md.create_all(db)
+        _old_book(db.execution_options(schema_translate_map={None: ax}), 3)
+        with db.begin() as conn:
+            conn.execute(sa.text(f'DROP INDEX "{ax}".ix_ar_receivable_customer_summary'))
+            conn.execute(sa.text(f'ALTER TABLE "{ax}".ar_receivable DROP COLUMN summary'))
+            conn.execute(
+                sa.text(
+                    "CREATE INDEX ix_ar_receivable_customer_state "
+                    f'ON "{ax}".ar_receivable (customer_id, state)'
+                )
+            )
+            conn.execute(sa.text(f'ALTER TABLE "{ax}".ar_outbox DROP COLUMN claim'))
+        assert upgrade(db, schema=ax) == (3, SCHEMA_VERSION)
+        with db.connect() as conn:
+            look = sa.inspect(conn)
+            assert "summary" in {c["name"] for c in look.get_columns("ar_receivable", ax)}
+            assert "claim" in {c["name"] for c in look.get_columns("ar_outbox", ax)}
+            indexes = {ix["name"] for ix in look.get_indexes("ar_receivable", ax)}
+            assert "ix_ar_receivable_customer_summary" in indexes
+            assert "ix_ar_receivable_customer_state" not in indexes
+            for t in host_md.sorted_tables:  # the host's: as they were
+                assert [c["name"] for c in look.get_columns(t.name, host)] == ["host_id"]
+        store = SqlStore(db, schema=ax, upgrade=False)
+        b = BookBuilder(Ledger(store))
+        b.customer("C1")
+        b.invoice("INV-1", "C1", 100)
+        assert store.receivable_summaries(["C1"])["C1"][0].id == "INV-1"
+        store.close()
+    finally:
+        db.dispose()
+        admin.dispose()
+
+
 # -- the host's Alembic ------------------------------------------------------------------
 
 
