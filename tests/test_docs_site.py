@@ -134,3 +134,9 @@ def test_the_rule_language_reference_names_every_setting() -> None:
     text = (ROOT / "docs" / "rules.md").read_text(encoding="utf-8")
     missing = [f for f in Settings.model_fields if f"`{f}`" not in text]
     assert not missing, f"settings not in docs/rules.md: {missing}"
+
+
+def test_the_api_reference_documents_the_sql_store_for_hosts(site: Path) -> None:
+    page = (site / "api" / "store_sql" / "index.html").read_text(encoding="utf-8")
+    for name in ("SqlStore", "metadata", "alembic_include_object", "upgrade", "schema_version"):
+        assert f'id="arflow.store.sql.{name}"' in page, name

@@ -32,6 +32,7 @@ PUBLIC_MODULES = frozenset(
         "arflow.celery_dispatch",
         "arflow.rules",
         "arflow.report",
+        "arflow.store.sql",
     }
 )
 

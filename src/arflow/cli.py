@@ -51,10 +51,10 @@ def load_config(folder: Any = None) -> dict[str, Any]:
     if not found:
         return {}
     where = f"{source}" + ("" if source.name == "arflow.toml" else " [tool.arflow]")
-    unknown = set(found) - {"db", "adapters"}
+    unknown = set(found) - {"db", "adapters", "db_schema"}
     if unknown:
         raise errors.ValidationError(
-            f"{where}: unknown key(s) {', '.join(sorted(unknown))} (known: db, adapters)"
+            f"{where}: unknown key(s) {', '.join(sorted(unknown))} (known: db, db_schema, adapters)"
         )
     out: dict[str, Any] = {"source": where}
     db = found.get("db")
@@ -62,6 +62,11 @@ def load_config(folder: Any = None) -> dict[str, Any]:
         if not isinstance(db, str) or not db:
             raise errors.ValidationError(f"{where}: db must be a URL or a path")
         out["db"] = db if "://" in db else str(base / Path(db).expanduser())
+    db_schema = found.get("db_schema")
+    if db_schema is not None:
+        if not isinstance(db_schema, str) or not db_schema:
+            raise errors.ValidationError(f"{where}: db_schema must be a PostgreSQL schema name")
+        out["db_schema"] = db_schema
     adapters = found.get("adapters", {})
     if not isinstance(adapters, dict):
         raise errors.ValidationError(f"{where}: adapters must be a table of channels")
@@ -117,16 +122,25 @@ def adapter_from_spec(spec: Any, where: str) -> Any:
     return adapter
 
 
-def db_url(value: str | None, *, create: bool = False) -> str:
+def db_url(value: str | None, *, create: bool = False, schema: str | None = None) -> str:
     """The store URL ``--db`` names: a URL as given, a plain path as SQLite at that path;
-    ``None`` reads ``$ARFLOW_DB``, else the config file's ``db`` (:func:`load_config`), else
-    :data:`DEFAULT_DB`. A SQLite file that does not
+    ``None`` reads ``$ARFLOW_DB``, else the config file's ``db`` (:func:`load_config`, with
+    its ``db_schema``), else :data:`DEFAULT_DB`. A SQLite file that does not
     exist is refused (:class:`~arflow.errors.ValidationError`) unless ``create``; its folder
-    must exist either way."""
+    must exist either way. ``schema`` (``--db-schema``): the PostgreSQL schema of arflow's
+    tables, added to the URL as its ``arflow_schema`` option."""
     from pathlib import Path
 
-    text = value or os.environ.get("ARFLOW_DB") or load_config().get("db") or DEFAULT_DB
+    text = value or os.environ.get("ARFLOW_DB")
+    if not text:
+        config = load_config()
+        text = config.get("db") or DEFAULT_DB
+        schema = schema or config.get("db_schema")
     url = text if "://" in text else f"sqlite:///{Path(text).expanduser().absolute()}"
+    if schema:
+        from urllib.parse import quote
+
+        url += ("&" if "?" in url else "?") + f"arflow_schema={quote(schema, safe='')}"
     if url.startswith("sqlite:///"):
         path = url[len("sqlite:///") :].split("?", 1)[0]
         if path and path != ":memory:":
@@ -238,6 +252,54 @@ def cmd_init(args: argparse.Namespace) -> int:
         _dump({"db": ledger.store.url, "events": events})
     else:
         print(f"book at {ledger.store.url}: ready ({events} event(s) in it)")
+    return 0
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    """arflow's own tables in the database ``--db`` names: ``upgrade`` them to this
+    arflow's schema version, print their ``version``, or ``check`` that it is this
+    arflow's (exit code 5 when not)."""
+    from urllib.parse import parse_qs, urlsplit
+
+    from .store.sql import SCHEMA_VERSION, SqlStore, schema_version, upgrade
+
+    if args.db.startswith("memory:"):
+        raise errors.ValidationError("arflow db: a memory:// book has no tables to upgrade")
+    schema = (parse_qs(urlsplit(args.db).query).get("arflow_schema") or [None])[0]
+    where = "" if schema is None else f" in schema {schema!r}"
+    if args.action == "upgrade":
+        before, after = upgrade(args.db)
+        if args.json:
+            _dump({"before": before, "after": after, "schema": schema})
+        elif before == after:
+            print(f"arflow's tables{where}: already at version {after}")
+        else:
+            print(f"arflow's tables{where}: upgraded from version {before} to version {after}")
+        return 0
+    if args.action == "check":
+        SqlStore(args.db, upgrade=False).close()  # refuses another version, saying which
+        print(f"arflow's tables{where}: version {SCHEMA_VERSION}, this arflow's")
+        return 0
+    found = schema_version(args.db)
+    state = (
+        "current"
+        if found == SCHEMA_VERSION
+        else "none"
+        if found == 0
+        else "older"
+        if found < SCHEMA_VERSION
+        else "newer"
+    )
+    if args.json:
+        _dump({"database": found, "arflow": SCHEMA_VERSION, "schema": schema, "state": state})
+        return 0
+    what = {
+        "current": "current",
+        "none": "no arflow tables: run `arflow db upgrade` (or `arflow init`)",
+        "older": "older: run `arflow db upgrade`",
+        "newer": "newer than this arflow: upgrade arflow",
+    }[state]
+    print(f"database{where}: version {found}, arflow: version {SCHEMA_VERSION} ({what})")
     return 0
 
 
@@ -1042,6 +1104,16 @@ def _db() -> click.Option:
     )
 
 
+def _db_schema() -> click.Option:
+    return _opt(
+        "--db-schema",
+        default=None,
+        metavar="NAME",
+        help="PostgreSQL: the schema arflow's tables are in (default: the URL's arflow_schema "
+        "option, the config file's db_schema, else the connection's search path)",
+    )
+
+
 def _rules(
     text: str = "rule files or folders (default: the shipped default pack); may repeat",
 ) -> click.Option:
@@ -1092,6 +1164,8 @@ def _make(
             click.get_current_context().exit(code)
         return 0
 
+    if any(p.name == "db" for p in params):
+        params = [*params, _db_schema()]
     params = [*params, _flag("--debug", "debug_here", help="raise an error with its traceback")]
     return click.Command(
         name,
@@ -1446,6 +1520,18 @@ def build_cli() -> click.Group:
     )
     add(
         _make(
+            "db",
+            cmd_db,
+            "arflow's own tables: upgrade them, print their schema version, or check it",
+            [
+                _db(),
+                _arg("action", type=click.Choice(["upgrade", "version", "check"])),
+                json_flag(),
+            ],
+        )
+    )
+    add(
+        _make(
             "decisions",
             cmd_decisions,
             "list the recorded decisions",
@@ -1516,7 +1602,8 @@ def _guarded(func: Any, args: Any) -> int:
             args.command == "process" and args.action == "diagram"
         )
         if "db" in vars(args) and not no_book:
-            args.db = db_url(args.db, create=args.command in CREATES_BOOK)
+            schema = getattr(args, "db_schema", None)
+            args.db = db_url(args.db, create=args.command in CREATES_BOOK, schema=schema)
         return int(func(args))
     except BrokenPipeError:
         # The reader (``arflow demo | head``) went away: stop quietly, as Unix tools do.

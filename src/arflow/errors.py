@@ -35,7 +35,10 @@ pydantic, SQLAlchemy, YAML, Jinja2, a driver) is translated at the public edge w
     │   └── DateOutOfRange
     ├── ImportRejected               an import file with bad rows (file:row:column each)
     ├── StoreError                   the store cannot be opened, read or written
-    │   └── StoreUnavailable         the database cannot be reached (worth a retry)
+    │   ├── StoreUnavailable         the database cannot be reached (worth a retry)
+    │   ├── SchemaTooOld             opened without upgrading an older arflow schema
+    │   ├── SchemaTooNew             an arflow schema newer than this arflow
+    │   └── SchemaNotSupported       a schema for arflow's tables that cannot be used
     ├── TemplateError                a template that cannot be found, parsed or rendered
     │   └── TemplateLimitError
     ├── DeliveryError                an adapter could not deliver a message
@@ -497,3 +500,30 @@ class ApprovalPending(IllegalTransition):
     def __init__(self, order_id: str, why: str) -> None:
         self.kind, self.object_id, self.state, self.trigger = "order", order_id, "", "ship"
         ArflowError.__init__(self, f"order {order_id!r} cannot ship: {why}")
+
+
+# -- arflow's schema in a shared database (docs/storage.md#migrations-side-by-side) ----------
+
+
+class SchemaTooOld(StoreError):
+    """The database's arflow schema is older than this arflow, and the store was opened
+    without upgrading it (``SqlStore(..., upgrade=False)``): run ``arflow db upgrade`` (or
+    ``arflow.store.sql.upgrade``) first. ``found`` and ``expected`` are the versions."""
+
+    def __init__(self, message: str, found: int = 0, expected: int = 0) -> None:
+        self.found, self.expected = found, expected
+        super().__init__(message)
+
+
+class SchemaTooNew(StoreError):
+    """The database's arflow schema is newer than this arflow knows: it is refused rather
+    than misread (or downgraded). ``found`` and ``expected`` are the versions."""
+
+    def __init__(self, message: str, found: int = 0, expected: int = 0) -> None:
+        self.found, self.expected = found, expected
+        super().__init__(message)
+
+
+class SchemaNotSupported(StoreError):
+    """A PostgreSQL schema for arflow's tables that cannot be used: on SQLite (which has
+    none), a name that is not a plain identifier, or two different names for one book."""

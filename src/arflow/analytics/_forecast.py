@@ -140,11 +140,14 @@ def _summaries(store: Store, ids: list[str]) -> list[tuple[str, ReceivableSummar
     ``Store.receivable_summaries``."""
     engine = getattr(store, "engine", None)
     if engine is not None:
+        from ..store.sql import qualified
+
         wanted = set(ids)
         raw = engine.raw_connection()
         try:
             cursor = raw.cursor()
-            cursor.execute("SELECT customer_id, id, state, due_date, summary FROM ar_receivable")
+            table = qualified(engine, "ar_receivable")  # in arflow's schema, if it has one
+            cursor.execute(f"SELECT customer_id, id, state, due_date, summary FROM {table}")
             rows = cursor.fetchall()
             cursor.close()
             raw.rollback()

@@ -3,13 +3,19 @@
 The package's modules: ``_schema`` (tables and migrations), ``_sqlite`` (SQLite's pragmas
 and WAL checkpoints), ``_driver`` (statements built once, the driver's own cursor),
 ``_tx`` (the transaction), ``_outbox`` (the dispatchers' statements) and ``_store`` (the
-store).
+store); ``_naming`` (arflow's PostgreSQL schema), ``_upgrade`` (the schema steps run from a
+host's deployment) and ``_alembic`` (the host's autogenerate beside arflow's tables).
+
+For a host: :data:`metadata` (arflow's tables), :func:`upgrade` and
+:func:`schema_version`, :func:`alembic_include_object` (docs/storage.md#migrations-side-by-side).
 """
 
 from __future__ import annotations
 
 from ..base import StagedRows
+from ._alembic import TABLE_NAMES, alembic_include_object
 from ._driver import _SUMMARY_COLUMNS, _Models
+from ._naming import SCHEMA_OPTION, qualified
 from ._schema import (
     AUDIT,
     CUSTOMER_DIM,
@@ -28,6 +34,7 @@ from ._schema import (
 from ._sqlite import BULK_CACHE_KIB, _Checkpoints
 from ._store import SqlStore
 from ._tx import _SqlTx
+from ._upgrade import schema_version, upgrade
 
 __all__ = [
     "AUDIT",
@@ -41,13 +48,19 @@ __all__ = [
     "OUTBOX",
     "RUNS",
     "SCHEMA",
+    "SCHEMA_OPTION",
     "SCHEMA_VERSION",
+    "TABLE_NAMES",
     "_SUMMARY_COLUMNS",
     "SqlStore",
     "StagedRows",
     "_Checkpoints",
     "_Models",
     "_SqlTx",
+    "alembic_include_object",
     "metadata",
     "migrate",
+    "qualified",
+    "schema_version",
+    "upgrade",
 ]

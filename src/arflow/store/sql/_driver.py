@@ -17,6 +17,7 @@ from sqlalchemy.engine import Connection, Dialect
 from ...errors import StoreError
 from ...summary import summary_text
 from ..base import KINDS, MOVEMENT_COLUMNS, OutboxRecord, json_of
+from ._naming import qualified, schema_of
 from ._schema import DECISIONS, EVENTS, OBJECT_TABLES, metadata
 
 
@@ -64,12 +65,14 @@ def _marks(dialect: str, n: int) -> str:
 
 
 def _due_query(
-    dialect: str, columns: str, due_from: date, due_to: date, states: Iterable[str]
+    conn: Connection, columns: str, due_from: date, due_to: date, states: Iterable[str]
 ) -> tuple[str, tuple[Any, ...]]:
-    """``find_due``'s query (and its parameters) for ``columns``."""
+    """``find_due``'s query (and its parameters) for ``columns``, on ``conn``."""
+    dialect = conn.dialect.name
     wanted = [str(s) for s in states]
+    table = qualified(conn, "ar_receivable")
     sql = (
-        f"SELECT {columns} FROM ar_receivable WHERE state IN ({_marks(dialect, len(wanted))}) "
+        f"SELECT {columns} FROM {table} WHERE state IN ({_marks(dialect, len(wanted))}) "
         f"AND due_date BETWEEN {_marks(dialect, 1)} AND {_marks(dialect, 1)}"
     )
     day = _day_param(dialect)
@@ -159,8 +162,10 @@ def _select_in(
 ) -> list[Any]:
     """``SELECT columns FROM table WHERE key IN (values)`` (``AND state IN (states)`` if
     ``states`` are given), a batch of values at a time, through :func:`_driver_cursor`
-    (read-ahead queries: cheaper than an expanding bind)."""
+    (read-ahead queries: cheaper than an expanding bind). ``table`` is one of arflow's, by
+    its bare name (in arflow's schema on ``conn``, if it has one)."""
     out: list[Any] = []
+    table = qualified(conn, table)
     for i in range(0, len(values), _IN_BATCH):
         part = values[i : i + _IN_BATCH]
         sql = _select_in_sql(conn.dialect.name, table, columns, key, len(part), len(states))
@@ -195,12 +200,19 @@ def _by_customer(
 
 
 @functools.cache
-def _driver_statement(dialect: Dialect, what: str) -> tuple[str, tuple[str, ...]]:
+def _driver_statement(
+    dialect: Dialect, what: str, schema: str | None = None
+) -> tuple[str, tuple[str, ...]]:
     """The SQL of an upsert (a kind's objects, ``decision``) or of the outbox's insert,
-    compiled once for the driver, with the order of its parameters when they are
-    positional."""
+    compiled once for the driver (naming arflow's ``schema``, if any), with the order of
+    its parameters when they are positional."""
     stmt = _insert_new(dialect.name, what) if what == "outbox" else _upsert(dialect.name, what)
-    compiled = stmt.compile(dialect=dialect)
+    if schema is None:
+        compiled = stmt.compile(dialect=dialect)
+    else:
+        compiled = stmt.compile(
+            dialect=dialect, schema_translate_map={None: schema}, render_schema_translate=True
+        )
     return str(compiled), tuple(compiled.positiontup or ())
 
 
@@ -208,7 +220,7 @@ def _driver_write(conn: Connection, what: str, rows: list[dict[str, Any]]) -> No
     """Run :func:`_driver_statement` for ``rows`` (values as the driver takes them: dates
     through ``_day_param``) with the driver's ``executemany``, without SQLAlchemy's per-row
     work, which costs more than the database on a day's thousands of decisions."""
-    sql, order = _driver_statement(conn.dialect, what)
+    sql, order = _driver_statement(conn.dialect, what, schema_of(conn))
     params: list[Any] = rows
     if order:  # positional (SQLite)
         params = [tuple(row[name] for name in order) for row in rows]
@@ -220,6 +232,12 @@ def _driver_write(conn: Connection, what: str, rows: list[dict[str, Any]]) -> No
 def _raw_insert(dialect: str, table: str, columns: tuple[str, ...]) -> str:
     """``INSERT INTO table (columns) VALUES (?, ...)`` in the driver's parameter style."""
     return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({_marks(dialect, len(columns))})"
+
+
+def _insert_sql(conn: Connection, table: str, columns: tuple[str, ...]) -> str:
+    """:func:`_raw_insert` into arflow's ``table`` (a bare name) as ``conn`` names it (in
+    arflow's schema, if it has one)."""
+    return _raw_insert(conn.dialect.name, qualified(conn, table), columns)
 
 
 def _day_param(dialect: str) -> Callable[[date], Any]:

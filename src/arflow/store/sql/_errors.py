@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import re
 import sqlite3
 from collections.abc import Callable, Generator
 from types import TracebackType
@@ -111,3 +112,12 @@ def translated(what: str) -> Callable[[F], F]:
         return cast(F, call)
 
     return wrap
+
+
+def _hidden(text: str) -> str:
+    """``text`` with the password of any URL in it (``scheme://user:password@host``) hidden,
+    as SQLAlchemy renders it: for messages about a URL that could not be parsed."""
+    shown = re.sub(r"(://[^:/@\s]*:)\S*@", r"\1***@", text)
+    if shown == text:  # no scheme://user:password@ in it: hide whatever comes before an @
+        shown = re.sub(r"[^\s'\"/]*@", "***@", text)
+    return shown

@@ -15,10 +15,11 @@ from datetime import UTC, date, datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from ...errors import StoreError
+from ...errors import SchemaTooNew
 from ...money import Money
 from ..base import KINDS
 from ._errors import _Edge
+from ._naming import qualified, schema_of
 
 metadata = sa.MetaData()
 _SUMMARY_INDEX = "ix_ar_receivable_customer_summary"
@@ -196,9 +197,11 @@ def _v4(conn: Connection) -> None:
     """Receivables keep their summary (``summary_text``) beside the JSON, filled in here
     for the receivables already stored (a book created by step 1 of this version has the
     column already)."""
-    columns = {c["name"] for c in sa.inspect(conn).get_columns("ar_receivable")}
+    where = schema_of(conn)
+    receivable = qualified(conn, "ar_receivable")
+    columns = {c["name"] for c in sa.inspect(conn).get_columns("ar_receivable", schema=where)}
     if "summary" not in columns:
-        conn.execute(sa.text("ALTER TABLE ar_receivable ADD COLUMN summary VARCHAR(120)"))
+        conn.execute(sa.text(f"ALTER TABLE {receivable} ADD COLUMN summary VARCHAR(120)"))
     sqlite = conn.dialect.name == "sqlite"
 
     def field(path: str) -> str:
@@ -218,7 +221,7 @@ def _v4(conn: Connection) -> None:
         f"coalesce({field('closed_on')}, '')",
     ]
     summary = " || '|' || ".join(parts)
-    conn.execute(sa.text(f"UPDATE ar_receivable SET summary = {summary} WHERE summary IS NULL"))
+    conn.execute(sa.text(f"UPDATE {receivable} SET summary = {summary} WHERE summary IS NULL"))
 
 
 def _v5(conn: Connection) -> None:
@@ -226,12 +229,15 @@ def _v5(conn: Connection) -> None:
     state, due date, id, summary), so that a day's run reads summaries from the index
     instead of visiting each row and its JSON; it replaces the index on
     (customer, state), whose queries it serves as well."""
-    indexes = {ix["name"] for ix in sa.inspect(conn).get_indexes("ar_receivable")}
+    where = schema_of(conn)
+    indexes = {ix["name"] for ix in sa.inspect(conn).get_indexes("ar_receivable", schema=where)}
     if _SUMMARY_INDEX not in indexes:
         t = OBJECT_TABLES["receivable"]
         next(ix for ix in t.indexes if ix.name == _SUMMARY_INDEX).create(conn)
     if "ix_ar_receivable_customer_state" in indexes:
-        conn.execute(sa.text("DROP INDEX ix_ar_receivable_customer_state"))
+        # an index is in its table's schema
+        old = qualified(conn, "ix_ar_receivable_customer_state")
+        conn.execute(sa.text(f"DROP INDEX {old}"))
 
 
 def _v6(conn: Connection) -> None:
@@ -239,9 +245,10 @@ def _v6(conn: Connection) -> None:
     its lease, and records an outcome, only while the action still holds its token (a book
     created by step 3 of this version has the column already). Claims made before the
     upgrade have none: they are taken over when their lease runs out."""
-    columns = {c["name"] for c in sa.inspect(conn).get_columns("ar_outbox")}
+    columns = {c["name"] for c in sa.inspect(conn).get_columns("ar_outbox", schema=schema_of(conn))}
     if "claim" not in columns:
-        conn.execute(sa.text("ALTER TABLE ar_outbox ADD COLUMN claim VARCHAR(40)"))
+        outbox = qualified(conn, "ar_outbox")
+        conn.execute(sa.text(f"ALTER TABLE {outbox} ADD COLUMN claim VARCHAR(40)"))
 
 
 def _v7(conn: Connection) -> None:
@@ -260,14 +267,14 @@ def _v8(conn: Connection) -> None:
         left = "CAST(data::json #>> '{unapplied,amount}' AS NUMERIC)"
     conn.execute(
         sa.text(
-            "UPDATE ar_payment SET state = CASE WHEN "
+            f"UPDATE {qualified(conn, 'ar_payment')} SET state = CASE WHEN "
             f"{left} > 0 THEN 'unapplied' ELSE 'applied' END "
             "WHERE state IS NULL OR state <> 'reversed'"
         )
     )
     conn.execute(
         sa.text(
-            f"UPDATE ar_credit_note SET state = CASE WHEN {left} > 0 "
+            f"UPDATE {qualified(conn, 'ar_credit_note')} SET state = CASE WHEN {left} > 0 "
             "THEN 'unapplied' ELSE 'applied' END"
         )
     )
@@ -417,25 +424,45 @@ SCHEMA_VERSION = len(MIGRATIONS)
 
 def _lock(conn: Connection) -> None:
     """Serialise the book's writers: one advisory lock per schema (so two books in two
-    schemas of one database do not wait for each other), released at commit."""
+    schemas of one database do not wait for each other), released at commit. The schema
+    is arflow's own (``SqlStore(..., schema=...)``), else the search path's first."""
     if conn.dialect.name == "postgresql":
-        conn.execute(
-            sa.text("SELECT pg_advisory_xact_lock(hashtext('arflow:' || current_schema()))")
-        )
+        where = schema_of(conn)
+        if where is None:
+            conn.execute(
+                sa.text("SELECT pg_advisory_xact_lock(hashtext('arflow:' || current_schema()))")
+            )
+        else:
+            conn.execute(
+                sa.text("SELECT pg_advisory_xact_lock(hashtext('arflow:' || :schema))"),
+                {"schema": where},
+            )
 
 
 def migrate(engine: Engine) -> int:
     """Bring the schema to :data:`SCHEMA_VERSION`; return the version found before."""
     with _Edge(engine.url)("opening the book"), engine.connect() as conn, conn.begin():
-        _lock(conn)
-        SCHEMA.create(conn, checkfirst=True)
-        found = conn.execute(sa.select(sa.func.max(SCHEMA.c.version))).scalar() or 0
-        if found > SCHEMA_VERSION:
-            raise StoreError(
-                f"the database schema is version {found}, newer than this arflow "
-                f"(version {SCHEMA_VERSION}); upgrade arflow"
-            )
-        for version in range(found + 1, SCHEMA_VERSION + 1):
-            MIGRATIONS[version - 1](conn)
-            conn.execute(SCHEMA.insert().values(version=version))
-        return int(found)
+        return _migrate(conn)
+
+
+def _migrate(conn: Connection) -> int:
+    """:func:`migrate` in ``conn``'s transaction (begun by the caller): the writers' lock,
+    arflow's PostgreSQL schema created if it names one, then the steps not yet recorded.
+    Returns the version found before; refuses a newer one (:class:`SchemaTooNew`)."""
+    _lock(conn)
+    where = schema_of(conn)
+    if where is not None:
+        conn.execute(sa.schema.CreateSchema(where, if_not_exists=True))
+    SCHEMA.create(conn, checkfirst=True)
+    found = conn.execute(sa.select(sa.func.max(SCHEMA.c.version))).scalar() or 0
+    if found > SCHEMA_VERSION:
+        raise SchemaTooNew(
+            f"the database schema is version {found}, newer than this arflow "
+            f"(version {SCHEMA_VERSION}); upgrade arflow",
+            found,
+            SCHEMA_VERSION,
+        )
+    for version in range(found + 1, SCHEMA_VERSION + 1):
+        MIGRATIONS[version - 1](conn)
+        conn.execute(SCHEMA.insert().values(version=version))
+    return int(found)

@@ -10,7 +10,6 @@ numbered list of steps recorded in ``arflow_schema``.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import date
@@ -34,20 +33,36 @@ from ._driver import (
     _Models,
     _select_in,
 )
-from ._errors import _Edge, translated
+from ._errors import _Edge, _hidden, translated
+from ._naming import SCHEMA_OPTION, check_schema, schema_from_url, with_schema
 from ._outbox import _SqlOutbox
 from ._schema import AUDIT, DECISIONS, EVENTS, MOVEMENTS, OBJECT_TABLES, RUNS, _lock, migrate
 from ._sqlite import _Checkpoints, _sqlite_setup
 from ._tx import _SqlTx
+from ._upgrade import require_current
 
 
 class SqlStore(_SqlOutbox):
-    """A book in SQLite or PostgreSQL. Pass a URL or a ready SQLAlchemy ``Engine``."""
+    """A book in SQLite or PostgreSQL. Pass a URL or a ready SQLAlchemy ``Engine``.
 
-    def __init__(self, url_or_engine: str | Engine, *, upgrade: bool = True) -> None:
+    ``schema``: on PostgreSQL, the schema arflow's tables live in (created if missing),
+    whatever the connections' search path; a URL may name it instead, as its
+    ``arflow_schema`` option. ``upgrade``: bring arflow's tables to this version's schema
+    (the default); with False, a book at another version is refused
+    (:class:`~arflow.errors.SchemaTooOld`: run ``arflow db upgrade``)."""
+
+    def __init__(
+        self,
+        url_or_engine: str | Engine,
+        *,
+        upgrade: bool = True,
+        schema: str | None = None,
+        _unchecked: bool = False,
+    ) -> None:
         if isinstance(url_or_engine, str):
             try:
-                engine = sa.create_engine(url_or_engine)
+                url, schema = schema_from_url(sa.engine.make_url(url_or_engine), schema)
+                engine = sa.create_engine(url)
             except (sa.exc.ArgumentError, ValueError, ImportError) as exc:
                 shown, why = _hidden(url_or_engine), _hidden(str(exc))
                 raise StoreError(f"cannot open store {shown!r}: {why}") from exc
@@ -55,10 +70,23 @@ class SqlStore(_SqlOutbox):
             engine = url_or_engine
         if engine.dialect.name not in ("sqlite", "postgresql"):
             raise StoreError(f"unsupported database {engine.dialect.name!r}")
+        try:
+            check_schema(schema, engine.dialect.name)
+        except StoreError:
+            if isinstance(url_or_engine, str):
+                engine.dispose()
+            raise
         if engine.dialect.name == "sqlite":
             _sqlite_setup(engine)
+        #: the PostgreSQL schema of arflow's tables (None: where the search path puts them)
+        self.schema = schema
+        engine = with_schema(engine, schema)
         self.engine = engine
-        self._edge = _Edge(engine.url)
+        # the URL as messages show it: with arflow's schema, if it has one
+        named = engine.url
+        if schema is not None:
+            named = named.update_query_dict({SCHEMA_OPTION: schema})
+        self._edge = _Edge(named)
         self.url = self._edge.where
         self._source_url = url_or_engine if isinstance(url_or_engine, str) else None
         self._models = _Models()
@@ -66,13 +94,15 @@ class SqlStore(_SqlOutbox):
         path = engine.url.database if engine.dialect.name == "sqlite" else None
         file = path not in (None, "", ":memory:") and not str(path).startswith("file:")
         self._checkpoints = _Checkpoints(os.path.abspath(str(path))) if file else None
-        if upgrade:
-            try:
+        try:
+            if upgrade:
                 migrate(engine)
-            except StoreError:
-                if self._source_url is not None:  # the engine is ours: leave no pool behind
-                    engine.dispose()
-                raise
+            elif not _unchecked:  # (``_unchecked``: tests writing a book of an older version)
+                require_current(engine)
+        except StoreError:
+            if self._source_url is not None:  # the engine is ours: leave no pool behind
+                engine.dispose()
+            raise
 
     def shared_url(self) -> str | None:
         """A URL another process can open to read this very book: the one the store was
@@ -84,6 +114,9 @@ class SqlStore(_SqlOutbox):
         url = sa.engine.make_url(source)
         if url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"):
             return None
+        if self.schema is not None and SCHEMA_OPTION not in url.query:  # given as an argument
+            url = url.update_query_dict({SCHEMA_OPTION: self.schema})
+            return url.render_as_string(hide_password=False)
         return source
 
     @contextmanager
@@ -281,15 +314,14 @@ class SqlStore(_SqlOutbox):
         parse = self._models.parse
         wanted = {str(s) for s in states}
         with self._read() as conn, conn.begin():
-            dialect = conn.dialect.name
             if customers is None:
-                sql, params = _due_query(dialect, "data", due_from, due_to, wanted)
+                sql, params = _due_query(conn, "data", due_from, due_to, wanted)
                 with _driver_cursor(conn, sql) as cursor:
                     cursor.execute(sql, params)
                     return [parse(model, d) for (d,) in cursor.fetchall()]
             # a slice of the customers: their ids first (in batches, the others' rows are
             # dropped as they come), then their JSON alone
-            sql, params = _due_query(dialect, "customer_id, id", due_from, due_to, wanted)
+            sql, params = _due_query(conn, "customer_id, id", due_from, due_to, wanted)
             ids: list[str] = []
             with _driver_cursor(conn, sql) as cursor:
                 cursor.execute(sql, params)
@@ -303,7 +335,7 @@ class SqlStore(_SqlOutbox):
     @translated("counting due receivables")
     def count_due(self, due_from: date, due_to: date, states: Iterable[str]) -> int:
         with self._read() as conn:
-            sql, params = _due_query(conn.dialect.name, "count(*)", due_from, due_to, states)
+            sql, params = _due_query(conn, "count(*)", due_from, due_to, states)
             with _driver_cursor(conn, sql) as cursor:
                 cursor.execute(sql, params)
                 return int(cursor.fetchone()[0])
@@ -383,12 +415,3 @@ class SqlStore(_SqlOutbox):
         if self._checkpoints is not None:
             self._checkpoints.stop()
         self.engine.dispose()
-
-
-def _hidden(text: str) -> str:
-    """``text`` with the password of any URL in it (``scheme://user:password@host``) hidden,
-    as SQLAlchemy renders it: for messages about a URL that could not be parsed."""
-    shown = re.sub(r"(://[^:/@\s]*:)\S*@", r"\1***@", text)
-    if shown == text:  # no scheme://user:password@ in it: hide whatever comes before an @
-        shown = re.sub(r"[^\s'\"/]*@", "***@", text)
-    return shown

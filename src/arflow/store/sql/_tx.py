@@ -31,9 +31,9 @@ from ._driver import (
     _day_param,
     _driver_cursor,
     _driver_write,
+    _insert_sql,
     _Models,
     _object_values,
-    _raw_insert,
     _select_in,
 )
 from ._errors import _Edge, translated
@@ -245,6 +245,6 @@ class _SqlTx(BufferedTx):
         self, table: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]]
     ) -> None:
         """INSERT ``rows`` with the driver's own ``executemany``, in this transaction."""
-        sql = _raw_insert(self._conn.dialect.name, table, columns)
+        sql = _insert_sql(self._conn, table, columns)
         with _driver_cursor(self._conn, sql) as cursor:
             cursor.executemany(sql, rows)
