@@ -132,51 +132,20 @@ def main(url: str) -> None:
     # sales manager may grant 5% and 10,000, the sales director 10% and 50,000, so it ends
     # with the CEO.
     process_id = "PR-contract_discount-K1"
-    process = ledger.get("process", process_id)
-    print(f"discount 8%: step {process.state}, owner {process.owner}")
-    say(
-        engine,
-        ev(
-            StepDecided,
-            signed,
-            "wang.sm",
-            process_id=process_id,
-            step=process.state,
-            decision="approve",
-            decided_on=signed,
-            comment="strategic account",
-        ),
-    )
-    process = ledger.get("process", process_id)
-    print(f"discount 8%: step {process.state}, owner {process.owner}")
-    say(
-        engine,
-        ev(
-            StepDecided,
-            signed,
-            "zhao.sd",
-            process_id=process_id,
-            step=process.state,
-            decision="approve",
-            decided_on=signed,
-            comment="over my 50,000",
-        ),
-    )
-    process = ledger.get("process", process_id)
-    print(f"discount 8%: step {process.state}, owner {process.owner}")
-    say(
-        engine,
-        ev(
-            StepDecided,
-            signed,
-            "chen.ceo",
-            process_id=process_id,
-            step=process.state,
-            decision="approve",
-            decided_on=signed,
-            comment="approved",
-        ),
-    )
+
+    def decide(who: str, comment: str) -> None:
+        """``who`` approves the step the discount's process is at."""
+        process = ledger.get("process", process_id)
+        print(f"discount 8%: step {process.state}, owner {process.owner}")
+        decided = ev(
+            StepDecided, signed, who, process_id=process_id, step=process.state,
+            decision="approve", decided_on=signed, comment=comment,
+        )  # fmt: skip
+        say(engine, decided)
+
+    decide("wang.sm", "strategic account")
+    decide("zhao.sd", "over my 50,000")
+    decide("chen.ceo", "approved")
     print(f"discount 8%: {ledger.get('process', process_id).state}")
 
     # 30% on signing: invoiced at once.

@@ -16,7 +16,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ...errors import SchemaNotSupported
+from ...errors import SchemaNotSupported, StoreError
+from ._errors import _hidden
 
 #: The URL query option naming arflow's PostgreSQL schema:
 #: ``postgresql+psycopg://host/db?arflow_schema=arflow``. The store takes it out of the
@@ -82,3 +83,15 @@ def qualified(bind: Any, table: str) -> str:
         return table
     quote = bind.dialect.identifier_preparer
     return f"{quote.quote_schema(schema)}.{quote.quote(table)}"
+
+
+def engine_for(url: str, schema: str | None) -> tuple[sa.engine.Engine, str | None]:
+    """A new engine for ``url`` and the schema arflow's tables are in (``schema``, or the
+    URL's ``arflow_schema`` option, which is taken off the URL the driver sees); a URL
+    that cannot be opened is a :class:`~arflow.errors.StoreError` that shows no password."""
+    try:
+        bare, schema = schema_from_url(sa.engine.make_url(url), schema)
+        return sa.create_engine(bare), schema
+    except (sa.exc.ArgumentError, ValueError, ImportError) as exc:
+        shown, why = _hidden(url), _hidden(str(exc))
+        raise StoreError(f"cannot open store {shown!r}: {why}") from exc

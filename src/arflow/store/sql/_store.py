@@ -33,8 +33,8 @@ from ._driver import (
     _Models,
     _select_in,
 )
-from ._errors import _Edge, _hidden, translated
-from ._naming import SCHEMA_OPTION, check_schema, schema_from_url, with_schema
+from ._errors import _Edge, translated
+from ._naming import SCHEMA_OPTION, check_schema, engine_for, with_schema
 from ._outbox import _SqlOutbox
 from ._schema import AUDIT, DECISIONS, EVENTS, MOVEMENTS, OBJECT_TABLES, RUNS, _lock, migrate
 from ._sqlite import _Checkpoints, _sqlite_setup
@@ -60,12 +60,7 @@ class SqlStore(_SqlOutbox):
         _unchecked: bool = False,
     ) -> None:
         if isinstance(url_or_engine, str):
-            try:
-                url, schema = schema_from_url(sa.engine.make_url(url_or_engine), schema)
-                engine = sa.create_engine(url)
-            except (sa.exc.ArgumentError, ValueError, ImportError) as exc:
-                shown, why = _hidden(url_or_engine), _hidden(str(exc))
-                raise StoreError(f"cannot open store {shown!r}: {why}") from exc
+            engine, schema = engine_for(url_or_engine, schema)
         else:
             engine = url_or_engine
         if engine.dialect.name not in ("sqlite", "postgresql"):

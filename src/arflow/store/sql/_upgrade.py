@@ -11,8 +11,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from ...errors import SchemaTooNew, SchemaTooOld, StoreError
-from ._errors import _Edge, _hidden
-from ._naming import check_schema, schema_from_url, schema_of, with_schema
+from ._errors import _Edge
+from ._naming import check_schema, engine_for, schema_of, with_schema
 from ._schema import SCHEMA, SCHEMA_VERSION, _migrate
 
 #: What :func:`upgrade` and :func:`schema_version` take: a URL, an engine, or a connection
@@ -75,12 +75,7 @@ def _connection(target: Target, schema: str | None, what: str) -> Iterator[Conne
     """A connection to ``target`` naming arflow's ``schema``, in a transaction: its own
     (committed when the block ends) or, for a connection already in one, the caller's."""
     if isinstance(target, str):
-        try:
-            url, schema = schema_from_url(sa.engine.make_url(target), schema)
-            engine = sa.create_engine(url)
-        except (sa.exc.ArgumentError, ValueError, ImportError) as exc:
-            shown, why = _hidden(target), _hidden(str(exc))
-            raise StoreError(f"cannot open store {shown!r}: {why}") from exc
+        engine, schema = engine_for(target, schema)
         try:
             with _connection(engine, schema, what) as conn:
                 yield conn
