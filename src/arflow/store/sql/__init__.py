@@ -26,10 +26,16 @@ from ._schema import (
     migrate,
 )
 from ._sqlite import BULK_CACHE_KIB, _Checkpoints
+from ._shards import Claim, add_shard, claim_day, shard_recorded, shard_rows
 from ._store import SqlStore
 from ._tx import _SqlTx
 
 __all__ = [
+    "Claim",
+    "add_shard",
+    "claim_day",
+    "shard_recorded",
+    "shard_rows",
     "AUDIT",
     "BULK_CACHE_KIB",
     "CUSTOMER_DIM",
