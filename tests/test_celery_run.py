@@ -42,9 +42,11 @@ try:
 except ImportError as exc:  # pragma: no cover - installed with arflow[celery]
     if os.environ.get("CI"):
         raise
-    pytest.skip(f"Celery is not installed (pip install 'arflow[celery]'): {exc}", allow_module_level=True)
+    pytest.skip(
+        f"Celery is not installed (pip install 'arflow[celery]'): {exc}", allow_module_level=True
+    )
 
-from arflow.engine import distributed  # noqa: E402
+from arflow.engine import distributed
 
 REDIS_URL = os.environ.get("ARFLOW_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 AMQP_URL = os.environ.get("ARFLOW_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")

@@ -46,11 +46,9 @@ from ._record import _run_record
 from ._results import Failure, Plan, RunResult
 
 try:
-    import celery
+    import celery  # type: ignore[import-untyped]
 except ImportError:  # pragma: no cover - the extra is installed where this is tested
-    raise ArflowError(
-        "a distributed run needs Celery: pip install 'arflow[celery]'"
-    ) from None
+    raise ArflowError("a distributed run needs Celery: pip install 'arflow[celery]'") from None
 
 __all__ = [
     "DEFAULT_QUEUE",
@@ -232,9 +230,7 @@ def run_shard(engine: Engine, spec: dict[str, Any]) -> dict[str, Any]:
                 "worker": f"{socket.gethostname()}:{os.getpid()}",
             }
             add_shard(conn, run_id, shard, shards, as_of, json.dumps(body))
-    log.info(
-        "run %s: shard %d of %d recorded %d decision(s)", run_id, shard, shards, recorded
-    )
+    log.info("run %s: shard %d of %d recorded %d decision(s)", run_id, shard, shards, recorded)
     return body
 
 
@@ -269,7 +265,7 @@ def _shard_task(task: Any, spec: dict[str, Any]) -> dict[str, Any] | None:
         return run_shard(engine, spec)
     except StoreError as exc:
         if task.request.retries < STORE_RETRIES:  # the book may be back in a moment
-            raise task.retry(exc=exc, countdown=min(30, 2 ** task.request.retries)) from exc
+            raise task.retry(exc=exc, countdown=min(30, 2**task.request.retries)) from exc
         _shard_failed(engine, task.app.conf, spec, exc)
     except Exception as exc:  # a wrong book or rules, a bug: the run fails, with why
         _shard_failed(engine, task.app.conf, spec, exc)
@@ -294,8 +290,10 @@ def run_on_celery(
 ) -> DistributedRun:
     """Run ``as_of`` in ``shards`` Celery tasks over the engine's PostgreSQL book, as
     ``engine.run`` would in one process, and record the run; wait at most ``timeout``
-    seconds for the claim of the date and as long for the shards. A coordinator that
-    waited for another's claim of the date returns the run that one recorded."""
+    seconds for the claim of the date and as long for the shards. A day too large for
+    ``shards`` shards of at most ``Engine.slice_candidates`` candidates each is sent in
+    more. A coordinator that waited for another's claim of the date returns the run
+    that one recorded."""
     if shards < 1:
         raise ArflowError(f"shards must be at least 1, not {shards}")
     store = engine.store
@@ -315,6 +313,10 @@ def run_on_celery(
                 _result_of(as_of, body), str(body.get("run_id", "")), shards, joined=True
             )
         since = engine._first_day(as_of, since, first_run)
+        # a shard holds at most Engine.slice_candidates candidates, as a slice does
+        asked, shards = shards, max(shards, engine._slices_needed(as_of, since, first_run))
+        if shards > asked:
+            log.info("run %s: %d shards, not %d: the day is large", run, shards, asked)
         mark = store.audit_mark()
         run_id = uuid.uuid4().hex
         spec = {

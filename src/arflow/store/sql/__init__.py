@@ -25,17 +25,12 @@ from ._schema import (
     metadata,
     migrate,
 )
-from ._sqlite import BULK_CACHE_KIB, _Checkpoints
 from ._shards import Claim, add_shard, claim_day, shard_recorded, shard_rows
+from ._sqlite import BULK_CACHE_KIB, _Checkpoints
 from ._store import SqlStore
 from ._tx import _SqlTx
 
 __all__ = [
-    "Claim",
-    "add_shard",
-    "claim_day",
-    "shard_recorded",
-    "shard_rows",
     "AUDIT",
     "BULK_CACHE_KIB",
     "CUSTOMER_DIM",
@@ -49,11 +44,16 @@ __all__ = [
     "SCHEMA",
     "SCHEMA_VERSION",
     "_SUMMARY_COLUMNS",
+    "Claim",
     "SqlStore",
     "StagedRows",
     "_Checkpoints",
     "_Models",
     "_SqlTx",
+    "add_shard",
+    "claim_day",
     "metadata",
     "migrate",
+    "shard_recorded",
+    "shard_rows",
 ]

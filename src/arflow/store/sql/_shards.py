@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from ...errors import StoreError
 from ._errors import _Edge
-from ._schema import RUNS, RUN_SHARDS
+from ._schema import RUN_SHARDS, RUNS
 
 _CLAIM = "hashtext('arflow-run:' || current_schema() || ':' || :day)"
 
@@ -83,8 +83,7 @@ def claim_day(engine: Engine, as_of: date, wait_s: float) -> Iterator[Claim]:
     is the session's: a coordinator that dies lets go of it with its connection."""
     if engine.dialect.name != "postgresql":
         raise StoreError(
-            f"a distributed run needs PostgreSQL, not {engine.dialect.name} "
-            "(docs/distributed.md)"
+            f"a distributed run needs PostgreSQL, not {engine.dialect.name} (docs/distributed.md)"
         )
     day = as_of.isoformat()
     edge = _Edge(engine.url)
