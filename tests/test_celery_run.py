@@ -144,7 +144,7 @@ def queue(broker: str) -> Iterator[str]:
 class Worker:
     """A ``celery -A arflow.engine.distributed worker`` process on one queue."""
 
-    def __init__(self, broker: str, queue: str, db: str, log: Path) -> None:
+    def __init__(self, broker: str, queue: str, db: str, log: Path, cli: bool = False) -> None:
         env = dict(os.environ)
         src = str(ROOT / "src")
         env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH")) if p)
@@ -168,6 +168,9 @@ class Worker:
             "-l",
             "info",
         ]
+        if cli:  # the same worker through `arflow worker`
+            argv = [sys.executable, "-m", "arflow", "worker", "--celery", broker, "--db", db]
+            argv += ["--rules", str(RULES), "--queue", queue, "--concurrency", "1"]
         self.log_path = log
         self._out = log.open("wb")
         self.proc = subprocess.Popen(
@@ -206,8 +209,8 @@ class Worker:
 def workers(tmp_path: Path) -> Iterator[Callable[[str, str, str], Worker]]:
     started: list[Worker] = []
 
-    def start(broker: str, queue: str, db: str) -> Worker:
-        w = Worker(broker, queue, db, tmp_path / f"worker-{len(started)}.log")
+    def start(broker: str, queue: str, db: str, cli: bool = False) -> Worker:
+        w = Worker(broker, queue, db, tmp_path / f"worker-{len(started)}.log", cli)
         started.append(w)
         return w
 
@@ -435,7 +438,7 @@ def test_a_shard_delivered_twice_records_once(
     expected = one_process(pg_url(), days)
     url = pg_url()
     engine = new_book(url)
-    workers(broker, queue, url)
+    workers(broker, queue, url, cli=True)
     app = app_for(broker, queue)
     try:
         # one worker process, one queue: a day's second copies are taken before the next
@@ -461,6 +464,41 @@ def test_a_shard_delivered_twice_records_once(
         app.close()
     assert state(engine) == expected
     engine.store.close()  # type: ignore[attr-defined]
+
+
+def test_the_celery_example_runs_on_one_machine(
+    broker: str, queue: str, pg_url: Callable[[], str], tmp_path: Path
+) -> None:
+    """examples/celery/demo.sh: a sample book, a worker, three days in 4 shards each, through
+    `arflow run --celery`; the same decisions as `arflow run` in one process."""
+    env = dict(os.environ)
+    src = str(ROOT / "src")
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH")) if p)
+    env.update(ARFLOW_CELERY_BROKER=broker, ARFLOW_DB=pg_url(), ARFLOW_QUEUE=queue)
+    env.pop("ARFLOW_RULES", None)
+    bin_dir = tmp_path / "bin"  # `arflow` and `celery` of this interpreter
+    bin_dir.mkdir()
+    for name, module in (("arflow", "arflow"), ("celery", "celery")):
+        (bin_dir / name).write_text(f'#!/bin/sh\nexec "{sys.executable}" -m {module} "$@"\n')
+        (bin_dir / name).chmod(0o755)
+    env["PATH"] = f"{bin_dir}{os.pathsep}{env['PATH']}"
+    demo = subprocess.Popen(
+        ["bash", str(ROOT / "examples" / "celery" / "demo.sh")],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its background worker too is stopped below, whatever happens
+    )
+    try:
+        out, err = demo.communicate(timeout=DEADLINE * 2)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(demo.pid, signal.SIGKILL)
+        demo.wait(STOP_GRACE)
+    assert demo.returncode == 0, err[-4000:]
+    assert "run 2026-03-05 (4 shards): 2 recorded, 5 skipped, 0 failed" in out
+    assert "8 decision(s)" in out
 
 
 # -- without services --------------------------------------------------------------------------------

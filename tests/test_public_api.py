@@ -30,6 +30,7 @@ PUBLIC_MODULES = frozenset(
         "arflow.adapters.chat",
         "arflow.rules",
         "arflow.report",
+        "arflow.engine.distributed",
     }
 )
 
