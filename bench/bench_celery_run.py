@@ -32,10 +32,10 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import sqlalchemy as sa  # noqa: E402
+from bench_run import AS_OF, customer_events, invoice_events  # noqa: E402
 
 from arflow import Engine, Ledger  # noqa: E402
 from arflow.rules import default_pack_path  # noqa: E402
-from bench_run import AS_OF, customer_events, invoice_events  # noqa: E402
 
 PG = os.environ.get("ARFLOW_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
