@@ -514,6 +514,31 @@ def test_a_distributed_run_needs_postgresql(tmp_path: Path) -> None:
     engine.store.close()  # type: ignore[attr-defined]
 
 
+def test_a_worker_refuses_a_shard_on_a_book_not_in_postgresql(tmp_path: Path) -> None:
+    engine = Engine(Ledger(f"sqlite:///{tmp_path / 'b.db'}"), RULES)
+    with pytest.raises(ArflowError, match="not in PostgreSQL"):
+        distributed.run_shard(engine, {"run_id": "r", "shard": 0, "shards": 1})
+    engine.store.close()  # type: ignore[attr-defined]
+
+
+def test_the_command_line_options_go_together(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from arflow.cli import build_cli
+
+    db = f"sqlite:///{tmp_path / 'b.db'}"
+    runner = CliRunner()
+    assert runner.invoke(build_cli(), ["init", "--db", db]).exit_code == 0
+    for argv in (["--shards", "2"], ["--celery", "memory://", "--workers", "2"]):
+        got = runner.invoke(build_cli(), ["run", "--db", db, "--as-of", "2026-03-02", *argv])
+        assert got.exit_code == 2, got.output
+    got = runner.invoke(
+        build_cli(), ["run", "--db", db, "--as-of", "2026-03-02", "--yes", "--celery", "memory://"]
+    )
+    assert got.exit_code == 5, got.output  # a StoreError: the book is not in PostgreSQL
+    assert "PostgreSQL" in got.output
+
+
 def test_an_app_needs_a_broker(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("ARFLOW_CELERY_BROKER", raising=False)
     with pytest.raises(ArflowError, match="ARFLOW_CELERY_BROKER"):

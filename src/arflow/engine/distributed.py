@@ -189,8 +189,11 @@ def run_shard(engine: Engine, spec: dict[str, Any]) -> dict[str, Any]:
     its row, in one transaction; a shard recorded already records nothing. Returns what
     its row says (``"again": True`` when it was there)."""
     store = engine.store
-    if not isinstance(store, SqlStore):
-        raise ArflowError("a shard of a distributed run needs the PostgreSQL store")
+    if not isinstance(store, SqlStore) or store.engine.dialect.name != "postgresql":
+        raise ArflowError(
+            f"this worker's book ({getattr(store, 'url', 'in memory')}) is not in "
+            "PostgreSQL: start it with the coordinator's database (--db or ARFLOW_DB)"
+        )
     run_id, shard, shards = str(spec["run_id"]), int(spec["shard"]), int(spec["shards"])
     part = (shard, shards)
     as_of = date.fromisoformat(spec["as_of"])
