@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -30,7 +31,7 @@ import sqlalchemy as sa
 
 from arflow import Ledger, dump_book
 from arflow.engine import Engine
-from arflow.errors import ArflowError, StoreError
+from arflow.errors import ArflowError, StoreError, WorkerFailed
 from arflow.store.sql import SqlStore
 from arflow.testing import BookBuilder
 
@@ -144,11 +145,13 @@ def queue(broker: str) -> Iterator[str]:
 class Worker:
     """A ``celery -A arflow.engine.distributed worker`` process on one queue."""
 
-    def __init__(self, broker: str, queue: str, db: str, log: Path, cli: bool = False) -> None:
+    def __init__(
+        self, broker: str, queue: str, db: str, log: Path, cli: bool = False, rules: Path = RULES
+    ) -> None:
         env = dict(os.environ)
         src = str(ROOT / "src")
         env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH")) if p)
-        env.update(ARFLOW_CELERY_BROKER=broker, ARFLOW_DB=db, ARFLOW_RULES=str(RULES))
+        env.update(ARFLOW_CELERY_BROKER=broker, ARFLOW_DB=db, ARFLOW_RULES=str(rules))
         argv = [
             sys.executable,
             "-m",
@@ -209,8 +212,8 @@ class Worker:
 def workers(tmp_path: Path) -> Iterator[Callable[[str, str, str], Worker]]:
     started: list[Worker] = []
 
-    def start(broker: str, queue: str, db: str, cli: bool = False) -> Worker:
-        w = Worker(broker, queue, db, tmp_path / f"worker-{len(started)}.log", cli)
+    def start(broker: str, queue: str, db: str, cli: bool = False, rules: Path = RULES) -> Worker:
+        w = Worker(broker, queue, db, tmp_path / f"worker-{len(started)}.log", cli, rules)
         started.append(w)
         return w
 
@@ -465,6 +468,31 @@ def test_a_shard_delivered_twice_records_once(
     finally:
         app.close()
     assert state(engine) == expected
+    engine.store.close()  # type: ignore[attr-defined]
+
+
+def test_a_worker_with_other_rules_fails_the_run_and_records_no_run(
+    broker: str,
+    queue: str,
+    pg_url: Callable[[], str],
+    workers: Callable[..., Worker],
+    tmp_path: Path,
+) -> None:
+    other = tmp_path / "rules"
+    shutil.copytree(RULES, other)
+    ladder = other / "dunning.yaml"
+    ladder.write_text(ladder.read_text(encoding="utf-8") + "\n# edited\n", encoding="utf-8")
+    url = pg_url()
+    engine = new_book(url)
+    workers(broker, queue, url, rules=other)
+    app = app_for(broker, queue)
+    try:
+        with pytest.raises(WorkerFailed, match=r"rule files .* differ"):
+            distributed.run_on_celery(engine, DAYS[0], app=app, shards=2, timeout=DEADLINE)
+    finally:
+        app.close()
+    assert engine.store.runs() == []
+    assert engine.store.decisions() == []
     engine.store.close()  # type: ignore[attr-defined]
 
 

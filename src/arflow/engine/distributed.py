@@ -242,9 +242,11 @@ def _shard_failed(engine: Engine | None, conf: Any, spec: dict[str, Any], exc: E
     reached), so that the run fails at once rather than at its timeout."""
     log.error("run %s: shard %s failed: %s", spec.get("run_id"), spec.get("shard"), exc)
     url = conf.get("arflow_store") or os.environ.get("ARFLOW_DB")
+    own = None
     try:
-        store = engine.store if engine is not None else SqlStore(str(url), upgrade=False)
-        assert isinstance(store, SqlStore)
+        store = engine.store if engine is not None else None
+        if not isinstance(store, SqlStore):
+            store = own = SqlStore(str(url), upgrade=False)
         with store.engine.begin() as conn:
             if not shard_recorded(conn, str(spec["run_id"]), int(spec["shard"])):
                 error = str(exc) if isinstance(exc, ArflowError) else f"{type(exc).__name__}: {exc}"
@@ -259,6 +261,9 @@ def _shard_failed(engine: Engine | None, conf: Any, spec: dict[str, Any], exc: E
                 )
     except Exception as again:  # the coordinator's timeout covers it
         log.error("run %s: could not record the failure: %s", spec.get("run_id"), again)
+    finally:
+        if own is not None:
+            own.close()
 
 
 def _shard_task(task: Any, spec: dict[str, Any]) -> dict[str, Any] | None:
