@@ -28,6 +28,7 @@ import json
 import logging
 import os
 import socket
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -132,6 +133,9 @@ def _lazy_app() -> celery.Celery:
 # -- the worker's side ------------------------------------------------------------------------------
 
 _engines: dict[tuple[str, tuple[str, ...]], Engine] = {}
+#: one shard at a time per worker process: an engine plans one slice at a time (a worker
+#: with a thread pool gets no parallelism from its threads, only correctness)
+_one_at_a_time = threading.Lock()
 
 
 def rules_digest(pack: RulePack) -> str:
@@ -269,8 +273,9 @@ def _shard_failed(engine: Engine | None, conf: Any, spec: dict[str, Any], exc: E
 def _shard_task(task: Any, spec: dict[str, Any]) -> dict[str, Any] | None:
     engine = None
     try:
-        engine = _worker_engine(task.app.conf, str(spec["digest"]))
-        return run_shard(engine, spec)
+        with _one_at_a_time:
+            engine = _worker_engine(task.app.conf, str(spec["digest"]))
+            return run_shard(engine, spec)
     except StoreError as exc:
         if task.request.retries < STORE_RETRIES:  # the book may be back in a moment
             raise task.retry(exc=exc, countdown=min(30, 2**task.request.retries)) from exc
