@@ -33,6 +33,7 @@ PUBLIC_MODULES = frozenset(
         "arflow.rules",
         "arflow.report",
         "arflow.store.sql",
+        "arflow.engine.distributed",
     }
 )
 

@@ -664,6 +664,69 @@ def _messages_in(plan: Any) -> int:
     return sum(1 for n in plan.notices if n.action.type in CHANNEL_OF)
 
 
+def _celery_options(args: argparse.Namespace) -> None:
+    """--shards, --queue and --timeout need --celery; --celery runs in Celery's workers."""
+    if args.celery is None:
+        if args.shards is not None or args.queue is not None:
+            raise click.UsageError("--shards and --queue go with --celery BROKER_URL")
+    elif args.workers != 1:
+        raise click.UsageError("--workers and --celery do not go together")
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """``arflow worker``: a Celery worker that runs shards of days (docs/distributed.md)."""
+    from .engine import distributed
+
+    queue = args.queue or distributed.DEFAULT_QUEUE
+    app = distributed.celery_app(args.celery, store=args.db, rules=args.rules, queue=queue)
+    argv = ["worker", "-Q", queue, "-l", "info"]
+    if args.concurrency:
+        argv += ["--concurrency", str(args.concurrency)]
+    app.worker_main(argv)
+    return 0
+
+
+def _run_on_celery(args: argparse.Namespace, engine: Any) -> int:
+    from .engine import distributed
+
+    queue = args.queue or distributed.DEFAULT_QUEUE
+    app = distributed.celery_app(args.celery, queue=queue)
+    shards = args.shards or 8
+    with _progress(f"running {args.as_of} in {shards} shards on Celery"):
+        done = distributed.run_on_celery(
+            engine,
+            args.as_of,
+            app=app,
+            shards=shards,
+            first_run=args.first_run,
+            queue=queue,
+            timeout=args.timeout,
+        )
+    result = done.result
+    if args.json:
+        _dump(
+            {
+                "as_of": args.as_of.isoformat(),
+                "run_id": done.run_id,
+                "shards": done.shards,
+                "joined": done.joined,
+                "recorded": result.recorded,
+                "skipped": result.skipped,
+                "failed": len(result.failures),
+                "failures": [f.__dict__ for f in result.failures],
+            }
+        )
+        return 1 if result.failures else 0
+    how = "recorded meanwhile by another coordinator" if done.joined else f"{shards} shards"
+    print(
+        f"run {args.as_of} ({how}): {result.recorded} recorded, {result.skipped} skipped, "
+        f"{len(result.failures)} failed"
+    )
+    for f in result.failures:
+        print(f"  FAILED   {f.subject_kind} {f.subject_id}: {f.error}")
+    return 1 if result.failures else 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     engine = _engine(args)
     if not args.yes:
@@ -676,6 +739,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                 f"`arflow plan --as-of {args.as_of}`, then run again with --yes, or hold "
                 "them for review (settings.review: true, docs/review.md)"
             )
+    if getattr(args, "celery", None):
+        return _run_on_celery(args, engine)
     with _progress(f"running {args.as_of}"):
         result = engine.run(args.as_of, first_run=args.first_run)
     if args.json:
@@ -1311,6 +1376,55 @@ def build_cli() -> click.Group:
                     default=1,
                     help="processes to plan and render in, by slices of the customers (a "
                     "large day on a machine with cores to spare; SQLite file or PostgreSQL only)",
+                ),
+                _opt(
+                    "--celery",
+                    metavar="BROKER_URL",
+                    default=None,
+                    help="run the day on Celery workers (redis://..., amqp://...), in "
+                    "--shards tasks over a PostgreSQL book (docs/distributed.md)",
+                ),
+                _opt(
+                    "--shards",
+                    type=POSITIVE,
+                    default=None,
+                    help="with --celery: tasks the day is split into, by customer (default 8)",
+                ),
+                _opt(
+                    "--queue",
+                    default=None,
+                    help="with --celery: the queue the workers read (default arflow.runs)",
+                ),
+                _opt(
+                    "--timeout",
+                    type=POSITIVE,
+                    default=3600,
+                    help="with --celery: seconds to wait for the shards (default 3600)",
+                ),
+            ],
+            check=_celery_options,
+        )
+    )
+    add(
+        _make(
+            "worker",
+            cmd_worker,
+            "a Celery worker for distributed runs (arflow run --celery; docs/distributed.md)",
+            [
+                _db(),
+                _rules(),
+                _opt(
+                    "--celery",
+                    metavar="BROKER_URL",
+                    default=None,
+                    help="the broker (default $ARFLOW_CELERY_BROKER)",
+                ),
+                _opt("--queue", default=None, help="the queue to read (default arflow.runs)"),
+                _opt(
+                    "--concurrency",
+                    type=POSITIVE,
+                    default=None,
+                    help="worker processes (default: one per core)",
                 ),
             ],
         )

@@ -31,6 +31,7 @@ from ._schema import (
     metadata,
     migrate,
 )
+from ._shards import Claim, add_shard, claim_day, shard_recorded, shard_rows
 from ._sqlite import BULK_CACHE_KIB, _Checkpoints
 from ._store import SqlStore
 from ._tx import _SqlTx
@@ -52,15 +53,20 @@ __all__ = [
     "SCHEMA_VERSION",
     "TABLE_NAMES",
     "_SUMMARY_COLUMNS",
+    "Claim",
     "SqlStore",
     "StagedRows",
     "_Checkpoints",
     "_Models",
     "_SqlTx",
+    "add_shard",
     "alembic_include_object",
+    "claim_day",
     "metadata",
     "migrate",
     "qualified",
     "schema_version",
+    "shard_recorded",
+    "shard_rows",
     "upgrade",
 ]

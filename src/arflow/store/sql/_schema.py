@@ -304,6 +304,25 @@ def _v12(conn: Connection) -> None:
     metadata.create_all(conn, tables=[OBJECT_TABLES["process"]], checkfirst=True)
 
 
+#: What each shard of a distributed day's run recorded (``arflow.engine.distributed``):
+#: written in the shard's own transaction, with its decisions, so that a shard delivered
+#: twice records once and its coordinator reads every shard's counts from the book.
+RUN_SHARDS = sa.Table(
+    "ar_run_shard",
+    metadata,
+    sa.Column("run_id", sa.String(64), primary_key=True),
+    sa.Column("shard", sa.Integer, primary_key=True),
+    sa.Column("shards", sa.Integer, nullable=False),
+    sa.Column("as_of", sa.Date, nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+)
+
+
+def _v13(conn: Connection) -> None:
+    """The shards of distributed runs (``ar_run_shard``, docs/distributed.md)."""
+    metadata.create_all(conn, tables=[RUN_SHARDS], checkfirst=True)
+
+
 def backfill_movements(conn: Connection) -> None:
     """Rebuild the journal from the audit trail: each audit record of a receivable holds its
     open balance before and after an event, and the event's business date is in the log.
@@ -418,6 +437,7 @@ MIGRATIONS: list[Callable[[Connection], None]] = [
     _v10,
     _v11,
     _v12,
+    _v13,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

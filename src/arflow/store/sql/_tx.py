@@ -63,6 +63,12 @@ class _SqlTx(BufferedTx):
         self._checkpoints = checkpoints  # an SQLite file's checkpoint thread
         self._deferred = False
 
+    @property
+    def connection(self) -> Connection:
+        """The transaction's connection, for statements of its own (a distributed run's
+        shard row, ``arflow.engine.distributed``)."""
+        return self._conn
+
     @translated("preparing a bulk transaction")
     def bulk(self) -> None:
         """This transaction writes a lot (``Ledger.apply_all``): on SQLite, give it a larger
