@@ -163,11 +163,18 @@ def test_an_internal_notice_waits_for_the_window_in_the_persons_time_zone(store:
 # -- terms from the grade, and approval requests that reach the approvers -----------------------
 
 
-def _pack_dir(tmp_path: Path, *, terms_tier: bool = True, raises: bool = False) -> Path:
+def _pack_dir(
+    tmp_path: Path, *, terms_tier: bool = True, raises: bool = False, processes: bool = False
+) -> Path:
     """The default pack, with finance_manager a person of the directory (P-FM); without the
-    terms tier when asked; with re-rating and a 20% automatic raise when asked."""
+    terms tier when asked; with re-rating and a 20% automatic raise when asked; without
+    its terms and raise processes unless asked (they take over from the tiers)."""
     rules = tmp_path / "rules"
     shutil.copytree(default_pack_path(), rules)
+    if not processes:
+        text = (rules / "processes.yaml").read_text()
+        cut = text.index("  # -- credit: payment terms beyond the grade")
+        (rules / "processes.yaml").write_text(text[:cut])
     (rules / "zz_people.yaml").write_text("roles: {finance_manager: P-FM}\n")
     pack = (rules / "pack.yaml").read_text()
     if not terms_tier:

@@ -33,7 +33,14 @@ from ..calendar import SendWindow
 from ..decisions import Decision
 from ..domain import Receivable
 from ..errors import ArflowError, StoreError
-from ..events import BaseEvent, Event, OrderApproved, OrderSubmitted
+from ..events import (
+    BaseEvent,
+    CreditReviewed,
+    CustomerUpdated,
+    Event,
+    OrderApproved,
+    OrderSubmitted,
+)
 from ..ledger import Applied, Batch, Ledger
 from ..rules import patterns as dr
 from ..rules.loader import RulePack, load_pack
@@ -51,7 +58,7 @@ from ._parallel import (
 )
 from ._parallel import run as run_day
 from ._planner import CustomerPlanner, EventPlanner, HistoryPlanner, ReceivablePlanner
-from ._processes import check_discount, with_owners
+from ._processes import check_discount, hold_raise, start_raise, start_raises, with_owners
 from ._processes import follow as follow_process
 from ._processes import start_for as start_process
 from ._processes import sweep as sweep_processes
@@ -423,7 +430,9 @@ class Engine:
         )
 
     def _record_plan(self, batch: Batch, plan: Plan, when: datetime) -> tuple[int, int]:
-        return record_plan(batch, plan, when, self.composer)
+        counts = record_plan(batch, plan, when, self.composer)
+        start_raises(batch, self.pack, self.store, plan.decisions, when)
+        return counts
 
     def _sweep_tasks(self, batch: Batch, as_of: date, when: datetime) -> int:
         """Process steps past their deadline timed out (their owners reminded before), then
@@ -439,7 +448,9 @@ class Engine:
     def _record_helpers(
         self, batch: Batch, plan: Plan, rows: Any, counts: tuple[int, int], when: datetime
     ) -> tuple[int, int]:
-        return record_helpers(batch, plan, rows, counts, when, self.composer)
+        got = record_helpers(batch, plan, rows, counts, when, self.composer)
+        start_raises(batch, self.pack, self.store, plan.decisions, when)
+        return got
 
     def record(self, decisions: Iterable[Decision], at: datetime) -> int:
         """Record decisions (a plan's, a released review's) in one transaction."""
@@ -540,10 +551,25 @@ class Engine:
                     check_terms(self.pack, self.store, event)
                     check_discount(self.pack, event)
                     event = with_owners(self.store, event)
+                    event, raised = hold_raise(self.pack, batch.tx, event)
                     book = TxBook(batch.tx, self.store)
                     settled = self._settle_locks(batch, book, event)
                     settled += self._settle_order(batch, book, event)
                     applied = batch.apply(event)
+                    if raised is not None and not applied.duplicate:
+                        assert isinstance(event, CreditReviewed | CustomerUpdated)
+                        on = event.occurred_at.astimezone(UTC).date()
+                        if isinstance(event, CreditReviewed):
+                            on = event.reviewed_on
+                        start_raise(
+                            batch,
+                            self.pack,
+                            self.store,
+                            event.customer_id,
+                            raised,
+                            on,
+                            event.occurred_at,
+                        )
                 except ArflowError as exc:
                     refused.append(exc)
                     raise
