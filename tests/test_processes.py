@@ -20,6 +20,7 @@ from arflow.errors import (
     ApprovalPending,
     CurrencyMismatch,
     DiscountWithoutTier,
+    EngineOnly,
     RuleLoadError,
     StepDecidedAlready,
     StepNotOwned,
@@ -34,6 +35,7 @@ from arflow.events import (
     OrderSubmitted,
     PersonAdded,
     ProcessStarted,
+    ProcessStepTimedOut,
     StepDecided,
 )
 from arflow.lifecycle import process_mermaid
@@ -177,6 +179,11 @@ def test_a_rejection_ends_it_and_the_order_never_ships(engine: Engine) -> None:
     engine.handle(decide(p.id, "sales_director", "zhao.sd", "reject"))
     p = proc(engine, "O2")
     assert p.state == "rejected" and p.history[-1].comment == "reject by zhao.sd"
+    # approved at entry (no limit, no lock), the order is now rejected: it can never ship
+    o = engine.store.get("order", "O2")
+    assert (o.state, o.decided_by) == ("rejected", "arflow-engine")
+    (last,) = engine.ledger.audit_trail("order", "O2")[-1:]
+    assert last.summary == f"reject: process {p.id} (discount_approval) ended rejected"
     with pytest.raises(ApprovalPending):
         engine.handle(ship("O2"))
 
@@ -455,6 +462,36 @@ class Processes(RuleBasedStateMachine):
     def shipped_only_when_approved(self) -> None:
         for oid in getattr(self, "shipped", ()):
             assert proc(self.engine, oid).state == "approved"
+
+    @invariant()
+    def refused_orders_are_rejected(self) -> None:
+        """An order whose chain ended other than approved is rejected, by the engine, and
+        only such an order (the customer has no limit: each was approved at entry)."""
+        for oid in getattr(self, "orders", ()):
+            p, o = proc(self.engine, oid), self.engine.store.get("order", oid)
+            refused = not p.is_open and p.state != "approved"
+            assert (o.state == "rejected") == refused
+            if refused:
+                assert o.decided_by == "arflow-engine"
+
+    @rule(data=st.data())
+    def forge_a_timeout(self, data: st.DataObject) -> None:
+        """Anyone but the engine timing a step out is refused, changing nothing."""
+        if not self.orders:
+            return
+        p = proc(self.engine, data.draw(st.sampled_from(self.orders)))
+        self.n += 1
+        forged = ProcessStepTimedOut(
+            event_id=f"forged-{self.n}",
+            occurred_at=at(self.day, 12),
+            actor=data.draw(st.sampled_from(WHO)),
+            process_id=p.id,
+            step=p.state,
+            timed_out_on=self.day,
+        )
+        with pytest.raises(EngineOnly):
+            self.engine.handle(forged)
+        assert proc(self.engine, p.id.removeprefix("PR-discount_approval-")) == p
 
     @invariant()
     def one_state_one_owner_and_explained(self) -> None:
