@@ -154,7 +154,12 @@ def test_an_order_asking_longer_terms_waits_for_its_chain_and_ships_once_approve
     assert not [d for d in decisions if d.rule == "order-terms"]
     assert engine.store.get("order", "O1").state == "approved"  # within its limit
     p = get(engine, "PR-order_terms-O1")
-    assert (p.state, p.owner, p.asked_days, p.allowed_days) == ("finance_manager", "zhou.fm", 90, 60)
+    assert (p.state, p.owner, p.asked_days, p.allowed_days) == (
+        "finance_manager",
+        "zhou.fm",
+        90,
+        60,
+    )
     assert [t.owner for t in open_tasks(engine, p.id)] == ["zhou.fm"]
     with pytest.raises(ApprovalPending, match="order_terms"):
         engine.handle(ship("O1"))

@@ -596,7 +596,8 @@ class StepDecided(BaseEvent):
 
 class ProcessStepTimedOut(BaseEvent):
     """The daily run found a process step past its deadline: the process moves on as the
-    step's ``on_timeout`` says."""
+    step's ``on_timeout`` says. Only the engine (``arflow-engine``) sends it: anyone else
+    is refused with :class:`~arflow.errors.EngineOnly`."""
 
     type: Literal["ProcessStepTimedOut"] = "ProcessStepTimedOut"
     process_id: Ref

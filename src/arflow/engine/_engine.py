@@ -610,11 +610,16 @@ class Engine:
         record_in(batch, plan.decisions[len(settled) :], event.occurred_at, self.composer)
         close_decided(batch, event)  # an order decided: its approval tasks are done
         start_process(batch, self.pack, self.store, event, event.occurred_at)
-        follow_process(batch, self.pack, event)  # a step decided: the next owner's task
+        # a step decided: the next owner's task; a process ended: its raise applied, or
+        # the order it refused rejected
+        ended = follow_process(batch, self.pack, event)
         # The decisions' own effects (an order refused or approved at entry) change the
-        # customer's exposure: its locks are checked again on the book as it now stands in
-        # the transaction (a fresh day: its facts are read again).
-        touched = sorted({d.customer_id for d in plan.decisions if d.subject_kind == "order"})
+        # customer's exposure, and so does a process's end (a limit raised, an order
+        # rejected): its locks are checked again on the book as it now stands in the
+        # transaction (a fresh day: its facts are read again).
+        touched = sorted(
+            {d.customer_id for d in plan.decisions if d.subject_kind == "order"} | set(ended)
+        )
         if touched and self.pack.locks:
             after = Plan(as_of=as_of, since=as_of)
             later = self._locks.judged_on(self._day(after, book=book))

@@ -389,24 +389,26 @@ def with_owners(store: Store, event: E) -> E:
     return started
 
 
-def follow(batch: Batch, pack: Any, event: BaseEvent) -> None:
+def follow(batch: Batch, pack: Any, event: BaseEvent) -> list[str]:
     """After a process is started by hand or a step is decided (``Engine.handle``): the
-    decided step's task is done, the current step's owner has theirs."""
+    decided step's task is done, the current step's owner has theirs, and a process that
+    ended does what its end means (:func:`ended`). Returns the customers whose credit or
+    orders that end changed (their locks are judged again)."""
     if isinstance(event, ProcessStarted):
         started: ProcessInstance | None = batch.tx.get("process", event.process_id)
         if started is not None:
             step_task(batch, pack, started, event.occurred_at)
-        return
+        return []
     if not isinstance(event, StepDecided):
-        return
+        return []
     inst: ProcessInstance | None = batch.tx.get("process", event.process_id)
     if inst is None:
-        return
+        return []
     outcome = DONE[event.decision]
     why = f"step {event.step} {outcome} by {event.actor}"
     _close_tasks(batch, inst, outcome, event.decided_on, event.occurred_at, why)
     step_task(batch, pack, inst, event.occurred_at)
-    ended(batch, inst, event.decided_on, event.occurred_at)
+    return [inst.customer_id] if ended(batch, inst, event.decided_on, event.occurred_at) else []
 
 
 def sweep(batch: Batch, store: Store, pack: Any, as_of: date, at: datetime) -> int:
@@ -493,13 +495,14 @@ def open_task(store: Store, inst: ProcessInstance) -> Task | None:
 # -- what a process's end does -------------------------------------------------------------------
 
 
-def ended(batch: Batch, inst: ProcessInstance, on: date, at: datetime) -> None:
+def ended(batch: Batch, inst: ProcessInstance, on: date, at: datetime) -> bool:
     """What an instance that just ended does to its subject: a raise approved takes effect
     (the customer's limit becomes the one asked for; refused or expired, it stays); an
     order whose process ended other than approved is rejected (it could never ship),
-    audited with the process that refused it. Keyed by the instance: once."""
+    audited with the process that refused it. Keyed by the instance: once. Returns
+    whether it changed the customer's credit or orders."""
     if inst.is_open:
-        return
+        return False
     approved = inst.state == inst.definition.approved_state
     meta: dict[str, Any] = {
         "event_id": f"engine:process-end:{inst.id}",
@@ -510,7 +513,7 @@ def ended(batch: Batch, inst: ProcessInstance, on: date, at: datetime) -> None:
     if inst.proposed_limit is not None and approved:
         customer: Customer | None = batch.tx.get("customer", inst.customer_id)
         if customer is None:
-            return
+            return False
         by = inst.history[-1].by if inst.history else ENGINE_ACTOR
         credit = customer.credit
         if credit.grade is not None:
@@ -533,13 +536,15 @@ def ended(batch: Batch, inst: ProcessInstance, on: date, at: datetime) -> None:
                     **meta,
                 )
             )
-        return
+        return True
     if inst.subject_kind == "order" and not approved:
         order = batch.tx.get("order", inst.subject_id)
         if order is not None and str(order.state) in _REJECTABLE:
             batch.apply(
                 OrderRejected(order_id=order.id, approver=ENGINE_ACTOR, **meta),
             )
+            return True
+    return False
 
 
 #: orders a process's refusal rejects: not decided yet, or approved but not shipped
