@@ -172,7 +172,7 @@ if TYPE_CHECKING:
     from .decisions import Decision, Notice
     from .engine import CreditScore, Engine, Failure, Plan, RunResult, review_event
     from .importer import import_files
-    from .messages import TemplateSet, build_context, ledger_feedback
+    from .messages import TemplateSet, build_context, ledger_feedback, ledger_tasks
     from .rules import default_pack_path
     from .rules.loader import RulePack, load_pack
     from .store.sql import SqlStore
@@ -201,6 +201,7 @@ _LAZY = {
     "TemplateSet": "arflow.messages",
     "build_context": "arflow.messages",
     "ledger_feedback": "arflow.messages",
+    "ledger_tasks": "arflow.messages",
     "default_pack_path": "arflow.rules",
     "import_files": "arflow.importer",
     "load_pack": "arflow.rules.loader",
@@ -394,6 +395,7 @@ __all__ = [
     "high_risk",
     "import_files",
     "ledger_feedback",
+    "ledger_tasks",
     "load_pack",
     "open_store",
     "parse_event",
