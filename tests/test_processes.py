@@ -14,13 +14,14 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from arflow import Ledger
-from arflow.domain import Contract, Customer, Money, Person, ProcessInstance
+from arflow.domain import Contract, CreditProfile, Customer, Money, Person, ProcessInstance
 from arflow.engine import Engine
 from arflow.errors import (
     ApprovalPending,
     CurrencyMismatch,
     DiscountWithoutTier,
     EngineOnly,
+    RaisePending,
     RuleLoadError,
     StepDecidedAlready,
     StepNotOwned,
@@ -29,7 +30,9 @@ from arflow.errors import (
 )
 from arflow.events import (
     ContractSigned,
+    CreditReviewed,
     CustomerRegistered,
+    CustomerUpdated,
     OrderApproved,
     OrderShipped,
     OrderSubmitted,
@@ -50,6 +53,8 @@ PEOPLE = {
     "wang.sm": ("sales_manager",),
     "zhao.sd": ("sales_director",),
     "li.fin": ("finance",),
+    "zhou.fm": ("finance_manager",),
+    "qian.fd": ("finance_director",),
 }
 
 
@@ -362,7 +367,8 @@ WHO = sorted(PEOPLE)
 
 
 class Processes(RuleBasedStateMachine):
-    """Random submit, approve, reject and time-passes at the discount chain."""
+    """Random submit, approve, reject, time-passes, forged timeouts and limit raises at
+    the discount and raise chains."""
 
     @initialize()
     def start(self) -> None:
@@ -373,6 +379,18 @@ class Processes(RuleBasedStateMachine):
         self.orders: list[str] = []
         self.shipped: set[str] = set()
         self.n = 0
+        # a credit limit to raise (recorded, not asked: no process), and what it must be
+        self.ledger.apply(
+            CustomerUpdated(
+                event_id="limit",
+                occurred_at=at(DAY, 8),
+                actor="t",
+                customer_id="C1",
+                credit=CreditProfile(grade="A", credit_limit=Money.of("10000000", "CNY")),
+            )
+        )
+        self.limit = Money.of("10000000", "CNY")
+        self.raises: list[str] = []
 
     @rule(percent=st.sampled_from(["2", "7", "15", "45"]))
     def submit(self, percent: str) -> None:
@@ -419,6 +437,61 @@ class Processes(RuleBasedStateMachine):
             update={"step": step, "decision": decision, "by": who}
         )
 
+    @rule(more=st.sampled_from(["1", "500000", "2000000"]))
+    def ask_raise(self, more: str) -> None:
+        """A person asks a higher limit: it waits for the raise process (one at a time)."""
+        asked = Money.of(self.limit.amount + Decimal(more), "CNY")
+        self.n += 1
+        e = CreditReviewed(
+            event_id=f"raise-{self.n}",
+            occurred_at=at(self.day, 9),
+            actor="li.fin",
+            customer_id="C1",
+            reviewed_on=self.day,
+            grade="A",
+            credit_limit=asked,
+            reviewer="li.fin",
+        )
+        pending = [p for p in self._raises() if p.is_open]
+        try:
+            self.engine.handle(e)
+        except RaisePending:
+            assert pending
+            return
+        assert not pending
+        (new,) = [p for p in self._raises() if p.id not in self.raises]
+        assert new.proposed_limit == asked
+        self.raises.append(new.id)
+
+    @rule(data=st.data(), decision=st.sampled_from(["approve", "approve", "reject"]))
+    def decide_raise(self, data: st.DataObject, decision: str) -> None:
+        open_ = [p for p in self._raises() if p.is_open]
+        if not open_:
+            return
+        p = data.draw(st.sampled_from(open_))
+        self.n += 1
+        e = decide(p.id, p.state, str(p.owner), decision, self.n).model_copy(
+            update={"occurred_at": at(self.day, 11), "decided_on": self.day}
+        )
+        self.engine.handle(e)
+        after = self.engine.store.get("process", p.id)
+        if after.state == "approved":
+            assert after.proposed_limit is not None
+            self.limit = after.proposed_limit
+
+    def _raises(self) -> list[ProcessInstance]:
+        return [
+            p
+            for p in self.engine.store.find("process", customer_id="C1")
+            if p.process == "credit_limit_raise"
+        ]
+
+    @invariant()
+    def the_limit_moves_only_by_an_approved_raise(self) -> None:
+        if hasattr(self, "limit"):
+            assert self.engine.store.get("customer", "C1").credit.credit_limit == self.limit
+            assert sum(p.is_open for p in self._raises()) <= 1
+
     @rule(days=st.integers(1, 4))
     def time_passes(self, days: int) -> None:
         self.day += timedelta(days)
@@ -452,6 +525,7 @@ class Processes(RuleBasedStateMachine):
         for _ in range(4):
             self.day += timedelta(10)
             self.engine.run(self.day)
+        assert not [p for p in self._raises() if p.is_open]
         for oid in self.orders:
             p = proc(self.engine, oid)
             assert not p.is_open and p.state in p.definition.terminals
