@@ -33,6 +33,7 @@ from arflow.events import (
     CreditReviewed,
     CustomerRegistered,
     CustomerUpdated,
+    OrderApproved,
     OrderRejected,
     OrderShipped,
     OrderSubmitted,
@@ -195,6 +196,23 @@ def test_an_order_whose_terms_are_refused_is_rejected_and_where_says_why(engine:
     with pytest.raises(IllegalTransition):
         engine.handle(ship("O2"))
     assert not open_tasks(engine, pid)
+
+
+def test_an_order_recorded_by_the_ledger_gets_its_terms_process_when_approved(
+    engine: Engine,
+) -> None:
+    """No bypass: an order with longer terms given to ``Ledger.apply`` alone, approved
+    through ``Engine.handle``, is checked as at entry and its terms process started."""
+    engine.ledger.apply(order("O6", terms=90))
+    engine.handle(
+        OrderApproved(
+            event_id="ap-O6", occurred_at=at(DAY, 12), actor="m", order_id="O6", approver="m"
+        )
+    )
+    assert engine.store.get("order", "O6").state == "approved"
+    assert get(engine, "PR-order_terms-O6").state == "finance_manager"
+    with pytest.raises(ApprovalPending, match="order_terms"):
+        engine.handle(ship("O6"))
 
 
 def test_an_order_within_its_grades_terms_starts_no_process(engine: Engine) -> None:

@@ -58,7 +58,14 @@ from ._parallel import (
 )
 from ._parallel import run as run_day
 from ._planner import CustomerPlanner, EventPlanner, HistoryPlanner, ReceivablePlanner
-from ._processes import check_discount, hold_raise, start_raise, start_raises, with_owners
+from ._processes import (
+    check_discount,
+    hold_raise,
+    start_raise,
+    start_raises,
+    start_terms,
+    with_owners,
+)
 from ._processes import follow as follow_process
 from ._processes import start_for as start_process
 from ._processes import sweep as sweep_processes
@@ -664,6 +671,11 @@ class Engine:
         held = [d for d in plan.decisions if d.why.get("on_order") in ("reject", "approve")]
         if held:
             record_in(batch, held, event.occurred_at, self.composer)
+        # longer terms than its grade, in a pack whose terms process takes over from the
+        # tier: that process, which the order then waits for to ship
+        now = batch.tx.get("order", o.id)
+        if now is not None and now.state != "rejected":
+            start_terms(batch, self.pack, self.store, entry, event.occurred_at)
         return held
 
     def _settle_locks(self, batch: Batch, book: TxBook, event: Event) -> list[Decision]:

@@ -174,7 +174,7 @@ def start_for(batch: Batch, pack: Any, store: Store, event: BaseEvent, at: datet
     """The processes an event's discount and its terms beyond the grade need, started in
     the event's transaction, each with the task of its first step."""
     _start_discount(batch, pack, store, event, at)
-    _start_terms(batch, pack, store, event, at)
+    start_terms(batch, pack, store, event, at)
 
 
 def _subject_of(
@@ -190,7 +190,7 @@ def _subject_of(
     return "contract", c.id, c.customer_id, c.signed_on, c
 
 
-def _start_terms(batch: Batch, pack: Any, store: Store, event: BaseEvent, at: datetime) -> None:
+def start_terms(batch: Batch, pack: Any, store: Store, event: BaseEvent, at: datetime) -> None:
     """An order or contract asking longer payment terms than its customer's grade allows,
     in a pack declaring a process on ``order_terms`` / ``contract_terms``: that process,
     which takes over from ``settings.terms_tier``."""
