@@ -536,7 +536,11 @@ class Engine:
         is done, approval of an order beyond policy, an alert on the order, a lock placed
         or lifted when exposure or overdue items change. The decisions are recorded. An order
         that asks for no payment terms takes its grade's. Before an order is submitted or
-        approved, its customer's locks are brought up to date (:meth:`_settle_locks`).
+        approved, its customer's locks are brought up to date (:meth:`_settle_locks`). In
+        a pack declaring the processes of docs/workflows.md, a discount, terms beyond the
+        grade or a raise of a credit limit start theirs (a raise is applied with the limit
+        kept until its process approves it; a second one while it waits is refused,
+        :class:`~arflow.errors.RaisePending`).
 
         All of it is one transaction: the event, the decisions (their effects on the book
         and their messages in the outbox) and the locks of the customers whose orders were
