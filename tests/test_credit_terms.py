@@ -33,6 +33,7 @@ from arflow import (
     PaymentNode,
     Person,
     PersonAdded,
+    StepDecided,
     Store,
     TermsNotAllowed,
     dump_book,
@@ -163,11 +164,18 @@ def test_an_internal_notice_waits_for_the_window_in_the_persons_time_zone(store:
 # -- terms from the grade, and approval requests that reach the approvers -----------------------
 
 
-def _pack_dir(tmp_path: Path, *, terms_tier: bool = True, raises: bool = False) -> Path:
+def _pack_dir(
+    tmp_path: Path, *, terms_tier: bool = True, raises: bool = False, processes: bool = False
+) -> Path:
     """The default pack, with finance_manager a person of the directory (P-FM); without the
-    terms tier when asked; with re-rating and a 20% automatic raise when asked."""
+    terms tier when asked; with re-rating and a 20% automatic raise when asked; without
+    its terms and raise processes unless asked (they take over from the tiers)."""
     rules = tmp_path / "rules"
     shutil.copytree(default_pack_path(), rules)
+    if not processes:
+        text = (rules / "processes.yaml").read_text()
+        cut = text.index("  # -- credit: payment terms beyond the grade")
+        (rules / "processes.yaml").write_text(text[:cut])
     (rules / "zz_people.yaml").write_text("roles: {finance_manager: P-FM}\n")
     pack = (rules / "pack.yaml").read_text()
     if not terms_tier:
@@ -338,6 +346,74 @@ def test_a_held_limit_raise_asks_the_raise_approvers(store: Store, tmp_path: Pat
     assert "由 100,000.00 CNY 提高至 500,000.00 CNY（评级 A）" in m.text
 
 
+def test_a_held_limit_raise_starts_the_raise_process_when_the_pack_has_one(
+    store: Store, tmp_path: Path
+) -> None:
+    engine = _book(
+        store,
+        _pack_dir(tmp_path, raises=True, processes=True),
+        credit=CreditProfile(grade="D", credit_limit=Money.of(100_000, "CNY")),
+        profile=CompanyProfile(
+            enterprise_type="state_owned",
+            registered_capital=Money.of(60_000_000, "CNY"),
+            established_on=date(2010, 1, 1),
+            industry_risk=1,
+            third_party_rating="AAA",
+            bank_reference="good",
+        ),
+    )
+    result = engine.run(date(2026, 3, 5))
+    (d,) = [d for d in result.plan.decisions if d.rule == "credit-limit-raise"]
+    assert d.why["process"] == "credit_limit_raise" and not d.actions
+    assert not _messages(store, "approval:credit-limit-raise:C1")  # the process asks
+    pid = "PR-credit_limit_raise-C1-20260305"
+    p = store.get("process", pid)
+    assert (p.state, p.owner, p.proposed_limit) == (
+        "finance_manager",
+        "P-FM",
+        Money.of(500_000, "CNY"),
+    )
+    customer = engine.ledger.customer("C1")
+    assert (customer.credit.grade, customer.credit.credit_limit) == (
+        "A",
+        Money.of(100_000, "CNY"),
+    )
+    engine.run(date(2026, 3, 5))  # the same day again: no second process
+    assert [x.id for x in store.find("process", customer_id="C1")] == [pid]
+    for step, who in (("finance_manager", "P-FM"), ("finance_director", "role:finance_director")):
+        if who.startswith("role:"):  # nobody holds it yet: a holder joins and decides
+            engine.handle(
+                PersonAdded(
+                    event_id="p-fd",
+                    **META,
+                    person=Person(id="P-FD", name="钱", roles=("finance_director",)),
+                )
+            )
+            who = "P-FD"
+        engine.handle(
+            StepDecided(
+                event_id=f"d-{step}",
+                occurred_at=T,
+                actor=who,
+                process_id=pid,
+                step=step,
+                decision="approve",
+                decided_on=date(2026, 3, 5),
+            )
+        )
+    assert engine.ledger.customer("C1").credit.credit_limit == Money.of(500_000, "CNY")
+
+
+def test_a_terms_process_without_a_terms_tier_takes_longer_terms(
+    store: Store, tmp_path: Path
+) -> None:
+    engine = _book(store, _pack_dir(tmp_path, terms_tier=False, processes=True))
+    engine.handle(_order("SO-9", 10_000, terms=90))
+    engine.handle(_contract("K1", 120))
+    assert store.get("process", "PR-order_terms-SO-9").asked_days == 90
+    assert store.get("process", "PR-contract_terms-K1").asked_days == 120
+
+
 def test_an_approver_reads_the_request_in_their_own_locale(store: Store, tmp_path: Path) -> None:
     engine = _book(store, _pack_dir(tmp_path), locale="en")
     engine.handle(_contract("K1", 120))
@@ -367,7 +443,8 @@ def test_the_python_blocks_of_the_credit_pages_run(capsys: pytest.CaptureFixture
         for i, block in enumerate(text.split("```python\n")[1:]):
             code = block.split("```", 1)[0]
             exec(compile(code, f"docs/{page} block {i + 1}", "exec"), {})
-    assert "pending_approval 90" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "SO-2 approved 90" in out and "finance_manager role:finance_manager 90 60" in out
 
 
 def test_a_contracts_nodes_without_terms_take_the_grades(store: Store, tmp_path: Path) -> None:

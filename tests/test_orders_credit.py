@@ -37,11 +37,16 @@ RULES = Path(__file__).resolve().parent.parent / "rules" / "default"
 T = datetime(2026, 3, 5, 11, tzinfo=UTC)
 
 
-def _pack(tmp_path: Path):  # type: ignore[no-untyped-def]
+def _pack(tmp_path: Path, *, raises: bool = False):  # type: ignore[no-untyped-def]
     """The default pack (its order settings are those of docs/orders.md), copied to
-    ``tmp_path`` so that a test may edit it."""
+    ``tmp_path`` so that a test may edit it; without its credit processes (terms, raises:
+    docs/workflows.md) unless ``raises``, so that a limit changes when it is set."""
     dest = tmp_path / "pack"
     shutil.copytree(RULES, dest)
+    if not raises:
+        text = (dest / "processes.yaml").read_text()
+        cut = text.index("  # -- credit: payment terms beyond the grade")
+        (dest / "processes.yaml").write_text(text[:cut])
     return load_pack(dest)
 
 
@@ -239,6 +244,54 @@ def test_a_raised_limit_lifts_the_lock_at_once(b: BookBuilder, tmp_path: Path) -
         )
     )
     assert [(d.kind, d.rule) for d in ds] == [("unlock", "exposure-90")]
+
+
+def test_a_raise_approved_by_its_process_lifts_the_lock_at_once(
+    b: BookBuilder, tmp_path: Path
+) -> None:
+    """With the default pack's raise process, the raise waits for it; its last approval
+    raises the limit and lifts the lock in the same transaction."""
+    from arflow.domain import Person
+    from arflow.events import PersonAdded, StepDecided
+
+    engine = Engine(b.ledger, _pack(tmp_path, raises=True))
+    for pid, role in (("fm", "finance_manager"), ("fd", "finance_director")):
+        engine.handle(
+            PersonAdded(
+                event_id=f"p-{pid}",
+                occurred_at=T,
+                actor="hr",
+                person=Person(id=pid, name=pid, roles=(role,)),
+            )
+        )
+    issue(engine, "I1", 95_000)
+    _a, ds = engine.handle(
+        CustomerUpdated(
+            event_id="u1",
+            occurred_at=T,
+            actor="credit",
+            customer_id="C1",
+            credit=CreditProfile(
+                grade="B", credit_limit=Money.of(200_000, "CNY"), payment_terms_days=30
+            ),
+        )
+    )
+    assert not ds and [lk.lock_id for lk in b.ledger.customer("C1").locks] == ["exposure-90"]
+    pid = f"PR-credit_limit_raise-C1-{T:%Y%m%d}"
+    for n, (step, who) in enumerate((("finance_manager", "fm"), ("finance_director", "fd"))):
+        _a, ds = engine.handle(
+            StepDecided(
+                event_id=f"d{n}",
+                occurred_at=T,
+                actor=who,
+                process_id=pid,
+                step=step,
+                decision="approve",
+                decided_on=T.date(),
+            )
+        )
+    assert [(d.kind, d.rule) for d in ds] == [("unlock", "exposure-90")]
+    assert b.ledger.customer("C1").credit.credit_limit == Money.of(200_000, "CNY")
 
 
 def test_an_earlier_day_run_again_never_lifts_a_current_lock(

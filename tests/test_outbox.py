@@ -254,6 +254,54 @@ def test_a_bounce_marks_the_contact_and_the_fallback_goes_out(
     assert all("ap@c1.example" not in x.to for x in newest)
 
 
+def test_a_task_sent_as_a_fallback_is_tracked_once(
+    b: BookBuilder,
+    tmp_path: Path,
+) -> None:
+    """docs/tasks.md: every task message is a tracked task, the fallback of a bounced
+    e-mail included, created when the dispatcher sends it (``ledger_tasks``)."""
+    import shutil
+
+    from arflow.messages import ledger_tasks
+
+    custom = tmp_path / "pack"
+    shutil.copytree(RULES, custom)
+    text = (custom / "dunning.yaml").read_text(encoding="utf-8")
+    (custom / "dunning.yaml").write_text(
+        text.replace("template: reminder_due", "template: reminder_due, fallback: [task]", 1),
+        encoding="utf-8",
+    )
+    engine = Engine(b.ledger, load_pack(custom))
+    b.invoice("I1", "C1", 1_000, issued="2026-01-31", due=DUE)
+    engine.run(DUE, first_run=True)
+    store = b.ledger.store
+    [email] = [r for r in store.outbox() if r.channel == "email"]
+    (fallback,) = Message.model_validate_json(email.body).fallbacks
+    tid = fallback.data["task_id"]
+    assert fallback.channel == "task" and store.get("task", tid) is None  # not sent yet
+    sink = MemoryAdapter(refuse={"ap@c1.example": "bounced"})
+    clock = Clock(datetime(2026, 3, 2, 12, tzinfo=UTC))
+    d = Dispatcher(
+        store, {"email": sink, "task": sink}, on_sent=ledger_tasks(b.ledger), clock=clock
+    )
+    assert d.run().fallbacks == 1
+    task = store.get("task", tid)
+    assert (task.owner, task.kind, task.subject_kind, task.subject_id, task.status) == (
+        "li.wei",
+        "call",
+        "receivable",
+        "I1",
+        "open",
+    )
+    assert task.decision_key in Message.model_validate_json(email.body).decision_keys
+    (created,) = b.ledger.audit_trail("task", tid)
+    assert created.actor == "arflow-dispatcher" and "fallback of email" in (created.reason or "")
+    assert tid in [i.task.id for i in engine.tasks_for("li.wei", DUE)]
+    # sent again (a redelivery): still one task
+    ledger_tasks(b.ledger)(store.outbox_item(f"{email.key}~task"), sink.sent[-1])  # type: ignore[arg-type]
+    assert len(b.ledger.audit_trail("task", tid)) == 1
+
+
 def test_a_rendering_error_is_a_dead_letter_not_a_silent_loss(
     b: BookBuilder,
     tmp_path: Path,

@@ -14,12 +14,14 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from arflow import Ledger
-from arflow.domain import Contract, Customer, Money, Person, ProcessInstance
+from arflow.domain import Contract, CreditProfile, Customer, Money, Person, ProcessInstance
 from arflow.engine import Engine
 from arflow.errors import (
     ApprovalPending,
     CurrencyMismatch,
     DiscountWithoutTier,
+    EngineOnly,
+    RaisePending,
     RuleLoadError,
     StepDecidedAlready,
     StepNotOwned,
@@ -28,12 +30,15 @@ from arflow.errors import (
 )
 from arflow.events import (
     ContractSigned,
+    CreditReviewed,
     CustomerRegistered,
+    CustomerUpdated,
     OrderApproved,
     OrderShipped,
     OrderSubmitted,
     PersonAdded,
     ProcessStarted,
+    ProcessStepTimedOut,
     StepDecided,
 )
 from arflow.lifecycle import process_mermaid
@@ -48,6 +53,8 @@ PEOPLE = {
     "wang.sm": ("sales_manager",),
     "zhao.sd": ("sales_director",),
     "li.fin": ("finance",),
+    "zhou.fm": ("finance_manager",),
+    "qian.fd": ("finance_director",),
 }
 
 
@@ -177,6 +184,11 @@ def test_a_rejection_ends_it_and_the_order_never_ships(engine: Engine) -> None:
     engine.handle(decide(p.id, "sales_director", "zhao.sd", "reject"))
     p = proc(engine, "O2")
     assert p.state == "rejected" and p.history[-1].comment == "reject by zhao.sd"
+    # approved at entry (no limit, no lock), the order is now rejected: it can never ship
+    o = engine.store.get("order", "O2")
+    assert (o.state, o.decided_by) == ("rejected", "arflow-engine")
+    (last,) = engine.ledger.audit_trail("order", "O2")[-1:]
+    assert last.summary == f"reject: process {p.id} (discount_approval) ended rejected"
     with pytest.raises(ApprovalPending):
         engine.handle(ship("O2"))
 
@@ -355,7 +367,8 @@ WHO = sorted(PEOPLE)
 
 
 class Processes(RuleBasedStateMachine):
-    """Random submit, approve, reject and time-passes at the discount chain."""
+    """Random submit, approve, reject, time-passes, forged timeouts and limit raises at
+    the discount and raise chains."""
 
     @initialize()
     def start(self) -> None:
@@ -366,6 +379,18 @@ class Processes(RuleBasedStateMachine):
         self.orders: list[str] = []
         self.shipped: set[str] = set()
         self.n = 0
+        # a credit limit to raise (recorded, not asked: no process), and what it must be
+        self.ledger.apply(
+            CustomerUpdated(
+                event_id="limit",
+                occurred_at=at(DAY, 8),
+                actor="t",
+                customer_id="C1",
+                credit=CreditProfile(grade="A", credit_limit=Money.of("10000000", "CNY")),
+            )
+        )
+        self.limit = Money.of("10000000", "CNY")
+        self.raises: list[str] = []
 
     @rule(percent=st.sampled_from(["2", "7", "15", "45"]))
     def submit(self, percent: str) -> None:
@@ -412,6 +437,61 @@ class Processes(RuleBasedStateMachine):
             update={"step": step, "decision": decision, "by": who}
         )
 
+    @rule(more=st.sampled_from(["1", "500000", "2000000"]))
+    def ask_raise(self, more: str) -> None:
+        """A person asks a higher limit: it waits for the raise process (one at a time)."""
+        asked = Money.of(self.limit.amount + Decimal(more), "CNY")
+        self.n += 1
+        e = CreditReviewed(
+            event_id=f"raise-{self.n}",
+            occurred_at=at(self.day, 9),
+            actor="li.fin",
+            customer_id="C1",
+            reviewed_on=self.day,
+            grade="A",
+            credit_limit=asked,
+            reviewer="li.fin",
+        )
+        pending = [p for p in self._raises() if p.is_open]
+        try:
+            self.engine.handle(e)
+        except RaisePending:
+            assert pending
+            return
+        assert not pending
+        (new,) = [p for p in self._raises() if p.id not in self.raises]
+        assert new.proposed_limit == asked
+        self.raises.append(new.id)
+
+    @rule(data=st.data(), decision=st.sampled_from(["approve", "approve", "reject"]))
+    def decide_raise(self, data: st.DataObject, decision: str) -> None:
+        open_ = [p for p in self._raises() if p.is_open]
+        if not open_:
+            return
+        p = data.draw(st.sampled_from(open_))
+        self.n += 1
+        e = decide(p.id, p.state, str(p.owner), decision, self.n).model_copy(
+            update={"occurred_at": at(self.day, 11), "decided_on": self.day}
+        )
+        self.engine.handle(e)
+        after = self.engine.store.get("process", p.id)
+        if after.state == "approved":
+            assert after.proposed_limit is not None
+            self.limit = after.proposed_limit
+
+    def _raises(self) -> list[ProcessInstance]:
+        return [
+            p
+            for p in self.engine.store.find("process", customer_id="C1")
+            if p.process == "credit_limit_raise"
+        ]
+
+    @invariant()
+    def the_limit_moves_only_by_an_approved_raise(self) -> None:
+        if hasattr(self, "limit"):
+            assert self.engine.store.get("customer", "C1").credit.credit_limit == self.limit
+            assert sum(p.is_open for p in self._raises()) <= 1
+
     @rule(days=st.integers(1, 4))
     def time_passes(self, days: int) -> None:
         self.day += timedelta(days)
@@ -445,6 +525,7 @@ class Processes(RuleBasedStateMachine):
         for _ in range(4):
             self.day += timedelta(10)
             self.engine.run(self.day)
+        assert not [p for p in self._raises() if p.is_open]
         for oid in self.orders:
             p = proc(self.engine, oid)
             assert not p.is_open and p.state in p.definition.terminals
@@ -455,6 +536,36 @@ class Processes(RuleBasedStateMachine):
     def shipped_only_when_approved(self) -> None:
         for oid in getattr(self, "shipped", ()):
             assert proc(self.engine, oid).state == "approved"
+
+    @invariant()
+    def refused_orders_are_rejected(self) -> None:
+        """An order whose chain ended other than approved is rejected, by the engine, and
+        only such an order (the customer has no limit: each was approved at entry)."""
+        for oid in getattr(self, "orders", ()):
+            p, o = proc(self.engine, oid), self.engine.store.get("order", oid)
+            refused = not p.is_open and p.state != "approved"
+            assert (o.state == "rejected") == refused
+            if refused:
+                assert o.decided_by == "arflow-engine"
+
+    @rule(data=st.data())
+    def forge_a_timeout(self, data: st.DataObject) -> None:
+        """Anyone but the engine timing a step out is refused, changing nothing."""
+        if not self.orders:
+            return
+        p = proc(self.engine, data.draw(st.sampled_from(self.orders)))
+        self.n += 1
+        forged = ProcessStepTimedOut(
+            event_id=f"forged-{self.n}",
+            occurred_at=at(self.day, 12),
+            actor=data.draw(st.sampled_from(WHO)),
+            process_id=p.id,
+            step=p.state,
+            timed_out_on=self.day,
+        )
+        with pytest.raises(EngineOnly):
+            self.engine.handle(forged)
+        assert proc(self.engine, p.id.removeprefix("PR-discount_approval-")) == p
 
     @invariant()
     def one_state_one_owner_and_explained(self) -> None:

@@ -66,6 +66,7 @@ from .errors import (
     DocumentsMissing,
     DuplicateObject,
     DurableError,
+    EngineOnly,
     ExpressionError,
     IllegalTransition,
     ImportRejected,
@@ -81,6 +82,7 @@ from .errors import (
     OverInvoiced,
     ParseError,
     Problem,
+    RaisePending,
     ReaderFailed,
     RoleRequired,
     RuleLoadError,
@@ -173,7 +175,7 @@ if TYPE_CHECKING:
     from .decisions import Decision, Notice
     from .engine import CreditScore, Engine, Failure, Plan, RunResult, review_event
     from .importer import import_files
-    from .messages import TemplateSet, build_context, ledger_feedback
+    from .messages import TemplateSet, build_context, ledger_feedback, ledger_tasks
     from .rules import default_pack_path
     from .rules.loader import RulePack, load_pack
     from .store.sql import SqlStore
@@ -202,6 +204,7 @@ _LAZY = {
     "TemplateSet": "arflow.messages",
     "build_context": "arflow.messages",
     "ledger_feedback": "arflow.messages",
+    "ledger_tasks": "arflow.messages",
     "default_pack_path": "arflow.rules",
     "import_files": "arflow.importer",
     "load_pack": "arflow.rules.loader",
@@ -272,6 +275,7 @@ __all__ = [
     "DuplicateObject",
     "DurableError",
     "Engine",
+    "EngineOnly",
     "Event",
     "ExpressionError",
     "FactorPoints",
@@ -337,6 +341,7 @@ __all__ = [
     "PromiseMade",
     "PromiseStatus",
     "PromiseToPay",
+    "RaisePending",
     "RateLimiter",
     "ReaderFailed",
     "Receivable",
@@ -398,6 +403,7 @@ __all__ = [
     "high_risk",
     "import_files",
     "ledger_feedback",
+    "ledger_tasks",
     "load_pack",
     "open_store",
     "parse_event",

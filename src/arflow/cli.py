@@ -332,7 +332,7 @@ def _end_of(day: date) -> Any:
 def cmd_dispatch(args: argparse.Namespace) -> int:
     """Deliver what the outbox holds through the adapters named by URL."""
     from .adapters import adapter_from_url
-    from .messages import ledger_feedback
+    from .messages import ledger_feedback, ledger_tasks
     from .outbox import RetryPolicy
 
     adapters = {}
@@ -372,6 +372,7 @@ def cmd_dispatch(args: argparse.Namespace) -> int:
         ledger.store,
         adapters,
         on_feedback=ledger_feedback(ledger),
+        on_sent=ledger_tasks(ledger),
         batch=args.batch,
         lease=timedelta(seconds=args.lease),
         retry=RetryPolicy(max_attempts=args.max_attempts),

@@ -828,7 +828,9 @@ class InvoiceRequest(_Model):
 #: What a process instance is about.
 ProcessSubject = Literal["order", "contract", "customer"]
 #: What starts a process by itself (None: started by hand, ``ProcessStarted``).
-ProcessTrigger = Literal["order_discount", "contract_discount"]
+ProcessTrigger = Literal[
+    "order_discount", "contract_discount", "order_terms", "contract_terms", "credit_limit_raise"
+]
 #: A step's decisions: a person approves or rejects; the daily run times a step out.
 STEP_DECISIONS = ("approve", "reject", "timeout")
 
@@ -1000,6 +1002,12 @@ class ProcessInstance(_Model):
     discount_percent: Decimal | None = None
     discount_amount: Decimal | None = None
     history: Seq[ProcessRecord] = ()
+    #: a raise of the credit limit: the limit asked for, applied when the process ends
+    #: approved (the limit stays as it was otherwise)
+    proposed_limit: Money | None = None
+    #: payment terms beyond the grade: the days asked for and the days the grade allows
+    asked_days: int | None = None
+    allowed_days: int | None = None
 
     @property
     def is_open(self) -> bool:

@@ -502,6 +502,37 @@ class ApprovalPending(IllegalTransition):
         ArflowError.__init__(self, f"order {order_id!r} cannot ship: {why}")
 
 
+class EngineOnly(NotAuthorized):
+    """An event only the engine may send (a process step timed out: the daily run decides
+    that, by the pack's calendar) sent by someone else."""
+
+    def __init__(self, process_id: str, step: str, who: str, engine: str) -> None:
+        self.order_id = self.process_id = process_id
+        self.step, self.who = step, who
+        ArflowError.__init__(
+            self,
+            f"process {process_id!r}, step {step!r}: {who!r} may not time it out: only the "
+            f"engine's daily run ({engine!r}) does, when the step's deadline has passed",
+        )
+
+
+class RaisePending(IllegalTransition):
+    """A raise of a customer's credit limit asked while another raise of the same
+    customer still waits for its approval process."""
+
+    def __init__(self, customer_id: str, process_id: str, why: str) -> None:
+        self.kind, self.object_id, self.state, self.trigger = (
+            "customer",
+            customer_id,
+            "",
+            "raise",
+        )
+        self.process_id = process_id
+        ArflowError.__init__(
+            self, f"customer {customer_id!r}: a raise of its credit limit waits already: {why}"
+        )
+
+
 # -- arflow's schema in a shared database (docs/storage.md#migrations-side-by-side) ----------
 
 

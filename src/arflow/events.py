@@ -569,6 +569,12 @@ class ProcessStarted(BaseEvent):
     #: customer or contract, else its fallback); steps left out are resolved by the ledger
     #: from the directory (a person id, the customer's or contract's salesperson, a role)
     owners: Seq[StepOwner] = ()
+    #: a raise of the credit limit (``starts_on: credit_limit_raise``): the limit asked for
+    proposed_limit: Amount | None = None
+    #: payment terms beyond the grade (``order_terms``, ``contract_terms``): the longest
+    #: days asked for and what the customer's grade allows
+    asked_days: int | None = Field(default=None, ge=0, le=3650)
+    allowed_days: int | None = Field(default=None, ge=0, le=3650)
 
     @field_validator("discount_percent", "discount_amount", mode="before")
     @classmethod
@@ -590,7 +596,8 @@ class StepDecided(BaseEvent):
 
 class ProcessStepTimedOut(BaseEvent):
     """The daily run found a process step past its deadline: the process moves on as the
-    step's ``on_timeout`` says."""
+    step's ``on_timeout`` says. Only the engine (``arflow-engine``) sends it: anyone else
+    is refused with :class:`~arflow.errors.EngineOnly`."""
 
     type: Literal["ProcessStepTimedOut"] = "ProcessStepTimedOut"
     process_id: Ref

@@ -94,6 +94,9 @@ ORDER_TRANSITIONS: list[dict[str, Any]] = [
     {"trigger": "approve", "source": [OS.SUBMITTED, OS.PENDING_APPROVAL], "dest": OS.APPROVED},
     {"trigger": "reject", "source": [OS.SUBMITTED, OS.PENDING_APPROVAL], "dest": OS.REJECTED},
     {"trigger": "ship", "source": OS.APPROVED, "dest": OS.SHIPPED},
+    # an approved order whose approval process (discount, terms) then ended other than
+    # approved: it can never ship, and is rejected (docs/workflows.md#processes)
+    {"trigger": "withdraw", "source": OS.APPROVED, "dest": OS.REJECTED},
     {"trigger": "invoice", "source": [OS.APPROVED, OS.SHIPPED], "dest": OS.INVOICED},
 ]
 

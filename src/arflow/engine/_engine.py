@@ -34,7 +34,14 @@ from ..calendar import SendWindow
 from ..decisions import Decision
 from ..domain import Receivable
 from ..errors import ArflowError, StoreError
-from ..events import BaseEvent, Event, OrderApproved, OrderSubmitted
+from ..events import (
+    BaseEvent,
+    CreditReviewed,
+    CustomerUpdated,
+    Event,
+    OrderApproved,
+    OrderSubmitted,
+)
 from ..ledger import Applied, Batch, Ledger
 from ..rules import patterns as dr
 from ..rules.loader import RulePack, load_pack
@@ -52,7 +59,14 @@ from ._parallel import (
 )
 from ._parallel import run as run_day
 from ._planner import CustomerPlanner, EventPlanner, HistoryPlanner, ReceivablePlanner
-from ._processes import check_discount, with_owners
+from ._processes import (
+    check_discount,
+    hold_raise,
+    start_raise,
+    start_raises,
+    start_terms,
+    with_owners,
+)
 from ._processes import follow as follow_process
 from ._processes import start_for as start_process
 from ._processes import sweep as sweep_processes
@@ -449,7 +463,9 @@ class Engine:
         )
 
     def _record_plan(self, batch: Batch, plan: Plan, when: datetime) -> tuple[int, int]:
-        return record_plan(batch, plan, when, self.composer)
+        counts = record_plan(batch, plan, when, self.composer)
+        start_raises(batch, self.pack, self.store, plan.decisions, when)
+        return counts
 
     def _sweep_tasks(self, batch: Batch, as_of: date, when: datetime) -> int:
         """Process steps past their deadline timed out (their owners reminded before), then
@@ -465,7 +481,9 @@ class Engine:
     def _record_helpers(
         self, batch: Batch, plan: Plan, rows: Any, counts: tuple[int, int], when: datetime
     ) -> tuple[int, int]:
-        return record_helpers(batch, plan, rows, counts, when, self.composer)
+        got = record_helpers(batch, plan, rows, counts, when, self.composer)
+        start_raises(batch, self.pack, self.store, plan.decisions, when)
+        return got
 
     def record(self, decisions: Iterable[Decision], at: datetime) -> int:
         """Record decisions (a plan's, a released review's) in one transaction."""
@@ -544,7 +562,11 @@ class Engine:
         is done, approval of an order beyond policy, an alert on the order, a lock placed
         or lifted when exposure or overdue items change. The decisions are recorded. An order
         that asks for no payment terms takes its grade's. Before an order is submitted or
-        approved, its customer's locks are brought up to date (:meth:`_settle_locks`).
+        approved, its customer's locks are brought up to date (:meth:`_settle_locks`). In
+        a pack declaring the processes of docs/workflows.md, a discount, terms beyond the
+        grade or a raise of a credit limit start theirs (a raise is applied with the limit
+        kept until its process approves it; a second one while it waits is refused,
+        :class:`~arflow.errors.RaisePending`).
 
         All of it is one transaction: the event, the decisions (their effects on the book
         and their messages in the outbox) and the locks of the customers whose orders were
@@ -566,10 +588,25 @@ class Engine:
                     check_terms(self.pack, self.store, event)
                     check_discount(self.pack, event)
                     event = with_owners(self.store, event)
+                    event, raised = hold_raise(self.pack, batch.tx, event)
                     book = TxBook(batch.tx, self.store)
                     settled = self._settle_locks(batch, book, event)
                     settled += self._settle_order(batch, book, event)
                     applied = batch.apply(event)
+                    if raised is not None and not applied.duplicate:
+                        assert isinstance(event, CreditReviewed | CustomerUpdated)
+                        on = event.occurred_at.astimezone(UTC).date()
+                        if isinstance(event, CreditReviewed):
+                            on = event.reviewed_on
+                        start_raise(
+                            batch,
+                            self.pack,
+                            self.store,
+                            event.customer_id,
+                            raised,
+                            on,
+                            event.occurred_at,
+                        )
                 except ArflowError as exc:
                     refused.append(exc)
                     raise
@@ -610,11 +647,16 @@ class Engine:
         record_in(batch, plan.decisions[len(settled) :], event.occurred_at, self.composer)
         close_decided(batch, event)  # an order decided: its approval tasks are done
         start_process(batch, self.pack, self.store, event, event.occurred_at)
-        follow_process(batch, self.pack, event)  # a step decided: the next owner's task
+        # a step decided: the next owner's task; a process ended: its raise applied, or
+        # the order it refused rejected
+        ended = follow_process(batch, self.pack, event)
         # The decisions' own effects (an order refused or approved at entry) change the
-        # customer's exposure: its locks are checked again on the book as it now stands in
-        # the transaction (a fresh day: its facts are read again).
-        touched = sorted({d.customer_id for d in plan.decisions if d.subject_kind == "order"})
+        # customer's exposure, and so does a process's end (a limit raised, an order
+        # rejected): its locks are checked again on the book as it now stands in the
+        # transaction (a fresh day: its facts are read again).
+        touched = sorted(
+            {d.customer_id for d in plan.decisions if d.subject_kind == "order"} | set(ended)
+        )
         if touched and self.pack.locks:
             after = Plan(as_of=as_of, since=as_of)
             later = self._locks.judged_on(self._day(after, book=book))
@@ -659,6 +701,11 @@ class Engine:
         held = [d for d in plan.decisions if d.why.get("on_order") in ("reject", "approve")]
         if held:
             record_in(batch, held, event.occurred_at, self.composer)
+        # longer terms than its grade, in a pack whose terms process takes over from the
+        # tier: that process, which the order then waits for to ship
+        now = batch.tx.get("order", o.id)
+        if now is not None and now.state != "rejected":
+            start_terms(batch, self.pack, self.store, entry, event.occurred_at)
         return held
 
     def _settle_locks(self, batch: Batch, book: TxBook, event: Event) -> list[Decision]:

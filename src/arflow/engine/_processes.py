@@ -30,10 +30,13 @@ from ..domain import (
     StepOwner,
     Task,
 )
-from ..errors import DiscountWithoutTier, ValidationError
+from ..errors import DiscountWithoutTier, RaisePending, ValidationError
 from ..events import (
     BaseEvent,
     ContractSigned,
+    CreditReviewed,
+    CustomerUpdated,
+    OrderRejected,
     OrderSubmitted,
     ProcessStarted,
     ProcessStepTimedOut,
@@ -44,8 +47,10 @@ from ..events import (
 )
 from ..ledger import Batch
 from ..lifecycle import OPEN_TASK_STATES
+from ..money import Money
 from ..outbox import micros
 from ..store.base import OutboxRecord, Store
+from .planners.credit import longer_terms, terms_trigger
 
 ENGINE_ACTOR = "arflow-engine"
 E = TypeVar("E")
@@ -166,8 +171,57 @@ def owners_for(
 
 
 def start_for(batch: Batch, pack: Any, store: Store, event: BaseEvent, at: datetime) -> None:
-    """The process an event's discount needs, started in the event's transaction, with
-    the task of its first step."""
+    """The processes an event's discount and its terms beyond the grade need, started in
+    the event's transaction, each with the task of its first step."""
+    _start_discount(batch, pack, store, event, at)
+    start_terms(batch, pack, store, event, at)
+
+
+def _subject_of(
+    batch: Batch, event: OrderSubmitted | ContractSigned
+) -> tuple[str, str, str, date, Contract | None]:
+    """(kind, id, customer id, day, contract) of an order or contract event."""
+    if isinstance(event, OrderSubmitted):
+        contract = (
+            None if event.contract_id is None else batch.tx.get("contract", event.contract_id)
+        )
+        return "order", event.order_id, event.customer_id, event.submitted_on, contract
+    c = event.contract
+    return "contract", c.id, c.customer_id, c.signed_on, c
+
+
+def start_terms(batch: Batch, pack: Any, store: Store, event: BaseEvent, at: datetime) -> None:
+    """An order or contract asking longer payment terms than its customer's grade allows,
+    in a pack declaring a process on ``order_terms`` / ``contract_terms``: that process,
+    which takes over from ``settings.terms_tier``."""
+    if not isinstance(event, OrderSubmitted | ContractSigned):
+        return
+    proc: ProcessDefinition | None = pack.process_for(terms_trigger(event))
+    if proc is None:
+        return
+    kind, sid, customer_id, on, contract = _subject_of(batch, event)
+    customer: Customer | None = batch.tx.get("customer", customer_id)
+    found = longer_terms(pack.scoring, customer, event)
+    if found is None or customer is None:
+        return
+    _subject, _grade, allowed, parts = found
+    start(
+        batch,
+        pack,
+        store,
+        proc,
+        kind,
+        sid,
+        customer,
+        contract,
+        on,
+        at,
+        asked_days=max(parts.values()),
+        allowed_days=allowed,
+    )
+
+
+def _start_discount(batch: Batch, pack: Any, store: Store, event: BaseEvent, at: datetime) -> None:
     got = _discount_of(event)
     if got is None:
         return
@@ -209,9 +263,15 @@ def start(
     at: datetime,
     percent: Decimal | None = None,
     amount: Decimal | None = None,
+    *,
+    pid: str | None = None,
+    proposed_limit: Money | None = None,
+    asked_days: int | None = None,
+    allowed_days: int | None = None,
 ) -> ProcessInstance:
-    """Start ``proc`` about ``subject_id``, and give its first step's owner a task."""
-    pid = process_id(proc.id, subject_id)
+    """Start ``proc`` about ``subject_id`` (as ``pid``, else the subject's one instance of
+    it), and give its first step's owner a task."""
+    pid = pid or process_id(proc.id, subject_id)
     batch.apply(
         ProcessStarted(
             event_id=f"engine:process:{pid}",
@@ -227,6 +287,9 @@ def start(
             discount_percent=percent,
             discount_amount=amount,
             owners=owners_for(store, batch.tx, proc, customer, contract),
+            proposed_limit=proposed_limit,
+            asked_days=asked_days,
+            allowed_days=allowed_days,
         )
     )
     inst: ProcessInstance | None = batch.tx.get("process", pid)
@@ -326,23 +389,26 @@ def with_owners(store: Store, event: E) -> E:
     return started
 
 
-def follow(batch: Batch, pack: Any, event: BaseEvent) -> None:
+def follow(batch: Batch, pack: Any, event: BaseEvent) -> list[str]:
     """After a process is started by hand or a step is decided (``Engine.handle``): the
-    decided step's task is done, the current step's owner has theirs."""
+    decided step's task is done, the current step's owner has theirs, and a process that
+    ended does what its end means (:func:`ended`). Returns the customers whose credit or
+    orders that end changed (their locks are judged again)."""
     if isinstance(event, ProcessStarted):
         started: ProcessInstance | None = batch.tx.get("process", event.process_id)
         if started is not None:
             step_task(batch, pack, started, event.occurred_at)
-        return
+        return []
     if not isinstance(event, StepDecided):
-        return
+        return []
     inst: ProcessInstance | None = batch.tx.get("process", event.process_id)
     if inst is None:
-        return
+        return []
     outcome = DONE[event.decision]
     why = f"step {event.step} {outcome} by {event.actor}"
     _close_tasks(batch, inst, outcome, event.decided_on, event.occurred_at, why)
     step_task(batch, pack, inst, event.occurred_at)
+    return [inst.customer_id] if ended(batch, inst, event.decided_on, event.occurred_at) else []
 
 
 def sweep(batch: Batch, store: Store, pack: Any, as_of: date, at: datetime) -> int:
@@ -372,6 +438,7 @@ def sweep(batch: Batch, store: Store, pack: Any, as_of: date, at: datetime) -> i
             new: ProcessInstance | None = batch.tx.get("process", inst.id)
             if new is not None:
                 step_task(batch, pack, new, at)
+                ended(batch, new, as_of, at)
             moved += 1
             continue
         _remind(batch, store, pack, inst, as_of, at)
@@ -423,3 +490,189 @@ def open_task(store: Store, inst: ProcessInstance) -> Task | None:
     """The open task of the instance's current step (None once it ended)."""
     t: Task | None = store.get("task", task_of(inst))
     return t if t is not None and str(t.status) in _OPEN else None
+
+
+# -- what a process's end does -------------------------------------------------------------------
+
+
+def ended(batch: Batch, inst: ProcessInstance, on: date, at: datetime) -> bool:
+    """What an instance that just ended does to its subject: a raise approved takes effect
+    (the customer's limit becomes the one asked for; refused or expired, it stays); an
+    order whose process ended other than approved is rejected (it could never ship),
+    audited with the process that refused it. Keyed by the instance: once. Returns
+    whether it changed the customer's credit or orders."""
+    if inst.is_open:
+        return False
+    approved = inst.state == inst.definition.approved_state
+    meta: dict[str, Any] = {
+        "event_id": f"engine:process-end:{inst.id}",
+        "occurred_at": at,
+        "actor": ENGINE_ACTOR,
+        "reason": f"process {inst.id} ({inst.process}) ended {inst.state}",
+    }
+    if inst.proposed_limit is not None and approved:
+        customer: Customer | None = batch.tx.get("customer", inst.customer_id)
+        if customer is None:
+            return False
+        by = inst.history[-1].by if inst.history else ENGINE_ACTOR
+        credit = customer.credit
+        if credit.grade is not None:
+            batch.apply(
+                CreditReviewed(
+                    customer_id=customer.id,
+                    reviewed_on=max(on, credit.reviewed_on or on),
+                    grade=credit.grade,
+                    credit_limit=inst.proposed_limit,
+                    reviewer=by,
+                    comment=f"raise approved by {inst.process} ({inst.id})",
+                    **meta,
+                )
+            )
+        else:
+            batch.apply(
+                CustomerUpdated(
+                    customer_id=customer.id,
+                    credit=credit.model_copy(update={"credit_limit": inst.proposed_limit}),
+                    **meta,
+                )
+            )
+        return True
+    if inst.subject_kind == "order" and not approved:
+        order = batch.tx.get("order", inst.subject_id)
+        if order is not None and str(order.state) in _REJECTABLE:
+            batch.apply(
+                OrderRejected(order_id=order.id, approver=ENGINE_ACTOR, **meta),
+            )
+            return True
+    return False
+
+
+#: orders a process's refusal rejects: not decided yet, or approved but not shipped
+_REJECTABLE = ("submitted", "pending_approval", "approved")
+
+
+# -- credit limit raises -----------------------------------------------------------------------
+
+
+def _raise_asked(tx: Any, event: BaseEvent) -> tuple[Customer, Money] | None:
+    """(customer, limit asked) of an event that raises a customer's credit limit above
+    the one it has (a customer with no limit yet has none to raise); None otherwise."""
+    if isinstance(event, CreditReviewed):
+        cid, asked = event.customer_id, event.credit_limit
+    elif isinstance(event, CustomerUpdated) and event.credit is not None:
+        cid, asked = event.customer_id, event.credit.credit_limit
+    else:
+        return None
+    customer: Customer | None = tx.get("customer", cid)
+    if asked is None or customer is None:
+        return None
+    now = customer.credit.credit_limit
+    if now is None or (now.currency == asked.currency and asked.amount <= now.amount):
+        return None
+    return customer, asked
+
+
+def open_raise(tx: Any, proc: ProcessDefinition, customer_id: str) -> ProcessInstance | None:
+    """The customer's raise process still open, if any."""
+    return next(
+        (
+            p
+            for p in sorted(tx.find("process", customer_id=customer_id), key=lambda p: p.id)
+            if p.process == proc.id and p.is_open
+        ),
+        None,
+    )
+
+
+def hold_raise(pack: Any, tx: Any, event: E) -> tuple[E, Money | None]:
+    """In a pack declaring a process on ``credit_limit_raise``: an event raising a
+    customer's limit (``CreditReviewed``, ``CustomerUpdated``), with the limit kept as it
+    is, and the limit asked for (the process decides it); refused
+    (:class:`~arflow.errors.RaisePending`) while another raise of the customer is open.
+    Any other event as it is, with None."""
+    proc: ProcessDefinition | None = pack.process_for("credit_limit_raise")
+    if proc is None or not isinstance(event, BaseEvent):
+        return event, None
+    got = _raise_asked(tx, event)
+    if got is None:
+        return event, None
+    customer, asked = got
+    pending = open_raise(tx, proc, customer.id)
+    if pending is not None:
+        raise RaisePending(
+            customer.id,
+            pending.id,
+            f"process {pending.id} asks {pending.proposed_limit} (at step {pending.state}); "
+            f"decide it before asking {asked}",
+        )
+    kept = customer.credit.credit_limit
+    if isinstance(event, CreditReviewed):
+        held: E = event.model_copy(update={"credit_limit": None})
+    else:
+        assert isinstance(event, CustomerUpdated) and event.credit is not None
+        credit = event.credit.model_copy(update={"credit_limit": kept})
+        held = event.model_copy(update={"credit": credit})
+    return held, asked
+
+
+def raise_id(tx: Any, proc: ProcessDefinition, customer_id: str, on: date) -> str:
+    """The id of a raise of ``customer_id`` asked on ``on`` (``-2``... for a later one of
+    the same day)."""
+    base = f"{customer_id}-{on:%Y%m%d}"
+    taken = {p.id for p in tx.find("process", customer_id=customer_id)}
+    n, pid = 1, process_id(proc.id, base)
+    while pid in taken:
+        n += 1
+        pid = process_id(proc.id, f"{base}-{n}")
+    return pid
+
+
+def start_raise(
+    batch: Batch,
+    pack: Any,
+    store: Store,
+    customer_id: str,
+    asked: Money,
+    on: date,
+    at: datetime,
+) -> ProcessInstance | None:
+    """The pack's raise process for ``customer_id``, asking ``asked``, with its first
+    step's task (None: the pack declares none, or the customer is unknown)."""
+    proc: ProcessDefinition | None = pack.process_for("credit_limit_raise")
+    customer: Customer | None = batch.tx.get("customer", customer_id)
+    if proc is None or customer is None:
+        return None
+    pid = raise_id(batch.tx, proc, customer_id, on)
+    return start(
+        batch,
+        pack,
+        store,
+        proc,
+        "customer",
+        customer_id,
+        customer,
+        None,
+        on,
+        at,
+        pid=pid,
+        proposed_limit=asked,
+    )
+
+
+def start_raises(batch: Batch, pack: Any, store: Store, decisions: list[Any], at: datetime) -> None:
+    """The daily reviews' raises held for approval (``credit-limit-raise`` decisions), in
+    a pack declaring a raise process: each one's process, unless the customer has a raise
+    open already or one started that day (a day run twice starts nothing more)."""
+    proc: ProcessDefinition | None = pack.process_for("credit_limit_raise")
+    if proc is None:
+        return
+    for d in decisions:
+        if d.kind != "approval" or d.rule != "credit-limit-raise" or "proposed_amount" not in d.why:
+            continue
+        mine = [
+            p for p in batch.tx.find("process", customer_id=d.customer_id) if p.process == proc.id
+        ]
+        if any(p.is_open or p.started_on == d.as_of for p in mine):
+            continue
+        asked = Money(amount=Decimal(d.why["proposed_amount"]), currency=d.currency)
+        start_raise(batch, pack, store, d.customer_id, asked, d.as_of, at)

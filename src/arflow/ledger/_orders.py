@@ -17,6 +17,7 @@ from ..errors import (
 )
 from ..events import OrderLockLifted, OrderLockPlaced, OrderSubmitted
 from ..lifecycle import EXPOSURE_ORDER_STATES, LIVE_STATES, ORDER_MACHINE, move
+from . import _processes
 from ._checks import positive
 from ._context import Ctx
 
@@ -80,15 +81,23 @@ def order_move(trigger: str) -> Callable[[Ctx, Any], None]:
 
     def handle(ctx: Ctx, e: Any) -> None:
         o: Order = ctx.get("order", e.order_id)
-        state = OrderState(move(ORDER_MACHINE, "order", o.id, o.state, trigger))
+        # an order whose approval process (its discount, its terms) ended other than
+        # approved is rejected, even once approved at entry: it can never ship
+        refused = _processes.refused_by(ctx, o.id, o.customer_id) if trigger == "reject" else None
+        how = "withdraw" if refused is not None and o.state == OrderState.APPROVED else trigger
+        state = OrderState(move(ORDER_MACHINE, "order", o.id, o.state, how))
         update: dict[str, Any] = {"state": state}
         if hasattr(e, "approver"):
-            authorize(ctx, o, e.approver, trigger)
+            if refused is None:
+                authorize(ctx, o, e.approver, trigger)
             update["decided_by"] = e.approver
         if trigger == "request_approval":
             update["approval_roles"] = tuple(e.roles)
             update["approvers"] = tuple(e.approvers)
-        ctx.put(o.model_copy(update=update), o, trigger.replace("_", " "))
+        said = trigger.replace("_", " ")
+        if refused is not None:
+            said += f": process {refused.id} ({refused.process}) ended {refused.state}"
+        ctx.put(o.model_copy(update=update), o, said)
 
     return handle
 

@@ -22,12 +22,14 @@ from ..domain import (
     ProcessRecord,
     StepOwner,
 )
-from ..errors import StepDecidedAlready, StepNotOwned, StepTimedOut, ValidationError
+from ..errors import EngineOnly, StepDecidedAlready, StepNotOwned, StepTimedOut, ValidationError
 from ..events import ProcessStarted, ProcessStepTimedOut, StepDecided
 from ..lifecycle import move_process
 from ._context import Ctx
 
 _DONE = {"approve": "approved", "reject": "rejected", "timeout": "timed out"}
+#: who times steps out: the engine's daily run (``arflow.engine._processes.ENGINE_ACTOR``)
+ENGINE_ACTOR = "arflow-engine"
 
 
 def _active(ctx: Ctx, pid: str | None) -> Person | None:
@@ -104,6 +106,9 @@ def process_started(ctx: Ctx, e: ProcessStarted) -> None:
         discount_percent=e.discount_percent,
         discount_amount=e.discount_amount,
         owners=tuple(owners[s.id] for s in d.steps),
+        proposed_limit=e.proposed_limit,
+        asked_days=e.asked_days,
+        allowed_days=e.allowed_days,
     )
     inst = _owned(inst)
     ctx.put(inst, None, f"{d.id} started on {e.subject_kind} {e.subject_id}: {_at(inst)}")
@@ -195,6 +200,8 @@ def step_decided(ctx: Ctx, e: StepDecided) -> None:
 
 def step_timed_out(ctx: Ctx, e: ProcessStepTimedOut) -> None:
     inst: ProcessInstance = ctx.get("process", e.process_id)
+    if e.actor != ENGINE_ACTOR:
+        raise EngineOnly(inst.id, e.step, e.actor, ENGINE_ACTOR)
     _closed(inst, e.step, "timeout")
     _move(ctx, inst, e.step, "timeout", e.actor, e.timed_out_on, e.reason)
 
@@ -225,6 +232,18 @@ def _move(
     said = f": {comment}" if comment else ""
     verb = _DONE[decision]
     ctx.put(new, inst, f"step {step} {verb} by {who}{said}; {_at(new)}")
+
+
+def refused_by(ctx: Ctx, order_id: str, customer_id: str) -> ProcessInstance | None:
+    """The process about an order that ended other than approved (its discount or its
+    terms refused, or left to expire), if any: the order may no longer ship."""
+    found: list[ProcessInstance] = ctx.tx.find("process", customer_id=customer_id)
+    for p in sorted(found, key=lambda p: p.id):
+        if p.subject_kind != "order" or p.subject_id != order_id or p.is_open:
+            continue
+        if p.state != p.definition.approved_state:
+            return p
+    return None
 
 
 def check_gates(ctx: Ctx, order_id: str, customer_id: str) -> None:

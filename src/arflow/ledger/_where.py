@@ -234,6 +234,9 @@ class _Reader:
             roles = ", ".join(o.approval_roles) or "an approver"
             return self._at(o, kind, "credit_check", who, f"approval by {roles}")
         if o.state == OrderState.REJECTED:
+            gate = self._discount_gate(o)  # rejected by a process that refused it: which
+            if gate is not None and gate.stage == "rejected":
+                return gate
             return self._done(o, kind, "rejected")
         if o.state == OrderState.APPROVED:
             gate = self._discount_gate(o)

@@ -29,6 +29,7 @@ from ._composer import Composer as Composer
 from ._context import build_context as build_context
 from ._context import sample_context as sample_context
 from ._feedback import ledger_feedback as ledger_feedback
+from ._feedback import ledger_tasks as ledger_tasks
 from ._grouping import DEFAULT_GROUP_BY as DEFAULT_GROUP_BY
 from ._grouping import REQUIRED_GROUP_BY as REQUIRED_GROUP_BY
 from ._grouping import group_notices as group_notices
@@ -105,6 +106,7 @@ __all__ = [
     "check",
     "group_notices",
     "ledger_feedback",
+    "ledger_tasks",
     "normalize_locale",
     "person",
     "reachable_contact",

@@ -128,6 +128,23 @@ class Composer:
             if message.channel == "task":  # a tracked task: the host reports back by its id
                 data = {**message.data, "task_id": task_id_for(notice.key)}
                 message = message.model_copy(update={"data": data})
+            if any(f.channel == "task" for f in message.fallbacks):
+                # a task sent as a fallback is tracked when sent (messages.ledger_tasks)
+                fallbacks = tuple(
+                    f.model_copy(
+                        update={
+                            "data": {
+                                **f.data,
+                                "task_id": task_id_for(f.key),
+                                "fallback_of": message.channel,
+                            }
+                        }
+                    )
+                    if f.channel == "task"
+                    else f
+                    for f in message.fallbacks
+                )
+                message = message.model_copy(update={"fallbacks": fallbacks})
             copy = self.copy(tx, notice, decisions, message)
         except PermanentFailure as exc:
             return [

@@ -318,7 +318,13 @@ def _approvals(ctx: FileContext, spec: RuleFile) -> None:
 
 
 _PERSON = re.compile(r"^[A-Za-z0-9_.:@-]+$")
-_SUBJECT_OF = {"order_discount": "order", "contract_discount": "contract"}
+_SUBJECT_OF = {
+    "order_discount": "order",
+    "contract_discount": "contract",
+    "order_terms": "order",
+    "contract_terms": "contract",
+    "credit_limit_raise": "customer",
+}
 
 
 def _processes(ctx: FileContext, spec: RuleFile) -> None:

@@ -171,6 +171,8 @@ class ApprovalPlanner:
             to_tier(rule, tier, reason, why)
         longer = longer_terms(day.pack.scoring, customer, e)
         path = terms_path(day.pack)
+        if day.pack.process_for("order_terms") is not None:
+            path = None  # the pack's terms process takes over (engine/_processes.py)
         if longer is not None and path is not None:
             _subject, grade, allowed, parts = longer
             asked = parts["terms"]

@@ -267,6 +267,11 @@ class CreditReviewPlanner:
         if held:
             template = RAISE_TEMPLATE if RAISE_TEMPLATE in day.pack.templates else None
             acts = _task(tuple(scoring.raise_approvers), template)
+            proc = day.pack.process_for("credit_limit_raise")
+            process: dict[str, Any] = {}
+            if proc is not None:  # the pack's raise process asks its owners instead
+                acts = ()
+                process = {"process": proc.id, "proposed_amount": _text(s.credit_limit)}
             plan.decisions.append(
                 Decision(
                     key=decision_key("approval", "credit-limit-raise", customer_id, as_of),
@@ -296,6 +301,7 @@ class CreditReviewPlanner:
                             f"{credit.credit_limit}, raised by up to "
                             f"{_text((scoring.max_auto_raise or Decimal(0)) * 100)}% by a review"
                         ),
+                        **process,
                     },
                 )
             )
@@ -383,11 +389,19 @@ def with_grade_terms(pack: RulePack, store: Any, event: Event) -> Event:
     return event
 
 
+def terms_trigger(event: object) -> str:
+    """The process trigger of an order's or a contract's terms beyond the grade."""
+    return "contract_terms" if isinstance(event, ContractSigned) else "order_terms"
+
+
 def check_terms(pack: RulePack, store: Any, event: object) -> None:
     """Refuse (:class:`TermsNotAllowed`) a contract or order asking for longer terms than
-    the customer's grade allows, in a pack with no approval path for them."""
+    the customer's grade allows, in a pack with no approval path for them (neither a
+    process on ``order_terms`` / ``contract_terms`` nor a terms tier)."""
     asked = asked_terms(event)
     if asked is None or terms_path(pack) is not None:
+        return
+    if pack.process_for(terms_trigger(event)) is not None:
         return
     cid = _customer_of(event)
     graded = grade_terms(pack.scoring, None if cid is None else store.get("customer", cid))
@@ -424,6 +438,8 @@ class ContractTermsPlanner:
     def on_event(self, event: BaseEvent, applied: Applied, day: Day) -> None:
         if day.pack.scoring is None or not isinstance(event, ContractSigned):
             return
+        if day.pack.process_for("contract_terms") is not None:
+            return  # the pack's terms process takes over (engine/_processes.py)
         c = event.contract
         customer = day.store.get("customer", c.customer_id)
         found = longer_terms(day.pack.scoring, customer, event)
