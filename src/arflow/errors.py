@@ -35,7 +35,12 @@ pydantic, SQLAlchemy, YAML, Jinja2, a driver) is translated at the public edge w
     │   └── DateOutOfRange
     ├── ImportRejected               an import file with bad rows (file:row:column each)
     ├── StoreError                   the store cannot be opened, read or written
-    │   └── StoreUnavailable         the database cannot be reached (worth a retry)
+    │   ├── StoreUnavailable         the database cannot be reached (worth a retry)
+    │   ├── SchemaOutdated           a joined store on a schema older than the code
+    │   ├── SchemaTooNew             a joined store on a schema newer than the code
+    │   ├── UnsupportedDatabase      a host's connection to neither SQLite nor PostgreSQL
+    │   ├── HostTransactionFailed    the host's transaction failed already
+    │   └── RunNeedsOwnTransaction   a run in several processes inside the host's transaction
     ├── TemplateError                a template that cannot be found, parsed or rendered
     │   └── TemplateLimitError
     ├── DeliveryError                an adapter could not deliver a message
@@ -497,3 +502,28 @@ class ApprovalPending(IllegalTransition):
     def __init__(self, order_id: str, why: str) -> None:
         self.kind, self.object_id, self.state, self.trigger = "order", order_id, "", "ship"
         ArflowError.__init__(self, f"order {order_id!r} cannot ship: {why}")
+
+
+class SchemaOutdated(StoreError):
+    """A store joined to the host's transaction found arflow's schema older than this
+    arflow: it never migrates, so run ``arflow db upgrade`` (or open the book by its URL)."""
+
+
+class SchemaTooNew(StoreError):
+    """A store joined to the host's transaction found arflow's schema newer than this
+    arflow: upgrade arflow."""
+
+
+class UnsupportedDatabase(StoreError):
+    """A connection or engine of a database arflow does not keep its book in (it keeps it
+    in SQLite or PostgreSQL)."""
+
+
+class HostTransactionFailed(StoreError):
+    """The host's connection or session is in a failed transaction (or closed): the host
+    rolls it back before arflow can work in it."""
+
+
+class RunNeedsOwnTransaction(StoreError):
+    """A run in several processes was asked to run inside the host's transaction, which
+    one process holds: run it with ``workers=1`` there, or in the book's own transaction."""

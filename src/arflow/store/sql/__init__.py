@@ -26,6 +26,7 @@ from ._schema import (
     migrate,
 )
 from ._sqlite import BULK_CACHE_KIB, _Checkpoints
+from ._joined import JoinedSqlStore
 from ._store import SqlStore
 from ._tx import _SqlTx
 
@@ -38,6 +39,7 @@ __all__ = [
     "MIGRATIONS",
     "MOVEMENTS",
     "OBJECT_TABLES",
+    "JoinedSqlStore",
     "OUTBOX",
     "RUNS",
     "SCHEMA",

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from ...domain import AuditRecord
-from ...errors import StoreError
+from ...errors import StoreError, UnsupportedDatabase
 from ...summary import ReceivableSummary, summary_from_json, summary_from_text
 from ..base import KINDS, MOVEMENT_COLUMNS, DecisionRecord, Movement, RunRecord
 from ._driver import (
@@ -44,6 +44,9 @@ from ._tx import _SqlTx
 class SqlStore(_SqlOutbox):
     """A book in SQLite or PostgreSQL. Pass a URL or a ready SQLAlchemy ``Engine``."""
 
+    #: whether the store's transactions are savepoints of the host's (``JoinedSqlStore``)
+    joined = False
+
     def __init__(self, url_or_engine: str | Engine, *, upgrade: bool = True) -> None:
         if isinstance(url_or_engine, str):
             try:
@@ -54,7 +57,7 @@ class SqlStore(_SqlOutbox):
         else:
             engine = url_or_engine
         if engine.dialect.name not in ("sqlite", "postgresql"):
-            raise StoreError(f"unsupported database {engine.dialect.name!r}")
+            raise UnsupportedDatabase(f"unsupported database {engine.dialect.name!r}")
         if engine.dialect.name == "sqlite":
             _sqlite_setup(engine)
         self.engine = engine
