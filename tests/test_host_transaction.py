@@ -247,7 +247,7 @@ def test_engine_handle_and_the_refusals_audit_in_the_hosts_transaction(host: sa.
     with host.connect() as conn:
         engine = Engine(Ledger(conn), pack)
         with conn.begin() as tx:
-            applied, ds = engine.handle(submitted())
+            _applied, ds = engine.handle(submitted())
             assert [d.kind for d in ds] == ["approval", "lock", "unlock"]
             tx.rollback()
         with reader(host) as store:
@@ -315,9 +315,9 @@ def test_a_schema_newer_or_older_than_the_code(host: sa.Engine) -> None:
         conn.rollback()
     with host.begin() as conn:
         conn.execute(sa.delete(SCHEMA).where(SCHEMA.c.version >= SCHEMA_VERSION))
-    with Session(host) as session:
-        with pytest.raises(SchemaOutdated, match=f"version {SCHEMA_VERSION - 1}"):
-            Ledger(session).get("customer", "C1")
+    outdated = pytest.raises(SchemaOutdated, match=f"version {SCHEMA_VERSION - 1}")
+    with Session(host) as session, outdated:
+        Ledger(session).get("customer", "C1")
 
 
 def test_a_session_in_a_failed_transaction(host: sa.Engine) -> None:

@@ -21,8 +21,8 @@ def open_store(url: str | Store | Any = "sqlite:///arflow.db") -> Store:
 
             if isinstance(url, SqlStore):  # pragma: no cover - not SQLAlchemy's
                 return url
-            return JoinedSqlStore(url)
-        return url  # type: ignore[no-any-return]
+            return JoinedSqlStore(url)  # type: ignore[arg-type]
+        return url
     if url.startswith("memory:"):
         return MemoryStore()
     from .sql import SqlStore

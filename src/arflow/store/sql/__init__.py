@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from ..base import StagedRows
 from ._driver import _SUMMARY_COLUMNS, _Models
+from ._joined import JoinedSqlStore
 from ._schema import (
     AUDIT,
     CUSTOMER_DIM,
@@ -26,7 +27,6 @@ from ._schema import (
     migrate,
 )
 from ._sqlite import BULK_CACHE_KIB, _Checkpoints
-from ._joined import JoinedSqlStore
 from ._store import SqlStore
 from ._tx import _SqlTx
 
@@ -39,12 +39,12 @@ __all__ = [
     "MIGRATIONS",
     "MOVEMENTS",
     "OBJECT_TABLES",
-    "JoinedSqlStore",
     "OUTBOX",
     "RUNS",
     "SCHEMA",
     "SCHEMA_VERSION",
     "_SUMMARY_COLUMNS",
+    "JoinedSqlStore",
     "SqlStore",
     "StagedRows",
     "_Checkpoints",
