@@ -443,3 +443,12 @@ def test_the_book_holds_exactly_the_committed_transactions(kind: str, tmp_path: 
         check()
     finally:
         done()
+
+
+def test_one_store_per_session(host: sa.Engine) -> None:
+    """Ledgers made per request on one long-lived session share its joined store (and add
+    no listeners to the session each time)."""
+    with Session(host) as session:
+        first, second = Ledger(session), Ledger(session)
+        assert first.store is second.store
+        assert first.subscribers is not second.subscribers

@@ -21,7 +21,7 @@ def open_store(url: str | Store | Any = "sqlite:///arflow.db") -> Store:
 
             if isinstance(url, SqlStore):  # pragma: no cover - not SQLAlchemy's
                 return url
-            return JoinedSqlStore(url)  # type: ignore[arg-type]
+            return JoinedSqlStore.of(url)
         return url
     if url.startswith("memory:"):
         return MemoryStore()

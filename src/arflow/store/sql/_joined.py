@@ -12,7 +12,6 @@ rolls back; on SQLite by the database's one write lock, which a joined write tak
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from typing import Any
@@ -35,7 +34,8 @@ from ._schema import SCHEMA, SCHEMA_VERSION, _lock
 from ._store import SqlStore
 from ._tx import _SqlTx
 
-log = logging.getLogger("arflow.store")
+#: Where a Session keeps its joined store (``JoinedSqlStore.of``).
+_INFO_KEY = "arflow.joined_store"
 
 
 class _HostConnection:
@@ -79,6 +79,17 @@ class JoinedSqlStore(SqlStore):
 
     #: a joined store: its transactions are savepoints of the host's
     joined = True
+
+    @classmethod
+    def of(cls, host: Any) -> JoinedSqlStore:
+        """The joined store of ``host``: a Session's is made once and kept in its ``info``
+        (a ledger made per request on a long-lived session adds no listeners to it)."""
+        if isinstance(host, Session):
+            store = host.info.get(_INFO_KEY)
+            if not isinstance(store, cls):
+                store = host.info[_INFO_KEY] = cls(host)
+            return store
+        return cls(host)
 
     def __init__(self, host: Connection | Session) -> None:
         bind = host.get_bind() if isinstance(host, Session) else host
