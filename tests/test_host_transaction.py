@@ -9,6 +9,7 @@ On an SQLite file and on PostgreSQL (its own schema per test)."""
 from __future__ import annotations
 
 import json
+import sqlite3
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -452,3 +453,30 @@ def test_one_store_per_session(host: sa.Engine) -> None:
         first, second = Ledger(session), Ledger(session)
         assert first.store is second.store
         assert first.subscribers is not second.subscribers
+
+
+def test_sqlite_arflow_begins_the_hosts_transaction_and_holds_the_write_lock(
+    tmp_path: Path,
+) -> None:
+    """pysqlite begins a transaction lazily, at the host's first write: when arflow writes
+    first, it begins the host's transaction itself (``BEGIN IMMEDIATE``), so its savepoint
+    does not commit at its release, and the write lock is held until the host ends."""
+    engine, done = make_host("sqlite", tmp_path)
+    try:
+        setup_customer(engine)
+        path = engine.url.database
+        with engine.connect() as conn:
+            conn.execute(sa.select(HOST_INVOICE)).all()  # the host only read so far
+            Ledger(conn).apply(issued("INV-1"))
+            other = sqlite3.connect(str(path), timeout=0, isolation_level=None)
+            try:
+                with pytest.raises(sqlite3.OperationalError, match="locked"):
+                    other.execute("BEGIN IMMEDIATE")
+                conn.rollback()
+                other.execute("BEGIN IMMEDIATE")  # free once the host's transaction ended
+                other.execute("ROLLBACK")
+            finally:
+                other.close()
+        assert committed(engine) == ([], ["reg-C1"])
+    finally:
+        done()
