@@ -11,14 +11,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy.orm import Session
 
 from arflow import Dispatcher, Engine, Happened, Ledger, MemoryAdapter, Money
 from arflow.errors import UnknownObject, ValidationError
+from arflow.events import OrderLockPlaced
 from arflow.rules.loader import load_pack
 
 from .test_host_transaction import (
@@ -38,6 +42,14 @@ ORDER_STORY = [("order_refused", "SO-1"), ("lock_placed", "C1"), ("lock_lifted",
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def host(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sa.Engine]:
     engine, done = make_host(str(request.param), tmp_path)
+    yield engine
+    done()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def host_prepared(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sa.Engine]:
+    """The host's engine, ``prepare_sqlite``d on SQLite (the host's own savepoints)."""
+    engine, done = make_host(str(request.param), tmp_path, prepared=True)
     yield engine
     done()
 
@@ -100,7 +112,11 @@ def test_inside_a_session_only_after_the_hosts_commit(host: sa.Engine, pack) -> 
         assert heard == []
 
 
-def test_a_hosts_savepoint_rolled_back_takes_its_callbacks(host: sa.Engine, pack) -> None:  # type: ignore[no-untyped-def]
+def test_a_hosts_savepoint_rolled_back_takes_its_callbacks(
+    host_prepared: sa.Engine,
+    pack,  # type: ignore[no-untyped-def]
+) -> None:
+    host = host_prepared
     setup_customer(host)
     heard: list[Happened] = []
     with Session(host) as session:
@@ -115,6 +131,9 @@ def test_a_hosts_savepoint_rolled_back_takes_its_callbacks(host: sa.Engine, pack
         assert heard == []
         session.commit()
     assert told(heard) == [("order_refused", "SO-3"), ("lock_placed", "C1"), ("lock_lifted", "C1")]
+    with reader(host) as store:
+        assert store.get("order", "SO-1") is None
+        assert store.get("order", "SO-3").state == "rejected"
 
 
 def test_inside_a_connection_after_the_host_says_it_committed(host: sa.Engine, pack) -> None:  # type: ignore[no-untyped-def]
@@ -212,3 +231,80 @@ def test_a_dead_letter_is_told_once_recorded(host: sa.Engine, pack) -> None:  # 
         assert stats.dead == len(dead) > 0
         assert {h.key for h in heard} == dead
         assert all(h.detail and h.detail.startswith("task: no adapter") for h in heard)
+
+
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_callbacks_tell_exactly_the_committed_work(kind: str, tmp_path: Path) -> None:
+    """Random host transactions (committed, rolled back, crashed; some of their work in a
+    savepoint of the host's that is rolled back): the callbacks heard, in order, exactly the
+    locks of the work that committed, and the book holds exactly those locks."""
+    engine, done = make_host(kind, tmp_path, prepared=True)
+    setup_customer(engine)
+    counter = iter(range(10**6))
+    work = st.tuples(st.integers(1, 2), st.booleans())  # locks, in a savepoint rolled back?
+
+    @settings(
+        max_examples=15 if kind == "sqlite" else 8,
+        deadline=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture],
+    )
+    @given(
+        st.lists(
+            st.tuples(st.lists(work, min_size=1, max_size=3), st.sampled_from(ENDS)),
+            min_size=1,
+            max_size=4,
+        )
+    )
+    def check(txs: list[tuple[list[tuple[int, bool]], str]]) -> None:
+        with reader(engine) as store:
+            before = [lk.lock_id for lk in store.get("customer", "C1").locks]
+        heard: list[Happened] = []
+        expected: list[str] = []
+        with Session(engine) as session:
+            book = Ledger(session)
+            stop = book.subscribe(heard.append)
+            for parts, end in txs:
+                kept: list[str] = []
+                try:
+                    with session.begin():
+                        for n, undone in parts:
+                            ids = [f"L{next(counter)}" for _ in range(n)]
+                            with session.begin_nested() as savepoint:
+                                for lock_id in ids:
+                                    book.apply(placed(lock_id))
+                                if undone:
+                                    savepoint.rollback()
+                                else:
+                                    kept += ids
+                        if end == "crash":
+                            raise KeyError(end)
+                        if end == "rollback":
+                            session.rollback()
+                except KeyError:
+                    pass
+                if end == "commit":
+                    expected += kept
+            stop()
+        assert [h.detail for h in heard] == expected
+        assert {h.kind for h in heard} <= {"lock_placed"}
+        with reader(engine) as store:
+            assert [lk.lock_id for lk in store.get("customer", "C1").locks] == before + expected
+
+    try:
+        check()
+    finally:
+        done()
+
+
+ENDS = ["commit", "rollback", "crash"]
+
+
+def placed(lock_id: str) -> OrderLockPlaced:
+    return OrderLockPlaced(
+        event_id=f"lock-{lock_id}",
+        occurred_at=datetime(2026, 3, 5, tzinfo=UTC),
+        actor="host",
+        customer_id="C1",
+        lock_id=lock_id,
+        placed_on=date(2026, 3, 5),
+    )

@@ -43,7 +43,7 @@ from arflow.errors import (
     UnsupportedDatabase,
 )
 from arflow.rules.loader import load_pack
-from arflow.store.sql import SCHEMA, SCHEMA_VERSION, SqlStore
+from arflow.store.sql import SCHEMA, SCHEMA_VERSION, SqlStore, prepare_sqlite
 
 from .conftest import _drop_schema, _postgres_engine
 
@@ -69,14 +69,19 @@ class HostInvoice:
 sa.orm.registry().map_imperatively(HostInvoice, HOST_INVOICE)
 
 
-def make_host(kind: str, tmp_path: Path) -> tuple[sa.Engine, Callable[[], None]]:
+def make_host(
+    kind: str, tmp_path: Path, *, prepared: bool = False
+) -> tuple[sa.Engine, Callable[[], None]]:
     """An engine of the host's on a database holding arflow's schema (made by opening the
     book once, as a deployment does) and the host's own table. SQLite: the host's engine
-    is a plain one, pysqlite's own transactions, nothing of arflow's set on it."""
+    is a plain one, pysqlite's own transactions, nothing of arflow's set on it, unless
+    ``prepared`` (``prepare_sqlite``: what the host's own savepoints need)."""
     if kind == "sqlite":
         url = f"sqlite:///{tmp_path / f'host-{uuid.uuid4().hex[:6]}.db'}"
         SqlStore(url).close()
         engine = sa.create_engine(url)
+        if prepared:
+            prepare_sqlite(engine)
         HOST.create_all(engine)
         return engine, engine.dispose
     schema = f"t_{uuid.uuid4().hex[:12]}"
@@ -373,6 +378,8 @@ def test_a_connection_in_a_failed_transaction_on_postgresql(tmp_path: Path) -> N
 def test_a_connection_of_another_database() -> None:
     other = sa.create_mock_engine("mysql+pymysql://", lambda *a, **k: None)
     with pytest.raises(UnsupportedDatabase, match="'mysql'"):
+        prepare_sqlite(other)  # type: ignore[arg-type]
+    with pytest.raises(UnsupportedDatabase, match="'mysql'"):
         Ledger(other)
     with pytest.raises(UnsupportedDatabase, match="'mysql'"):
         Ledger(Session(other))  # type: ignore[arg-type]
@@ -478,5 +485,29 @@ def test_sqlite_arflow_begins_the_hosts_transaction_and_holds_the_write_lock(
             finally:
                 other.close()
         assert committed(engine) == ([], ["reg-C1"])
+    finally:
+        done()
+
+
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_the_hosts_own_savepoints(kind: str, tmp_path: Path) -> None:
+    """arflow's work in a savepoint of the host's goes with it: rolled back with it, kept
+    when it is released and the host commits (SQLite: on a prepared engine; pysqlite's own
+    transactions break savepoints, arflow's and the host's alike)."""
+    engine, done = make_host(kind, tmp_path, prepared=True)
+    try:
+        setup_customer(engine)
+        with Session(engine) as session:
+            book = Ledger(session)
+            with session.begin_nested() as savepoint:
+                session.execute(HOST_INVOICE.insert().values(number="INV-1", amount=1))
+                book.apply(issued("INV-1"))
+                savepoint.rollback()
+            with session.begin_nested():
+                session.execute(HOST_INVOICE.insert().values(number="INV-2", amount=1))
+                book.apply(issued("INV-2"))
+            assert book.store.get("receivable", "INV-1") is None
+            session.commit()
+        assert committed(engine) == (["INV-2"], ["erp:INV-2", "reg-C1"])
     finally:
         done()

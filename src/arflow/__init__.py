@@ -180,7 +180,7 @@ if TYPE_CHECKING:
     from .messages import TemplateSet, build_context, ledger_feedback
     from .rules import default_pack_path
     from .rules.loader import RulePack, load_pack
-    from .store.sql import SqlStore
+    from .store.sql import SqlStore, prepare_sqlite
     from .testing import RuleHarness
 
 __version__ = "0.1.0"
@@ -203,6 +203,7 @@ _LAZY = {
     "Schedule": "arflow.calendar",
     "SendWindow": "arflow.calendar",
     "SqlStore": "arflow.store.sql",
+    "prepare_sqlite": "arflow.store.sql",
     "TemplateSet": "arflow.messages",
     "build_context": "arflow.messages",
     "ledger_feedback": "arflow.messages",
@@ -407,6 +408,7 @@ __all__ = [
     "load_pack",
     "open_store",
     "parse_event",
+    "prepare_sqlite",
     "project_view",
     "register_adapter",
     "review_event",

@@ -26,7 +26,7 @@ from ._schema import (
     metadata,
     migrate,
 )
-from ._sqlite import BULK_CACHE_KIB, _Checkpoints
+from ._sqlite import BULK_CACHE_KIB, _Checkpoints, prepare_sqlite
 from ._store import SqlStore
 from ._tx import _SqlTx
 
@@ -52,4 +52,5 @@ __all__ = [
     "_SqlTx",
     "metadata",
     "migrate",
+    "prepare_sqlite",
 ]
