@@ -308,3 +308,25 @@ def placed(lock_id: str) -> OrderLockPlaced:
         lock_id=lock_id,
         placed_on=date(2026, 3, 5),
     )
+
+
+def test_a_dispatcher_inside_the_hosts_transaction(host: sa.Engine, pack) -> None:  # type: ignore[no-untyped-def]
+    """A dispatcher on a joined book settles in the host's transaction: its dead letters
+    are told at the host's commit."""
+    setup_customer(host)
+    order = submitted().model_copy(
+        update={"event_id": "s2", "order_id": "SO-2", "amount": Money.of(60_000, "CNY")}
+    )
+    with Session(host) as session:
+        book = Ledger(session)
+        Engine(book, pack).handle(order)
+        heard: list[Happened] = []
+        book.subscribe(heard.append, "dead_letter")
+        dispatcher = Dispatcher(
+            book.store, {"email": MemoryAdapter()}, subscribers=book.subscribers
+        )
+        assert dispatcher.run().dead > 0
+        assert heard == []
+        session.commit()
+    with reader(host) as store:
+        assert {h.key for h in heard} == {r.key for r in store.outbox(status="dead")}

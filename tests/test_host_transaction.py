@@ -511,3 +511,22 @@ def test_the_hosts_own_savepoints(kind: str, tmp_path: Path) -> None:
         assert committed(engine) == (["INV-2"], ["erp:INV-2", "reg-C1"])
     finally:
         done()
+
+
+def test_every_read_goes_through_the_hosts_connection(host: sa.Engine) -> None:
+    """The store's reads (streamed ones included) see the host's uncommitted work, and
+    leave the host's connection as it was (no execution option left on it)."""
+    setup_customer(host)
+    with host.connect() as conn, conn.begin():
+        book = Ledger(conn)
+        book.apply_all([issued(f"INV-{i}") for i in range(3)])
+        store = book.store
+        assert [r.id for r in store.all("receivable")] == ["INV-0", "INV-1", "INV-2"]
+        assert [t for t, _b in store.event_log()][-3:] == ["InvoiceIssued"] * 3
+        assert len(list(store.movements())) == 3
+        assert store.find_due(date(2026, 4, 1), date(2026, 4, 30), ["open"])
+        assert len(store.receivable_summaries(["C1"])["C1"]) == 3
+        assert store.customers_changed_since(0) == {"C1"}
+        assert set(store.get_many("receivable", ["INV-0", "INV-9"])) == {"INV-0"}
+        assert "yield_per" not in conn.get_execution_options()
+    assert committed(host)[1] == ["erp:INV-0", "erp:INV-1", "erp:INV-2", "reg-C1"]

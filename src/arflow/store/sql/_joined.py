@@ -181,7 +181,9 @@ class JoinedSqlStore(SqlStore):
 
     # -- writing: savepoints of the host's transaction ------------------------------------------
     @contextmanager
-    def _savepoint(self) -> Iterator[Connection]:
+    def _savepoint(self, *, writer: bool = True) -> Iterator[Connection]:
+        """A savepoint of the host's transaction; ``writer``: holding the book's writer
+        lock (the outbox's statements do without it, as on the book's own transactions)."""
         conn = self._connection()
         if conn.dialect.name == "sqlite":
             driver = conn.connection.driver_connection
@@ -189,7 +191,8 @@ class JoinedSqlStore(SqlStore):
                 # pysqlite left the host's transaction unopened (it begins lazily): open it,
                 # taking the write lock now; the host's commit or rollback ends it
                 conn.exec_driver_sql("BEGIN IMMEDIATE")
-        _lock(conn)  # PostgreSQL: before the savepoint, so its rollback keeps the lock
+        if writer:
+            _lock(conn)  # PostgreSQL: before the savepoint, so its rollback keeps the lock
         nested: Any = (
             self._session.begin_nested() if self._session is not None else conn.begin_nested()
         )
@@ -214,7 +217,7 @@ class JoinedSqlStore(SqlStore):
 
     @contextmanager
     def _outbox_tx(self) -> Iterator[Connection]:
-        with self._savepoint() as conn:
+        with self._savepoint(writer=False) as conn:
             yield conn
 
     @contextmanager
