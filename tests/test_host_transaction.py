@@ -453,13 +453,18 @@ def test_the_book_holds_exactly_the_committed_transactions(kind: str, tmp_path: 
         done()
 
 
-def test_one_store_per_session(host: sa.Engine) -> None:
-    """Ledgers made per request on one long-lived session share its joined store (and add
-    no listeners to the session each time)."""
+def test_one_store_per_session_or_connection(host: sa.Engine) -> None:
+    """Ledgers made per request on one long-lived session or connection share its joined
+    store (and add no listeners to it each time); a new checkout gets a new one."""
     with Session(host) as session:
         first, second = Ledger(session), Ledger(session)
         assert first.store is second.store
         assert first.subscribers is not second.subscribers
+    with host.connect() as conn:
+        store = Ledger(conn).store
+        assert Ledger(conn).store is store
+    with host.connect() as conn:
+        assert Ledger(conn).store is not store
 
 
 def test_sqlite_arflow_begins_the_hosts_transaction_and_holds_the_write_lock(

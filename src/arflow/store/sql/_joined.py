@@ -36,6 +36,9 @@ from ._tx import _SqlTx
 
 #: Where a Session keeps its joined store (``JoinedSqlStore.of``).
 _INFO_KEY = "arflow.joined_store"
+#: Where a Connection keeps it: on the Connection object itself, not in ``Connection.info``,
+#: which belongs to the pooled DBAPI connection and outlives this Connection.
+_ATTRIBUTE = "_arflow_joined_store"
 
 
 class _HostConnection:
@@ -82,12 +85,19 @@ class JoinedSqlStore(SqlStore):
 
     @classmethod
     def of(cls, host: Any) -> JoinedSqlStore:
-        """The joined store of ``host``: a Session's is made once and kept in its ``info``
-        (a ledger made per request on a long-lived session adds no listeners to it)."""
+        """The joined store of ``host``, made once per Session or Connection and kept with
+        it (a ledger made per request on a long-lived session or connection adds no
+        listeners to it each time)."""
         if isinstance(host, Session):
             store = host.info.get(_INFO_KEY)
             if not isinstance(store, cls):
                 store = host.info[_INFO_KEY] = cls(host)
+            return store
+        if isinstance(host, Connection):  # its ``info`` is the pooled DBAPI connection's
+            store = getattr(host, _ATTRIBUTE, None)
+            if not isinstance(store, cls):
+                store = cls(host)
+                setattr(host, _ATTRIBUTE, store)
             return store
         return cls(host)
 
