@@ -9,7 +9,10 @@ On an SQLite file and on PostgreSQL (its own schema per test)."""
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -535,3 +538,49 @@ def test_every_read_goes_through_the_hosts_connection(host: sa.Engine) -> None:
         assert set(store.get_many("receivable", ["INV-0", "INV-9"])) == {"INV-0"}
         assert "yield_per" not in conn.get_execution_options()
     assert committed(host)[1] == ["erp:INV-0", "erp:INV-1", "erp:INV-2", "reg-C1"]
+
+
+#: The host's process: its invoice row and arflow's event in one transaction, then it dies
+#: (``os._exit``: no rollback, no cleanup) before the commit.
+DYING_HOST = """
+import os, sys
+from datetime import UTC, date, datetime
+import sqlalchemy as sa
+from arflow import InvoiceIssued, Ledger, Money
+
+url, search_path = sys.argv[1], sys.argv[2]
+args = {"options": f"-csearch_path={search_path}"} if search_path else {}
+engine = sa.create_engine(url, connect_args=args)
+conn = engine.connect()
+conn.begin()
+conn.execute(sa.text("INSERT INTO host_invoice (number, amount) VALUES ('INV-K', 5)"))
+Ledger(conn).apply(InvoiceIssued(
+    event_id="erp:INV-K", occurred_at=datetime(2026, 3, 5, tzinfo=UTC), actor="erp",
+    number="INV-K", customer_id="C1", issue_date=date(2026, 3, 5),
+    due_date=date(2026, 4, 4), amount=Money.of("5.00", "CNY"),
+))
+print("written", flush=True)
+os._exit(3)
+"""
+
+
+def test_a_host_killed_before_its_commit_leaves_nothing(host: sa.Engine) -> None:
+    setup_customer(host)
+    url = host.url.render_as_string(hide_password=False)
+    search_path = ""
+    if host.dialect.name == "postgresql":
+        with host.connect() as conn:
+            search_path = str(conn.execute(sa.text("SELECT current_schema()")).scalar())
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent / "src")}
+    done = subprocess.run(
+        [sys.executable, "-c", DYING_HOST, url, search_path],
+        env=env,
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 3 and done.stdout.decode().strip() == "written", done.stderr
+    assert committed(host) == ([], ["reg-C1"])
+    with host.begin() as conn:  # and the book takes the same event afterwards, once
+        post_invoice(conn, Ledger(conn), "INV-K", "5.00")
+    assert committed(host) == (["INV-K"], ["erp:INV-K", "reg-C1"])
