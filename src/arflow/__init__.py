@@ -17,10 +17,12 @@ from typing import TYPE_CHECKING, Any
 
 from .actions import (
     Adapter,
+    Happened,
     LogAdapter,
     MemoryAdapter,
     Message,
     PermanentFailure,
+    Subscribers,
     TemporaryFailure,
 )
 from .adapters import adapter_from_url, register_adapter
@@ -68,6 +70,7 @@ from .errors import (
     DurableError,
     EngineOnly,
     ExpressionError,
+    HostTransactionFailed,
     IllegalTransition,
     ImportRejected,
     InvalidAmount,
@@ -86,6 +89,7 @@ from .errors import (
     ReaderFailed,
     RoleRequired,
     RuleLoadError,
+    RunNeedsOwnTransaction,
     ScheduleError,
     SchemaNotSupported,
     SchemaTooNew,
@@ -104,6 +108,7 @@ from .errors import (
     UnknownDimension,
     UnknownGrade,
     UnknownObject,
+    UnsupportedDatabase,
     UnsupportedForDurable,
     ValidationError,
     WindowError,
@@ -178,7 +183,7 @@ if TYPE_CHECKING:
     from .messages import TemplateSet, build_context, ledger_feedback, ledger_tasks
     from .rules import default_pack_path
     from .rules.loader import RulePack, load_pack
-    from .store.sql import SqlStore
+    from .store.sql import SqlStore, prepare_sqlite
     from .testing import RuleHarness
 
 __version__ = "0.1.0"
@@ -201,6 +206,7 @@ _LAZY = {
     "Schedule": "arflow.calendar",
     "SendWindow": "arflow.calendar",
     "SqlStore": "arflow.store.sql",
+    "prepare_sqlite": "arflow.store.sql",
     "TemplateSet": "arflow.messages",
     "build_context": "arflow.messages",
     "ledger_feedback": "arflow.messages",
@@ -280,6 +286,8 @@ __all__ = [
     "ExpressionError",
     "FactorPoints",
     "Failure",
+    "Happened",
+    "HostTransactionFailed",
     "IllegalTransition",
     "ImportRejected",
     "InProcessRateLimiter",
@@ -352,6 +360,7 @@ __all__ = [
     "RuleHarness",
     "RuleLoadError",
     "RulePack",
+    "RunNeedsOwnTransaction",
     "RunResult",
     "Schedule",
     "ScheduleError",
@@ -369,6 +378,7 @@ __all__ = [
     "Store",
     "StoreError",
     "StoreUnavailable",
+    "Subscribers",
     "Task",
     "TaskCancelled",
     "TaskClosed",
@@ -385,6 +395,7 @@ __all__ = [
     "UnknownDimension",
     "UnknownGrade",
     "UnknownObject",
+    "UnsupportedDatabase",
     "UnsupportedForDurable",
     "ValidationError",
     "Where",
@@ -407,6 +418,7 @@ __all__ = [
     "load_pack",
     "open_store",
     "parse_event",
+    "prepare_sqlite",
     "project_view",
     "register_adapter",
     "review_event",

@@ -32,7 +32,8 @@ import json
 import logging
 import re
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import date
 from typing import Any, Literal, Protocol, runtime_checkable
 from urllib.parse import quote, quote_plus, unquote, urlsplit
@@ -278,15 +279,114 @@ def safe_json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
 
 
+# -- callbacks to the host --------------------------------------------------------------------
+
+#: What a :class:`Happened` says arflow decided or did.
+HappenedKind = Literal[
+    "order_refused",
+    "order_approved",
+    "approval_requested",
+    "lock_placed",
+    "lock_lifted",
+    "task_created",
+    "process_step",
+    "event_refused",
+    "dead_letter",
+]
+HAPPENED_KINDS: tuple[str, ...] = HappenedKind.__args__  # type: ignore[attr-defined]
+
+_callbacks_log = logging.getLogger("arflow.callbacks")
+
+
+@dataclass(frozen=True, slots=True)
+class Happened:
+    """What arflow decided or did, told to the host's subscribers after it committed
+    (``Ledger.subscribe``): a small value, the book holds the rest.
+
+    ``key`` is the event id that did it (``event_refused``: the refused event's id;
+    ``dead_letter``: the outbox message's key); ``subject_kind``/``subject_id`` the object
+    it is about (the order, the lock's customer, the task, the process); ``detail`` a word
+    more (the lock's id, the process step, the refusal's error class, the dead letter's
+    error)."""
+
+    kind: HappenedKind
+    key: str
+    subject_kind: str
+    subject_id: str
+    customer_id: str | None = None
+    as_of: date | None = None
+    detail: str | None = None
+
+
+class Subscribers:
+    """The host's callbacks for what arflow decided and did (see :class:`Happened`).
+
+    A callback that raises is reported (logged on ``arflow.callbacks`` with its traceback,
+    and kept in :attr:`errors`, the last 100) and the others still run; what arflow
+    committed stands."""
+
+    def __init__(self) -> None:
+        self._subs: list[tuple[Callable[[Happened], object], frozenset[str]]] = []
+        self._lock = threading.Lock()
+        #: (the notice, the exception) of callbacks that raised, the latest last
+        self.errors: list[tuple[Happened, BaseException]] = []
+
+    def __bool__(self) -> bool:
+        return bool(self._subs)
+
+    def subscribe(
+        self, callback: Callable[[Happened], object], *kinds: HappenedKind
+    ) -> Callable[[], None]:
+        """Call ``callback`` with each :class:`Happened` of ``kinds`` (every kind if none
+        is named) from now on; returns the call that unsubscribes it."""
+        unknown = sorted(set(kinds) - set(HAPPENED_KINDS))
+        if unknown:
+            from .errors import ValidationError
+
+            raise ValidationError(
+                f"unknown kind(s) {', '.join(unknown)} to subscribe to; "
+                f"known: {', '.join(HAPPENED_KINDS)}"
+            )
+        entry = (callback, frozenset(kinds))
+        with self._lock:
+            self._subs = [*self._subs, entry]
+
+        def unsubscribe() -> None:
+            with self._lock:
+                self._subs = [s for s in self._subs if s is not entry]
+
+        return unsubscribe
+
+    def publish(self, happened: Iterable[Happened]) -> None:
+        """Tell every subscriber of its kind each of ``happened``, in order."""
+        subs = self._subs
+        if not subs:
+            return
+        for h in happened:
+            for callback, kinds in subs:
+                if kinds and h.kind not in kinds:
+                    continue
+                try:
+                    callback(h)
+                except Exception as exc:  # the host's error: reported, never arflow's
+                    _callbacks_log.exception("callback %r raised on %s %s", callback, h.kind, h.key)
+                    with self._lock:
+                        self.errors = [*self.errors[-99:], (h, exc)]
+
+
 __all__ = [
     "CHANNEL_OF",
+    "HAPPENED_KINDS",
     "Adapter",
     "DeliveryError",
+    "Happened",
+    "HappenedKind",
     "LogAdapter",
     "MemoryAdapter",
     "Message",
     "PermanentFailure",
     "Scrubber",
+    "Subscribers",
     "TemporaryFailure",
     "redact",
     "redact_urls",

@@ -36,9 +36,12 @@ pydantic, SQLAlchemy, YAML, Jinja2, a driver) is translated at the public edge w
     ├── ImportRejected               an import file with bad rows (file:row:column each)
     ├── StoreError                   the store cannot be opened, read or written
     │   ├── StoreUnavailable         the database cannot be reached (worth a retry)
-    │   ├── SchemaTooOld             opened without upgrading an older arflow schema
+    │   ├── SchemaTooOld             an arflow schema older than this arflow, not upgraded
     │   ├── SchemaTooNew             an arflow schema newer than this arflow
-    │   └── SchemaNotSupported       a schema for arflow's tables that cannot be used
+    │   ├── SchemaNotSupported       a schema for arflow's tables that cannot be used
+    │   ├── UnsupportedDatabase      a host's connection to neither SQLite nor PostgreSQL
+    │   ├── HostTransactionFailed    the host's transaction failed already
+    │   └── RunNeedsOwnTransaction   a run in several processes inside the host's transaction
     ├── TemplateError                a template that cannot be found, parsed or rendered
     │   └── TemplateLimitError
     ├── DeliveryError                an adapter could not deliver a message
@@ -558,3 +561,18 @@ class SchemaTooNew(StoreError):
 class SchemaNotSupported(StoreError):
     """A PostgreSQL schema for arflow's tables that cannot be used: on SQLite (which has
     none), a name that is not a plain identifier, or two different names for one book."""
+
+
+class UnsupportedDatabase(StoreError):
+    """A connection or engine of a database arflow does not keep its book in (it keeps it
+    in SQLite or PostgreSQL)."""
+
+
+class HostTransactionFailed(StoreError):
+    """The host's connection or session is in a failed transaction (or closed): the host
+    rolls it back before arflow can work in it."""
+
+
+class RunNeedsOwnTransaction(StoreError):
+    """A run in several processes was asked to run inside the host's transaction, which
+    one process holds: run it with ``workers=1`` there, or in the book's own transaction."""

@@ -49,8 +49,10 @@ from typing import Any, Literal, Protocol
 from .actions import (
     Adapter,
     DeliveryError,
+    Happened,
     Message,
     PermanentFailure,
+    Subscribers,
     TemporaryFailure,
     redact_urls,
 )
@@ -207,8 +209,12 @@ class Dispatcher:
         rng: random.Random | None = None,
         sleep: Callable[[float], None] = time.sleep,
         on_sent: Callable[[OutboxRecord, Message], None] | None = None,
+        subscribers: Subscribers | None = None,
     ) -> None:
         self.store = store
+        #: told of each dead letter once it is recorded (``Ledger.subscribers``, so the
+        #: host's ``Ledger.subscribe`` callbacks hear of it; None: nobody)
+        self.subscribers = subscribers
         self.adapters: dict[str, Adapter] = (
             dict(adapters)
             if isinstance(adapters, Mapping)
@@ -326,7 +332,9 @@ class Dispatcher:
         try:
             message = Message.model_validate_json(rec.body)
         except ValueError as exc:
-            self._settle(rec, Settle("dead", self._now(), error=f"unreadable message: {exc}"))
+            error = f"unreadable message: {exc}"
+            if self._settle(rec, Settle("dead", self._now(), error=error)):
+                self._tell_dead(rec, error)
             stats.dead += 1
             return
         adapter = self.adapters.get(message.channel)
@@ -410,18 +418,45 @@ class Dispatcher:
                 next_at=now,
             )
             stats.fallbacks += 1
-        self._settle(rec, Settle("dead", self._now(), error=error, follow_up=follow))
+        if self._settle(rec, Settle("dead", self._now(), error=error, follow_up=follow)):
+            self._tell_dead(rec, error)
         stats.dead += 1
         stats.errors.append(f"{rec.key}: {error}")
         log.warning("dead letter %s: %s", rec.key, error, extra=_about(rec.key))
 
-    def _settle(self, rec: OutboxRecord, change: Settle) -> None:
+    def _settle(self, rec: OutboxRecord, change: Settle) -> bool:
+        """Record an outcome under the record's claim; False (logged) when the claim was
+        lost and the outcome not recorded."""
         if not self.store.outbox_settle(rec.key, replace(change, claim=str(rec.claim))):
             log.warning(
                 "outbox %s: claim lost to another dispatcher, outcome not recorded",
                 rec.key,
                 extra=_about(rec.key),
             )
+            return False
+        return True
+
+    def _tell_dead(self, rec: OutboxRecord, error: str) -> None:
+        """Tell the subscribers of a dead letter, once its settling committed (a store in
+        the host's transaction: once the host's commit did)."""
+        subscribers = self.subscribers
+        if not subscribers:
+            return
+        told = Happened(
+            "dead_letter",
+            rec.key,
+            "message",
+            rec.key,
+            rec.customer_id,
+            self.clock().date(),
+            f"{rec.channel}: {error}",
+        )
+        after = getattr(self.store, "after_commit", None)
+        deliver = functools.partial(subscribers.publish, (told,))
+        if after is None:
+            deliver()
+        else:
+            after(deliver)
 
     def _feedback(
         self, rec: OutboxRecord, message: Message, exc: DeliveryError, error: str

@@ -33,7 +33,7 @@ from .._gc import fewer_gc_passes
 from ..calendar import SendWindow
 from ..decisions import Decision
 from ..domain import Receivable
-from ..errors import ArflowError, StoreError
+from ..errors import ArflowError, RunNeedsOwnTransaction, StoreError
 from ..events import (
     BaseEvent,
     CreditReviewed,
@@ -392,7 +392,19 @@ class Engine:
         first_run: bool = False,
         at: datetime | None = None,
     ) -> RunResult:
-        """Plan ``as_of`` and record it in one transaction; a second run adds nothing."""
+        """Plan ``as_of`` and record it in one transaction; a second run adds nothing.
+
+        On a ledger joined to the host's transaction the run records in that transaction
+        (a savepoint of it); ``workers`` above 1 then raise
+        :class:`~arflow.errors.RunNeedsOwnTransaction` (helper processes cannot write in
+        the host's transaction)."""
+        if self.workers > 1 and getattr(self.store, "joined", False):
+            raise RunNeedsOwnTransaction(
+                f"a run with workers={self.workers} cannot share the host's transaction: its "
+                "helper processes write in transactions of their own. Run it with workers=1 "
+                "inside the host's transaction, or give it the book's own transaction: "
+                "Engine(Ledger(url), pack, workers=...).run(as_of)"
+            )
         when = at or datetime(as_of.year, as_of.month, as_of.day, tzinfo=UTC)
         with running(as_of) as run:
             extra = {"arflow_run": run}

@@ -13,6 +13,7 @@ of cash is a pure function (:mod:`._allocation`).
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Protocol
 
+from ..actions import Happened, HappenedKind, Subscribers
 from ..domain import AuditRecord, Customer, Receivable
 from ..errors import ArflowError, DuplicateObject, StoreError, UnknownObject, ValidationError
 from ..events import (
@@ -129,7 +131,7 @@ class Ledger:
 
     def __init__(
         self,
-        store: Store | str = "memory://",
+        store: Store | str | Any = "memory://",
         *,
         apply_unapplied_cash: bool = True,
         finance_role: str = _requests.FINANCE_ROLE,
@@ -143,8 +145,14 @@ class Ledger:
         ``finance_role``: the role of the people directory whose holders approve invoice
         requests. ``order_documents``: per order type, the documents (``delivery_note``...)
         the invoice request of a shipped order of that type waits for (docs/workflows.md);
-        a replay needs the same."""
+        a replay needs the same.
+
+        ``store`` may also be the host's SQLAlchemy ``Connection`` or ORM ``Session``: the
+        book is then read and written inside the host's transaction (docs/embedding.md,
+        "The host's transaction")."""
         self.store: Store = open_store(store)
+        #: the host's callbacks for what this ledger (and an engine on it) decided and did
+        self.subscribers = Subscribers()
         #: decides ``OrderSubmitted`` and ``OrderApproved`` given to :meth:`apply` (None:
         #: they are only recorded); set by ``Engine.attach()``
         self.order_policy: OrderPolicy | None = None
@@ -216,6 +224,41 @@ class Ledger:
         order = ctx.get("order", e.order_id)
         _requests.from_order(ctx, order, e.shipped_on, self.order_documents, self.finance_role)
 
+    # -- callbacks to the host -----------------------------------------------------------------
+    def subscribe(
+        self, callback: Callable[[Happened], object], *kinds: HappenedKind
+    ) -> Callable[[], None]:
+        """Call ``callback(happened)`` for what arflow decides and does of ``kinds`` (every
+        kind if none is named): once its transaction commits, never for one rolled back.
+        Returns the call that unsubscribes. See :class:`~arflow.Happened`."""
+        return self.subscribers.subscribe(callback, *kinds)
+
+    def notify_committed(self) -> None:
+        """A ledger on the host's ``Connection``: deliver the callbacks of the host's
+        transaction that just committed (SQLAlchemy tells a Connection of a commit before
+        the database made it, so the host says so after its commit). Nothing to do for a
+        Session, a URL or an engine."""
+        notify = getattr(self.store, "notify_committed", None)
+        if notify is not None:
+            notify()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[StoreTx]:
+        """The store's transaction, whose callbacks are delivered once it commits (the
+        host's commit, for a store joined to the host's transaction)."""
+        heard: list[Happened] = []
+        with self.store.transaction() as tx:
+            if self.subscribers:
+                tx._arflow_heard = heard  # type: ignore[attr-defined]
+            yield tx
+        if heard:
+            after = getattr(self.store, "after_commit", None)
+            deliver = functools.partial(self.subscribers.publish, heard)
+            if after is None:
+                deliver()
+            else:
+                after(deliver)
+
     # -- applying ---------------------------------------------------------------------------
     def apply(self, event: Event) -> Applied:
         """Apply one event atomically; refuse it with an ``ArflowError`` and change nothing.
@@ -230,7 +273,7 @@ class Ledger:
         if policy is not None and isinstance(event, ORDER_EVENTS):
             return policy.handle(event)[0]
         try:
-            with self.store.transaction() as tx:
+            with self._transaction() as tx:
                 return self._apply_in(tx, event)
         except StoreError as exc:
             log.error(
@@ -253,9 +296,22 @@ class Ledger:
         if not isinstance(event, BaseEvent) or isinstance(error, StoreError):
             return None
         try:
-            with self.store.transaction() as tx:
+            with self._transaction() as tx:
                 rec = refusal(tx, event, error)
                 tx.add_audit(rec)
+                heard = getattr(tx, "_arflow_heard", None)
+                if heard is not None:
+                    heard.append(
+                        Happened(
+                            "event_refused",
+                            event.event_id,
+                            rec.subject_kind,
+                            rec.subject_id,
+                            _customer_of(tx, rec.subject_kind, rec.subject_id),
+                            None,
+                            type(error).__name__,
+                        )
+                    )
         except Exception:  # the caller raises the refusal itself, whatever happens here
             log.exception(
                 "could not record the refusal of %s",
@@ -269,7 +325,7 @@ class Ledger:
     def batch(self) -> Iterator[Batch]:
         """One transaction for several events and whatever else the caller writes with them
         (the engine's decision ledger, the outbox): all of it commits, or none."""
-        with self.store.transaction() as tx:
+        with self._transaction() as tx:
             yield Batch(self, tx)
 
     def apply_all(self, events: Iterable[Event | PlainInvoice], *, flush_every: int = 250) -> int:
@@ -285,7 +341,7 @@ class Ledger:
         applied = 0
         done = 0
         it = iter(events)
-        with self.store.transaction() as tx:
+        with self._transaction() as tx:
             tx.bulk()  # a store that can writes a long batch faster (no-op otherwise)
             plain = tx if self._own_invoice_handler() else None
             credit: dict[str, bool] = {}  # customers with credit to apply, see _issue_plain
@@ -351,6 +407,11 @@ class Ledger:
             tx.abort_event()
             raise
         tx.commit_event()
+        heard = getattr(tx, "_arflow_heard", None)
+        if heard is not None:
+            told = _HAPPENED.get(type(event))
+            if told is not None:
+                heard.append(told(tx, event))
         return ctx
 
     def _issue_plain(
@@ -520,6 +581,72 @@ class Batch:
 
     def apply(self, event: Event) -> Applied:
         return self.ledger._apply_in(self.tx, event)
+
+
+def _customer_of(tx: StoreTx, kind: str, object_id: str) -> str | None:
+    """The customer of an object as the transaction sees it (None: not held, or a kind
+    without one)."""
+    if kind == "customer":
+        return object_id
+    try:
+        obj = tx.get(kind, object_id)
+    except Exception:  # a kind the store does not keep: no customer to tell
+        return None
+    return None if obj is None else getattr(obj, "customer_id", None)
+
+
+def _order_told(kind: HappenedKind) -> Callable[[StoreTx, Any], Happened]:
+    def told(tx: StoreTx, e: Any) -> Happened:
+        cid = _customer_of(tx, "order", e.order_id)
+        return Happened(kind, e.event_id, "order", e.order_id, cid, e.occurred_at.date())
+
+    return told
+
+
+def _lock_told(kind: HappenedKind, day: str) -> Callable[[StoreTx, Any], Happened]:
+    def told(tx: StoreTx, e: Any) -> Happened:
+        return Happened(
+            kind, e.event_id, "customer", e.customer_id, e.customer_id, getattr(e, day), e.lock_id
+        )
+
+    return told
+
+
+def _task_told(tx: StoreTx, e: TaskCreated) -> Happened:
+    return Happened(
+        "task_created", e.event_id, "task", e.task_id, e.customer_id, e.created_on, e.kind
+    )
+
+
+def _process_told(day: str) -> Callable[[StoreTx, Any], Happened]:
+    def told(tx: StoreTx, e: Any) -> Happened:
+        step = getattr(e, "step", None)
+        if isinstance(e, StepDecided):
+            step = f"{e.step}:{e.decision}"
+        elif isinstance(e, ProcessStepTimedOut):
+            step = f"{e.step}:timed_out"
+        elif step is None:
+            step = "started"
+        cid = _customer_of(tx, "process", e.process_id)
+        return Happened(
+            "process_step", e.event_id, "process", e.process_id, cid, getattr(e, day), step
+        )
+
+    return told
+
+
+#: The events whose application the host's subscribers are told of, and how.
+_HAPPENED: dict[type[BaseEvent], Callable[[StoreTx, Any], Happened]] = {
+    OrderRejected: _order_told("order_refused"),
+    OrderApproved: _order_told("order_approved"),
+    OrderApprovalRequested: _order_told("approval_requested"),
+    OrderLockPlaced: _lock_told("lock_placed", "placed_on"),
+    OrderLockLifted: _lock_told("lock_lifted", "lifted_on"),
+    TaskCreated: _task_told,
+    ProcessStarted: _process_told("started_on"),
+    StepDecided: _process_told("decided_on"),
+    ProcessStepTimedOut: _process_told("timed_out_on"),
+}
 
 
 def _by_currency(amounts: Iterable[Money]) -> dict[str, Money]:

@@ -3,6 +3,8 @@ that follows the :class:`Store` protocol."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from ._copy import copy_book
 from .base import KINDS, Kind, Store, StoreTx, dump_book
 from .memory import MemoryStore
@@ -19,9 +21,17 @@ __all__ = [
 ]
 
 
-def open_store(url: str | Store = "sqlite:///arflow.db") -> Store:
-    """``memory://``, ``sqlite:///path.db`` or ``postgresql+psycopg://user@host/db``."""
+def open_store(url: str | Store | Any = "sqlite:///arflow.db") -> Store:
+    """``memory://``, ``sqlite:///path.db`` or ``postgresql+psycopg://user@host/db``; or the
+    host's SQLAlchemy ``Connection`` or ORM ``Session``, whose transaction the book then
+    joins (:class:`~arflow.store.sql.JoinedSqlStore`)."""
     if not isinstance(url, str):
+        if type(url).__module__.startswith("sqlalchemy."):
+            from .sql import JoinedSqlStore, SqlStore
+
+            if isinstance(url, SqlStore):  # pragma: no cover - not SQLAlchemy's
+                return url
+            return JoinedSqlStore.of(url)
         return url
     if url.startswith("memory:"):
         return MemoryStore()

@@ -15,6 +15,7 @@ from __future__ import annotations
 from ..base import StagedRows
 from ._alembic import TABLE_NAMES, alembic_include_object
 from ._driver import _SUMMARY_COLUMNS, _Models
+from ._joined import JoinedSqlStore
 from ._naming import SCHEMA_OPTION, qualified
 from ._schema import (
     AUDIT,
@@ -32,7 +33,7 @@ from ._schema import (
     migrate,
 )
 from ._shards import Claim, add_shard, claim_day, shard_recorded, shard_rows
-from ._sqlite import BULK_CACHE_KIB, _Checkpoints
+from ._sqlite import BULK_CACHE_KIB, _Checkpoints, prepare_sqlite
 from ._store import SqlStore
 from ._tx import _SqlTx
 from ._upgrade import schema_version, upgrade
@@ -54,6 +55,7 @@ __all__ = [
     "TABLE_NAMES",
     "_SUMMARY_COLUMNS",
     "Claim",
+    "JoinedSqlStore",
     "SqlStore",
     "StagedRows",
     "_Checkpoints",
@@ -64,6 +66,7 @@ __all__ = [
     "claim_day",
     "metadata",
     "migrate",
+    "prepare_sqlite",
     "qualified",
     "schema_version",
     "shard_recorded",

@@ -26,6 +26,37 @@ def _sqlite_begin(conn: Connection) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
+def _sqlite_begin_immediate(conn: Connection) -> None:
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def prepare_sqlite(engine: Engine, *, immediate: bool = True) -> Engine:
+    """Make a host's SQLite engine transactional the way arflow (and savepoints) need, and
+    return it: every transaction begins with ``BEGIN`` when SQLAlchemy begins it (pysqlite
+    begins lazily, at the first write, and a SAVEPOINT outside a transaction commits at
+    its release), ``BEGIN IMMEDIATE`` unless ``immediate`` is False, so a transaction that
+    reads before it writes holds the write lock from its start; new connections get
+    arflow's pragmas (WAL, a busy timeout). Call it once, right after ``create_engine``.
+    A PostgreSQL engine is returned as it is; another database raises
+    :class:`~arflow.errors.UnsupportedDatabase`."""
+    name = engine.dialect.name
+    if name == "postgresql":
+        return engine
+    if name != "sqlite":
+        from ...errors import UnsupportedDatabase
+
+        raise UnsupportedDatabase(
+            f"cannot prepare a {name!r} engine: arflow keeps its book in SQLite or PostgreSQL"
+        )
+    if not sa.event.contains(engine, "connect", _sqlite_connect):
+        sa.event.listen(engine, "connect", _sqlite_connect)
+    for begin in (_sqlite_begin, _sqlite_begin_immediate):
+        if sa.event.contains(engine, "begin", begin):
+            sa.event.remove(engine, "begin", begin)
+    sa.event.listen(engine, "begin", _sqlite_begin_immediate if immediate else _sqlite_begin)
+    return engine
+
+
 def _sqlite_setup(engine: Engine) -> None:
     """Writers take SQLite's write lock at BEGIN (not at their first write), so the
     read-validate-write of an event cannot interleave with another writer."""

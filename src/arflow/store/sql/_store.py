@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from ...domain import AuditRecord
-from ...errors import StoreError
+from ...errors import StoreError, UnsupportedDatabase
 from ...summary import ReceivableSummary, summary_from_json, summary_from_text
 from ..base import KINDS, MOVEMENT_COLUMNS, DecisionRecord, Movement, RunRecord
 from ._driver import (
@@ -51,6 +51,9 @@ class SqlStore(_SqlOutbox):
     (the default); with False, a book at another version is refused
     (:class:`~arflow.errors.SchemaTooOld`: run ``arflow db upgrade``)."""
 
+    #: whether the store's transactions are savepoints of the host's (``JoinedSqlStore``)
+    joined = False
+
     def __init__(
         self,
         url_or_engine: str | Engine,
@@ -64,7 +67,7 @@ class SqlStore(_SqlOutbox):
         else:
             engine = url_or_engine
         if engine.dialect.name not in ("sqlite", "postgresql"):
-            raise StoreError(f"unsupported database {engine.dialect.name!r}")
+            raise UnsupportedDatabase(f"unsupported database {engine.dialect.name!r}")
         try:
             check_schema(schema, engine.dialect.name)
         except StoreError:
