@@ -11,7 +11,7 @@ the SQL is tested against (and what the memory store uses).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any, Literal, Protocol
@@ -98,6 +98,7 @@ def where_values(where: Mapping[str, Any] | None) -> tuple[tuple[str, tuple[str 
 
 class Source(Protocol):
     def sums(self, q: Query) -> Sums: ...
+    def sums_many(self, qs: Sequence[Query]) -> list[Sums]: ...
     def customer_labels(self) -> dict[str, str]: ...
     def grades(self) -> list[tuple[str | None, int]]: ...
     def first_day(self) -> date | None: ...
@@ -164,6 +165,10 @@ class PySource:
             acc[1] += m[6]
         return {k: (a, n) for k, (a, n) in out.items()}
 
+    def sums_many(self, qs: Sequence[Query]) -> list[Sums]:
+        """``sums`` of each query (the reference: one at a time)."""
+        return [self.sums(q) for q in qs]
+
     def customer_labels(self) -> dict[str, str]:
         return {c.id: c.name for c in self._store.all("customer")}
 
@@ -184,10 +189,36 @@ class SqlSource:
         self._engine = engine
 
     def sums(self, q: Query) -> Sums:
+        return self.sums_many([q])[0]
+
+    def sums_many(self, qs: Sequence[Query]) -> list[Sums]:
+        """Each query's sums. Queries that differ only in their period (``on_from``,
+        ``on_to``) are asked together as one ``GROUP BY`` (one scan of the journal): each
+        movement is summed in the elementary date interval between the periods' bounds it
+        falls in, and each query adds up the intervals within its period."""
+        families: dict[tuple[Any, ...], list[int]] = {}
+        for i, q in enumerate(qs):
+            family = (
+                q.by,
+                q.where,
+                q.kinds,
+                q.split,
+                q.bands,
+                q.on_to if q.split == "band" else None,
+            )
+            families.setdefault(family, []).append(i)
+        out: list[Sums] = [{} for _q in qs]
+        for members in families.values():
+            for i, got in zip(members, self._family([qs[i] for i in members]), strict=True):
+                out[i] = got
+        return out
+
+    def _family(self, qs: list[Query]) -> list[Sums]:
         import sqlalchemy as sa
 
         from ..store.sql import CUSTOMER_DIM, MOVEMENTS
 
+        q = qs[0]  # the family's by, where, kinds and split
         m, c = MOVEMENTS.c, CUSTOMER_DIM.c
         joined = any(d in CUSTOMER_DIMS for d in q.by) or any(
             d in CUSTOMER_DIMS or d == "tag" for d, _v in q.where
@@ -198,9 +229,21 @@ class SqlSource:
                 return m[MOVEMENT_DIMS[d]]
             return c[CUSTOMER_DIMS[d]]
 
-        conds: list[Any] = [m.on_date <= q.on_to]
-        if q.on_from is not None:
-            conds.append(m.on_date >= q.on_from)
+        # the intervals' upper ends: every period's last day and the day before its first
+        def before(d: date | None) -> date | None:
+            return None if d is None or d == date.min else d - timedelta(days=1)
+
+        ends = sorted({x.on_to for x in qs} | {b for x in qs if (b := before(x.on_from))})
+        spans = [
+            (
+                -1 if (b := before(x.on_from)) is None or b < ends[0] else ends.index(b),
+                ends.index(x.on_to),
+            )
+            for x in qs
+        ]
+        conds: list[Any] = [m.on_date <= ends[-1]]
+        if all(x.on_from is not None for x in qs):
+            conds.append(m.on_date >= min(x.on_from for x in qs if x.on_from is not None))
         if q.kinds is not None:
             conds.append(m.kind.in_(q.kinds) if len(q.kinds) > 1 else m.kind == q.kinds[0])
         for d, values in q.where:
@@ -237,6 +280,11 @@ class SqlSource:
             )
         else:
             key = sa.literal(0)
+        interval: Any = sa.literal(0)
+        if len(ends) > 1:
+            interval = sa.case(
+                *((m.on_date <= e, j) for j, e in enumerate(ends[:-1])), else_=len(ends) - 1
+            )
         groups = [column(d) for d in q.by]
         source: Any = MOVEMENTS
         if joined:
@@ -246,22 +294,35 @@ class SqlSource:
                 m.currency,
                 *groups,
                 key.label("k"),
+                interval.label("j"),
                 sa.func.sum(m.amount),
                 sa.func.sum(m.open_delta),
             )
             .select_from(source)
             .where(*conds)
-            .group_by(m.currency, *groups, *([] if q.split is None else [key]))
+            .group_by(
+                m.currency,
+                *groups,
+                *([] if q.split is None else [key]),
+                *([] if len(ends) == 1 else [interval]),
+            )
         )
-        out: Sums = {}
+        acc: list[dict[tuple[str, tuple[str | None, ...], Key], list[int]]] = [{} for _x in qs]
         n = len(groups)
         with self._engine.connect() as conn:
             for row in conn.execute(stmt):
                 k = None if q.split is None else row[n + 1]
                 if isinstance(k, str):  # SQLite gives dates of a CASE-less key as text
                     k = date.fromisoformat(k)
-                out[(row[0], tuple(row[1 : n + 1]), k)] = (int(row[n + 2]), int(row[n + 3]))
-        return out
+                j = int(row[n + 2])
+                whole = (row[0], tuple(row[1 : n + 1]), k)
+                amount, count = int(row[n + 3]), int(row[n + 4])
+                for (low, high), got in zip(spans, acc, strict=True):
+                    if low < j <= high:
+                        sums = got.setdefault(whole, [0, 0])
+                        sums[0] += amount
+                        sums[1] += count
+        return [{k: (a, n) for k, (a, n) in got.items()} for got in acc]
 
     def customer_labels(self) -> dict[str, str]:
         import sqlalchemy as sa
