@@ -197,21 +197,106 @@ class SqlSource:
         movement is summed in the elementary date interval between the periods' bounds it
         falls in, and each query adds up the intervals within its period."""
         families: dict[tuple[Any, ...], list[int]] = {}
+        rolled: dict[tuple[Any, ...], list[int]] = {}
         for i, q in enumerate(qs):
-            family = (
-                q.by,
-                q.where,
-                q.kinds,
-                q.split,
-                q.bands,
-                q.on_to if q.split == "band" else None,
-            )
-            families.setdefault(family, []).append(i)
+            band = (q.bands, q.on_to) if q.split == "band" else None
+            if (
+                q.by
+                and not q.where
+                and q.split != "due"
+                and q.split != "on"
+                and set(q.by) <= _ROLLED
+            ):
+                rolled.setdefault((q.split, band), []).append(i)
+            else:
+                families.setdefault((q.by, q.where, q.kinds, q.split, band), []).append(i)
         out: list[Sums] = [{} for _q in qs]
         for members in families.values():
             for i, got in zip(members, self._family([qs[i] for i in members]), strict=True):
                 out[i] = got
+        dims = self._customer_dims() if rolled else {}
+        for members in rolled.values():
+            if len(members) == 1:
+                out[members[0]] = self._family([qs[members[0]]])[0]
+                continue
+            for i, got in zip(members, self._rolled([qs[i] for i in members], dims), strict=True):
+                out[i] = got
         return out
+
+    def _customer_dims(self) -> dict[str, tuple[str | None, ...]]:
+        import sqlalchemy as sa
+
+        from ..store.sql import CUSTOMER_DIM
+
+        c = CUSTOMER_DIM.c
+        with self._engine.connect() as conn:
+            return {
+                row[0]: tuple(row[1:])
+                for row in conn.execute(sa.select(c.id, *(c[x] for x in CUSTOMER_DIMS.values())))
+            }
+
+    def _rolled(self, qs: list[Query], dims: dict[str, tuple[str | None, ...]]) -> list[Sums]:
+        """Grouped queries of one split (by the customer's and the receivable's
+        dimensions, no filter) in one scan: the movements summed per customer, receivable
+        dimension, kind, split key and date interval (what the customer index holds in its
+        order), then added up per query in Python (a customer's own dimensions looked up
+        in ``dims``)."""
+        import sqlalchemy as sa
+
+        from ..store.sql import MOVEMENTS
+
+        q = qs[0]
+        m = MOVEMENTS.c
+        ends, spans, conds, interval = _intervals(qs, m.on_date)
+        if all(x.kinds is not None for x in qs):
+            kinds = sorted({k for x in qs for k in x.kinds or ()})
+            conds.append(m.kind.in_(kinds))
+        key = _split_key(q, m)
+        own = ("salesperson", "region", "product_line")
+        stmt = (
+            sa.select(
+                m.customer_id,
+                m.currency,
+                *(m[d] for d in own),
+                m.kind,
+                key.label("k"),
+                interval.label("j"),
+                sa.func.sum(m.amount),
+                sa.func.sum(m.open_delta),
+            )
+            .where(*conds)
+            .group_by(
+                m.customer_id,
+                m.currency,
+                *(m[d] for d in own),
+                m.kind,
+                *([] if q.split is None else [key]),
+                *([] if len(ends) == 1 else [interval]),
+            )
+        )
+        names = list(CUSTOMER_DIMS)
+        none = (None,) * len(names)
+        acc: list[dict[tuple[str, tuple[str | None, ...], Key], list[int]]] = [{} for _x in qs]
+        with self._engine.connect() as conn:
+            for cid, cur, sp, region, line, kind, k, j, amount, count in conn.execute(stmt):
+                got_dims = dims.get(cid, none)
+                values = {
+                    "customer": cid,
+                    "salesperson": sp,
+                    "region": region,
+                    "product_line": line,
+                    **dict(zip(names, got_dims, strict=True)),
+                }
+                j = int(j)
+                k = None if q.split is None else int(k)
+                amount, count = int(amount), int(count)
+                for x, (low, high), got in zip(qs, spans, acc, strict=True):
+                    if low < j <= high and (x.kinds is None or kind in x.kinds):
+                        whole = (cur, tuple(values[d] for d in x.by), k)
+                        sums = got.setdefault(whole, [0, 0])
+                        sums[0] += amount
+                        sums[1] += count
+        return [{k: (a, n) for k, (a, n) in got.items()} for got in acc]
 
     def _family(self, qs: list[Query]) -> list[Sums]:
         import sqlalchemy as sa
@@ -229,21 +314,7 @@ class SqlSource:
                 return m[MOVEMENT_DIMS[d]]
             return c[CUSTOMER_DIMS[d]]
 
-        # the intervals' upper ends: every period's last day and the day before its first
-        def before(d: date | None) -> date | None:
-            return None if d is None or d == date.min else d - timedelta(days=1)
-
-        ends = sorted({x.on_to for x in qs} | {b for x in qs if (b := before(x.on_from))})
-        spans = [
-            (
-                -1 if (b := before(x.on_from)) is None or b < ends[0] else ends.index(b),
-                ends.index(x.on_to),
-            )
-            for x in qs
-        ]
-        conds: list[Any] = [m.on_date <= ends[-1]]
-        if all(x.on_from is not None for x in qs):
-            conds.append(m.on_date >= min(x.on_from for x in qs if x.on_from is not None))
+        ends, spans, conds, interval = _intervals(qs, m.on_date)
         if q.kinds is not None:
             conds.append(m.kind.in_(q.kinds) if len(q.kinds) > 1 else m.kind == q.kinds[0])
         for d, values in q.where:
@@ -262,29 +333,7 @@ class SqlSource:
             if len(present) < len(values):
                 parts.append(col.is_(None))
             conds.append(sa.or_(*parts))
-        key: Any
-        if q.split == "due":
-            key = m.due_date
-        elif q.split == "on":
-            key = m.on_date
-        elif q.split == "late":
-            key = sa.case((m.on_date > m.due_date, 1), else_=0)
-        elif q.split == "band":
-            key = sa.case(
-                (m.due_date >= q.on_to, 0),
-                *(
-                    (m.due_date >= q.on_to - timedelta(days=high), i)
-                    for i, high in enumerate(q.bands, start=1)
-                ),
-                else_=len(q.bands) + 1,
-            )
-        else:
-            key = sa.literal(0)
-        interval: Any = sa.literal(0)
-        if len(ends) > 1:
-            interval = sa.case(
-                *((m.on_date <= e, j) for j, e in enumerate(ends[:-1])), else_=len(ends) - 1
-            )
+        key = _split_key(q, m)
         groups = [column(d) for d in q.by]
         source: Any = MOVEMENTS
         if joined:
@@ -354,6 +403,60 @@ class SqlSource:
         if isinstance(got, str):
             return date.fromisoformat(got)
         return got  # type: ignore[no-any-return]
+
+
+#: Dimensions a grouped sum can be rolled up to from the sums per customer and receivable
+#: dimension (``SqlSource._rolled``).
+_ROLLED = {"customer", "salesperson", "region", "product_line", *CUSTOMER_DIMS}
+
+
+def _intervals(
+    qs: list[Query], on_date: Any
+) -> tuple[list[date], list[tuple[int, int]], list[Any], Any]:
+    """The date intervals of queries that differ in their periods: the intervals' upper
+    ends (every period's last day and the day before its first), each query's intervals
+    (``low < j <= high``), the conditions every movement summed meets, and the interval
+    of a movement (a SQL expression)."""
+    import sqlalchemy as sa
+
+    def before(d: date | None) -> date | None:
+        return None if d is None or d == date.min else d - timedelta(days=1)
+
+    ends = sorted({x.on_to for x in qs} | {b for x in qs if (b := before(x.on_from))})
+    spans = [
+        (-1 if (b := before(x.on_from)) is None else ends.index(b), ends.index(x.on_to)) for x in qs
+    ]
+    conds: list[Any] = [on_date <= ends[-1]]
+    if all(x.on_from is not None for x in qs):
+        conds.append(on_date >= min(x.on_from for x in qs if x.on_from is not None))
+    interval: Any = sa.literal(0)
+    if len(ends) > 1:
+        interval = sa.case(
+            *((on_date <= e, j) for j, e in enumerate(ends[:-1])), else_=len(ends) - 1
+        )
+    return ends, spans, conds, interval
+
+
+def _split_key(q: Query, m: Any) -> Any:
+    """The SQL expression of ``q``'s split key over the journal's columns ``m``."""
+    import sqlalchemy as sa
+
+    if q.split == "due":
+        return m.due_date
+    if q.split == "on":
+        return m.on_date
+    if q.split == "late":
+        return sa.case((m.on_date > m.due_date, 1), else_=0)
+    if q.split == "band":
+        return sa.case(
+            (m.due_date >= q.on_to, 0),
+            *(
+                (m.due_date >= q.on_to - timedelta(days=high), i)
+                for i, high in enumerate(q.bands, start=1)
+            ),
+            else_=len(q.bands) + 1,
+        )
+    return sa.literal(0)
 
 
 def source_of(store: Store, *, reference: bool = False) -> Source:
