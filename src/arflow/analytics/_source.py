@@ -198,18 +198,25 @@ class SqlSource:
         falls in, and each query adds up the intervals within its period."""
         families: dict[tuple[Any, ...], list[int]] = {}
         rolled: dict[tuple[Any, ...], list[int]] = {}
+        plain: list[int] = []  # no split: summed over the keys of a family with one
         for i, q in enumerate(qs):
             band = (q.bands, q.on_to) if q.split == "band" else None
-            if (
-                q.by
-                and not q.where
-                and q.split != "due"
-                and q.split != "on"
-                and set(q.by) <= _ROLLED
-            ):
-                rolled.setdefault((q.split, band), []).append(i)
+            if q.by and not q.where and q.split in (None, "late", "band") and set(q.by) <= _ROLLED:
+                # one family of every split but the bands of different dates
+                rolled.setdefault((band,), []).append(i)
+            elif q.split is None:
+                plain.append(i)
             else:
                 families.setdefault((q.by, q.where, q.kinds, q.split, band), []).append(i)
+        for i in plain:
+            q = qs[i]
+            like = [f for f in families if f[:3] == (q.by, q.where, q.kinds)]
+            families.setdefault(
+                like[0] if like else (q.by, q.where, q.kinds, None, None), []
+            ).append(i)
+        if len(rolled) > 1 and (None,) in rolled:  # the no-band family joins a band one
+            joined = rolled.pop((None,))
+            rolled[next(iter(rolled))] += joined
         out: list[Sums] = [{} for _q in qs]
         for members in families.values():
             for i, got in zip(members, self._family([qs[i] for i in members]), strict=True):
@@ -245,13 +252,15 @@ class SqlSource:
 
         from ..store.sql import MOVEMENTS
 
-        q = qs[0]
         m = MOVEMENTS.c
         ends, spans, conds, interval = _intervals(qs, m.on_date)
         if all(x.kinds is not None for x in qs):
             kinds = sorted({k for x in qs for k in x.kinds or ()})
             conds.append(m.kind.in_(kinds))
-        key = _split_key(q, m)
+        banded = next((x for x in qs if x.split == "band"), None)
+        late = any(x.split == "late" for x in qs)
+        band_key = sa.literal(0) if banded is None else _split_key(banded, m)
+        late_key = _split_key(Query(on_to=ends[-1], split="late"), m) if late else sa.literal(0)
         own = ("salesperson", "region", "product_line")
         stmt = (
             sa.select(
@@ -259,7 +268,8 @@ class SqlSource:
                 m.currency,
                 *(m[d] for d in own),
                 m.kind,
-                key.label("k"),
+                band_key.label("b"),
+                late_key.label("k"),
                 interval.label("j"),
                 sa.func.sum(m.amount),
                 sa.func.sum(m.open_delta),
@@ -270,7 +280,8 @@ class SqlSource:
                 m.currency,
                 *(m[d] for d in own),
                 m.kind,
-                *([] if q.split is None else [key]),
+                *([] if banded is None else [band_key]),
+                *([late_key] if late else []),
                 *([] if len(ends) == 1 else [interval]),
             )
         )
@@ -278,7 +289,7 @@ class SqlSource:
         none = (None,) * len(names)
         acc: list[dict[tuple[str, tuple[str | None, ...], Key], list[int]]] = [{} for _x in qs]
         with self._engine.connect() as conn:
-            for cid, cur, sp, region, line, kind, k, j, amount, count in conn.execute(stmt):
+            for cid, cur, sp, region, line, kind, b, k, j, amount, count in conn.execute(stmt):
                 got_dims = dims.get(cid, none)
                 values = {
                     "customer": cid,
@@ -288,11 +299,11 @@ class SqlSource:
                     **dict(zip(names, got_dims, strict=True)),
                 }
                 j = int(j)
-                k = None if q.split is None else int(k)
+                keys: dict[Split, Key] = {None: None, "band": int(b), "late": int(k)}
                 amount, count = int(amount), int(count)
                 for x, (low, high), got in zip(qs, spans, acc, strict=True):
                     if low < j <= high and (x.kinds is None or kind in x.kinds):
-                        whole = (cur, tuple(values[d] for d in x.by), k)
+                        whole = (cur, tuple(values[d] for d in x.by), keys[x.split])
                         sums = got.setdefault(whole, [0, 0])
                         sums[0] += amount
                         sums[1] += count
@@ -303,7 +314,8 @@ class SqlSource:
 
         from ..store.sql import CUSTOMER_DIM, MOVEMENTS
 
-        q = qs[0]  # the family's by, where, kinds and split
+        # the family's by, where, kinds and split (a member without a split sums its keys)
+        q = next((x for x in qs if x.split is not None), qs[0])
         m, c = MOVEMENTS.c, CUSTOMER_DIM.c
         joined = any(d in CUSTOMER_DIMS for d in q.by) or any(
             d in CUSTOMER_DIMS or d == "tag" for d, _v in q.where
@@ -365,10 +377,11 @@ class SqlSource:
                     k = date.fromisoformat(k)
                 j = int(row[n + 2])
                 whole = (row[0], tuple(row[1 : n + 1]), k)
+                bare = (row[0], whole[1], None)
                 amount, count = int(row[n + 3]), int(row[n + 4])
-                for (low, high), got in zip(spans, acc, strict=True):
+                for x, (low, high), got in zip(qs, spans, acc, strict=True):
                     if low < j <= high:
-                        sums = got.setdefault(whole, [0, 0])
+                        sums = got.setdefault(whole if x.split is not None else bare, [0, 0])
                         sums[0] += amount
                         sums[1] += count
         return [{k: (a, n) for k, (a, n) in got.items()} for got in acc]
