@@ -353,6 +353,7 @@ def main() -> None:
     p.add_argument("--cache-dir", default="/tmp/arflow-bench")
     p.add_argument("--pg-schema", default="bench_analytics")
     p.add_argument("--no-postgres", action="store_true")
+    p.add_argument("--no-sqlite", action="store_true")
     p.add_argument("--json", help="also write the results here")
     p.add_argument(
         "--case", choices=["figures", "report", "both"], default="figures",
@@ -372,7 +373,8 @@ def main() -> None:
         print("note: pandas is not installed: the pandas peer is skipped", file=sys.stderr)
     stores: dict[str, Any] = {}
     builds: dict[str, Any] = {}
-    stores["sqlite"], builds["sqlite"] = open_sqlite(args)
+    if not args.no_sqlite:
+        stores["sqlite"], builds["sqlite"] = open_sqlite(args)
     if not args.no_postgres:
         stores["postgresql"], builds["postgresql"] = open_postgres(args)
     results = measure(stores, args.repeat, peer) if args.case != "report" else {}
