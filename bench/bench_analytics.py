@@ -262,14 +262,6 @@ def report_parts(store: Any) -> dict[str, Callable[[], Any]]:
     a = Analytics(store)
     start = AS_OF.replace(day=1) - timedelta(days=330)
 
-    def together(make: Callable[[], Any]) -> Any:
-        a._memo = {}
-        try:
-            a.prefetch(make)
-            return make()
-        finally:
-            a._memo = None
-
     def figures() -> Any:
         out = [a.headline(AS_OF), a.aging(AS_OF), a.grades()]
         out += [a.dso(AS_OF), a.dso(AS_OF, method="countback"), a.art(AS_OF), a.add(AS_OF)]
@@ -282,10 +274,10 @@ def report_parts(store: Any) -> dict[str, Callable[[], Any]]:
         "trends": lambda: [a.trend(m, start, AS_OF) for m in REPORT_TRENDS],
         "rankings": lambda: [a.ranking(m, by, AS_OF) for m, by in REPORT_RANKINGS],
         # the same, their sums asked together (as build_report asks them)
-        "trends, prefetched": lambda: together(
+        "trends, prefetched": lambda: a.together(
             lambda: [a.trend(m, start, AS_OF) for m in REPORT_TRENDS]
         ),
-        "rankings, prefetched": lambda: together(
+        "rankings, prefetched": lambda: a.together(
             lambda: [a.ranking(m, by, AS_OF) for m, by in REPORT_RANKINGS]
         ),
         "forecast": lambda: forecasts(store, AS_OF),

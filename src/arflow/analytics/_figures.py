@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from ..domain import FIRST_DATE, LAST_DATE
 from ..errors import CurrencyMismatch, InvalidDates, UnknownDimension, ValidationError
@@ -75,6 +75,7 @@ TREND_METRICS = (
 )
 
 _Where = Mapping[str, "str | Iterable[str | None] | None"] | None
+_T = TypeVar("_T")
 _GKey = tuple[str, tuple[str | None, ...]]
 
 
@@ -140,7 +141,7 @@ class Analytics:
     # -- the sums every figure is made of ---------------------------------------------------
     def prefetch(self, make: Callable[[], object]) -> None:
         """Ask the book at once every sum ``make`` (figures of this object) will ask, and
-        keep the answers while the memo is on (``build_report``): ``make`` runs once on empty
+        keep the answers while the memo is on (``build_report``, :meth:`together`): ``make`` runs once on empty
         sums to name them, then the source answers them together (``Source.sums_many``: one
         scan of the journal for the sums that differ only in their period)."""
         if self._memo is None:
@@ -156,6 +157,19 @@ class Analytics:
         answers = self.source.sums_many([q for q, _r in asked])
         for (q, rates), raw in zip(asked, answers, strict=True):
             memo[(q, id(rates))] = self._convert(raw, rates)
+
+    def together(self, make: Callable[[], _T]) -> _T:
+        """``make()`` (figures of this object), every sum it asks asked of the book at once
+        first (:meth:`prefetch`), each asked once: the same figures in fewer scans."""
+        outer = self._memo
+        if outer is None:
+            self._memo = {}
+        try:
+            self.prefetch(make)
+            return make()
+        finally:
+            if outer is None:
+                self._memo = None
 
     def _sums(self, q: Query, rates: Rates | None) -> dict[_GKey, dict[Key, tuple[Decimal, int]]]:
         if self._asked is not None:
