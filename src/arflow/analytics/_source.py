@@ -11,9 +11,10 @@ the SQL is tested against (and what the memory store uses).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
+from operator import itemgetter
 from typing import Any, Literal, Protocol
 
 from ..errors import UnknownDimension, ValidationError
@@ -285,28 +286,31 @@ class SqlSource:
                 *([] if len(ends) == 1 else [interval]),
             )
         )
-        names = list(CUSTOMER_DIMS)
-        none = (None,) * len(names)
+        # a row as a flat tuple: the customer, the receivable's dimensions, the customer's,
+        # then the band and lateness keys and None (no split); each query picks its own
+        at = {d: i for i, d in enumerate(("customer", "salesperson", "region", "product_line"))}
+        at.update({d: 4 + i for i, d in enumerate(CUSTOMER_DIMS)})
+        split_at = {"band": len(at), "late": len(at) + 1, None: len(at) + 2}
+        none = (None,) * len(CUSTOMER_DIMS)
         acc: list[dict[tuple[str, tuple[str | None, ...], Key], list[int]]] = [{} for _x in qs]
+        specs = [
+            (low, high, x.kinds, _picker(tuple(at[d] for d in x.by)), split_at[x.split], got)
+            for x, (low, high), got in zip(qs, spans, acc, strict=True)
+        ]
         with self._engine.connect() as conn:
             for cid, cur, sp, region, line, kind, b, k, j, amount, count in conn.execute(stmt):
-                got_dims = dims.get(cid, none)
-                values = {
-                    "customer": cid,
-                    "salesperson": sp,
-                    "region": region,
-                    "product_line": line,
-                    **dict(zip(names, got_dims, strict=True)),
-                }
+                flat = (cid, sp, region, line, *dims.get(cid, none), int(b), int(k), None)
                 j = int(j)
-                keys: dict[Split, Key] = {None: None, "band": int(b), "late": int(k)}
                 amount, count = int(amount), int(count)
-                for x, (low, high), got in zip(qs, spans, acc, strict=True):
-                    if low < j <= high and (x.kinds is None or kind in x.kinds):
-                        whole = (cur, tuple(values[d] for d in x.by), keys[x.split])
-                        sums = got.setdefault(whole, [0, 0])
-                        sums[0] += amount
-                        sums[1] += count
+                for low, high, kinds, pick, split, got in specs:
+                    if low < j <= high and (kinds is None or kind in kinds):
+                        whole = (cur, pick(flat), flat[split])
+                        sums = got.get(whole)
+                        if sums is None:
+                            got[whole] = [amount, count]
+                        else:
+                            sums[0] += amount
+                            sums[1] += count
         return [{k: (a, n) for k, (a, n) in got.items()} for got in acc]
 
     def _family(self, qs: list[Query]) -> list[Sums]:
@@ -416,6 +420,15 @@ class SqlSource:
         if isinstance(got, str):
             return date.fromisoformat(got)
         return got  # type: ignore[no-any-return]
+
+
+def _picker(at: tuple[int, ...]) -> Callable[[tuple[Any, ...]], tuple[Any, ...]]:
+    """A function giving the values at ``at`` of a tuple, as a tuple."""
+    if len(at) == 1:
+        (i,) = at
+        return lambda row: (row[i],)
+    get = itemgetter(*at)
+    return lambda row: get(row)  # type: ignore[no-any-return]
 
 
 #: Dimensions a grouped sum can be rolled up to from the sums per customer and receivable
