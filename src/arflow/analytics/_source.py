@@ -256,8 +256,7 @@ class SqlSource:
         m = MOVEMENTS.c
         ends, spans, conds, interval = _intervals(qs, m.on_date)
         if all(x.kinds is not None for x in qs):
-            kinds = sorted({k for x in qs for k in x.kinds or ()})
-            conds.append(m.kind.in_(kinds))
+            conds.append(m.kind.in_(sorted({k for x in qs for k in x.kinds or ()})))
         banded = next((x for x in qs if x.split == "band"), None)
         late = any(x.split == "late" for x in qs)
         band_key = sa.literal(0) if banded is None else _split_key(banded, m)
@@ -428,7 +427,7 @@ def _picker(at: tuple[int, ...]) -> Callable[[tuple[Any, ...]], tuple[Any, ...]]
         (i,) = at
         return lambda row: (row[i],)
     get = itemgetter(*at)
-    return lambda row: get(row)  # type: ignore[no-any-return]
+    return lambda row: get(row)
 
 
 #: Dimensions a grouped sum can be rolled up to from the sums per customer and receivable
