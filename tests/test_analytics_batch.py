@@ -62,7 +62,7 @@ def _book(store: Store, events: list) -> None:  # type: ignore[type-arg]
 
 @pytest.mark.parametrize("backend", SQL_BACKENDS)
 @settings(
-    max_examples=15,
+    max_examples=10,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
     phases=[Phase.explicit, Phase.reuse, Phase.generate],
@@ -92,7 +92,7 @@ def _numbers_of(a: Analytics, as_of: date) -> object:
 
 @pytest.mark.parametrize("backend", SQL_BACKENDS)
 @settings(
-    max_examples=8,
+    max_examples=5,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
     phases=[Phase.explicit, Phase.reuse, Phase.generate],
@@ -121,7 +121,7 @@ def test_the_reports_numbers_equal_the_reference(
 
 @pytest.mark.parametrize("backend", SQL_BACKENDS)
 @settings(
-    max_examples=8,
+    max_examples=5,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
     phases=[Phase.explicit, Phase.reuse, Phase.generate],
