@@ -141,9 +141,11 @@ class Analytics:
     # -- the sums every figure is made of ---------------------------------------------------
     def prefetch(self, make: Callable[[], object]) -> None:
         """Ask the book at once every sum ``make`` (figures of this object) will ask, and
-        keep the answers while the memo is on (``build_report``, :meth:`together`): ``make`` runs once on empty
-        sums to name them, then the source answers them together (``Source.sums_many``: one
-        scan of the journal for the sums that differ only in their period)."""
+        keep the answers while the memo is on (``build_report``, :meth:`together`):
+        ``make`` runs once on empty sums to name them, then the source answers them
+        together (``Source.sums_many``: one scan of the journal for the sums that differ
+        only in their period). A sum the real run asks that the empty run did not is
+        asked then, alone."""
         if self._memo is None:
             return
         memo, self._memo = self._memo, {}
