@@ -18,6 +18,7 @@ with a note.
 
     python bench/bench_analytics.py                 # 1M receivables, 10k customers
     python bench/bench_analytics.py --size 20000    # a quick look
+    python bench/bench_analytics.py --case report --before --repeat 3   # the whole report
 """
 
 from __future__ import annotations
@@ -272,6 +273,13 @@ def report_parts(store: Any) -> dict[str, Callable[[], Any]]:
         "figures": figures,
         "trends": lambda: [a.trend(m, start, AS_OF) for m in REPORT_TRENDS],
         "rankings": lambda: [a.ranking(m, by, AS_OF) for m, by in REPORT_RANKINGS],
+        # the same, their sums asked together (as build_report asks them)
+        "trends, prefetched": lambda: a.together(
+            lambda: [a.trend(m, start, AS_OF) for m in REPORT_TRENDS]
+        ),
+        "rankings, prefetched": lambda: a.together(
+            lambda: [a.ranking(m, by, AS_OF) for m, by in REPORT_RANKINGS]
+        ),
         "forecast": lambda: forecasts(store, AS_OF),
         "falling_due": lambda: falling_due(store, AS_OF, limit=500),  # as build_report
         "high_risk": lambda: high_risk(store, AS_OF, limit=500),
@@ -279,29 +287,48 @@ def report_parts(store: Any) -> dict[str, Callable[[], Any]]:
     }
 
 
-def measure_report(stores: dict[str, Any], repeat: int) -> dict[str, dict[str, float]]:
-    """``build_report`` + ``render_html`` per backend (interleaved), then each part alone."""
-    from arflow.analytics import build_report
+def measure_report(
+    stores: dict[str, Any], repeat: int, before: bool
+) -> dict[str, dict[str, float]]:
+    """``build_report`` + ``render_html`` per backend (interleaved), then each part alone.
+
+    With ``before``, each repeat also builds the report the way it was built before its sums
+    were asked together (``Analytics.prefetch`` off: one query per sum, each grouping its
+    own scan), interleaved with the new way. Each time is the wall time and the CPU time of
+    this process (the database's own work is in it on SQLite, not on PostgreSQL)."""
+    from arflow.analytics import Analytics, build_report
     from arflow.report import render_html
 
+    prefetch = Analytics.prefetch
+    ways = {"": prefetch}
+    if before:
+        ways["before "] = lambda self, make: None
     runs: dict[str, list[float]] = {}
     for _ in range(repeat):
         for backend, store in stores.items():
-            t0 = time.perf_counter()
-            report = build_report(store, AS_OF)
-            t1 = time.perf_counter()
-            html = render_html(report)
-            t2 = time.perf_counter()
-            runs.setdefault(f"{backend}/build_report", []).append(t1 - t0)
-            runs.setdefault(f"{backend}/render_html", []).append(t2 - t1)
-            runs.setdefault(f"{backend}/total", []).append(t2 - t0)
-            print(f"# {backend}: report {t2 - t0:.1f} s, html {len(html)} chars, "
-                  f"watch {[len(w.items) for w in report.watch]}", file=sys.stderr)  # fmt: skip
+            for way, method in ways.items():
+                Analytics.prefetch = method  # type: ignore[method-assign]
+                try:
+                    t0, c0 = time.perf_counter(), time.process_time()
+                    report = build_report(store, AS_OF)
+                    t1, c1 = time.perf_counter(), time.process_time()
+                    html = render_html(report)
+                    t2, c2 = time.perf_counter(), time.process_time()
+                finally:
+                    Analytics.prefetch = prefetch  # type: ignore[method-assign]
+                runs.setdefault(f"{backend}/{way}build_report", []).append(t1 - t0)
+                runs.setdefault(f"{backend}/{way}render_html", []).append(t2 - t1)
+                runs.setdefault(f"{backend}/{way}total", []).append(t2 - t0)
+                runs.setdefault(f"{backend}/{way}build_report, CPU", []).append(c1 - c0)
+                runs.setdefault(f"{backend}/{way}total, CPU", []).append(c2 - c0)
+                print(f"# {backend}: {way}report {t2 - t0:.1f} s (CPU {c2 - c0:.1f} s), "
+                      f"html {len(html)} chars, load {os.getloadavg()[0]:.1f}", file=sys.stderr)  # fmt: skip
     for backend, store in stores.items():
         for name, f in report_parts(store).items():
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             f()
             runs.setdefault(f"{backend}/part {name}", []).append(time.perf_counter() - t0)
+            runs.setdefault(f"{backend}/part {name}, CPU", []).append(time.process_time() - c0)
     out: dict[str, dict[str, float]] = {}
     for label, times in runs.items():
         backend, name = label.split("/")
@@ -318,10 +345,15 @@ def main() -> None:
     p.add_argument("--cache-dir", default="/tmp/arflow-bench")
     p.add_argument("--pg-schema", default="bench_analytics")
     p.add_argument("--no-postgres", action="store_true")
+    p.add_argument("--no-sqlite", action="store_true")
     p.add_argument("--json", help="also write the results here")
     p.add_argument(
         "--case", choices=["figures", "report", "both"], default="figures",
         help="the figures beside pandas, the whole report (build_report + render_html), or both",
+    )  # fmt: skip
+    p.add_argument(
+        "--before", action="store_true",
+        help="with --case report: also build the report one query per sum, interleaved",
     )  # fmt: skip
     args = p.parse_args()
     try:
@@ -333,11 +365,12 @@ def main() -> None:
         print("note: pandas is not installed: the pandas peer is skipped", file=sys.stderr)
     stores: dict[str, Any] = {}
     builds: dict[str, Any] = {}
-    stores["sqlite"], builds["sqlite"] = open_sqlite(args)
+    if not args.no_sqlite:
+        stores["sqlite"], builds["sqlite"] = open_sqlite(args)
     if not args.no_postgres:
         stores["postgresql"], builds["postgresql"] = open_postgres(args)
     results = measure(stores, args.repeat, peer) if args.case != "report" else {}
-    report = measure_report(stores, args.repeat) if args.case != "figures" else {}
+    report = measure_report(stores, args.repeat, args.before) if args.case != "figures" else {}
     journal = {}
     for backend, store in stores.items():
         import sqlalchemy as sa

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from ..errors import ValidationError
 from ._figures import Analytics
 from ._forecast import forecasts
-from ._results import ContractView, Figure, Ranking, Report, Trend
+from ._results import Aging, ContractView, Figure, Headline, Ranking, Report, Trend
 from ._views import contract_view, falling_due, high_risk
 
 if TYPE_CHECKING:
@@ -90,6 +90,38 @@ def _report(
     max_contracts: int,
     max_watch: int | None,
 ) -> Report:
+    first = a.source.first_day()
+    # every sum of the figures, trends and rankings below, asked of the book together
+    a.prefetch(lambda: _numbers(a, as_of, first, months))
+    figures, trends, rankings, headline, aging = _numbers(a, as_of, first, months)
+    log.info("report as of %s built", as_of, extra={"arflow_report": as_of.isoformat()})
+    return Report(
+        as_of=as_of,
+        headline=headline,
+        aging=aging,
+        figures=figures,
+        trends=trends,
+        rankings=rankings,
+        grades=a.grades(),
+        forecast=forecasts(store, as_of, weeks) if first is not None else (),
+        watch=(
+            falling_due(store, as_of, falling_due_days, limit=max_watch),
+            high_risk(store, as_of, limit=max_watch),
+        ),
+        contracts=_contracts(store, as_of, pack, max_contracts),
+    )
+
+
+def _numbers(
+    a: Analytics, as_of: date, first: date | None, months: int
+) -> tuple[
+    tuple[Figure, ...],
+    tuple[Trend, ...],
+    tuple[Ranking, ...],
+    tuple[Headline, ...],
+    tuple[Aging, ...],
+]:
+    """The report's figures, trends, rankings, headline cards and aging."""
     figures: list[Figure] = []
     figures += a.dso(as_of)
     figures += a.dso(as_of, method="countback")
@@ -102,7 +134,6 @@ def _report(
     figures += a.on_time_rate(as_of)
     figures += a.written_off_ratio(as_of)
     trends: list[Trend] = []
-    first = a.source.first_day()
     if first is not None and first <= as_of:
         start = max(first, _months_back(as_of, months - 1))
         for metric in REPORT_TRENDS:
@@ -110,22 +141,7 @@ def _report(
     rankings: list[Ranking] = []
     for metric, by in REPORT_RANKINGS:
         rankings += a.ranking(metric, by, as_of)  # one per currency
-    log.info("report as of %s built", as_of, extra={"arflow_report": as_of.isoformat()})
-    return Report(
-        as_of=as_of,
-        headline=a.headline(as_of),
-        aging=a.aging(as_of),
-        figures=tuple(figures),
-        trends=tuple(trends),
-        rankings=tuple(rankings),
-        grades=a.grades(),
-        forecast=forecasts(store, as_of, weeks) if first is not None else (),
-        watch=(
-            falling_due(store, as_of, falling_due_days, limit=max_watch),
-            high_risk(store, as_of, limit=max_watch),
-        ),
-        contracts=_contracts(store, as_of, pack, max_contracts),
-    )
+    return tuple(figures), tuple(trends), tuple(rankings), a.headline(as_of), a.aging(as_of)
 
 
 def _months_back(d: date, n: int) -> date:

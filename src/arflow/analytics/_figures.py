@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from ..domain import FIRST_DATE, LAST_DATE
 from ..errors import CurrencyMismatch, InvalidDates, UnknownDimension, ValidationError
@@ -75,6 +75,7 @@ TREND_METRICS = (
 )
 
 _Where = Mapping[str, "str | Iterable[str | None] | None"] | None
+_T = TypeVar("_T")
 _GKey = tuple[str, tuple[str | None, ...]]
 
 
@@ -134,9 +135,48 @@ class Analytics:
         self.dso_target = None if dso_target_days is None else Decimal(dso_target_days)
         #: Sums already asked, while several figures of one date are made (``headline``).
         self._memo: dict[tuple[Query, int], Any] | None = None
+        #: While :meth:`prefetch` looks what a computation asks: the queries, no answers.
+        self._asked: dict[tuple[Query, int], tuple[Query, Rates | None]] | None = None
 
     # -- the sums every figure is made of ---------------------------------------------------
+    def prefetch(self, make: Callable[[], object]) -> None:
+        """Ask the book at once every sum ``make`` (figures of this object) will ask, and
+        keep the answers while the memo is on (``build_report``, :meth:`together`):
+        ``make`` runs once on empty sums to name them, then the source answers them
+        together (``Source.sums_many``: one scan of the journal for the sums that differ
+        only in their period). A sum the real run asks that the empty run did not is
+        asked then, alone."""
+        if self._memo is None:
+            return
+        memo, self._memo = self._memo, {}
+        self._asked = {}
+        try:
+            make()
+            asked = [x for k, x in self._asked.items() if k not in memo]
+        finally:
+            self._asked = None
+            self._memo = memo
+        answers = self.source.sums_many([q for q, _r in asked])
+        for (q, rates), raw in zip(asked, answers, strict=True):
+            memo[(q, id(rates))] = self._convert(raw, rates)
+
+    def together(self, make: Callable[[], _T]) -> _T:
+        """``make()`` (figures of this object), every sum it asks asked of the book at once
+        first (:meth:`prefetch`), each asked once: the same figures in fewer scans."""
+        outer = self._memo
+        if outer is None:
+            self._memo = {}
+        try:
+            self.prefetch(make)
+            return make()
+        finally:
+            if outer is None:
+                self._memo = None
+
     def _sums(self, q: Query, rates: Rates | None) -> dict[_GKey, dict[Key, tuple[Decimal, int]]]:
+        if self._asked is not None:
+            self._asked.setdefault((q, id(rates)), (q, rates))
+            return {}
         memo = self._memo
         if memo is not None:
             got = memo.get((q, id(rates)))
@@ -147,8 +187,15 @@ class Analytics:
                 finally:
                     self._memo = memo
             return got
+        return self._convert(self.source.sums(q), rates)
+
+    def _convert(
+        self,
+        raw: dict[tuple[str, tuple[str | None, ...], Key], tuple[int, int]],
+        rates: Rates | None,
+    ) -> dict[_GKey, dict[Key, tuple[Decimal, int]]]:
         out: dict[_GKey, dict[Key, tuple[Decimal, int]]] = {}
-        for (cur, group, key), (minor, count) in self.source.sums(q).items():
+        for (cur, group, key), (minor, count) in raw.items():
             amount = Decimal(minor).scaleb(-minor_unit(cur))
             if rates is not None:
                 amount *= rates.rate(cur)
@@ -264,7 +311,8 @@ class Analytics:
                     "on_time": (("paid",), -1),
                     "paid": (("paid",), -1),
                 }[name]
-                split = "late" if name == "on_time" else None
+                # all the cash received is the sum of the on-time split: one sum, asked once
+                split = "late" if name in ("on_time", "paid") else None
                 q = Query(on_to=end, on_from=start, kinds=kinds, by=by, where=w, split=split)
                 keep = (lambda k: k == 0) if name == "on_time" else None
                 got[name] = {g: sign * v for g, v in self._total(q, rates, keep).items()}

@@ -37,7 +37,6 @@ from ..errors import ValidationError
 from ..ledger import Ledger
 from ..money import Money, check_currency
 from ..store.base import Store
-from ..summary import ReceivableSummary
 from ._book import (
     ALL_STATES,
     Movements,
@@ -85,7 +84,8 @@ class _Lean:
     after ``since`` (the only reductions that can count on such a day)."""
 
     since: date
-    summaries: list[tuple[str, ReceivableSummary]]  # (customer id, summary)
+    #: (customer id, then a summary's fields but ``disputed``: see ``_Row``)
+    summaries: list[_Row]
     touched: dict[str, Receivable]
     moves: Movements
     promises: list[PromiseToPay]
@@ -98,16 +98,23 @@ class _Lean:
     paid: list[tuple[str, date, date]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        for cid, s in self.summaries:
-            r = self.touched.get(s.id)
+        touched, touched_in, plain_in, paid = (
+            self.touched,
+            self.touched_in,
+            self.plain_in,
+            self.paid,
+        )
+        for cid, oid, state, cur, issued, due, amount, closed in self.summaries:
+            r = touched.get(oid)
             if r is not None:
-                self.touched_in.setdefault(s.currency, []).append(r)
-            elif s.open_amount > 0:
-                self.plain_in.setdefault(s.currency, []).append(
-                    (cid, s.issue_date, s.due_date, s.open_amount)
-                )
-            if s.state == "paid" and s.closed_on is not None:
-                self.paid.append((cid, s.closed_on, s.due_date))
+                touched_in.setdefault(cur, []).append(r)
+            elif amount > 0:
+                got = plain_in.get(cur)
+                if got is None:
+                    got = plain_in[cur] = []
+                got.append((cid, issued, due, amount))
+            if state == "paid" and closed is not None:
+                paid.append((cid, closed, due))
 
     @classmethod
     def read(cls, store: Store, since: date) -> _Lean:
@@ -124,15 +131,21 @@ class _Lean:
         wanted = set(moves.reductions) | set(disputes)
         wanted.update(i for p in promises for i in p.receivable_ids)
         wanted.update(
-            s.id
-            for _c, s in summaries
-            if s.state == "written_off" and s.closed_on is not None and s.closed_on > since
+            oid
+            for _c, oid, state, _cur, _i, _d, _a, closed in summaries
+            if state == "written_off" and closed is not None and closed > since
         )
         touched: dict[str, Receivable] = store.get_many("receivable", wanted)
         return cls(since, summaries, touched, moves, promises, disputes)
 
 
-def _summaries(store: Store, ids: list[str]) -> list[tuple[str, ReceivableSummary]]:
+#: A receivable as the forecast reads it: customer id, id, state, currency, issue date, due
+#: date, open amount now, closed on (a ``ReceivableSummary`` without ``disputed``, as a
+#: plain tuple: a million of them are made)
+_Row = tuple[str, str, str, str, date, date, Decimal, date | None]
+
+
+def _summaries(store: Store, ids: list[str]) -> list[_Row]:
     """The summaries of the receivables of customers ``ids``, with their customer. A SQL
     store gives them in one query of the columns its summary index holds (built here
     without ``summary_from_text``'s per-row calls: a million of them add seconds); another
@@ -155,28 +168,30 @@ def _summaries(store: Store, ids: list[str]) -> list[tuple[str, ReceivableSummar
             raw.close()
         if all(row[4] is not None for row in rows):
             day = date.fromisoformat
-            out = []
+            out: list[_Row] = []
+            add = out.append
             for cid, oid, state, due, text in rows:
                 if cid not in wanted:
                     continue
-                cur, issued, amount, disputed, closed = text.split("|")
-                out.append(
+                cur, issued, amount, _disputed, closed = text.split("|")
+                add(
                     (
                         cid,
-                        ReceivableSummary(
-                            oid,
-                            state,
-                            cur,
-                            day(issued),
-                            due if isinstance(due, date) else day(due),
-                            Decimal(amount),
-                            disputed == "1",
-                            day(closed) if closed else None,
-                        ),
+                        oid,
+                        state,
+                        cur,
+                        day(issued),
+                        due if isinstance(due, date) else day(due),
+                        Decimal(amount),
+                        day(closed) if closed else None,
                     )
                 )
             return out
-    return [(cid, s) for cid, ss in store.receivable_summaries(ids).items() for s in ss]
+    return [
+        (cid, s.id, s.state, s.currency, s.issue_date, s.due_date, s.open_amount, s.closed_on)
+        for cid, ss in store.receivable_summaries(ids).items()
+        for s in ss
+    ]
 
 
 def _after(store: Store, kind: str, field: str, since: date, ids: list[str]) -> list[Any]:
@@ -234,7 +249,7 @@ def forecasts(
     check_as_of(as_of, 7 * weeks + 7)
     with _collector_paused():
         book = _Lean.read(store_of(store_or_ledger), as_of - timedelta(7 * weeks))
-        currencies = sorted({s.currency for _c, s in book.summaries if s.issue_date <= as_of})
+        currencies = sorted({row[3] for row in book.summaries if row[4] <= as_of})
         return tuple(_forecast(book, as_of, cur, weeks) for cur in currencies)
 
 
@@ -349,11 +364,11 @@ def _project_lean(
     items = [
         (r, book.moves.open_on(r, on)) for r in book.touched_in.get(cur, ()) if r.issue_date <= on
     ]
-    plain = [
+    plain = (
         (cid, due, amount)
         for cid, issued, due, amount in book.plain_in.get(cur, ())
         if issued <= on
-    ]
+    )
     return _place(on, cur, weeks, items, plain, book, per_customer, pooled)
 
 

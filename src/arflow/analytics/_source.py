@@ -11,9 +11,10 @@ the SQL is tested against (and what the memory store uses).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
+from operator import itemgetter
 from typing import Any, Literal, Protocol
 
 from ..errors import UnknownDimension, ValidationError
@@ -98,6 +99,7 @@ def where_values(where: Mapping[str, Any] | None) -> tuple[tuple[str, tuple[str 
 
 class Source(Protocol):
     def sums(self, q: Query) -> Sums: ...
+    def sums_many(self, qs: Sequence[Query]) -> list[Sums]: ...
     def customer_labels(self) -> dict[str, str]: ...
     def grades(self) -> list[tuple[str | None, int]]: ...
     def first_day(self) -> date | None: ...
@@ -164,6 +166,10 @@ class PySource:
             acc[1] += m[6]
         return {k: (a, n) for k, (a, n) in out.items()}
 
+    def sums_many(self, qs: Sequence[Query]) -> list[Sums]:
+        """``sums`` of each query (the reference: one at a time)."""
+        return [self.sums(q) for q in qs]
+
     def customer_labels(self) -> dict[str, str]:
         return {c.id: c.name for c in self._store.all("customer")}
 
@@ -184,10 +190,135 @@ class SqlSource:
         self._engine = engine
 
     def sums(self, q: Query) -> Sums:
+        return self.sums_many([q])[0]
+
+    def sums_many(self, qs: Sequence[Query]) -> list[Sums]:
+        """Each query's sums. Queries that differ only in their period (``on_from``,
+        ``on_to``) are asked together as one ``GROUP BY`` (one scan of the journal): each
+        movement is summed in the elementary date interval between the periods' bounds it
+        falls in, and each query adds up the intervals within its period."""
+        families: dict[tuple[Any, ...], list[int]] = {}
+        rolled: dict[tuple[Any, ...], list[int]] = {}
+        plain: list[int] = []  # no split: summed over the keys of a family with one
+        for i, q in enumerate(qs):
+            band = (q.bands, q.on_to) if q.split == "band" else None
+            if q.by and not q.where and q.split in (None, "late", "band") and set(q.by) <= _ROLLED:
+                # one family of every split but the bands of different dates
+                rolled.setdefault((band,), []).append(i)
+            elif q.split is None:
+                plain.append(i)
+            else:
+                families.setdefault((q.by, q.where, q.kinds, q.split, band), []).append(i)
+        for i in plain:
+            q = qs[i]
+            like = [f for f in families if f[:3] == (q.by, q.where, q.kinds)]
+            families.setdefault(
+                like[0] if like else (q.by, q.where, q.kinds, None, None), []
+            ).append(i)
+        if len(rolled) > 1 and (None,) in rolled:  # the no-band family joins a band one
+            joined = rolled.pop((None,))
+            rolled[next(iter(rolled))] += joined
+        out: list[Sums] = [{} for _q in qs]
+        for members in families.values():
+            for i, got in zip(members, self._family([qs[i] for i in members]), strict=True):
+                out[i] = got
+        dims = self._customer_dims() if rolled else {}
+        for members in rolled.values():
+            if len(members) == 1:
+                out[members[0]] = self._family([qs[members[0]]])[0]
+                continue
+            for i, got in zip(members, self._rolled([qs[i] for i in members], dims), strict=True):
+                out[i] = got
+        return out
+
+    def _customer_dims(self) -> dict[str, tuple[str | None, ...]]:
+        import sqlalchemy as sa
+
+        from ..store.sql import CUSTOMER_DIM
+
+        c = CUSTOMER_DIM.c
+        with self._engine.connect() as conn:
+            return {
+                row[0]: tuple(row[1:])
+                for row in conn.execute(sa.select(c.id, *(c[x] for x in CUSTOMER_DIMS.values())))
+            }
+
+    def _rolled(self, qs: list[Query], dims: dict[str, tuple[str | None, ...]]) -> list[Sums]:
+        """Grouped queries of one split (by the customer's and the receivable's
+        dimensions, no filter) in one scan: the movements summed per customer, receivable
+        dimension, kind, split key and date interval (what the customer index holds in its
+        order), then added up per query in Python (a customer's own dimensions looked up
+        in ``dims``)."""
+        import sqlalchemy as sa
+
+        from ..store.sql import MOVEMENTS
+
+        m = MOVEMENTS.c
+        ends, spans, conds, interval = _intervals(qs, m.on_date)
+        if all(x.kinds is not None for x in qs):
+            conds.append(m.kind.in_(sorted({k for x in qs for k in x.kinds or ()})))
+        banded = next((x for x in qs if x.split == "band"), None)
+        late = any(x.split == "late" for x in qs)
+        band_key = sa.literal(0) if banded is None else _split_key(banded, m)
+        late_key = _split_key(Query(on_to=ends[-1], split="late"), m) if late else sa.literal(0)
+        own = ("salesperson", "region", "product_line")
+        stmt = (
+            sa.select(
+                m.customer_id,
+                m.currency,
+                *(m[d] for d in own),
+                m.kind,
+                band_key.label("b"),
+                late_key.label("k"),
+                interval.label("j"),
+                sa.func.sum(m.amount),
+                sa.func.sum(m.open_delta),
+            )
+            .where(*conds)
+            .group_by(
+                m.customer_id,
+                m.currency,
+                *(m[d] for d in own),
+                m.kind,
+                *([] if banded is None else [band_key]),
+                *([late_key] if late else []),
+                *([] if len(ends) == 1 else [interval]),
+            )
+        )
+        # a row as a flat tuple: the customer, the receivable's dimensions, the customer's,
+        # then the band and lateness keys and None (no split); each query picks its own
+        at = {d: i for i, d in enumerate(("customer", "salesperson", "region", "product_line"))}
+        at.update({d: 4 + i for i, d in enumerate(CUSTOMER_DIMS)})
+        split_at = {"band": len(at), "late": len(at) + 1, None: len(at) + 2}
+        none = (None,) * len(CUSTOMER_DIMS)
+        acc: list[dict[tuple[str, tuple[str | None, ...], Key], list[int]]] = [{} for _x in qs]
+        specs = [
+            (low, high, x.kinds, _picker(tuple(at[d] for d in x.by)), split_at[x.split], got)
+            for x, (low, high), got in zip(qs, spans, acc, strict=True)
+        ]
+        with self._engine.connect() as conn:
+            for cid, cur, sp, region, line, kind, b, k, j, amount, count in conn.execute(stmt):
+                flat = (cid, sp, region, line, *dims.get(cid, none), int(b), int(k), None)
+                j = int(j)
+                amount, count = int(amount), int(count)
+                for low, high, kinds, pick, split, got in specs:
+                    if low < j <= high and (kinds is None or kind in kinds):
+                        whole = (cur, pick(flat), flat[split])
+                        sums = got.get(whole)
+                        if sums is None:
+                            got[whole] = [amount, count]
+                        else:
+                            sums[0] += amount
+                            sums[1] += count
+        return [{k: (a, n) for k, (a, n) in got.items()} for got in acc]
+
+    def _family(self, qs: list[Query]) -> list[Sums]:
         import sqlalchemy as sa
 
         from ..store.sql import CUSTOMER_DIM, MOVEMENTS
 
+        # the family's by, where, kinds and split (a member without a split sums its keys)
+        q = next((x for x in qs if x.split is not None), qs[0])
         m, c = MOVEMENTS.c, CUSTOMER_DIM.c
         joined = any(d in CUSTOMER_DIMS for d in q.by) or any(
             d in CUSTOMER_DIMS or d == "tag" for d, _v in q.where
@@ -198,9 +329,7 @@ class SqlSource:
                 return m[MOVEMENT_DIMS[d]]
             return c[CUSTOMER_DIMS[d]]
 
-        conds: list[Any] = [m.on_date <= q.on_to]
-        if q.on_from is not None:
-            conds.append(m.on_date >= q.on_from)
+        ends, spans, conds, interval = _intervals(qs, m.on_date)
         if q.kinds is not None:
             conds.append(m.kind.in_(q.kinds) if len(q.kinds) > 1 else m.kind == q.kinds[0])
         for d, values in q.where:
@@ -219,24 +348,7 @@ class SqlSource:
             if len(present) < len(values):
                 parts.append(col.is_(None))
             conds.append(sa.or_(*parts))
-        key: Any
-        if q.split == "due":
-            key = m.due_date
-        elif q.split == "on":
-            key = m.on_date
-        elif q.split == "late":
-            key = sa.case((m.on_date > m.due_date, 1), else_=0)
-        elif q.split == "band":
-            key = sa.case(
-                (m.due_date >= q.on_to, 0),
-                *(
-                    (m.due_date >= q.on_to - timedelta(days=high), i)
-                    for i, high in enumerate(q.bands, start=1)
-                ),
-                else_=len(q.bands) + 1,
-            )
-        else:
-            key = sa.literal(0)
+        key = _split_key(q, m)
         groups = [column(d) for d in q.by]
         source: Any = MOVEMENTS
         if joined:
@@ -246,22 +358,36 @@ class SqlSource:
                 m.currency,
                 *groups,
                 key.label("k"),
+                interval.label("j"),
                 sa.func.sum(m.amount),
                 sa.func.sum(m.open_delta),
             )
             .select_from(source)
             .where(*conds)
-            .group_by(m.currency, *groups, *([] if q.split is None else [key]))
+            .group_by(
+                m.currency,
+                *groups,
+                *([] if q.split is None else [key]),
+                *([] if len(ends) == 1 else [interval]),
+            )
         )
-        out: Sums = {}
+        acc: list[dict[tuple[str, tuple[str | None, ...], Key], list[int]]] = [{} for _x in qs]
         n = len(groups)
         with self._engine.connect() as conn:
             for row in conn.execute(stmt):
                 k = None if q.split is None else row[n + 1]
                 if isinstance(k, str):  # SQLite gives dates of a CASE-less key as text
                     k = date.fromisoformat(k)
-                out[(row[0], tuple(row[1 : n + 1]), k)] = (int(row[n + 2]), int(row[n + 3]))
-        return out
+                j = int(row[n + 2])
+                whole = (row[0], tuple(row[1 : n + 1]), k)
+                bare = (row[0], whole[1], None)
+                amount, count = int(row[n + 3]), int(row[n + 4])
+                for x, (low, high), got in zip(qs, spans, acc, strict=True):
+                    if low < j <= high:
+                        sums = got.setdefault(whole if x.split is not None else bare, [0, 0])
+                        sums[0] += amount
+                        sums[1] += count
+        return [{k: (a, n) for k, (a, n) in got.items()} for got in acc]
 
     def customer_labels(self) -> dict[str, str]:
         import sqlalchemy as sa
@@ -293,6 +419,69 @@ class SqlSource:
         if isinstance(got, str):
             return date.fromisoformat(got)
         return got  # type: ignore[no-any-return]
+
+
+def _picker(at: tuple[int, ...]) -> Callable[[tuple[Any, ...]], tuple[Any, ...]]:
+    """A function giving the values at ``at`` of a tuple, as a tuple."""
+    if len(at) == 1:
+        (i,) = at
+        return lambda row: (row[i],)
+    get = itemgetter(*at)
+    return lambda row: get(row)
+
+
+#: Dimensions a grouped sum can be rolled up to from the sums per customer and receivable
+#: dimension (``SqlSource._rolled``).
+_ROLLED = {"customer", "salesperson", "region", "product_line", *CUSTOMER_DIMS}
+
+
+def _intervals(
+    qs: list[Query], on_date: Any
+) -> tuple[list[date], list[tuple[int, int]], list[Any], Any]:
+    """The date intervals of queries that differ in their periods: the intervals' upper
+    ends (every period's last day and the day before its first), each query's intervals
+    (``low < j <= high``), the conditions every movement summed meets, and the interval
+    of a movement (a SQL expression)."""
+    import sqlalchemy as sa
+
+    def before(d: date | None) -> date | None:
+        return None if d is None or d == date.min else d - timedelta(days=1)
+
+    ends = sorted({x.on_to for x in qs} | {b for x in qs if (b := before(x.on_from))})
+    spans = [
+        (-1 if (b := before(x.on_from)) is None else ends.index(b), ends.index(x.on_to)) for x in qs
+    ]
+    conds: list[Any] = [on_date <= ends[-1]]
+    if all(x.on_from is not None for x in qs):
+        conds.append(on_date >= min(x.on_from for x in qs if x.on_from is not None))
+    interval: Any = sa.literal(0)
+    if len(ends) > 1:
+        interval = sa.case(
+            *((on_date <= e, j) for j, e in enumerate(ends[:-1])), else_=len(ends) - 1
+        )
+    return ends, spans, conds, interval
+
+
+def _split_key(q: Query, m: Any) -> Any:
+    """The SQL expression of ``q``'s split key over the journal's columns ``m``."""
+    import sqlalchemy as sa
+
+    if q.split == "due":
+        return m.due_date
+    if q.split == "on":
+        return m.on_date
+    if q.split == "late":
+        return sa.case((m.on_date > m.due_date, 1), else_=0)
+    if q.split == "band":
+        return sa.case(
+            (m.due_date >= q.on_to, 0),
+            *(
+                (m.due_date >= q.on_to - timedelta(days=high), i)
+                for i, high in enumerate(q.bands, start=1)
+            ),
+            else_=len(q.bands) + 1,
+        )
+    return sa.literal(0)
 
 
 def source_of(store: Store, *, reference: bool = False) -> Source:
