@@ -1,8 +1,8 @@
 """The reference embedding's command line.
 
-    python main.py --db sqlite:///erp.db deploy          # arflow's schema + the host's migrations
-    python main.py --db sqlite:///erp.db story           # a short scripted story, printed
-    python main.py --db sqlite:///erp.db daily --as-of 2026-12-05   # arflow's day (cron)
+python main.py --db sqlite:///erp.db deploy          # arflow's schema + the host's migrations
+python main.py --db sqlite:///erp.db story           # a short scripted story, printed
+python main.py --db sqlite:///erp.db daily --as-of 2026-12-05   # arflow's day (cron)
 """
 
 from __future__ import annotations
@@ -14,12 +14,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from arflow import ArflowError  # noqa: E402
-from host.app import App  # noqa: E402
-from host.daily import run_day  # noqa: E402
-from host.deploy import deploy  # noqa: E402
-from host.models import CustomerRow, NotificationRow, SalesOrderRow  # noqa: E402
-from host.services import (  # noqa: E402
+from host.app import App
+from host.daily import run_day
+from host.deploy import deploy
+from host.models import CustomerRow, NotificationRow, SalesOrderRow
+from host.services import (
     enter_sales_order,
     post_invoice,
     record_payment,
@@ -40,38 +39,53 @@ def story(app: App) -> None:
         heard.clear()
 
     with app.transaction() as s:
-        register_customer(app, s, "C1", "ACME Trading", "ap@acme.example", "50000", "CNY",
-                          date(2026, 10, 1))
+        register_customer(
+            app, s, "C1", "ACME Trading", "ap@acme.example", "50000", "CNY", date(2026, 10, 1)
+        )
     tell("C1 registered, credit limit 50,000.00 CNY")
 
-    for order_id, amount, day in (("SO-1", "30000", 2), ("SO-2", "16000", 3),
-                                  ("SO-3", "10000", 4), ("SO-4", "40000", 5)):
+    for order_id, amount, day in (
+        ("SO-1", "30000", 2),
+        ("SO-2", "16000", 3),
+        ("SO-3", "10000", 4),
+        ("SO-4", "40000", 5),
+    ):
         with app.transaction() as s:
             status = enter_sales_order(app, s, order_id, "C1", amount, date(2026, 10, day))
         tell(f"{order_id} {amount} CNY entered: {status}")
 
     try:
         with app.transaction() as s:
-            post_invoice(app, s, "INV-1", "C1", "30000", date(2026, 10, 5), date(2026, 11, 4),
-                         order_id="SO-1")
+            post_invoice(
+                app,
+                s,
+                "INV-1",
+                "C1",
+                "30000",
+                date(2026, 10, 5),
+                date(2026, 11, 4),
+                order_id="SO-1",
+            )
             raise RuntimeError("the printer jammed")  # the host's own failure, before commit
     except RuntimeError as exc:
         tell(f"INV-1 not posted ({exc}): rolled back, no callback")
 
     with app.transaction() as s:
-        post_invoice(app, s, "INV-1", "C1", "30000", date(2026, 10, 5), date(2026, 11, 4),
-                     order_id="SO-1")
-        post_invoice(app, s, "INV-2", "C1", "16000", date(2026, 10, 6), date(2026, 10, 31),
-                     order_id="SO-2")
+        post_invoice(
+            app, s, "INV-1", "C1", "30000", date(2026, 10, 5), date(2026, 11, 4), order_id="SO-1"
+        )
+        post_invoice(
+            app, s, "INV-2", "C1", "16000", date(2026, 10, 6), date(2026, 10, 31), order_id="SO-2"
+        )
     tell("INV-1 30,000.00 and INV-2 16,000.00 CNY posted")
 
     with app.transaction() as s:
         record_payment(app, s, "PAY-1", "C1", "30000", date(2026, 10, 20))
     tell("PAY-1 30,000.00 CNY received")
 
-    for day in (date(2026, 11, 20), date(2026, 12, 5), date(2026, 12, 5)):
-        result = run_day(app, day)
-        tell(f"daily run {day}: {result.recorded} decisions recorded")
+    for as_of in (date(2026, 11, 20), date(2026, 12, 5), date(2026, 12, 5)):
+        result = run_day(app, as_of)
+        tell(f"daily run {as_of}: {result.recorded} decisions recorded")
 
     with app.sessions() as s:
         book = app.arflow(s).ledger

@@ -13,12 +13,18 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
-from arflow import Happened
+from arflow import Happened, HappenedKind
 
 from .models import CustomerRow, NotificationRow
 
 #: the kinds of notice the host listens to
-KINDS = ("order_refused", "order_approved", "approval_requested", "lock_placed", "lock_lifted")
+KINDS: tuple[HappenedKind, ...] = (
+    "order_refused",
+    "order_approved",
+    "approval_requested",
+    "lock_placed",
+    "lock_lifted",
+)
 
 
 class Reactions:

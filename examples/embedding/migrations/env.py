@@ -11,9 +11,9 @@ from logging.config import fileConfig
 
 import sqlalchemy as sa
 from alembic import context
+from host.models import Base
 
 from arflow.store.sql import alembic_include_object
-from host.models import Base
 
 config = context.config
 if config.config_file_name is not None and not config.attributes.get("quiet_logging"):
