@@ -255,3 +255,17 @@ def test_a_rolled_back_host_transaction_calls_no_callback(db_url: str) -> None:
             ]
     finally:
         app.close()
+
+
+def test_the_docs_quote_the_example_verbatim() -> None:
+    """docs/embedding.md, "The reference embedding": every Python block is a piece of the
+    example as it is, and the story printed there is the story the example prints."""
+    doc = (ROOT / "docs" / "embedding.md").read_text(encoding="utf-8")
+    section = doc[doc.index("## The reference embedding") :]
+    section = section[: section.index("\n## ", 1)]
+    sources = "\n".join(p.read_text(encoding="utf-8") for p in sorted(EXAMPLE.rglob("*.py")))
+    blocks = re.findall(r"^```python\n(.*?)^```$", section, re.S | re.M)
+    assert len(blocks) == 4
+    for block in blocks:
+        assert block in sources, block
+    assert f"```text\n{STORY}```" in section
