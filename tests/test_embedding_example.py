@@ -88,10 +88,10 @@ INV-1 not posted (the printer jammed): rolled back, no callback
 INV-1 30,000.00 and INV-2 16,000.00 CNY posted
 PAY-1 30,000.00 CNY received
   callback: lock_lifted C1
-daily run 2026-11-20: 1 decisions recorded
-daily run 2026-12-05: 3 decisions recorded
+daily run 2026-11-20: 1 recorded, 6 skipped
+daily run 2026-12-05: 3 recorded, 0 skipped
   callback: lock_placed C1
-daily run 2026-12-05: 0 decisions recorded
+daily run 2026-12-05: 0 recorded, 0 skipped
 SO-1: entered approved, now invoiced
 SO-2: entered approved, now invoiced
 SO-3: entered pending_approval, now pending_approval

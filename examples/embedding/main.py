@@ -85,7 +85,7 @@ def story(app: App) -> None:
 
     for as_of in (date(2026, 11, 20), date(2026, 12, 5), date(2026, 12, 5)):
         result = run_day(app, as_of)
-        tell(f"daily run {as_of}: {result.recorded} decisions recorded")
+        tell(f"daily run {as_of}: {result.recorded} recorded, {result.skipped} skipped")
 
     with app.sessions() as s:
         book = app.arflow(s).ledger
