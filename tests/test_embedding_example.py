@@ -16,6 +16,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -41,18 +42,45 @@ from host.models import Base, CustomerRow, InvoiceRow, NotificationRow, SalesOrd
 from host.services import enter_sales_order, post_invoice, register_customer  # noqa: E402
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """The host's database: an SQLite file, or a PostgreSQL schema of its own named by the
-    URL's search path (the host's tables and arflow's both there)."""
+@dataclass(frozen=True)
+class Db:
+    url: str
+    #: PostgreSQL: arflow's own schema, behind the host's on the search path
+    arflow_schema: str | None = None
+
+    @property
+    def args(self) -> list[str]:
+        """``main.py``'s options naming this database."""
+        schema = ["--arflow-schema", self.arflow_schema] if self.arflow_schema else []
+        return ["--db", self.url, *schema]
+
+    def app(self) -> App:
+        return App(self.url, arflow_schema=self.arflow_schema)
+
+
+@pytest.fixture(
+    params=[
+        "sqlite",
+        pytest.param("postgres", marks=pytest.mark.postgres),
+        pytest.param("postgres-arflow-schema", marks=pytest.mark.postgres),
+    ]
+)
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Db]:
+    """The host's database: an SQLite file; or a PostgreSQL schema of the host's named by the
+    URL's search path, with arflow's tables there too, or in a schema of their own next on
+    the search path."""
     if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'erp.db'}"
+        yield Db(f"sqlite:///{tmp_path / 'erp.db'}")
         return
     schema = f"t_{uuid.uuid4().hex[:12]}"
     _postgres_engine(schema).dispose()  # skips (or fails in CI) without PostgreSQL
-    url = sa.make_url(POSTGRES_URL).update_query_dict({"options": f"-csearch_path={schema}"})
-    yield url.render_as_string(hide_password=False)
+    book = f"a_{uuid.uuid4().hex[:12]}" if request.param == "postgres-arflow-schema" else None
+    path = f"{schema},{book}" if book else schema
+    url = sa.make_url(POSTGRES_URL).update_query_dict({"options": f"-csearch_path={path}"})
+    yield Db(url.render_as_string(hide_password=False), book)
     _drop_schema(schema)
+    if book:
+        _drop_schema(book)
 
 
 def run(*args: str, timeout: int = 180) -> str:
@@ -68,8 +96,8 @@ def run(*args: str, timeout: int = 180) -> str:
     return done.stdout
 
 
-def deploy(url: str) -> None:
-    out = run(str(EXAMPLE / "main.py"), "--db", url, "deploy")
+def deploy(db: Db) -> None:
+    out = run(str(EXAMPLE / "main.py"), *db.args, "deploy")
     assert re.fullmatch(r"arflow schema 0 -> \d+; host migrations at head\n", out), out
 
 
@@ -109,9 +137,9 @@ C1 on hold: True
 """
 
 
-def logged(url: str) -> dict[str, dict[str, object]]:
+def logged(db: Db) -> dict[str, dict[str, object]]:
     """arflow's committed events, by id, read by a book of its own."""
-    store = SqlStore(url, upgrade=False)
+    store = SqlStore(db.url, schema=db.arflow_schema, upgrade=False)
     try:
         return {
             str(body["event_id"]): body
@@ -121,17 +149,17 @@ def logged(url: str) -> dict[str, dict[str, object]]:
         store.close()
 
 
-def test_the_story_on_a_deployed_database(db_url: str) -> None:
-    deploy(db_url)
-    assert run(str(EXAMPLE / "main.py"), "--db", db_url, "story") == STORY
+def test_the_story_on_a_deployed_database(db: Db) -> None:
+    deploy(db)
+    assert run(str(EXAMPLE / "main.py"), *db.args, "story") == STORY
 
     # the host's rows and arflow's book agree, row for event
-    events = logged(db_url)
-    db = sa.create_engine(db_url)
-    store = SqlStore(db_url, upgrade=False)
+    events = logged(db)
+    host = sa.create_engine(db.url)
+    store = SqlStore(db.url, schema=db.arflow_schema, upgrade=False)
     book = Ledger(store)
     try:
-        with db.connect() as conn:
+        with host.connect() as conn:
             for table, prefix in (
                 ("customers", "customer"),
                 ("sales_orders", "order"),
@@ -151,13 +179,15 @@ def test_the_story_on_a_deployed_database(db_url: str) -> None:
         store.close()
 
     # the host's autogenerate proposes nothing: not for its own tables, not for arflow's
-    out = run("-m", "alembic", "-c", str(EXAMPLE / "alembic.ini"), "-x", f"db={db_url}", "check")
+    out = run("-m", "alembic", "-c", str(EXAMPLE / "alembic.ini"), "-x", f"db={db.url}", "check")
     assert "No new upgrade operations detected" in out
-    # ... because of the hook: without it, it would drop every table of arflow's
-    with db.connect() as conn:
+    # ... because of the hook: without it, it would drop every table of arflow's (in a schema
+    # of their own too: PostgreSQL's reflection lists every table on the search path)
+    with host.connect() as conn:
         naive = compare_metadata(MigrationContext.configure(conn), Base.metadata)
-    assert {d[1].name for d in naive if d[0] == "remove_table"} == TABLE_NAMES
-    db.dispose()
+    dropped = {d[1].name for d in naive if d[0] == "remove_table"}
+    assert dropped == TABLE_NAMES
+    host.dispose()
 
 
 DYING_HOST = """
@@ -178,16 +208,16 @@ with app.transaction() as s:
 """
 
 
-def test_a_host_killed_between_its_write_and_its_commit_leaves_nothing(db_url: str) -> None:
-    deploy(db_url)
-    app = App(db_url)
+def test_a_host_killed_between_its_write_and_its_commit_leaves_nothing(db: Db) -> None:
+    deploy(db)
+    app = db.app()
     try:
         with app.transaction() as s:
             register_customer(
                 app, s, "C1", "ACME", "ap@acme.example", "50000", "CNY", date(2026, 10, 1)
             )
         child = subprocess.Popen(
-            [sys.executable, "-c", DYING_HOST, db_url],
+            [sys.executable, "-c", DYING_HOST, db.url],
             env=ENV,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -209,21 +239,21 @@ def test_a_host_killed_between_its_write_and_its_commit_leaves_nothing(db_url: s
         assert code == -signal.SIGKILL
         with app.sessions() as s:
             assert s.get(InvoiceRow, "INV-K") is None
-        assert "erp:invoice:INV-K" not in logged(db_url)
+        assert "erp:invoice:INV-K" not in logged(db)
 
         # and the same business action goes through afterwards, once
         with app.transaction() as s:
             post_invoice(app, s, "INV-K", "C1", "500", date(2026, 10, 5), date(2026, 11, 4))
         with app.sessions() as s:
             assert s.get_one(InvoiceRow, "INV-K").amount == Decimal("500")
-        assert "erp:invoice:INV-K" in logged(db_url)
+        assert "erp:invoice:INV-K" in logged(db)
     finally:
         app.close()
 
 
-def test_a_rolled_back_host_transaction_calls_no_callback(db_url: str) -> None:
-    deploy(db_url)
-    app = App(db_url)
+def test_a_rolled_back_host_transaction_calls_no_callback(db: Db) -> None:
+    deploy(db)
+    app = db.app()
     try:
         with app.transaction() as s:
             register_customer(
@@ -238,7 +268,7 @@ def test_a_rolled_back_host_transaction_calls_no_callback(db_url: str) -> None:
             assert s.query(NotificationRow).count() == 0
             assert s.get(SalesOrderRow, "SO-9") is None
             assert s.get_one(CustomerRow, "C1").on_hold is False
-        assert "erp:order:SO-9" not in logged(db_url)
+        assert "erp:order:SO-9" not in logged(db)
 
         with app.transaction() as s:  # committed: the callbacks come, after the commit
             enter_sales_order(app, s, "SO-9", "C1", "60000", date(2026, 10, 2))

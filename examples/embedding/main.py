@@ -103,6 +103,9 @@ def story(app: App) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db", default="sqlite:///erp.db", help="the host's database URL")
+    parser.add_argument(
+        "--arflow-schema", default=None, help="PostgreSQL: arflow's own schema, on the search path"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("deploy", help="upgrade arflow's schema, then the host's")
     sub.add_parser("story", help="run the scripted story")
@@ -110,10 +113,10 @@ def main(argv: list[str] | None = None) -> None:
     daily.add_argument("--as-of", type=date.fromisoformat, default=None)
     args = parser.parse_args(argv)
     if args.command == "deploy":
-        before, after = deploy(args.db)
+        before, after = deploy(args.db, args.arflow_schema)
         print(f"arflow schema {before} -> {after}; host migrations at head")
         return
-    app = App(args.db)
+    app = App(args.db, arflow_schema=args.arflow_schema)
     try:
         if args.command == "story":
             story(app)

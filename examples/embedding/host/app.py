@@ -20,10 +20,15 @@ from .reactions import KINDS, Reactions
 
 class App:
     """The host application: ``url`` is its own database, which holds arflow's tables too
-    (made by the deployment, ``deploy.py``)."""
+    (made by the deployment, ``deploy.py``). On PostgreSQL, ``arflow_schema`` names a schema
+    of arflow's own, which the URL's search path must name after the host's
+    (``options=-csearch_path=erp,arflow``): the host's session finds arflow's tables there."""
 
-    def __init__(self, url: str, pack: RulePack | None = None) -> None:
+    def __init__(
+        self, url: str, pack: RulePack | None = None, *, arflow_schema: str | None = None
+    ) -> None:
         self.url = url
+        self.arflow_schema = arflow_schema
         self.db = sa.create_engine(url)
         # SQLite: every transaction begins in the database when SQLAlchemy begins it, so
         # arflow's savepoints are savepoints of the host's transaction (PostgreSQL: nothing)

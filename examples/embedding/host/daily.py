@@ -34,7 +34,8 @@ from .reactions import KINDS
 def run_day(app: App, as_of: date) -> RunResult:
     """Decide ``as_of`` and queue its messages in arflow's outbox, in one transaction of its
     own; the host's reactions hear of the locks it placed once it committed."""
-    store = SqlStore(app.url, upgrade=False)  # the deployment upgraded the schema
+    # the deployment upgraded the schema; the same book the host's sessions find
+    store = SqlStore(app.url, schema=app.arflow_schema, upgrade=False)
     try:
         ledger = Ledger(store)
         ledger.subscribe(app.reactions, *KINDS)

@@ -22,10 +22,11 @@ def alembic_config(url: str) -> Config:
     return config
 
 
-def deploy(url: str) -> tuple[int, int]:
-    """arflow's tables to this arflow's schema version (``arflow db upgrade --db URL`` does
-    the same), then the host's to its head revision. Returns arflow's versions before and
+def deploy(url: str, arflow_schema: str | None = None) -> tuple[int, int]:
+    """arflow's tables to this arflow's schema version, in PostgreSQL schema
+    ``arflow_schema`` if given (``arflow db upgrade --db URL [--db-schema S]`` does the
+    same), then the host's to its head revision. Returns arflow's versions before and
     after."""
-    versions = upgrade(url)
+    versions = upgrade(url, schema=arflow_schema)
     command.upgrade(alembic_config(url), "head")
     return versions
