@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from .actions import (
     Adapter,
     Happened,
+    HappenedKind,
     LogAdapter,
     MemoryAdapter,
     Message,
@@ -287,6 +288,7 @@ __all__ = [
     "FactorPoints",
     "Failure",
     "Happened",
+    "HappenedKind",
     "HostTransactionFailed",
     "IllegalTransition",
     "ImportRejected",
