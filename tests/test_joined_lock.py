@@ -71,3 +71,29 @@ def test_a_joined_writer_holds_the_lock_of_arflows_own_schema(schemas: tuple[str
     finally:
         db.dispose()
         other.dispose()
+
+
+def test_a_book_opened_on_such_a_search_path_takes_the_same_lock(
+    schemas: tuple[str, str],
+) -> None:
+    """The same layout, the book opened by its engine without naming arflow's schema: its
+    writers too take the lock of the schema that holds the tables, not the search path's
+    first."""
+    host, book = schemas
+    upgrade(POSTGRES_URL, schema=book)
+    db = sa.create_engine(POSTGRES_URL, connect_args={"options": f"-csearch_path={host},{book}"})
+    other = sa.create_engine(POSTGRES_URL)
+    store = SqlStore(db, upgrade=False)
+    try:
+        with store.transaction() as tx:
+            assert tx.get("customer", "C1") is None
+            with other.connect() as probe:
+                free = probe.execute(
+                    sa.text("SELECT pg_try_advisory_xact_lock(hashtext('arflow:' || :s))"),
+                    {"s": book},
+                ).scalar()
+                probe.rollback()
+            assert free is False, "the book's writer does not hold arflow's schema's lock"
+    finally:
+        store.close()
+        other.dispose()

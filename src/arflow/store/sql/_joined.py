@@ -30,27 +30,10 @@ from ...errors import (
 )
 from ._driver import _Models
 from ._errors import _Edge, translated
-from ._schema import SCHEMA, SCHEMA_VERSION
+from ._schema import SCHEMA_VERSION, _lock
 from ._store import SqlStore
 from ._tx import _SqlTx
 from ._upgrade import stored_version
-
-#: The writers' lock of a joined book on PostgreSQL: the one every book of these tables takes
-#: (``_schema._lock``), named after the schema the host's search path finds arflow's tables
-#: in, which is not the search path's first when the host's own schema comes first
-#: (``search_path=erp,arflow``, while the daily run opens the book with ``arflow_schema``).
-_WRITER_LOCK = sa.text(
-    "SELECT pg_advisory_xact_lock(hashtext('arflow:' || COALESCE("
-    "(SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-    " WHERE c.oid = to_regclass(:table)), current_schema())))"
-).bindparams(table=SCHEMA.name)
-
-
-def _writer_lock(conn: Connection) -> None:
-    """Serialise arflow's writers on PostgreSQL (SQLite: the database's write lock does)."""
-    if conn.dialect.name == "postgresql":
-        conn.execute(_WRITER_LOCK)
-
 
 #: Where a Session keeps its joined store (``JoinedSqlStore.of``).
 _INFO_KEY = "arflow.joined_store"
@@ -224,7 +207,7 @@ class JoinedSqlStore(SqlStore):
                 # taking the write lock now; the host's commit or rollback ends it
                 conn.exec_driver_sql("BEGIN IMMEDIATE")
         if writer:
-            _writer_lock(conn)  # before the savepoint, so that its rollback keeps the lock
+            _lock(conn)  # PostgreSQL: before the savepoint, so that its rollback keeps the lock
         nested: Any = (
             self._session.begin_nested() if self._session is not None else conn.begin_nested()
         )

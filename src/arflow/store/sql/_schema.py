@@ -442,16 +442,25 @@ MIGRATIONS: list[Callable[[Connection], None]] = [
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
+#: The writers' lock of a book whose tables the search path finds: named after the schema
+#: that holds them (not the search path's first, which may be a host's own schema:
+#: ``search_path=erp,arflow``), so that it is the lock a store naming that schema takes.
+_SEARCH_PATH_LOCK = sa.text(
+    "SELECT pg_advisory_xact_lock(hashtext('arflow:' || COALESCE("
+    "(SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+    " WHERE c.oid = to_regclass(:table)), current_schema())))"
+).bindparams(table="arflow_schema")
+
+
 def _lock(conn: Connection) -> None:
     """Serialise the book's writers: one advisory lock per schema (so two books in two
     schemas of one database do not wait for each other), released at commit. The schema
-    is arflow's own (``SqlStore(..., schema=...)``), else the search path's first."""
+    is arflow's own (``SqlStore(..., schema=...)``), else the one the search path finds
+    arflow's tables in."""
     if conn.dialect.name == "postgresql":
         where = schema_of(conn)
         if where is None:
-            conn.execute(
-                sa.text("SELECT pg_advisory_xact_lock(hashtext('arflow:' || current_schema()))")
-            )
+            conn.execute(_SEARCH_PATH_LOCK)
         else:
             conn.execute(
                 sa.text("SELECT pg_advisory_xact_lock(hashtext('arflow:' || :schema))"),
