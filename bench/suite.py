@@ -58,6 +58,7 @@ AS_OF = books.AS_OF
 BOOK_FORMAT = 1  # bump when books.realistic_events changes: cached books are keyed by it
 GROUPS = ("spread", "first", "fixed", "feed", "handle")
 PEERS = ("post", "post_batch", "zen")
+PEER_MODULES = {"post": "durable", "post_batch": "durable", "zen": "zen"}
 BATCH = 1_000  # facts per durable post_batch
 
 #: The issue's targets (issue 17), for 1M receivables on this 2-core machine.
@@ -250,7 +251,8 @@ def child(args: argparse.Namespace) -> None:
     if args.child == "build":
         core = args.core or None
         events = books.realistic_events(args.size, args.customers, args.seed, core)
-        print(json.dumps(books.build_sqlite(Path(args.db), events, args.customers + args.size)))
+        out = books.build_sqlite(Path(args.db), events, args.customers + args.size)
+        print(json.dumps({**out, "peak_rss_mib": round(bench_run.peak_rss_mib(), 1)}))
         return
     import arflow.engine  # noqa: F401  (imports stay out of the timings)
 
@@ -275,7 +277,7 @@ class Suite:
         self.work = self.cache / f"work-{os.getpid()}"
         self.work.mkdir()
         self.results: dict[str, list[dict[str, Any]]] = {}
-        self.notes: dict[str, Any] = {}
+        self.notes: dict[str, str] = {}
 
     # a measurement: one subprocess, the load average before and after it
     def measure(self, key: str, cmd: list[str]) -> dict[str, Any]:
@@ -363,8 +365,19 @@ class Suite:
         )
         books.remove_db(db)
 
+    def peers(self) -> list[str]:
+        """The peers whose library is installed (``pip install -e '.[bench]'``); a missing
+        one is left out, and the report says so."""
+        import importlib.util
+
+        got = [p for p in PEERS if importlib.util.find_spec(PEER_MODULES[p]) is not None]
+        for p in sorted(set(PEERS) - set(got)):
+            self.notes[p] = f"{PEER_MODULES[p]} is not installed: the {p} peer is left out"
+        return got
+
     def run(self) -> None:
         a = self.args
+        peers = self.peers()
         only = set(a.only.split(",")) if a.only else set(GROUPS)
         plan: list[tuple[str, Any]] = []
         if only & {"spread", "first", "handle"}:
@@ -378,13 +391,13 @@ class Suite:
         if "spread" in only:
             plan.append(("spread_day", lambda: self.day("spread_day", spread0)))
             plan.append(("spread_workers", lambda: self.day("spread_workers", spread0, a.workers)))
-            for p in PEERS:
+            for p in peers:
                 plan.append((f"spread_{p}", lambda p=p: self.peer(f"spread_{p}", p, spread)))
         if "fixed" in only:
             fixed = self.book("fixed", a.fixed_core)
             fixed0 = self.day0("fixed", fixed, None)
             plan.append(("fixed_day", lambda: self.day("fixed_day", fixed0)))
-            for p in PEERS:
+            for p in peers:
                 plan.append((f"fixed_{p}", lambda p=p: self.peer(f"fixed_{p}", p, fixed)))
         if "handle" in only:
             plan.append(("handle", lambda: self.handle("handle", "handle", spread0)))
@@ -439,7 +452,9 @@ def load(r: dict[str, Any] | None) -> str:
     return "-" if r is None else f"{r['load_start']:.1f} → {r['load_end']:.1f}"
 
 
-def report(args: argparse.Namespace, results: dict[str, list[dict[str, Any]]]) -> str:
+def report(
+    args: argparse.Namespace, results: dict[str, list[dict[str, Any]]], notes: dict[str, str]
+) -> str:
     med = {k: median_run(v) for k, v in results.items()}
 
     def s(key: str) -> str:
@@ -455,25 +470,28 @@ def report(args: argparse.Namespace, results: dict[str, list[dict[str, Any]]]) -
         return "-" if p is None or o is None else f"{p['seconds'] / o['seconds']:.1f}x"
 
     size = f"{args.size:,}"
+    names = {"post": "durable `post`", "post_batch": "durable `post_batch`", "zen": "zen-engine"}
     rows = []
     for day, label, group, cmp in (
-        ("spread_workers", f"spread day, workers={args.workers}", "spread", ("post",)),
+        ("spread_workers", f"spread day, `workers={args.workers}`", "spread", ("post",)),
         ("spread_day", "spread day, one process", "spread", PEERS),
         ("fixed_day", "fixed day, one process", "fixed", PEERS),
     ):
         if day not in med:
             continue
-        for p in cmp:
-            target = TARGETS.get(f"{day.split('_')[0]}_{p}", "")
-            if day == "spread_workers":
-                target = f"{TARGETS['spread_workers']}; {TARGETS['spread_post']}"
-            peer_name = {"post": "durable-rules `post`", "post_batch": "durable-rules "
-                         "`post_batch`", "zen": "zen-engine `evaluate`"}[p]  # fmt: skip
-            peer_key = f"{day.split('_')[0]}_{p}"
-            rows.append(
-                [label, size, s(day), f"{peer_name} {s(peer_key)}", ratio(peer_key, day),
-                 target, rss(day, peer_key), load(med.get(day)), command(args, group)]
-            )  # fmt: skip
+        book = day.split("_")[0]
+        got = [p for p in cmp if med.get(f"{book}_{p}") is not None]
+        peer = "; ".join(f"{names[p]} {s(f'{book}_{p}')}" for p in got) or "-"
+        ratios = "; ".join(f"{ratio(f'{book}_{p}', day)} {names[p]}" for p in got) or "-"
+        target = {
+            "spread_workers": f"{TARGETS['spread_workers']}; {TARGETS['spread_post']}",
+            "spread_day": TARGETS["spread_post"],
+            "fixed_day": f"{TARGETS['fixed_post']} and post_batch",
+        }[day]
+        rows.append(
+            [label, size, s(day), peer, ratios, target,
+             rss(day, *(f"{book}_{p}" for p in got)), load(med.get(day)), command(args, group)]
+        )  # fmt: skip
     if "first" in med:
         rows.append(
             ["first run of the spread book", size, s("first"), "-", "-", TARGETS["first"],
@@ -537,6 +555,8 @@ def report(args: argparse.Namespace, results: dict[str, list[dict[str, Any]]]) -
                 f"{r.get('peak_rss_mib', 0):.0f} MiB)"
             )
         lines.append(f"- {key}: " + "; ".join(cells))
+    if notes:
+        lines += ["", *(f"Note: {n}" for n in notes.values())]
     facts = []
     for key in ("spread_day", "fixed_day", "spread_post", "spread_zen", "fixed_post", "handle"):
         r = med.get(key)
@@ -566,6 +586,7 @@ def main() -> None:
     p.add_argument("--json", default="", help="also write every run here")
     p.add_argument("--timeout", type=float, default=7200, help="seconds per measurement")
     p.add_argument("--mem-cap-gib", type=float, default=14)
+    p.add_argument("--from-json", default="", help="only report the runs a --json file holds")
     # child-only
     p.add_argument("--child", default="", help=argparse.SUPPRESS)
     p.add_argument("--db", default="", help=argparse.SUPPRESS)
@@ -580,6 +601,10 @@ def main() -> None:
         p.error(f"unknown groups {sorted(unknown)}: choose from {', '.join(GROUPS)}")
     args.customers = args.customers or books.default_customers(args.size)
     args.fixed_core = min(args.size, args.fixed_core or max(1, args.size // 10))
+    if args.from_json:
+        saved = json.loads(Path(args.from_json).read_text())
+        print(report(args, saved.get("results", saved), saved.get("notes", {})))
+        return
     suite = Suite(args)
     t0 = time.perf_counter()
     try:
@@ -587,8 +612,9 @@ def main() -> None:
     finally:
         suite.close()
         if args.json:
-            Path(args.json).write_text(json.dumps(suite.results, indent=1, default=str))
-    print(report(args, suite.results))
+            saved = {"args": vars(args), "results": suite.results, "notes": suite.notes}
+            Path(args.json).write_text(json.dumps(saved, indent=1, default=str))
+    print(report(args, suite.results, suite.notes))
     print(f"\n(total {time.perf_counter() - t0:.0f} s)", file=sys.stderr)
 
 
