@@ -457,9 +457,13 @@ def report(
 ) -> str:
     med = {k: median_run(v) for k, v in results.items()}
 
+    def cpu(r: dict[str, Any]) -> float:
+        own = r.get("cpu_s", r.get("cpu_seconds", 0))
+        return float(own) + float(r.get("helpers_cpu_s", 0))
+
     def s(key: str) -> str:
         r = med.get(key)
-        return "-" if r is None else f"{r['seconds']:.2f} s"
+        return "-" if r is None else f"{r['seconds']:.2f} / {cpu(r):.2f} s"
 
     def rss(*keys: str) -> str:
         got = [med.get(k) for k in keys]
@@ -467,7 +471,10 @@ def report(
 
     def ratio(peer: str, ours: str) -> str:
         p, o = med.get(peer), med.get(ours)
-        return "-" if p is None or o is None else f"{p['seconds'] / o['seconds']:.1f}x"
+        if p is None or o is None:
+            return "-"
+        by_cpu = f" (CPU {cpu(p) / cpu(o):.1f}x)" if cpu(o) else ""
+        return f"{p['seconds'] / o['seconds']:.1f}x{by_cpu}"
 
     size = f"{args.size:,}"
     names = {"post": "durable `post`", "post_batch": "durable `post_batch`", "zen": "zen-engine"}
@@ -500,22 +507,33 @@ def report(
     feed = median_run(results.get("feed", []))
     floor = median_run(results.get("feed_floor", []))
     if feed is not None:
-        f_rate = f"{feed['events_per_s']:,}/s"
-        fl = "-" if floor is None else f"bare `sqlite3` {floor['events_per_s']:,}/s"
-        rat = "-" if floor is None else f"{floor['events_per_s'] / feed['events_per_s']:.1f}x"
+        f_rate = f"{feed['events_per_s']:,} / {feed['events_per_cpu_s']:,} events/s"
+        fl = "-"
+        rat = "-"
+        if floor is not None:
+            fl = f"bare `sqlite3` {floor['events_per_s']:,} / {floor['events_per_cpu_s']:,}/s"
+            rat = (
+                f"{floor['events_per_s'] / feed['events_per_s']:.1f}x (CPU "
+                f"{floor['events_per_cpu_s'] / feed['events_per_cpu_s']:.1f}x)"
+            )
         rows.append(
             ["bank feed: `apply_all` of PaymentReceived, SQLite", f"{args.feed_events:,} "
-             f"events", f_rate, fl, f"floor {rat} faster", TARGETS["feed"],
+             f"events", f_rate, fl, f"the floor is {rat} faster", TARGETS["feed"],
              rss("feed", "feed_floor"), load(feed), command(args, "feed")]
         )  # fmt: skip
     hd = median_run(results.get("handle", []), "p99_ms")
     ap = median_run(results.get("handle_apply", []), "p99_ms")
     if hd is not None:
-        peer = "-" if ap is None else f"`Ledger.apply` p50 {ap['p50_ms']} / p99 {ap['p99_ms']} ms"
+
+        def lat(r: dict[str, Any]) -> str:
+            per_call = 1000 * cpu(r) / r["calls"]
+            return f"p50 {r['p50_ms']} / p99 {r['p99_ms']} ms (CPU {per_call:.1f} ms a call)"
+
+        peer = "-" if ap is None else f"`Ledger.apply` {lat(ap)}"
         rat = "-" if ap is None else f"{hd['p99_ms'] / ap['p99_ms']:.1f}x the ledger's p99"
         rows.append(
             ["`Engine.handle(PaymentReceived)` latency", f"{size} book, {hd['calls']:,} calls",
-             f"p50 {hd['p50_ms']} / p99 {hd['p99_ms']} ms", peer, rat, TARGETS["handle"],
+             lat(hd), peer, rat, TARGETS["handle"],
              rss("handle", "handle_apply"), load(hd), command(args, "handle")]
         )  # fmt: skip
     rows.append(
@@ -524,19 +542,22 @@ def report(
          "throughput grows with workers", "-", "-", "-"]
     )  # fmt: skip
     head = [
-        "| what | size | arflow | peer / floor | ratio | issue 17's target | peak RSS MiB "
+        "| what | size | arflow (wall / CPU) | peer / floor (wall / CPU) | peer / arflow "
+        "| issue 17's target | peak RSS MiB "
         "(arflow / peer) | load 1 min (start → end) | command |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     lines = [
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {bench_run.source_state()}, "
         f"Python {platform.python_version()}, {os.cpu_count()} CPUs; medians of "
-        f"{args.repeats} interleaved repeats, every run below",
+        f"{args.repeats} interleaved repeats, every run below; CPU counts the helper "
+        "processes of `workers=N`",
         "",
         *head,
         *("| " + " | ".join(r) + " |" for r in rows),
         "",
-        "Every run (seconds; load average 1 min at start → end; peak RSS MiB):",
+        "Every run (wall / CPU seconds, or the rate or latency; load average 1 min at start → "
+        "end; peak RSS MiB):",
         "",
     ]
     for key, runs in results.items():
@@ -545,11 +566,11 @@ def report(
             if "error" in r:
                 cells.append(f"error: {r['error']}")
                 continue
-            fig = f"{r['seconds']}"
+            fig = f"{r['seconds']} / {cpu(r):.2f}"
             if "p99_ms" in r:
                 fig = f"p50 {r['p50_ms']} / p99 {r['p99_ms']} ms"
             elif "events_per_s" in r and key.startswith("feed"):
-                fig = f"{r['events_per_s']:,}/s"
+                fig = f"{r['events_per_s']:,} / {r['events_per_cpu_s']:,} events/s"
             cells.append(
                 f"{fig} (load {r['load_start']:.1f} → {r['load_end']:.1f}, "
                 f"{r.get('peak_rss_mib', 0):.0f} MiB)"
