@@ -76,7 +76,7 @@ def test_the_suite_runs_end_to_end_on_a_tiny_book(tmp_path: Path) -> None:
     out = tmp_path / "runs.json"
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     done = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "suite.py"), "--size", "300", "--repeats", "1",
+        [sys.executable, str(ROOT / "bench" / "suite.py"), "--size", "300", "--repeats", "2",
          "--feed-events", "60", "--feed-customers", "6", "--payments", "5",
          "--cache-dir", str(tmp_path / "cache"), "--json", str(out)],
         capture_output=True, text=True, timeout=600, check=False, env=env, cwd=ROOT,
@@ -86,12 +86,13 @@ def test_the_suite_runs_end_to_end_on_a_tiny_book(tmp_path: Path) -> None:
     for row in ("spread day, `workers=2`", "spread day, one process", "fixed day",
                 "first run of the spread book", "bank feed", "Engine.handle", "Celery"):  # fmt: skip
         assert row in table, row
-    assert "python bench/suite.py --size 300 --repeats 1 --only spread" in table
+    assert "python bench/suite.py --size 300 --repeats 2 --only spread" in table
     saved = json.loads(out.read_text())
     runs = saved["results"]
     assert {"spread_day", "spread_workers", "fixed_day", "first", "feed", "handle"} <= set(runs)
     assert all("error" not in r for rs in runs.values() for r in rs), runs
     assert runs["handle"][0]["calls"] == 5
+    assert [len(runs[k]) for k in ("spread_day", "fixed_day", "feed_floor")] == [2, 2, 2]
     # the peers decide what each other decides: the same ladder steps, from the same facts
     matched = {runs[k][0]["matched"] for k in ("spread_post", "spread_zen") if k in runs}
     assert len(matched) <= 1
