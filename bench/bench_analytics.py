@@ -38,6 +38,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).parent))
 
 import bench_run
+import books
 
 AS_OF = bench_run.AS_OF
 PG_URL = os.environ.get(
@@ -67,7 +68,7 @@ def payments(size: int, customers: int, seed: int) -> Iterator[Any]:
 
 
 def build(store_url: str | Any, size: int, customers: int, seed: int) -> dict[str, Any]:
-    from itertools import chain, islice
+    from itertools import chain
 
     from arflow import Ledger
 
@@ -77,15 +78,10 @@ def build(store_url: str | Any, size: int, customers: int, seed: int) -> dict[st
         bench_run.invoice_events(size, size, customers, seed),
         payments(size, customers, seed),
     )
-    t0 = time.perf_counter()
-    done = 0
-    while chunk := list(islice(events, 50_000)):
-        done += ledger.apply_all(chunk)
-        print(f"  built {done} events ({done / (time.perf_counter() - t0):.0f}/s)", file=sys.stderr)
-    seconds = time.perf_counter() - t0
+    got = books.apply_in_chunks(ledger, events)
     if isinstance(store_url, str):
         ledger.store.close()  # type: ignore[attr-defined]
-    return {"events": done, "seconds": round(seconds, 1), "events_per_s": round(done / seconds)}
+    return got
 
 
 def open_sqlite(args: argparse.Namespace) -> tuple[Any, dict[str, Any] | None]:

@@ -55,17 +55,29 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-AS_OF = date(2025, 9, 17)  # a Wednesday, three weeks clear of China's National Day week
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from books import (  # the books every bench shares
+    AS_OF,
+    CLOCK,
+    CURRENCY,
+    PRODUCT_LINES,
+    RETENTION_DAYS,
+    RETENTION_FROM,
+    build_sqlite,
+    checkpoint,
+    customer_events,
+    customer_id,
+    remove_db,
+)
+
 SPAN = 548  # days of due dates in the spread part of a book (~18 months)
 FIRST_OFFSET = -(SPAN // 2)  # days *before* as_of of the earliest due date in the spread
-RETENTION_FROM, RETENTION_DAYS = 400, 500  # retention items: due as_of + 400 .. + 899
-CURRENCY = "CNY"
-CLOCK = datetime(2025, 1, 1, 9, 0, tzinfo=UTC)
 TARGET_SECONDS = 10.0
 TARGET_RSS_MIB = 1536.0
 TARGET_RATIO = 20.0
@@ -85,21 +97,6 @@ LADDER_DAYS: dict[str, tuple[int, ...]] = {
 LADDER_MIN_BALANCE = 100
 LIVE = ("open", "partially_paid", "disputed", "promised")
 
-REGIONS = ("华东", "华北", "华南", "西南", "华中", "东北", "Export")
-GRADES = (  # grade, share %, credit limit, payment terms, prepayment %
-    ("A", 20, 5_000_000, 90, 0),
-    ("B", 40, 2_000_000, 60, 0),
-    ("C", 30, 800_000, 30, 0),
-    ("D", 10, 200_000, 0, 50),
-)
-ZONES = (
-    ("Asia/Shanghai", 90),
-    ("Asia/Hong_Kong", 4),
-    ("Europe/Berlin", 3),
-    ("America/New_York", 3),
-)
-PRODUCT_LINES = ("machinery", "spare-parts", "service", "software", "consumables")
-
 
 # -- the book --------------------------------------------------------------------------------------
 def book_path(cache: Path, size: int, core: int, customers: int, seed: int) -> Path:
@@ -110,68 +107,6 @@ def book_path(cache: Path, size: int, core: int, customers: int, seed: int) -> P
 def day0_path(book: Path, mode: str = "first") -> Path:
     tag = "" if mode == "first" else f"-{mode}"
     return book.with_name(f"{book.stem}-day0{tag}-{AS_OF - timedelta(1)}.db")
-
-
-def customer_id(c: int) -> str:
-    return f"C{c:06d}"
-
-
-def _pick(rng: random.Random, table: tuple[tuple[Any, ...], ...], share_col: int) -> Any:
-    x = rng.randrange(100)
-    for row in table:
-        x -= row[share_col]
-        if x < 0:
-            return row
-    return table[-1]
-
-
-def customer_events(customers: int, seed: int) -> Iterator[Any]:
-    from arflow import events as ev
-    from arflow.domain import CompanyProfile, Contact, CreditProfile, Customer
-    from arflow.money import Money
-
-    rng = random.Random(f"customers-{seed}")
-    for c in range(customers):
-        grade, _share, limit, terms, prepay = _pick(rng, GRADES, 1)
-        zone = _pick(rng, ZONES, 1)[0]
-        zh = zone in ("Asia/Shanghai", "Asia/Hong_Kong")
-        no_limit = rng.randrange(100) < 3
-        yield ev.CustomerRegistered(
-            event_id=f"cust-{c}",
-            occurred_at=CLOCK,
-            actor="bench",
-            customer=Customer(
-                id=customer_id(c),
-                name=f"客户{c:06d}有限公司" if zh else f"Customer {c:06d} Ltd",
-                region=REGIONS[c % len(REGIONS)] if zh else "Export",
-                salesperson=f"sales{c % 400:03d}",
-                sales_manager=f"manager{c % 40:02d}",
-                contacts=[
-                    Contact(
-                        name=f"联系人{c}" if zh else f"Contact {c}",
-                        email=f"ap{c}@cust{c}.example.cn",
-                        phone=f"+86139{c:08d}",
-                        preferred_channel="sms" if c % 10 == 0 else "email",
-                        locale="zh_CN" if zh else "en",
-                        timezone=zone,
-                    )
-                ],
-                credit=CreditProfile(
-                    grade=grade,
-                    credit_limit=None if no_limit else Money.of(limit, CURRENCY),
-                    payment_terms_days=terms,
-                    prepayment_percent=Decimal(prepay),
-                ),
-                profile=CompanyProfile(
-                    enterprise_type=rng.choice(("state_owned", "listed", "private", "foreign")),
-                    registered_capital=Money.of(rng.choice((1, 5, 20, 100)) * 1_000_000, CURRENCY),
-                    established_on=date(1990 + rng.randrange(34), 1 + rng.randrange(12), 1),
-                    industry=rng.choice(PRODUCT_LINES),
-                    industry_risk=1 + rng.randrange(5),
-                    bank_reference=rng.choice(("good", "good", "fair", "poor")),
-                ),
-            ),
-        )
 
 
 def due_offsets(size: int, core: int, seed: int) -> list[int]:
@@ -232,48 +167,14 @@ def invoice_events(size: int, core: int, customers: int, seed: int) -> Iterator[
         )
 
 
-def checkpoint(db: Path) -> None:
-    """Fold the WAL into the file so the file alone is the book (copies are then whole)."""
-    conn = sqlite3.connect(db)
-    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    conn.close()
-    for suffix in ("-wal", "-shm"):
-        Path(f"{db}{suffix}").unlink(missing_ok=True)
-
-
 def build_book(args: argparse.Namespace) -> dict[str, Any]:
-    from itertools import chain, islice
+    from itertools import chain
 
-    from arflow import Ledger
-
-    target = Path(args.db)
-    tmp = target.with_name(target.name + ".building")
-    remove_db(tmp)
-    ledger = Ledger(f"sqlite:///{tmp}")
     events = chain(
         customer_events(args.customers, args.seed),
         invoice_events(args.size, args.core, args.customers, args.seed),
     )
-    total = args.customers + args.size
-    done = 0
-    t0 = time.perf_counter()
-    while True:
-        chunk = list(islice(events, 50_000))
-        if not chunk:
-            break
-        done += ledger.apply_all(chunk)
-        rate = done / (time.perf_counter() - t0)
-        print(f"  built {done}/{total} events ({rate:.0f}/s)", file=sys.stderr, flush=True)
-    seconds = time.perf_counter() - t0
-    ledger.store.close()  # type: ignore[attr-defined]
-    checkpoint(tmp)
-    tmp.rename(target)
-    return {"events": done, "seconds": round(seconds, 1), "events_per_s": round(done / seconds)}
-
-
-def remove_db(db: Path) -> None:
-    for suffix in ("", "-wal", "-shm", "-journal"):
-        Path(f"{db}{suffix}").unlink(missing_ok=True)
+    return build_sqlite(Path(args.db), events, args.customers + args.size)
 
 
 # -- measurements (in the child process) ------------------------------------------------------------
@@ -404,13 +305,10 @@ def ledger_counts(db: Path, as_of: date) -> tuple[Counter[str], int]:
     return Counter({f"{k}/{s}": n for k, s, n in rows}), int(today)
 
 
-def run_peer(args: argparse.Namespace, timer: Timer) -> dict[str, Any]:
-    """durable-rules, naively: facts per receivable in Python, one ``post`` each."""
-    from durable.engine import MessageNotHandledException
+def durable_ladder(matched: Counter[str]) -> Any:
+    """The default ladder's conditions as one durable-rules ruleset, ``"ladder"``, each step's
+    action counting into ``matched``; returns durable's host."""
     from durable.lang import get_host, m, ruleset, when_all
-
-    as_of = date.fromisoformat(args.as_of)
-    matched: Counter[str] = Counter()
 
     def counter(step: str) -> Any:
         def action(c: Any) -> None:
@@ -419,7 +317,6 @@ def run_peer(args: argparse.Namespace, timer: Timer) -> dict[str, Any]:
         action.__name__ = step.replace("-", "_")
         return action
 
-    t0 = time.perf_counter()
     with ruleset("ladder"):
         for step, days in LADDER_DAYS.items():
             for d in days:
@@ -429,20 +326,22 @@ def run_peer(args: argparse.Namespace, timer: Timer) -> dict[str, Any]:
                     & (m.dunning_block == False)  # noqa: E712  (durable's DSL needs ==)
                     & (m.promised == False)  # noqa: E712
                 )(counter(step))
-    host = get_host()
-    setup = time.perf_counter() - t0
-    posted = unhandled = 0
-    post_s = 0.0
+    return get_host()
+
+
+def peer_facts(db: str, as_of: date) -> Iterator[dict[str, Any]]:
+    """A peer's facts of every live receivable in the book ``db``, computed in Python from the
+    stored JSON: what the ladder's conditions read."""
     live = ",".join(f"'{s}'" for s in LIVE)
-    with timer:
-        conn = sqlite3.connect(args.db)
+    conn = sqlite3.connect(db)
+    try:
         rows = conn.execute(f"SELECT data FROM ar_receivable WHERE state IN ({live})")
-        for (data,) in rows:
+        for n, (data,) in enumerate(rows):
             r = json.loads(data)
             balance = Decimal(r["open_balance"]["amount"])
             undisputed = balance - min(balance, Decimal(r["disputed_amount"]["amount"]))
-            message = {
-                "sid": str(posted % 8),  # a few sessions: durable allows at most 1024
+            yield {
+                "sid": str(n % 8),  # a few sessions: durable allows at most 1024
                 "id": r["id"],
                 "customer_id": r["customer_id"],
                 "days_past_due": (as_of - date.fromisoformat(r["due_date"])).days,
@@ -453,6 +352,23 @@ def run_peer(args: argparse.Namespace, timer: Timer) -> dict[str, Any]:
                 "promised": r["state"] == "promised",
                 "state": r["state"],
             }
+    finally:
+        conn.close()
+
+
+def run_peer(args: argparse.Namespace, timer: Timer) -> dict[str, Any]:
+    """durable-rules, naively: facts per receivable in Python, one ``post`` each."""
+    from durable.engine import MessageNotHandledException
+
+    as_of = date.fromisoformat(args.as_of)
+    matched: Counter[str] = Counter()
+    t0 = time.perf_counter()
+    host = durable_ladder(matched)
+    setup = time.perf_counter() - t0
+    posted = unhandled = 0
+    post_s = 0.0
+    with timer:
+        for message in peer_facts(args.db, as_of):
             p0 = time.perf_counter()
             try:
                 host.post("ladder", message)
@@ -460,7 +376,6 @@ def run_peer(args: argparse.Namespace, timer: Timer) -> dict[str, Any]:
                 unhandled += 1
             post_s += time.perf_counter() - p0
             posted += 1
-        conn.close()
     return {
         "setup_s": round(setup, 2),
         "posted": posted,

@@ -140,10 +140,10 @@ def test_the_wheel_carries_the_version_extras_and_marker(
     assert {"durable", "testing", "test", "postgres"} <= set(md.get_all("Provides-Extra") or [])
     requires = wheel_metadata.requires or []
     durable = {r for r in requires if r.startswith("durable-rules")}
-    # the durable extra, and the test extra that includes it, each with the marker
+    # the durable extra, and the test and bench extras that include it, each with the marker
     assert durable == {
         f"durable-rules<2.1,>=2.0.28; (python_version < '3.13') and extra == '{extra}'"
-        for extra in ("durable", "test")
+        for extra in ("durable", "test", "bench")
     }
     assert not [r for r in requires if r.startswith(("pytest", "hypothesis")) and "extra" not in r]
     for v in PYTHONS:
