@@ -298,7 +298,8 @@ def _same(a: Any, b: Any) -> bool:
 def _record_as_difference(d: Decision, base: Decision) -> DecisionRecord | None:
     """The decision record of ``d`` as its difference from ``base`` (recorded whole in
     the same transaction: a receivable's other skipped step), or None when they differ
-    in more than the step (key, step, level, occurrence and the entries of ``why``).
+    in more than the step (key, step, level, occurrence and the entries of ``why``). The
+    key is not repeated in the body: the record's key column holds it.
 
     A first run records millions of stale steps; a receivable's steps share their
     subject, reason and facts, so each after the first is stored as a few fields. The
@@ -306,7 +307,7 @@ def _record_as_difference(d: Decision, base: Decision) -> DecisionRecord | None:
     why, base_why = d.why, base.why
     if why.keys() != base_why.keys() or _shared_fields(d) != _shared_fields(base):
         return None
-    diff: dict[str, Any] = {"key": d.key}
+    diff: dict[str, Any] = {}  # the key is the record's own
     if d.step != base.step:
         diff["step"] = d.step
     if d.level != base.level:

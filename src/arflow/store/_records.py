@@ -120,15 +120,17 @@ class DecisionRecord:
 
 
 #: How the body of a decision recorded as the difference from another one begins (a
-#: decision's own JSON begins with its key): ``{"same_as": KEY, field: value, ...}``
+#: decision's own JSON begins with its key): ``{"same_as": KEY, field: value, ...}``, the
+#: decision's own key being the record's
 SAME_AS_PREFIX = '{"same_as":'
 
 
 def same_as_body(base_key: str, diff: dict[str, Any]) -> str | None:
-    """The body of a decision recorded as ``diff`` from the decision ``base_key`` (its
-    fields that differ; ``why`` by its entries that differ), or None when a value of
-    ``diff`` is not plain JSON. The engine records a receivable's stale steps so: one in
-    full, the others as their differences from it (a first run's millions of them)."""
+    """The body of a decision recorded as ``diff`` from the decision ``base_key``: its
+    fields that differ (but its key, which the record holds), ``why`` by its entries that
+    differ; None when a value of ``diff`` cannot be serialised. The engine records a
+    receivable's skipped steps so: one whole, the others as their differences from it (a
+    first run's millions of stale steps)."""
     try:  # pydantic's own serialiser: the values come out as in the decision's JSON
         return to_json({"same_as": base_key, **diff}).decode()
     except (PydanticSerializationError, ValueError):
@@ -148,6 +150,7 @@ def expanded(
         raise ValueError(f"decision {record.key!r} refers to a decision the store lacks")
     whole = json.loads(base.body)
     why = diff.pop("why", None)
+    whole["key"] = record.key
     whole.update(diff)
     if why is not None:
         whole["why"] = {**whole["why"], **why}
