@@ -178,3 +178,14 @@ def test_values_of_why_come_back_as_the_decisions_json_had_them() -> None:
     assert rec is not None
     stored = {base.key: _record(base)}
     assert json.loads(expanded(rec, stored.get).body) == _whole(d)
+
+
+def test_a_difference_from_a_decision_the_store_lacks_is_a_store_error() -> None:
+    from arflow.errors import StoreError
+
+    base = _base_decision()
+    d = _base_decision(key="k2", step="sms-3")
+    rec = _record_as_difference(d, base)
+    assert rec is not None
+    with pytest.raises(StoreError, match=r"k2.*does not hold whole"):
+        expanded(rec, {}.get)

@@ -33,6 +33,7 @@ from ..domain import (
     Receivable,
     Task,
 )
+from ..errors import StoreError
 
 
 @dataclass(frozen=True)
@@ -145,9 +146,13 @@ def expanded(
     if not record.body.startswith(SAME_AS_PREFIX):
         return record
     diff = json.loads(record.body)
-    base = base_of(diff.pop("same_as"))
+    base_key = diff.pop("same_as")
+    base = base_of(base_key)
     if base is None or base.body.startswith(SAME_AS_PREFIX):
-        raise ValueError(f"decision {record.key!r} refers to a decision the store lacks")
+        raise StoreError(
+            f"decision {record.key!r} is stored as a difference from {base_key!r}, "
+            "which the decision ledger does not hold whole"
+        )
     whole = json.loads(base.body)
     why = diff.pop("why", None)
     whole["key"] = record.key
