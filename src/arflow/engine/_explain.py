@@ -36,13 +36,25 @@ def _why(
     conditions: Sequence[Condition | None],
     extra: Mapping[str, Any],
     always: Iterable[str] = (),
+    shown: dict[tuple[str, ...], dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
+    """The explanation of a decision. ``shown``: the facts already shown by the facts
+    they name, for decisions made from the same ``facts`` (a receivable's steps): they
+    then share one dict instead of converting the same values again; it is never
+    changed once made."""
     texts, used = _why_shape(tuple(conditions), tuple(always))
+    if shown is None:
+        shown_facts = {k: _jsonable(facts.get(k)) for k in used}
+    else:
+        found = shown.get(used)
+        if found is None:
+            found = shown[used] = {k: _jsonable(facts.get(k)) for k in used}
+        shown_facts = found
     return {
         "rule": rule,
         **{k: _jsonable(v) for k, v in extra.items()},
         "conditions": list(texts),
-        "facts": {k: _jsonable(facts.get(k)) for k in used},
+        "facts": shown_facts,
     }
 
 

@@ -8,6 +8,7 @@ import json
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from decimal import Decimal
+from operator import attrgetter
 from typing import Any
 
 from ..decisions import Decision
@@ -28,7 +29,7 @@ from ..events import (
 from ..ledger import Batch, Ledger
 from ..money import Money
 from ..rules.schema import Action
-from ..store.base import DecisionRecord, RunRecord
+from ..store.base import DecisionRecord, RunRecord, same_as_body
 from ._log import log_decision
 from ._results import Plan
 from ._tasks import queue_with_tasks
@@ -262,6 +263,74 @@ def _record(d: Decision) -> DecisionRecord:
     )
 
 
+#: The fields a decision recorded as a difference (:func:`_record_as_difference`) shares
+#: with the one it refers to (typed fields: ``==`` compares them exactly)
+_shared_fields = attrgetter(
+    "kind",
+    "rule",
+    "subject_kind",
+    "subject_id",
+    "customer_id",
+    "currency",
+    "as_of",
+    "status",
+    "reason",
+    "actions",
+    "recipients",
+    "send_at",
+)
+
+
+def _same(a: Any, b: Any) -> bool:
+    """``a`` and ``b`` are the same JSON-like value, types included (``1`` is not
+    ``True``, nor ``1.0``)."""
+    if a is b:
+        return True
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same(v, b[k]) for k, v in a.items())
+    if isinstance(a, list | tuple):
+        return len(a) == len(b) and all(map(_same, a, b))
+    return bool(a == b)
+
+
+def _record_as_difference(d: Decision, base: Decision) -> DecisionRecord | None:
+    """The decision record of ``d`` as its difference from ``base`` (recorded whole in
+    the same transaction: a receivable's other skipped step), or None when they differ
+    in more than the step (key, step, level, occurrence and the entries of ``why``). The
+    key is not repeated in the body: the record's key column holds it.
+
+    A first run records millions of stale steps; a receivable's steps share their
+    subject, reason and facts, so each after the first is stored as a few fields. The
+    store gives the whole decision back (``Store.decision``, ``Engine.explain``)."""
+    why, base_why = d.why, base.why
+    if why.keys() != base_why.keys() or _shared_fields(d) != _shared_fields(base):
+        return None
+    diff: dict[str, Any] = {}  # the key is the record's own
+    if d.step != base.step:
+        diff["step"] = d.step
+    if d.level != base.level:
+        diff["level"] = d.level
+    if d.occurrence != base.occurrence:
+        diff["occurrence"] = d.occurrence
+    changed = {k: v for k, v in why.items() if not _same(v, base_why[k])}
+    if changed:
+        diff["why"] = changed
+    body = same_as_body(base.key, diff)
+    if body is None:
+        return None
+    return DecisionRecord(
+        key=d.key,
+        as_of=d.as_of,
+        kind=d.kind,
+        customer_id=d.customer_id,
+        subject_id=d.subject_id,
+        status=d.status,
+        body=body,
+    )
+
+
 def record_plan(batch: Batch, plan: Plan, when: datetime, composer: Any) -> tuple[int, int]:
     """Record ``plan``'s decisions not recorded yet, their messages and their effects;
     (decisions recorded, messages queued)."""
@@ -271,10 +340,16 @@ def record_plan(batch: Batch, plan: Plan, when: datetime, composer: Any) -> tupl
     # rendered before the effects are booked: from the book the rules decided on
     queued: int = queue_with_tasks(batch, composer, carried, when)
     recorded = 0
+    bases: dict[tuple[str, str], Decision] = {}  # a subject's skipped step recorded whole
     for d in plan.decisions + plan.skipped:
         if d.key in known:
             continue
-        batch.tx.add_decision(_record(d))
+        rec = None
+        if d.status == "skipped":
+            base = bases.setdefault((d.subject_id, d.rule), d)
+            if base is not d:
+                rec = _record_as_difference(d, base)
+        batch.tx.add_decision(rec if rec is not None else _record(d))
         if d.status == "planned":
             _effects(batch, d, when)
         if d.status in ("planned", "held"):

@@ -142,7 +142,10 @@ def sweep(batch: Batch, store: Store, pack: Any, as_of: date, at: datetime) -> i
     its message); each once: the events are keyed by the task, so a day run twice does
     nothing more. Returns how many tasks changed."""
     changed = 0
-    for seen in store.find("task", states=[str(s) for s in OPEN_TASK_STATES]):
+    open_tasks = store.find("task", states=[str(s) for s in OPEN_TASK_STATES])
+    for i, seen in enumerate(open_tasks):
+        if i % _SWEEP_AHEAD == 0:
+            _sweep_ahead(batch, open_tasks[i : i + _SWEEP_AHEAD])
         t: Task | None = batch.tx.get("task", seen.id)
         if t is None or t.status not in OPEN_TASK_STATES:
             continue
@@ -189,6 +192,25 @@ def sweep(batch: Batch, store: Store, pack: Any, as_of: date, at: datetime) -> i
         _escalation(batch, pack, t, manager, as_of, at)
         changed += 1
     return changed
+
+
+#: Tasks the sweep reads ahead at a time (a first run leaves a task per call step due)
+_SWEEP_AHEAD = 2000
+
+
+def _sweep_ahead(batch: Batch, tasks: Sequence[Task]) -> None:
+    """Read what sweeping ``tasks`` looks up (the tasks in the transaction, the
+    receivables of calls, whether the sweep's events are logged) in a few queries, not
+    one or two per task."""
+    batch.tx.prefetch(
+        [f"engine:task-{what}:{t.id}" for t in tasks for what in ("gone", "overdue", "escalated")],
+        {
+            "task": [t.id for t in tasks],
+            "receivable": [
+                t.subject_id for t in tasks if t.kind == "call" and t.subject_kind == "receivable"
+            ],
+        },
+    )
 
 
 def _gone(batch: Batch, t: Task) -> str | None:

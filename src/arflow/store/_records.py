@@ -7,6 +7,7 @@ protocols a backend follows are in :mod:`arflow.store.base`.
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -14,6 +15,7 @@ from datetime import date
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
+from pydantic_core import PydanticSerializationError, to_json
 
 from ..domain import (
     Contract,
@@ -31,6 +33,7 @@ from ..domain import (
     Receivable,
     Task,
 )
+from ..errors import StoreError
 
 
 @dataclass(frozen=True)
@@ -115,6 +118,63 @@ class DecisionRecord:
     subject_id: str
     status: str  # planned, released, skipped, held
     body: str  # the decision as JSON
+
+
+#: How the body of a decision recorded as the difference from another one begins (a
+#: decision's own JSON begins with its key): ``{"same_as": KEY, field: value, ...}``, the
+#: decision's own key being the record's
+SAME_AS_PREFIX = '{"same_as":'
+
+
+def same_as_body(base_key: str, diff: dict[str, Any]) -> str | None:
+    """The body of a decision recorded as ``diff`` from the decision ``base_key``: its
+    fields that differ (but its key, which the record holds), ``why`` by its entries that
+    differ; None when a value of ``diff`` cannot be serialised. The engine records a
+    receivable's skipped steps so: one whole, the others as their differences from it (a
+    first run's millions of stale steps)."""
+    try:  # pydantic's own serialiser: the values come out as in the decision's JSON
+        return to_json({"same_as": base_key, **diff}).decode()
+    except (PydanticSerializationError, ValueError):
+        return None
+
+
+def expanded(
+    record: DecisionRecord, base_of: Callable[[str], DecisionRecord | None]
+) -> DecisionRecord:
+    """``record`` with the whole decision as its body, read from the decision its body is
+    a difference from (``base_of(key)``, itself recorded whole) when it is one."""
+    if not record.body.startswith(SAME_AS_PREFIX):
+        return record
+    diff = json.loads(record.body)
+    base_key = diff.pop("same_as")
+    base = base_of(base_key)
+    if base is None or base.body.startswith(SAME_AS_PREFIX):
+        raise StoreError(
+            f"decision {record.key!r} is stored as a difference from {base_key!r}, "
+            "which the decision ledger does not hold whole"
+        )
+    whole = json.loads(base.body)
+    why = diff.pop("why", None)
+    whole["key"] = record.key
+    whole.update(diff)
+    if why is not None:
+        whole["why"] = {**whole["why"], **why}
+    return replace(record, body=json.dumps(whole, separators=(",", ":"), ensure_ascii=False))
+
+
+def expanded_all(
+    records: list[DecisionRecord], base_of: Callable[[str], DecisionRecord | None]
+) -> list[DecisionRecord]:
+    """:func:`expanded` of each of ``records``, looking a base up among them first."""
+    if not any(r.body.startswith(SAME_AS_PREFIX) for r in records):
+        return records
+    by_key = {r.key: r for r in records}
+
+    def lookup(key: str) -> DecisionRecord | None:
+        found = by_key.get(key)
+        return found if found is not None else base_of(key)
+
+    return [expanded(r, lookup) for r in records]
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from ._records import (
     MOVEMENT_COLUMNS,
     MOVEMENT_KINDS,
     OUTBOX_STATUSES,
+    SAME_AS_PREFIX,
     TEAM_TAG,
     UNAPPLIED,
     AuditRow,
@@ -43,6 +44,8 @@ from ._records import (
     claimable,
     claimed,
     customer_dim,
+    expanded,
+    expanded_all,
     holds,
     json_of,
     kind_of,
@@ -50,6 +53,7 @@ from ._records import (
     movements_of,
     new_claim,
     retried,
+    same_as_body,
     settled,
 )
 
@@ -61,6 +65,7 @@ __all__ = [
     "MOVEMENT_COLUMNS",
     "MOVEMENT_KINDS",
     "OUTBOX_STATUSES",
+    "SAME_AS_PREFIX",
     "TEAM_TAG",
     "UNAPPLIED",
     "_NOTHING",
@@ -83,6 +88,8 @@ __all__ = [
     "claimed",
     "customer_dim",
     "dump_book",
+    "expanded",
+    "expanded_all",
     "holds",
     "json_of",
     "kind_of",
@@ -90,6 +97,7 @@ __all__ = [
     "movements_of",
     "new_claim",
     "retried",
+    "same_as_body",
     "settled",
 ]
 

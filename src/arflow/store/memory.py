@@ -31,6 +31,8 @@ from .base import (
     _Layer,
     claimable,
     claimed,
+    expanded,
+    expanded_all,
     holds,
     new_claim,
     retried,
@@ -257,15 +259,17 @@ class MemoryStore:
     def decisions(
         self, *, as_of: date | None = None, status: str | None = None
     ) -> list[DecisionRecord]:
-        return [
+        found = [
             d
             for d in self._decisions.values()
             if (as_of is None or d.as_of == as_of) and (status is None or d.status == status)
         ]
+        return expanded_all(found, self._decisions.get)
 
     @_viewed
     def decision(self, key: str) -> DecisionRecord | None:
-        return self._decisions.get(key)
+        found = self._decisions.get(key)
+        return None if found is None else expanded(found, self._decisions.get)
 
     @_viewed
     def known_decisions(self, keys: Iterable[str]) -> set[str]:

@@ -150,6 +150,8 @@ class DunningPlanner:
             return
         policy = settings.catch_up
         latest = max(occ for occ, _st in due)
+        shown: dict[tuple[str, ...], dict[str, Any]] = {}  # the steps' facts, shared
+        stale_reason = f"stale on catch-up ({policy}): the latest due step is on {latest}"
         for occ, st in sorted(due, key=lambda x: (x[0], x[1].level)):
             key = decision_key("dunning", ladder.id, st.id, r.id, occ)
             why = _why(
@@ -158,8 +160,9 @@ class DunningPlanner:
                 [ladder.when, st.when],
                 {"at": st.at, "occurrence": occ, "group": st.group},
                 _DUNNING_FACTS,
+                shown,
             )
-            base = dict(
+            base: dict[str, Any] = dict(
                 key=key,
                 kind="dunning",
                 rule=ladder.id,
@@ -175,13 +178,7 @@ class DunningPlanner:
             )
             stale = (policy == "latest" and occ < latest) or (policy == "none" and occ < as_of)
             if stale:
-                plan.skipped.append(
-                    Decision(
-                        **base,
-                        status="skipped",
-                        reason=f"stale on catch-up ({policy}): the latest due step is on {latest}",
-                    )
-                )
+                plan.skipped.append(Decision(**base, status="skipped", reason=stale_reason))
                 continue
             if st.when is not None and not st.when(facts):
                 continue

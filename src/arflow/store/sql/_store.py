@@ -21,7 +21,15 @@ from sqlalchemy.engine import Engine
 from ...domain import AuditRecord
 from ...errors import StoreError, UnsupportedDatabase
 from ...summary import ReceivableSummary, summary_from_json, summary_from_text
-from ..base import KINDS, MOVEMENT_COLUMNS, DecisionRecord, Movement, RunRecord
+from ..base import (
+    KINDS,
+    MOVEMENT_COLUMNS,
+    DecisionRecord,
+    Movement,
+    RunRecord,
+    expanded,
+    expanded_all,
+)
 from ._driver import (
     _DUE_BATCH,
     _IN_BATCH,
@@ -348,7 +356,8 @@ class SqlStore(_SqlOutbox):
         if status is not None:
             q = q.where(DECISIONS.c.status == status)
         with self._read() as conn:
-            return [DecisionRecord(**row._mapping) for row in conn.execute(q)]
+            found = [DecisionRecord(**row._mapping) for row in conn.execute(q)]
+        return expanded_all(found, self._decision)
 
     @translated("looking up decisions")
     def known_decisions(self, keys: Iterable[str]) -> set[str]:
@@ -362,6 +371,11 @@ class SqlStore(_SqlOutbox):
 
     @translated("reading a decision")
     def decision(self, key: str) -> DecisionRecord | None:
+        found = self._decision(key)
+        return None if found is None else expanded(found, self._decision)
+
+    def _decision(self, key: str) -> DecisionRecord | None:
+        """The decision ledger's row of ``key`` as stored (see ``expanded``)."""
         with self._read() as conn:
             row = conn.execute(sa.select(DECISIONS).where(DECISIONS.c.key == key)).first()
         return None if row is None else DecisionRecord(**row._mapping)
