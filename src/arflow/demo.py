@@ -42,7 +42,7 @@ from .domain import (
 )
 from .engine import Engine
 from .ledger import Ledger
-from .messages import ledger_feedback
+from .messages import ledger_feedback, ledger_tasks
 from .money import Money
 from .outbox import Dispatcher
 from .report import render_html
@@ -477,6 +477,7 @@ def play(
             book.store,
             sink,
             on_feedback=ledger_feedback(book),
+            on_sent=ledger_tasks(book),  # a task sent as another channel's fallback is tracked
             clock=lambda end=end: end,  # type: ignore[misc]
             worker="demo",
         ).run()
