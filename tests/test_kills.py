@@ -127,11 +127,12 @@ def counts(path: Path) -> dict[str, int]:
 
 @pytest.fixture(scope="module")
 def book(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An imported book of 300 customers and 2,000 invoices, closed (its WAL checkpointed)."""
+    """An imported book of 150 customers and 1,000 invoices, closed (its WAL checkpointed):
+    its first run writes thousands of decisions and messages (megabytes) in one transaction."""
     folder = tmp_path_factory.mktemp("kills")
     path = folder / "book.db"
     ledger = Ledger(f"sqlite:///{path}")
-    import_files(ledger, write_export(folder / "export", 300, 2_000))
+    import_files(ledger, write_export(folder / "export", 150, 1_000))
     ledger.store.close()  # type: ignore[attr-defined]
     return path
 
