@@ -109,7 +109,9 @@ _CATALOG = {
     "JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
     "LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum "
     "WHERE n.nspname = :s AND a.attnum > 0 AND NOT a.attisdropped",
-    "indexes": "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = :s",
+    "indexes": "SELECT c.relname, pg_get_indexdef(c.oid) FROM pg_class c "
+    "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = :s "
+    "AND c.relkind IN ('i', 'I')",
     "constraints": "SELECT coalesce(c.relname, ''), con.conname, pg_get_constraintdef(con.oid) "
     "FROM pg_constraint con JOIN pg_namespace n ON n.oid = con.connamespace "
     "LEFT JOIN pg_class c ON c.oid = con.conrelid WHERE n.nspname = :s",
@@ -118,8 +120,9 @@ _CATALOG = {
     "WHERE n.nspname = :s AND NOT t.tgisinternal",
     "functions": "SELECT p.proname, pg_get_function_identity_arguments(p.oid), p.prosrc "
     "FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = :s",
-    "views": "SELECT viewname, definition FROM pg_views WHERE schemaname = :s "
-    "UNION ALL SELECT matviewname, definition FROM pg_matviews WHERE schemaname = :s",
+    "views": "SELECT c.relname, pg_get_viewdef(c.oid) FROM pg_class c "
+    "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = :s "
+    "AND c.relkind IN ('v', 'm')",
     "types": "SELECT t.typname, t.typtype, coalesce(e.enumlabel, '') FROM pg_type t "
     "JOIN pg_namespace n ON n.oid = t.typnamespace LEFT JOIN pg_enum e ON e.enumtypid = t.oid "
     "WHERE n.nspname = :s",
