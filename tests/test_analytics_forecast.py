@@ -150,35 +150,49 @@ def _accounts_for(f: Forecast, receivables: list) -> None:  # type: ignore[type-
     assert parts["weeks"] + f.later.amount == open_total
 
 
+#: generated books per backend: PostgreSQL makes a schema per book, and a few books show
+#: that its SQL agrees; SQLite, the cheaper SQL backend, searches wider
+GENERATED_BOOKS = {"sqlite": 25, "postgres": 10}
+
+
 @pytest.mark.parametrize(
     "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 )
-@settings(
-    max_examples=25,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-    phases=[Phase.explicit, Phase.reuse, Phase.generate],
-)
-@given(
-    events=event_sequences(
-        start=START, end=END, n_customers=(1, 3), n_events=(5, 40), opening=(0, 4)
-    ),
-    reverse=st.booleans(),
-    offset=st.integers(0, (END - START).days + 40),
-    weeks=st.integers(1, 14),
-)
 def test_the_lean_forecast_is_the_reference_on_generated_books(
-    store_factory: Callable[[], Store],
-    events: list,  # type: ignore[type-arg]
-    reverse: bool,
-    offset: int,
-    weeks: int,
+    backend: str, store_factory: Callable[[], Store]
 ) -> None:
     """The forecast read from the receivables' summaries (and the few objects a later
     payment, credit note, write-off, promise or dispute touches) is the forecast read from
     every receivable as an object, on the memory store and on SQL, on days before, within
     and after the book's events (and after a payment is reversed)."""
-    sql = store_factory()
+
+    @settings(
+        max_examples=GENERATED_BOOKS[backend],
+        deadline=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+        phases=[Phase.explicit, Phase.reuse, Phase.generate],
+    )
+    @given(
+        events=event_sequences(
+            start=START, end=END, n_customers=(1, 3), n_events=(5, 40), opening=(0, 4)
+        ),
+        reverse=st.booleans(),
+        offset=st.integers(0, (END - START).days + 40),
+        weeks=st.integers(1, 14),
+    )
+    def check(events: list, reverse: bool, offset: int, weeks: int) -> None:  # type: ignore[type-arg]
+        _lean_is_reference(store_factory(), events, reverse, offset, weeks)
+
+    check()
+
+
+def _lean_is_reference(
+    sql: Store,
+    events: list,  # type: ignore[type-arg]
+    reverse: bool,
+    offset: int,
+    weeks: int,
+) -> None:
     memory = MemoryStore()
     _book(sql, events, reverse)
     _book(memory, events, reverse)

@@ -78,23 +78,32 @@ def _conserved(store: Store) -> None:
     assert sum(b.count for a in aging for b in a.buckets) == open_count
 
 
+#: generated books per backend: PostgreSQL makes a schema per book, and a few books show
+#: that its SQL agrees; SQLite, the cheaper SQL backend, searches wider
+GENERATED_BOOKS = {"sqlite": 12, "postgres": 5}
+
+
 @pytest.mark.parametrize("backend", SQL_BACKENDS)
-@settings(
-    max_examples=12,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture],
-    phases=[Phase.explicit, Phase.reuse, Phase.generate],
-)
-@given(
-    events=event_sequences(n_customers=(1, 3), n_events=(5, 40), opening=(0, 4)),
-    reverse=st.booleans(),
-)
 def test_sql_figures_equal_the_reference_on_generated_books(
-    store_factory: Callable[[], Store],
-    events: list,  # type: ignore[type-arg]
-    reverse: bool,
+    backend: str, store_factory: Callable[[], Store]
 ) -> None:
-    sql = store_factory()
+    @settings(
+        max_examples=GENERATED_BOOKS[backend],
+        deadline=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture],
+        phases=[Phase.explicit, Phase.reuse, Phase.generate],
+    )
+    @given(
+        events=event_sequences(n_customers=(1, 3), n_events=(5, 40), opening=(0, 4)),
+        reverse=st.booleans(),
+    )
+    def check(events: list, reverse: bool) -> None:  # type: ignore[type-arg]
+        _figures_agree(store_factory(), events, reverse)
+
+    check()
+
+
+def _figures_agree(sql: Store, events: list, reverse: bool) -> None:  # type: ignore[type-arg]
     memory = MemoryStore()
     _book(sql, events, reverse)
     _book(memory, events, reverse)

@@ -488,8 +488,8 @@ def test_daily_runs_never_send_twice_nor_dun_what_must_not_be(
 ) -> None:
     if backend == "memory":
         _daily(store_factory, 25, (60, 100))
-    else:
-        _daily(store_factory, SQL_EXAMPLES[backend], (20, 35))
+    else:  # a run a day on a database: PostgreSQL's two histories show that it agrees
+        _daily(store_factory, {"sqlite": SQL_EXAMPLES["sqlite"], "postgres": 2}[backend], (20, 35))
 
 
 @settings(max_examples=20, **SETTINGS)

@@ -135,15 +135,28 @@ def run_days(path: Path, workers: int, **kw: Any) -> list[tuple[int, int, int]]:
     return out
 
 
+@pytest.fixture(scope="module")
+def one_process(
+    book: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[list[tuple[int, int, int]], dict[str, Any]]:
+    """The days run in one process (what each several-process run is compared with, made
+    once): the runs' counts and the book's rows."""
+    one = copy(book, tmp_path_factory.mktemp("one"), "one.db")
+    counts = run_days(one, 1)
+    return counts, sqlite_rows(one)
+
+
 @pytest.mark.parametrize("workers", [2, 3])
 def test_a_run_in_several_processes_leaves_the_same_book(
-    book: Path, tmp_path: Path, workers: int
+    book: Path,
+    tmp_path: Path,
+    workers: int,
+    one_process: tuple[list[tuple[int, int, int]], dict[str, Any]],
 ) -> None:
-    one, many = copy(book, tmp_path, "one.db"), copy(book, tmp_path, "many.db")
-    counts = run_days(one, 1)
+    many = copy(book, tmp_path, "many.db")
+    counts, expected = one_process
     assert sum(c[0] for c in counts) > 50  # dunning, alerts, locks and patterns fired
     assert run_days(many, workers) == counts
-    expected = sqlite_rows(one)
     assert sqlite_rows(many) == expected
     kinds = {row[0].split(":")[0] for row in expected["ar_decision"]}
     assert {"dunning", "alert", "lock", "pattern"} <= kinds

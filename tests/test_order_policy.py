@@ -224,7 +224,7 @@ _SETTINGS: dict[str, Any] = {
     [
         ("memory", 50),
         ("sqlite", 12),
-        pytest.param("postgres", 6, marks=pytest.mark.postgres),
+        pytest.param("postgres", 3, marks=pytest.mark.postgres),
     ],
 )
 def test_ledger_apply_with_the_engine_attached_leaves_the_book_engine_handle_leaves(
