@@ -37,13 +37,16 @@ from arflow.rules.loader import (
 HERE = Path(__file__).parent
 DEFAULT = HERE.parent / "rules" / "default"
 TEMPLATES = frozenset(p.name.split(".", 1)[0] for p in (DEFAULT / "templates").iterdir())
-BOUND = 5.0  # seconds per file: the issue asks for one; generous for a loaded CI machine
+#: CPU seconds per file: not a speed figure (bench/ has those) but a guard against inputs that
+#: blow up (an alias bomb, a condition that explodes when compiled), which would take minutes
+#: or hours. CPU time, not the clock: a loaded machine must not make a sound file fail.
+BOUND = 20.0
 
 
 def _load(path: Path) -> None:
     """Load ``path`` as a pack and check the contract: a pack, or problems at file:line."""
     text = path.read_bytes()
-    started = time.monotonic()
+    started = time.process_time()
     try:
         pack = load_pack(path, templates=TEMPLATES)
     except RuleLoadError as exc:
@@ -57,7 +60,7 @@ def _load(path: Path) -> None:
         assert len(str(exc)) < 50 * 1_000, "a message must not echo a whole hostile file"
     else:
         lint(pack)  # a pack that loads can be linted
-    assert time.monotonic() - started < BOUND
+    assert time.process_time() - started < BOUND
 
 
 def _write(tmp: Path, content: bytes | str) -> Path:
@@ -84,10 +87,10 @@ def _problems(tmp_path: Path, content: str) -> list[str]:
 def test_a_file_over_the_size_limit_is_refused_unread(tmp_path: Path) -> None:
     body = "pack: x\n"
     path = _write(tmp_path, body + "#" * (MAX_FILE_BYTES - len(body)) + "\n")
-    started = time.monotonic()
+    started = time.process_time()
     with pytest.raises(RuleLoadError) as info:
         load_pack(path, templates=TEMPLATES)
-    assert time.monotonic() - started < BOUND
+    assert time.process_time() - started < BOUND
     [problem] = info.value.problems
     assert (problem.file, problem.line) == (str(path), 1)
     assert f"larger than {MAX_FILE_BYTES // 1024} KiB" in problem.message
@@ -97,10 +100,10 @@ def test_a_file_over_the_size_limit_is_refused_unread(tmp_path: Path) -> None:
 def test_a_rule_file_that_never_ends_is_refused_after_the_size_limit(tmp_path: Path) -> None:
     (tmp_path / "endless.yaml").symlink_to("/dev/zero")
     (tmp_path / "folder.yaml").mkdir()
-    started = time.monotonic()
+    started = time.process_time()
     with pytest.raises(RuleLoadError) as info:
         load_pack(tmp_path, templates=TEMPLATES)
-    assert time.monotonic() - started < BOUND
+    assert time.process_time() - started < BOUND
     got = sorted((Path(p.file).name, p.line, p.message[:24]) for p in info.value.problems)
     assert got == [
         ("endless.yaml", 1, "the file is larger than "),
@@ -117,10 +120,10 @@ def test_a_file_of_exactly_the_size_limit_is_read(tmp_path: Path) -> None:
 
 def test_a_huge_file_is_refused_as_fast_as_a_small_one(tmp_path: Path) -> None:
     path = _write(tmp_path, "description: " + "x" * (20 * 1024 * 1024))
-    started = time.monotonic()
+    started = time.process_time()
     with pytest.raises(RuleLoadError, match="larger than"):
         load_pack(path, templates=TEMPLATES)
-    assert time.monotonic() - started < BOUND
+    assert time.process_time() - started < BOUND
 
 
 @pytest.mark.parametrize("broken", [False, True])
@@ -137,14 +140,14 @@ def test_a_file_just_under_the_size_limit_loads_or_fails_within_the_bound(
         text += rule.format(i=i, fact=fact, extra=extra)
         i += 1
     path = _write(tmp_path, text)
-    started = time.monotonic()
+    started = time.process_time()
     if broken:
         with pytest.raises(RuleLoadError) as info:
             load_pack(path, templates=TEMPLATES)
         assert len(info.value.problems) == 2 * i
     else:
         assert len(load_pack(path, templates=TEMPLATES).locks) == i
-    assert time.monotonic() - started < BOUND
+    assert time.process_time() - started < BOUND
 
 
 def test_aliases_up_to_the_limit_are_read_and_one_more_is_refused(tmp_path: Path) -> None:
@@ -196,8 +199,7 @@ def test_arflow_lint_refuses_an_alias_bomb_with_its_line_and_no_traceback(tmp_pa
     assert len(bomb) < 600 and bomb.count(b"\n") > 9
     path = _write(tmp_path, bomb)
     env = {**os.environ, "PYTHONPATH": str(HERE.parent / "src")}
-    started = time.monotonic()
-    done = subprocess.run(
+    done = subprocess.run(  # the timeout bounds it: an interpreter start and a refusal
         [sys.executable, "-m", "arflow", "lint", str(path)],
         capture_output=True,
         text=True,
@@ -205,7 +207,6 @@ def test_arflow_lint_refuses_an_alias_bomb_with_its_line_and_no_traceback(tmp_pa
         env=env,
         check=False,
     )
-    assert time.monotonic() - started < 30  # an interpreter start and a refusal
     assert done.returncode == 1, done.stderr
     assert f"{path}:12: more than {MAX_ALIASES} aliases" in done.stdout
     assert "Traceback" not in done.stderr
@@ -268,9 +269,9 @@ def test_without_libyaml_the_python_loader_gives_the_same_problems(
 
     with_libyaml = problems()
     monkeypatch.setattr(yaml, "__with_libyaml__", False)
-    started = time.monotonic()
+    started = time.process_time()
     assert problems() == with_libyaml
-    assert time.monotonic() - started < BOUND
+    assert time.process_time() - started < BOUND
 
 
 def test_the_limits_the_docs_state_are_the_loaders() -> None:

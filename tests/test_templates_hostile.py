@@ -30,7 +30,9 @@ from arflow.messages import (
 from arflow.money import Money
 
 RULES = Path(__file__).resolve().parent.parent / "rules" / "default"
-BOUND = 5.0  # seconds: generous; each case takes well under one
+#: CPU seconds: a guard against templates that blow up (each case takes well under one), not
+#: a speed figure; CPU time, so a loaded machine does not fail a sound case.
+BOUND = 20.0
 
 
 def one(tmp_path: Path, source: str) -> TemplateSet:
@@ -44,10 +46,10 @@ def one(tmp_path: Path, source: str) -> TemplateSet:
 def render_error(tmp_path: Path, source: str) -> TemplateError:
     """The error rendering ``source`` gives, within ``BOUND`` seconds."""
     ts = one(tmp_path, source)
-    started = time.monotonic()
+    started = time.process_time()
     with pytest.raises(TemplateError) as info:
         ts.render("x", "en", sample_context())
-    assert time.monotonic() - started < BOUND
+    assert time.process_time() - started < BOUND
     return info.value
 
 
@@ -451,11 +453,11 @@ def test_a_limit_seen_in_the_source_fails_lint_even_where_it_never_runs(
     tmp_path: Path, source: str, message: str
 ) -> None:
     # inside {% if false %}: nothing runs, so only compiling can find it
-    started = time.monotonic()
+    started = time.process_time()
     problems = check(
         one(tmp_path, "{% if false %}" + source + "{% endif %}ok"), ["x"], locales=("en",)
     )
-    assert time.monotonic() - started < BOUND
+    assert time.process_time() - started < BOUND
     assert len(problems) == 1
     assert re.search(message, problems[0]), problems[0]
 
@@ -704,10 +706,10 @@ def test_random_templates_give_a_message_or_a_template_error(parts: list[str]) -
 
     with tempfile.TemporaryDirectory() as folder:
         ts = one(Path(folder), "".join(parts))
-        started = time.monotonic()
+        started = time.process_time()
         try:
             ts.render("x", "en", sample_context())
         except TemplateError as exc:
             assert str(exc).startswith("template x (en)")
             assert "li.na@example.com" not in str(exc)
-        assert time.monotonic() - started < BOUND
+        assert time.process_time() - started < BOUND
