@@ -107,7 +107,7 @@ class _Reference:
         self.promises, self.disputes = _promises_disputes(store, ids)
 
     def currencies(self) -> list[str]:
-        return sorted({m[2] for m in self.moves if m[7] <= self.as_of})
+        return sorted({m[2] for m in self.moves if m[3] == "invoiced" and m[4] <= self.as_of})
 
     def basis(self, on: date, cur: str) -> _Basis:
         samples: dict[str, tuple[int, int]] = {}
@@ -176,7 +176,7 @@ class _Sql:
             self.currency_list = sorted(
                 c
                 for (c,) in conn.execute(
-                    sa.select(m.currency).where(m.issue_date <= as_of).distinct()
+                    sa.select(m.currency).where(m.kind == "invoiced", m.on_date <= as_of).distinct()
                 )
             )
             self.named = self._named(conn, sorted(named))
@@ -249,10 +249,16 @@ class _Sql:
         )
         x = self._days(m.due_date, start_d) + sa.func.coalesce(lat.c.days, pooled)
         week = sa.case((x < (on - start).days, 0), (x >= 7 * weeks, weeks), else_=x // 7).label("w")
+        in_cur = m.currency == cur
+        if self._sqlite:
+            # read the customer index, which holds every column read (a condition on the
+            # currency alone makes SQLite take the due index, which lacks the customer:
+            # each of its million rows would be looked up in the table)
+            in_cur = m.currency.concat("") == cur
         stmt = (
             sa.select(m.customer_id, week, sa.func.sum(m.amount))
             .select_from(MOVEMENTS.outerjoin(lat, lat.c.cid == m.customer_id))
-            .where(m.currency == cur, m.on_date <= on)
+            .where(in_cur, m.on_date <= on)
             .group_by(m.customer_id, week)
         )
         plain: dict[tuple[str, int], int] = {}
