@@ -166,3 +166,52 @@ def test_sql_forecast_is_the_reference(
                 Decimal(0),
             )
             assert placed + f.later.amount == open_now
+
+
+def _dated(store: Store) -> None:
+    """The example of ``docs/analytics_views.md``, "How cash is dated"."""
+    b = BookBuilder(Ledger(store, apply_unapplied_cash=False))
+    b.customer("K")
+    b.invoice("R1", "K", 1000, issued="2026-01-05", due="2026-01-31")
+    b.invoice("R2", "K", 500, issued="2026-01-10", due="2026-02-09")
+    b.pay("PAY1", "K", 1000, on="2026-01-20", to=[])  # unapplied until 10 Feb
+    b.pay("PAY2", "K", 500, on="2026-02-05", to=[("R2", 500)])
+    b.apply(
+        CashApplied(
+            **b._meta(date(2026, 2, 10)),
+            payment_id="PAY1",
+            receivable_id="R1",
+            amount=Money.of(1000, "CNY"),
+            applied_on=date(2026, 2, 10),
+        )
+    )
+    b.reverse("PAY2", on="2026-02-20")
+
+
+def _cny(v: int) -> Money:
+    return Money.of(v, "CNY")
+
+
+def test_cash_is_dated_as_the_journal_dates_it(store: Store) -> None:
+    _dated(store)
+    # 2 Feb: the cash of 20 Jan is not applied yet, R1 is open; nothing closed, 0 days
+    f = forecast(store, date(2026, 2, 2), weeks=4, currency="CNY")
+    assert [w.expected for w in f.weeks] == [_cny(1000), _cny(500), _cny(0), _cny(0)]
+    assert f.lateness == (("K", 0),)
+    # 16 Feb: R1 closed by the cash applied on 10 Feb (10 days late), R2 closed on 5 Feb
+    # (4 days early) and not yet reversed: nothing open, lateness (10 - 4) / 2 = 3
+    f = forecast(store, date(2026, 2, 16), weeks=4, currency="CNY")
+    assert all(w.expected == _cny(0) for w in f.weeks) and f.lateness == ()
+    # 23 Feb: the reversal of 20 Feb opened R2 again: due 9 Feb + 3 days, expected now;
+    # its closing of 5 Feb stays a sample
+    f = forecast(store, date(2026, 2, 23), weeks=4, currency="CNY")
+    assert [w.expected for w in f.weeks] == [_cny(500), _cny(0), _cny(0), _cny(0)]
+    assert f.lateness == (("K", 3),)
+    # its backtest, from 26 Jan: the cash as the journal holds it, a reversal negative
+    assert [(w.week_start, w.expected, w.actual) for w in f.backtest] == [
+        (date(2026, 1, 26), _cny(1000), _cny(0)),
+        (date(2026, 2, 2), _cny(0), _cny(500)),
+        (date(2026, 2, 9), _cny(500), _cny(1000)),
+        (date(2026, 2, 16), _cny(0), _cny(-500)),
+    ]
+    assert _forecasts_reference(store, date(2026, 2, 23), 4) == (f,)
