@@ -152,7 +152,8 @@ class _Sql:
         m = MOVEMENTS.c
         ids = sorted(source_of(store).customer_labels())
         self.promises, self.disputes = _promises_disputes(store, ids)
-        named = set(self.disputes) | {i for p in self.promises for i in p.receivable_ids}
+        named = {i: p.customer_id for p in self.promises for i in p.receivable_ids}
+        named.update((i, xs[0].customer_id) for i, xs in self.disputes.items() if xs)
         self._sqlite = engine.dialect.name == "sqlite"
         closing = (m.kind == "paid") & (m.open_delta == -1)
         late = self._days(m.on_date, m.due_date)
@@ -179,7 +180,7 @@ class _Sql:
                     sa.select(m.currency).where(m.kind == "invoiced", m.on_date <= as_of).distinct()
                 )
             )
-            self.named = self._named(conn, sorted(named))
+            self.named = self._named(conn, named)
 
     def _days(self, a: Any, b: Any) -> Any:
         """Days from ``b`` to ``a`` (dates) as an integer SQL expression."""
@@ -189,17 +190,20 @@ class _Sql:
             return sa.cast(sa.func.julianday(a) - sa.func.julianday(b), sa.Integer)
         return sa.cast(a - b, sa.Integer)
 
-    def _named(self, conn: Any, ids: list[str]) -> list[tuple[_Item, int, int]]:
-        """The receivables ``ids`` with their balances on ``as_of`` and on the backtest's
-        date (minor units), read by their customers (the journal's customer index)."""
+    def _named(self, conn: Any, named: dict[str, str]) -> list[tuple[_Item, int, int]]:
+        """The receivables ``named`` (id to customer) with their balances on ``as_of`` and
+        on the backtest's date (minor units), read by their customers (the journal's
+        customer index)."""
         import sqlalchemy as sa
 
         from ..store.sql import MOVEMENTS
 
         m = MOVEMENTS.c
         out: list[tuple[_Item, int, int]] = []
+        ids = sorted(named)
         for i in range(0, len(ids), 500):
             chunk = ids[i : i + 500]
+            customers = sorted({named[x] for x in chunk})
             stmt = (
                 sa.select(
                     m.receivable_id,
@@ -210,7 +214,7 @@ class _Sql:
                     sa.func.sum(sa.case((m.on_date <= self.as_of, m.amount), else_=0)),
                     sa.func.sum(sa.case((m.on_date <= self.then, m.amount), else_=0)),
                 )
-                .where(m.receivable_id.in_(chunk))
+                .where(m.customer_id.in_(customers), m.receivable_id.in_(chunk))
                 .group_by(m.receivable_id, m.customer_id, m.currency, m.issue_date, m.due_date)
             )
             for rid, cid, cur, issued, due, now, then in conn.execute(stmt):
