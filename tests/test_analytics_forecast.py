@@ -167,17 +167,17 @@ def _accounts_for(f: Forecast, receivables: list) -> None:  # type: ignore[type-
     offset=st.integers(0, (END - START).days + 40),
     weeks=st.integers(1, 14),
 )
-def test_the_lean_forecast_is_the_reference_on_generated_books(
+def test_the_sql_forecast_is_the_reference_on_generated_books(
     store_factory: Callable[[], Store],
     events: list,  # type: ignore[type-arg]
     reverse: bool,
     offset: int,
     weeks: int,
 ) -> None:
-    """The forecast read from the receivables' summaries (and the few objects a later
-    payment, credit note, write-off, promise or dispute touches) is the forecast read from
-    every receivable as an object, on the memory store and on SQL, on days before, within
-    and after the book's events (and after a payment is reversed)."""
+    """The forecast in SQL (set-based over the journal) is the Python reference (the
+    journal, one receivable at a time), on the memory store and on SQL, on days before,
+    within and after the book's events (and after a payment is reversed); see also
+    ``tests/test_analytics_forecast_sql.py``."""
     sql = store_factory()
     memory = MemoryStore()
     _book(sql, events, reverse)
