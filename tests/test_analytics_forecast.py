@@ -158,13 +158,13 @@ GENERATED_BOOKS = {"sqlite": 25, "postgres": 10}
 @pytest.mark.parametrize(
     "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 )
-def test_the_lean_forecast_is_the_reference_on_generated_books(
+def test_the_sql_forecast_is_the_reference_on_generated_books(
     backend: str, store_factory: Callable[[], Store]
 ) -> None:
-    """The forecast read from the receivables' summaries (and the few objects a later
-    payment, credit note, write-off, promise or dispute touches) is the forecast read from
-    every receivable as an object, on the memory store and on SQL, on days before, within
-    and after the book's events (and after a payment is reversed)."""
+    """The forecast in SQL (set-based over the journal) is the Python reference (the
+    journal, one receivable at a time), on the memory store and on SQL, on days before,
+    within and after the book's events (and after a payment is reversed); see also
+    ``tests/test_analytics_forecast_sql.py``."""
 
     @settings(
         max_examples=GENERATED_BOOKS[backend],
@@ -181,12 +181,12 @@ def test_the_lean_forecast_is_the_reference_on_generated_books(
         weeks=st.integers(1, 14),
     )
     def check(events: list, reverse: bool, offset: int, weeks: int) -> None:  # type: ignore[type-arg]
-        _lean_is_reference(store_factory(), events, reverse, offset, weeks)
+        _sql_is_reference(store_factory(), events, reverse, offset, weeks)
 
     check()
 
 
-def _lean_is_reference(
+def _sql_is_reference(
     sql: Store,
     events: list,  # type: ignore[type-arg]
     reverse: bool,

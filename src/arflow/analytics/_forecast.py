@@ -1,11 +1,14 @@
 """The cash forecast: expected receipts per week, and last quarter's forecast against what
-arrived (``docs/analytics.md``).
+arrived (``docs/analytics_views.md``, "The cash forecast").
 
-Each open receivable is expected on its due date shifted by its customer's observed
-lateness: the mean, rounded to whole days (halves away from zero), of ``paid on - due``
-over the customer's receivables paid in full by the forecast's date (any currency; early
-payments count negative). A customer with no such receivable gets the mean over every
-paid receivable of the book (the pooled lateness), and 0 days when nothing was ever paid.
+Everything is read from the receivable movement journal (``MOVEMENT_COLUMNS``), so the
+forecast dates money exactly as the other figures do: a receivable's balance on day ``d``
+is the sum of its movements dated up to ``d`` (cash on its business date: received on,
+applied on for ``CashApplied``, and a reversal adds the cash back on the day it was
+reversed). A customer's lateness on ``d`` is the mean, rounded to whole days (halves away
+from zero), of ``closed on - due`` over the journal's cash closings dated up to ``d`` (a
+``paid`` movement that brought a balance to zero; any currency); a customer with none gets
+the pooled mean of every customer's closings, 0 days when there is none.
 
 An open promise to pay is expected on its promised date for what is left of it, and that
 amount is taken off the receivables it covers (oldest due first), so no money is counted
@@ -14,218 +17,319 @@ what is expected after the last week; anything expected before the forecast's da
 customer late beyond its habit, a promise past its date) is expected in the first week.
 Per currency, never summed across currencies.
 
-A book is read as its receivables' summaries (``Store.receivable_summaries``: state, dates,
-open amount now, closed on; no model built) and, as objects, only the few receivables whose
-balance on the forecast's dates is not simply their open amount now (see :class:`_Lean`):
-at 1M receivables the forecast reads no million objects. ``_Book`` and ``_project`` read
-and project every receivable as an object: the reference the lean reading is tested against.
+A SQL store answers with a few set-based queries (:class:`_Sql`): the balances summed per
+currency, customer and week in the database (the customers' lateness joined in the same
+statement); only the receivables a promise or a dispute names are read one by one.
+:class:`_Reference` computes the same from ``Store.movements()`` in Python, one receivable
+at a time: the reference the SQL is tested against, and what the memory store uses.
 """
 
 from __future__ import annotations
 
-import gc
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
-from ..domain import CreditNote, Dispute, Payment, PromiseStatus, PromiseToPay, Receivable
+from ..domain import Dispute, PromiseStatus, PromiseToPay, Receivable
 from ..errors import ValidationError
 from ..ledger import Ledger
-from ..money import Money, check_currency
+from ..money import Money, check_currency, minor_unit
 from ..store.base import Store
-from ._book import (
-    ALL_STATES,
-    Movements,
-    check_as_of,
-    check_days,
-    disputed_on,
-    promise_open_on,
-    store_of,
-)
+from ._book import check_as_of, check_days, promise_open_on, store_of
 from ._results import Forecast, ForecastWeek
 from ._source import source_of
 
 
-@dataclass
-class _Book:
-    """Every receivable, with its customers' payments, credit notes, promises and disputes."""
+#: A receivable as the forecast places it one by one: id, customer, currency, issue date,
+#: due date (its balance beside it)
+class _Item(NamedTuple):
+    id: str
+    customer_id: str
+    currency: str
+    issue_date: date
+    due_date: date
 
-    receivables: list[Receivable]
-    moves: Movements
-    promises: list[PromiseToPay]
-    disputes: dict[str, list[Dispute]]
 
-    @classmethod
-    def read(cls, store: Store) -> _Book:
-        rs = store.find_due(date.min, date.max, ALL_STATES)  # every due date
-        ids = sorted({r.customer_id for r in rs})
-        promises = [p for ps in store.find_for_customers("promise", ids).values() for p in ps]
-        disputes: dict[str, list[Dispute]] = defaultdict(list)
-        for ds in store.find_for_customers("dispute", ids).values():
-            for x in ds:
-                disputes[x.receivable_id].append(x)
-        return cls(rs, Movements.read(store, ids), promises, disputes)
+#: The lateness samples by customer: (sum of days, count)
+_Samples = dict[str, tuple[int, int]]
 
 
 @dataclass
-class _Lean:
-    """The book for forecasts on dates from ``since`` on, read lean.
+class _Basis:
+    """What the weeks of one currency on one date are made of: the customers' lateness,
+    the receivables placed one by one (``items``: those a promise or a dispute names, or
+    every one in the reference) with their balances, and the rest as sums in minor units
+    per customer and week index (``weeks``: later)."""
 
-    A receivable's open balance on a day ``d >= since`` is its open amount now unless a
-    reduction is dated after ``d`` (cash from a payment received after ``d``, a credit note
-    issued after it) or it was written off after ``d`` (``Movements.open_on``): so every
-    receivable is read as its summary, and as an object only if a payment received or a
-    credit note issued after ``since`` reduced it, it was written off after ``since``, or a
-    promise or a dispute names it (``touched``). ``moves`` holds the payments and credit notes
-    after ``since`` (the only reductions that can count on such a day)."""
+    per_customer: dict[str, int]
+    pooled: int
+    items: list[tuple[_Item, Money]]
+    plain: dict[tuple[str, int], int] = field(default_factory=dict)
 
-    since: date
-    #: (customer id, then a summary's fields but ``disputed``: see ``_Row``)
-    summaries: list[_Row]
-    touched: dict[str, Receivable]
-    moves: Movements
-    promises: list[PromiseToPay]
-    disputes: dict[str, list[Dispute]]
-    #: by currency: the touched receivables, and the others with something open now
-    #: (customer, issue date, due date, open amount)
-    touched_in: dict[str, list[Receivable]] = field(default_factory=dict)
-    plain_in: dict[str, list[tuple[str, date, date, Decimal]]] = field(default_factory=dict)
-    #: the paid receivables: (customer, paid on, due date)
-    paid: list[tuple[str, date, date]] = field(default_factory=list)
 
-    def __post_init__(self) -> None:
-        touched, touched_in, plain_in, paid = (
-            self.touched,
-            self.touched_in,
-            self.plain_in,
-            self.paid,
-        )
-        for cid, oid, state, cur, issued, due, amount, closed in self.summaries:
-            r = touched.get(oid)
-            if r is not None:
-                touched_in.setdefault(cur, []).append(r)
-            elif amount > 0:
-                got = plain_in.get(cur)
-                if got is None:
-                    got = plain_in[cur] = []
-                got.append((cid, issued, due, amount))
-            if state == "paid" and closed is not None:
-                paid.append((cid, closed, due))
+def _lateness(samples: _Samples) -> tuple[dict[str, int], int]:
+    per = {c: _rounded(s, n) for c, (s, n) in samples.items() if n}
+    total = sum(s for s, _n in samples.values())
+    count = sum(n for _s, n in samples.values())
+    return per, _rounded(total, count)
 
-    @classmethod
-    def read(cls, store: Store, since: date) -> _Lean:
+
+def _rounded(total: int, count: int) -> int:
+    """``total / count`` to whole days, halves away from zero (0 without samples)."""
+    if not count:
+        return 0
+    mean = Decimal(total) / count
+    return int(mean.to_integral_value(rounding=ROUND_HALF_UP))
+
+
+def _week_index(due: date, days: int, on: date, weeks: int) -> int:
+    """The week (0 ..) of ``due + days`` from the Monday of ``on``'s week, a date before
+    ``on`` in the first; ``weeks`` for one after the last."""
+    start = _monday(on)
+    x = (due - start).days + days
+    if x < (on - start).days:
+        return 0
+    return weeks if x >= 7 * weeks else x // 7
+
+
+class _Reference:
+    """The forecast's inputs computed in Python from the journal (``Store.movements()``)
+    one receivable at a time: the reference the SQL is tested against, and what a store
+    without SQL uses."""
+
+    def __init__(self, store: Store, as_of: date, weeks: int) -> None:
+        self.as_of, self.nweeks = as_of, weeks
+        self.moves = list(store.movements())
+        ids = sorted({m[1] for m in self.moves})
+        self.promises, self.disputes = _promises_disputes(store, ids)
+
+    def currencies(self) -> list[str]:
+        return sorted({m[2] for m in self.moves if m[3] == "invoiced" and m[4] <= self.as_of})
+
+    def basis(self, on: date, cur: str) -> _Basis:
+        samples: dict[str, tuple[int, int]] = {}
+        balances: dict[str, int] = {}
+        item: dict[str, _Item] = {}
+        for rid, cid, mcur, kind, day, amount, delta, issued, due, *_rest in self.moves:
+            if day > on:
+                continue
+            if kind == "paid" and delta == -1:
+                s, n = samples.get(cid, (0, 0))
+                samples[cid] = (s + (day - due).days, n + 1)
+            if mcur == cur:
+                balances[rid] = balances.get(rid, 0) + amount
+                item[rid] = _Item(rid, cid, mcur, issued, due)
+        per, pooled = _lateness(samples)
+        items = [(item[r], _money(b, cur)) for r, b in sorted(balances.items()) if b > 0]
+        return _Basis(per, pooled, items)
+
+    def arrived(self, cur: str, after: date, end: date) -> dict[date, int]:
+        got: dict[date, int] = {}
+        for m in self.moves:
+            if m[2] == cur and m[3] in ("paid", "reversed") and after < m[4] < end:
+                w = _monday(m[4])
+                got[w] = got.get(w, 0) - m[5]
+        return got
+
+
+class _Sql:
+    """The forecast's inputs as a few set-based queries of the journal (SQLAlchemy Core):
+    the lateness samples per customer for both dates in one ``GROUP BY``; per date, the
+    balances summed per currency, customer and week index (each customer's lateness joined
+    in, computed in the same statement); the cash per day of the backtest's weeks; and,
+    one by one, only the receivables a promise or a dispute names."""
+
+    def __init__(self, store: Store, engine: Any, as_of: date, weeks: int) -> None:
+        import sqlalchemy as sa
+
+        from ..store.sql import MOVEMENTS
+
+        self.engine, self.as_of, self.nweeks = engine, as_of, weeks
+        self.then = as_of - timedelta(7 * weeks)
+        m = MOVEMENTS.c
         ids = sorted(source_of(store).customer_labels())
-        summaries = _summaries(store, ids)
-        promises = [p for ps in store.find_for_customers("promise", ids).values() for p in ps]
-        disputes: dict[str, list[Dispute]] = defaultdict(list)
-        for ds in store.find_for_customers("dispute", ids).values():
-            for x in ds:
-                disputes[x.receivable_id].append(x)
-        pays: list[Payment] = _after(store, "payment", "received_on", since, ids)
-        notes: list[CreditNote] = _after(store, "credit_note", "issued_on", since, ids)
-        moves = Movements.of(pays, notes)
-        wanted = set(moves.reductions) | set(disputes)
-        wanted.update(i for p in promises for i in p.receivable_ids)
-        wanted.update(
-            oid
-            for _c, oid, state, _cur, _i, _d, _a, closed in summaries
-            if state == "written_off" and closed is not None and closed > since
+        self.promises, self.disputes = _promises_disputes(store, ids)
+        named = {i: p.customer_id for p in self.promises for i in p.receivable_ids}
+        named.update((i, xs[0].customer_id) for i, xs in self.disputes.items() if xs)
+        self._sqlite = engine.dialect.name == "sqlite"
+        closing = (m.kind == "paid") & (m.open_delta == -1)
+        late = self._days(m.on_date, m.due_date)
+        cols = []
+        for d in (as_of, self.then):
+            when = m.on_date <= d
+            cols += [
+                sa.func.sum(sa.case((when, late), else_=0)),
+                sa.func.sum(sa.case((when, 1), else_=0)),
+            ]
+        with engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(m.customer_id, *cols)
+                .where(closing, m.on_date <= as_of)
+                .group_by(m.customer_id)
+            ).all()
+            self.samples: dict[date, _Samples] = {
+                as_of: {r[0]: (int(r[1]), int(r[2])) for r in rows if r[2]},
+                self.then: {r[0]: (int(r[3]), int(r[4])) for r in rows if r[4]},
+            }
+            self.currency_list = sorted(
+                c
+                for (c,) in conn.execute(
+                    sa.select(m.currency).where(m.kind == "invoiced", m.on_date <= as_of).distinct()
+                )
+            )
+            self.named = self._named(conn, named)
+
+    def _days(self, a: Any, b: Any) -> Any:
+        """Days from ``b`` to ``a`` (dates) as an integer SQL expression."""
+        import sqlalchemy as sa
+
+        if self._sqlite:
+            return sa.cast(sa.func.julianday(a) - sa.func.julianday(b), sa.Integer)
+        return sa.cast(a - b, sa.Integer)
+
+    def _named(self, conn: Any, named: dict[str, str]) -> list[tuple[_Item, int, int]]:
+        """The receivables ``named`` (id to customer) with their balances on ``as_of`` and
+        on the backtest's date (minor units), read by their customers (the journal's
+        customer index)."""
+        import sqlalchemy as sa
+
+        from ..store.sql import MOVEMENTS
+
+        m = MOVEMENTS.c
+        out: list[tuple[_Item, int, int]] = []
+        ids = sorted(named)
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            customers = sorted({named[x] for x in chunk})
+            stmt = (
+                sa.select(
+                    m.receivable_id,
+                    m.customer_id,
+                    m.currency,
+                    m.issue_date,
+                    m.due_date,
+                    sa.func.sum(sa.case((m.on_date <= self.as_of, m.amount), else_=0)),
+                    sa.func.sum(sa.case((m.on_date <= self.then, m.amount), else_=0)),
+                )
+                .where(m.customer_id.in_(customers), m.receivable_id.in_(chunk))
+                .group_by(m.receivable_id, m.customer_id, m.currency, m.issue_date, m.due_date)
+            )
+            for rid, cid, cur, issued, due, now, then in conn.execute(stmt):
+                out.append((_Item(rid, cid, cur, issued, due), int(now), int(then)))
+        return out
+
+    def currencies(self) -> list[str]:
+        return self.currency_list
+
+    def basis(self, on: date, cur: str) -> _Basis:
+        import sqlalchemy as sa
+
+        from ..store.sql import MOVEMENTS
+
+        per, pooled = _lateness(self.samples[on])
+        m = MOVEMENTS.c
+        weeks = self.nweeks
+        start = _monday(on)
+        # each customer's lateness, rounded as ``_rounded`` does (integers only)
+        s, n = sa.func.sum(self._days(m.on_date, m.due_date)), sa.func.count()
+        lat = (
+            sa.select(
+                m.customer_id.label("cid"),
+                sa.case((s >= 0, (2 * s + n) // (2 * n)), else_=-((-2 * s + n) // (2 * n))).label(
+                    "days"
+                ),
+            )
+            .where(m.kind == "paid", m.open_delta == -1, m.on_date <= on)
+            .group_by(m.customer_id)
+            .subquery("lat")
         )
-        touched: dict[str, Receivable] = store.get_many("receivable", wanted)
-        return cls(since, summaries, touched, moves, promises, disputes)
+        start_d = (
+            sa.cast(sa.literal(start.isoformat()), sa.Date)
+            if not self._sqlite
+            else sa.literal(start.isoformat())
+        )
+        x = self._days(m.due_date, start_d) + sa.func.coalesce(lat.c.days, pooled)
+        week = sa.case((x < (on - start).days, 0), (x >= 7 * weeks, weeks), else_=x // 7).label("w")
+        in_cur = m.currency == cur
+        if self._sqlite:
+            # read the customer index, which holds every column read (a condition on the
+            # currency alone makes SQLite take the due index, which lacks the customer:
+            # each of its million rows would be looked up in the table)
+            in_cur = m.currency.concat("") == cur
+        stmt = (
+            sa.select(m.customer_id, week, sa.func.sum(m.amount))
+            .select_from(MOVEMENTS.outerjoin(lat, lat.c.cid == m.customer_id))
+            .where(in_cur, m.on_date <= on)
+            .group_by(m.customer_id, week)
+        )
+        plain: dict[tuple[str, int], int] = {}
+        with self.engine.connect() as conn:
+            for cid, w, amount in conn.execute(stmt):
+                if amount:
+                    plain[(cid, int(w))] = int(amount)
+        items: list[tuple[_Item, Money]] = []
+        for it, now, then in self.named:
+            bal = now if on == self.as_of else then
+            if it.currency != cur or not bal:
+                continue
+            days = per.get(it.customer_id, pooled)
+            key = (it.customer_id, _week_index(it.due_date, days, on, weeks))
+            plain[key] = plain.get(key, 0) - bal
+            if not plain[key]:
+                del plain[key]
+            if bal > 0:
+                items.append((it, _money(bal, cur)))
+        return _Basis(per, pooled, items, plain)
+
+    def arrived(self, cur: str, after: date, end: date) -> dict[date, int]:
+        import sqlalchemy as sa
+
+        from ..store.sql import MOVEMENTS
+
+        m = MOVEMENTS.c
+        stmt = (
+            sa.select(m.on_date, sa.func.sum(m.amount))
+            .where(
+                m.kind.in_(("paid", "reversed")),
+                m.on_date > after,
+                m.on_date < end,
+                m.currency == cur,
+            )
+            .group_by(m.on_date)
+        )
+        got: dict[date, int] = {}
+        with self.engine.connect() as conn:
+            for day, amount in conn.execute(stmt):
+                if isinstance(day, str):
+                    day = date.fromisoformat(day)
+                w = _monday(day)
+                got[w] = got.get(w, 0) - int(amount)
+        return got
 
 
-#: A receivable as the forecast reads it: customer id, id, state, currency, issue date, due
-#: date, open amount now, closed on (a ``ReceivableSummary`` without ``disputed``, as a
-#: plain tuple: a million of them are made)
-_Row = tuple[str, str, str, str, date, date, Decimal, date | None]
+def _promises_disputes(
+    store: Store, ids: list[str]
+) -> tuple[list[PromiseToPay], dict[str, list[Dispute]]]:
+    promises = [p for ps in store.find_for_customers("promise", ids).values() for p in ps]
+    disputes: dict[str, list[Dispute]] = defaultdict(list)
+    for ds in store.find_for_customers("dispute", ids).values():
+        for x in ds:
+            disputes[x.receivable_id].append(x)
+    return promises, disputes
 
 
-def _summaries(store: Store, ids: list[str]) -> list[_Row]:
-    """The summaries of the receivables of customers ``ids``, with their customer. A SQL
-    store gives them in one query of the columns its summary index holds (built here
-    without ``summary_from_text``'s per-row calls: a million of them add seconds); another
-    store, or a book with rows stored before summaries were kept, through
-    ``Store.receivable_summaries``."""
+def _money(units: int, cur: str) -> Money:
+    return Money(amount=Decimal(units).scaleb(-minor_unit(cur)), currency=cur)
+
+
+def _reader(store: Store, as_of: date, weeks: int) -> _Sql | _Reference:
     engine = getattr(store, "engine", None)
     if engine is not None:
-        from ..store.sql import qualified
-
-        wanted = set(ids)
-        raw = engine.raw_connection()
-        try:
-            cursor = raw.cursor()
-            table = qualified(engine, "ar_receivable")  # in arflow's schema, if it has one
-            cursor.execute(f"SELECT customer_id, id, state, due_date, summary FROM {table}")
-            rows = cursor.fetchall()
-            cursor.close()
-            raw.rollback()
-        finally:
-            raw.close()
-        if all(row[4] is not None for row in rows):
-            day = date.fromisoformat
-            out: list[_Row] = []
-            add = out.append
-            for cid, oid, state, due, text in rows:
-                if cid not in wanted:
-                    continue
-                cur, issued, amount, _disputed, closed = text.split("|")
-                add(
-                    (
-                        cid,
-                        oid,
-                        state,
-                        cur,
-                        day(issued),
-                        due if isinstance(due, date) else day(due),
-                        Decimal(amount),
-                        day(closed) if closed else None,
-                    )
-                )
-            return out
-    return [
-        (cid, s.id, s.state, s.currency, s.issue_date, s.due_date, s.open_amount, s.closed_on)
-        for cid, ss in store.receivable_summaries(ids).items()
-        for s in ss
-    ]
-
-
-def _after(store: Store, kind: str, field: str, since: date, ids: list[str]) -> list[Any]:
-    """The ``kind`` objects (payments, credit notes) of customers ``ids`` whose date
-    ``field`` is after ``since``. A SQL store picks them by the date in their JSON (ISO
-    dates compare as text) and builds only those; another store reads them all."""
-    engine = getattr(store, "engine", None)
-    if engine is None:
-        return [
-            x
-            for xs in store.find_for_customers(kind, ids).values()
-            for x in xs
-            if getattr(x, field) > since
-        ]
-    import sqlalchemy as sa
-
-    from ..store.sql import OBJECT_TABLES
-
-    t = OBJECT_TABLES[kind]
-    if engine.dialect.name == "sqlite":
-        on: Any = sa.func.json_extract(t.c.data, f"$.{field}")
-    else:
-        on = sa.cast(t.c.data, sa.JSON)[field].as_string()
-    wanted = set(ids)
-    with engine.connect() as conn:
-        found = [
-            oid
-            for oid, cid in conn.execute(
-                sa.select(t.c.id, t.c.customer_id).where(on > since.isoformat())
-            )
-            if cid in wanted
-        ]
-    got = store.get_many(kind, found)
-    return [got[i] for i in sorted(got)]
+        return _Sql(store, engine, as_of, weeks)
+    return _Reference(store, as_of, weeks)
 
 
 def forecast(
@@ -236,9 +340,7 @@ def forecast(
     check_days(weeks, "weeks", most=520)
     check_as_of(as_of, 7 * weeks + 7)
     cur = _currency(currency)
-    with _collector_paused():
-        book = _Lean.read(store_of(store_or_ledger), as_of - timedelta(7 * weeks))
-        return _forecast(book, as_of, cur, weeks)
+    return _forecast(_reader(store_of(store_or_ledger), as_of, weeks), as_of, cur, weeks)
 
 
 def forecasts(
@@ -247,32 +349,15 @@ def forecasts(
     """:func:`forecast` for every currency of the receivables issued by ``as_of``."""
     check_days(weeks, "weeks", most=520)
     check_as_of(as_of, 7 * weeks + 7)
-    with _collector_paused():
-        book = _Lean.read(store_of(store_or_ledger), as_of - timedelta(7 * weeks))
-        currencies = sorted({row[3] for row in book.summaries if row[4] <= as_of})
-        return tuple(_forecast(book, as_of, cur, weeks) for cur in currencies)
-
-
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """The cyclic garbage collector off for a forecast: a big book's million summaries are
-    objects that live until the forecast is made, and the collector's full passes over
-    them as they (and the weeks' items) are made cost more than making them. Nothing the
-    forecast makes holds a cycle; the collector is back on (if it was) after."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
+    book = _reader(store_of(store_or_ledger), as_of, weeks)
+    return tuple(_forecast(book, as_of, cur, weeks) for cur in book.currencies())
 
 
 def _forecasts_reference(store: Store, as_of: date, weeks: int = 13) -> tuple[Forecast, ...]:
-    """:func:`forecasts` from every receivable as an object (``_Book``): the reference."""
-    book = _Book.read(store)
-    currencies = sorted({r.currency for r in book.receivables if r.issue_date <= as_of})
-    return tuple(_forecast(book, as_of, cur, weeks) for cur in currencies)
+    """:func:`forecasts` computed in Python from the journal, one receivable at a time:
+    the reference."""
+    book = _Reference(store, as_of, weeks)
+    return tuple(_forecast(book, as_of, cur, weeks) for cur in book.currencies())
 
 
 def _currency(code: str) -> str:
@@ -282,21 +367,12 @@ def _currency(code: str) -> str:
         raise ValidationError(f"forecast currency: {exc}") from None
 
 
-def _forecast(book: _Book | _Lean, as_of: date, cur: str, weeks: int) -> Forecast:
+def _forecast(book: _Sql | _Reference, as_of: date, cur: str, weeks: int) -> Forecast:
     then = as_of - timedelta(7 * weeks)
-    if isinstance(book, _Book):
-        ahead, later, lateness = _project(book, as_of, cur, weeks)
-        back, _later, _lateness = _project(book, then, cur, weeks)
-    else:
-        ahead, later, lateness = _project_lean(book, as_of, cur, weeks)
-        back, _later, _lateness = _project_lean(book, then, cur, weeks)
-    arrived: dict[date, Money] = {}
+    ahead, later, lateness = _place(as_of, cur, weeks, book.basis(as_of, cur), book)
+    back, _later, _lateness = _place(then, cur, weeks, book.basis(then, cur), book)
     start = _monday(then)
-    end = start + timedelta(7 * weeks)
-    for p in book.moves.payments:
-        if p.amount.currency == cur and then < p.received_on < end:
-            w = _monday(p.received_on)
-            arrived[w] = arrived.get(w, Money.zero(cur)) + p.amount
+    arrived = book.arrived(cur, then, start + timedelta(7 * weeks))
     backtest = tuple(
         ForecastWeek(
             week_start=w.week_start,
@@ -304,7 +380,7 @@ def _forecast(book: _Book | _Lean, as_of: date, cur: str, weeks: int) -> Forecas
             expected=w.expected,
             from_due=w.from_due,
             from_promises=w.from_promises,
-            actual=arrived.get(w.week_start, Money.zero(cur)),
+            actual=_money(arrived.get(w.week_start, 0), cur),
         )
         for w in back
     )
@@ -323,77 +399,36 @@ def _monday(d: date) -> date:
 
 
 def lateness_days(receivables: Iterable[Receivable], on: date) -> tuple[dict[str, int], int]:
-    """Each customer's observed lateness on ``on`` (whole days; see the module's note) and
-    the pooled lateness for customers with no history."""
+    """Each customer's observed lateness on ``on`` from receivables as objects: the mean
+    of ``closed on - due`` over those paid now and closed by ``on`` (whole days, halves
+    away from zero), and the pooled lateness for customers with no history. The forecast
+    takes its samples from the journal (``docs/analytics_views.md``): the same for a book
+    where no payment was reversed."""
     per: dict[str, list[int]] = defaultdict(list)
     for r in receivables:
         if str(r.state) == "paid" and r.closed_on is not None and r.closed_on <= on:
             per[r.customer_id].append((r.closed_on - r.due_date).days)
-    pooled = [d for ds in per.values() for d in ds]
-    return {c: _mean_days(ds) for c, ds in per.items()}, _mean_days(pooled)
+    samples = {c: (sum(ds), len(ds)) for c, ds in per.items()}
+    return _lateness(samples)
 
 
-def _mean_days(days: list[int]) -> int:
-    if not days:
-        return 0
-    mean = Decimal(sum(days)) / len(days)
-    return int(mean.to_integral_value(rounding=ROUND_HALF_UP))
-
-
-def _project(
-    book: _Book, on: date, cur: str, weeks: int
-) -> tuple[tuple[ForecastWeek, ...], Money, dict[str, int]]:
-    """The weeks from the Monday of ``on``'s week as the book stood on ``on``, what is
-    left for later, and the lateness used per customer."""
-    per_customer, pooled = lateness_days(book.receivables, on)
-    items = [
-        (r, book.moves.open_on(r, on))
-        for r in book.receivables
-        if r.currency == cur and r.issue_date <= on
-    ]
-    return _place(on, cur, weeks, items, (), book, per_customer, pooled)
-
-
-def _project_lean(
-    book: _Lean, on: date, cur: str, weeks: int
-) -> tuple[tuple[ForecastWeek, ...], Money, dict[str, int]]:
-    """``_project`` of the lean reading: the same weeks, from the summaries."""
-    if on < book.since:
-        raise ValueError(f"a forecast on {on} from a book read for dates from {book.since}")
-    per_customer, pooled = _lateness_of_summaries(book, on)
-    items = [
-        (r, book.moves.open_on(r, on)) for r in book.touched_in.get(cur, ()) if r.issue_date <= on
-    ]
-    plain = (
-        (cid, due, amount)
-        for cid, issued, due, amount in book.plain_in.get(cur, ())
-        if issued <= on
-    )
-    return _place(on, cur, weeks, items, plain, book, per_customer, pooled)
-
-
-def _lateness_of_summaries(book: _Lean, on: date) -> tuple[dict[str, int], int]:
-    """``lateness_days`` from the summaries."""
-    per: dict[str, list[int]] = defaultdict(list)
-    for cid, closed, due in book.paid:
-        if closed <= on:
-            per[cid].append((closed - due).days)
-    pooled = [d for ds in per.values() for d in ds]
-    return {c: _mean_days(ds) for c, ds in per.items()}, _mean_days(pooled)
+def _held(it: _Item, disputes: Iterable[Dispute], d: date, balance: Money) -> Money:
+    """What of ``balance`` was under dispute on ``d`` (``disputed_on`` of an item)."""
+    held = Money.zero(it.currency)
+    for x in disputes:
+        if x.receivable_id != it.id or x.opened_on > d or x.amount.currency != it.currency:
+            continue
+        if x.status == "open" or (x.resolved_on is not None and x.resolved_on > d):
+            held = held + x.amount
+    return held.min(balance)
 
 
 def _place(
-    on: date,
-    cur: str,
-    weeks: int,
-    items: list[tuple[Receivable, Money]],
-    plain: Iterable[tuple[str, date, Decimal]],
-    book: _Book | _Lean,
-    per_customer: dict[str, int],
-    pooled: int,
+    on: date, cur: str, weeks: int, basis: _Basis, book: _Sql | _Reference
 ) -> tuple[tuple[ForecastWeek, ...], Money, dict[str, int]]:
-    """Place ``items`` (receivables and their balances on ``on``: disputes and promises
-    apply) and ``plain`` ones (customer, due date, balance: neither applies) in the weeks."""
+    """Place the basis's ``items`` (disputes and promises apply) and ``plain`` sums in
+    the weeks from the Monday of ``on``'s week: the weeks, what is left for later, and
+    the lateness used per customer."""
     zero = Money.zero(cur)
     start = _monday(on)
     end = start + timedelta(7 * weeks)
@@ -401,11 +436,12 @@ def _place(
     promised = [zero] * weeks
     later = zero
     expectable: dict[str, Money] = {}
-    open_rs: dict[str, Receivable] = {}
-    for r, bal in items:
+    open_rs: dict[str, _Item] = {}
+    per_customer, pooled = basis.per_customer, basis.pooled
+    for r, bal in basis.items:
         if not bal.is_positive:
             continue
-        held = disputed_on(r, book.disputes.get(r.id, ()), on, bal)
+        held = _held(r, book.disputes.get(r.id, ()), on, bal)
         later = later + held
         expectable[r.id] = bal - held
         open_rs[r.id] = r
@@ -445,23 +481,16 @@ def _place(
         days = per_customer.get(r.customer_id, pooled)
         used[r.customer_id] = days
         place(r.due_date + timedelta(days), amount, due)
-    # the plain ones as exact sums (ordinals: no date built per receivable)
-    on_n, start_n, end_n = on.toordinal(), start.toordinal(), end.toordinal()
-    sums = [Decimal(0)] * weeks
-    beyond = Decimal(0)
-    for cid, due_date, open_amount in plain:
-        days = per_customer.get(cid, pooled)
-        used[cid] = days
-        at = max(due_date.toordinal() + days, on_n)
-        if at >= end_n:
-            beyond += open_amount
-        else:
-            sums[(at - start_n) // 7] += open_amount
-    if beyond:
-        later = later + Money(amount=beyond, currency=cur)
-    for i, total in enumerate(sums):
-        if total:
-            due[i] = due[i] + Money(amount=total, currency=cur)
+    sums = [0] * (weeks + 1)
+    for (cid, w), units in basis.plain.items():
+        if units > 0:
+            used[cid] = per_customer.get(cid, pooled)
+        sums[w] += units
+    if sums[weeks]:
+        later = later + _money(sums[weeks], cur)
+    for i in range(weeks):
+        if sums[i]:
+            due[i] = due[i] + _money(sums[i], cur)
     out = tuple(
         ForecastWeek(
             week_start=start + timedelta(7 * i),
