@@ -110,6 +110,13 @@ def _agree(sql: Store, events: list[object]) -> None:
         expected = _figures(Analytics(memory), by)
         assert _figures(Analytics(sql), by) == expected
         assert _figures(Analytics(sql, reference=True), by) == expected
+    # filtered by tag and grouped by tag: the customers picked, in all their tags' groups
+    for where in ({"tag": "vip"}, {"tag": ["gov", None]}):
+        for day in DAYS:
+            expected_aging = Analytics(memory).aging(day, by="tag", where=where)
+            assert Analytics(sql).aging(day, by="tag", where=where) == expected_aging
+            expected_cei = Analytics(memory).cei(day, by="tag", where=where)
+            assert Analytics(sql).cei(day, by="tag", where=where) == expected_cei
     # batched as the report asks (one ``sums_many`` for all of them) gives the same
     a = Analytics(sql)
     assert a.together(lambda: _figures(a, ("tag",))) == _figures(Analytics(memory), ("tag",))
