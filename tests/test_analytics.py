@@ -270,8 +270,8 @@ def test_bad_input(store: Store) -> None:
         a.aging(MARCH, by=("colour",))
     with pytest.raises(UnknownDimension, match="colour"):
         a.dso(MARCH, where={"colour": "red"})
-    with pytest.raises(UnknownDimension, match="tag"):
-        a.aging(MARCH, by=("tag",))
+    with pytest.raises(UnknownDimension, match="colour"):
+        a.ranking("overdue", "colour", MARCH)
     with pytest.raises(UnknownDimension):
         a.ranking("overdue", "planet", MARCH)
     with pytest.raises(ValidationError, match="metric"):

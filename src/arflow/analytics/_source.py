@@ -12,8 +12,9 @@ the SQL is tested against (and what the memory store uses).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
+from itertools import product
 from operator import itemgetter
 from typing import Any, Literal, Protocol
 
@@ -34,8 +35,11 @@ MOVEMENT_DIMS = {
 }
 #: Dimensions read from the customer dimension, by column.
 CUSTOMER_DIMS = {"sales_manager": "sales_manager", "team": "team", "grade": "grade"}
-#: Dimensions that filter but do not group (a customer has several tags).
-FILTER_ONLY = ("tag",)
+#: Dimensions that filter but do not group (none since ``tag`` groups too).
+FILTER_ONLY: tuple[str, ...] = ()
+#: The group of a customer without tags when grouping by ``tag`` (a missing value, as for
+#: every other dimension).
+NO_TAG = None
 
 Split = Literal["due", "on", "late", "band"] | None
 Key = date | int | None
@@ -125,6 +129,8 @@ class PySource:
             "tags": 7,
         }
         dims = self._dims()
+        # a customer's tags, each once, from the customer itself (not the dimension's text)
+        tags_of = {c.id: tuple(dict.fromkeys(c.tags)) for c in self._store.all("customer")}
 
         def value(m: tuple[Any, ...], d: str) -> Any:
             if d in MOVEMENT_DIMS:
@@ -142,9 +148,8 @@ class PySource:
             ok = True
             for d, values in q.where:
                 if d == "tag":
-                    row = dims.get(m[1])
-                    tags = "" if row is None else row[7]
-                    ok = any(v is not None and f"|{v}|" in tags for v in values)
+                    tags = tags_of.get(m[1], ())
+                    ok = any(v in tags if v is not None else not tags for v in values)
                 else:
                     ok = value(m, d) in values
                 if not ok:
@@ -160,10 +165,14 @@ class PySource:
                 key = 1 if on > m[8] else 0
             elif q.split == "band":
                 key = band_of((q.on_to - m[8]).days, q.bands)
-            group = tuple(value(m, d) for d in q.by)
-            acc = out.setdefault((m[2], group, key), [0, 0])
-            acc[0] += m[5]
-            acc[1] += m[6]
+            # by tag, a movement counts in the group of each of its customer's tags
+            choices = [
+                (tags_of.get(m[1]) or (NO_TAG,)) if d == "tag" else (value(m, d),) for d in q.by
+            ]
+            for group in product(*choices):
+                acc = out.setdefault((m[2], group, key), [0, 0])
+                acc[0] += m[5]
+                acc[1] += m[6]
         return {k: (a, n) for k, (a, n) in out.items()}
 
     def sums_many(self, qs: Sequence[Query]) -> list[Sums]:
@@ -196,7 +205,19 @@ class SqlSource:
         """Each query's sums. Queries that differ only in their period (``on_from``,
         ``on_to``) are asked together as one ``GROUP BY`` (one scan of the journal): each
         movement is summed in the elementary date interval between the periods' bounds it
-        falls in, and each query adds up the intervals within its period."""
+        falls in, and each query adds up the intervals within its period.
+
+        A query grouped by ``tag`` is asked grouped by customer instead (batched with the
+        rest) and its sums added up per tag in Python (:func:`_per_tag`): a customer counts
+        in the group of each of its tags, one without tags in the ``NO_TAG`` group."""
+        if any("tag" in q.by for q in qs):
+            asked = [_by_customer(q) for q in qs]
+            answers = self.sums_many(asked)
+            tags_of = self._tags()
+            return [
+                _per_tag(s, q, tags_of) if "tag" in q.by else s
+                for q, s in zip(qs, answers, strict=True)
+            ]
         families: dict[tuple[Any, ...], list[int]] = {}
         rolled: dict[tuple[Any, ...], list[int]] = {}
         plain: list[int] = []  # no split: summed over the keys of a family with one
@@ -230,6 +251,19 @@ class SqlSource:
             for i, got in zip(members, self._rolled([qs[i] for i in members], dims), strict=True):
                 out[i] = got
         return out
+
+    def _tags(self) -> dict[str, tuple[str, ...]]:
+        """Each customer's tags, each once, from the customer dimension's ``|a|b|``."""
+        import sqlalchemy as sa
+
+        from ..store.sql import CUSTOMER_DIM
+
+        c = CUSTOMER_DIM.c
+        with self._engine.connect() as conn:
+            return {
+                cid: tuple(dict.fromkeys(t for t in (tags or "").split("|") if t))
+                for cid, tags in conn.execute(sa.select(c.id, c.tags).where(c.tags != ""))
+            }
 
     def _customer_dims(self) -> dict[str, tuple[str | None, ...]]:
         import sqlalchemy as sa
@@ -334,11 +368,10 @@ class SqlSource:
             conds.append(m.kind.in_(q.kinds) if len(q.kinds) > 1 else m.kind == q.kinds[0])
         for d, values in q.where:
             if d == "tag":
-                conds.append(
-                    sa.or_(*(c.tags.contains(f"|{v}|") for v in values if v is not None))
-                    if any(v is not None for v in values)
-                    else sa.false()
-                )
+                tagged = [c.tags.contains(f"|{v}|") for v in values if v is not None]
+                if None in values:  # no tags (or no customer row)
+                    tagged.append(sa.or_(c.tags.is_(None), c.tags == ""))
+                conds.append(sa.or_(*tagged))
                 continue
             col = column(d)
             present = [v for v in values if v is not None]
@@ -419,6 +452,28 @@ class SqlSource:
         if isinstance(got, str):
             return date.fromisoformat(got)
         return got  # type: ignore[no-any-return]
+
+
+def _by_customer(q: Query) -> Query:
+    """``q`` grouped by customer where it groups by tag (see :func:`_per_tag`)."""
+    if "tag" not in q.by:
+        return q
+    return replace(q, by=tuple("customer" if d == "tag" else d for d in q.by))
+
+
+def _per_tag(sums: Sums, q: Query, tags_of: Mapping[str, tuple[str, ...]]) -> Sums:
+    """The sums of ``q`` (grouped by tag) from those of ``_by_customer(q)``: each customer's
+    sums added to the group of each of its tags (``NO_TAG`` without tags)."""
+    at = [i for i, d in enumerate(q.by) if d == "tag"]
+    out: dict[tuple[str, tuple[str | None, ...], Key], list[int]] = {}
+    for (cur, group, k), (amount, count) in sums.items():
+        cid = group[at[0]]
+        for tag in tags_of.get(cid or "") or (NO_TAG,):
+            g = tuple(tag if i in at else v for i, v in enumerate(group))
+            acc = out.setdefault((cur, g, k), [0, 0])
+            acc[0] += amount
+            acc[1] += count
+    return {k: (a, n) for k, (a, n) in out.items()}
 
 
 def _picker(at: tuple[int, ...]) -> Callable[[tuple[Any, ...]], tuple[Any, ...]]:
