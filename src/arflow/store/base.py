@@ -255,6 +255,17 @@ class Store(Protocol):
         events of a type not in ``ignore``."""
         ...
 
+    def objects_changed_since(self, mark: int, kinds: Iterable[str]) -> dict[str, set[str]]:
+        """The ids of the objects of ``kinds`` changed after audit position ``mark``, by
+        kind (kinds without a change left out)."""
+        ...
+
+    def find_due_by(self, kind: str, due_to: date, states: Iterable[str]) -> list[Any]:
+        """Objects of ``kind`` in ``states`` whose due-date column is set and at most
+        ``due_to``, through the (state, due date) index: for a task, the day the daily
+        sweep next changes it by the calendar (``task_sweep_day``)."""
+        ...
+
     def find_due(
         self,
         due_from: date,

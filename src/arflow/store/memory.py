@@ -300,6 +300,28 @@ class MemoryStore:
                     out.add(cid)
         return out
 
+    @_viewed
+    def objects_changed_since(self, mark: int, kinds: Iterable[str]) -> dict[str, set[str]]:
+        wanted = frozenset(kinds)
+        out: dict[str, set[str]] = {}
+        with self._lock:
+            for rec in self._audit[mark:]:
+                if rec.subject_kind in wanted:
+                    out.setdefault(rec.subject_kind, set()).add(rec.subject_id)
+        return out
+
+    @_viewed
+    def find_due_by(self, kind: str, due_to: date, states: Iterable[str]) -> list[Any]:
+        k = KINDS[kind]
+        wanted = {str(s) for s in states}
+        found = []
+        for o in self._objects[kind].values():
+            if k.state(o) in wanted:
+                day = k.due_date(o)
+                if day is not None and day <= due_to:
+                    found.append(o)
+        return found
+
     # -- outbox ------------------------------------------------------------------------------
     def outbox_claim(
         self,

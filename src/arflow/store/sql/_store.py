@@ -416,6 +416,28 @@ class SqlStore(_SqlOutbox):
                     out.update(str(c) for (c,) in rows if c is not None)
         return out
 
+    @translated("finding changed objects")
+    def objects_changed_since(self, mark: int, kinds: Iterable[str]) -> dict[str, set[str]]:
+        q = sa.select(AUDIT.c.subject_kind, AUDIT.c.subject_id).where(
+            AUDIT.c.seq > mark, AUDIT.c.subject_kind.in_(sorted(set(kinds)))
+        )
+        out: dict[str, set[str]] = {}
+        with self._read() as conn:
+            for kind, oid in conn.execute(q):
+                out.setdefault(str(kind), set()).add(str(oid))
+        return out
+
+    @translated("finding objects by due date")
+    def find_due_by(self, kind: str, due_to: date, states: Iterable[str]) -> list[Any]:
+        t = OBJECT_TABLES[kind]
+        model = KINDS[kind].model
+        parse = self._models.parse
+        q = sa.select(t.c.data).where(
+            t.c.state.in_(sorted({str(s) for s in states})), t.c.due_date <= due_to
+        )
+        with self._read() as conn:
+            return [parse(model, d) for (d,) in conn.execute(q)]
+
     def wait_for_checkpoint(self) -> None:
         """Return once the checkpoint thread has no checkpoint to do (SQLite files)."""
         if self._checkpoints is not None:
