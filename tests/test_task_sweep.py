@@ -182,10 +182,14 @@ def test_the_sweep_of_what_can_change_is_the_full_sweep(
     ops: list[tuple[Any, ...]],
 ) -> None:
     full, fast = _book(store_factory()), _book(store_factory())
-    seen_full = _play(full, FullSweep(full.ledger, pack), ops)
-    seen_fast = _play(fast, Engine(fast.ledger, pack), ops)
-    assert seen_fast == seen_full
-    assert _what(fast.ledger.store) == _what(full.ledger.store)
+    try:
+        seen_full = _play(full, FullSweep(full.ledger, pack), ops)
+        seen_fast = _play(fast, Engine(fast.ledger, pack), ops)
+        assert seen_fast == seen_full
+        assert _what(fast.ledger.store) == _what(full.ledger.store)
+    finally:  # PostgreSQL: one example's connections go before the next one's come
+        full.ledger.store.close()
+        fast.ledger.store.close()
 
 
 def test_a_task_sweep_day_is_the_day_the_calendar_changes_it() -> None:

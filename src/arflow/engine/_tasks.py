@@ -220,10 +220,11 @@ def may_change(store: Store, as_of: date, mark: int) -> list[Task]:
     not come."""
     by_id: dict[str, Task] = {t.id: t for t in store.find_due_by("task", as_of, _OPEN)}
     changed = store.objects_changed_since(mark, ("task", "receivable"))
-    touched = sorted(changed.get("task", set()) - by_id.keys())
-    for t in store.get_many("task", touched).values():
-        if t.status in OPEN_TASK_STATES:
-            by_id[t.id] = t
+    # a task changed since (given, reassigned) has its sweep day in the column; what the
+    # column cannot say is a call given about a receivable closed before
+    touched = changed.get("task", set()) - by_id.keys()
+    for t in store.calls_on_closed(touched, [str(s) for s in LIVE_STATES]):
+        by_id[t.id] = t
     receivables = changed.get("receivable", set())
     if receivables:
         customers = {r.customer_id for r in store.get_many("receivable", receivables).values()}

@@ -311,6 +311,22 @@ class MemoryStore:
         return out
 
     @_viewed
+    def calls_on_closed(self, task_ids: Iterable[str], live: Iterable[str]) -> list[Any]:
+        wanted = {str(s) for s in live}
+        tasks, receivables = self._objects["task"], self._objects["receivable"]
+        found = []
+        for tid in task_ids:
+            t = tasks.get(tid)
+            if t is None or str(t.status) not in ("open", "overdue"):
+                continue
+            if t.kind != "call" or t.subject_kind != "receivable":
+                continue
+            r = receivables.get(t.subject_id)
+            if r is not None and str(r.state) not in wanted:
+                found.append(t)
+        return found
+
+    @_viewed
     def find_due_by(self, kind: str, due_to: date, states: Iterable[str]) -> list[Any]:
         k = KINDS[kind]
         wanted = {str(s) for s in states}

@@ -427,6 +427,35 @@ class SqlStore(_SqlOutbox):
                 out.setdefault(str(kind), set()).add(str(oid))
         return out
 
+    @translated("finding calls about closed receivables")
+    def calls_on_closed(self, task_ids: Iterable[str], live: Iterable[str]) -> list[Any]:
+        t, r = OBJECT_TABLES["task"], OBJECT_TABLES["receivable"]
+        model = KINDS["task"].model
+        parse = self._models.parse
+        ids = sorted(set(task_ids))
+        found: list[Any] = []
+        with self._read() as conn, conn.begin():
+
+            def field(name: str) -> Any:
+                if conn.dialect.name == "sqlite":
+                    return sa.func.json_extract(t.c.data, f"$.{name}")
+                return sa.cast(t.c.data, sa.JSON)[name].as_string()
+
+            for at in range(0, len(ids), 500):
+                q = (
+                    sa.select(t.c.data)
+                    .join(r, r.c.id == field("subject_id"))
+                    .where(
+                        t.c.id.in_(ids[at : at + 500]),
+                        t.c.state.in_(("open", "overdue")),
+                        field("kind") == "call",
+                        field("subject_kind") == "receivable",
+                        r.c.state.not_in(sorted({str(s) for s in live})),
+                    )
+                )
+                found.extend(parse(model, d) for (d,) in conn.execute(q))
+        return found
+
     @translated("finding objects by due date")
     def find_due_by(self, kind: str, due_to: date, states: Iterable[str]) -> list[Any]:
         t = OBJECT_TABLES[kind]
