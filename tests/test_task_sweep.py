@@ -115,7 +115,13 @@ def _play(b: BookBuilder, engine: Engine, ops: list[tuple[Any, ...]]) -> list[tu
             elif op[0] == "pay":
                 r = b.ledger.get("receivable", op[1])
                 if r is not None and r.open_balance.amount > 0:
-                    b.pay(f"PAY{i}", "C1", r.open_balance.amount, on=today, to=[(op[1], r.open_balance.amount)])
+                    b.pay(
+                        f"PAY{i}",
+                        "C1",
+                        r.open_balance.amount,
+                        on=today,
+                        to=[(op[1], r.open_balance.amount)],
+                    )
             elif op[0] == "manager":
                 b.apply(_person(op[1], "zhang.min", i))
             elif tasks and op[0] == "done":
@@ -151,7 +157,7 @@ def _what(store: Store) -> tuple[Any, ...]:
         (r.event_id, r.event_type, r.subject_kind, r.subject_id, r.after_state, r.reason)
         for _, r in store.audit_log()
     ]
-    tasks = sorted((t.model_dump_json() for t in store.find("task")))
+    tasks = sorted(t.model_dump_json() for t in store.find("task"))
     outbox = sorted((m.key, m.channel, m.body) for m in store.outbox())
     decisions = sorted((d.key, d.status, d.body) for d in store.decisions())
     return audit, tasks, outbox, decisions
@@ -171,11 +177,15 @@ def pack():  # type: ignore[no-untyped-def]
 )
 @given(ops=st.lists(_op, min_size=1, max_size=25))
 # a call about an invoice paid after a quiet run (its receivable changed since the mark)
-@example(ops=[("create", "li.wei", "I1", 3, None), ("run", 1), ("run", 1), ("pay", "I1"), ("run", 1)])
+@example(
+    ops=[("create", "li.wei", "I1", 3, None), ("run", 1), ("run", 1), ("pay", "I1"), ("run", 1)]
+)
 # a call given after its invoice was paid and a run went by (the task changed since the mark)
 @example(ops=[("pay", "I2"), ("run", 1), ("create", "p.a", "I2", 4, None), ("run", 1)])
 # an escalation held for want of a manager, until the owner gets one
-@example(ops=[("create", "p.a", None, -1, 0), ("run", 1), ("run", 2), ("manager", "p.a"), ("run", 0)])
+@example(
+    ops=[("create", "p.a", None, -1, 0), ("run", 1), ("run", 2), ("manager", "p.a"), ("run", 0)]
+)
 def test_the_sweep_of_what_can_change_is_the_full_sweep(
     store_factory: Callable[[], Store],
     pack: Any,

@@ -226,16 +226,8 @@ def may_change(store: Store, as_of: date, mark: int) -> list[Task]:
     for t in store.calls_on_closed(touched, [str(s) for s in LIVE_STATES]):
         by_id[t.id] = t
     receivables = changed.get("receivable", set())
-    if receivables:
-        customers = {r.customer_id for r in store.get_many("receivable", receivables).values()}
-        for tasks in store.find_for_customers("task", customers, states=_OPEN).values():
-            for t in tasks:
-                if (
-                    t.kind == "call"
-                    and t.subject_kind == "receivable"
-                    and t.subject_id in receivables
-                ):
-                    by_id.setdefault(t.id, t)
+    for t in store.calls_about_closed(receivables, [str(s) for s in LIVE_STATES]):
+        by_id.setdefault(t.id, t)
     return list(by_id.values())
 
 

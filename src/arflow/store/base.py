@@ -266,6 +266,12 @@ class Store(Protocol):
         tasks changed since a mark: a first run leaves tens of thousands)."""
         ...
 
+    def calls_about_closed(self, receivable_ids: Iterable[str], live: Iterable[str]) -> list[Any]:
+        """The open and overdue calls about those of ``receivable_ids`` whose state is not
+        in ``live``, found without parsing the others (the task sweep's receivables
+        changed since a mark)."""
+        ...
+
     def find_due_by(self, kind: str, due_to: date, states: Iterable[str]) -> list[Any]:
         """Objects of ``kind`` in ``states`` whose due-date column is set and at most
         ``due_to``, through the (state, due date) index: for a task, the day the daily

@@ -327,6 +327,24 @@ class MemoryStore:
         return found
 
     @_viewed
+    def calls_about_closed(self, receivable_ids: Iterable[str], live: Iterable[str]) -> list[Any]:
+        wanted = {str(s) for s in live}
+        receivables = self._objects["receivable"]
+        closed = {
+            i
+            for i in receivable_ids
+            if i in receivables and str(receivables[i].state) not in wanted
+        }
+        return [
+            t
+            for t in self._objects["task"].values()
+            if str(t.status) in ("open", "overdue")
+            and t.kind == "call"
+            and t.subject_kind == "receivable"
+            and t.subject_id in closed
+        ]
+
+    @_viewed
     def find_due_by(self, kind: str, due_to: date, states: Iterable[str]) -> list[Any]:
         k = KINDS[kind]
         wanted = {str(s) for s in states}

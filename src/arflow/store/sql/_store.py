@@ -429,24 +429,52 @@ class SqlStore(_SqlOutbox):
 
     @translated("finding calls about closed receivables")
     def calls_on_closed(self, task_ids: Iterable[str], live: Iterable[str]) -> list[Any]:
+        return self._closed_calls(OBJECT_TABLES["task"].c.id, task_ids, live)
+
+    @translated("finding calls about closed receivables")
+    def calls_about_closed(self, receivable_ids: Iterable[str], live: Iterable[str]) -> list[Any]:
+        t, r = OBJECT_TABLES["task"], OBJECT_TABLES["receivable"]
+        listed = sorted(set(receivable_ids))
+        alive = sorted({str(s) for s in live})
+        closed: set[str] = set()
+        calls: list[str] = []
+        with self._read() as conn, conn.begin():
+            for at in range(0, len(listed), 500):
+                q = sa.select(r.c.id).where(
+                    r.c.id.in_(listed[at : at + 500]), r.c.state.not_in(alive)
+                )
+                closed.update(str(i) for (i,) in conn.execute(q))
+            if not closed:
+                return []
+            # one pass over the open tasks, the database reading their kind and subject
+            # (a call's customer need not be its receivable's), parsing none of them
+            field = _json_field(conn, t.c.data)
+            q = sa.select(t.c.id, field("subject_id")).where(
+                t.c.state.in_(("open", "overdue")),
+                field("kind") == "call",
+                field("subject_kind") == "receivable",
+            )
+            calls = [str(i) for i, subject in conn.execute(q) if subject in closed]
+        found = self.get_many("task", calls).values()
+        return [x for x in found if str(x.status) in ("open", "overdue")]
+
+    def _closed_calls(self, key: Any, ids: Iterable[str], live: Iterable[str]) -> list[Any]:
+        """Open calls about a receivable not in ``live``, among the tasks (or about the
+        receivables) ``key`` in ``ids``; the task's kind and subject are read from its JSON
+        by the database, and only the calls found are parsed."""
         t, r = OBJECT_TABLES["task"], OBJECT_TABLES["receivable"]
         model = KINDS["task"].model
         parse = self._models.parse
-        ids = sorted(set(task_ids))
+        listed = sorted(set(ids))
         found: list[Any] = []
         with self._read() as conn, conn.begin():
-
-            def field(name: str) -> Any:
-                if conn.dialect.name == "sqlite":
-                    return sa.func.json_extract(t.c.data, f"$.{name}")
-                return sa.cast(t.c.data, sa.JSON)[name].as_string()
-
-            for at in range(0, len(ids), 500):
+            field = _json_field(conn, t.c.data)
+            for at in range(0, len(listed), 500):
                 q = (
                     sa.select(t.c.data)
                     .join(r, r.c.id == field("subject_id"))
                     .where(
-                        t.c.id.in_(ids[at : at + 500]),
+                        key.in_(listed[at : at + 500]),
                         t.c.state.in_(("open", "overdue")),
                         field("kind") == "call",
                         field("subject_kind") == "receivable",
@@ -478,3 +506,14 @@ class SqlStore(_SqlOutbox):
         if self._checkpoints is not None:
             self._checkpoints.stop()
         self.engine.dispose()
+
+
+def _json_field(conn: sa.Connection, data: Any) -> Callable[[str], Any]:
+    """A top-level field of a row's stored JSON, read by the database."""
+
+    def field(name: str) -> Any:
+        if conn.dialect.name == "sqlite":
+            return sa.func.json_extract(data, f"$.{name}")
+        return sa.cast(data, sa.JSON)[name].as_string()
+
+    return field
