@@ -221,12 +221,11 @@ def may_change(store: Store, as_of: date, mark: int) -> list[Task]:
     by_id: dict[str, Task] = {t.id: t for t in store.find_due_by("task", as_of, _OPEN)}
     changed = store.objects_changed_since(mark, ("task", "receivable"))
     # a task changed since (given, reassigned) has its sweep day in the column; what the
-    # column cannot say is a call given about a receivable closed before
+    # column cannot say is that a call is about a receivable closed (before or since)
     touched = changed.get("task", set()) - by_id.keys()
-    for t in store.calls_on_closed(touched, [str(s) for s in LIVE_STATES]):
-        by_id[t.id] = t
     receivables = changed.get("receivable", set())
-    for t in store.calls_about_closed(receivables, [str(s) for s in LIVE_STATES]):
+    live = [str(s) for s in LIVE_STATES]
+    for t in store.calls_on_closed(touched, receivables, live):
         by_id.setdefault(t.id, t)
     return list(by_id.values())
 

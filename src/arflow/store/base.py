@@ -260,16 +260,13 @@ class Store(Protocol):
         kind (kinds without a change left out)."""
         ...
 
-    def calls_on_closed(self, task_ids: Iterable[str], live: Iterable[str]) -> list[Any]:
-        """The open and overdue calls among ``task_ids`` about a stored receivable whose
-        state is not in ``live``, found without parsing the others (the task sweep's
-        tasks changed since a mark: a first run leaves tens of thousands)."""
-        ...
-
-    def calls_about_closed(self, receivable_ids: Iterable[str], live: Iterable[str]) -> list[Any]:
-        """The open and overdue calls about those of ``receivable_ids`` whose state is not
-        in ``live``, found without parsing the others (the task sweep's receivables
-        changed since a mark)."""
+    def calls_on_closed(
+        self, task_ids: Iterable[str], receivable_ids: Iterable[str], live: Iterable[str]
+    ) -> list[Any]:
+        """The open and overdue calls, among ``task_ids`` or about one of
+        ``receivable_ids``, whose receivable is stored in a state not in ``live``; found
+        without parsing the other tasks (the task sweep's tasks and receivables changed
+        since a mark: the day after a first run, tens of thousands of tasks)."""
         ...
 
     def find_due_by(self, kind: str, due_to: date, states: Iterable[str]) -> list[Any]:

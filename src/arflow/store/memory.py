@@ -311,38 +311,24 @@ class MemoryStore:
         return out
 
     @_viewed
-    def calls_on_closed(self, task_ids: Iterable[str], live: Iterable[str]) -> list[Any]:
+    def calls_on_closed(
+        self, task_ids: Iterable[str], receivable_ids: Iterable[str], live: Iterable[str]
+    ) -> list[Any]:
         wanted = {str(s) for s in live}
-        tasks, receivables = self._objects["task"], self._objects["receivable"]
+        tids, rids = set(task_ids), set(receivable_ids)
+        receivables = self._objects["receivable"]
         found = []
-        for tid in task_ids:
-            t = tasks.get(tid)
-            if t is None or str(t.status) not in ("open", "overdue"):
+        for t in self._objects["task"].values():
+            if str(t.status) not in ("open", "overdue"):
                 continue
             if t.kind != "call" or t.subject_kind != "receivable":
+                continue
+            if t.id not in tids and t.subject_id not in rids:
                 continue
             r = receivables.get(t.subject_id)
             if r is not None and str(r.state) not in wanted:
                 found.append(t)
         return found
-
-    @_viewed
-    def calls_about_closed(self, receivable_ids: Iterable[str], live: Iterable[str]) -> list[Any]:
-        wanted = {str(s) for s in live}
-        receivables = self._objects["receivable"]
-        closed = {
-            i
-            for i in receivable_ids
-            if i in receivables and str(receivables[i].state) not in wanted
-        }
-        return [
-            t
-            for t in self._objects["task"].values()
-            if str(t.status) in ("open", "overdue")
-            and t.kind == "call"
-            and t.subject_kind == "receivable"
-            and t.subject_id in closed
-        ]
 
     @_viewed
     def find_due_by(self, kind: str, due_to: date, states: Iterable[str]) -> list[Any]:

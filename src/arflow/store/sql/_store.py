@@ -428,24 +428,15 @@ class SqlStore(_SqlOutbox):
         return out
 
     @translated("finding calls about closed receivables")
-    def calls_on_closed(self, task_ids: Iterable[str], live: Iterable[str]) -> list[Any]:
-        return self._closed_calls(OBJECT_TABLES["task"].c.id, task_ids, live)
-
-    @translated("finding calls about closed receivables")
-    def calls_about_closed(self, receivable_ids: Iterable[str], live: Iterable[str]) -> list[Any]:
+    def calls_on_closed(
+        self, task_ids: Iterable[str], receivable_ids: Iterable[str], live: Iterable[str]
+    ) -> list[Any]:
         t, r = OBJECT_TABLES["task"], OBJECT_TABLES["receivable"]
-        listed = sorted(set(receivable_ids))
+        tids, rids = set(task_ids), set(receivable_ids)
+        if not tids and not rids:
+            return []
         alive = sorted({str(s) for s in live})
-        closed: set[str] = set()
-        calls: list[str] = []
         with self._read() as conn, conn.begin():
-            for at in range(0, len(listed), 500):
-                q = sa.select(r.c.id).where(
-                    r.c.id.in_(listed[at : at + 500]), r.c.state.not_in(alive)
-                )
-                closed.update(str(i) for (i,) in conn.execute(q))
-            if not closed:
-                return []
             # one pass over the open tasks, the database reading their kind and subject
             # (a call's customer need not be its receivable's), parsing none of them
             field = _json_field(conn, t.c.data)
@@ -454,35 +445,21 @@ class SqlStore(_SqlOutbox):
                 field("kind") == "call",
                 field("subject_kind") == "receivable",
             )
-            calls = [str(i) for i, subject in conn.execute(q) if subject in closed]
-        found = self.get_many("task", calls).values()
-        return [x for x in found if str(x.status) in ("open", "overdue")]
-
-    def _closed_calls(self, key: Any, ids: Iterable[str], live: Iterable[str]) -> list[Any]:
-        """Open calls about a receivable not in ``live``, among the tasks (or about the
-        receivables) ``key`` in ``ids``; the task's kind and subject are read from its JSON
-        by the database, and only the calls found are parsed."""
-        t, r = OBJECT_TABLES["task"], OBJECT_TABLES["receivable"]
-        model = KINDS["task"].model
-        parse = self._models.parse
-        listed = sorted(set(ids))
-        found: list[Any] = []
-        with self._read() as conn, conn.begin():
-            field = _json_field(conn, t.c.data)
-            for at in range(0, len(listed), 500):
-                q = (
-                    sa.select(t.c.data)
-                    .join(r, r.c.id == field("subject_id"))
-                    .where(
-                        key.in_(listed[at : at + 500]),
-                        t.c.state.in_(("open", "overdue")),
-                        field("kind") == "call",
-                        field("subject_kind") == "receivable",
-                        r.c.state.not_in(sorted({str(s) for s in live})),
-                    )
+            calls = {
+                str(i): str(subject)
+                for i, subject in conn.execute(q)
+                if i in tids or subject in rids
+            }
+            subjects = sorted(set(calls.values()))
+            closed: set[str] = set()
+            for at in range(0, len(subjects), 500):
+                q = sa.select(r.c.id).where(
+                    r.c.id.in_(subjects[at : at + 500]), r.c.state.not_in(alive)
                 )
-                found.extend(parse(model, d) for (d,) in conn.execute(q))
-        return found
+                closed.update(str(i) for (i,) in conn.execute(q))
+        gone = [i for i, subject in calls.items() if subject in closed]
+        found = self.get_many("task", gone).values()
+        return [x for x in found if str(x.status) in ("open", "overdue")]
 
     @translated("finding objects by due date")
     def find_due_by(self, kind: str, due_to: date, states: Iterable[str]) -> list[Any]:
