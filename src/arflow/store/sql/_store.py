@@ -38,11 +38,12 @@ from ._driver import (
     _by_id,
     _driver_cursor,
     _due_query,
+    _marks,
     _Models,
     _select_in,
 )
 from ._errors import _Edge, translated
-from ._naming import SCHEMA_OPTION, check_schema, engine_for, with_schema
+from ._naming import SCHEMA_OPTION, check_schema, engine_for, qualified, with_schema
 from ._outbox import _SqlOutbox
 from ._schema import AUDIT, DECISIONS, EVENTS, MOVEMENTS, OBJECT_TABLES, RUNS, _lock, migrate
 from ._sqlite import _Checkpoints, _sqlite_setup
@@ -418,13 +419,27 @@ class SqlStore(_SqlOutbox):
 
     @translated("finding changed objects")
     def objects_changed_since(self, mark: int, kinds: Iterable[str]) -> dict[str, set[str]]:
-        q = sa.select(AUDIT.c.subject_kind, AUDIT.c.subject_id).where(
-            AUDIT.c.seq > mark, AUDIT.c.subject_kind.in_(sorted(set(kinds)))
-        )
+        wanted = sorted(set(kinds))
         out: dict[str, set[str]] = {}
-        with self._read() as conn:
-            for kind, oid in conn.execute(q):
-                out.setdefault(str(kind), set()).add(str(oid))
+        if not wanted:
+            return out
+        with self._read() as conn, conn.begin():
+            # the driver's own cursor: the day after a first run reads every record it
+            # wrote (hundreds of thousands), where SQLAlchemy's rows cost 4 times the query
+            dialect = conn.dialect.name
+            sql = (
+                f"SELECT subject_kind, subject_id FROM {qualified(conn, 'ar_audit')} "
+                f"WHERE seq > {_marks(dialect, 1)} "
+                f"AND subject_kind IN ({_marks(dialect, len(wanted))})"
+            )
+            with _driver_cursor(conn, sql) as cursor:
+                cursor.execute(sql, (int(mark), *wanted))
+                while rows := cursor.fetchmany(_DUE_BATCH):
+                    for kind, oid in rows:
+                        found = out.get(kind)
+                        if found is None:
+                            found = out[kind] = set()
+                        found.add(oid)
         return out
 
     @translated("finding calls about closed receivables")
