@@ -483,7 +483,8 @@ class Engine:
         """Process steps past their deadline timed out (their owners reminded before), then
         open tasks past their deadline marked overdue, and escalated as the pack says."""
         moved = sweep_processes(batch, self.store, self.pack, as_of, when)
-        return moved + sweep_tasks(batch, self.store, self.pack, as_of, when)
+        mark = self._last_mark()  # a run swept the book as of it (None: sweep every task)
+        return moved + sweep_tasks(batch, self.store, self.pack, as_of, when, mark)
 
     def tasks_for(self, who: str, as_of: date) -> list[InboxItem]:
         """The inbox of ``who`` (a person id or a role): open and overdue tasks, overdue

@@ -136,13 +136,29 @@ def _action_of(d: Decision, m: Message) -> Action:
     return next((x for x in same if x.template == m.template), same[0] if same else d.actions[0])
 
 
-def sweep(batch: Batch, store: Store, pack: Any, as_of: date, at: datetime) -> int:
+def sweep(
+    batch: Batch,
+    store: Store,
+    pack: Any,
+    as_of: date,
+    at: datetime,
+    since_mark: int | None = None,
+) -> int:
     """Mark open tasks past their deadline overdue, and escalate those whose escalation
     day has come to their owner's manager (an escalation task of the manager's own, with
-    its message); each once: the events are keyed by the task, so a day run twice does
-    nothing more. Returns how many tasks changed."""
+    its message); cancel calls about receivables no longer live. Each once: the events
+    are keyed by the task, so a day run twice does nothing more. Returns how many tasks
+    changed.
+
+    With ``since_mark`` (the audit mark of a run that swept before), only the tasks that
+    can change are read (:func:`may_change`); without it, every open task: the same
+    events either way."""
     changed = 0
-    open_tasks = store.find("task", states=[str(s) for s in OPEN_TASK_STATES])
+    if since_mark is None:
+        found = store.find("task", states=_OPEN)
+    else:
+        found = may_change(store, as_of, since_mark)
+    open_tasks = sorted(found, key=lambda t: str(t.id))
     for i, seen in enumerate(open_tasks):
         if i % _SWEEP_AHEAD == 0:
             _sweep_ahead(batch, open_tasks[i : i + _SWEEP_AHEAD])
@@ -192,6 +208,26 @@ def sweep(batch: Batch, store: Store, pack: Any, as_of: date, at: datetime) -> i
         _escalation(batch, pack, t, manager, as_of, at)
         changed += 1
     return changed
+
+
+def may_change(store: Store, as_of: date, mark: int) -> list[Task]:
+    """The open tasks the sweep of ``as_of`` can change, given that a sweep saw the book
+    as of audit position ``mark``: those whose sweep day (``due_date``: the day after the
+    deadline while open, the escalation day while not escalated) is at most ``as_of``;
+    those changed since ``mark`` (created, reassigned); and the calls about receivables
+    changed since ``mark`` (paid, credited, written off). Any other open task was open
+    with the same fields, its receivable live, when that sweep left it, and its day has
+    not come."""
+    by_id: dict[str, Task] = {t.id: t for t in store.find_due_by("task", as_of, _OPEN)}
+    changed = store.objects_changed_since(mark, ("task", "receivable"))
+    # a task changed since (given, reassigned) has its sweep day in the column; what the
+    # column cannot say is that a call is about a receivable closed (before or since)
+    touched = changed.get("task", set()) - by_id.keys()
+    receivables = changed.get("receivable", set())
+    live = [str(s) for s in LIVE_STATES]
+    for t in store.calls_on_closed(touched, receivables, live):
+        by_id.setdefault(t.id, t)
+    return list(by_id.values())
 
 
 #: Tasks the sweep reads ahead at a time (a first run leaves a task per call step due)

@@ -11,7 +11,7 @@ import json
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import date
+from datetime import date, timedelta
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
@@ -45,6 +45,22 @@ class Kind:
     customer_id: Callable[[Any], str | None]
     state: Callable[[Any], str | None] = lambda _m: None
     due_date: Callable[[Any], date | None] = lambda _m: None
+
+
+def task_sweep_day(t: Task) -> date | None:
+    """The first day on which the daily run's task sweep changes ``t`` by the calendar
+    alone (the task's ``due_date`` column, indexed with its state): the day after its
+    deadline while it is open (it falls overdue), its escalation day while it is not
+    escalated yet; None for a closed task or one with neither. A task whose escalation
+    day has come but whose owner has no manager keeps that day: each run looks again."""
+    if str(t.status) not in ("open", "overdue"):
+        return None
+    days: list[date] = []
+    if str(t.status) == "open" and t.deadline is not None and t.deadline < date.max:
+        days.append(t.deadline + timedelta(days=1))
+    if t.escalate_on is not None and t.escalated_to is None:
+        days.append(t.escalate_on)
+    return min(days) if days else None
 
 
 def _cust(m: Any) -> str | None:
@@ -85,7 +101,7 @@ KINDS: dict[str, Kind] = {
         Kind("promise", PromiseToPay, _cust, lambda m: str(m.status)),
         Kind("order", Order, _cust, lambda m: str(m.state)),
         Kind("person", Person, lambda _m: None, lambda m: "active" if m.active else "inactive"),
-        Kind("task", Task, _cust, lambda m: str(m.status), lambda m: m.deadline),
+        Kind("task", Task, _cust, lambda m: str(m.status), lambda m: task_sweep_day(m)),
         Kind("invoice_request", InvoiceRequest, _cust, lambda m: str(m.state)),
         Kind("process", ProcessInstance, _cust, lambda m: "open" if m.is_open else m.state),
     )

@@ -255,6 +255,26 @@ class Store(Protocol):
         events of a type not in ``ignore``."""
         ...
 
+    def objects_changed_since(self, mark: int, kinds: Iterable[str]) -> dict[str, set[str]]:
+        """The ids of the objects of ``kinds`` changed after audit position ``mark``, by
+        kind (kinds without a change left out)."""
+        ...
+
+    def calls_on_closed(
+        self, task_ids: Iterable[str], receivable_ids: Iterable[str], live: Iterable[str]
+    ) -> list[Any]:
+        """The open and overdue calls, among ``task_ids`` or about one of
+        ``receivable_ids``, whose receivable is stored in a state not in ``live``; found
+        without parsing the other tasks (the task sweep's tasks and receivables changed
+        since a mark: the day after a first run, tens of thousands of tasks)."""
+        ...
+
+    def find_due_by(self, kind: str, due_to: date, states: Iterable[str]) -> list[Any]:
+        """Objects of ``kind`` in ``states`` whose due-date column is set and at most
+        ``due_to``, through the (state, due date) index: for a task, the day the daily
+        sweep next changes it by the calendar (``task_sweep_day``)."""
+        ...
+
     def find_due(
         self,
         due_from: date,

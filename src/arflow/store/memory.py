@@ -300,6 +300,48 @@ class MemoryStore:
                     out.add(cid)
         return out
 
+    @_viewed
+    def objects_changed_since(self, mark: int, kinds: Iterable[str]) -> dict[str, set[str]]:
+        wanted = frozenset(kinds)
+        out: dict[str, set[str]] = {}
+        with self._lock:
+            for rec in self._audit[mark:]:
+                if rec.subject_kind in wanted:
+                    out.setdefault(rec.subject_kind, set()).add(rec.subject_id)
+        return out
+
+    @_viewed
+    def calls_on_closed(
+        self, task_ids: Iterable[str], receivable_ids: Iterable[str], live: Iterable[str]
+    ) -> list[Any]:
+        wanted = {str(s) for s in live}
+        tids, rids = set(task_ids), set(receivable_ids)
+        receivables = self._objects["receivable"]
+        found = []
+        for t in self._objects["task"].values():
+            if str(t.status) not in ("open", "overdue"):
+                continue
+            if t.kind != "call" or t.subject_kind != "receivable":
+                continue
+            if t.id not in tids and t.subject_id not in rids:
+                continue
+            r = receivables.get(t.subject_id)
+            if r is not None and str(r.state) not in wanted:
+                found.append(t)
+        return found
+
+    @_viewed
+    def find_due_by(self, kind: str, due_to: date, states: Iterable[str]) -> list[Any]:
+        k = KINDS[kind]
+        wanted = {str(s) for s in states}
+        found = []
+        for o in self._objects[kind].values():
+            if k.state(o) in wanted:
+                day = k.due_date(o)
+                if day is not None and day <= due_to:
+                    found.append(o)
+        return found
+
     # -- outbox ------------------------------------------------------------------------------
     def outbox_claim(
         self,

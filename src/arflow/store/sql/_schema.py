@@ -418,6 +418,28 @@ def backfill_movements(conn: Connection) -> None:
         conn.execute(MOVEMENTS.insert(), rows)
 
 
+def _task_sweep_index(conn: Connection) -> None:
+    """A task's ``due_date`` is the day the daily sweep next changes it by the calendar
+    (``task_sweep_day``: the day after its deadline while open, its escalation day while
+    not escalated), indexed with its state, so a day's sweep reads only the tasks that
+    can change; filled in here for the open and overdue tasks stored before (their column
+    held the deadline)."""
+    from ...domain import Task
+    from .._records import task_sweep_day
+
+    task = qualified(conn, "ar_task")
+    rows = conn.execute(
+        sa.text(f"SELECT id, data FROM {task} WHERE state IN ('open', 'overdue')")
+    ).fetchall()
+    update = sa.text(f"UPDATE {task} SET due_date = :day WHERE id = :id")
+    days = [{"id": i, "day": task_sweep_day(Task.model_validate_json(d))} for i, d in rows]
+    for at in range(0, len(days), 1000):
+        conn.execute(update, days[at : at + 1000])
+    conn.execute(
+        sa.text(f"CREATE INDEX IF NOT EXISTS ix_ar_task_state_due ON {task} (state, due_date)")
+    )
+
+
 def _money(data: dict[str, str]) -> Money:
     return Money.of(data["amount"], data["currency"])
 
@@ -438,6 +460,7 @@ MIGRATIONS: list[Callable[[Connection], None]] = [
     _v11,
     _v12,
     _v13,
+    _task_sweep_index,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
