@@ -148,197 +148,74 @@ def main(url: str) -> None:
     decide("chen.ceo", "approved")
     print(f"discount 8%: {ledger.get('process', process_id).state}")
 
+    def say_on(day: date, actor: str, cls: type[BaseEvent], **fields: object) -> None:
+        say(engine, ev(cls, day, actor, **fields))
+
+    def invoice(day: date, number: str, node: str, amount: int, request: str | None) -> None:
+        """Finance issues the invoice of a payment node (from its request) and sends it."""
+        say_on(day, "sun.fin", InvoiceIssued, number=number, customer_id="C1", issue_date=day,
+               amount=yuan(amount), contract_id="K1", payment_node_id=node,
+               invoice_request_id=request)  # fmt: skip
+        say_on(day, "sun.fin", InvoiceSent, receivable_id=number, sent_on=day)
+
+    def attach(day: date, request: str, kind: str, reference: str, scan: bytes) -> None:
+        """The project manager attaches the signed document (its SHA-256 is kept)."""
+        say_on(day, "zhang.pm", DocumentAttached, request_id=request, kind=kind,
+               reference=reference, sha256=hashlib.sha256(scan).hexdigest())  # fmt: skip
+
+    def approve(day: date, request: str) -> None:
+        """Finance approves an invoice request."""
+        say_on(day, "sun.fin", InvoiceRequestApproved, request_id=request, approver="sun.fin",
+               approved_on=day)  # fmt: skip
+
     # 30% on signing: invoiced at once.
-    say(
-        engine,
-        ev(
-            InvoiceIssued,
-            signed,
-            "sun.fin",
-            number="INV-K1-1",
-            customer_id="C1",
-            issue_date=signed,
-            due_date=date(2026, 3, 16),
-            amount=yuan(300_000),
-            contract_id="K1",
-            payment_node_id="sign",
-        ),
-    )
-    say(engine, ev(InvoiceSent, signed, "sun.fin", receivable_id="INV-K1-1", sent_on=signed))
+    invoice(signed, "INV-K1-1", "sign", 300_000, None)
     stage(ledger, signed, "signed")
 
     # The acceptance node cannot be invoiced before acceptance.
     try:
-        say(
-            engine,
-            ev(
-                InvoiceIssued,
-                signed,
-                "sun.fin",
-                number="INV-EARLY",
-                customer_id="C1",
-                issue_date=signed,
-                amount=yuan(300_000),
-                contract_id="K1",
-                payment_node_id="accept",
-            ),
-        )
+        invoice(signed, "INV-EARLY", "accept", 300_000, None)
     except MilestoneNotDone as refused:
         print(f"refused: {refused}")
 
     paid = date(2026, 3, 13)
-    say(
-        engine,
-        ev(
-            PaymentReceived,
-            paid,
-            "bank",
-            payment_id="P1",
-            customer_id="C1",
-            amount=yuan(300_000),
-            received_on=paid,
-        ),
-    )
+    say_on(paid, "bank", PaymentReceived, payment_id="P1", customer_id="C1",
+           amount=yuan(300_000), received_on=paid)  # fmt: skip
 
     # Installation done: its invoice request waits for the delivery note.
     installed = date(2026, 5, 4)
-    say(
-        engine,
-        ev(
-            MilestoneCompleted, installed, "zhang.pm", milestone_id="M-inst", completed_on=installed
-        ),
-    )
+    say_on(installed, "zhang.pm", MilestoneCompleted, milestone_id="M-inst",
+           completed_on=installed)  # fmt: skip
     request = ledger.get("invoice_request", "IR-K1-install")
     print(f"{request.id}: {request.state}, {request.amount}, missing {request.missing_documents}")
     stage(ledger, installed, "installed")
     try:
-        say(
-            engine,
-            ev(
-                InvoiceRequestApproved,
-                installed,
-                "sun.fin",
-                request_id=request.id,
-                approver="sun.fin",
-                approved_on=installed,
-            ),
-        )
+        approve(installed, request.id)
     except DocumentsMissing as refused:
         print(f"refused: {refused}")
-    note = b"%PDF- delivery note DN-2026-0042, signed by the customer"
-    say(
-        engine,
-        ev(
-            DocumentAttached,
-            installed,
-            "zhang.pm",
-            request_id=request.id,
-            kind="delivery_note",
-            reference="DN-2026-0042.pdf",
-            sha256=hashlib.sha256(note).hexdigest(),
-        ),
-    )
+    attach(installed, request.id, "delivery_note", "DN-2026-0042.pdf",
+           b"%PDF- delivery note DN-2026-0042, signed by the customer")  # fmt: skip
     stage(ledger, installed, "delivery note attached")
-    say(
-        engine,
-        ev(
-            InvoiceRequestApproved,
-            installed,
-            "sun.fin",
-            request_id=request.id,
-            approver="sun.fin",
-            approved_on=installed,
-        ),
-    )
-    say(
-        engine,
-        ev(
-            InvoiceIssued,
-            installed,
-            "sun.fin",
-            number="INV-K1-2",
-            customer_id="C1",
-            issue_date=installed,
-            amount=yuan(400_000),
-            contract_id="K1",
-            payment_node_id="install",
-            invoice_request_id=request.id,
-        ),
-    )
-    say(engine, ev(InvoiceSent, installed, "sun.fin", receivable_id="INV-K1-2", sent_on=installed))
-    say(
-        engine,
-        ev(
-            InvoiceConfirmed,
-            installed,
-            "li.sales",
-            receivable_id="INV-K1-2",
-            confirmed_on=date(2026, 5, 6),
-        ),
-    )
-    stage(ledger, date(2026, 5, 6), "installation invoiced")
+    approve(installed, request.id)
+    invoice(installed, "INV-K1-2", "install", 400_000, request.id)
+    confirmed = date(2026, 5, 6)
+    say_on(installed, "li.sales", InvoiceConfirmed, receivable_id="INV-K1-2",
+           confirmed_on=confirmed)  # fmt: skip
+    stage(ledger, confirmed, "installation invoiced")
 
     # Acceptance: the last 30%, due 30 days after it, with the certificate.
     accepted = date(2026, 6, 1)
-    say(
-        engine,
-        ev(MilestoneCompleted, accepted, "zhang.pm", milestone_id="M-acc", completed_on=accepted),
-    )
-    certificate = b"%PDF- acceptance certificate AC-2026-007"
-    say(
-        engine,
-        ev(
-            DocumentAttached,
-            accepted,
-            "zhang.pm",
-            request_id="IR-K1-accept",
-            kind="acceptance_certificate",
-            reference="AC-2026-007.pdf",
-            sha256=hashlib.sha256(certificate).hexdigest(),
-        ),
-    )
-    say(
-        engine,
-        ev(
-            InvoiceRequestApproved,
-            accepted,
-            "sun.fin",
-            request_id="IR-K1-accept",
-            approver="sun.fin",
-            approved_on=accepted,
-        ),
-    )
-    say(
-        engine,
-        ev(
-            InvoiceIssued,
-            accepted,
-            "sun.fin",
-            number="INV-K1-3",
-            customer_id="C1",
-            issue_date=accepted,
-            amount=yuan(300_000),
-            contract_id="K1",
-            payment_node_id="accept",
-            invoice_request_id="IR-K1-accept",
-        ),
-    )
-    say(engine, ev(InvoiceSent, accepted, "sun.fin", receivable_id="INV-K1-3", sent_on=accepted))
+    say_on(accepted, "zhang.pm", MilestoneCompleted, milestone_id="M-acc",
+           completed_on=accepted)  # fmt: skip
+    attach(accepted, "IR-K1-accept", "acceptance_certificate", "AC-2026-007.pdf",
+           b"%PDF- acceptance certificate AC-2026-007")  # fmt: skip
+    approve(accepted, "IR-K1-accept")
+    invoice(accepted, "INV-K1-3", "accept", 300_000, "IR-K1-accept")
     stage(ledger, date(2026, 6, 10), "accepted")
 
     cash = date(2026, 7, 1)
-    say(
-        engine,
-        ev(
-            PaymentReceived,
-            cash,
-            "bank",
-            payment_id="P2",
-            customer_id="C1",
-            amount=yuan(700_000),
-            received_on=cash,
-        ),
-    )
+    say_on(cash, "bank", PaymentReceived, payment_id="P2", customer_id="C1",
+           amount=yuan(700_000), received_on=cash)  # fmt: skip
     stage(ledger, cash, "paid")
     open_items = ledger.balance("C1")
     print("balance:", ", ".join(str(m) for m in open_items.values()) or "nothing open")
