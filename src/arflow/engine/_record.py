@@ -251,7 +251,9 @@ def _run_record(plan: Plan, recorded: int, queued: int, skipped: int) -> RunReco
     )
 
 
-def _record(d: Decision) -> DecisionRecord:
+def _record(d: Decision, body: str | None = None) -> DecisionRecord:
+    """The decision ledger's row of ``d``: its whole JSON, or the ``body`` given (a stale
+    step stored as its differences from the first)."""
     return DecisionRecord(
         key=d.key,
         as_of=d.as_of,
@@ -259,7 +261,7 @@ def _record(d: Decision) -> DecisionRecord:
         customer_id=d.customer_id,
         subject_id=d.subject_id,
         status=d.status,
-        body=d.model_dump_json(),
+        body=d.model_dump_json() if body is None else body,
     )
 
 
@@ -318,17 +320,7 @@ def _record_as_difference(d: Decision, base: Decision) -> DecisionRecord | None:
     if changed:
         diff["why"] = changed
     body = same_as_body(base.key, diff)
-    if body is None:
-        return None
-    return DecisionRecord(
-        key=d.key,
-        as_of=d.as_of,
-        kind=d.kind,
-        customer_id=d.customer_id,
-        subject_id=d.subject_id,
-        status=d.status,
-        body=body,
-    )
+    return None if body is None else _record(d, body)
 
 
 def record_plan(batch: Batch, plan: Plan, when: datetime, composer: Any) -> tuple[int, int]:
