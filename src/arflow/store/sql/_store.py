@@ -233,35 +233,30 @@ class SqlStore(_SqlOutbox):
             )
         return out
 
+    def _stream(self, query: Any) -> Iterator[Any]:
+        """The rows of ``query``, fetched 5,000 at a time (a whole table, a whole log)."""
+        with self._read() as conn:
+            yield from conn.execution_options(yield_per=5000).execute(query)
+
     @translated("reading every object of a kind")
     def all(self, kind: str) -> Iterator[Any]:
         t = OBJECT_TABLES[kind]
         model = KINDS[kind].model
-        with self._read() as conn:
-            result = conn.execution_options(yield_per=5000).execute(
-                sa.select(t.c.data).order_by(t.c.id)
-            )
-            for (d,) in result:
-                yield model.model_validate_json(d)
+        for (d,) in self._stream(sa.select(t.c.data).order_by(t.c.id)):
+            yield model.model_validate_json(d)
 
     @translated("reading the event log")
     def event_log(self) -> Iterator[tuple[str, str]]:
-        with self._read() as conn:
-            result = conn.execution_options(yield_per=5000).execute(
-                sa.select(EVENTS.c.event_type, EVENTS.c.body).order_by(EVENTS.c.seq)
-            )
-            for t, body in result:
-                yield str(t), str(body)
+        for t, body in self._stream(
+            sa.select(EVENTS.c.event_type, EVENTS.c.body).order_by(EVENTS.c.seq)
+        ):
+            yield str(t), str(body)
 
     @translated("reading the movement journal")
     def movements(self) -> Iterator[Movement]:
         cols = [MOVEMENTS.c[n] for n in MOVEMENT_COLUMNS]
-        with self._read() as conn:
-            result = conn.execution_options(yield_per=5000).execute(
-                sa.select(*cols).order_by(MOVEMENTS.c.seq)
-            )
-            for row in result:
-                yield tuple(row)
+        for row in self._stream(sa.select(*cols).order_by(MOVEMENTS.c.seq)):
+            yield tuple(row)
 
     @translated("counting events")
     def event_count(self) -> int:
@@ -296,12 +291,8 @@ class SqlStore(_SqlOutbox):
 
     @translated("reading the audit trail")
     def audit_log(self) -> Iterator[tuple[int, AuditRecord]]:
-        with self._read() as conn:
-            result = conn.execution_options(yield_per=5000).execute(
-                sa.select(AUDIT.c.seq, AUDIT.c.body).order_by(AUDIT.c.seq)
-            )
-            for seq, body in result:
-                yield int(seq), AuditRecord.model_validate_json(body)
+        for seq, body in self._stream(sa.select(AUDIT.c.seq, AUDIT.c.body).order_by(AUDIT.c.seq)):
+            yield int(seq), AuditRecord.model_validate_json(body)
 
     @translated("counting audit records")
     def audit_count(self) -> int:
