@@ -26,6 +26,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 
 from ..domain import ProcessDefinition
 from ..money import Seq, to_decimal
@@ -717,6 +718,23 @@ _TEXT_RULES: dict[tuple[str, str], dict[str, Any]] = {
 }
 
 
+#: A number written as text, as pydantic 2.13 and earlier said it in JSON Schema (2.14 leaves
+#: the pattern out): digits, one point, a sign; no exponent, no letters.
+_DECIMAL_TEXT = "^(?!^[-+.]*$)[+-]?0*\\d*\\.?\\d*$"
+
+
+class _Generator(GenerateJsonSchema):
+    """pydantic's generator, with a ``Decimal`` given as text held to :data:`_DECIMAL_TEXT`
+    whatever pydantic's version, so the schema refuses ``min_balance: abc`` everywhere."""
+
+    def decimal_schema(self, schema: Any) -> JsonSchemaValue:
+        got = super().decimal_schema(schema)
+        for alt in got.get("anyOf", []):
+            if alt.get("type") == "string" and "pattern" not in alt:
+                alt["pattern"] = _DECIMAL_TEXT
+        return got
+
+
 def json_schema() -> dict[str, Any]:
     """The JSON Schema (draft 2020-12) of one rule file, generated from :class:`RuleFile`.
 
@@ -724,7 +742,7 @@ def json_schema() -> dict[str, Any]:
     (yaml-language-server) to validate and complete rule files as they are typed; the
     loader still checks what a schema cannot (conditions, offsets, roles, templates, ids).
     The result is the same on every call, so it can be committed beside a pack."""
-    schema = RuleFile.model_json_schema(mode="validation")
+    schema = RuleFile.model_json_schema(mode="validation", schema_generator=_Generator)
     defs: dict[str, Any] = schema.get("$defs", {})
     for model, fields in _ONE_OR_MANY.items():
         props = defs[model]["properties"]
